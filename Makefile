@@ -1,0 +1,22 @@
+# The README's commands. `make test` is what CI runs (.ci/run).
+PYTHON ?= python3
+
+.PHONY: install example test lint bench
+
+install:
+	$(PYTHON) -m pip install -q -e '.[dev]'
+
+example: install
+	mlpilot run examples/churn.csv --target Churn --max-runtime 120 --output runs/churn-example
+	mlpilot leaderboard runs/churn-example --top 10
+
+lint:
+	ruff check src tests benchmarks
+	ruff format --check src tests benchmarks
+	mypy
+
+test: install lint
+	$(PYTHON) -m pytest -q
+
+bench: install
+	bash benchmarks/run_bench.sh 60

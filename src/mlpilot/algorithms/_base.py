@@ -1,0 +1,158 @@
+"""The interface every algorithm implements.
+
+An algorithm is a small class: its hyperparameter defaults and search space as data (Optuna
+distributions), the preprocessing it wants, and ``fit``/``predict`` on the numeric matrix the
+feature pipeline produces. The base class owns the shared bookkeeping: time limits, class
+bookkeeping, and turning early-stopped iteration counts into refit parameters.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+
+from mlpilot._types import ProblemType
+from mlpilot.features import PreprocessingOptions
+
+__all__ = ["Algorithm", "EvalSet", "FitContext"]
+
+EvalSet = tuple[Any, np.ndarray, np.ndarray | None]  # (X_val, y_val, w_val)
+
+
+class FitContext:
+    """What an algorithm may know besides the data: matrix layout, threads, the time limit."""
+
+    def __init__(
+        self,
+        *,
+        categorical_features: list[int] | None = None,
+        category_cardinalities: list[int] | None = None,
+        time_limit: float | None = None,
+        n_jobs: int = 1,
+    ) -> None:
+        self.categorical_features = list(categorical_features or [])
+        self.category_cardinalities = list(category_cardinalities or [])
+        self.n_jobs = max(1, int(n_jobs))
+        self.started = time.monotonic()
+        self.deadline = self.started + time_limit if time_limit else None
+
+    def time_left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def out_of_time(self, reserve: float = 0.0) -> bool:
+        return self.time_left() <= reserve
+
+
+class Algorithm(ABC):
+    """Base class of mlpilot's algorithms.
+
+    Subclasses set the class attributes, implement :meth:`default_params`,
+    :meth:`search_space`, :meth:`_fit` and :meth:`_predict_raw`, and set ``iterations_`` when
+    training stopped early so that :meth:`refit_params` can fix the iteration count.
+
+    Parameters
+    ----------
+    problem_type:
+        Binary, multiclass or regression.
+    n_classes:
+        Number of classes (classification); labels arrive as indices ``0..n_classes-1``.
+    params:
+        Hyperparameters; missing ones take :meth:`default_params`.
+    seed:
+        Random seed.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    problem_types: ClassVar[frozenset[ProblemType]] = frozenset(ProblemType)
+    preprocessing: ClassVar[PreprocessingOptions] = PreprocessingOptions()
+    #: Hyperparameter holding the number of boosting rounds / epochs, if any.
+    iteration_param: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        problem_type: ProblemType | str,
+        n_classes: int = 0,
+        params: dict[str, Any] | None = None,
+        *,
+        seed: int = 0,
+    ) -> None:
+        self.problem_type = ProblemType(problem_type)
+        self.n_classes = n_classes
+        self.params = {**self.default_params(self.problem_type, 0), **(params or {})}
+        self.seed = seed
+        self.iterations_: int | None = None
+
+    # -- declared data -------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        """Strong defaults: the first configuration tried."""
+
+    @classmethod
+    @abstractmethod
+    def search_space(cls, problem_type: ProblemType, n_rows: int) -> dict[str, BaseDistribution]:
+        """Optuna distributions for the tuned hyperparameters."""
+
+    # -- training ------------------------------------------------------------------------
+    def fit(
+        self,
+        X: Any,
+        y: np.ndarray,
+        *,
+        sample_weight: np.ndarray | None = None,
+        eval_set: EvalSet | None = None,
+        context: FitContext | None = None,
+    ) -> Algorithm:
+        """Train. With ``eval_set``, iterative models stop early on it."""
+        context = context or FitContext()
+        self.classes_seen_ = np.unique(y) if self.problem_type.is_classification else None
+        started = time.monotonic()
+        self._fit(X, y, sample_weight, eval_set, context)
+        self.fit_seconds_ = time.monotonic() - started
+        return self
+
+    @abstractmethod
+    def _fit(
+        self,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        eval_set: EvalSet | None,
+        context: FitContext,
+    ) -> None: ...
+
+    @abstractmethod
+    def _predict_raw(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n, K or seen classes)`` or regression values ``(n,)``."""
+
+    def refit_params(self) -> dict[str, Any]:
+        """Parameters to train the same model on all data without a validation set."""
+        params = dict(self.params)
+        if self.iteration_param and self.iterations_:
+            params[self.iteration_param] = max(1, int(self.iterations_))
+        return params
+
+    # -- prediction ----------------------------------------------------------------------
+    def predict_proba(self, X: Any) -> np.ndarray:
+        proba = np.asarray(self._predict_raw(X), dtype=np.float64)
+        if proba.ndim == 1:  # a model that returns the positive-class probability only
+            proba = np.column_stack([1.0 - proba, proba])
+        if proba.shape[1] != self.n_classes and self.classes_seen_ is not None:
+            # Trained on a sample that lacked some classes: those get probability 0.
+            full = np.zeros((proba.shape[0], self.n_classes))
+            full[:, self.classes_seen_] = proba
+            proba = full
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        if self.problem_type.is_classification:
+            return self.predict_proba(X).argmax(axis=1)
+        return np.asarray(self._predict_raw(X), dtype=np.float64).ravel()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r})"

@@ -1,0 +1,65 @@
+"""The algorithm registry: SageMaker's AutoMLAlgorithm names → classes, imported lazily.
+
+Importing catboost or torch costs seconds, so nothing is imported until a candidate needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from mlpilot.algorithms._base import Algorithm
+from mlpilot.errors import ConfigError
+
+__all__ = ["algorithm_names", "algorithm_path", "get_algorithm", "register_algorithm"]
+
+_REGISTRY: dict[str, str] = {
+    "lightgbm": "mlpilot.algorithms.lightgbm:LightGBM",
+    "xgboost": "mlpilot.algorithms.xgboost:XGBoost",
+    "catboost": "mlpilot.algorithms.catboost:CatBoost",
+    "randomforest": "mlpilot.algorithms.forests:RandomForest",
+    "extra-trees": "mlpilot.algorithms.forests:ExtraTrees",
+    "linear-learner": "mlpilot.algorithms.linear:LinearLearner",
+    "mlp": "mlpilot.algorithms.mlp:MLP",
+}
+
+#: The set a job uses when AlgorithmsConfig does not restrict it (fast, strong ones first).
+DEFAULT_ALGORITHMS = (
+    "lightgbm",
+    "catboost",
+    "xgboost",
+    "extra-trees",
+    "randomforest",
+    "linear-learner",
+    "mlp",
+)
+
+
+def algorithm_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def register_algorithm(name: str, path: str) -> None:
+    """Make ``name`` resolve to the class at ``"package.module:ClassName"``."""
+    if ":" not in path:
+        raise ConfigError(f"Algorithm path {path!r} must look like 'package.module:ClassName'")
+    _REGISTRY[name] = path
+
+
+def algorithm_path(name: str) -> str:
+    """The import path for ``name`` (a registered name or a ``module:Class`` path)."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ":" in name:
+        return name
+    raise ConfigError(f"Unknown algorithm {name!r}; valid names: {', '.join(_REGISTRY)}")
+
+
+def get_algorithm(name: str) -> type[Algorithm]:
+    module_name, _, class_name = algorithm_path(name).partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"Algorithm {name!r} cannot be imported: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Algorithm)):
+        raise ConfigError(f"Algorithm {name!r} is not an mlpilot Algorithm subclass")
+    return cls

@@ -1,0 +1,110 @@
+"""CatBoost: ordered boosting on oblivious trees, with native categorical features."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from optuna.distributions import FloatDistribution, IntDistribution
+
+from mlpilot._types import ProblemType
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._boosting import MAX_ROUNDS, patience
+from mlpilot.features import PreprocessingOptions
+
+
+class CatBoost(Algorithm):
+    name = "catboost"
+    description = "CatBoost gradient-boosted oblivious trees"
+    preprocessing = PreprocessingOptions(categorical="ordinal", high_cardinality="ordinal")
+    iteration_param = "iterations"
+
+    @classmethod
+    def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        return {
+            "iterations": MAX_ROUNDS,
+            "learning_rate": 0.08,
+            "depth": 6,
+            "l2_leaf_reg": 3.0,
+            "random_strength": 1.0,
+            "one_hot_max_size": 4,
+        }
+
+    @classmethod
+    def search_space(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        return {
+            "learning_rate": FloatDistribution(0.02, 0.3, log=True),
+            "depth": IntDistribution(4, 9),
+            "l2_leaf_reg": FloatDistribution(1.0, 30.0, log=True),
+            "random_strength": FloatDistribution(0.1, 10.0, log=True),
+            "one_hot_max_size": IntDistribution(2, 16),
+        }
+
+    def _frame(self, X: Any) -> pd.DataFrame:
+        frame = pd.DataFrame(np.asarray(X))
+        for i in self.cat_features_:
+            frame[i] = frame[i].astype(np.int64)
+        return frame
+
+    def _fit(
+        self,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        eval_set: EvalSet | None,
+        context: FitContext,
+    ) -> None:
+        from catboost import CatBoostClassifier, CatBoostRegressor, Pool
+
+        p = dict(self.params)
+        self.cat_features_ = list(context.categorical_features)
+        common: dict[str, Any] = {
+            "iterations": int(p["iterations"]),
+            "learning_rate": p["learning_rate"],
+            "depth": int(p["depth"]),
+            "l2_leaf_reg": p["l2_leaf_reg"],
+            "random_strength": p["random_strength"],
+            "one_hot_max_size": int(p["one_hot_max_size"]),
+            "thread_count": context.n_jobs,
+            "random_seed": self.seed,
+            "allow_writing_files": False,
+            "verbose": False,
+        }
+        if self.problem_type is ProblemType.REGRESSION:
+            model: Any = CatBoostRegressor(loss_function="RMSE", **common)
+        elif self.problem_type is ProblemType.BINARY:
+            model = CatBoostClassifier(loss_function="Logloss", **common)
+        else:
+            model = CatBoostClassifier(
+                loss_function="MultiClass", classes_count=self.n_classes, **common
+            )
+        train = Pool(self._frame(X), y, weight=sample_weight, cat_features=self.cat_features_)
+        fit_args: dict[str, Any] = {"callbacks": [_Deadline(context)]}
+        if eval_set is not None:
+            X_val, y_val, w_val = eval_set
+            fit_args["eval_set"] = Pool(
+                self._frame(X_val), y_val, weight=w_val, cat_features=self.cat_features_
+            )
+            fit_args["early_stopping_rounds"] = patience(p["learning_rate"])
+            fit_args["use_best_model"] = True
+        model.fit(train, **fit_args)
+        self.model_ = model
+        self.iterations_ = int(model.tree_count_)
+
+    def _predict_raw(self, X: Any) -> np.ndarray:
+        frame = self._frame(X)
+        if self.problem_type is ProblemType.REGRESSION:
+            return np.asarray(self.model_.predict(frame, thread_count=1))
+        proba = np.asarray(self.model_.predict_proba(frame, thread_count=1))
+        return proba
+
+
+class _Deadline:
+    """CatBoost callback: stop when the candidate's time is up, keeping the trees so far."""
+
+    def __init__(self, context: FitContext) -> None:
+        self.context = context
+
+    def after_iteration(self, info: Any) -> bool:
+        return not self.context.out_of_time()

@@ -1,0 +1,127 @@
+"""LightGBM: histogram gradient boosting with native categorical splits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from optuna.distributions import FloatDistribution, IntDistribution
+
+from mlpilot._types import ProblemType
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._boosting import MAX_ROUNDS, patience
+from mlpilot.features import PreprocessingOptions
+
+
+class LightGBM(Algorithm):
+    name = "lightgbm"
+    description = "LightGBM gradient-boosted trees"
+    preprocessing = PreprocessingOptions(categorical="ordinal", high_cardinality="target")
+    iteration_param = "n_estimators"
+
+    @classmethod
+    def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        return {
+            "n_estimators": MAX_ROUNDS,
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_child_samples": 20,
+            "colsample_bytree": 0.9,
+            "subsample": 1.0,
+            "reg_alpha": 1e-8,
+            "reg_lambda": 1e-8,
+            "cat_smooth": 10.0,
+        }
+
+    @classmethod
+    def search_space(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        return {
+            "learning_rate": FloatDistribution(0.01, 0.3, log=True),
+            "num_leaves": IntDistribution(8, 256, log=True),
+            "min_child_samples": IntDistribution(3, 100, log=True),
+            "colsample_bytree": FloatDistribution(0.4, 1.0),
+            "subsample": FloatDistribution(0.5, 1.0),
+            "reg_alpha": FloatDistribution(1e-8, 10.0, log=True),
+            "reg_lambda": FloatDistribution(1e-8, 10.0, log=True),
+            "cat_smooth": FloatDistribution(1.0, 100.0, log=True),
+        }
+
+    def _fit(
+        self,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        eval_set: EvalSet | None,
+        context: FitContext,
+    ) -> None:
+        import lightgbm as lgb
+
+        p = dict(self.params)
+        if self.problem_type is ProblemType.REGRESSION:
+            objective: dict[str, Any] = {"objective": "regression"}
+        elif self.problem_type is ProblemType.BINARY:
+            objective = {"objective": "binary"}
+        else:
+            objective = {"objective": "multiclass", "num_class": self.n_classes}
+        train = lgb.Dataset(
+            X,
+            y,
+            weight=sample_weight,
+            categorical_feature=context.categorical_features or "auto",
+            free_raw_data=False,
+            params={"verbose": -1, "max_bin": 255},
+        )
+        params = {
+            **objective,
+            "learning_rate": p["learning_rate"],
+            "num_leaves": int(p["num_leaves"]),
+            "min_child_samples": int(p["min_child_samples"]),
+            "feature_fraction": p["colsample_bytree"],
+            "bagging_fraction": p["subsample"],
+            "bagging_freq": 1 if p["subsample"] < 1.0 else 0,
+            "lambda_l1": p["reg_alpha"],
+            "lambda_l2": p["reg_lambda"],
+            "cat_smooth": p["cat_smooth"],
+            "num_threads": context.n_jobs,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+        }
+        callbacks: list[Any] = [self._deadline_callback(context)]
+        valid_sets = []
+        if eval_set is not None:
+            X_val, y_val, w_val = eval_set
+            valid_sets.append(lgb.Dataset(X_val, y_val, weight=w_val, reference=train))
+            callbacks.append(lgb.early_stopping(patience(p["learning_rate"]), verbose=False))
+        self.model_ = lgb.train(
+            params,
+            train,
+            num_boost_round=int(p["n_estimators"]),
+            valid_sets=valid_sets,
+            callbacks=callbacks,
+        )
+        if eval_set is not None and self.model_.best_iteration > 0:
+            self.iterations_ = int(self.model_.best_iteration)
+        else:
+            self.iterations_ = int(self.model_.current_iteration())
+
+    @staticmethod
+    def _deadline_callback(context: FitContext) -> Any:
+        import lightgbm as lgb
+
+        def stop_at_deadline(env: Any) -> None:
+            if context.out_of_time():
+                best = env.iteration
+                raise lgb.callback.EarlyStopException(best, env.evaluation_result_list or [])
+
+        stop_at_deadline.order = 40  # type: ignore[attr-defined]
+        return stop_at_deadline
+
+    def _predict_raw(self, X: Any) -> np.ndarray:
+        iteration = self.model_.best_iteration or None
+        out = self.model_.predict(X, num_iteration=iteration, num_threads=1)
+        out = np.asarray(out)
+        if self.problem_type is ProblemType.BINARY:
+            return np.column_stack([1.0 - out, out])
+        return out

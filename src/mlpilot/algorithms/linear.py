@@ -1,0 +1,68 @@
+"""Linear learner: regularised logistic regression (classification) or ridge (regression)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+from mlpilot._types import ProblemType
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.features import PreprocessingOptions
+
+
+class LinearLearner(Algorithm):
+    name = "linear-learner"
+    description = "Linear model (logistic regression / ridge, scikit-learn)"
+    preprocessing = PreprocessingOptions(
+        categorical="onehot",
+        high_cardinality="target",
+        impute=True,
+        numeric_scaling="standard",
+        text_svd=0,
+    )
+
+    @classmethod
+    def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        if problem_type.is_classification:
+            return {"C": 1.0, "class_weight": "none"}
+        return {"alpha": 1.0}
+
+    @classmethod
+    def search_space(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        if problem_type.is_classification:
+            return {
+                "C": FloatDistribution(1e-3, 100.0, log=True),
+                "class_weight": CategoricalDistribution(["none", "balanced"]),
+            }
+        return {"alpha": FloatDistribution(1e-3, 1e3, log=True)}
+
+    def _fit(
+        self,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        eval_set: EvalSet | None,
+        context: FitContext,
+    ) -> None:
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        p = self.params
+        if self.problem_type.is_classification:
+            weight = None if p["class_weight"] == "none" else p["class_weight"]
+            model: Any = LogisticRegression(
+                C=p["C"], class_weight=weight, max_iter=500, tol=1e-4, random_state=self.seed
+            )
+        else:
+            model = Ridge(alpha=p["alpha"], random_state=self.seed)
+            # Ridge fits the target's scale: centre and scale it so alpha means the same everywhere.
+            self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y) or 1.0)
+            y = (y - self.y_mean_) / self.y_std_
+        model.fit(X, y, sample_weight=sample_weight)
+        self.model_ = model
+
+    def _predict_raw(self, X: Any) -> np.ndarray:
+        if self.problem_type.is_classification:
+            return np.asarray(self.model_.predict_proba(X))
+        return np.asarray(self.model_.predict(X)) * self.y_std_ + self.y_mean_

@@ -1,0 +1,125 @@
+"""XGBoost: gradient-boosted trees with the histogram method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from optuna.distributions import FloatDistribution, IntDistribution
+
+from mlpilot._types import ProblemType
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._boosting import MAX_ROUNDS, patience
+from mlpilot.features import PreprocessingOptions
+
+
+class XGBoost(Algorithm):
+    name = "xgboost"
+    description = "XGBoost gradient-boosted trees"
+    preprocessing = PreprocessingOptions(categorical="ordinal", high_cardinality="target")
+    iteration_param = "n_estimators"
+
+    @classmethod
+    def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        return {
+            "n_estimators": MAX_ROUNDS,
+            "learning_rate": 0.1,
+            "max_depth": 6,
+            "min_child_weight": 1.0,
+            "subsample": 1.0,
+            "colsample_bytree": 1.0,
+            "reg_lambda": 1.0,
+            "reg_alpha": 1e-8,
+        }
+
+    @classmethod
+    def search_space(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        return {
+            "learning_rate": FloatDistribution(0.01, 0.3, log=True),
+            "max_depth": IntDistribution(3, 10),
+            "min_child_weight": FloatDistribution(0.5, 20.0, log=True),
+            "subsample": FloatDistribution(0.5, 1.0),
+            "colsample_bytree": FloatDistribution(0.4, 1.0),
+            "reg_lambda": FloatDistribution(1e-3, 10.0, log=True),
+            "reg_alpha": FloatDistribution(1e-8, 1.0, log=True),
+        }
+
+    def _fit(
+        self,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        eval_set: EvalSet | None,
+        context: FitContext,
+    ) -> None:
+        import xgboost as xgb
+
+        p = dict(self.params)
+        if self.problem_type is ProblemType.REGRESSION:
+            objective: dict[str, Any] = {"objective": "reg:squarederror", "eval_metric": "rmse"}
+        elif self.problem_type is ProblemType.BINARY:
+            objective = {"objective": "binary:logistic", "eval_metric": "logloss"}
+        else:
+            objective = {
+                "objective": "multi:softprob",
+                "num_class": self.n_classes,
+                "eval_metric": "mlogloss",
+            }
+        params = {
+            **objective,
+            "tree_method": "hist",
+            "eta": p["learning_rate"],
+            "max_depth": int(p["max_depth"]),
+            "min_child_weight": p["min_child_weight"],
+            "subsample": p["subsample"],
+            "colsample_bytree": p["colsample_bytree"],
+            "lambda": p["reg_lambda"],
+            "alpha": p["reg_alpha"],
+            "nthread": context.n_jobs,
+            "seed": self.seed,
+            "verbosity": 0,
+        }
+        train = xgb.DMatrix(X, label=y, weight=sample_weight, nthread=context.n_jobs)
+        evals = []
+        callbacks: list[Any] = [_Deadline(context)]
+        if eval_set is not None:
+            X_val, y_val, w_val = eval_set
+            evals.append((xgb.DMatrix(X_val, label=y_val, weight=w_val), "validation"))
+            callbacks.append(
+                xgb.callback.EarlyStopping(rounds=patience(p["learning_rate"]), save_best=True)
+            )
+        self.model_ = xgb.train(
+            params,
+            train,
+            num_boost_round=int(p["n_estimators"]),
+            evals=evals,
+            callbacks=callbacks,
+            verbose_eval=False,
+        )
+        self.model_.set_param({"nthread": 1})
+        self.iterations_ = int(self.model_.num_boosted_rounds())
+
+    def _predict_raw(self, X: Any) -> np.ndarray:
+        import xgboost as xgb
+
+        out = self.model_.predict(xgb.DMatrix(X, nthread=1))
+        if self.problem_type is ProblemType.BINARY:
+            return np.column_stack([1.0 - out, out])
+        return np.asarray(out)
+
+
+def _deadline_base() -> type:
+    import xgboost as xgb
+
+    return xgb.callback.TrainingCallback
+
+
+class _Deadline(_deadline_base()):  # type: ignore[misc]
+    """Stops boosting when the candidate's time is up; the rounds so far are kept."""
+
+    def __init__(self, context: FitContext) -> None:
+        super().__init__()
+        self.context = context
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        return self.context.out_of_time()

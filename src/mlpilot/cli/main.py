@@ -1,0 +1,33 @@
+"""The ``mlpilot`` application: one module per command, composed here."""
+
+from __future__ import annotations
+
+import typer
+
+from mlpilot._version import __version__
+from mlpilot.cli import leaderboard, predict, run
+
+app = typer.Typer(
+    name="mlpilot",
+    help="White-box tabular AutoML that speaks the SageMaker Autopilot API.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+app.add_typer(run.app)
+app.add_typer(predict.app)
+app.add_typer(leaderboard.app)
+
+
+@app.command("version")
+def version() -> None:
+    """Print mlpilot's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

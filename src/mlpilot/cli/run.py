@@ -1,0 +1,252 @@
+"""``mlpilot run``: an AutoML job on a table."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlpilot.cli import STARTED
+from mlpilot.cli._common import console, one_line_errors
+from mlpilot.errors import ConfigError
+
+app = typer.Typer()
+
+_PROBLEM_TYPES = {
+    "binary": "BinaryClassification",
+    "binaryclassification": "BinaryClassification",
+    "multiclass": "MulticlassClassification",
+    "multiclassclassification": "MulticlassClassification",
+    "regression": "Regression",
+}
+
+
+class _Display:
+    """Job progress for the terminal: phase, time against the budget, candidates, best score."""
+
+    def __init__(self, progress: Progress | None, budget: int | None, max_candidates: int) -> None:
+        self.progress = progress
+        self.budget = budget
+        self.max_candidates = max_candidates
+        self.done = 0
+        self.best = "—"
+        self.phase = "Starting"
+        self.time_task = (
+            progress.add_task("time", total=budget or 1, start=True) if progress else None
+        )
+        self.cand_task = progress.add_task("candidates", total=max_candidates) if progress else None
+
+    def on_status(self, job: Any) -> None:
+        self.phase = job.secondary_status
+        best = job.record.get("BestCandidate", {}).get("FinalAutoMLJobObjectiveMetric")
+        if best:
+            self.best = f"{best['StandardMetricName']} {best['Value']:.4f}"
+
+    def on_candidate(self, job: Any, candidate: dict[str, Any]) -> None:
+        self.done += 1
+        if self.progress is None:
+            status = candidate["CandidateStatus"]
+            value = candidate.get("FinalAutoMLJobObjectiveMetric", {}).get("Value")
+            shown = f"{value:.4f}" if value is not None else candidate.get("FailureReason", "")
+            console.print(f"  {candidate['CandidateName']}: {status} {shown}")
+
+    def refresh(self, job: Any) -> None:
+        if self.progress is None or self.time_task is None or self.cand_task is None:
+            return
+        elapsed = job.elapsed()
+        self.progress.update(
+            self.time_task,
+            completed=min(elapsed, self.budget) if self.budget else 0,
+            description=f"{self.phase:<26}",
+        )
+        self.progress.update(
+            self.cand_task,
+            completed=self.done,
+            description=f"candidates (best {self.best})",
+        )
+
+
+@app.command("run")
+@one_line_errors
+def run(
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Training table: CSV (gzip ok) or Parquet file, folder, file:// or s3:// URI."
+        ),
+    ],
+    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Job output folder [default: runs/<job-name>]."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Job name (1-32 letters, digits, hyphens).")
+    ] = None,
+    problem_type: Annotated[
+        str | None,
+        typer.Option(
+            help="BinaryClassification, MulticlassClassification or Regression "
+            "[default: inferred].",
+        ),
+    ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            help="Objective metric, e.g. F1, AUC, Accuracy, LogLoss, MSE, RMSE, R2, MAE "
+            "[default: F1 / Accuracy / MSE]."
+        ),
+    ] = None,
+    mode: Annotated[str, typer.Option(help="AUTO, ENSEMBLING or HYPERPARAMETER_TUNING.")] = "AUTO",
+    max_runtime: Annotated[
+        int | None, typer.Option(help="MaxAutoMLJobRuntimeInSeconds: the whole job's time limit.")
+    ] = None,
+    max_candidates: Annotated[
+        int | None, typer.Option(help="MaxCandidates (1-750) [default: 100].")
+    ] = None,
+    max_runtime_per_candidate: Annotated[
+        int | None,
+        typer.Option(help="MaxRuntimePerTrainingJobInSeconds: one candidate's time limit."),
+    ] = None,
+    algorithms: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated AlgorithmsConfig, e.g. xgboost,lightgbm,linear-learner."
+        ),
+    ] = None,
+    validation_data: Annotated[
+        str | None, typer.Option(help="A separate validation table (same columns).")
+    ] = None,
+    validation_fraction: Annotated[
+        float | None,
+        typer.Option(
+            help="Holdout share for validation (0-1) [default: 5-fold CV up to 5,000 rows, else "
+            "0.2]."
+        ),
+    ] = None,
+    sample_weight: Annotated[
+        str | None, typer.Option(help="SampleWeightAttributeName: column of row weights.")
+    ] = None,
+    feature_spec: Annotated[
+        str | None,
+        typer.Option(help="FeatureSpecification JSON (FeatureAttributeNames, FeatureDataTypes)."),
+    ] = None,
+    candidates_only: Annotated[
+        bool,
+        typer.Option(
+            "--candidates-only", help="Stop after analysis: write the candidate definitions."
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    parallelism: Annotated[
+        int | None, typer.Option(help="Candidates trained at once [default: the number of cores].")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Run an AutoML job: profile the data, tune candidates, package the best model.
+
+    Example: mlpilot run examples/churn.csv --target Churn --max-runtime 120 --output runs/churn
+    """
+    from mlpilot.api import default_job_name
+    from mlpilot.config import JobConfig
+    from mlpilot.jobs import AutoMLJob
+
+    if problem_type is not None:
+        problem_type = _PROBLEM_TYPES.get(problem_type.lower(), problem_type)
+    job_name = name or default_job_name(data)
+    config = JobConfig(
+        name=job_name,
+        training_data=data,
+        target=target,
+        output_path=str(output or Path("runs") / job_name),
+        validation_data=validation_data,
+        problem_type=problem_type,  # type: ignore[arg-type]
+        objective=objective,
+        mode=mode.upper(),  # type: ignore[arg-type]
+        algorithms=tuple(a.strip() for a in algorithms.split(",") if a.strip())
+        if algorithms
+        else None,
+        max_candidates=max_candidates,
+        max_runtime_per_candidate=max_runtime_per_candidate,
+        max_runtime=max_runtime,
+        validation_fraction=validation_fraction,
+        sample_weight=sample_weight,
+        feature_specification=feature_spec,
+        candidates_only=candidates_only,
+        seed=seed,
+        parallelism=parallelism,
+    )
+    if config.output_dir.exists() and (config.output_dir / "job.json").exists():
+        raise ConfigError(
+            f"{config.output_dir} already holds a job; choose another --output or remove it"
+        )
+    progress = None
+    if not quiet and console.is_terminal:
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+    display = _Display(progress, max_runtime, config.effective_max_candidates)
+    job = AutoMLJob(config, observers=[display], started=STARTED)
+    if not quiet:
+        console.print(f"Job [bold]{job_name}[/] → {config.output_dir}")
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            job.run()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, name="mlpilot-job", daemon=True)
+    try:
+        if progress is not None:
+            progress.start()
+        thread.start()
+        while thread.is_alive():
+            try:
+                thread.join(timeout=0.25)
+            except KeyboardInterrupt:
+                console.print("Stopping: keeping the best candidate so far ...")
+                job.stop()
+            display.refresh(job)
+    finally:
+        if progress is not None:
+            display.refresh(job)
+            progress.stop()
+    if failure:
+        raise failure[0]
+    _summary(job, quiet)
+
+
+def _summary(job: Any, quiet: bool) -> None:
+    record = job.record
+    status = record["AutoMLJobStatus"]
+    best = record.get("BestCandidate")
+    if status == "Failed":
+        raise ConfigError(record.get("FailureReason", "the job failed"))
+    if quiet:
+        return
+    console.print(
+        f"{status} ({record['AutoMLJobSecondaryStatus']}) in {job.elapsed():.1f} s; "
+        f"{len(job.candidates)} candidate(s)",
+        soft_wrap=True,
+    )
+    if best:
+        final = best["FinalAutoMLJobObjectiveMetric"]
+        console.print(
+            f"Best candidate [bold]{best['CandidateName']}[/] "
+            f"({best['Mlpilot']['Algorithm']}): {final['StandardMetricName']} = "
+            f"{final['Value']:.5g}; {best['Mlpilot'].get('RefitNote', '')}",
+            soft_wrap=True,
+        )
+        console.print(f"Model: {best['Mlpilot'].get('FinalModel')}", soft_wrap=True)
+    for reason in record.get("PartialFailureReasons", []):
+        console.print(f"[yellow]Candidate failure:[/] {reason['PartialFailureMessage']}")

@@ -1,0 +1,19 @@
+"""Input readers: CSV/Parquet tables from local paths, S3 prefixes and SageMaker manifests."""
+
+from mlpilot.data._readers import (
+    CSV_CONTENT_TYPE,
+    PARQUET_CONTENT_TYPE,
+    SUPPORTED_CONTENT_TYPES,
+    list_objects,
+    read_table,
+    write_table,
+)
+
+__all__ = [
+    "CSV_CONTENT_TYPE",
+    "PARQUET_CONTENT_TYPE",
+    "SUPPORTED_CONTENT_TYPES",
+    "list_objects",
+    "read_table",
+    "write_table",
+]

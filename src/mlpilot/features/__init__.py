@@ -1,0 +1,20 @@
+"""Feature engineering: the table cleaner and each candidate's preprocessing pipeline."""
+
+from mlpilot.features._clean import TableCleaner
+from mlpilot.features._plan import (
+    MISSING_CODE,
+    UNKNOWN_CODE,
+    FeaturePipeline,
+    PreprocessingOptions,
+)
+from mlpilot.features._transformers import DatetimeParts, TextColumn
+
+__all__ = [
+    "MISSING_CODE",
+    "UNKNOWN_CODE",
+    "DatetimeParts",
+    "FeaturePipeline",
+    "PreprocessingOptions",
+    "TableCleaner",
+    "TextColumn",
+]

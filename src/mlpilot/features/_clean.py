@@ -1,0 +1,115 @@
+"""Raw table → typed feature table, as the profile decided.
+
+The same transformer runs in training and inside the model package, so a row is read the same
+way at prediction time as it was during training (the " " in Telco's TotalCharges, zeros that
+mean missing, categories as strings).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from mlpilot.errors import PredictionInputError
+from mlpilot.profile import MISSING_TOKENS, ColumnKind, DatasetProfile, parse_numeric
+
+__all__ = ["TableCleaner"]
+
+
+def _as_category_strings(s: pd.Series) -> np.ndarray:
+    """Categories as Python strings with NaN for missing (what sklearn's encoders expect)."""
+    if pd.api.types.is_float_dtype(s):
+        # 1.0 and 1 are the same level whether the table came from CSV or a DataFrame.
+        as_text = s.map(
+            lambda v: str(int(v)) if float(v).is_integer() else str(v), na_action="ignore"
+        )
+    else:
+        as_text = s.astype("string").str.strip()
+        as_text = as_text.mask(as_text == "")
+    out = as_text.astype(object).to_numpy(copy=True)
+    out[pd.isna(out)] = np.nan
+    return out
+
+
+class TableCleaner(TransformerMixin, BaseEstimator):
+    """Select the feature columns and give each the type the profile chose.
+
+    Parameters
+    ----------
+    columns:
+        ``[{"name", "kind", "zero_means_missing"}, ...]`` for the features, in training order.
+    """
+
+    def __init__(self, columns: list[dict[str, Any]] | None = None) -> None:
+        self.columns = columns
+
+    @classmethod
+    def from_profile(cls, profile: DatasetProfile) -> TableCleaner:
+        return cls(
+            [
+                {"name": c.name, "kind": c.kind, "zero_means_missing": c.zero_means_missing}
+                for c in profile.columns
+                if c.kind != ColumnKind.DROP
+            ]
+        )
+
+    def fit(self, X: pd.DataFrame | None = None, y: Any = None) -> TableCleaner:
+        self.feature_names_in_ = np.asarray([c["name"] for c in self.columns or []], dtype=object)
+        return self
+
+    def check_input(self, X: pd.DataFrame) -> None:
+        """Raise a one-line :class:`PredictionInputError` if ``X`` cannot be read as trained."""
+        names = [c["name"] for c in self.columns or []]
+        missing = [n for n in names if n not in X.columns]
+        if missing:
+            shown = ", ".join(map(repr, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise PredictionInputError(
+                f"{len(missing)} feature column(s) the model was trained on are missing: {shown}"
+            )
+        for col in self.columns or []:
+            if col["kind"] != ColumnKind.NUMERIC:
+                continue
+            raw = X[col["name"]]
+            if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+                continue
+            parsed = parse_numeric(raw, MISSING_TOKENS)
+            present = raw.notna() & (raw.astype("string").str.strip() != "")
+            tokens = raw.astype("string").str.strip().str.lower().isin(MISSING_TOKENS)
+            bad = present & ~tokens & parsed.isna()
+            if bad.any():
+                examples = raw[bad].astype(str).unique()[:3].tolist()
+                raise PredictionInputError(
+                    f"Column {col['name']!r} must be numeric; found {examples} "
+                    f"in {int(bad.sum())} row(s)"
+                )
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        out: dict[str, Any] = {}
+        for col in self.columns or []:
+            name, kind = col["name"], col["kind"]
+            raw = X[name]
+            if kind == ColumnKind.NUMERIC:
+                x = parse_numeric(raw, MISSING_TOKENS).to_numpy()
+                if col.get("zero_means_missing"):
+                    x = np.where(x == 0, np.nan, x)
+                out[name] = x
+            elif kind == ColumnKind.CATEGORICAL:
+                out[name] = _as_category_strings(raw)
+            elif kind == ColumnKind.TEXT:
+                text = raw.astype("string").fillna("")
+                out[name] = text.astype(object).to_numpy()
+            elif kind == ColumnKind.DATETIME:
+                if pd.api.types.is_datetime64_any_dtype(raw):
+                    stamps = pd.to_datetime(raw, utc=True)
+                else:
+                    text = raw.astype("string").str.strip()
+                    text = text.mask(text.str.lower().isin(MISSING_TOKENS))
+                    stamps = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+                out[name] = stamps.dt.tz_localize(None).to_numpy()
+        return pd.DataFrame(out, index=X.index)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray([c["name"] for c in self.columns or []], dtype=object)

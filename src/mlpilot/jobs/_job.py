@@ -1,0 +1,632 @@
+"""The AutoML job: data → profile → candidates → trials → leaderboard → model package.
+
+:class:`AutoMLJob` runs one job in the calling process, with candidates on an
+:class:`~mlpilot.runtime.Executor`. Its state is the job record (DescribeAutoMLJobV2's shape),
+rewritten atomically at every change in ``job.json``; observers (the CLI's progress display,
+the service's store) are told of each change.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from mlpilot._types import CandidateStatus, JobStatus, Mode, ProblemType, SecondaryStatus
+from mlpilot.algorithms import DEFAULT_ALGORITHMS, algorithm_path
+from mlpilot.config import JobConfig
+from mlpilot.data import read_table
+from mlpilot.errors import ConfigError, DataError, MlpilotError
+from mlpilot.jobs._layout import JobLayout, write_json_atomic
+from mlpilot.jobs._leaderboard import leaderboard_frame
+from mlpilot.jobs._records import arn, candidate_record
+from mlpilot.jobs._split import ValidationPlan, plan_validation
+from mlpilot.metrics import default_objective, get_metric
+from mlpilot.profile import DatasetProfile, build_profile
+from mlpilot.runtime import Executor, LocalProcessExecutor
+from mlpilot.search import (
+    CandidateSpec,
+    SearchLimits,
+    SearchSpace,
+    TrialResult,
+    TrialTask,
+    run_search,
+    write_prepared,
+)
+
+__all__ = ["AutoMLJob", "JobObserver"]
+
+#: Share of the runtime budget kept back for the final refit and packaging (at most).
+FINAL_TAIL_SHARE = 0.25
+#: Seconds always kept back at the end (writing outputs, stopping workers).
+FINAL_TAIL_MIN = 1.5
+#: Largest sample the search trains on, by runtime budget (seconds → rows).
+SEARCH_ROW_CAPS = ((120, 50_000), (900, 200_000))
+#: Above this size (bytes in memory), AUTO mode would pick HYPERPARAMETER_TUNING anyway.
+AUTO_ENSEMBLING_MAX_BYTES = 100 * 1024 * 1024
+
+
+class JobObserver(Protocol):
+    def on_status(self, job: AutoMLJob) -> None: ...
+
+    def on_candidate(self, job: AutoMLJob, candidate: dict[str, Any]) -> None: ...
+
+
+class AutoMLJob:
+    """One AutoML job.
+
+    Parameters
+    ----------
+    config:
+        What to do (:class:`~mlpilot.config.JobConfig`).
+    executor:
+        Where candidates run; a local process pool by default.
+    started:
+        ``time.monotonic()`` when the job's clock started (the CLI passes its own start, so the
+        runtime limit covers start-up too).
+
+    Examples
+    --------
+    >>> job = AutoMLJob(JobConfig(name="churn", training_data="examples/churn.csv",
+    ...                           target="Churn", output_path="runs/churn", max_runtime=60))
+    >>> job.run()                                     # doctest: +SKIP
+    >>> job.leaderboard().head()                      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: JobConfig,
+        *,
+        executor: Executor | None = None,
+        observers: list[JobObserver] | None = None,
+        started: float | None = None,
+    ) -> None:
+        self.config = config
+        self.layout = JobLayout(config.output_dir, config.name)
+        self._executor = executor
+        self._owns_executor = executor is None
+        self.observers = list(observers or [])
+        self._clock0 = started if started is not None else time.monotonic()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.profile: DatasetProfile | None = None
+        self.validation: ValidationPlan | None = None
+        self.problem_type: ProblemType | None = config.problem_type
+        self.objective: str | None = config.objective
+        self.mode_reason = ""
+        self.candidates: dict[str, dict[str, Any]] = {}
+        self.best: dict[str, Any] | None = None
+        self.failures: list[str] = []
+        now = time.time()
+        self.record: dict[str, Any] = {
+            **config.to_request(),
+            "AutoMLJobArn": arn(config.region, config.account_id, "automl-job", config.name),
+            "AutoMLProblemTypeConfigName": "Tabular",
+            "CreationTime": now,
+            "LastModifiedTime": now,
+            "AutoMLJobStatus": JobStatus.IN_PROGRESS.value,
+            "AutoMLJobSecondaryStatus": SecondaryStatus.STARTING.value,
+        }
+
+    # -- public ---------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        return str(self.record["AutoMLJobStatus"])
+
+    @property
+    def secondary_status(self) -> str:
+        return str(self.record["AutoMLJobSecondaryStatus"])
+
+    def stop(self) -> None:
+        """Ask the job to stop: no new candidates; running ones are cancelled; the best
+        candidate so far is kept and packaged."""
+        self._stop.set()
+
+    @property
+    def deadline(self) -> float | None:
+        if self.config.max_runtime is None:
+            return None
+        return self._clock0 + self.config.max_runtime
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._clock0
+
+    def leaderboard(self) -> pd.DataFrame:
+        return leaderboard_frame(list(self.candidates.values()), self.objective or "F1")
+
+    def best_model(self) -> Any:
+        from mlpilot.package import load_model
+
+        return load_model(self.layout.root)
+
+    def run(self) -> dict[str, Any]:
+        """Run to the end; returns the final job record. Never raises for candidate failures;
+        raises :class:`MlpilotError` only for a bad configuration or unusable data, after
+        recording the job as Failed."""
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        self._save()
+        try:
+            self._run()
+        except MlpilotError as exc:
+            self._finish(JobStatus.FAILED, SecondaryStatus.FAILED, failure=str(exc))
+            raise
+        except Exception as exc:
+            self._finish(
+                JobStatus.FAILED,
+                SecondaryStatus.FAILED,
+                failure=f"Internal error: {type(exc).__name__}: {exc}",
+            )
+            raise
+        finally:
+            if self._owns_executor and self._executor is not None:
+                self._executor.shutdown()
+            shutil.rmtree(self.layout.work, ignore_errors=True)
+        return self.record
+
+    # -- phases ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        cfg = self.config
+        if self._executor is None:
+            self._executor = LocalProcessExecutor(cfg.parallelism)
+            self._executor.warm_up("mlpilot.search._trial:run_trial")
+
+        self._set_status(SecondaryStatus.ANALYZING_DATA)
+        table, n_validation = self._read_data()
+        self._analyse(table, n_validation)
+        if self._stop.is_set():
+            return self._finish(JobStatus.STOPPED, SecondaryStatus.STOPPED)
+
+        self._set_status(SecondaryStatus.FEATURE_ENGINEERING)
+        space = self._define_candidates()
+        if cfg.candidates_only:
+            return self._finish(
+                JobStatus.COMPLETED, SecondaryStatus.CANDIDATE_DEFINITIONS_GENERATED
+            )
+
+        self._set_status(SecondaryStatus.MODEL_TUNING)
+        reason = self._tune(space)
+        ended_by = {
+            "MaxCandidatesReached": SecondaryStatus.MAX_CANDIDATES_REACHED,
+            "MaxAutoMLJobRuntimeReached": SecondaryStatus.MAX_AUTOML_JOB_RUNTIME_REACHED,
+            "Stopped": SecondaryStatus.STOPPING,
+        }[reason]
+        self._set_status(ended_by)
+        if self.best is None:
+            if self._stop.is_set():
+                return self._finish(JobStatus.STOPPED, SecondaryStatus.STOPPED)
+            first = "; ".join(self.failures[:3]) or "no candidate was trained in the time given"
+            return self._finish(
+                JobStatus.FAILED, SecondaryStatus.FAILED, failure=f"No candidate completed: {first}"
+            )
+        self._package_best()
+        self._write_leaderboard()
+        if self._stop.is_set():
+            return self._finish(JobStatus.STOPPED, SecondaryStatus.STOPPED)
+        return self._finish(JobStatus.COMPLETED, SecondaryStatus.COMPLETED)
+
+    def _read_data(self) -> tuple[pd.DataFrame, int]:
+        cfg = self.config
+        table = read_table(
+            cfg.training_data,
+            content_type=cfg.content_type,
+            compression=cfg.compression,
+            data_type=cfg.data_type,
+        )
+        if len(table) == 0:
+            raise DataError("The training data has no rows")
+        n_validation = 0
+        if cfg.validation_data is not None:
+            valid = read_table(
+                cfg.validation_data, content_type=cfg.content_type, compression=cfg.compression
+            )
+            if list(valid.columns) != list(table.columns):
+                raise DataError(
+                    "The validation channel's columns differ from the training data's: "
+                    f"{list(valid.columns)[:10]} vs {list(table.columns)[:10]}"
+                )
+            if len(valid) == 0:
+                raise DataError("The validation data has no rows")
+            n_validation = len(valid)
+            table = pd.concat([table, valid], ignore_index=True)
+        return table, n_validation
+
+    def _analyse(self, table: pd.DataFrame, n_validation: int) -> None:
+        cfg = self.config
+        profile = build_profile(
+            table,
+            cfg.target,
+            problem_type=cfg.problem_type,
+            sample_weight=cfg.sample_weight,
+            feature_spec=cfg.load_feature_specification(),
+        )
+        self.problem_type = profile.problem_type
+        if self.objective is None:
+            self.objective = default_objective(profile.problem_type)
+        else:
+            get_metric(self.objective, profile.problem_type)
+
+        # Rows the profile says cannot be used (no target, no weight) leave the table here.
+        usable = table[cfg.target].notna()
+        y_raw = table[cfg.target]
+        if y_raw.dtype.kind in "OUT" or pd.api.types.is_string_dtype(y_raw):
+            from mlpilot.profile._target import clean_labels
+
+            usable &= clean_labels(y_raw).notna()
+        if cfg.sample_weight:
+            from mlpilot.profile import MISSING_TOKENS, parse_numeric
+
+            usable &= parse_numeric(table[cfg.sample_weight], MISSING_TOKENS).notna()
+        keep = usable.to_numpy()
+        n_validation = int(keep[len(table) - n_validation :].sum()) if n_validation else 0
+        table = table[keep].reset_index(drop=True)
+        y = profile.target.encode(table[cfg.target])
+
+        mode = cfg.mode
+        size = int(table.memory_usage(deep=True).sum())
+        if mode is Mode.ENSEMBLING:
+            raise ConfigError(
+                "Mode ENSEMBLING is not available in this version of mlpilot; use "
+                "HYPERPARAMETER_TUNING (or AUTO)"
+            )
+        if mode is Mode.AUTO:
+            self.mode_reason = (
+                f"AUTO chose HYPERPARAMETER_TUNING ({size / 2**20:.1f} MB of data; ENSEMBLING, "
+                "which AUTO picks under 100 MB, is not available in this version)"
+                if size < AUTO_ENSEMBLING_MAX_BYTES
+                else f"AUTO chose HYPERPARAMETER_TUNING: {size / 2**20:.0f} MB of data, over 100 MB"
+            )
+        else:
+            self.mode_reason = "set by the job"
+
+        cap = None
+        if cfg.max_runtime is not None:
+            cap = next(
+                (rows for seconds, rows in SEARCH_ROW_CAPS if cfg.max_runtime <= seconds), None
+            )
+        self.validation = plan_validation(
+            len(table),
+            y,
+            classification=profile.problem_type.is_classification,
+            seed=cfg.seed,
+            fraction=cfg.validation_fraction,
+            n_validation_rows=n_validation,
+            search_row_cap=cap,
+        )
+        profile.notes.append(f"validation: {self.validation.reason}")
+        self.profile = profile
+        profile.save(_ensure_parent(self.layout.profile))
+        write_prepared(self.layout.prepared_data, table, profile, self.validation.folds)
+        self.record["ResolvedAttributes"] = {
+            "AutoMLJobObjective": {"MetricName": self.objective},
+            "CompletionCriteria": self._criteria(),
+            "AutoMLProblemTypeResolvedAttributes": {
+                "TabularResolvedAttributes": {"ProblemType": profile.problem_type.value}
+            },
+        }
+        self.record["AutoMLJobArtifacts"] = {}
+        self._mlpilot()["Profile"] = {
+            "Location": str(self.layout.profile),
+            "ProblemTypeReason": profile.target.reason,
+            "Rows": profile.n_rows,
+            "Mode": "HYPERPARAMETER_TUNING",
+            "ModeReason": self.mode_reason,
+            "Validation": self.validation.method,
+            "ValidationReason": self.validation.reason,
+        }
+        self._save()
+
+    def _criteria(self) -> dict[str, Any]:
+        cfg = self.config
+        out: dict[str, Any] = {"MaxCandidates": cfg.effective_max_candidates}
+        if cfg.max_runtime_per_candidate is not None:
+            out["MaxRuntimePerTrainingJobInSeconds"] = cfg.max_runtime_per_candidate
+        if cfg.max_runtime is not None:
+            out["MaxAutoMLJobRuntimeInSeconds"] = cfg.max_runtime
+        return out
+
+    def _define_candidates(self) -> SearchSpace:
+        assert self.profile is not None
+        names = list(self.config.algorithms or DEFAULT_ALGORITHMS)
+        space = SearchSpace(names, self.profile.problem_type, self.profile.n_rows)
+        write_json_atomic(
+            self.layout.candidate_definitions,
+            {
+                "ProblemType": self.profile.problem_type.value,
+                "Objective": self.objective,
+                "Seed": self.config.seed,
+                "MaxCandidates": self.config.effective_max_candidates,
+                "Validation": self.validation.reason if self.validation else "",
+                "Algorithms": space.describe(),
+            },
+        )
+        self._mlpilot()["CandidateDefinitions"] = str(self.layout.candidate_definitions)
+        self._save()
+        return space
+
+    # -- tuning ---------------------------------------------------------------------------
+    def _tail(self) -> float:
+        """Seconds to keep back after the search: refit of the best so far + packaging."""
+        budget = self.config.max_runtime or 0
+        tail = max(FINAL_TAIL_MIN, 0.03 * budget)
+        if self.best is not None:
+            extra = self.best.get("Mlpilot", {})
+            per_fit = extra.get("TrainSeconds", 0.0) / max(1, extra.get("Fits", 1))
+            tail += min(1.3 * per_fit, FINAL_TAIL_SHARE * budget)
+        return tail
+
+    def _search_deadline(self) -> float | None:
+        end = self.deadline
+        return None if end is None else end - self._tail()
+
+    def _tune(self, space: SearchSpace) -> str:
+        cfg = self.config
+        assert self.validation is not None and self.objective is not None
+        metric = get_metric(self.objective)
+        validation = self.validation
+
+        def make_task(
+            *, number: int, name: str, spec: CandidateSpec, time_limit: float | None, prior: Any
+        ) -> TrialTask:
+            return TrialTask(
+                number=number,
+                candidate_name=name,
+                algorithm=spec.algorithm,
+                algorithm_path=algorithm_path(spec.algorithm),
+                params=spec.params,
+                preprocessing=spec.preprocessing,
+                data_dir=str(self.layout.prepared_data),
+                objective=metric.name,
+                eval_folds=validation.eval_folds,
+                seed=cfg.seed,
+                time_limit=time_limit,
+                model_dir=str(self.layout.candidate_model(name)),
+                maximize=metric.maximize,
+                prior_trials=prior,
+                prune=len(validation.eval_folds) > 1,
+            )
+
+        limits = SearchLimits(
+            max_candidates=cfg.effective_max_candidates,
+            per_candidate_seconds=cfg.max_runtime_per_candidate,
+            deadline=self._search_deadline,
+            stop_requested=self._stop.is_set,
+        )
+        assert self._executor is not None
+        return run_search(
+            job_name=cfg.name,
+            space=space,
+            executor=self._executor,
+            objective=metric,
+            limits=limits,
+            make_task=make_task,
+            seed=cfg.seed,
+            prune=len(validation.eval_folds) > 1,
+            on_start=self._candidate_started,
+            on_result=self._candidate_finished,
+        )
+
+    def _candidate_started(self, task: TrialTask) -> None:
+        record = self._candidate(task, TrialResult(task.number, task.candidate_name, "InProgress"))
+        self.candidates[task.candidate_name] = record
+
+    def _candidate(
+        self, task: TrialTask, result: TrialResult, created: float | None = None
+    ) -> dict[str, Any]:
+        assert self.profile is not None and self.objective is not None
+        from mlpilot.features import PreprocessingOptions
+
+        done = result.status != "InProgress"
+        extra = {
+            "TrialNumber": task.number,
+            "Algorithm": task.algorithm,
+            "Hyperparameters": task.params,
+            "Preprocessing": task.preprocessing,
+            "PreprocessingSteps": PreprocessingOptions(**task.preprocessing).describe(),
+            "TrainSeconds": round(result.train_seconds, 3),
+            "Fits": len(task.eval_folds),
+            "PredictSecondsPerRow": result.latency_seconds,
+            "ModelLocation": result.model_dir,
+            "RefitParameters": {k: v for k, v in result.refit_params.items() if k != "traceback"},
+        }
+        if result.status == "Failed" and "traceback" in result.refit_params:
+            extra["Traceback"] = result.refit_params["traceback"]
+        return candidate_record(
+            name=task.candidate_name,
+            status=result.status,
+            objective=self.objective,
+            region=self.config.region,
+            account=self.config.account_id,
+            processing_job=self.layout.processing_job,
+            created=created or time.time(),
+            ended=time.time() if done else None,
+            objective_value=result.objective_value if result.status == "Completed" else None,
+            metrics=result.metrics,
+            failure_reason=result.failure_reason,
+            classification=self.profile.problem_type.is_classification,
+            extra=extra,
+        )
+
+    def _candidate_finished(self, task: TrialTask, result: TrialResult) -> None:
+        created = self.candidates.get(task.candidate_name, {}).get("CreationTime")
+        record = self._candidate(task, result, created)
+        self.candidates[task.candidate_name] = record
+        with open(self.layout.candidates_log, "a") as fh:
+            fh.write(json.dumps(record, default=str) + "\n")
+        if result.status == "Failed":
+            self.failures.append(f"{task.candidate_name}: {result.failure_reason}")
+            partial = self.record.setdefault("PartialFailureReasons", [])
+            if len(partial) < 5:
+                partial.append(
+                    {
+                        "PartialFailureMessage": f"{task.candidate_name}: {result.failure_reason}"[
+                            :1024
+                        ]
+                    }
+                )
+        metric = get_metric(self.objective or "F1")
+        value = result.objective_value
+        if (
+            result.status == "Completed"
+            and value is not None
+            and (
+                self.best is None
+                or metric.is_better(value, self.best["FinalAutoMLJobObjectiveMetric"]["Value"])
+            )
+        ):
+            self.best = record
+            self.record["BestCandidate"] = record
+        self._save()
+        for observer in self.observers:
+            observer.on_candidate(self, record)
+
+    # -- final model ----------------------------------------------------------------------
+    def _package_best(self) -> None:
+        """Refit the best candidate on every row (time permitting) and package it."""
+        assert self.best is not None and self.validation is not None
+        best = self.best
+        extra = best["Mlpilot"]
+        name = best["CandidateName"]
+        destination = self.layout.final_model(name)
+        refit_ok = False
+        remaining = None if self.deadline is None else self.deadline - time.monotonic() - 1.0
+        refit_note = ""
+        if self._stop.is_set():
+            refit_note = "the job was stopped: packaged the candidate as trained during the search"
+        elif remaining is not None and remaining < 1.0:
+            refit_note = "no time left to refit: packaged the candidate as trained in the search"
+        else:
+            task = TrialTask(
+                number=extra["TrialNumber"],
+                candidate_name=name,
+                algorithm=extra["Algorithm"],
+                algorithm_path=algorithm_path(extra["Algorithm"]),
+                params=extra["RefitParameters"] or extra["Hyperparameters"],
+                preprocessing=extra["Preprocessing"],
+                data_dir=str(self.layout.prepared_data),
+                objective=self.objective or "",
+                eval_folds=(),
+                seed=self.config.seed,
+                time_limit=remaining,
+                model_dir=str(destination),
+                refit=True,
+            )
+            assert self._executor is not None
+            hard = None if remaining is None else remaining + 1.0
+            task_id = self._executor.submit(
+                "mlpilot.search._trial:run_trial", task, hard_limit=hard
+            )
+            outcome = None
+            while outcome is None:
+                for done in self._executor.wait(timeout=0.5):
+                    if done.task_id == task_id:
+                        outcome = done
+                if self._stop.is_set() and outcome is None:
+                    self._executor.cancel(task_id)
+            if outcome.state == "ok" and outcome.value.status == "Completed":
+                refit_ok = True
+                refit_note = (
+                    f"refit on all {outcome.value.n_train_rows:,} rows in "
+                    f"{outcome.value.train_seconds:.1f} s"
+                )
+            else:
+                why = outcome.error or getattr(outcome.value, "failure_reason", "") or outcome.state
+                refit_note = (
+                    f"refit failed ({why}): packaged the candidate as trained in the search"
+                )
+        if not refit_ok:
+            source = Path(extra["ModelLocation"])
+            from mlpilot.package import InferenceModel
+
+            InferenceModel.load(source).save(destination, archive=True)
+        archive = destination / "model.tar.gz"
+        best = dict(best)
+        best["InferenceContainers"] = candidate_record(
+            name=name,
+            status="Completed",
+            objective=self.objective or "F1",
+            region=self.config.region,
+            account=self.config.account_id,
+            processing_job=self.layout.processing_job,
+            created=best["CreationTime"],
+            model_data_url=str(archive),
+            classification=bool(self.problem_type and self.problem_type.is_classification),
+        )["InferenceContainers"]
+        best["CandidateProperties"] = {
+            **best.get("CandidateProperties", {}),
+            "CandidateArtifactLocations": {
+                "Explainability": str(self.layout.explainability),
+                "ModelInsights": str(self.layout.model_insights),
+            },
+        }
+        best["Mlpilot"] = {
+            **extra,
+            "FinalModel": str(destination),
+            "Refit": refit_ok,
+            "RefitNote": refit_note,
+        }
+        self.best = best
+        self.candidates[name] = best
+        self.record["BestCandidate"] = best
+        self._save()
+
+    def _write_leaderboard(self) -> None:
+        frame = self.leaderboard()
+        frame.to_csv(self.layout.leaderboard_csv, index=False)
+        ordered = [self.candidates[n] for n in frame["candidate"]]
+        write_json_atomic(self.layout.leaderboard_json, ordered)
+        self._mlpilot()["Leaderboard"] = str(self.layout.leaderboard_csv)
+
+    # -- state ----------------------------------------------------------------------------
+    def _mlpilot(self) -> dict[str, Any]:
+        block: dict[str, Any] = self.record.setdefault("Mlpilot", {})
+        return block
+
+    def _set_status(self, secondary: SecondaryStatus) -> None:
+        self.record["AutoMLJobSecondaryStatus"] = secondary.value
+        self._save()
+
+    def _finish(self, status: JobStatus, secondary: SecondaryStatus, failure: str = "") -> None:
+        now = time.time()
+        self.record["AutoMLJobStatus"] = status.value
+        self.record["AutoMLJobSecondaryStatus"] = secondary.value
+        self.record["EndTime"] = now
+        if failure:
+            self.record["FailureReason"] = failure[:1024]
+        self._mlpilot()["ElapsedSeconds"] = round(self.elapsed(), 3)
+        self._mlpilot()["Seed"] = self.config.seed
+        for name, record in list(self.candidates.items()):
+            if record["CandidateStatus"] == CandidateStatus.IN_PROGRESS.value:
+                record = {
+                    **record,
+                    "CandidateStatus": CandidateStatus.STOPPED.value,
+                    "FailureReason": "the job ended before the candidate finished",
+                    "EndTime": now,
+                    "LastModifiedTime": now,
+                }
+                self.candidates[name] = record
+        self._save()
+
+    def _save(self) -> None:
+        with self._lock:
+            self.record["LastModifiedTime"] = time.time()
+            write_json_atomic(self.layout.record, self.record)
+        for observer in self.observers:
+            observer.on_status(self)
+
+
+def _ensure_parent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def objective_summary(record: dict[str, Any]) -> str:
+    best = record.get("BestCandidate") or {}
+    final = best.get("FinalAutoMLJobObjectiveMetric")
+    if not final:
+        return "no best candidate"
+    return f"{final['StandardMetricName']} = {final['Value']:.6g}"

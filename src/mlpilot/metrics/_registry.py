@@ -1,0 +1,225 @@
+"""The metric registry.
+
+Each :class:`Metric` is keyed by SageMaker's name (``F1``, ``AUC``, ``MSE``...). Classification
+metrics take integer-coded labels and an ``(n, K)`` probability matrix; regression metrics take
+the true and predicted values. ``InferenceLatency`` is not computed from predictions: it is the
+measured seconds per row, handed to :func:`score_all` by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn import metrics as skm
+
+from mlpilot._types import ProblemType
+from mlpilot.errors import ConfigError
+
+__all__ = ["Metric", "default_objective", "get_metric", "metric_names", "metrics_for", "score_all"]
+
+_B, _M, _R = ProblemType.BINARY, ProblemType.MULTICLASS, ProblemType.REGRESSION
+
+# (y_true, y_pred_or_proba, sample_weight, positive_index, n_classes) -> value
+_ScoreFn = Callable[[np.ndarray, np.ndarray, np.ndarray | None, int, int], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One objective metric.
+
+    Attributes
+    ----------
+    name:
+        SageMaker's name, e.g. ``"F1"``.
+    maximize:
+        Whether larger is better (``FinalAutoMLJobObjectiveMetric.Type`` is ``Maximize``).
+    problem_types:
+        Problem types the metric applies to.
+    in_metric_enum:
+        Whether the name is in ``AutoMLMetricEnum`` (``LogLoss`` and ``InferenceLatency`` are
+        only in the extended enum, so they go in ``StandardMetricName`` alone).
+    """
+
+    name: str
+    maximize: bool
+    problem_types: frozenset[ProblemType]
+    in_metric_enum: bool
+    fn: _ScoreFn | None
+
+    @property
+    def direction(self) -> str:
+        return "Maximize" if self.maximize else "Minimize"
+
+    def higher_is_better(self, value: float) -> float:
+        """The value with its sign turned so that larger is always better (for ranking)."""
+        return value if self.maximize else -value
+
+    def is_better(self, a: float, b: float) -> bool:
+        return a > b if self.maximize else a < b
+
+
+def _labels(proba: np.ndarray) -> np.ndarray:
+    return np.asarray(proba).argmax(axis=1)
+
+
+def _accuracy(y, p, w, pos, k):
+    return skm.accuracy_score(y, _labels(p), sample_weight=w)
+
+
+def _balanced_accuracy(y, p, w, pos, k):
+    return skm.balanced_accuracy_score(y, _labels(p), sample_weight=w)
+
+
+def _binary(fn):
+    def score(y, p, w, pos, k):
+        return fn(y, _labels(p), pos_label=pos, sample_weight=w, zero_division=0.0)
+
+    return score
+
+
+def _macro(fn):
+    def score(y, p, w, pos, k):
+        return fn(
+            y, _labels(p), labels=np.arange(k), average="macro", sample_weight=w, zero_division=0.0
+        )
+
+    return score
+
+
+def _auc(y, p, w, pos, k):
+    truth = (np.asarray(y) == pos).astype(int)
+    if truth.min() == truth.max():  # one class only in this sample: AUC is undefined
+        return float("nan")
+    return skm.roc_auc_score(truth, np.asarray(p)[:, pos], sample_weight=w)
+
+
+def _log_loss(y, p, w, pos, k):
+    proba = np.clip(np.asarray(p, dtype=float), 1e-15, 1.0)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    return skm.log_loss(y, proba, labels=np.arange(k), sample_weight=w)
+
+
+def _regression(fn):
+    def score(y, p, w, pos, k):
+        return fn(y, p, sample_weight=w)
+
+    return score
+
+
+def _rmse(y, p, w, pos, k):
+    return float(np.sqrt(skm.mean_squared_error(y, p, sample_weight=w)))
+
+
+def _metric(name, maximize, types, fn, in_enum=True):
+    return Metric(name, maximize, frozenset(types), in_enum, fn)
+
+
+_METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in [
+        _metric("Accuracy", True, [_B, _M], _accuracy),
+        _metric("AUC", True, [_B], _auc),
+        _metric("BalancedAccuracy", True, [_B, _M], _balanced_accuracy),
+        _metric("F1", True, [_B], _binary(skm.f1_score)),
+        _metric("F1macro", True, [_M], _macro(skm.f1_score)),
+        _metric("Precision", True, [_B], _binary(skm.precision_score)),
+        _metric("PrecisionMacro", True, [_M], _macro(skm.precision_score)),
+        _metric("Recall", True, [_B], _binary(skm.recall_score)),
+        _metric("RecallMacro", True, [_M], _macro(skm.recall_score)),
+        _metric("LogLoss", False, [_B, _M], _log_loss, in_enum=False),
+        _metric("MAE", False, [_R], _regression(skm.mean_absolute_error)),
+        _metric("MSE", False, [_R], _regression(skm.mean_squared_error)),
+        _metric("RMSE", False, [_R], _rmse),
+        _metric("R2", True, [_R], _regression(skm.r2_score)),
+        _metric("InferenceLatency", False, [_B, _M, _R], None, in_enum=False),
+    ]
+}
+
+_DEFAULTS = {_B: "F1", _M: "Accuracy", _R: "MSE"}
+
+# The order SageMaker lists them in, per problem type.
+_ORDER = {
+    _B: [
+        "Accuracy",
+        "AUC",
+        "BalancedAccuracy",
+        "F1",
+        "InferenceLatency",
+        "LogLoss",
+        "Precision",
+        "Recall",
+    ],
+    _M: [
+        "Accuracy",
+        "BalancedAccuracy",
+        "F1macro",
+        "InferenceLatency",
+        "LogLoss",
+        "PrecisionMacro",
+        "RecallMacro",
+    ],
+    _R: ["InferenceLatency", "MAE", "MSE", "R2", "RMSE"],
+}
+
+
+def metric_names(problem_type: ProblemType | None = None) -> list[str]:
+    """All metric names, or those computed for one problem type."""
+    if problem_type is None:
+        return list(_METRICS)
+    return list(_ORDER[ProblemType(problem_type)])
+
+
+def get_metric(name: str, problem_type: ProblemType | None = None) -> Metric:
+    """Look a metric up by its SageMaker name; the error lists the valid names."""
+    metric = _METRICS.get(name)
+    if metric is None:
+        valid = metric_names(problem_type)
+        raise ConfigError(f"Unknown objective metric {name!r}; valid names: {', '.join(valid)}")
+    if problem_type is not None and ProblemType(problem_type) not in metric.problem_types:
+        valid = metric_names(problem_type)
+        raise ConfigError(
+            f"Objective metric {name!r} does not apply to {ProblemType(problem_type).value}; "
+            f"valid names: {', '.join(valid)}"
+        )
+    return metric
+
+
+def metrics_for(problem_type: ProblemType) -> list[Metric]:
+    return [_METRICS[n] for n in _ORDER[ProblemType(problem_type)]]
+
+
+def default_objective(problem_type: ProblemType) -> str:
+    """SageMaker's default objective: F1 (binary), Accuracy (multiclass), MSE (regression)."""
+    return _DEFAULTS[ProblemType(problem_type)]
+
+
+def score_all(
+    problem_type: ProblemType,
+    y_true: np.ndarray,
+    prediction: np.ndarray,
+    *,
+    sample_weight: np.ndarray | None = None,
+    positive_index: int = 1,
+    n_classes: int = 0,
+    latency_s: float | None = None,
+) -> dict[str, float]:
+    """Every metric of ``problem_type``, in SageMaker's order.
+
+    For classification ``y_true`` holds class indices and ``prediction`` the ``(n, K)``
+    probability matrix (the predicted label is its arg-max); for regression both are values.
+    ``InferenceLatency`` is included only when ``latency_s`` is given.
+    """
+    problem_type = ProblemType(problem_type)
+    y = np.asarray(y_true)
+    pred = np.asarray(prediction)
+    k = n_classes or (pred.shape[1] if pred.ndim == 2 else 0)
+    out: dict[str, float] = {}
+    for metric in metrics_for(problem_type):
+        if metric.fn is None:
+            if latency_s is not None:
+                out[metric.name] = float(latency_s)
+            continue
+        out[metric.name] = float(metric.fn(y, pred, sample_weight, positive_index, k))
+    return out

@@ -1,0 +1,242 @@
+"""The model package: one directory holding the whole inference pipeline.
+
+Layout::
+
+    <dir>/mlpilot-model.json   schema, labels, metrics, versions (readable without unpickling)
+    <dir>/pipeline.joblib      the members: (FeaturePipeline, Algorithm) pairs; bagged
+                               candidates have one member per fold, averaged at prediction
+
+``model.tar.gz`` beside it holds the same two files, for ``ModelDataUrl`` and containers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from mlpilot._types import ProblemType
+from mlpilot.errors import JobNotFoundError, ModelPackageError, PredictionInputError
+from mlpilot.package._versions import compare_versions, installed_versions
+from mlpilot.profile import DatasetProfile, label_key
+
+__all__ = ["InferenceModel", "ModelVersionWarning", "load_model"]
+
+MANIFEST = "mlpilot-model.json"
+PIPELINE = "pipeline.joblib"
+ARCHIVE = "model.tar.gz"
+FORMAT_VERSION = 1
+
+
+class ModelVersionWarning(UserWarning):
+    """The package was written with other library versions than those installed."""
+
+
+class InferenceModel:
+    """A trained candidate, ready to predict on raw rows.
+
+    Parameters
+    ----------
+    members:
+        ``(feature_pipeline, algorithm)`` pairs; their predictions are averaged.
+    info:
+        The manifest: problem type, labels, input columns, candidate facts.
+    """
+
+    def __init__(self, members: list[tuple[Any, Any]], info: dict[str, Any]) -> None:
+        self.members = members
+        self.info = info
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        members: list[tuple[Any, Any]],
+        profile: DatasetProfile,
+        *,
+        candidate: dict[str, Any],
+    ) -> InferenceModel:
+        target = profile.target
+        info = {
+            "format_version": FORMAT_VERSION,
+            "problem_type": profile.problem_type.value,
+            "target": target.name,
+            "labels": target.labels,
+            "positive_label": target.positive_label,
+            "input_columns": [{"name": c.name, "kind": c.kind} for c in profile.columns],
+            "feature_columns": profile.features(),
+            "candidate": candidate,
+            "versions": installed_versions(),
+            "created": time.time(),
+        }
+        return cls(members, info)
+
+    # -- facts ----------------------------------------------------------------------------
+    @property
+    def problem_type(self) -> ProblemType:
+        return ProblemType(self.info["problem_type"])
+
+    @property
+    def labels(self) -> list[Any]:
+        return list(self.info.get("labels") or [])
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Columns of the training table (target and weight excluded), in training order."""
+        return [c["name"] for c in self.info["input_columns"]]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return list(self.info["feature_columns"])
+
+    @property
+    def candidate_name(self) -> str:
+        return str(self.info["candidate"].get("CandidateName", ""))
+
+    # -- prediction -----------------------------------------------------------------------
+    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise PredictionInputError("Rows to predict must be a pandas DataFrame")
+        if len(X) == 0:
+            raise PredictionInputError("No rows to predict")
+        pipeline = self.members[0][0]
+        pipeline.check_input(X)
+        return X
+
+    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+        """Averaged class probabilities ``(n, K)``, or regression values ``(n,)``."""
+        X = self._frame(X)
+        outputs = []
+        for pipeline, model in self.members:
+            matrix = pipeline.transform(X)
+            if self.problem_type.is_classification:
+                outputs.append(model.predict_proba(matrix))
+            else:
+                outputs.append(model.predict(matrix))
+        return np.mean(outputs, axis=0)
+
+    def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
+        """One column per class (named by label), rows summing to 1."""
+        if not self.problem_type.is_classification:
+            raise PredictionInputError("predict_proba needs a classification model")
+        proba = self.predict_raw(X)
+        return pd.DataFrame(proba, columns=[label_key(v) for v in self.labels], index=X.index)
+
+    def predict(self, X: pd.DataFrame, *, probabilities: bool = False) -> pd.DataFrame:
+        """Predictions with Autopilot's names.
+
+        Columns: ``predicted_label``; for classification also ``probability`` (of the predicted
+        label) and, with ``probabilities=True``, ``probability_<label>`` for every class.
+        Regression puts the predicted value in ``predicted_label``.
+        """
+        raw = self.predict_raw(X)
+        if not self.problem_type.is_classification:
+            return pd.DataFrame({"predicted_label": raw}, index=X.index)
+        labels = np.asarray(self.labels, dtype=object)
+        best = raw.argmax(axis=1)
+        out = pd.DataFrame(
+            {"predicted_label": labels[best], "probability": raw[np.arange(len(raw)), best]},
+            index=X.index,
+        )
+        if probabilities:
+            for i, label in enumerate(self.labels):
+                out[f"probability_{label_key(label)}"] = raw[:, i]
+        return out
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, directory: str | Path, *, archive: bool = True) -> Path:
+        """Write the package atomically: a half-written package is never visible."""
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+        try:
+            (staging / MANIFEST).write_text(json.dumps(self.info, indent=1, default=str))
+            joblib.dump(self.members, staging / PIPELINE)
+            if archive:
+                with tarfile.open(staging / ARCHIVE, "w:gz", compresslevel=1) as tar:
+                    tar.add(staging / MANIFEST, arcname=MANIFEST)
+                    tar.add(staging / PIPELINE, arcname=PIPELINE)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, directory: str | Path, *, strict: bool = False) -> InferenceModel:
+        """Load a package directory (or a ``model.tar.gz``) and check library versions.
+
+        Differences are reported as a :class:`ModelVersionWarning` naming each library, or as a
+        :class:`ModelPackageError` with ``strict=True``.
+        """
+        path = Path(directory)
+        if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+            return cls._load_archive(path, strict=strict)
+        manifest = path / MANIFEST
+        if not manifest.exists():
+            raise JobNotFoundError(f"No model package at {path} (no {MANIFEST})")
+        try:
+            info = json.loads(manifest.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelPackageError(f"{manifest} is corrupt: {exc}") from exc
+        differences = compare_versions(info.get("versions", {}))
+        if differences and strict:
+            raise ModelPackageError(
+                "Model package was written with other library versions: " + "; ".join(differences)
+            )
+        if differences:
+            warnings.warn(
+                "Model package was written with other library versions: " + "; ".join(differences),
+                ModelVersionWarning,
+                stacklevel=2,
+            )
+        try:
+            members = joblib.load(path / PIPELINE)
+        except FileNotFoundError as exc:
+            raise ModelPackageError(f"Model package {path} has no {PIPELINE}") from exc
+        except Exception as exc:
+            hint = f" (version differences: {'; '.join(differences)})" if differences else ""
+            raise ModelPackageError(f"Model package {path} cannot be loaded: {exc}{hint}") from exc
+        return cls(members, info)
+
+    @classmethod
+    def _load_archive(cls, archive: Path, *, strict: bool) -> InferenceModel:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                with tarfile.open(archive, "r:gz") as tar:
+                    tar.extractall(tmp, filter="data")
+            except (tarfile.TarError, OSError) as exc:
+                raise ModelPackageError(
+                    f"{archive} is not a readable model archive: {exc}"
+                ) from exc
+            return cls.load(tmp, strict=strict)
+
+
+def load_model(
+    path: str | Path, *, candidate: str | None = None, strict: bool = False
+) -> InferenceModel:
+    """Load a model from a job's output folder (its best candidate, or ``candidate``), a model
+    package folder, or a ``model.tar.gz``."""
+    root = Path(path)
+    record_path = root / "job.json"
+    if record_path.exists():
+        from mlpilot.jobs import model_location
+
+        return InferenceModel.load(model_location(root, candidate), strict=strict)
+    if candidate is not None:
+        raise JobNotFoundError(f"{root} is not a job folder (no job.json); cannot pick a candidate")
+    if not root.exists():
+        raise JobNotFoundError(f"No job or model at {root}")
+    return InferenceModel.load(root, strict=strict)

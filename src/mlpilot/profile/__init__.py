@@ -1,0 +1,18 @@
+"""Data analysis: column types with reasons, the target and problem type, quality facts."""
+
+from mlpilot.profile._columns import MISSING_TOKENS, ColumnKind, ColumnProfile, parse_numeric
+from mlpilot.profile._profile import DatasetProfile, FeatureSpecification, build_profile
+from mlpilot.profile._target import TargetProfile, infer_target, label_key
+
+__all__ = [
+    "MISSING_TOKENS",
+    "ColumnKind",
+    "ColumnProfile",
+    "DatasetProfile",
+    "FeatureSpecification",
+    "TargetProfile",
+    "build_profile",
+    "infer_target",
+    "label_key",
+    "parse_numeric",
+]

@@ -1,0 +1,206 @@
+"""Local executor: a pool of worker processes, one task each at a time, killed when over time.
+
+Each worker is a long-lived ``spawn``ed process, so imports are paid once per worker and a task
+that overruns its limit, or a library that crashes, takes down only its own process (which is
+replaced on the next submit).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from mlpilot.runtime._executor import Executor, TaskOutcome
+
+__all__ = ["LocalProcessExecutor", "default_parallelism"]
+
+
+def default_parallelism() -> int:
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+
+
+@dataclass
+class _Worker:
+    process: Any
+    connection: Connection
+    task_id: int | None = None
+    started: float = 0.0
+    hard_limit: float | None = None
+    cancelled: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalProcessExecutor(Executor):
+    """Runs tasks on ``workers`` local processes with ``threads`` threads each.
+
+    Parameters
+    ----------
+    workers:
+        Parallel tasks (default: the number of cores).
+    threads:
+        Threads a task may use (default: cores divided by workers, at least 1).
+    warm_up:
+        An import path each worker loads as it starts (so the first task does not pay for it).
+    """
+
+    def __init__(
+        self, workers: int | None = None, threads: int | None = None, warm_up: str | None = None
+    ) -> None:
+        cores = default_parallelism()
+        self._size = max(1, workers or cores)
+        self.threads = max(1, threads or cores // self._size)
+        self._warm_up_path = warm_up
+        self._context = mp.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._next_id = 0
+        self._pending: list[TaskOutcome] = []
+
+    @property
+    def capacity(self) -> int:
+        return self._size
+
+    def _start_worker(self) -> _Worker:
+        parent, child = self._context.Pipe(duplex=True)
+        from mlpilot.runtime._worker import worker_main
+
+        process = self._context.Process(
+            target=worker_main, args=(child, self.threads, self._warm_up_path), daemon=True
+        )
+        process.start()
+        child.close()
+        worker = _Worker(process, parent)
+        self._workers.append(worker)
+        return worker
+
+    def warm_up(self, function: str | None = None) -> None:
+        if function:
+            self._warm_up_path = function
+        while len(self._workers) < self._size:
+            self._start_worker()
+
+    def _idle_worker(self) -> _Worker:
+        for worker in self._workers:
+            if worker.task_id is None and worker.process.is_alive():
+                return worker
+        self._workers = [w for w in self._workers if w.process.is_alive() or w.task_id is not None]
+        if len(self._workers) >= self._size:
+            raise RuntimeError("no idle worker: wait for a task to finish before submitting")
+        return self._start_worker()
+
+    def submit(self, function: str, argument: Any, *, hard_limit: float | None = None) -> int:
+        worker = self._idle_worker()
+        task_id = self._next_id
+        self._next_id += 1
+        worker.task_id, worker.started, worker.hard_limit = task_id, time.monotonic(), hard_limit
+        worker.cancelled = False
+        worker.connection.send((task_id, function, argument))
+        return task_id
+
+    def running(self) -> int:
+        return sum(1 for w in self._workers if w.task_id is not None) + len(self._pending)
+
+    def _kill(self, worker: _Worker) -> None:
+        worker.process.kill()
+        worker.process.join(timeout=5)
+        worker.connection.close()
+        self._workers.remove(worker)
+
+    def cancel(self, task_id: int) -> None:
+        for worker in list(self._workers):
+            if worker.task_id == task_id:
+                seconds = time.monotonic() - worker.started
+                self._kill(worker)
+                self._pending.append(TaskOutcome(task_id, "cancelled", seconds=seconds))
+
+    def _reap_overdue(self) -> None:
+        now = time.monotonic()
+        for worker in list(self._workers):
+            if worker.task_id is None or worker.hard_limit is None:
+                continue
+            if now - worker.started > worker.hard_limit:
+                self._kill(worker)
+                self._pending.append(
+                    TaskOutcome(
+                        worker.task_id,
+                        "timeout",
+                        error=f"ran past its limit of {worker.hard_limit:.0f} s and was stopped",
+                        seconds=now - worker.started,
+                    )
+                )
+
+    def _next_deadline(self) -> float | None:
+        limits = [
+            w.started + w.hard_limit
+            for w in self._workers
+            if w.task_id is not None and w.hard_limit is not None
+        ]
+        return min(limits) if limits else None
+
+    def wait(self, timeout: float) -> list[TaskOutcome]:
+        end = time.monotonic() + max(0.0, timeout)
+        while True:
+            self._reap_overdue()
+            if self._pending:
+                done, self._pending = self._pending, []
+                return done
+            busy = [w for w in self._workers if w.task_id is not None]
+            if not busy:
+                return []
+            now = time.monotonic()
+            until = end
+            limit = self._next_deadline()
+            if limit is not None:
+                until = min(until, limit + 0.01)
+            handles: list[Any] = [w.connection for w in busy] + [w.process.sentinel for w in busy]
+            ready = wait(handles, timeout=max(0.0, until - now))
+            outcomes = []
+            for worker in busy:
+                if worker.connection in ready:
+                    try:
+                        task_id, state, value, error, detail, seconds = worker.connection.recv()
+                    except (EOFError, OSError):
+                        outcomes.append(self._crashed(worker))
+                        continue
+                    worker.task_id = None
+                    outcomes.append(TaskOutcome(task_id, state, value, error, detail, seconds))
+                elif worker.process.sentinel in ready:
+                    outcomes.append(self._crashed(worker))
+            if outcomes:
+                return outcomes
+            if time.monotonic() >= end:
+                return []
+
+    def _crashed(self, worker: _Worker) -> TaskOutcome:
+        task_id = worker.task_id if worker.task_id is not None else -1
+        seconds = time.monotonic() - worker.started
+        worker.process.join(timeout=5)
+        code = worker.process.exitcode
+        self._workers.remove(worker)
+        worker.connection.close()
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return TaskOutcome(
+            task_id, "crashed", error=f"the worker process died ({how})", seconds=seconds
+        )
+
+    def shutdown(self) -> None:
+        for worker in list(self._workers):
+            try:
+                if worker.task_id is None:
+                    worker.connection.send(None)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2
+        for worker in list(self._workers):
+            if worker.task_id is None:
+                worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5)
+            worker.connection.close()
+        self._workers = []

@@ -1,0 +1,69 @@
+"""The loop each local worker process runs. Imports only the standard library at the top, so
+thread limits are in place before numpy and friends load."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import time
+import traceback
+from typing import Any
+
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def resolve(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def worker_main(connection: Any, threads: int, warm_up: str | None) -> None:
+    for name in _THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    os.environ["MLPILOT_WORKER_THREADS"] = str(threads)
+    if warm_up:
+        # A failed warm-up shows up again, with its reason, on the first task.
+        with contextlib.suppress(Exception):
+            resolve(warm_up)
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        if message is None:
+            return
+        task_id, function, argument = message
+        started = time.monotonic()
+        try:
+            value = resolve(function)(argument)
+            reply = (task_id, "ok", value, "", "", time.monotonic() - started)
+        except BaseException as exc:  # report everything; the parent decides what is fatal
+            summary = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
+            reply = (
+                task_id,
+                "error",
+                None,
+                summary,
+                traceback.format_exc(),
+                time.monotonic() - started,
+            )
+        try:
+            connection.send(reply)
+        except Exception as exc:  # e.g. an unpicklable return value
+            connection.send(
+                (
+                    task_id,
+                    "error",
+                    None,
+                    f"result could not be sent back: {exc}",
+                    traceback.format_exc(),
+                    time.monotonic() - started,
+                )
+            )

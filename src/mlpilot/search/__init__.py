@@ -1,0 +1,20 @@
+"""Candidate search: the declared space, the trial runner and the Optuna-driven loop."""
+
+from mlpilot.search._prepared import PreparedData, load_prepared, write_prepared
+from mlpilot.search._search import SearchLimits, candidate_name, run_search
+from mlpilot.search._space import CandidateSpec, SearchSpace
+from mlpilot.search._tasks import PriorTrial, TrialResult, TrialTask
+
+__all__ = [
+    "CandidateSpec",
+    "PreparedData",
+    "PriorTrial",
+    "SearchLimits",
+    "SearchSpace",
+    "TrialResult",
+    "TrialTask",
+    "candidate_name",
+    "load_prepared",
+    "run_search",
+    "write_prepared",
+]

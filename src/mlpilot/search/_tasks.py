@@ -1,0 +1,60 @@
+"""The messages between the search (parent) and the trial runner (worker): plain dataclasses,
+picklable, with no reference to processes, so any executor can carry them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["PriorTrial", "TrialResult", "TrialTask"]
+
+
+@dataclass(frozen=True)
+class PriorTrial:
+    """A finished trial as the pruner needs it: its state, value and per-fold values."""
+
+    state: str  # "COMPLETE" | "PRUNED" | "FAIL"
+    value: float | None
+    intermediate_values: dict[int, float]
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """Train and evaluate one candidate (``refit=False``) or train it on all rows (``refit``)."""
+
+    number: int
+    candidate_name: str
+    algorithm: str
+    algorithm_path: str
+    params: dict[str, Any]
+    preprocessing: dict[str, Any]
+    data_dir: str
+    objective: str
+    eval_folds: tuple[int, ...]
+    seed: int
+    time_limit: float | None
+    model_dir: str | None = None
+    refit: bool = False
+    maximize: bool = True
+    prior_trials: tuple[PriorTrial, ...] = ()
+    prune: bool = False
+
+
+@dataclass
+class TrialResult:
+    """What a trial produced. ``status`` uses SageMaker's CandidateStatus values, plus
+    ``pruned`` (reported as ``Stopped`` with a reason)."""
+
+    number: int
+    candidate_name: str
+    status: str
+    failure_reason: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    objective_value: float | None = None
+    intermediate_values: dict[int, float] = field(default_factory=dict)
+    refit_params: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    latency_seconds: float | None = None
+    model_dir: str | None = None
+    n_train_rows: int = 0
+    pruned: bool = False

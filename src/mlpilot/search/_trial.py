@@ -1,0 +1,248 @@
+"""Run one trial in a worker: fit the candidate on each evaluation fold, score it, save it.
+
+Everything a trial needs arrives in its :class:`TrialTask`; what it produced goes back as a
+:class:`TrialResult`. Exceptions become a Failed result here, so that a crashing library costs
+one candidate, never the job.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+import warnings
+from typing import Any
+
+import numpy as np
+
+from mlpilot.algorithms import FitContext, get_algorithm
+from mlpilot.features import FeaturePipeline, PreprocessingOptions
+from mlpilot.metrics import get_metric, score_all
+from mlpilot.package import InferenceModel
+from mlpilot.search._prepared import PreparedData, load_prepared
+from mlpilot.search._tasks import TrialResult, TrialTask
+
+__all__ = ["run_trial"]
+
+#: Seconds kept back from a trial's limit for scoring and saving.
+_SAVE_RESERVE = 0.5
+
+
+def _threads() -> int:
+    return int(os.environ.get("MLPILOT_WORKER_THREADS", "1"))
+
+
+def _pruner_study(task: TrialTask) -> Any:
+    """An in-memory study holding the finished trials the parent shared, for the pruner."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize" if task.maximize else "minimize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+    )
+    for prior in task.prior_trials:
+        study.add_trial(
+            create_trial(
+                state=TrialState[prior.state],
+                value=prior.value if prior.state == "COMPLETE" else None,
+                intermediate_values=dict(prior.intermediate_values),
+            )
+        )
+    return study, study.ask()
+
+
+def _fit_member(
+    task: TrialTask,
+    data: PreparedData,
+    train: np.ndarray,
+    valid: np.ndarray | None,
+    seed: int,
+    time_limit: float | None,
+) -> tuple[Any, Any, Any]:
+    options = PreprocessingOptions(**task.preprocessing)
+    pipeline = FeaturePipeline.from_profile(data.profile, options, seed=seed)
+    y_train = data.y[train]
+    X_train = pipeline.fit_transform_clean(data.clean.iloc[train], y_train)
+    w = data.weight
+    eval_set = None
+    X_valid = None
+    if valid is not None:
+        X_valid = pipeline.transform_clean(data.clean.iloc[valid])
+        eval_set = (X_valid, data.y[valid], w[valid] if w is not None else None)
+    cls = get_algorithm(task.algorithm_path)
+    model = cls(data.profile.problem_type, data.n_classes, task.params, seed=seed)
+    context = FitContext(
+        categorical_features=pipeline.categorical_features_,
+        category_cardinalities=pipeline.category_cardinalities_,
+        time_limit=time_limit,
+        n_jobs=_threads(),
+    )
+    model.fit(
+        X_train,
+        y_train,
+        sample_weight=w[train] if w is not None else None,
+        eval_set=eval_set,
+        context=context,
+    )
+    return pipeline, model, X_valid
+
+
+def _latency(model: InferenceModel, data: PreparedData, row: int) -> float:
+    """Median seconds to predict one raw row through the whole package."""
+    one = data.raw.iloc[[row]]
+    model.predict_raw(one)  # first call pays one-off costs
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        model.predict_raw(one)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def run_trial(task: TrialTask) -> TrialResult:
+    started = time.monotonic()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _run(task, started)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:900]
+        return TrialResult(
+            task.number,
+            task.candidate_name,
+            "Failed",
+            failure_reason=reason,
+            train_seconds=time.monotonic() - started,
+            refit_params={"traceback": traceback.format_exc()[-4000:]},
+        )
+
+
+def _run(task: TrialTask, started: float) -> TrialResult:
+    data = load_prepared(task.data_dir)
+    profile = data.profile
+
+    def time_left() -> float | None:
+        if task.time_limit is None:
+            return None
+        return max(0.1, task.time_limit - (time.monotonic() - started) - _SAVE_RESERVE)
+
+    if task.refit:
+        rows = np.arange(len(data.y))
+        pipeline, model, _ = _fit_member(task, data, rows, None, task.seed, time_left())
+        members = [(pipeline, model)]
+        result = TrialResult(task.number, task.candidate_name, "Completed", n_train_rows=len(rows))
+        result.refit_params = model.refit_params()
+    else:
+        result, members = _evaluate(task, data, time_left)
+        if result.status != "Completed":
+            return result
+    result.train_seconds = time.monotonic() - started
+    package = InferenceModel.build(
+        members,
+        profile,
+        candidate={
+            "CandidateName": task.candidate_name,
+            "Algorithm": task.algorithm,
+            "Hyperparameters": task.params,
+            "Preprocessing": task.preprocessing,
+            "Refit": task.refit,
+            "Members": len(members),
+        },
+    )
+    row = int(np.flatnonzero(data.folds >= 0)[0]) if (data.folds >= 0).any() else 0
+    result.latency_seconds = _latency(package, data, row)
+    if not task.refit:
+        result.metrics["InferenceLatency"] = result.latency_seconds
+        if task.objective == "InferenceLatency":
+            result.objective_value = result.latency_seconds
+    if task.model_dir:
+        package.save(task.model_dir, archive=task.refit)
+        result.model_dir = task.model_dir
+    return result
+
+
+def _evaluate(task: TrialTask, data: PreparedData, time_left: Any) -> tuple[TrialResult, list[Any]]:
+    profile = data.profile
+    problem = profile.problem_type
+    objective = get_metric(task.objective)
+    trial = None
+    if task.prune and len(task.eval_folds) > 1:
+        _, trial = _pruner_study(task)
+    members = []
+    truth, predictions, weights = [], [], []
+    intermediate: dict[int, float] = {}
+    fold_scores = []
+    for step, fold in enumerate(task.eval_folds):
+        train = np.flatnonzero((data.folds >= 0) & (data.folds != fold))
+        valid = np.flatnonzero(data.folds == fold)
+        remaining = time_left()
+        limit = None if remaining is None else remaining / (len(task.eval_folds) - step)
+        pipeline, model, X_valid = _fit_member(task, data, train, valid, task.seed + step, limit)
+        members.append((pipeline, model))
+        pred = model.predict_proba(X_valid) if problem.is_classification else model.predict(X_valid)
+        w = data.weight[valid] if data.weight is not None else None
+        truth.append(data.y[valid])
+        predictions.append(pred)
+        weights.append(w)
+        if objective.fn is not None:
+            score = score_all(
+                problem,
+                data.y[valid],
+                pred,
+                sample_weight=w,
+                positive_index=profile.target.positive_index,
+                n_classes=data.n_classes,
+            )[objective.name]
+            fold_scores.append(score)
+            intermediate[step] = float(np.nanmean(fold_scores))
+            if trial is not None:
+                trial.report(intermediate[step], step)
+                if trial.should_prune():
+                    return TrialResult(
+                        task.number,
+                        task.candidate_name,
+                        "Stopped",
+                        failure_reason=(
+                            f"pruned after fold {step + 1} of {len(task.eval_folds)}: "
+                            f"{objective.name} {intermediate[step]:.4f} was worse than the median "
+                            "of earlier candidates"
+                        ),
+                        intermediate_values=intermediate,
+                        pruned=True,
+                    ), []
+    y_all = np.concatenate(truth)
+    p_all = np.concatenate(predictions)
+    w_all = None if data.weight is None else np.concatenate([w for w in weights if w is not None])
+    metrics = score_all(
+        problem,
+        y_all,
+        p_all,
+        sample_weight=w_all,
+        positive_index=profile.target.positive_index,
+        n_classes=data.n_classes,
+    )
+    value = metrics.get(objective.name)
+    iterations = [m.iterations_ for _, m in members if m.iterations_]
+    refit = dict(members[0][1].refit_params())
+    cls = type(members[0][1])
+    if cls.iteration_param and iterations:
+        # Refit on all rows: the mean stopping point, a little longer for the extra data.
+        n_eval = sum(len(t) for t in truth)
+        share = 1.0 + n_eval / max(1, len(data.y) - n_eval) / max(1, len(task.eval_folds))
+        refit[cls.iteration_param] = max(1, round(float(np.mean(iterations)) * min(share, 1.25)))
+    result = TrialResult(
+        task.number,
+        task.candidate_name,
+        "Completed",
+        metrics=metrics,
+        objective_value=None if value is None or np.isnan(value) else float(value),
+        intermediate_values=intermediate,
+        refit_params=refit,
+        n_train_rows=int(np.sum(data.folds >= 0)),
+    )
+    if result.objective_value is None and objective.fn is not None:
+        result.status = "Failed"
+        result.failure_reason = f"{objective.name} is undefined on the validation data"
+    return result, members
