@@ -142,11 +142,23 @@ class Algorithm(ABC):
         proba = np.asarray(self._predict_raw(X), dtype=np.float64)
         if proba.ndim == 1:  # a model that returns the positive-class probability only
             proba = np.column_stack([1.0 - proba, proba])
-        if proba.shape[1] != self.n_classes and self.classes_seen_ is not None:
+        seen = self.classes_seen_
+        if seen is not None and len(seen) < self.n_classes:
             # Trained on a sample that lacked some classes: those get probability 0.
-            full = np.zeros((proba.shape[0], self.n_classes))
-            full[:, self.classes_seen_] = proba
-            proba = full
+            if proba.shape[1] != self.n_classes:
+                full = np.zeros((proba.shape[0], self.n_classes))
+                full[:, seen] = proba
+                proba = full
+            else:
+                # A model with an output per class (boosting's num_class, the MLP's softmax)
+                # still puts some mass on classes it never saw: drop it and renormalise.
+                unseen = np.ones(self.n_classes, dtype=bool)
+                unseen[seen] = False
+                proba = np.where(unseen, 0.0, proba)
+                total = proba.sum(axis=1, keepdims=True)
+                uniform = np.zeros(self.n_classes)
+                uniform[seen] = 1.0 / len(seen)
+                proba = np.where(total > 0, proba / np.where(total > 0, total, 1.0), uniform)
         return proba
 
     def predict(self, X: Any) -> np.ndarray:

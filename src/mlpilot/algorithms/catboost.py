@@ -69,7 +69,7 @@ class CatBoost(Algorithm):
             "thread_count": context.n_jobs,
             "random_seed": self.seed,
             "allow_writing_files": False,
-            "verbose": False,
+            "logging_level": "Silent",
         }
         if self.problem_type is ProblemType.REGRESSION:
             model: Any = CatBoostRegressor(loss_function="RMSE", **common)

@@ -29,7 +29,9 @@ class LightGBM(Algorithm):
             "colsample_bytree": 0.9,
             "subsample": 1.0,
             "reg_alpha": 1e-8,
-            "reg_lambda": 1e-8,
+            # Some L2 keeps leaf values finite where hessians vanish (multiclass with rare
+            # classes otherwise drives probabilities to 1e-60 and the log loss up).
+            "reg_lambda": 1.0,
             "cat_smooth": 10.0,
         }
 
@@ -42,7 +44,7 @@ class LightGBM(Algorithm):
             "colsample_bytree": FloatDistribution(0.4, 1.0),
             "subsample": FloatDistribution(0.5, 1.0),
             "reg_alpha": FloatDistribution(1e-8, 10.0, log=True),
-            "reg_lambda": FloatDistribution(1e-8, 10.0, log=True),
+            "reg_lambda": FloatDistribution(1e-3, 10.0, log=True),
             "cat_smooth": FloatDistribution(1.0, 100.0, log=True),
         }
 

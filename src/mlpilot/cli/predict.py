@@ -31,7 +31,8 @@ def predict(
         ),
     ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="CSV to write [default: standard output].")
+        Path | None,
+        typer.Option("--output", "-o", help="CSV to write.", show_default="standard output"),
     ] = None,
     probabilities: Annotated[
         bool, typer.Option("--probabilities", help="Add probability_<label> for every class.")

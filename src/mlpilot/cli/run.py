@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlpilot.cli import STARTED
 from mlpilot.cli._common import console, one_line_errors
 from mlpilot.errors import ConfigError
 
@@ -27,8 +27,16 @@ _PROBLEM_TYPES = {
 class _Display:
     """Job progress for the terminal: phase, time against the budget, candidates, best score."""
 
-    def __init__(self, progress: Progress | None, budget: int | None, max_candidates: int) -> None:
+    def __init__(
+        self,
+        progress: Progress | None,
+        budget: int | None,
+        max_candidates: int,
+        *,
+        quiet: bool = False,
+    ) -> None:
         self.progress = progress
+        self.quiet = quiet
         self.budget = budget
         self.max_candidates = max_candidates
         self.done = 0
@@ -47,7 +55,7 @@ class _Display:
 
     def on_candidate(self, job: Any, candidate: dict[str, Any]) -> None:
         self.done += 1
-        if self.progress is None:
+        if self.progress is None and not self.quiet:
             status = candidate["CandidateStatus"]
             value = candidate.get("FinalAutoMLJobObjectiveMetric", {}).get("Value")
             shown = f"{value:.4f}" if value is not None else candidate.get("FailureReason", "")
@@ -72,6 +80,7 @@ class _Display:
 @app.command("run")
 @one_line_errors
 def run(
+    ctx: typer.Context,
     data: Annotated[
         str,
         typer.Argument(
@@ -81,7 +90,7 @@ def run(
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Job output folder [default: runs/<job-name>]."),
+        typer.Option("--output", "-o", help="Job output folder.", show_default="runs/<job-name>"),
     ] = None,
     name: Annotated[
         str | None, typer.Option(help="Job name (1-32 letters, digits, hyphens).")
@@ -89,15 +98,15 @@ def run(
     problem_type: Annotated[
         str | None,
         typer.Option(
-            help="BinaryClassification, MulticlassClassification or Regression "
-            "[default: inferred].",
+            help="BinaryClassification, MulticlassClassification or Regression.",
+            show_default="inferred",
         ),
     ] = None,
     objective: Annotated[
         str | None,
         typer.Option(
-            help="Objective metric, e.g. F1, AUC, Accuracy, LogLoss, MSE, RMSE, R2, MAE "
-            "[default: F1 / Accuracy / MSE]."
+            help="Objective metric, e.g. F1, AUC, Accuracy, LogLoss, MSE, RMSE, R2, MAE.",
+            show_default="F1 / Accuracy / MSE",
         ),
     ] = None,
     mode: Annotated[str, typer.Option(help="AUTO, ENSEMBLING or HYPERPARAMETER_TUNING.")] = "AUTO",
@@ -105,7 +114,7 @@ def run(
         int | None, typer.Option(help="MaxAutoMLJobRuntimeInSeconds: the whole job's time limit.")
     ] = None,
     max_candidates: Annotated[
-        int | None, typer.Option(help="MaxCandidates (1-750) [default: 100].")
+        int | None, typer.Option(help="MaxCandidates (1-750).", show_default="100")
     ] = None,
     max_runtime_per_candidate: Annotated[
         int | None,
@@ -123,8 +132,8 @@ def run(
     validation_fraction: Annotated[
         float | None,
         typer.Option(
-            help="Holdout share for validation (0-1) [default: 5-fold CV up to 5,000 rows, else "
-            "0.2]."
+            help="Holdout share for validation (0-1).",
+            show_default="5-fold CV up to 5,000 rows, else 0.2",
         ),
     ] = None,
     sample_weight: Annotated[
@@ -142,7 +151,8 @@ def run(
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     parallelism: Annotated[
-        int | None, typer.Option(help="Candidates trained at once [default: the number of cores].")
+        int | None,
+        typer.Option(help="Candidates trained at once.", show_default="the number of cores"),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
@@ -150,6 +160,12 @@ def run(
 
     Example: mlpilot run examples/churn.csv --target Churn --max-runtime 120 --output runs/churn
     """
+    # The job's clock: the process start when run as the console script (see main.main), else
+    # now. The import time of this module is no clock: an app may invoke the CLI much later.
+    started = (ctx.obj or {}).get("started") if isinstance(ctx.obj, dict) else None
+    if started is None:
+        started = time.monotonic()
+
     from mlpilot.api import default_job_name
     from mlpilot.config import JobConfig
     from mlpilot.jobs import AutoMLJob
@@ -193,8 +209,8 @@ def run(
             console=console,
             transient=False,
         )
-    display = _Display(progress, max_runtime, config.effective_max_candidates)
-    job = AutoMLJob(config, observers=[display], started=STARTED)
+    display = _Display(progress, max_runtime, config.effective_max_candidates, quiet=quiet)
+    job = AutoMLJob(config, observers=[display], started=started)
     if not quiet:
         console.print(f"Job [bold]{job_name}[/] → {config.output_dir}")
     failure: list[BaseException] = []

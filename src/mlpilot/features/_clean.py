@@ -34,6 +34,67 @@ def _as_category_strings(s: pd.Series) -> np.ndarray:
     return out
 
 
+#: Up to this many rows, values are converted one by one: pandas' per-call overhead would
+#: dominate the time of a single-row prediction.
+SMALL_BATCH = 64
+
+
+def _bad_numbers(name: str, examples: list[str], count: int) -> PredictionInputError:
+    return PredictionInputError(
+        f"Column {name!r} must be numeric; found {examples[:3]} in {count} row(s)"
+    )
+
+
+def _numbers(name: str, raw: pd.Series, strict: bool) -> np.ndarray:
+    x = parse_numeric(raw, MISSING_TOKENS)
+    if strict and not (pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw)):
+        text = raw.astype("string").str.strip()
+        bad = raw.notna() & (text != "") & ~text.str.lower().isin(MISSING_TOKENS) & x.isna()
+        if bad.any():
+            raise _bad_numbers(name, raw[bad].astype(str).unique().tolist(), int(bad.sum()))
+    return x.to_numpy()
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+def _numbers_small(name: str, raw: pd.Series, strict: bool) -> np.ndarray:
+    out = np.empty(len(raw), dtype=np.float64)
+    bad: list[str] = []
+    for i, value in enumerate(raw.tolist()):
+        if _is_missing(value):
+            out[i] = np.nan
+        elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            out[i] = float(value)
+        else:
+            token = str(value).strip()
+            if token.lower() in MISSING_TOKENS:
+                out[i] = np.nan
+                continue
+            try:
+                out[i] = float(token)
+            except ValueError:
+                out[i] = np.nan
+                bad.append(token)
+    if strict and bad:
+        raise _bad_numbers(name, bad, len(bad))
+    return out
+
+
+def _categories_small(raw: pd.Series) -> np.ndarray:
+    out = np.empty(len(raw), dtype=object)
+    for i, value in enumerate(raw.tolist()):
+        if _is_missing(value):
+            out[i] = np.nan
+        elif isinstance(value, float) and value.is_integer():
+            out[i] = str(int(value))
+        else:
+            token = str(value).strip()
+            out[i] = token if token else np.nan
+    return out
+
+
 class TableCleaner(TransformerMixin, BaseEstimator):
     """Select the feature columns and give each the type the profile chose.
 
@@ -62,6 +123,9 @@ class TableCleaner(TransformerMixin, BaseEstimator):
 
     def check_input(self, X: pd.DataFrame) -> None:
         """Raise a one-line :class:`PredictionInputError` if ``X`` cannot be read as trained."""
+        self.transform(X, strict=True)
+
+    def _missing_columns(self, X: pd.DataFrame) -> None:
         names = [c["name"] for c in self.columns or []]
         missing = [n for n in names if n not in X.columns]
         if missing:
@@ -69,35 +133,23 @@ class TableCleaner(TransformerMixin, BaseEstimator):
             raise PredictionInputError(
                 f"{len(missing)} feature column(s) the model was trained on are missing: {shown}"
             )
-        for col in self.columns or []:
-            if col["kind"] != ColumnKind.NUMERIC:
-                continue
-            raw = X[col["name"]]
-            if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
-                continue
-            parsed = parse_numeric(raw, MISSING_TOKENS)
-            present = raw.notna() & (raw.astype("string").str.strip() != "")
-            tokens = raw.astype("string").str.strip().str.lower().isin(MISSING_TOKENS)
-            bad = present & ~tokens & parsed.isna()
-            if bad.any():
-                examples = raw[bad].astype(str).unique()[:3].tolist()
-                raise PredictionInputError(
-                    f"Column {col['name']!r} must be numeric; found {examples} "
-                    f"in {int(bad.sum())} row(s)"
-                )
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def transform(self, X: pd.DataFrame, strict: bool = False) -> pd.DataFrame:
+        """Typed feature columns. ``strict`` (prediction): a numeric column holding text that is
+        neither a number nor a missing marker is an error instead of a missing value."""
+        self._missing_columns(X)
+        small = len(X) <= SMALL_BATCH
         out: dict[str, Any] = {}
         for col in self.columns or []:
             name, kind = col["name"], col["kind"]
             raw = X[name]
             if kind == ColumnKind.NUMERIC:
-                x = parse_numeric(raw, MISSING_TOKENS).to_numpy()
+                x = _numbers_small(name, raw, strict) if small else _numbers(name, raw, strict)
                 if col.get("zero_means_missing"):
                     x = np.where(x == 0, np.nan, x)
                 out[name] = x
             elif kind == ColumnKind.CATEGORICAL:
-                out[name] = _as_category_strings(raw)
+                out[name] = _categories_small(raw) if small else _as_category_strings(raw)
             elif kind == ColumnKind.TEXT:
                 text = raw.astype("string").fillna("")
                 out[name] = text.astype(object).to_numpy()

@@ -258,8 +258,8 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
         self.categorical_features_ = cat_positions
         self.category_cardinalities_ = cardinalities
 
-    def transform(self, X: pd.DataFrame) -> Any:
-        return self.transform_clean(self.cleaner_.transform(X))
+    def transform(self, X: pd.DataFrame, strict: bool = False) -> Any:
+        return self.transform_clean(self.cleaner_.transform(X, strict=strict))
 
     def check_input(self, X: pd.DataFrame) -> None:
         self.cleaner_.check_input(X)

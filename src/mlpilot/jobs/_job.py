@@ -393,6 +393,7 @@ class AutoMLJob:
         limits = SearchLimits(
             max_candidates=cfg.effective_max_candidates,
             per_candidate_seconds=cfg.max_runtime_per_candidate,
+            budget=cfg.max_runtime,
             deadline=self._search_deadline,
             stop_requested=self._stop.is_set,
         )

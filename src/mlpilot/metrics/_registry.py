@@ -80,17 +80,19 @@ def _binary(fn):
 
 
 def _macro(fn):
+    # Averaged over the classes present in the truth or the predictions (scikit-learn's
+    # default): a class absent from both says nothing about the model, and counting it as 0
+    # would keep a perfect model below 1 on a sample that lacks a rare class.
     def score(y, p, w, pos, k):
-        return fn(
-            y, _labels(p), labels=np.arange(k), average="macro", sample_weight=w, zero_division=0.0
-        )
+        return fn(y, _labels(p), average="macro", sample_weight=w, zero_division=0.0)
 
     return score
 
 
 def _auc(y, p, w, pos, k):
     truth = (np.asarray(y) == pos).astype(int)
-    if truth.min() == truth.max():  # one class only in this sample: AUC is undefined
+    counted = truth if w is None else truth[np.asarray(w) > 0]  # rows of weight 0 do not count
+    if counted.size == 0 or counted.min() == counted.max():  # one class only: AUC is undefined
         return float("nan")
     return skm.roc_auc_score(truth, np.asarray(p)[:, pos], sample_weight=w)
 

@@ -104,26 +104,27 @@ class InferenceModel:
         return str(self.info["candidate"].get("CandidateName", ""))
 
     # -- prediction -----------------------------------------------------------------------
-    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+        """Averaged class probabilities ``(n, K)``, or regression values ``(n,)``.
+
+        Raises :class:`PredictionInputError` for rows that do not fit the input schema (missing
+        columns, text in numeric columns); extra columns are ignored.
+        """
         if not isinstance(X, pd.DataFrame):
             raise PredictionInputError("Rows to predict must be a pandas DataFrame")
         if len(X) == 0:
             raise PredictionInputError("No rows to predict")
-        pipeline = self.members[0][0]
-        pipeline.check_input(X)
-        return X
-
-    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
-        """Averaged class probabilities ``(n, K)``, or regression values ``(n,)``."""
-        X = self._frame(X)
+        # Every member shares the same cleaner: read the rows once, strictly.
+        clean = self.members[0][0].cleaner_.transform(X, strict=True)
         outputs = []
         for pipeline, model in self.members:
-            matrix = pipeline.transform(X)
+            matrix = pipeline.transform_clean(clean)
             if self.problem_type.is_classification:
                 outputs.append(model.predict_proba(matrix))
             else:
                 outputs.append(model.predict(matrix))
-        return np.mean(outputs, axis=0)
+        result: np.ndarray = outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0)
+        return result
 
     def predict_proba(self, X: pd.DataFrame) -> pd.DataFrame:
         """One column per class (named by label), rows summing to 1."""

@@ -90,16 +90,18 @@ def _is_text_series(s: pd.Series) -> bool:
 
 
 def parse_numeric(values: pd.Series, missing_tokens: set[str] | frozenset[str]) -> pd.Series:
-    """Strings to floats: missing tokens become NaN, anything unparseable too.
+    """Strings to floats: missing tokens become NaN, anything unparseable or infinite too.
 
     Works on the distinct values only, so a column of a million repeated tokens costs little.
     """
     if not _is_text_series(values):
-        return pd.to_numeric(values, errors="coerce").astype("float64")
+        x = pd.to_numeric(values, errors="coerce").astype("float64")
+        return x.mask(np.isinf(x))
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     tokens = pd.Series(uniques, dtype="string").str.strip()
     tokens = tokens.mask(tokens.str.lower().isin(missing_tokens))
     parsed = pd.to_numeric(tokens, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    parsed = np.where(np.isinf(parsed), np.nan, parsed)  # imputers and models reject infinity
     out = (
         np.where(codes >= 0, parsed[np.maximum(codes, 0)], np.nan)
         if len(parsed)
@@ -138,6 +140,67 @@ def _numeric_stats(x: pd.Series) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Tokens:
+    """A text column's distinct raw tokens, split into missing markers and present values."""
+
+    counts: pd.Series  # occurrences per distinct raw token
+    stripped: pd.Series  # the distinct tokens, stripped
+    missing: list[str]  # raw tokens that look missing
+    uniques: pd.Series  # distinct present values (stripped)
+    weights: np.ndarray  # occurrences of each present value
+    n_present: int
+
+
+def _tokens(raw: pd.Series) -> _Tokens:
+    counts = raw.value_counts(dropna=True)
+    counts = counts[counts > 0]  # a categorical dtype also lists its unused categories
+    stripped = pd.Series(counts.index, dtype="string").str.strip()
+    is_token = stripped.str.lower().isin(MISSING_TOKENS).to_numpy()
+    weights = counts.to_numpy()[~is_token]
+    return _Tokens(
+        counts=counts,
+        stripped=stripped,
+        missing=sorted(set(map(str, counts.index[is_token]))),
+        uniques=stripped[~is_token].reset_index(drop=True),
+        weights=weights,
+        n_present=int(weights.sum()),
+    )
+
+
+def _text_numbers(
+    name: str, raw: pd.Series, tok: _Tokens, *, identify: bool = True
+) -> ColumnProfile | None:
+    """The column as numbers when enough of its present values parse, else None."""
+    parsed = pd.to_numeric(tok.uniques, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    if tok.n_present:
+        parse_share = float(tok.weights[~np.isnan(parsed)].sum() / tok.n_present)
+        if parse_share < NUMERIC_PARSE_SHARE:
+            return None
+    unparsed = int(tok.weights[np.isnan(parsed)].sum())
+    infinite = int(tok.weights[np.isinf(parsed)].sum())
+    why = "numbers stored as text"
+    if tok.missing:
+        why += f"; {', '.join(repr(t) for t in tok.missing)} read as missing"
+    if unparsed:
+        why += f"; {unparsed} unparseable value(s) read as missing"
+    if infinite:
+        why += f"; {infinite} infinite value(s) read as missing"
+    x = parse_numeric(raw, MISSING_TOKENS)
+    return _numeric(name, x, str(raw.dtype), why, tok.missing, unparsed, identify=identify)
+
+
+def numeric_column(name: str, raw: pd.Series) -> ColumnProfile | None:
+    """The column read as numbers because the user declared it numeric, or None if its values
+    are not numbers. Unlike :func:`infer_column` it keeps identifiers and constants."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return None
+    if pd.api.types.is_bool_dtype(raw) or not _is_text_series(raw):
+        x = parse_numeric(raw, MISSING_TOKENS)
+        return _numeric(name, x, str(raw.dtype), "stored as a numeric type", [], 0, identify=False)
+    return _text_numbers(name, raw, _tokens(raw), identify=False)
+
+
 def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
     """Decide one column's kind from its raw values."""
     n = len(raw)
@@ -157,16 +220,12 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
                 float(raw.isna().mean()),
                 int(raw.nunique()),
             )
-        x = pd.to_numeric(raw, errors="coerce").astype("float64")
+        x = parse_numeric(raw, MISSING_TOKENS)
         return _numeric(name, x, raw_dtype, "stored as a numeric type", [], 0)
 
-    counts = raw.value_counts(dropna=True)  # distinct raw tokens with their counts
-    stripped = pd.Series(counts.index, dtype="string").str.strip()
-    is_token = stripped.str.lower().isin(MISSING_TOKENS).to_numpy()
-    tokens = sorted(set(map(str, counts.index[is_token])))
-    weights = counts.to_numpy()[~is_token]
-    uniques = stripped[~is_token].reset_index(drop=True)
-    n_present = int(weights.sum())
+    tok = _tokens(raw)
+    counts, stripped, tokens = tok.counts, tok.stripped, tok.missing
+    uniques, weights, n_present = tok.uniques, tok.weights, tok.n_present
     if n_present == 0:
         return ColumnProfile(
             name,
@@ -179,17 +238,9 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
         )
     missing_ratio = float(1 - n_present / n) if n else 0.0
 
-    parsed = pd.to_numeric(uniques, errors="coerce")
-    parse_share = float(weights[parsed.notna().to_numpy()].sum() / n_present)
-    if parse_share >= NUMERIC_PARSE_SHARE:
-        unparsed = int(weights[parsed.isna().to_numpy()].sum())
-        x = parse_numeric(raw, MISSING_TOKENS)
-        why = "numbers stored as text"
-        if tokens:
-            why += f"; {', '.join(repr(t) for t in tokens)} read as missing"
-        if unparsed:
-            why += f"; {unparsed} unparseable value(s) read as missing"
-        return _numeric(name, x, raw_dtype, why, tokens, unparsed)
+    numbers = _text_numbers(name, raw, tok)
+    if numbers is not None:
+        return numbers
 
     # A weighted sample of distinct values stands for the column in the costlier checks.
     rng = np.random.default_rng(0)
@@ -237,7 +288,10 @@ def infer_column(name: str, raw: pd.Series) -> ColumnProfile:
     # real "none" level (Ames MasVnrType), and "?" or "unknown" carry information as a level.
     level_counts = pd.Series(counts.to_numpy(), index=stripped.to_numpy())
     level_counts = level_counts[level_counts.index != ""]
-    return _categorical(name, level_counts, n, raw_dtype, "text labels", tokens)
+    # Blank tokens (" ") cannot be kept: the cleaner reads them as missing.
+    blank = [t for t in tokens if not t.strip()]
+    kept = [t for t in tokens if t.strip()]
+    return _categorical(name, level_counts, n, raw_dtype, "text labels", kept, blank)
 
 
 def _categorical(
@@ -247,8 +301,10 @@ def _categorical(
     raw_dtype: str,
     why: str,
     kept: list[str],
+    blank: list[str] | None = None,
 ) -> ColumnProfile:
-    """``counts``: occurrences per distinct (stripped) value, blanks excluded."""
+    """``counts``: occurrences per distinct (stripped) value, blanks excluded; ``kept``:
+    missing-looking tokens kept as levels; ``blank``: blank tokens, read as missing."""
     counts = counts.groupby(level=0).sum().sort_values(ascending=False)
     n_unique = len(counts)
     missing_ratio = float(1 - counts.sum() / n_rows) if n_rows else 0.0
@@ -263,6 +319,7 @@ def _categorical(
             raw_dtype,
             missing_ratio,
             n_unique,
+            missing_tokens=list(blank or []),
         )
     high = n_unique > HIGH_CARDINALITY
     if high:
@@ -275,6 +332,7 @@ def _categorical(
         raw_dtype,
         missing_ratio,
         n_unique,
+        missing_tokens=list(blank or []),
         category_tokens=kept,
         high_cardinality=high,
         stats={"top": top},
@@ -288,11 +346,14 @@ def _numeric(
     why: str,
     tokens: list[str],
     unparsed: int,
+    *,
+    identify: bool = True,
 ) -> ColumnProfile:
+    """``identify=False`` keeps constants and identifiers (the user declared the column)."""
     n = len(x)
     finite = x.dropna()
     n_unique = int(finite.nunique())
-    if n_unique <= 1:
+    if identify and n_unique <= 1:
         return ColumnProfile(
             name,
             ColumnKind.DROP,
@@ -303,7 +364,7 @@ def _numeric(
             missing_tokens=tokens,
         )
     integral = bool(np.all(np.mod(finite.to_numpy(), 1) == 0))
-    if integral and n_unique == len(x) and n >= 50:
+    if identify and integral and n_unique == len(x) and n >= 50:
         ordered = np.sort(finite.to_numpy())
         consecutive = bool(np.all(np.diff(ordered) == 1))
         if consecutive or _ID_NAME.search(name):

@@ -15,7 +15,13 @@ import pandas as pd
 
 from mlpilot._types import ProblemType
 from mlpilot.errors import ConfigError, DataError
-from mlpilot.profile._columns import ColumnKind, ColumnProfile, infer_column
+from mlpilot.profile._columns import (
+    HIGH_CARDINALITY,
+    ColumnKind,
+    ColumnProfile,
+    infer_column,
+    numeric_column,
+)
 from mlpilot.profile._target import TargetProfile, infer_target
 
 __all__ = ["DatasetProfile", "FeatureSpecification", "build_profile"]
@@ -169,13 +175,18 @@ def _apply_spec(col: ColumnProfile, spec: FeatureSpecification, raw: pd.Series) 
         return col
     inferred = col.reason
     if kind == ColumnKind.NUMERIC:
-        forced = infer_column(col.name, raw)
-        if forced.kind != ColumnKind.NUMERIC:
+        # Identifiers and constants are numbers too: the declaration keeps them as features.
+        forced = numeric_column(col.name, raw)
+        if forced is None:
             raise DataError(
                 f"FeatureSpecification declares {col.name!r} numeric, but its values are not "
                 f"numbers ({inferred})"
             )
         col = forced
+    else:
+        col.zero_means_missing = False  # only numeric columns read zeros as missing
+    if kind == ColumnKind.CATEGORICAL:
+        col.high_cardinality = col.n_unique > HIGH_CARDINALITY
     col.kind = kind
     col.reason = f"FeatureSpecification ({wanted}); inference said {inferred}"
     return col

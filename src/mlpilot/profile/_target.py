@@ -80,11 +80,18 @@ class TargetProfile:
         return codes.to_numpy(dtype="int64")
 
 
+#: Spellings of infinity (as ``float()`` reads them): no usable target value.
+_INFINITY = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
+
+
 def clean_labels(y: pd.Series) -> pd.Series:
-    """Strip text labels; missing tokens become missing."""
+    """Strip text labels; missing tokens and infinities become missing."""
     if pd.api.types.is_string_dtype(y) or pd.api.types.is_object_dtype(y):
         s = y.astype("string").str.strip()
-        return s.mask(s.str.lower().isin(MISSING_TOKENS - {"none"}))
+        lowered = s.str.lower()
+        return s.mask(lowered.isin(MISSING_TOKENS - {"none"}) | lowered.isin(_INFINITY))
+    if pd.api.types.is_float_dtype(y):
+        return y.mask(np.isinf(y))
     return y
 
 

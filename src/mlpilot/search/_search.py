@@ -30,6 +30,8 @@ TRIAL_FUNCTION = "mlpilot.search._trial:run_trial"
 HARD_LIMIT_GRACE = 2.0
 #: A trial is not started with less time than this left.
 MIN_TRIAL_SECONDS = 1.0
+#: Largest share of the job's runtime budget one candidate may use.
+MAX_TRIAL_SHARE = 0.4
 
 
 @dataclass
@@ -38,6 +40,8 @@ class SearchLimits:
 
     max_candidates: int
     per_candidate_seconds: float | None
+    #: The job's whole runtime budget in seconds (None: unlimited).
+    budget: float | None = None
     #: Monotonic time after which no trial may run (the job's deadline minus its final tail).
     deadline: Callable[[], float | None] = field(default=lambda: None)
     stop_requested: Callable[[], bool] = field(default=lambda: False)
@@ -122,6 +126,9 @@ def run_search(
         spec = space.suggest(trial)
         limit = limits.per_candidate_seconds
         if left is not None:
+            # One candidate may not take the whole budget: leave room for others and the refit.
+            if limits.budget:
+                left = min(left, max(MAX_TRIAL_SHARE * limits.budget, MIN_TRIAL_SECONDS))
             limit = left if limit is None else min(limit, left)
         task = make_task(
             number=trial.number,
