@@ -38,7 +38,8 @@ class FitContext:
         self.category_cardinalities = list(category_cardinalities or [])
         self.n_jobs = max(1, int(n_jobs))
         self.started = time.monotonic()
-        self.deadline = self.started + time_limit if time_limit else None
+        # 0 s is a (spent) budget, not "no limit": only None means unlimited.
+        self.deadline = None if time_limit is None else self.started + time_limit
 
     def time_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.monotonic()

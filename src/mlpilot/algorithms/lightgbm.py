@@ -65,13 +65,16 @@ class LightGBM(Algorithm):
             objective = {"objective": "binary"}
         else:
             objective = {"objective": "multiclass", "num_class": self.n_classes}
+        # The validation set takes the same dataset parameters (else LightGBM warns that the
+        # reference's override its own).
+        dataset_params = {"verbose": -1, "max_bin": 255}
         train = lgb.Dataset(
             X,
             y,
             weight=sample_weight,
             categorical_feature=context.categorical_features or "auto",
             free_raw_data=False,
-            params={"verbose": -1, "max_bin": 255},
+            params=dataset_params,
         )
         params = {
             **objective,
@@ -94,7 +97,9 @@ class LightGBM(Algorithm):
         valid_sets = []
         if eval_set is not None:
             X_val, y_val, w_val = eval_set
-            valid_sets.append(lgb.Dataset(X_val, y_val, weight=w_val, reference=train))
+            valid_sets.append(
+                lgb.Dataset(X_val, y_val, weight=w_val, reference=train, params=dataset_params)
+            )
             callbacks.append(lgb.early_stopping(patience(p["learning_rate"]), verbose=False))
         self.model_ = lgb.train(
             params,
@@ -112,10 +117,24 @@ class LightGBM(Algorithm):
     def _deadline_callback(context: FitContext) -> Any:
         import lightgbm as lgb
 
+        # The best validation round so far (first metric of the first validation set, as
+        # early stopping judges it), so that a deadline keeps the best model like XGBoost's
+        # and CatBoost's do, rather than the last, possibly overfitted, round.
+        best_iteration, best_score = -1, 0.0
+        best_results: list[Any] = []
+
         def stop_at_deadline(env: Any) -> None:
+            nonlocal best_iteration, best_score, best_results
+            results = env.evaluation_result_list or []
+            if results:
+                score, higher_is_better = results[0][2], results[0][3]
+                improved = score > best_score if higher_is_better else score < best_score
+                if best_iteration < 0 or improved:
+                    best_iteration, best_score, best_results = env.iteration, score, results
             if context.out_of_time():
-                best = env.iteration
-                raise lgb.callback.EarlyStopException(best, env.evaluation_result_list or [])
+                if best_iteration >= 0:
+                    raise lgb.callback.EarlyStopException(best_iteration, best_results)
+                raise lgb.callback.EarlyStopException(env.iteration, results)
 
         stop_at_deadline.order = 40  # type: ignore[attr-defined]
         return stop_at_deadline

@@ -124,10 +124,14 @@ class MLP(Algorithm):
                 idx = order[start : start + batch]
                 if len(idx) < 2:  # batch norm needs two rows
                     continue
+                if float(w[idx].sum()) <= 0:  # nothing to learn from an all-zero-weight batch
+                    continue
                 opt.zero_grad()
                 loss = self._loss(net(x[idx]), t[idx], w[idx], regression)
                 loss.backward()
                 opt.step()
+                if context.time_left() <= 0:  # large epochs: look at the clock between batches
+                    break
             epochs_run = epoch + 1
             if val is not None:
                 net.eval()
@@ -156,7 +160,7 @@ class MLP(Algorithm):
             per_row = F.mse_loss(out.squeeze(1), target, reduction="none")
         else:
             per_row = F.cross_entropy(out, target, reduction="none")
-        return (per_row * weight).sum() / weight.sum()
+        return (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
 
     def _predict_raw(self, X: Any) -> np.ndarray:
         import torch

@@ -74,10 +74,35 @@ class TargetProfile:
         index = {label_key(v): i for i, v in enumerate(self.labels)}
         keys = clean_labels(y).map(label_key)
         codes = keys.map(index)
+        by_value = _label_values(self.labels)
+        if codes.isna().any() and by_value:
+            # Numeric classes match by value whatever the spelling: "1.0" is class "1".
+            codes = codes.fillna(parse_numeric(keys, frozenset()).map(by_value))
         if codes.isna().any():
             unknown = sorted(set(keys[codes.isna()].astype(str)))[:5]
             raise DataError(f"Target {self.name!r} has labels unseen in training: {unknown}")
         return codes.to_numpy(dtype="int64")
+
+
+def _label_values(labels: list[Any]) -> dict[float, int]:
+    """Class index by numeric value when every label is a number (else empty)."""
+    try:
+        return {float(v): i for i, v in enumerate(labels) if not isinstance(v, bool)}
+    except (TypeError, ValueError):
+        return {}
+
+
+def _one_spelling(present: pd.Series, numeric: pd.Series) -> pd.Series:
+    """Numbers spelled several ways ("1" and "1.0", e.g. from a training and a validation
+    file) are one class, spelled as most of its rows spell it."""
+    text = present.astype(str)
+    if text.nunique() == numeric.nunique():
+        return present
+    spellings = pd.DataFrame({"value": numeric.to_numpy(), "text": text.to_numpy()})
+    counts = spellings.value_counts().reset_index(name="n")
+    counts = counts.sort_values(["n", "text"], ascending=[False, True], kind="stable")
+    spelling = counts.drop_duplicates("value").set_index("value")["text"]
+    return pd.Series(numeric.map(spelling).to_numpy(), index=present.index)
 
 
 #: Spellings of infinity (as ``float()`` reads them): no usable target value.
@@ -122,6 +147,8 @@ def infer_target(
         raise DataError(f"Target column {name!r} has no values")
     numeric = parse_numeric(present, frozenset())
     is_numeric = bool(numeric.notna().all())
+    if is_numeric and not pd.api.types.is_numeric_dtype(present):
+        present = _one_spelling(present, numeric)
     n_unique = int(present.astype("string").nunique()) if not is_numeric else int(numeric.nunique())
     if n_unique < 2:
         value = present.iloc[0]

@@ -96,10 +96,12 @@ class LocalProcessExecutor(Executor):
     def submit(self, function: str, argument: Any, *, hard_limit: float | None = None) -> int:
         worker = self._idle_worker()
         task_id = self._next_id
+        # Send before marking the worker busy: an argument that cannot be pickled raises here
+        # (nothing reaches the pipe) and must not leave a phantom task holding the worker.
+        worker.connection.send((task_id, function, argument))
         self._next_id += 1
         worker.task_id, worker.started, worker.hard_limit = task_id, time.monotonic(), hard_limit
         worker.cancelled = False
-        worker.connection.send((task_id, function, argument))
         return task_id
 
     def running(self) -> int:
@@ -129,7 +131,7 @@ class LocalProcessExecutor(Executor):
                     TaskOutcome(
                         worker.task_id,
                         "timeout",
-                        error=f"ran past its limit of {worker.hard_limit:.0f} s and was stopped",
+                        error=f"ran past its limit of {worker.hard_limit:g} s and was stopped",
                         seconds=now - worker.started,
                     )
                 )
@@ -179,7 +181,10 @@ class LocalProcessExecutor(Executor):
     def _crashed(self, worker: _Worker) -> TaskOutcome:
         task_id = worker.task_id if worker.task_id is not None else -1
         seconds = time.monotonic() - worker.started
-        worker.process.join(timeout=5)
+        worker.process.join(timeout=1)
+        if worker.process.is_alive():  # closed its pipe but did not exit: it is no use now
+            worker.process.kill()
+            worker.process.join(timeout=5)
         code = worker.process.exitcode
         self._workers.remove(worker)
         worker.connection.close()

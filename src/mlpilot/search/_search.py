@@ -186,7 +186,7 @@ def _to_result(outcome: TaskOutcome, task: TrialTask) -> TrialResult:
         return result
     status = "Stopped" if outcome.state in ("timeout", "cancelled") else "Failed"
     reasons = {
-        "timeout": f"stopped: exceeded its time limit of {task.time_limit or 0:.0f} s",
+        "timeout": f"stopped: exceeded its time limit of {task.time_limit or 0:g} s",
         "cancelled": "stopped: the job was stopped",
         "crashed": f"failed: {outcome.error}",
         "error": f"failed: {outcome.error}",

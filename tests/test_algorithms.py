@@ -1,0 +1,542 @@
+"""Contract tests every registered algorithm must pass (in the spirit of scikit-learn's common
+estimator checks), on small slices of real data sets prepared by each algorithm's own feature
+pipeline: learning beats a constant, probabilities are well formed, classes missing from
+training get probability 0, sample weights matter, seeds make fits repeatable, time limits stop
+training, early stopping turns into refit parameters, defaults lie in the search space, and
+fitted models pickle.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import DATASETS
+from mlpilot._types import ProblemType
+from mlpilot.algorithms import (
+    DEFAULT_ALGORITHMS,
+    Algorithm,
+    FitContext,
+    _registry,
+    algorithm_names,
+    algorithm_path,
+    get_algorithm,
+    register_algorithm,
+)
+from mlpilot.data import read_table
+from mlpilot.errors import ConfigError
+from mlpilot.features import FeaturePipeline
+from mlpilot.metrics import score_all
+from mlpilot.profile import DatasetProfile, build_profile
+
+ALGORITHMS = (
+    "lightgbm",
+    "xgboost",
+    "catboost",
+    "randomforest",
+    "extra-trees",
+    "linear-learner",
+    "mlp",
+)
+ITERATIVE = ("lightgbm", "xgboost", "catboost", "mlp")
+
+#: Real data sets, one per problem type: (file, target, problem type).
+TASKS = {
+    "binary": ("telco_customer_churn/data.csv", "Churn", ProblemType.BINARY),
+    "multiclass": ("car_evaluation/data.csv", "class", ProblemType.MULTICLASS),
+    "regression": ("abalone/data.csv", "Rings", ProblemType.REGRESSION),
+}
+ROWS = 1_500
+
+#: Cheap settings for the tests that are not about the defaults.
+SMALL: dict[str, dict[str, Any]] = {
+    "lightgbm": {"n_estimators": 40},
+    "xgboost": {"n_estimators": 40},
+    "catboost": {"iterations": 40},
+    "randomforest": {"n_estimators": 40},
+    "extra-trees": {"n_estimators": 40},
+    "linear-learner": {},
+    "mlp": {"epochs": 5, "hidden_size": 64},
+}
+
+#: Far more work than fits in a second, so only the time limit can end training early.
+HUGE: dict[str, dict[str, Any]] = {
+    "lightgbm": {
+        "n_estimators": 1_000_000,
+        "learning_rate": 1e-4,
+        "num_leaves": 256,
+        "min_child_samples": 3,
+    },
+    "xgboost": {"n_estimators": 1_000_000, "learning_rate": 1e-4, "max_depth": 10},
+    "catboost": {"iterations": 1_000_000, "learning_rate": 1e-4, "depth": 8},
+    "randomforest": {"n_estimators": 100_000},
+    "extra-trees": {"n_estimators": 100_000},
+    "linear-learner": {"C": 1e6},
+    "mlp": {
+        "epochs": 1_000_000,
+        "learning_rate": 1e-6,
+        "hidden_size": 512,
+        "layers": 4,
+        "batch_size": 64,
+    },
+}
+
+
+# -- data ------------------------------------------------------------------------------------
+@dataclass
+class Task:
+    """A data set slice with a 60/20/20 train/validation/test split of its rows."""
+
+    name: str
+    raw: pd.DataFrame
+    target: str
+    profile: DatasetProfile
+    y: np.ndarray
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+    @property
+    def problem_type(self) -> ProblemType:
+        return self.profile.problem_type
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.profile.target.labels) if self.problem_type.is_classification else 0
+
+
+@dataclass
+class Matrices:
+    """One task prepared by one algorithm's preprocessing (pipeline fitted on train rows)."""
+
+    task: Task
+    X_train: Any
+    X_valid: Any
+    X_test: Any
+    categorical_features: list[int]
+    category_cardinalities: list[int]
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.task.y[self.task.train]
+
+    @property
+    def y_valid(self) -> np.ndarray:
+        return self.task.y[self.task.valid]
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.task.y[self.task.test]
+
+    def context(self, time_limit: float | None = None) -> FitContext:
+        return FitContext(
+            categorical_features=self.categorical_features,
+            category_cardinalities=self.category_cardinalities,
+            time_limit=time_limit,
+            n_jobs=1,
+        )
+
+
+def load_task(name: str) -> Task:
+    path, target, problem_type = TASKS[name]
+    raw = read_table(DATASETS / path)
+    raw = raw.sample(n=min(ROWS, len(raw)), random_state=0).reset_index(drop=True)
+    profile = build_profile(raw, target)
+    assert profile.problem_type is problem_type
+    y = profile.target.encode(raw[target])
+    order = np.random.default_rng(0).permutation(len(raw))
+    a, b = int(0.6 * len(raw)), int(0.8 * len(raw))
+    return Task(name, raw, target, profile, y, order[:a], order[a:b], order[b:])
+
+
+@dataclass
+class DataCache:
+    """Loads each task and prepares each (task, algorithm) matrix once per module."""
+
+    tasks: dict[str, Task] = field(default_factory=dict)
+    matrices: dict[tuple[str, str], Matrices] = field(default_factory=dict)
+
+    def task(self, name: str) -> Task:
+        if name not in self.tasks:
+            self.tasks[name] = load_task(name)
+        return self.tasks[name]
+
+    def get(self, task_name: str, algorithm: str) -> Matrices:
+        key = (task_name, algorithm)
+        if key not in self.matrices:
+            task = self.task(task_name)
+            cls = get_algorithm(algorithm)
+            pipeline = FeaturePipeline.from_profile(task.profile, cls.preprocessing, seed=0)
+
+            def rows(index: np.ndarray) -> pd.DataFrame:
+                return task.raw.iloc[index].reset_index(drop=True)
+
+            X_train = pipeline.fit_transform(rows(task.train), task.y[task.train])
+            self.matrices[key] = Matrices(
+                task,
+                X_train,
+                pipeline.transform(rows(task.valid)),
+                pipeline.transform(rows(task.test)),
+                list(pipeline.categorical_features_),
+                list(pipeline.category_cardinalities_),
+            )
+        return self.matrices[key]
+
+
+@dataclass
+class FitCache:
+    """Models trained with default parameters and early stopping, shared by several tests."""
+
+    data: DataCache
+    models: dict[tuple[str, str], Algorithm] = field(default_factory=dict)
+
+    def get(self, task_name: str, algorithm: str) -> tuple[Algorithm, Matrices]:
+        m = self.data.get(task_name, algorithm)
+        key = (task_name, algorithm)
+        if key not in self.models:
+            cls = get_algorithm(algorithm)
+            model = cls(m.task.problem_type, m.task.n_classes, seed=0)
+            model.fit(
+                m.X_train,
+                m.y_train,
+                eval_set=(m.X_valid, m.y_valid, None),
+                context=m.context(),
+            )
+            self.models[key] = model
+        return self.models[key], m
+
+
+@pytest.fixture(scope="module")
+def data() -> DataCache:
+    return DataCache()
+
+
+@pytest.fixture(scope="module")
+def default_fits(data: DataCache) -> FitCache:
+    return FitCache(data)
+
+
+def fit(
+    algorithm: str,
+    m: Matrices,
+    params: dict[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    sample_weight: np.ndarray | None = None,
+    X: Any = None,
+    y: np.ndarray | None = None,
+    eval_set: Any = None,
+    time_limit: float | None = None,
+) -> Algorithm:
+    cls = get_algorithm(algorithm)
+    model = cls(m.task.problem_type, m.task.n_classes, params, seed=seed)
+    return model.fit(
+        m.X_train if X is None else X,
+        m.y_train if y is None else y,
+        sample_weight=sample_weight,
+        eval_set=eval_set,
+        context=m.context(time_limit),
+    )
+
+
+def outputs(model: Algorithm, X: Any) -> np.ndarray:
+    """Class probabilities (classification) or predicted values (regression)."""
+    return model.predict_proba(X) if model.problem_type.is_classification else model.predict(X)
+
+
+def assert_probabilities(proba: np.ndarray, n_rows: int, n_classes: int) -> None:
+    assert proba.shape == (n_rows, n_classes)
+    assert np.isfinite(proba).all()
+    assert proba.min() >= 0.0
+    assert proba.max() <= 1.0
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+
+
+def scores(model: Algorithm, m: Matrices) -> dict[str, float]:
+    task = m.task
+    return score_all(
+        task.problem_type,
+        m.y_test,
+        outputs(model, m.X_test),
+        positive_index=task.profile.target.positive_index,
+        n_classes=task.n_classes,
+    )
+
+
+# -- registry --------------------------------------------------------------------------------
+def test_registry_names_every_algorithm() -> None:
+    assert set(algorithm_names()) == set(ALGORITHMS)
+    assert set(DEFAULT_ALGORITHMS) == set(ALGORITHMS)
+    assert len(DEFAULT_ALGORITHMS) == len(set(DEFAULT_ALGORITHMS))
+    for name in ALGORITHMS:
+        cls = get_algorithm(name)
+        assert issubclass(cls, Algorithm)
+        assert cls.name == name
+        assert cls.description
+        assert set(cls.problem_types) == set(ProblemType)
+        module, _, class_name = algorithm_path(name).partition(":")
+        assert (module, class_name) == (cls.__module__, cls.__name__)
+        assert (cls.iteration_param is not None) == (name in ITERATIVE)
+
+
+def test_unknown_algorithm_error_lists_valid_names() -> None:
+    with pytest.raises(ConfigError, match="no-such-algorithm") as info:
+        get_algorithm("no-such-algorithm")
+    message = str(info.value)
+    for name in ALGORITHMS:
+        assert name in message
+
+
+def test_register_algorithm_rejects_a_path_without_class() -> None:
+    with pytest.raises(ConfigError, match=r"package\.module:ClassName"):
+        register_algorithm("broken", "mlpilot.algorithms.lightgbm.LightGBM")
+    assert "broken" not in algorithm_names()
+
+
+def test_register_algorithm(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Work on a copy of the registry so other tests see the real one.
+    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
+    register_algorithm("my-linear", "mlpilot.algorithms.linear:LinearLearner")
+    assert get_algorithm("my-linear") is get_algorithm("linear-learner")
+    assert "my-linear" in algorithm_names()
+
+    register_algorithm("missing-module", "no_such_module_for_mlpilot:Model")
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        get_algorithm("missing-module")
+    register_algorithm("missing-class", "mlpilot.algorithms.linear:NoSuchClass")
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        get_algorithm("missing-class")
+    register_algorithm("not-an-algorithm", "mlpilot.errors:ConfigError")
+    with pytest.raises(ConfigError, match="not an mlpilot Algorithm"):
+        get_algorithm("not-an-algorithm")
+
+    # An unregistered "module:Class" path resolves directly.
+    assert get_algorithm("mlpilot.algorithms.forests:ExtraTrees") is get_algorithm("extra-trees")
+
+
+def test_fit_context_time_limit() -> None:
+    unlimited = FitContext()
+    assert unlimited.time_left() == float("inf")
+    assert not unlimited.out_of_time()
+    limited = FitContext(time_limit=30.0, n_jobs=0, categorical_features=None)
+    assert 29.0 < limited.time_left() <= 30.0
+    assert not limited.out_of_time()
+    assert limited.out_of_time(reserve=31.0)
+    assert limited.n_jobs == 1
+    assert limited.categorical_features == []
+    # A spent budget is a limit, not "no limit".
+    assert FitContext(time_limit=0.0).out_of_time()
+    assert FitContext(time_limit=-1.0).out_of_time()
+
+
+# -- declared data ---------------------------------------------------------------------------
+@pytest.mark.parametrize("problem_type", list(ProblemType))
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_defaults_lie_in_search_space(algorithm: str, problem_type: ProblemType) -> None:
+    cls = get_algorithm(algorithm)
+    for n_rows in (100, 100_000):
+        defaults = cls.default_params(problem_type, n_rows)
+        space = cls.search_space(problem_type, n_rows)
+        assert space, "every algorithm tunes something"
+        # Every tuned hyperparameter has a default (params are the defaults plus overrides).
+        assert set(space) <= set(defaults)
+        for name, dist in space.items():
+            value = defaults[name]
+            assert dist._contains(dist.to_internal_repr(value)), (name, value, dist)
+        if cls.iteration_param is not None:
+            assert int(defaults[cls.iteration_param]) >= 1
+
+
+# -- learning --------------------------------------------------------------------------------
+@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_default_model_beats_constant_predictor(
+    default_fits: FitCache, algorithm: str, task_name: str
+) -> None:
+    model, m = default_fits.get(task_name, algorithm)
+    task = m.task
+    n_test = len(m.y_test)
+    predicted = model.predict(m.X_test)
+    assert predicted.shape == (n_test,)
+    result = scores(model, m)
+
+    if task.problem_type.is_classification:
+        proba = model.predict_proba(m.X_test)
+        assert_probabilities(proba, n_test, task.n_classes)
+        np.testing.assert_array_equal(predicted, proba.argmax(axis=1))
+        assert np.issubdtype(predicted.dtype, np.integer)
+    if task.problem_type is ProblemType.BINARY:
+        assert result["AUC"] > 0.6
+    elif task.problem_type is ProblemType.MULTICLASS:
+        prior = np.bincount(m.y_train, minlength=task.n_classes) / len(m.y_train)
+        prior_log_loss = -np.mean(np.log(np.clip(prior[m.y_test], 1e-15, None)))
+        assert result["LogLoss"] < prior_log_loss
+        assert result["Accuracy"] > prior.max()
+    else:
+        assert np.isfinite(predicted).all()
+        assert result["RMSE"] < np.std(m.y_test)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_class_missing_from_training_gets_zero_probability(data: DataCache, algorithm: str) -> None:
+    m = data.get("multiclass", algorithm)
+    absent = 1  # a middle class, so the column mapping matters
+    assert (m.y_test == absent).any()
+    keep_train, keep_valid = m.y_train != absent, m.y_valid != absent
+    model = fit(
+        algorithm,
+        m,
+        SMALL[algorithm],
+        X=m.X_train[keep_train],
+        y=m.y_train[keep_train],
+        eval_set=(m.X_valid[keep_valid], m.y_valid[keep_valid], None),
+    )
+
+    proba = model.predict_proba(m.X_test)
+    assert_probabilities(proba, len(m.y_test), m.task.n_classes)
+    assert (proba[:, absent] == 0.0).all()
+    assert absent not in set(model.predict(m.X_test))
+    # The classes it did see still get probability.
+    assert (proba[:, [c for c in range(m.task.n_classes) if c != absent]].max(axis=0) > 0).all()
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_sample_weight_changes_the_model(data: DataCache, algorithm: str) -> None:
+    m = data.get("binary", algorithm)
+    positive = m.task.profile.target.positive_index
+    params = dict(SMALL[algorithm])
+    if algorithm in ("randomforest", "extra-trees"):
+        # Fully grown trees have pure leaves, where weights cannot move the probabilities
+        # (only the splits): let the leaves hold a few rows.
+        params["min_samples_leaf"] = 5
+    plain = outputs(fit(algorithm, m, params), m.X_test)
+    weights = np.where(m.y_train == positive, 10.0, 0.1)
+    weighted = outputs(fit(algorithm, m, params, sample_weight=weights), m.X_test)
+
+    # Very different weights give a different model, one that believes much more in the
+    # up-weighted class.
+    assert np.abs(weighted - plain).max() > 0.05
+    assert weighted[:, positive].mean() > plain[:, positive].mean() + 0.05
+
+    if algorithm != "randomforest":
+        # Unit weights are no weights. (Not for the random forest: scikit-learn draws its
+        # bootstrap samples differently when given weights, so only the distribution matches.)
+        ones = fit(algorithm, m, params, sample_weight=np.ones(len(m.y_train)))
+        np.testing.assert_allclose(outputs(ones, m.X_test), plain, atol=1e-6)
+
+
+@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_same_seed_gives_identical_predictions(
+    data: DataCache, algorithm: str, task_name: str
+) -> None:
+    m = data.get(task_name, algorithm)
+    eval_set = (m.X_valid, m.y_valid, None)
+    first = fit(algorithm, m, SMALL[algorithm], seed=7, eval_set=eval_set)
+    second = fit(algorithm, m, SMALL[algorithm], seed=7, eval_set=eval_set)
+
+    np.testing.assert_array_equal(outputs(first, m.X_test), outputs(second, m.X_test))
+    assert first.iterations_ == second.iterations_
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_time_limit_stops_training(data: DataCache, algorithm: str) -> None:
+    m = data.get("binary", algorithm)
+    params = HUGE[algorithm]
+
+    started = time.monotonic()
+    model = fit(algorithm, m, params, time_limit=1.0)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 1.0 + 6.0
+    assert_probabilities(model.predict_proba(m.X_test), len(m.y_test), 2)
+    if model.iteration_param is not None:
+        assert model.iterations_ is not None
+        assert 1 <= model.iterations_ < params[model.iteration_param]
+
+
+class StopAfter(FitContext):
+    """A context whose time runs out at the ``calls + 1``-th look at the clock (the iterative
+    algorithms look once per round or epoch), independent of machine speed."""
+
+    def __init__(self, calls: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calls, self.looks = calls, 0
+
+    def out_of_time(self, reserve: float = 0.0) -> bool:
+        self.looks += 1
+        return self.looks > self.calls
+
+
+@pytest.mark.parametrize("algorithm", ITERATIVE)
+def test_time_limit_after_best_round_keeps_the_best_model(
+    default_fits: FitCache, algorithm: str
+) -> None:
+    reference, m = default_fits.get("binary", algorithm)
+    best = reference.iterations_
+    assert best is not None
+    # Time runs out a few rounds past the best one, before early stopping's patience is spent.
+    context = StopAfter(
+        best + 5,
+        categorical_features=m.categorical_features,
+        category_cardinalities=m.category_cardinalities,
+    )
+    model = get_algorithm(algorithm)(m.task.problem_type, m.task.n_classes, seed=0)
+    model.fit(m.X_train, m.y_train, eval_set=(m.X_valid, m.y_valid, None), context=context)
+
+    assert context.looks > best  # training did go past the best round
+    assert model.iterations_ == best
+    np.testing.assert_allclose(
+        model.predict_proba(m.X_test), reference.predict_proba(m.X_test), atol=1e-6
+    )
+
+
+# -- refit and persistence -------------------------------------------------------------------
+@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_refit_params_fix_the_early_stopping_point(
+    default_fits: FitCache, algorithm: str, task_name: str
+) -> None:
+    model, m = default_fits.get(task_name, algorithm)
+    cls = type(model)
+    original = dict(model.params)
+    refit = model.refit_params()
+
+    if cls.iteration_param is None:
+        assert refit == model.params
+        return
+    iterations = model.iterations_
+    assert isinstance(iterations, int)
+    # Early stopping on the validation set ended training before the cap.
+    assert 1 <= iterations < model.params[cls.iteration_param]
+    assert refit == {**model.params, cls.iteration_param: iterations}
+    assert model.params == original  # refit_params returns a copy
+
+    if task_name == "binary":
+        # Trained again without a validation set, the model runs exactly that many iterations.
+        again = fit(algorithm, m, refit)
+        assert again.iterations_ == iterations
+
+
+@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_pickle_round_trip(default_fits: FitCache, algorithm: str, task_name: str) -> None:
+    model, m = default_fits.get(task_name, algorithm)
+    blob = pickle.dumps(model)
+    restored = pickle.loads(blob)
+
+    assert type(restored) is type(model)
+    assert restored.params == model.params
+    assert restored.iterations_ == model.iterations_
+    assert restored.refit_params() == model.refit_params()
+    np.testing.assert_array_equal(outputs(restored, m.X_test), outputs(model, m.X_test))
+    np.testing.assert_array_equal(restored.predict(m.X_test), model.predict(m.X_test))
+    if algorithm == "mlp":
+        # The network travels as its weights, not as pickled torch modules.
+        assert b"torch.nn.modules" not in blob

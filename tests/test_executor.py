@@ -1,0 +1,263 @@
+"""Tests for mlpilot.runtime.LocalProcessExecutor with real ``spawn``ed worker processes.
+
+Task functions live in ``tests/helpers_tasks.py`` (workers import them by path).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from helpers_tasks import FAILURE_MESSAGE
+from mlpilot.runtime import LocalProcessExecutor, TaskOutcome
+
+
+def collect(executor: LocalProcessExecutor, n: int, timeout: float = 15.0) -> list[TaskOutcome]:
+    """Wait until ``n`` outcomes arrived (or ``timeout`` passed); return them."""
+    outcomes: list[TaskOutcome] = []
+    deadline = time.monotonic() + timeout
+    while len(outcomes) < n and time.monotonic() < deadline:
+        outcomes += executor.wait(deadline - time.monotonic())
+    return outcomes
+
+
+def run_one(executor: LocalProcessExecutor, function: str, argument: object) -> TaskOutcome:
+    task_id = executor.submit(f"helpers_tasks:{function}", argument)
+    (outcome,) = collect(executor, 1)
+    assert outcome.task_id == task_id
+    return outcome
+
+
+def worker_pid(executor: LocalProcessExecutor) -> int:
+    outcome = run_one(executor, "pid", None)
+    assert outcome.state == "ok", outcome
+    return int(outcome.value)
+
+
+def is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def executor() -> Iterator[LocalProcessExecutor]:
+    with LocalProcessExecutor(workers=1, threads=1) as ex:
+        assert isinstance(ex, LocalProcessExecutor)
+        yield ex
+
+
+def test_task_returns_its_value(executor: LocalProcessExecutor) -> None:
+    assert executor.capacity == 1
+    assert executor.running() == 0
+    assert executor.wait(0.1) == []  # nothing submitted: returns at once, empty
+
+    task_id = executor.submit("helpers_tasks:sleep_then_double", (0.2, 21))
+    assert executor.running() == 1
+    (outcome,) = collect(executor, 1)
+
+    assert outcome.task_id == task_id
+    assert outcome.state == "ok"
+    assert outcome.value == 42
+    assert outcome.error == ""
+    assert 0.2 <= outcome.seconds < 5
+    assert executor.running() == 0
+    # Task ids are unique: the next one differs.
+    assert run_one(executor, "double", 1.5).value == 3.0
+
+
+def test_raising_task_reports_error_and_keeps_the_worker(executor: LocalProcessExecutor) -> None:
+    before = worker_pid(executor)
+
+    outcome = run_one(executor, "fail", None)
+
+    assert outcome.state == "error"
+    assert outcome.value is None
+    assert "ValueError" in outcome.error
+    assert FAILURE_MESSAGE in outcome.error
+    assert "Traceback" in outcome.detail
+    assert "helpers_tasks.py" in outcome.detail
+    # An exception is not fatal: the same long-lived worker runs the next task.
+    assert worker_pid(executor) == before
+
+
+def test_unpicklable_result_is_an_error(executor: LocalProcessExecutor) -> None:
+    outcome = run_one(executor, "unpicklable", None)
+
+    assert outcome.state == "error"
+    assert "could not be sent back" in outcome.error
+    assert run_one(executor, "double", 2).value == 4
+
+
+def test_task_past_hard_limit_is_killed_and_replaced(executor: LocalProcessExecutor) -> None:
+    before = worker_pid(executor)
+
+    started = time.monotonic()
+    task_id = executor.submit("helpers_tasks:sleep_then_double", (30, 1), hard_limit=1.0)
+    (outcome,) = collect(executor, 1)
+    elapsed = time.monotonic() - started
+
+    assert outcome.task_id == task_id
+    assert outcome.state == "timeout"
+    assert "limit of 1 s" in outcome.error
+    assert 1.0 <= outcome.seconds < 2.0
+    assert 1.0 <= elapsed < 2.0
+    assert is_gone(before)
+    assert executor.running() == 0
+    # The executor keeps working, on a fresh worker.
+    assert worker_pid(executor) != before
+    assert run_one(executor, "double", 5).value == 10
+
+
+def test_fractional_hard_limit_is_reported_as_given(executor: LocalProcessExecutor) -> None:
+    executor.submit("helpers_tasks:sleep_then_double", (30, 1), hard_limit=0.5)
+    (outcome,) = collect(executor, 1)
+
+    assert outcome.state == "timeout"
+    assert 0.5 <= outcome.seconds < 1.5
+    assert "limit of 0.5 s" in outcome.error
+
+
+def test_task_within_hard_limit_is_not_killed(executor: LocalProcessExecutor) -> None:
+    executor.submit("helpers_tasks:sleep_then_double", (0.3, 4), hard_limit=5.0)
+    (outcome,) = collect(executor, 1)
+
+    assert outcome.state == "ok"
+    assert outcome.value == 8
+
+
+def test_worker_exiting_is_reported_as_crash(executor: LocalProcessExecutor) -> None:
+    before = worker_pid(executor)
+
+    outcome = run_one(executor, "exit_with", 3)
+
+    assert outcome.state == "crashed"
+    assert "exit code 3" in outcome.error
+    assert is_gone(before)
+    assert run_one(executor, "double", 7).value == 14
+
+
+def test_worker_killed_by_signal_is_reported_as_crash(executor: LocalProcessExecutor) -> None:
+    outcome = run_one(executor, "kill_self", None)
+
+    assert outcome.state == "crashed"
+    assert "signal 9" in outcome.error
+    assert run_one(executor, "double", 8).value == 16
+
+
+def test_cancel_stops_a_running_task(executor: LocalProcessExecutor) -> None:
+    before = worker_pid(executor)
+    task_id = executor.submit("helpers_tasks:sleep_then_double", (30, 1))
+    assert executor.wait(0.3) == []  # still running
+
+    started = time.monotonic()
+    executor.cancel(task_id)
+    (outcome,) = collect(executor, 1, timeout=5)
+
+    assert time.monotonic() - started < 2.0
+    assert outcome.task_id == task_id
+    assert outcome.state == "cancelled"
+    assert outcome.seconds >= 0.3
+    assert is_gone(before)
+    assert executor.running() == 0
+    executor.cancel(task_id)  # cancelling a finished task is a no-op
+    assert executor.wait(0.1) == []
+    assert run_one(executor, "double", 1).value == 2
+
+
+def test_submit_beyond_capacity_raises(executor: LocalProcessExecutor) -> None:
+    task_id = executor.submit("helpers_tasks:sleep_then_double", (30, 1))
+
+    with pytest.raises(RuntimeError, match="no idle worker"):
+        executor.submit("helpers_tasks:double", 1)
+
+    executor.cancel(task_id)
+    assert [o.state for o in collect(executor, 1)] == ["cancelled"]
+    # The cancelled task's slot is free again.
+    assert run_one(executor, "double", 3).value == 6
+
+
+def test_unpicklable_argument_leaves_the_worker_free(executor: LocalProcessExecutor) -> None:
+    with pytest.raises(Exception, match="pickle"):
+        executor.submit("helpers_tasks:double", lambda: 1)
+
+    # No phantom task holds the only worker.
+    assert executor.running() == 0
+    assert executor.wait(0.1) == []
+    assert run_one(executor, "double", 4).value == 8
+
+
+def test_two_workers_run_tasks_in_parallel() -> None:
+    with LocalProcessExecutor(workers=2, threads=1) as executor:
+        assert executor.capacity == 2
+        # Start both workers (and their imports) before timing anything.
+        executor.warm_up()
+        for x in (1, 2):
+            executor.submit("helpers_tasks:double", x)
+        assert sorted(o.value for o in collect(executor, 2)) == [2, 4]
+
+        started = time.monotonic()
+        ids = {executor.submit("helpers_tasks:sleep_then_double", (1.0, x)) for x in (1, 2)}
+        assert executor.running() == 2
+        outcomes = collect(executor, 2)
+        elapsed = time.monotonic() - started
+
+    assert {o.task_id for o in outcomes} == ids
+    assert all(o.state == "ok" for o in outcomes)
+    assert sorted(o.value for o in outcomes) == [2, 4]
+    assert elapsed < 1.8
+
+
+def test_thread_limits_reach_the_worker() -> None:
+    with LocalProcessExecutor(workers=1, threads=3) as executor:
+        assert executor.threads == 3
+        outcome = run_one(executor, "thread_environment", None)
+
+    assert outcome.state == "ok"
+    assert outcome.value == {
+        "OMP_NUM_THREADS": "3",
+        "OPENBLAS_NUM_THREADS": "3",
+        "MKL_NUM_THREADS": "3",
+        "MLPILOT_WORKER_THREADS": "3",
+    }
+
+
+def test_thread_limits_are_set_before_numpy_loads() -> None:
+    pytest.importorskip("threadpoolctl")
+    with LocalProcessExecutor(workers=1, threads=1) as executor:
+        outcome = run_one(executor, "blas_threads", None)
+
+    assert outcome.state == "ok", outcome.error
+    assert outcome.value, "numpy loaded no thread pool threadpoolctl could see"
+    assert set(outcome.value) == {1}
+
+
+def test_default_threads_split_the_cores() -> None:
+    executor = LocalProcessExecutor(workers=1)
+    try:
+        assert executor.capacity == 1
+        assert executor.threads >= 1
+        assert LocalProcessExecutor(workers=10_000).threads == 1
+    finally:
+        executor.shutdown()  # nothing started: a no-op
+
+
+def test_shutdown_stops_every_worker() -> None:
+    executor = LocalProcessExecutor(workers=2, threads=1)
+    for _ in range(2):
+        executor.submit("helpers_tasks:pid", None)
+    pids = {o.value for o in collect(executor, 2)}
+    assert len(pids) == 2
+    executor.submit("helpers_tasks:sleep_then_double", (30, 1))  # a busy worker too
+
+    started = time.monotonic()
+    executor.shutdown()
+
+    assert time.monotonic() - started < 5
+    assert all(is_gone(pid) for pid in pids)
+    assert executor.running() == 0
