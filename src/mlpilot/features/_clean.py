@@ -7,6 +7,7 @@ mean missing, categories as strings).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -19,19 +20,25 @@ from mlpilot.profile import MISSING_TOKENS, ColumnKind, DatasetProfile, parse_nu
 __all__ = ["TableCleaner"]
 
 
+def _level(value: Any) -> Any:
+    """One category value as the CSV would spell it; NaN for missing or blank."""
+    if _is_missing(value):
+        return np.nan
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    token = str(value).strip()
+    return token if token else np.nan
+
+
 def _as_category_strings(s: pd.Series) -> np.ndarray:
-    """Categories as Python strings with NaN for missing (what sklearn's encoders expect)."""
-    if pd.api.types.is_float_dtype(s):
-        # 1.0 and 1 are the same level whether the table came from CSV or a DataFrame.
-        as_text = s.map(
-            lambda v: str(int(v)) if float(v).is_integer() else str(v), na_action="ignore"
-        )
-    else:
-        as_text = s.astype("string").str.strip()
-        as_text = as_text.mask(as_text == "")
-    out = as_text.astype(object).to_numpy(copy=True)
-    out[pd.isna(out)] = np.nan
-    return out
+    """Categories as Python strings with NaN for missing (what sklearn's encoders expect).
+
+    Works on the distinct values, so 1.0 and 1 are the same level whether the table came from
+    CSV, Parquet or a DataFrame.
+    """
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    levels = np.array([_level(v) for v in uniques] + [np.nan], dtype=object)
+    return levels[codes]  # code -1 picks the trailing NaN
 
 
 #: Up to this many rows, values are converted one by one: pandas' per-call overhead would
@@ -45,11 +52,27 @@ def _bad_numbers(name: str, examples: list[str], count: int) -> PredictionInputE
     )
 
 
-def _numbers(name: str, raw: pd.Series, strict: bool) -> np.ndarray:
-    x = parse_numeric(raw, MISSING_TOKENS)
+#: What pandas' to_numeric reads as a finite number (so both paths agree on every token).
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_INFINITY = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
+
+
+def _missing_set(extra: list[str] | None) -> frozenset[str]:
+    return MISSING_TOKENS | {t.strip().lower() for t in extra or []}
+
+
+def _numbers(name: str, raw: pd.Series, strict: bool, extra: list[str] | None) -> np.ndarray:
+    missing = _missing_set(extra)
+    x = parse_numeric(raw, missing)
     if strict and not (pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw)):
-        text = raw.astype("string").str.strip()
-        bad = raw.notna() & (text != "") & ~text.str.lower().isin(MISSING_TOKENS) & x.isna()
+        lowered = raw.astype("string").str.strip().str.lower()
+        bad = (
+            raw.notna()
+            & (lowered != "")
+            & ~lowered.isin(missing)
+            & ~lowered.isin(_INFINITY)
+            & x.isna()
+        )
         if bad.any():
             raise _bad_numbers(name, raw[bad].astype(str).unique().tolist(), int(bad.sum()))
     return x.to_numpy()
@@ -59,23 +82,27 @@ def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
-def _numbers_small(name: str, raw: pd.Series, strict: bool) -> np.ndarray:
-    out = np.empty(len(raw), dtype=np.float64)
+def _numbers_small(name: str, raw: pd.Series, strict: bool, extra: list[str] | None) -> np.ndarray:
+    """Value by value, reading every token exactly as :func:`parse_numeric` does."""
+    missing = _missing_set(extra)
+    out = np.full(len(raw), np.nan)
     bad: list[str] = []
     for i, value in enumerate(raw.tolist()):
         if _is_missing(value):
-            out[i] = np.nan
-        elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            continue
+        if isinstance(value, (bool, np.bool_)):
             out[i] = float(value)
+        elif isinstance(value, (int, float, np.number)):
+            out[i] = float(value) if np.isfinite(value) else np.nan
         else:
             token = str(value).strip()
-            if token.lower() in MISSING_TOKENS:
-                out[i] = np.nan
+            lowered = token.lower()
+            if lowered in missing or lowered in _INFINITY:
                 continue
-            try:
-                out[i] = float(token)
-            except ValueError:
-                out[i] = np.nan
+            if _NUMBER.match(token):
+                number = float(token)
+                out[i] = number if np.isfinite(number) else np.nan
+            else:
                 bad.append(token)
     if strict and bad:
         raise _bad_numbers(name, bad, len(bad))
@@ -83,16 +110,7 @@ def _numbers_small(name: str, raw: pd.Series, strict: bool) -> np.ndarray:
 
 
 def _categories_small(raw: pd.Series) -> np.ndarray:
-    out = np.empty(len(raw), dtype=object)
-    for i, value in enumerate(raw.tolist()):
-        if _is_missing(value):
-            out[i] = np.nan
-        elif isinstance(value, float) and value.is_integer():
-            out[i] = str(int(value))
-        else:
-            token = str(value).strip()
-            out[i] = token if token else np.nan
-    return out
+    return np.array([_level(v) for v in raw.tolist()] or [], dtype=object)
 
 
 class TableCleaner(TransformerMixin, BaseEstimator):
@@ -111,7 +129,12 @@ class TableCleaner(TransformerMixin, BaseEstimator):
     def from_profile(cls, profile: DatasetProfile) -> TableCleaner:
         return cls(
             [
-                {"name": c.name, "kind": c.kind, "zero_means_missing": c.zero_means_missing}
+                {
+                    "name": c.name,
+                    "kind": c.kind,
+                    "zero_means_missing": c.zero_means_missing,
+                    "missing_tokens": list(c.missing_tokens),
+                }
                 for c in profile.columns
                 if c.kind != ColumnKind.DROP
             ]
@@ -144,7 +167,9 @@ class TableCleaner(TransformerMixin, BaseEstimator):
             name, kind = col["name"], col["kind"]
             raw = X[name]
             if kind == ColumnKind.NUMERIC:
-                x = _numbers_small(name, raw, strict) if small else _numbers(name, raw, strict)
+                extra = col.get("missing_tokens")
+                read = _numbers_small if small else _numbers
+                x = read(name, raw, strict, extra)
                 if col.get("zero_means_missing"):
                     x = np.where(x == 0, np.nan, x)
                 out[name] = x

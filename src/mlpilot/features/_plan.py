@@ -123,6 +123,7 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
                 "name": c.name,
                 "kind": c.kind,
                 "zero_means_missing": c.zero_means_missing,
+                "missing_tokens": list(c.missing_tokens),
                 "n_unique": c.n_unique,
             }
             for c in profile.columns
@@ -223,7 +224,7 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
     def make_cleaner(self) -> TableCleaner:
         return TableCleaner(
             [
-                {k: c[k] for k in ("name", "kind", "zero_means_missing")}
+                {k: c.get(k) for k in ("name", "kind", "zero_means_missing", "missing_tokens")}
                 for c in self.profile_columns or []
             ]
         ).fit(None)

@@ -33,8 +33,8 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
                 t.dt.year,
                 t.dt.month,
                 t.dt.day,
-                t.dt.dayofweek,
-                t.dt.dayofyear,
+                t.dt.day_of_week,
+                t.dt.day_of_year,
             ]
             if self.with_hour_[c]:
                 parts.append(t.dt.hour)

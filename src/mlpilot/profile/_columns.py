@@ -53,6 +53,7 @@ TEXT_MIN_WORDS = 3.0  # mean words per value for free text
 TEXT_MIN_UNIQUE = 0.3  # share of distinct values for free text
 ID_MIN_UNIQUE = 0.98  # share of distinct values for an identifier
 HIGH_CARDINALITY = 64  # categorical levels beyond which target encoding is used
+MAX_EXTRA_TOKENS = 20  # unparseable tokens of a numeric column remembered as missing markers
 
 
 @dataclass
@@ -179,15 +180,20 @@ def _text_numbers(
             return None
     unparsed = int(tok.weights[np.isnan(parsed)].sum())
     infinite = int(tok.weights[np.isinf(parsed)].sum())
+    # The rare tokens that are not numbers join the missing markers, so prediction later reads
+    # them the same way (instead of rejecting a row the model was trained on).
+    odd = sorted(set(tok.uniques[np.isnan(parsed)].astype(str)))[:MAX_EXTRA_TOKENS]
     why = "numbers stored as text"
     if tok.missing:
         why += f"; {', '.join(repr(t) for t in tok.missing)} read as missing"
     if unparsed:
-        why += f"; {unparsed} unparseable value(s) read as missing"
+        shown = ", ".join(repr(t) for t in odd[:5])
+        why += f"; {unparsed} unparseable value(s) ({shown}) read as missing"
     if infinite:
         why += f"; {infinite} infinite value(s) read as missing"
     x = parse_numeric(raw, MISSING_TOKENS)
-    return _numeric(name, x, str(raw.dtype), why, tok.missing, unparsed, identify=identify)
+    tokens = tok.missing + [t for t in odd if t not in tok.missing]
+    return _numeric(name, x, str(raw.dtype), why, tokens, unparsed, identify=identify)
 
 
 def numeric_column(name: str, raw: pd.Series) -> ColumnProfile | None:
