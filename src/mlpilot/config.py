@@ -67,7 +67,13 @@ class JobConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not JOB_NAME.match(self.name):
+        # SageMaker's pattern, whole string (``$`` alone lets a trailing newline through), and its
+        # length limit (the pattern alone allows any number of hyphens).
+        if (
+            not isinstance(self.name, str)
+            or len(self.name) > 32
+            or not JOB_NAME.fullmatch(self.name)
+        ):
             raise ConfigError(
                 f"Job name {self.name!r} must be 1-32 letters, digits or hyphens, starting and "
                 "ending with a letter or digit"

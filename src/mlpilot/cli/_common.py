@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mlpilot.errors import MlpilotError
 
@@ -18,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]Error:[/] {message}", soft_wrap=True)
+    console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -41,7 +42,7 @@ def one_line_errors(function: F) -> F:
                 raise
             first = str(exc).splitlines()[0] if str(exc) else ""
             console.print(
-                f"[bold red]Internal error:[/] {type(exc).__name__}: {first} "
+                f"[bold red]Internal error:[/] {type(exc).__name__}: {escape(first)} "
                 "(set MLPILOT_DEBUG=1 for the traceback)",
                 soft_wrap=True,
             )

@@ -42,7 +42,8 @@ def leaderboard(
         typer.echo(frame.to_csv(index=False), nl=False)
         return
     if output_format == "json":
-        typer.echo(frame.to_json(orient="records", indent=1))
+        # pandas keeps 10 digits by default: keep every digit of the scores.
+        typer.echo(frame.to_json(orient="records", indent=1, double_precision=15))
         return
     if output_format != "table":
         raise ConfigError(f"Unknown format {output_format!r}; use table, csv or json")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated
 
 import typer
+from rich.markup import escape
 
 from mlpilot.cli._common import console, one_line_errors
+from mlpilot.errors import ConfigError
 
 app = typer.Typer()
 
@@ -59,12 +61,12 @@ def predict(
         loaded = load_model(model, candidate=candidate, strict=strict_versions)
     for warning in caught:
         if issubclass(warning.category, ModelVersionWarning):
-            console.print(f"[yellow]Warning:[/] {warning.message}", soft_wrap=True)
+            console.print(f"[yellow]Warning:[/] {escape(str(warning.message))}", soft_wrap=True)
     table = read_table(data)
     target = loaded.info.get("target")
     if target in table.columns:
         table = table.drop(columns=[target])
-    sink = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
+    sink = _open_output(output) if output else sys.stdout
     try:
         for start in range(0, len(table), CHUNK_ROWS):
             part = loaded.predict(
@@ -75,4 +77,16 @@ def predict(
         if output:
             sink.close()
     if output:
-        console.print(f"Wrote {len(table):,} prediction(s) to {output}")
+        console.print(
+            f"Wrote {len(table):,} prediction(s) to {escape(str(output))}", soft_wrap=True
+        )
+
+
+def _open_output(path: Path) -> IO[str]:
+    """The output CSV, opened for writing (its folder created); a one-line error if it cannot
+    be written (a folder, no permission...)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "w", newline="")  # closed by the caller
+    except OSError as exc:
+        raise ConfigError(f"Cannot write predictions to {path}: {exc.strerror or exc}") from None

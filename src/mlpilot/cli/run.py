@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mlpilot.cli._common import console, one_line_errors
@@ -59,7 +60,9 @@ class _Display:
             status = candidate["CandidateStatus"]
             value = candidate.get("FinalAutoMLJobObjectiveMetric", {}).get("Value")
             shown = f"{value:.4f}" if value is not None else candidate.get("FailureReason", "")
-            console.print(f"  {candidate['CandidateName']}: {status} {shown}")
+            console.print(
+                f"  {candidate['CandidateName']}: {status} {escape(str(shown))}", soft_wrap=True
+            )
 
     def refresh(self, job: Any) -> None:
         if self.progress is None or self.time_task is None or self.cand_task is None:
@@ -199,6 +202,12 @@ def run(
         raise ConfigError(
             f"{config.output_dir} already holds a job; choose another --output or remove it"
         )
+    try:
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot create the output folder {config.output_dir}: {exc.strerror or exc}"
+        ) from None
     progress = None
     if not quiet and console.is_terminal:
         progress = Progress(
@@ -212,23 +221,28 @@ def run(
     display = _Display(progress, max_runtime, config.effective_max_candidates, quiet=quiet)
     job = AutoMLJob(config, observers=[display], started=started)
     if not quiet:
-        console.print(f"Job [bold]{job_name}[/] → {config.output_dir}")
+        console.print(f"Job [bold]{job_name}[/] → {escape(str(config.output_dir))}", soft_wrap=True)
     failure: list[BaseException] = []
+    finished = threading.Event()
 
     def work() -> None:
         try:
             job.run()
         except BaseException as exc:
             failure.append(exc)
+        finally:
+            finished.set()
 
     thread = threading.Thread(target=work, name="mlpilot-job", daemon=True)
     try:
         if progress is not None:
             progress.start()
         thread.start()
-        while thread.is_alive():
+        # Wait on an Event, not on thread.join(): a join interrupted by Ctrl-C marks the
+        # still-running thread as stopped (CPython 3.11), which ended the command at once.
+        while not finished.is_set():
             try:
-                thread.join(timeout=0.25)
+                finished.wait(timeout=0.25)
             except KeyboardInterrupt:
                 console.print("Stopping: keeping the best candidate so far ...")
                 job.stop()
@@ -260,9 +274,12 @@ def _summary(job: Any, quiet: bool) -> None:
         console.print(
             f"Best candidate [bold]{best['CandidateName']}[/] "
             f"({best['Mlpilot']['Algorithm']}): {final['StandardMetricName']} = "
-            f"{final['Value']:.5g}; {best['Mlpilot'].get('RefitNote', '')}",
+            f"{final['Value']:.5g}; {escape(best['Mlpilot'].get('RefitNote', ''))}",
             soft_wrap=True,
         )
-        console.print(f"Model: {best['Mlpilot'].get('FinalModel')}", soft_wrap=True)
+        console.print(f"Model: {escape(str(best['Mlpilot'].get('FinalModel')))}", soft_wrap=True)
     for reason in record.get("PartialFailureReasons", []):
-        console.print(f"[yellow]Candidate failure:[/] {reason['PartialFailureMessage']}")
+        console.print(
+            f"[yellow]Candidate failure:[/] {escape(reason['PartialFailureMessage'])}",
+            soft_wrap=True,
+        )

@@ -125,7 +125,13 @@ class AutoMLJob:
     def stop(self) -> None:
         """Ask the job to stop: no new candidates; running ones are cancelled; the best
         candidate so far is kept and packaged."""
+        if self._stop.is_set():
+            return
         self._stop.set()
+        if self.record["AutoMLJobStatus"] == JobStatus.IN_PROGRESS.value:
+            self.record["AutoMLJobStatus"] = JobStatus.STOPPING.value
+            self.record["AutoMLJobSecondaryStatus"] = SecondaryStatus.STOPPING.value
+            self._save()
 
     @property
     def deadline(self) -> float | None:
@@ -148,6 +154,11 @@ class AutoMLJob:
         """Run to the end; returns the final job record. Never raises for candidate failures;
         raises :class:`MlpilotError` only for a bad configuration or unusable data, after
         recording the job as Failed."""
+        if self.layout.record.exists():
+            # Its records, logs and models would mix with this job's (candidates.jsonl appends).
+            raise ConfigError(
+                f"{self.layout.root} already holds a job; choose another output folder or remove it"
+            )
         self.layout.root.mkdir(parents=True, exist_ok=True)
         self._save()
         try:
@@ -588,6 +599,8 @@ class AutoMLJob:
         return block
 
     def _set_status(self, secondary: SecondaryStatus) -> None:
+        if self._stop.is_set():  # once stopping, the record says so until the job ends
+            secondary = SecondaryStatus.STOPPING
         self.record["AutoMLJobSecondaryStatus"] = secondary.value
         self._save()
 

@@ -18,6 +18,9 @@ from mlpilot.runtime._executor import Executor, TaskOutcome
 
 __all__ = ["LocalProcessExecutor", "default_parallelism"]
 
+#: Seconds a worker may take to start (spawn and imports) before its task's limit begins.
+STARTUP_ALLOWANCE = 60.0
+
 
 def default_parallelism() -> int:
     return max(
@@ -33,6 +36,8 @@ class _Worker:
     started: float = 0.0
     hard_limit: float | None = None
     cancelled: bool = False
+    #: The worker said it began the task (until then it may still be starting up).
+    running: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,6 +106,7 @@ class LocalProcessExecutor(Executor):
         worker.connection.send((task_id, function, argument))
         self._next_id += 1
         worker.task_id, worker.started, worker.hard_limit = task_id, time.monotonic(), hard_limit
+        worker.running = False
         worker.cancelled = False
         return task_id
 
@@ -120,12 +126,18 @@ class LocalProcessExecutor(Executor):
                 self._kill(worker)
                 self._pending.append(TaskOutcome(task_id, "cancelled", seconds=seconds))
 
+    @staticmethod
+    def _limit_end(worker: _Worker) -> float | None:
+        if worker.task_id is None or worker.hard_limit is None:
+            return None
+        # Until the worker says it began, it may still be starting (spawn, imports).
+        return worker.started + worker.hard_limit + (0.0 if worker.running else STARTUP_ALLOWANCE)
+
     def _reap_overdue(self) -> None:
         now = time.monotonic()
         for worker in list(self._workers):
-            if worker.task_id is None or worker.hard_limit is None:
-                continue
-            if now - worker.started > worker.hard_limit:
+            end = self._limit_end(worker)
+            if end is not None and now > end and worker.task_id is not None:
                 self._kill(worker)
                 self._pending.append(
                     TaskOutcome(
@@ -137,12 +149,8 @@ class LocalProcessExecutor(Executor):
                 )
 
     def _next_deadline(self) -> float | None:
-        limits = [
-            w.started + w.hard_limit
-            for w in self._workers
-            if w.task_id is not None and w.hard_limit is not None
-        ]
-        return min(limits) if limits else None
+        ends = [e for e in (self._limit_end(w) for w in self._workers) if e is not None]
+        return min(ends) if ends else None
 
     def wait(self, timeout: float) -> list[TaskOutcome]:
         end = time.monotonic() + max(0.0, timeout)
@@ -169,7 +177,11 @@ class LocalProcessExecutor(Executor):
                     except (EOFError, OSError):
                         outcomes.append(self._crashed(worker))
                         continue
-                    worker.task_id = None
+                    if state == "started":
+                        # Spawning and imports do not count against the task's limit.
+                        worker.started, worker.running = time.monotonic(), True
+                        continue
+                    worker.task_id, worker.running = None, False
                     outcomes.append(TaskOutcome(task_id, state, value, error, detail, seconds))
                 elif worker.process.sentinel in ready:
                     outcomes.append(self._crashed(worker))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
 import time
 import traceback
 from typing import Any
@@ -25,6 +26,8 @@ def resolve(path: str) -> Any:
 
 
 def worker_main(connection: Any, threads: int, warm_up: str | None) -> None:
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
     os.environ["MLPILOT_WORKER_THREADS"] = str(threads)
@@ -41,6 +44,7 @@ def worker_main(connection: Any, threads: int, warm_up: str | None) -> None:
             return
         task_id, function, argument = message
         started = time.monotonic()
+        connection.send((task_id, "started", None, "", "", 0.0))  # its time limit runs from here
         try:
             value = resolve(function)(argument)
             reply = (task_id, "ok", value, "", "", time.monotonic() - started)

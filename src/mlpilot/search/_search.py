@@ -13,7 +13,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import optuna
 from optuna.trial import TrialState
@@ -118,7 +118,7 @@ def run_search(
         if limits.stop_requested():
             reason, stop_asking = "Stopped", True
             return False
-        left = time_left()
+        left = job_left = time_left()
         if left is not None and left < MIN_TRIAL_SECONDS:
             reason, stop_asking = "MaxAutoMLJobRuntimeReached", True
             return False
@@ -137,6 +137,8 @@ def run_search(
             time_limit=limit,
             prior=_prior(study) if prune else (),
         )
+        if job_left is not None:
+            task = replace(task, deadline_at=time.time() + job_left)
         hard = None if limit is None else limit + HARD_LIMIT_GRACE
         task_id = executor.submit(TRIAL_FUNCTION, task, hard_limit=hard)
         asked[trial.number] = (trial, task)

@@ -38,6 +38,9 @@ class TrialTask:
     maximize: bool = True
     prior_trials: tuple[PriorTrial, ...] = ()
     prune: bool = False
+    #: Wall-clock time (``time.time()``) by which the trial must end whatever its own limit:
+    #: the job's deadline, which a slow worker start must not push back.
+    deadline_at: float | None = None
 
 
 @dataclass

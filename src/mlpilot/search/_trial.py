@@ -124,9 +124,12 @@ def _run(task: TrialTask, started: float) -> TrialResult:
     profile = data.profile
 
     def time_left() -> float | None:
-        if task.time_limit is None:
-            return None
-        return max(0.1, task.time_limit - (time.monotonic() - started) - _SAVE_RESERVE)
+        limits = []
+        if task.time_limit is not None:
+            limits.append(task.time_limit - (time.monotonic() - started))
+        if task.deadline_at is not None:
+            limits.append(task.deadline_at - time.time())
+        return max(0.1, min(limits) - _SAVE_RESERVE) if limits else None
 
     if task.refit:
         rows = np.arange(len(data.y))
