@@ -609,6 +609,27 @@ def test_validation_fraction_gives_a_holdout(data_dir: Path, tmp_path: Path) -> 
     assert "30%" in profile["ValidationReason"]
     assert job.record["DataSplitConfig"] == {"ValidationFraction": 0.3}
     assert job.record["BestCandidate"]["Mlpilot"]["Fits"] == 1
+    # A holdout candidate saw 70% of the rows: the packaged model is refit on all of them.
+    best = job.record["BestCandidate"]["Mlpilot"]
+    assert best["Refit"] is True
+    assert "refit on all 1,000 rows" in best["RefitNote"]
+    package = mlpilot.load_model(job.layout.root)
+    assert len(package.members) == 1
+    assert package.info["candidate"]["Refit"] is True
+
+
+def test_cross_validated_candidate_is_packaged_as_its_fold_bag(binary: tuple[Any, Any]) -> None:
+    job, _ = binary
+    assert job.record["Mlpilot"]["Profile"]["Validation"] == "cross-validation"
+    best = job.record["BestCandidate"]["Mlpilot"]
+    assert best["Refit"] is False
+    assert "cross-validated bag of 5 fold models" in best["RefitNote"]
+    package = mlpilot.load_model(job.layout.root)
+    assert len(package.members) == 5
+    # The bag is the model the validation score measured: the search's package, as saved.
+    searched = mlpilot.load_job(job.layout.root).model(job.record["BestCandidate"]["CandidateName"])
+    rows = pd.read_csv(TELCO, dtype=str, keep_default_na=False, na_values=[""]).iloc[3000:3050]
+    pd.testing.assert_frame_equal(package.predict(rows), searched.predict(rows))
 
 
 def test_sample_weight_column_is_not_a_feature(data_dir: Path, tmp_path: Path) -> None:
@@ -865,7 +886,10 @@ def test_stop_keeps_and_packages_the_best_candidate(data_dir: Path, tmp_path: Pa
     assert on_disk(job)["AutoMLJobStatus"] == "Stopped"
     best = job.record["BestCandidate"]
     assert best["CandidateStatus"] == "Completed"
-    assert "stopped" in best["Mlpilot"]["RefitNote"]
+    # Nothing is refit after a stop: the candidate is packaged as trained in the search.
+    assert best["Mlpilot"]["Refit"] is False
+    note = best["Mlpilot"]["RefitNote"]
+    assert "stopped" in note or "cross-validated bag" in note
     archive = Path(best["InferenceContainers"][0]["ModelDataUrl"])
     assert archive.is_file()
     model = mlpilot.load_model(archive)
