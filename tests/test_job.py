@@ -618,8 +618,16 @@ def test_validation_fraction_gives_a_holdout(data_dir: Path, tmp_path: Path) -> 
     assert package.info["candidate"]["Refit"] is True
 
 
-def test_cross_validated_candidate_is_packaged_as_its_fold_bag(binary: tuple[Any, Any]) -> None:
-    job, _ = binary
+def test_cross_validated_boosting_candidate_is_packaged_as_its_fold_bag(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    job = run(
+        data_dir / "telco1000.csv",
+        tmp_path / "job",
+        "bag",
+        algorithms=("lightgbm",),
+        max_candidates=1,
+    )
     assert job.record["Mlpilot"]["Profile"]["Validation"] == "cross-validation"
     best = job.record["BestCandidate"]["Mlpilot"]
     assert best["Refit"] is False
@@ -630,6 +638,21 @@ def test_cross_validated_candidate_is_packaged_as_its_fold_bag(binary: tuple[Any
     searched = mlpilot.load_job(job.layout.root).model(job.record["BestCandidate"]["CandidateName"])
     rows = pd.read_csv(TELCO, dtype=str, keep_default_na=False, na_values=[""]).iloc[3000:3050]
     pd.testing.assert_frame_equal(package.predict(rows), searched.predict(rows))
+
+
+def test_cross_validated_forest_candidate_is_refit(data_dir: Path, tmp_path: Path) -> None:
+    # No stopping point to guess, and a bag of five forests would be five times the size.
+    job = run(
+        data_dir / "telco1000.csv",
+        tmp_path / "job",
+        "forest",
+        algorithms=("extra-trees",),
+        max_candidates=1,
+    )
+    assert job.record["Mlpilot"]["Profile"]["Validation"] == "cross-validation"
+    best = job.record["BestCandidate"]["Mlpilot"]
+    assert best["Refit"] is True
+    assert len(mlpilot.load_model(job.layout.root).members) == 1
 
 
 def test_sample_weight_column_is_not_a_feature(data_dir: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,10 @@ def plan_validation(
             if strat is not None
             else KFold(CV_FOLDS, shuffle=True, random_state=seed)
         )
-        for k, (_, test) in enumerate(splitter.split(np.zeros(len(in_search)), strat)):
+        with warnings.catch_warnings():  # rare classes: fewer members than folds is fine here
+            warnings.simplefilter("ignore", UserWarning)
+            splits = list(splitter.split(np.zeros(len(in_search)), strat))
+        for k, (_, test) in enumerate(splits):
             folds[in_search[test]] = k
         return ValidationPlan(
             "cross-validation",

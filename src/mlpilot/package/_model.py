@@ -157,23 +157,25 @@ class InferenceModel:
     # -- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path, *, archive: bool = True) -> Path:
         """Write the package atomically: a half-written package is never visible."""
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
-        try:
+
+        def write(staging: Path) -> None:
             (staging / MANIFEST).write_text(json.dumps(self.info, indent=1, default=str))
             joblib.dump(self.members, staging / PIPELINE)
-            if archive:
-                with tarfile.open(staging / ARCHIVE, "w:gz", compresslevel=1) as tar:
-                    tar.add(staging / MANIFEST, arcname=MANIFEST)
-                    tar.add(staging / PIPELINE, arcname=PIPELINE)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+
+        return _publish(Path(directory), write, archive=archive)
+
+    @staticmethod
+    def copy_package(source: str | Path, directory: str | Path, *, archive: bool = True) -> Path:
+        """Copy a saved package (files as they are, nothing unpickled), adding the archive."""
+        src = Path(source)
+        if not (src / MANIFEST).exists():
+            raise JobNotFoundError(f"No model package at {src} (no {MANIFEST})")
+
+        def write(staging: Path) -> None:
+            for name in (MANIFEST, PIPELINE):
+                shutil.copyfile(src / name, staging / name)
+
+        return _publish(Path(directory), write, archive=archive)
 
     @classmethod
     def load(cls, directory: str | Path, *, strict: bool = False) -> InferenceModel:
@@ -223,6 +225,32 @@ class InferenceModel:
                     f"{archive} is not a readable model archive: {exc}"
                 ) from exc
             return cls.load(tmp, strict=strict)
+
+
+def _publish(target: Path, write: Any, *, archive: bool) -> Path:
+    """Fill a staging folder beside ``target`` with ``write``, add ``model.tar.gz``, and rename
+    it into place, so readers never see a half-written package."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    try:
+        write(staging)
+        if archive:
+            with tarfile.open(staging / ARCHIVE, "w:gz", compresslevel=1) as tar:
+                tar.add(staging / MANIFEST, arcname=MANIFEST)
+                tar.add(staging / PIPELINE, arcname=PIPELINE)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def package_bytes(directory: str | Path) -> int:
+    """Size of a saved package's pickled pipeline (0 if absent)."""
+    path = Path(directory) / PIPELINE
+    return path.stat().st_size if path.exists() else 0
 
 
 def load_model(
