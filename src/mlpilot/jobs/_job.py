@@ -46,7 +46,7 @@ FINAL_TAIL_SHARE = 0.25
 #: Seconds always kept back at the end (writing outputs, stopping workers).
 FINAL_TAIL_MIN = 1.5
 #: Rough speed of writing a package and its gzip (level 1) archive, for the time budget.
-PACKAGE_BYTES_PER_SECOND = 40e6
+PACKAGE_BYTES_PER_SECOND = 150e6
 #: Largest sample the search trains on, by runtime budget (seconds → rows).
 SEARCH_ROW_CAPS = ((120, 50_000), (900, 200_000))
 #: Above this size (bytes in memory), AUTO mode would pick HYPERPARAMETER_TUNING anyway.

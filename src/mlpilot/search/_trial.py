@@ -141,6 +141,10 @@ def _run(task: TrialTask, started: float) -> TrialResult:
         result, members = _evaluate(task, data, time_left)
         if result.status != "Completed":
             return result
+        if get_algorithm(task.algorithm_path).iteration_param is None:
+            # Forests and linear models are refit if they win, so their fold bag is never the
+            # final model: keep one fold's model (a fifth of the disk) as the candidate's own.
+            members = members[:1]
     result.train_seconds = time.monotonic() - started
     package = InferenceModel.build(
         members,
