@@ -924,3 +924,22 @@ def test_stop_keeps_and_packages_the_best_candidate(data_dir: Path, tmp_path: Pa
     for candidate in job.candidates.values():
         if candidate["CandidateStatus"] == "Stopped":
             assert "stopped" in candidate["FailureReason"]
+
+
+def test_infinite_float_targets_are_left_out_like_missing_ones(tmp_path: Path) -> None:
+    # A typed float target (DataFrame/Parquet) with inf: those rows cannot be learned from.
+    table = pd.read_csv(DATASETS / "abalone" / "data.csv").head(400)
+    table["Rings"] = table["Rings"].astype(float)
+    table.loc[table.index[:3], "Rings"] = np.inf
+    job = run(
+        table,
+        tmp_path / "job",
+        "inf",
+        target="Rings",
+        algorithms=("linear-learner",),
+        max_candidates=1,
+        problem_type="Regression",
+    )
+    assert job.status == "Completed", job.record.get("FailureReason")
+    assert job.profile is not None and job.profile.target.missing_rows == 3
+    assert np.isfinite(job.record["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]["Value"])

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from mlpilot._types import CandidateStatus, JobStatus, Mode, ProblemType, SecondaryStatus
@@ -24,7 +25,7 @@ from mlpilot.data import read_table
 from mlpilot.errors import ConfigError, DataError, MlpilotError
 from mlpilot.jobs._layout import JobLayout, write_json_atomic
 from mlpilot.jobs._leaderboard import leaderboard_frame
-from mlpilot.jobs._records import arn, candidate_record
+from mlpilot.jobs._records import arn, candidate_record, inference_container
 from mlpilot.jobs._split import ValidationPlan, plan_validation
 from mlpilot.metrics import default_objective, get_metric
 from mlpilot.profile import DatasetProfile, build_profile
@@ -265,12 +266,12 @@ class AutoMLJob:
             get_metric(self.objective, profile.problem_type)
 
         # Rows the profile says cannot be used (no target, no weight) leave the table here.
-        usable = table[cfg.target].notna()
-        y_raw = table[cfg.target]
-        if y_raw.dtype.kind in "OUT" or pd.api.types.is_string_dtype(y_raw):
-            from mlpilot.profile._target import clean_labels
+        from mlpilot.profile._target import clean_labels
 
-            usable &= clean_labels(y_raw).notna()
+        labels = clean_labels(table[cfg.target])
+        usable = labels.notna()
+        if pd.api.types.is_numeric_dtype(labels):  # e.g. inf in a Parquet float target
+            usable &= ~np.isinf(labels.astype("float64"))
         if cfg.sample_weight:
             from mlpilot.profile import MISSING_TOKENS, parse_numeric
 
@@ -468,10 +469,10 @@ class AutoMLJob:
             "Fits": len(task.eval_folds),
             "PredictSecondsPerRow": result.latency_seconds,
             "ModelLocation": result.model_dir,
-            "RefitParameters": {k: v for k, v in result.refit_params.items() if k != "traceback"},
+            "RefitParameters": result.refit_params,
         }
-        if result.status == "Failed" and "traceback" in result.refit_params:
-            extra["Traceback"] = result.refit_params["traceback"]
+        if result.status == "Failed" and result.detail:
+            extra["Traceback"] = result.detail
         return candidate_record(
             name=task.candidate_name,
             status=result.status,
@@ -591,17 +592,8 @@ class AutoMLJob:
             InferenceModel.copy_package(extra["ModelLocation"], destination, archive=True)
         archive = destination / "model.tar.gz"
         best = dict(best)
-        best["InferenceContainers"] = candidate_record(
-            name=name,
-            status="Completed",
-            objective=self.objective or "F1",
-            region=self.config.region,
-            account=self.config.account_id,
-            processing_job=self.layout.processing_job,
-            created=best["CreationTime"],
-            model_data_url=str(archive),
-            classification=bool(self.problem_type and self.problem_type.is_classification),
-        )["InferenceContainers"]
+        classification = bool(self.problem_type and self.problem_type.is_classification)
+        best["InferenceContainers"] = [inference_container(str(archive), classification, name)]
         best["CandidateProperties"] = {
             **best.get("CandidateProperties", {}),
             "CandidateArtifactLocations": {
@@ -670,11 +662,3 @@ class AutoMLJob:
 def _ensure_parent(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def objective_summary(record: dict[str, Any]) -> str:
-    best = record.get("BestCandidate") or {}
-    final = best.get("FinalAutoMLJobObjectiveMetric")
-    if not final:
-        return "no best candidate"
-    return f"{final['StandardMetricName']} = {final['Value']:.6g}"

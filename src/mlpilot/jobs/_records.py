@@ -9,7 +9,7 @@ from typing import Any
 from mlpilot._version import __version__
 from mlpilot.metrics import get_metric
 
-__all__ = ["INFERENCE_IMAGE", "arn", "candidate_record", "objective_block"]
+__all__ = ["INFERENCE_IMAGE", "arn", "candidate_record", "inference_container", "objective_block"]
 
 INFERENCE_IMAGE = f"mlpilot/tabular-inference:{__version__}"
 

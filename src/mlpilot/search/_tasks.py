@@ -61,3 +61,5 @@ class TrialResult:
     model_dir: str | None = None
     n_train_rows: int = 0
     pruned: bool = False
+    #: The traceback of a Failed trial, for the record (not shown on the leaderboard).
+    detail: str = ""

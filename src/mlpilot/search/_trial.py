@@ -115,7 +115,7 @@ def run_trial(task: TrialTask) -> TrialResult:
             "Failed",
             failure_reason=reason,
             train_seconds=time.monotonic() - started,
-            refit_params={"traceback": traceback.format_exc()[-4000:]},
+            detail=traceback.format_exc()[-4000:],
         )
 
 
