@@ -4,8 +4,10 @@ from mlpilot.search._prepared import PreparedData, load_prepared, write_prepared
 from mlpilot.search._search import SearchLimits, candidate_name, run_search
 from mlpilot.search._space import CandidateSpec, SearchSpace
 from mlpilot.search._tasks import PriorTrial, TrialResult, TrialTask
+from mlpilot.search._trial import VALIDATION_PREDICTIONS, load_validation_predictions
 
 __all__ = [
+    "VALIDATION_PREDICTIONS",
     "CandidateSpec",
     "PreparedData",
     "PriorTrial",
@@ -15,6 +17,7 @@ __all__ = [
     "TrialTask",
     "candidate_name",
     "load_prepared",
+    "load_validation_predictions",
     "run_search",
     "write_prepared",
 ]

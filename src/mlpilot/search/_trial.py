@@ -22,7 +22,12 @@ from mlpilot.package import InferenceModel
 from mlpilot.search._prepared import PreparedData, load_prepared
 from mlpilot.search._tasks import TrialResult, TrialTask
 
-__all__ = ["run_trial"]
+__all__ = ["VALIDATION_PREDICTIONS", "load_validation_predictions", "run_trial"]
+
+#: File in a candidate's model folder with its out-of-fold (or holdout) predictions: arrays
+#: ``rows`` (row numbers in the prepared table), ``folds`` and ``predictions`` (class
+#: probabilities ``(n, K)`` in label order, or regression values ``(n,)``).
+VALIDATION_PREDICTIONS = "validation-predictions.npz"
 
 #: Seconds kept back from a trial's limit for scoring and saving.
 _SAVE_RESERVE = 0.5
@@ -135,10 +140,11 @@ def _run(task: TrialTask, started: float) -> TrialResult:
         rows = np.arange(len(data.y))
         pipeline, model, _ = _fit_member(task, data, rows, None, task.seed, time_left())
         members = [(pipeline, model)]
+        held_out = _NO_ROWS
         result = TrialResult(task.number, task.candidate_name, "Completed", n_train_rows=len(rows))
         result.refit_params = model.refit_params()
     else:
-        result, members = _evaluate(task, data, time_left)
+        result, members, held_out = _evaluate(task, data, time_left)
         if result.status != "Completed":
             return result
         if get_algorithm(task.algorithm_path).iteration_param is None:
@@ -167,10 +173,26 @@ def _run(task: TrialTask, started: float) -> TrialResult:
     if task.model_dir:
         package.save(task.model_dir, archive=task.refit)
         result.model_dir = task.model_dir
+        if not task.refit:
+            rows, folds, predictions = held_out
+            np.savez(
+                os.path.join(task.model_dir, VALIDATION_PREDICTIONS),
+                rows=rows,
+                folds=folds,
+                predictions=predictions,
+            )
     return result
 
 
-def _evaluate(task: TrialTask, data: PreparedData, time_left: Any) -> tuple[TrialResult, list[Any]]:
+def load_validation_predictions(model_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows, folds, predictions)`` a trial saved in ``model_dir``."""
+    with np.load(os.path.join(model_dir, VALIDATION_PREDICTIONS)) as saved:
+        return saved["rows"], saved["folds"], saved["predictions"]
+
+
+def _evaluate(
+    task: TrialTask, data: PreparedData, time_left: Any
+) -> tuple[TrialResult, list[Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     profile = data.profile
     problem = profile.problem_type
     objective = get_metric(task.objective)
@@ -178,7 +200,7 @@ def _evaluate(task: TrialTask, data: PreparedData, time_left: Any) -> tuple[Tria
     if task.prune and len(task.eval_folds) > 1:
         _, trial = _pruner_study(task)
     members = []
-    truth, predictions, weights = [], [], []
+    truth, predictions, weights, rows = [], [], [], []
     intermediate: dict[int, float] = {}
     fold_scores = []
     for step, fold in enumerate(task.eval_folds):
@@ -191,6 +213,7 @@ def _evaluate(task: TrialTask, data: PreparedData, time_left: Any) -> tuple[Tria
         pred = model.predict_proba(X_valid) if problem.is_classification else model.predict(X_valid)
         w = data.weight[valid] if data.weight is not None else None
         truth.append(data.y[valid])
+        rows.append(valid)
         predictions.append(pred)
         weights.append(w)
         if objective.fn is not None:
@@ -207,18 +230,22 @@ def _evaluate(task: TrialTask, data: PreparedData, time_left: Any) -> tuple[Tria
             if trial is not None:
                 trial.report(intermediate[step], step)
                 if trial.should_prune():
-                    return TrialResult(
-                        task.number,
-                        task.candidate_name,
-                        "Stopped",
-                        failure_reason=(
-                            f"pruned after fold {step + 1} of {len(task.eval_folds)}: "
-                            f"{objective.name} {intermediate[step]:.4f} was worse than the median "
-                            "of earlier candidates"
+                    return (
+                        TrialResult(
+                            task.number,
+                            task.candidate_name,
+                            "Stopped",
+                            failure_reason=(
+                                f"pruned after fold {step + 1} of {len(task.eval_folds)}: "
+                                f"{objective.name} {intermediate[step]:.4f} was worse than the median "
+                                "of earlier candidates"
+                            ),
+                            intermediate_values=intermediate,
+                            pruned=True,
                         ),
-                        intermediate_values=intermediate,
-                        pruned=True,
-                    ), []
+                        [],
+                        _NO_ROWS,
+                    )
     y_all = np.concatenate(truth)
     p_all = np.concatenate(predictions)
     w_all = None if data.weight is None else np.concatenate([w for w in weights if w is not None])
@@ -252,4 +279,8 @@ def _evaluate(task: TrialTask, data: PreparedData, time_left: Any) -> tuple[Tria
     if result.objective_value is None and objective.fn is not None:
         result.status = "Failed"
         result.failure_reason = f"{objective.name} is undefined on the validation data"
-    return result, members
+    row_all = np.concatenate(rows)
+    return result, members, (row_all, data.folds[row_all].astype(np.int16), p_all)
+
+
+_NO_ROWS = (np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0))
