@@ -1,7 +1,9 @@
 """Single-row, in-process prediction time of a packaged model.
 
-usage: python benchmarks/latency.py JOB_OR_MODEL DATA.csv [--rows 200]
-Prints p50/p90/p99 milliseconds over single-row predictions of the first rows of DATA.
+usage: python benchmarks/latency.py JOB_OR_MODEL DATA.csv [--rows 200] [--candidate NAME]
+Prints p50/p90/p99 milliseconds over single-row predictions of the first rows of DATA: the job's
+packaged best model, or with --candidate one candidate's own package (e.g. the bagged ensemble
+when the refit one was packaged).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("data")
     parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--candidate", default=None)
     args = parser.parse_args()
-    model = mlpilot.load_model(args.model)
+    model = mlpilot.load_model(args.model, candidate=args.candidate)
     table = read_table(args.data)
     model.predict(table.iloc[[0]])  # first call pays one-off costs
     times = []

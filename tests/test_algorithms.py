@@ -21,6 +21,7 @@ from conftest import DATASETS
 from mlpilot._types import ProblemType
 from mlpilot.algorithms import (
     DEFAULT_ALGORITHMS,
+    ENSEMBLING_ALGORITHMS,
     Algorithm,
     FitContext,
     _registry,
@@ -43,8 +44,10 @@ ALGORITHMS = (
     "extra-trees",
     "linear-learner",
     "mlp",
+    "nn-torch",
+    "fastai",
 )
-ITERATIVE = ("lightgbm", "xgboost", "catboost", "mlp")
+ITERATIVE = ("lightgbm", "xgboost", "catboost", "mlp", "nn-torch", "fastai")
 
 #: Real data sets, one per problem type: (file, target, problem type).
 TASKS = {
@@ -63,6 +66,8 @@ SMALL: dict[str, dict[str, Any]] = {
     "extra-trees": {"n_estimators": 40},
     "linear-learner": {},
     "mlp": {"epochs": 5, "hidden_size": 64},
+    "nn-torch": {"epochs": 5, "layers": "64-32"},
+    "fastai": {"epochs": 5, "layers": "64-32"},
 }
 
 #: Far more work than fits in a second, so only the time limit can end training early.
@@ -84,6 +89,18 @@ HUGE: dict[str, dict[str, Any]] = {
         "hidden_size": 512,
         "layers": 4,
         "batch_size": 64,
+    },
+    "nn-torch": {
+        "epochs": 1_000_000,
+        "learning_rate": 1e-6,
+        "layers": "512-256",
+        "batch_size": 128,
+    },
+    "fastai": {
+        "epochs": 1_000_000,
+        "learning_rate": 1e-6,
+        "layers": "512-256",
+        "batch_size": 128,
     },
 }
 
@@ -272,8 +289,11 @@ def scores(model: Algorithm, m: Matrices) -> dict[str, float]:
 # -- registry --------------------------------------------------------------------------------
 def test_registry_names_every_algorithm() -> None:
     assert set(algorithm_names()) == set(ALGORITHMS)
-    assert set(DEFAULT_ALGORITHMS) == set(ALGORITHMS)
+    assert set(DEFAULT_ALGORITHMS) == set(ALGORITHMS) - {"nn-torch", "fastai"}
     assert len(DEFAULT_ALGORITHMS) == len(set(DEFAULT_ALGORITHMS))
+    # Autopilot's ENSEMBLING set, fastai mapped to nn-torch with fastai's defaults.
+    assert set(ENSEMBLING_ALGORITHMS) == set(ALGORITHMS) - {"mlp"}
+    assert issubclass(get_algorithm("fastai"), get_algorithm("nn-torch"))
     for name in ALGORITHMS:
         cls = get_algorithm(name)
         assert issubclass(cls, Algorithm)

@@ -325,7 +325,6 @@ RUN_ERRORS: list[tuple[list[str], list[str]]] = [
     (["--max-candidates", "0"], ["MaxCandidates must be between 1 and 750"]),
     (["--validation-fraction", "2"], ["ValidationFraction must be between 0 and 1"]),
     (["--name", "bad_name!"], ["Job name 'bad_name!'"]),
-    (["--mode", "ENSEMBLING"], ["Mode ENSEMBLING is not available"]),
     (
         [
             "--mode",

@@ -167,7 +167,12 @@ def test_binary_job_completes_after_max_candidates(binary: tuple[AutoMLJob, Reco
     job, recorder = binary
     assert job.status == "Completed", job.record.get("FailureReason")
     assert job.secondary_status == "Completed"
-    assert recorder.statuses[-2:] == ["MaxCandidatesReached", "Completed"]
+    assert recorder.statuses[-4:] == [
+        "MaxCandidatesReached",
+        "GeneratingModelInsightsReport",
+        "GeneratingExplainabilityReport",
+        "Completed",
+    ]
     for phase in ("AnalyzingData", "FeatureEngineering", "ModelTuning"):
         assert phase in recorder.statuses
     assert len(job.candidates) == 5
@@ -436,7 +441,8 @@ def test_runtime_limit_is_kept(tmp_path: Path) -> None:
     )
     wall = time.monotonic() - started
     assert job.status == "Completed", job.record.get("FailureReason")
-    assert recorder.statuses[-2:] == ["MaxAutoMLJobRuntimeReached", "Completed"]
+    phases = [s for s in recorder.statuses if not s.startswith("Generating")]  # the reports'
+    assert phases[-2:] == ["MaxAutoMLJobRuntimeReached", "Completed"]
     elapsed = job.record["Mlpilot"]["ElapsedSeconds"]
     assert elapsed <= 21.0  # the budget + 5 %
     assert wall <= 21.0 + 1.0  # + stopping the workers
@@ -777,10 +783,6 @@ def _objective_for_regression(root: Path) -> tuple[Path, dict[str, Any]]:
     return write(root / "d.csv", telco_lines(1, 200)), {"objective": "MSE"}
 
 
-def _ensembling(root: Path) -> tuple[Path, dict[str, Any]]:
-    return write(root / "d.csv", telco_lines(1, 200)), {"mode": "ENSEMBLING"}
-
-
 def _validation_columns_differ(root: Path) -> tuple[Path, dict[str, Any]]:
     valid = telco_lines(201, 300).replace("customerID,gender,", "customerID,sex,", 1)
     return write(root / "d.csv", telco_lines(1, 200)), {
@@ -800,7 +802,6 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], tuple[Path, dict[str, Any]]], type,
         ConfigError,
         r"'MSE' does not apply to BinaryClassification",
     ),
-    "ensembling": (_ensembling, ConfigError, r"Mode ENSEMBLING is not available"),
     "validation-columns": (_validation_columns_differ, DataError, r"validation channel"),
 }
 

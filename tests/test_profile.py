@@ -630,3 +630,17 @@ def test_profile_round_trip_keeps_every_decision(dataset: tuple[str, str], tmp_p
 def test_column_lookup_of_an_unknown_name_is_a_key_error() -> None:
     with pytest.raises(KeyError):
         profile(*TELCO).column("Churn")
+
+
+def test_short_table_identifier_is_dropped_by_its_name_only() -> None:
+    table = pd.DataFrame(
+        {
+            "customer_id": [str(i) for i in range(1, 11)],
+            "visits": [str(i) for i in range(1, 11)],
+            "churn": ["Yes", "No"] * 5,
+        }
+    )
+    profile = build_profile(table, "churn")
+    kinds = {c.name: c.kind for c in profile.columns}
+    assert kinds["customer_id"] == "drop"
+    assert kinds["visits"] == "numeric"  # consecutive, but 10 rows and no id-like name

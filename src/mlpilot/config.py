@@ -19,6 +19,7 @@ from mlpilot.algorithms import algorithm_path
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import get_metric
 from mlpilot.profile import FeatureSpecification
+from mlpilot.search._space import CandidateDefinition
 
 __all__ = ["JobConfig"]
 
@@ -60,6 +61,15 @@ class JobConfig:
     candidates_only: bool = False
     seed: int = 0
     parallelism: int | None = None
+    #: ENSEMBLING: the packaged model must predict one row within this many milliseconds
+    #: (the ensemble gives up accuracy for it); not a SageMaker field.
+    max_latency_ms: float | None = None
+    #: Candidate pipelines searched instead of the algorithms' built-in ones: the
+    #: candidate-definition notebook's knob (see :class:`mlpilot.search.CandidateDefinition`).
+    candidates: tuple[CandidateDefinition, ...] | None = None
+    #: Run the data-exploration notebook and write the explainability and model-quality
+    #: reports (``mlpilot report JOB --generate`` makes them later when off).
+    generate_reports: bool = True
     role_arn: str = "arn:aws:iam::000000000000:role/mlpilot"
     region: str = "us-east-1"
     account_id: str = "000000000000"
@@ -110,6 +120,19 @@ class JobConfig:
                 raise ConfigError("AlgorithmsConfig cannot be set when Mode is AUTO")
             for name in self.algorithms:
                 algorithm_path(name)
+        if self.candidates is not None:
+            object.__setattr__(self, "candidates", tuple(self.candidates))
+            if not self.candidates or not all(
+                isinstance(c, CandidateDefinition) for c in self.candidates
+            ):
+                raise ConfigError("candidates must be one or more CandidateDefinition objects")
+            if self.algorithms is not None and set(self.algorithms) != {
+                c.algorithm for c in self.candidates
+            }:
+                raise ConfigError(
+                    "Give either algorithms or candidates: the candidates' algorithms "
+                    "differ from the algorithms given"
+                )
         if self.content_type not in (None, CSV, "text/csv", PARQUET):
             raise ConfigError(
                 f"ContentType {self.content_type!r} is not supported; use {CSV!r} or {PARQUET!r}"
@@ -120,6 +143,8 @@ class JobConfig:
             raise ConfigError(
                 f"S3DataType must be S3Prefix or ManifestFile; got {self.data_type!r}"
             )
+        if self.max_latency_ms is not None and not self.max_latency_ms > 0:
+            raise ConfigError(f"The latency limit must be positive; got {self.max_latency_ms} ms")
         if self.parallelism is not None and self.parallelism < 1:
             raise ConfigError(f"Parallelism must be at least 1; got {self.parallelism}")
         if isinstance(self.output_path, str) and self.output_path.startswith("s3://"):
@@ -172,10 +197,9 @@ class JobConfig:
         name = request["AutoMLJobName"]
         problem = tabular.get("ProblemType")
         objective = (request.get("AutoMLJobObjective") or {}).get("MetricName")
-        if (problem is None) != (objective is None):
-            raise ConfigError(
-                "Give both ProblemType and AutoMLJobObjective, or neither (both are then inferred)"
-            )
+        # SageMaker's documentation asks for both or neither; AWS's own recipes give ProblemType
+        # alone. A missing objective is the problem type's default; a lone objective is checked
+        # against the inferred problem type once the data is analysed.
         values: dict[str, Any] = {
             "name": name,
             "training_data": source["S3Uri"],

@@ -3,6 +3,7 @@
 from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
 from mlpilot.algorithms._registry import (
     DEFAULT_ALGORITHMS,
+    ENSEMBLING_ALGORITHMS,
     algorithm_names,
     algorithm_path,
     get_algorithm,
@@ -11,6 +12,7 @@ from mlpilot.algorithms._registry import (
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
+    "ENSEMBLING_ALGORITHMS",
     "Algorithm",
     "EvalSet",
     "FitContext",

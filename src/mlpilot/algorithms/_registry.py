@@ -20,6 +20,9 @@ _REGISTRY: dict[str, str] = {
     "extra-trees": "mlpilot.algorithms.forests:ExtraTrees",
     "linear-learner": "mlpilot.algorithms.linear:LinearLearner",
     "mlp": "mlpilot.algorithms.mlp:MLP",
+    "nn-torch": "mlpilot.algorithms.nn_torch:NNTorch",
+    # Autopilot's ENSEMBLING names fastai; mlpilot maps it to nn-torch with fastai's defaults.
+    "fastai": "mlpilot.algorithms.nn_torch:FastAI",
 }
 
 #: The set a job uses when AlgorithmsConfig does not restrict it (fast, strong ones first).
@@ -31,6 +34,18 @@ DEFAULT_ALGORITHMS = (
     "randomforest",
     "linear-learner",
     "mlp",
+)
+
+#: Autopilot's ENSEMBLING algorithms: what ENSEMBLING mode uses when AlgorithmsConfig is unset.
+ENSEMBLING_ALGORITHMS = (
+    "lightgbm",
+    "catboost",
+    "xgboost",
+    "randomforest",
+    "extra-trees",
+    "linear-learner",
+    "nn-torch",
+    "fastai",
 )
 
 

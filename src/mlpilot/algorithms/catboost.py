@@ -47,6 +47,13 @@ class CatBoost(Algorithm):
             frame[i] = frame[i].astype(np.int64)
         return frame
 
+    def _objects(self, X: Any) -> np.ndarray:
+        dense = np.asarray(X)
+        out = dense.astype(object)
+        if self.cat_features_:
+            out[:, self.cat_features_] = dense[:, self.cat_features_].astype(np.int64)
+        return out
+
     def _fit(
         self,
         X: Any,
@@ -93,7 +100,9 @@ class CatBoost(Algorithm):
         self.iterations_ = int(model.tree_count_)
 
     def _predict_raw(self, X: Any) -> np.ndarray:
-        frame = self._frame(X)
+        # A few rows: an object array (ints for categories) skips building a DataFrame, which
+        # costs several times the prediction of one row.
+        frame: Any = self._frame(X) if X.shape[0] > 64 else self._objects(X)
         if self.problem_type is ProblemType.REGRESSION:
             return np.asarray(self.model_.predict(frame, thread_count=1))
         proba = np.asarray(self.model_.predict_proba(frame, thread_count=1))

@@ -33,6 +33,8 @@ class LightGBM(Algorithm):
             # classes otherwise drives probabilities to 1e-60 and the log loss up).
             "reg_lambda": 1.0,
             "cat_smooth": 10.0,
+            # Randomised split thresholds (LightGBM's "extra trees"): a diverse ensemble member.
+            "extra_trees": False,
         }
 
     @classmethod
@@ -87,6 +89,7 @@ class LightGBM(Algorithm):
             "lambda_l1": p["reg_alpha"],
             "lambda_l2": p["reg_lambda"],
             "cat_smooth": p["cat_smooth"],
+            "extra_trees": bool(p.get("extra_trees", False)),
             "num_threads": context.n_jobs,
             "seed": self.seed,
             "deterministic": True,

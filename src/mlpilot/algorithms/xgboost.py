@@ -102,7 +102,10 @@ class XGBoost(Algorithm):
     def _predict_raw(self, X: Any) -> np.ndarray:
         import xgboost as xgb
 
-        out = self.model_.predict(xgb.DMatrix(X, nthread=1))
+        if X.shape[0] <= 64 and isinstance(X, np.ndarray):
+            out = self.model_.inplace_predict(X)  # no DMatrix for a few rows
+        else:
+            out = self.model_.predict(xgb.DMatrix(X, nthread=1))
         if self.problem_type is ProblemType.BINARY:
             return np.column_stack([1.0 - out, out])
         return np.asarray(out)

@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from mlpilot._version import __version__
-from mlpilot.cli import STARTED, leaderboard, predict, run
+from mlpilot.cli import (
+    STARTED,
+    jobs,
+    leaderboard,
+    predict,
+    report,
+    run,
+    serve,
+    serve_model,
+    train,
+)
 
 app = typer.Typer(
     name="mlpilot",
@@ -17,6 +27,11 @@ app = typer.Typer(
 app.add_typer(run.app)
 app.add_typer(predict.app)
 app.add_typer(leaderboard.app)
+app.add_typer(serve.app)
+app.add_typer(serve_model.app)
+app.add_typer(jobs.app)
+app.add_typer(report.app)
+app.add_typer(train.app)
 
 
 @app.command("version")

@@ -157,6 +157,14 @@ def run(
         int | None,
         typer.Option(help="Candidates trained at once.", show_default="the number of cores"),
     ] = None,
+    reports: Annotated[
+        bool,
+        typer.Option(
+            "--reports/--no-reports",
+            help="Run the data-exploration notebook and write the best candidate's "
+            "explainability and model-quality reports (`mlpilot report --generate` later).",
+        ),
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
     """Run an AutoML job: profile the data, tune candidates, package the best model.
@@ -197,6 +205,7 @@ def run(
         candidates_only=candidates_only,
         seed=seed,
         parallelism=parallelism,
+        generate_reports=reports,
     )
     if config.output_dir.exists() and (config.output_dir / "job.json").exists():
         raise ConfigError(

@@ -6,6 +6,7 @@ from mlpilot.data._readers import (
     SUPPORTED_CONTENT_TYPES,
     list_objects,
     read_table,
+    resolve_uri,
     write_table,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "SUPPORTED_CONTENT_TYPES",
     "list_objects",
     "read_table",
+    "resolve_uri",
     "write_table",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "SUPPORTED_CONTENT_TYPES",
     "list_objects",
     "read_table",
+    "resolve_uri",
     "write_table",
 ]
 
@@ -103,6 +104,13 @@ class _Resolver:
             )
         path = os.path.abspath(os.path.expanduser(text))
         return _Object(self.filesystem("file"), path, path)
+
+
+def resolve_uri(source: str | os.PathLike[str]) -> tuple[Any, str]:
+    """``(filesystem, path)`` for a local path, ``file://`` or ``s3://`` URI (the S3 endpoint
+    from ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``), for code that copies whole trees."""
+    obj = _Resolver().resolve(source)
+    return obj.fs, obj.path
 
 
 def _oneline(exc: BaseException) -> str:

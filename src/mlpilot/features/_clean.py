@@ -160,6 +160,12 @@ class TableCleaner(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame, strict: bool = False) -> pd.DataFrame:
         """Typed feature columns. ``strict`` (prediction): a numeric column holding text that is
         neither a number nor a missing marker is an error instead of a missing value."""
+        return pd.DataFrame(self.transform_arrays(X, strict=strict), index=X.index)
+
+    def transform_arrays(self, X: pd.DataFrame, strict: bool = False) -> dict[str, np.ndarray]:
+        """:meth:`transform` as a dict of NumPy arrays, one per column: what the feature
+        pipelines' small-batch path reads (a DataFrame's column access costs more than the
+        transform of one row)."""
         self._missing_columns(X)
         small = len(X) <= SMALL_BATCH
         out: dict[str, Any] = {}
@@ -186,7 +192,7 @@ class TableCleaner(TransformerMixin, BaseEstimator):
                     text = text.mask(text.str.lower().isin(MISSING_TOKENS))
                     stamps = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
                 out[name] = stamps.dt.tz_localize(None).to_numpy()
-        return pd.DataFrame(out, index=X.index)
+        return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray([c["name"] for c in self.columns or []], dtype=object)

@@ -28,11 +28,14 @@ from sklearn.preprocessing import (
 )
 
 from mlpilot.features._clean import TableCleaner
+from mlpilot.features._fast import build_fast_transform
 from mlpilot.features._transformers import DatetimeParts, TextColumn
 from mlpilot.profile import ColumnKind, DatasetProfile
 
 __all__ = ["FeaturePipeline", "PreprocessingOptions"]
 
+#: Up to this many rows, a fitted pipeline transforms through its NumPy twin (features._fast).
+FAST_ROWS = 64
 #: Codes an ordinal-encoded category takes for "unseen at training" and "missing".
 UNKNOWN_CODE, MISSING_CODE = -1, -2
 
@@ -240,9 +243,18 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
         self.columns_ = self._build()
         out = self.columns_.fit_transform(clean, y)
         self._describe_output()
+        self.fast_ = build_fast_transform(self.columns_, clean, self.columns_.transform)
         return _ToFloat32().transform(out)
 
-    def transform_clean(self, clean: pd.DataFrame) -> Any:
+    def transform_clean(self, clean: pd.DataFrame | dict[str, np.ndarray]) -> Any:
+        """The model's matrix from typed rows (a DataFrame, or the cleaner's column arrays)."""
+        # A few rows (online prediction): the NumPy twin, without scikit-learn's per-call checks.
+        fast = getattr(self, "fast_", None)
+        n = len(next(iter(clean.values()))) if isinstance(clean, dict) and clean else len(clean)
+        if fast is not None and n <= FAST_ROWS:
+            return fast.transform(clean)
+        if isinstance(clean, dict):
+            clean = pd.DataFrame(clean)
         return _ToFloat32().transform(self.columns_.transform(clean))
 
     def _describe_output(self) -> None:
@@ -262,8 +274,46 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame, strict: bool = False) -> Any:
         return self.transform_clean(self.cleaner_.transform(X, strict=strict))
 
+    def output_sources(self) -> list[str]:
+        """The input column behind each column of the transformed matrix, so that attributions
+        to one-hot, indicator, date-part or text columns add up per original feature."""
+        sources: list[str] = []
+        for name, transformer, columns in self.columns_.transformers_:
+            block = self.columns_.output_indices_.get(name, slice(0, 0))
+            width = block.stop - block.start
+            if width == 0 or name == "remainder":
+                continue
+            inputs = [str(c) for c in columns]
+            if len(inputs) == 1:
+                sources += inputs * width
+                continue
+            names = (
+                inputs
+                if transformer == "passthrough"
+                else [str(n) for n in transformer.get_feature_names_out(inputs)]
+            )
+            sources += [_source_of(n, inputs) for n in names]
+        if len(sources) != len(self.feature_names_out_):
+            raise RuntimeError("the transformed columns could not be traced to their inputs")
+        return sources
+
     def check_input(self, X: pd.DataFrame) -> None:
         self.cleaner_.check_input(X)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(self.feature_names_out_, dtype=object)
+
+
+def _source_of(output: str, inputs: list[str]) -> str:
+    """The input an output column of a multi-column block came from: the same name, or the
+    longest input name it extends (``Contract_One year``, ``missingindicator_tenure``,
+    ``date__month``, a class-wise target encoding ``city_2``)."""
+    if output in inputs:
+        return output
+    stripped = output.removeprefix("missingindicator_")
+    if stripped in inputs:
+        return stripped
+    owners = [c for c in inputs if stripped.startswith(c + "_")]
+    if not owners:
+        raise RuntimeError(f"cannot trace output column {output!r} to an input column")
+    return max(owners, key=len)

@@ -3,6 +3,7 @@
 from mlpilot.jobs._job import AutoMLJob, JobObserver
 from mlpilot.jobs._layout import JobLayout
 from mlpilot.jobs._leaderboard import leaderboard_frame
+from mlpilot.jobs._recover import finalize_interrupted
 from mlpilot.jobs._results import JobResults, load_job, model_location
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "JobLayout",
     "JobObserver",
     "JobResults",
+    "finalize_interrupted",
     "leaderboard_frame",
     "load_job",
     "model_location",

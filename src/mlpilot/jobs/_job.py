@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 
 from mlpilot._types import CandidateStatus, JobStatus, Mode, ProblemType, SecondaryStatus
-from mlpilot.algorithms import DEFAULT_ALGORITHMS, algorithm_path, get_algorithm
+from mlpilot.algorithms import (
+    DEFAULT_ALGORITHMS,
+    ENSEMBLING_ALGORITHMS,
+    algorithm_path,
+    get_algorithm,
+)
 from mlpilot.config import JobConfig
 from mlpilot.data import read_table
 from mlpilot.errors import ConfigError, DataError, MlpilotError
@@ -101,11 +106,18 @@ class AutoMLJob:
         self.validation: ValidationPlan | None = None
         self.problem_type: ProblemType | None = config.problem_type
         self.objective: str | None = config.objective
+        self.mode: Mode = config.mode
         self.mode_reason = ""
+        self._ensemble: Any = None  # the ENSEMBLING builder, once it ran
+        self._bagging: Any = None  # ENSEMBLING's BaggingPlan
+        self._portfolio: list[Any] = []
+        self._y: np.ndarray | None = None
+        self._weight: np.ndarray | None = None
         self.candidates: dict[str, dict[str, Any]] = {}
         self.best: dict[str, Any] | None = None
         self._best_package_bytes = 0
         self.failures: list[str] = []
+        self._white_box: Any = None  # notebooks and reports (mlpilot.reports.WhiteBox)
         now = time.time()
         self.record: dict[str, Any] = {
             **config.to_request(),
@@ -196,15 +208,26 @@ class AutoMLJob:
         if self._stop.is_set():
             return self._finish(JobStatus.STOPPED, SecondaryStatus.STOPPED)
 
-        self._set_status(SecondaryStatus.FEATURE_ENGINEERING)
+        # ENSEMBLING goes straight from AnalyzingData to TrainingModels, as Autopilot's does.
+        self._set_status(
+            SecondaryStatus.TRAINING_MODELS
+            if self.mode is Mode.ENSEMBLING
+            else SecondaryStatus.FEATURE_ENGINEERING
+        )
         space = self._define_candidates()
+        from mlpilot.reports._whitebox import WhiteBox
+
+        self._white_box = WhiteBox.start(self, space)
         if cfg.candidates_only:
             return self._finish(
                 JobStatus.COMPLETED, SecondaryStatus.CANDIDATE_DEFINITIONS_GENERATED
             )
 
-        self._set_status(SecondaryStatus.MODEL_TUNING)
-        reason = self._tune(space)
+        if self.mode is Mode.ENSEMBLING:
+            reason = self._train_ensemble()
+        else:
+            self._set_status(SecondaryStatus.MODEL_TUNING)
+            reason = self._tune(space)
         ended_by = {
             "MaxCandidatesReached": SecondaryStatus.MAX_CANDIDATES_REACHED,
             "MaxAutoMLJobRuntimeReached": SecondaryStatus.MAX_AUTOML_JOB_RUNTIME_REACHED,
@@ -219,6 +242,7 @@ class AutoMLJob:
                 JobStatus.FAILED, SecondaryStatus.FAILED, failure=f"No candidate completed: {first}"
             )
         self._package_best()
+        self._white_box.after_packaging()
         self._write_leaderboard()
         if self._stop.is_set():
             return self._finish(JobStatus.STOPPED, SecondaryStatus.STOPPED)
@@ -282,36 +306,48 @@ class AutoMLJob:
         y = profile.target.encode(table[cfg.target])
 
         mode = cfg.mode
-        size = int(table.memory_usage(deep=True).sum())
-        if mode is Mode.ENSEMBLING:
-            raise ConfigError(
-                "Mode ENSEMBLING is not available in this version of mlpilot; use "
-                "HYPERPARAMETER_TUNING (or AUTO)"
-            )
-        if mode is Mode.AUTO:
+        if mode is Mode.AUTO and (cfg.candidates_only or cfg.candidates is not None):
+            mode = Mode.HYPERPARAMETER_TUNING
             self.mode_reason = (
-                f"AUTO chose HYPERPARAMETER_TUNING ({size / 2**20:.1f} MB of data; ENSEMBLING, "
-                "which AUTO picks under 100 MB, is not available in this version)"
-                if size < AUTO_ENSEMBLING_MAX_BYTES
-                else f"AUTO chose HYPERPARAMETER_TUNING: {size / 2**20:.0f} MB of data, over 100 MB"
+                "AUTO chose HYPERPARAMETER_TUNING: candidate definitions (candidates-only job, "
+                "or candidates given) are tuned candidates"
             )
+        elif mode is Mode.AUTO:
+            # Autopilot measures the dataset's size in storage: estimate the table's CSV size.
+            size = _csv_bytes(table)
+            if size < AUTO_ENSEMBLING_MAX_BYTES:
+                mode = Mode.ENSEMBLING
+                self.mode_reason = (
+                    f"AUTO chose ENSEMBLING: {size / 2**20:.1f} MB of data (as CSV), under 100 MB"
+                )
+            else:
+                mode = Mode.HYPERPARAMETER_TUNING
+                self.mode_reason = (
+                    f"AUTO chose HYPERPARAMETER_TUNING: {size / 2**20:.0f} MB of data (as CSV), "
+                    "100 MB or more"
+                )
         else:
             self.mode_reason = "set by the job"
+        self.mode = mode
 
         cap = None
         if cfg.max_runtime is not None:
             cap = next(
                 (rows for seconds, rows in SEARCH_ROW_CAPS if cfg.max_runtime <= seconds), None
             )
-        self.validation = plan_validation(
-            len(table),
-            y,
-            classification=profile.problem_type.is_classification,
-            seed=cfg.seed,
-            fraction=cfg.validation_fraction,
-            n_validation_rows=n_validation,
-            search_row_cap=cap,
-        )
+        if mode is Mode.ENSEMBLING:
+            table, y = self._plan_bagging(table, y, profile, n_validation)
+            assert self.validation is not None
+        else:
+            self.validation = plan_validation(
+                len(table),
+                y,
+                classification=profile.problem_type.is_classification,
+                seed=cfg.seed,
+                fraction=cfg.validation_fraction,
+                n_validation_rows=n_validation,
+                search_row_cap=cap,
+            )
         profile.notes.append(f"validation: {self.validation.reason}")
         self.profile = profile
         profile.save(_ensure_parent(self.layout.profile))
@@ -328,12 +364,55 @@ class AutoMLJob:
             "Location": str(self.layout.profile),
             "ProblemTypeReason": profile.target.reason,
             "Rows": profile.n_rows,
-            "Mode": "HYPERPARAMETER_TUNING",
+            "Mode": self.mode.value,
             "ModeReason": self.mode_reason,
             "Validation": self.validation.method,
             "ValidationReason": self.validation.reason,
         }
         self._save()
+
+    def _plan_bagging(
+        self, table: pd.DataFrame, y: np.ndarray, profile: DatasetProfile, n_validation: int
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """ENSEMBLING's folds, and the sample it trains on when the table is too large for the
+        time budget or the machine's memory (the reason goes into the profile's notes)."""
+        from mlpilot.ensemble import plan_bagging, sample_rows
+        from mlpilot.runtime import default_parallelism
+
+        cfg = self.config
+        n_outputs = len(profile.target.labels) if profile.problem_type.is_classification else 1
+        cap, why = sample_rows(
+            len(table),
+            int(table.memory_usage(deep=True).sum()),
+            n_outputs=n_outputs,
+            workers=cfg.parallelism or default_parallelism(),
+            budget=cfg.max_runtime,
+        )
+        plan = plan_bagging(
+            len(table),
+            y,
+            classification=profile.problem_type.is_classification,
+            seed=cfg.seed,
+            fraction=cfg.validation_fraction,
+            n_validation_rows=n_validation,
+            budget=cfg.max_runtime,
+            row_cap=cap,
+            cap_reason=why,
+        )
+        if plan.sample is not None:
+            table = table.iloc[plan.sample].reset_index(drop=True)
+            y = y[plan.sample]
+            profile.notes.append(plan.sample_reason)
+            self._mlpilot()["Sample"] = plan.sample_reason
+        self.validation = plan.validation
+        self._bagging = plan
+        self._y = y
+        self._weight = None
+        if cfg.sample_weight:
+            from mlpilot.profile import MISSING_TOKENS, parse_numeric
+
+            self._weight = parse_numeric(table[cfg.sample_weight], MISSING_TOKENS).to_numpy()
+        return table, y
 
     def _criteria(self) -> dict[str, Any]:
         cfg = self.config
@@ -346,19 +425,38 @@ class AutoMLJob:
 
     def _define_candidates(self) -> SearchSpace:
         assert self.profile is not None
-        names = list(self.config.algorithms or DEFAULT_ALGORITHMS)
-        space = SearchSpace(names, self.profile.problem_type, self.profile.n_rows)
-        write_json_atomic(
-            self.layout.candidate_definitions,
-            {
-                "ProblemType": self.profile.problem_type.value,
-                "Objective": self.objective,
-                "Seed": self.config.seed,
-                "MaxCandidates": self.config.effective_max_candidates,
-                "Validation": self.validation.reason if self.validation else "",
-                "Algorithms": space.describe(),
-            },
+        ensembling = self.mode is Mode.ENSEMBLING
+        defaults = ENSEMBLING_ALGORITHMS if ensembling else DEFAULT_ALGORITHMS
+        names = list(self.config.algorithms or defaults)
+        space = SearchSpace(
+            names,
+            self.profile.problem_type,
+            self.profile.n_rows,
+            definitions=None if ensembling else self.config.candidates,
         )
+        definitions: dict[str, Any] = {
+            "ProblemType": self.profile.problem_type.value,
+            "Objective": self.objective,
+            "Seed": self.config.seed,
+            "MaxCandidates": self.config.effective_max_candidates,
+            "Validation": self.validation.reason if self.validation else "",
+            "Algorithms": space.describe(),
+        }
+        if ensembling:
+            from mlpilot.ensemble import build_portfolio
+
+            self._portfolio = build_portfolio(
+                self.profile.problem_type,
+                len(self._y) if self._y is not None else self.profile.n_rows,
+                len(self.profile.target.labels),
+                space.algorithms,
+            )
+            definitions["Mode"] = Mode.ENSEMBLING.value
+            definitions["Portfolio"] = [
+                {"Label": e.label, "Algorithm": e.algorithm, "Parameters": e.params}
+                for e in self._portfolio
+            ]
+        write_json_atomic(self.layout.candidate_definitions, definitions)
         self._mlpilot()["CandidateDefinitions"] = str(self.layout.candidate_definitions)
         self._save()
         return space
@@ -367,7 +465,9 @@ class AutoMLJob:
     def _tail(self) -> float:
         """Seconds to keep back after the search: refit of the best so far + packaging."""
         budget = self.config.max_runtime or 0
-        tail = max(FINAL_TAIL_MIN, 0.03 * budget)
+        from mlpilot.reports._whitebox import report_reserve
+
+        tail = max(FINAL_TAIL_MIN, 0.03 * budget) + report_reserve(self.config)
         if self.best is None:
             return tail
         extra = self.best.get("Mlpilot", {})
@@ -390,6 +490,8 @@ class AutoMLJob:
         have no stopping point to guess, and a bag of five forests is five times the size
         (681 MB on wine quality), so they are refit.
         """
+        if self.mode is Mode.ENSEMBLING:
+            return False  # the ensemble builder refits what the final model needs
         if self.validation is None or len(self.validation.eval_folds) == 1:
             return True
         if self.best is None:
@@ -453,7 +555,11 @@ class AutoMLJob:
         self.candidates[task.candidate_name] = record
 
     def _candidate(
-        self, task: TrialTask, result: TrialResult, created: float | None = None
+        self,
+        task: TrialTask,
+        result: TrialResult,
+        created: float | None = None,
+        more: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         assert self.profile is not None and self.objective is not None
         from mlpilot.features import PreprocessingOptions
@@ -473,6 +579,7 @@ class AutoMLJob:
         }
         if result.status == "Failed" and result.detail:
             extra["Traceback"] = result.detail
+        extra.update(more or {})
         return candidate_record(
             name=task.candidate_name,
             status=result.status,
@@ -489,9 +596,11 @@ class AutoMLJob:
             extra=extra,
         )
 
-    def _candidate_finished(self, task: TrialTask, result: TrialResult) -> None:
+    def _candidate_finished(
+        self, task: TrialTask, result: TrialResult, more: dict[str, Any] | None = None
+    ) -> None:
         created = self.candidates.get(task.candidate_name, {}).get("CreationTime")
-        record = self._candidate(task, result, created)
+        record = self._candidate(task, result, created, more)
         self.candidates[task.candidate_name] = record
         with open(self.layout.candidates_log, "a") as fh:
             fh.write(json.dumps(record, default=str) + "\n")
@@ -508,8 +617,11 @@ class AutoMLJob:
                 )
         metric = get_metric(self.objective or "F1")
         value = result.objective_value
+        # A stacker's package stands alone only once assembled (its update carries it).
+        standalone = (more or {}).get("Layer") != 2 or "PredictSecondsPerRow" in (more or {})
         if (
-            result.status == "Completed"
+            standalone
+            and result.status == "Completed"
             and value is not None
             and (
                 self.best is None
@@ -525,6 +637,73 @@ class AutoMLJob:
         for observer in self.observers:
             observer.on_candidate(self, record)
 
+    # -- ENSEMBLING -----------------------------------------------------------------------
+    def _train_ensemble(self) -> str:
+        """Bagged base models, stackers, ensemble selection, refit (see mlpilot.ensemble)."""
+        from mlpilot.ensemble import EnsembleBuilder, EnsembleLimits
+        from mlpilot.reports._whitebox import report_reserve
+
+        cfg = self.config
+        assert self.profile is not None and self.objective is not None
+        assert self._executor is not None and self._y is not None
+        target = self.profile.target
+        limits = EnsembleLimits(
+            max_candidates=cfg.effective_max_candidates,
+            per_candidate_seconds=cfg.max_runtime_per_candidate,
+            budget=cfg.max_runtime,
+            deadline=lambda: self.deadline,
+            stop_requested=self._stop.is_set,
+            latency_limit=None if cfg.max_latency_ms is None else cfg.max_latency_ms / 1000,
+            end_reserve=report_reserve(cfg),
+        )
+
+        def started(task: TrialTask, more: dict[str, Any]) -> None:
+            record = self._candidate(
+                task, TrialResult(task.number, task.candidate_name, "InProgress"), None, more
+            )
+            self.candidates[task.candidate_name] = record
+
+        def finished(task: TrialTask, result: TrialResult, more: dict[str, Any]) -> None:
+            more = dict(more)
+            if more.pop("Update", False):
+                more["PredictSecondsPerRow"] = result.latency_seconds
+            if more.get("Layer") == 3:
+                more["PreprocessingSteps"] = ["each base model's own (see Weights)"]
+            self._candidate_finished(task, result, more)
+
+        builder = EnsembleBuilder(
+            job_name=cfg.name,
+            executor=self._executor,
+            data_dir=self.layout.prepared_data,
+            work_dir=self.layout.work / "ensemble",
+            candidate_dir=self.layout.candidate_model,
+            final_dir=self.layout.final_model,
+            problem_type=self.profile.problem_type,
+            n_classes=len(target.labels) if self.profile.problem_type.is_classification else 0,
+            positive_index=target.positive_index,
+            y=self._y,
+            weight=self._weight,
+            plan=self._bagging,
+            objective=self.objective,
+            portfolio=self._portfolio,
+            seed=cfg.seed,
+            limits=limits,
+            on_start=started,
+            on_result=finished,
+        )
+        self._ensemble = builder
+        reason = builder.run()
+        final = builder.final
+        if final is not None and final.candidate in self.candidates:
+            record = self.candidates[final.candidate]
+            if record["CandidateStatus"] == CandidateStatus.COMPLETED.value:
+                self.best = record
+                self.record["BestCandidate"] = record
+        if builder.notes:
+            self._mlpilot()["EnsembleNotes"] = list(builder.notes)
+        self._save()
+        return reason
+
     # -- final model ----------------------------------------------------------------------
     def _package_best(self) -> None:
         """Package the best candidate: refit on every row (holdout validation, time
@@ -537,7 +716,25 @@ class AutoMLJob:
         refit_ok = False
         remaining = None if self.deadline is None else self.deadline - time.monotonic() - 1.0
         refit_note = ""
-        if not self._refits():
+        final = self._ensemble.final if self._ensemble is not None else None
+        if final is not None and final.candidate == name:
+            refit_ok = final.refit
+            refit_note = final.note
+            from mlpilot.package import InferenceModel
+
+            InferenceModel.copy_package(final.package_dir, destination, archive=True)
+            extra = {
+                **extra,
+                "PredictSecondsPerRow": final.latency_seconds,
+                "BaggedPredictSecondsPerRow": final.bagged_latency_seconds,
+            }
+        elif self.mode is Mode.ENSEMBLING:
+            refit_note = (
+                "the job was stopped: packaged the best candidate as trained"
+                if self._stop.is_set()
+                else "packaged the best candidate as trained"
+            )
+        elif not self._refits():
             folds = len(self.validation.eval_folds)
             refit_note = (
                 f"packaged the cross-validated bag of {folds} fold models (each trained "
@@ -586,7 +783,7 @@ class AutoMLJob:
                 refit_note = (
                     f"refit failed ({why}): packaged the candidate as trained in the search"
                 )
-        if not refit_ok:
+        if not refit_ok and not (final is not None and final.candidate == name):
             from mlpilot.package import InferenceModel
 
             InferenceModel.copy_package(extra["ModelLocation"], destination, archive=True)
@@ -631,6 +828,8 @@ class AutoMLJob:
         self._save()
 
     def _finish(self, status: JobStatus, secondary: SecondaryStatus, failure: str = "") -> None:
+        if self._white_box is not None:
+            self._white_box.close()
         now = time.time()
         self.record["AutoMLJobStatus"] = status.value
         self.record["AutoMLJobSecondaryStatus"] = secondary.value
@@ -662,3 +861,12 @@ class AutoMLJob:
 def _ensure_parent(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _csv_bytes(table: pd.DataFrame) -> int:
+    """The table's size written as CSV, estimated from up to 2,000 rows."""
+    if len(table) == 0:
+        return 0
+    sample = table.sample(min(2_000, len(table)), random_state=0) if len(table) > 2_000 else table
+    per_row = len(sample.to_csv(index=False, header=False).encode()) / len(sample)
+    return int(per_row * len(table))

@@ -9,12 +9,14 @@ CLI)::
     sagemaker-automl-candidates/<job>-pr-1-<hash>/
         profile.json                                    the data profile (analysis step)
         candidates.json                                 the candidate definitions (search space)
-        notebooks/                                      the generated notebooks
+        notebooks/                                      the generated notebooks (+ HTML)
+        data-sample/                                    rows and encoded targets the notebooks
+                                                        and reports read after the job
     tuning/<job>-tuning/<candidate>/output/model/       each candidate's trained model package
     sagemaker-automl-candidates/model/<candidate>/      the best candidate, refit: model package
                                                         with model.tar.gz (ModelDataUrl)
-    documentation/explainability/output/                explainability report
-    documentation/model_monitor/output/                 model-quality report
+    documentation/explainability/output/<candidate>/    explainability report
+    documentation/model_monitor/output/<candidate>/     model-quality report
 """
 
 from __future__ import annotations
@@ -88,6 +90,18 @@ class JobLayout:
         return self.analysis / "notebooks"
 
     @property
+    def exploration_notebook(self) -> Path:
+        return self.notebooks / "SageMakerAutopilotDataExplorationNotebook.ipynb"
+
+    @property
+    def candidate_notebook(self) -> Path:
+        return self.notebooks / "SageMakerAutopilotCandidateDefinitionNotebook.ipynb"
+
+    @property
+    def data_sample(self) -> Path:
+        return self.analysis / "data-sample"
+
+    @property
     def tuning_job(self) -> str:
         return f"{self.job_name}-tuning"
 
@@ -104,6 +118,12 @@ class JobLayout:
     @property
     def model_insights(self) -> Path:
         return self.root / "documentation" / "model_monitor" / "output"
+
+    def explainability_for(self, candidate: str) -> Path:
+        return self.explainability / candidate
+
+    def model_insights_for(self, candidate: str) -> Path:
+        return self.model_insights / candidate
 
     @property
     def work(self) -> Path:

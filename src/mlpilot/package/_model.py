@@ -4,7 +4,9 @@ Layout::
 
     <dir>/mlpilot-model.json   schema, labels, metrics, versions (readable without unpickling)
     <dir>/pipeline.joblib      the members: (FeaturePipeline, Algorithm) pairs; bagged
-                               candidates have one member per fold, averaged at prediction
+                               candidates have one member per fold, averaged at prediction.
+                               An ensemble package holds one predictor object instead (with
+                               ``cleaner_`` and ``predict_clean``; see mlpilot.ensemble)
 
 ``model.tar.gz`` beside it holds the same two files, for ``ModelDataUrl`` and containers.
 """
@@ -32,6 +34,8 @@ from mlpilot.profile import DatasetProfile, label_key
 
 __all__ = ["InferenceModel", "ModelVersionWarning", "load_model"]
 
+#: Rows predicted through the pipelines' small-batch path (see features._fast).
+SMALL_BATCH = 64
 MANIFEST = "mlpilot-model.json"
 PIPELINE = "pipeline.joblib"
 ARCHIVE = "model.tar.gz"
@@ -48,12 +52,13 @@ class InferenceModel:
     Parameters
     ----------
     members:
-        ``(feature_pipeline, algorithm)`` pairs; their predictions are averaged.
+        ``(feature_pipeline, algorithm)`` pairs, whose predictions are averaged; or a predictor
+        object with a ``cleaner_`` and ``predict_clean(rows)`` (an ensemble).
     info:
         The manifest: problem type, labels, input columns, candidate facts.
     """
 
-    def __init__(self, members: list[tuple[Any, Any]], info: dict[str, Any]) -> None:
+    def __init__(self, members: Any, info: dict[str, Any]) -> None:
         self.members = members
         self.info = info
 
@@ -61,7 +66,7 @@ class InferenceModel:
     @classmethod
     def build(
         cls,
-        members: list[tuple[Any, Any]],
+        members: Any,
         profile: DatasetProfile,
         *,
         candidate: dict[str, Any],
@@ -114,8 +119,18 @@ class InferenceModel:
             raise PredictionInputError("Rows to predict must be a pandas DataFrame")
         if len(X) == 0:
             raise PredictionInputError("No rows to predict")
-        # Every member shares the same cleaner: read the rows once, strictly.
-        clean = self.members[0][0].cleaner_.transform(X, strict=True)
+        # Every member shares the same cleaner: read the rows once, strictly. A few rows stay
+        # column arrays (the pipelines' fast path); more become a DataFrame.
+        predictor = self.members if hasattr(self.members, "predict_clean") else None
+        cleaner = predictor.cleaner_ if predictor is not None else self.members[0][0].cleaner_
+        clean: Any = (
+            cleaner.transform_arrays(X, strict=True)
+            if len(X) <= SMALL_BATCH and hasattr(cleaner, "transform_arrays")
+            else cleaner.transform(X, strict=True)
+        )
+        if predictor is not None:
+            ensemble: np.ndarray = predictor.predict_clean(clean)
+            return ensemble
         outputs = []
         for pipeline, model in self.members:
             matrix = pipeline.transform_clean(clean)

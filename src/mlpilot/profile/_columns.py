@@ -370,10 +370,12 @@ def _numeric(
             missing_tokens=tokens,
         )
     integral = bool(np.all(np.mod(finite.to_numpy(), 1) == 0))
-    if identify and integral and n_unique == len(x) and n >= 50:
+    named = bool(_ID_NAME.search(name))
+    # A short table needs the name to say so (a few distinct integers may well be a measure).
+    if identify and integral and n_unique == len(x) and n >= 2 and (n >= 50 or named):
         ordered = np.sort(finite.to_numpy())
         consecutive = bool(np.all(np.diff(ordered) == 1))
-        if consecutive or _ID_NAME.search(name):
+        if consecutive or named:
             what = "a row number" if consecutive else "an identifier by its name"
             return ColumnProfile(
                 name,

@@ -2,12 +2,13 @@
 
 from mlpilot.search._prepared import PreparedData, load_prepared, write_prepared
 from mlpilot.search._search import SearchLimits, candidate_name, run_search
-from mlpilot.search._space import CandidateSpec, SearchSpace
+from mlpilot.search._space import CandidateDefinition, CandidateSpec, SearchSpace
 from mlpilot.search._tasks import PriorTrial, TrialResult, TrialTask
 from mlpilot.search._trial import VALIDATION_PREDICTIONS, load_validation_predictions
 
 __all__ = [
     "VALIDATION_PREDICTIONS",
+    "CandidateDefinition",
     "CandidateSpec",
     "PreparedData",
     "PriorTrial",

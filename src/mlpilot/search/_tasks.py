@@ -41,6 +41,13 @@ class TrialTask:
     #: Wall-clock time (``time.time()``) by which the trial must end whatever its own limit:
     #: the job's deadline, which a slow worker start must not push back.
     deadline_at: float | None = None
+    #: Keep every fold's model in the package (ENSEMBLING's bags); by default forests and
+    #: linear models keep one, since the search refits them if they win.
+    keep_all_folds: bool = False
+    #: Forests: fit once on every row and score out of bag instead of fold by fold.
+    out_of_bag: bool = False
+    #: Write ``model.tar.gz`` beside the package (default: only for refits).
+    archive: bool | None = None
 
 
 @dataclass

@@ -94,12 +94,12 @@ def _fit_member(
     return pipeline, model, X_valid
 
 
-def _latency(model: InferenceModel, data: PreparedData, row: int) -> float:
+def _latency(model: InferenceModel, data: PreparedData, row: int, repeats: int = 5) -> float:
     """Median seconds to predict one raw row through the whole package."""
     one = data.raw.iloc[[row]]
     model.predict_raw(one)  # first call pays one-off costs
     times = []
-    for _ in range(5):
+    for _ in range(repeats):
         started = time.perf_counter()
         model.predict_raw(one)
         times.append(time.perf_counter() - started)
@@ -143,11 +143,15 @@ def _run(task: TrialTask, started: float) -> TrialResult:
         held_out = _NO_ROWS
         result = TrialResult(task.number, task.candidate_name, "Completed", n_train_rows=len(rows))
         result.refit_params = model.refit_params()
+    elif task.out_of_bag and hasattr(get_algorithm(task.algorithm_path), "fit_oob"):
+        result, members, held_out = _evaluate_out_of_bag(task, data, time_left)
+        if result.status != "Completed":
+            return result
     else:
         result, members, held_out = _evaluate(task, data, time_left)
         if result.status != "Completed":
             return result
-        if get_algorithm(task.algorithm_path).iteration_param is None:
+        if not task.keep_all_folds and get_algorithm(task.algorithm_path).iteration_param is None:
             # Forests and linear models are refit if they win, so their fold bag is never the
             # final model: keep one fold's model (a fifth of the disk) as the candidate's own.
             members = members[:1]
@@ -162,6 +166,7 @@ def _run(task: TrialTask, started: float) -> TrialResult:
             "Preprocessing": task.preprocessing,
             "Refit": task.refit,
             "Members": len(members),
+            "OutOfBag": task.out_of_bag and not task.refit,
         },
     )
     row = int(np.flatnonzero(data.folds >= 0)[0]) if (data.folds >= 0).any() else 0
@@ -171,7 +176,7 @@ def _run(task: TrialTask, started: float) -> TrialResult:
         if task.objective == "InferenceLatency":
             result.objective_value = result.latency_seconds
     if task.model_dir:
-        package.save(task.model_dir, archive=task.refit)
+        package.save(task.model_dir, archive=task.refit if task.archive is None else task.archive)
         result.model_dir = task.model_dir
         if not task.refit:
             rows, folds, predictions = held_out
@@ -237,8 +242,8 @@ def _evaluate(
                             "Stopped",
                             failure_reason=(
                                 f"pruned after fold {step + 1} of {len(task.eval_folds)}: "
-                                f"{objective.name} {intermediate[step]:.4f} was worse than the median "
-                                "of earlier candidates"
+                                f"{objective.name} {intermediate[step]:.4f} was worse than the "
+                                "median of earlier candidates"
                             ),
                             intermediate_values=intermediate,
                             pruned=True,
@@ -281,6 +286,51 @@ def _evaluate(
         result.failure_reason = f"{objective.name} is undefined on the validation data"
     row_all = np.concatenate(rows)
     return result, members, (row_all, data.folds[row_all].astype(np.int16), p_all)
+
+
+def _evaluate_out_of_bag(
+    task: TrialTask, data: PreparedData, time_left: Any
+) -> tuple[TrialResult, list[Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A forest fit once on every searched row, scored on its out-of-bag predictions."""
+    profile = data.profile
+    rows = np.flatnonzero(data.folds >= 0)
+    options = PreprocessingOptions(**task.preprocessing)
+    pipeline = FeaturePipeline.from_profile(profile, options, seed=task.seed)
+    X = pipeline.fit_transform_clean(data.clean.iloc[rows], data.y[rows])
+    w = data.weight[rows] if data.weight is not None else None
+    cls = get_algorithm(task.algorithm_path)
+    model = cls(profile.problem_type, data.n_classes, task.params, seed=task.seed)
+    context = FitContext(
+        categorical_features=pipeline.categorical_features_,
+        category_cardinalities=pipeline.category_cardinalities_,
+        time_limit=time_left(),
+        n_jobs=_threads(),
+    )
+    fit_oob = model.fit_oob  # type: ignore[attr-defined]
+    oob = fit_oob(X, data.y[rows], sample_weight=w, context=context)
+    metrics = score_all(
+        profile.problem_type,
+        data.y[rows],
+        oob,
+        sample_weight=w,
+        positive_index=profile.target.positive_index,
+        n_classes=data.n_classes,
+    )
+    objective = get_metric(task.objective)
+    value = metrics.get(objective.name)
+    result = TrialResult(
+        task.number,
+        task.candidate_name,
+        "Completed",
+        metrics=metrics,
+        objective_value=None if value is None or np.isnan(value) else float(value),
+        refit_params=model.refit_params(),
+        n_train_rows=len(rows),
+    )
+    if result.objective_value is None and objective.fn is not None:
+        result.status = "Failed"
+        result.failure_reason = f"{objective.name} is undefined on the out-of-bag predictions"
+    return result, [(pipeline, model)], (rows, data.folds[rows].astype(np.int16), oob)
 
 
 _NO_ROWS = (np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0))

@@ -1,0 +1,300 @@
+"""nn-torch: a PyTorch network over category embeddings and scaled numbers (CPU).
+
+Categories arrive as ordinal codes (the feature pipeline's ``-2`` missing, ``-1`` unseen,
+``0..n-1`` levels) and each gets a learned embedding; numbers arrive imputed and quantile-scaled.
+Training uses AdamW with a one-cycle learning-rate schedule and early stopping on the
+validation fold; the epoch count it stopped at becomes the refit's.
+
+``fastai`` is the same network with fastai's tabular-learner defaults (layers 200-100, its
+embedding-size rule, a higher peak learning rate): Autopilot's ENSEMBLING mode names it as a
+separate algorithm, mlpilot maps it here rather than depending on fastai.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from scipy import sparse
+
+from mlpilot._types import ProblemType
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.features import PreprocessingOptions
+
+#: Epochs without validation improvement before stopping.
+_PATIENCE = 8
+#: Rows scored at once when predicting (bounds memory on large batches).
+_PREDICT_CHUNK = 65_536
+#: Up to this many rows, prediction runs on one thread.
+_FEW_ROWS = 64
+
+
+def _dense(X: Any) -> np.ndarray:
+    return np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float32)
+
+
+def _embedding_size(levels: int, rule: str) -> int:
+    if rule == "fastai":  # fastai's emb_sz_rule
+        return int(min(600, round(1.6 * levels**0.56)))
+    return int(min(32, max(2, round(1.8 * levels**0.5))))
+
+
+class NNTorch(Algorithm):
+    name = "nn-torch"
+    description = "PyTorch neural network with categorical embeddings"
+    preprocessing = PreprocessingOptions(
+        categorical="ordinal",
+        high_cardinality="ordinal",
+        impute=True,
+        numeric_scaling="quantile",
+        text_svd=32,
+    )
+    iteration_param = "epochs"
+    embedding_rule = "sqrt"
+
+    @classmethod
+    def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        return {
+            "layers": "256-128",
+            "dropout": 0.1,
+            "learning_rate": 3e-3,
+            "weight_decay": 1e-4,
+            "batch_size": 256,
+            "epochs": 60,
+        }
+
+    @classmethod
+    def search_space(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        return {
+            "layers": CategoricalDistribution(
+                ["128-64", "200-100", "256-128", "512-256", "256-256-128"]
+            ),
+            "dropout": FloatDistribution(0.0, 0.4),
+            "learning_rate": FloatDistribution(3e-4, 2e-2, log=True),
+            "weight_decay": FloatDistribution(1e-6, 1e-2, log=True),
+            "batch_size": CategoricalDistribution([128, 256, 512]),
+            "epochs": IntDistribution(10, 200, log=True),
+        }
+
+    # -- network --------------------------------------------------------------------------
+    def _network(self) -> Any:
+        import torch
+        import torch.nn as nn
+
+        p = self.params
+        widths = [int(w) for w in str(p["layers"]).split("-") if w]
+        rule = self.embedding_rule
+
+        class Net(nn.Module):
+            def __init__(self, cards: list[int], n_numeric: int, n_out: int) -> None:
+                super().__init__()
+                # Two extra rows per table: code -2 (missing) and -1 (unseen at training).
+                self.embeddings = nn.ModuleList(
+                    nn.Embedding(c + 2, _embedding_size(c + 2, rule)) for c in cards
+                )
+                dims = [_embedding_size(c + 2, rule) for c in cards]
+                size = sum(dims) + n_numeric
+                layers: list[Any] = []
+                for width in widths:
+                    layers += [
+                        nn.Linear(size, width),
+                        nn.BatchNorm1d(width),
+                        nn.ReLU(),
+                        nn.Dropout(float(p["dropout"])),
+                    ]
+                    size = width
+                layers.append(nn.Linear(size, n_out))
+                self.body = nn.Sequential(*layers)
+
+            def forward(self, codes: Any, numbers: Any) -> Any:
+                parts = [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]
+                parts.append(numbers)
+                return self.body(torch.cat(parts, dim=1))
+
+        n_out = 1 if self.problem_type is ProblemType.REGRESSION else self.n_classes
+        return Net(self.cards_, self.n_numeric_, n_out)
+
+    def _split(self, X: Any) -> tuple[Any, Any]:
+        import torch
+
+        dense = _dense(X)
+        codes = dense[:, self.cat_positions_] if self.cat_positions_ else np.zeros((len(dense), 0))
+        # -2 missing → 0, -1 unseen → 1, level i → i + 2; codes beyond the table are unseen.
+        index = np.where(np.isnan(codes), -2, codes).astype(np.int64) + 2
+        index = np.where((index < 0) | (index >= np.asarray(self.cards_) + 2), 1, index)
+        numbers = np.nan_to_num(dense[:, self.num_positions_], nan=0.0, posinf=0.0, neginf=0.0)
+        return torch.from_numpy(np.ascontiguousarray(index)), torch.from_numpy(
+            np.ascontiguousarray(numbers, dtype=np.float32)
+        )
+
+    # -- training -------------------------------------------------------------------------
+    def _fit(
+        self,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        eval_set: EvalSet | None,
+        context: FitContext,
+    ) -> None:
+        import torch
+
+        torch.set_num_threads(context.n_jobs)
+        torch.manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
+        p = self.params
+        n_features = X.shape[1]
+        self.cat_positions_ = list(context.categorical_features)
+        cards = list(context.category_cardinalities) or [0] * len(self.cat_positions_)
+        self.cards_ = [int(c) for c in cards]
+        self.num_positions_ = [i for i in range(n_features) if i not in set(self.cat_positions_)]
+        self.n_numeric_ = len(self.num_positions_)
+        regression = self.problem_type is ProblemType.REGRESSION
+        codes, numbers = self._split(X)
+        if regression:
+            self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y) or 1.0)
+            target = torch.from_numpy(((y - self.y_mean_) / self.y_std_).astype(np.float32))
+        else:
+            target = torch.from_numpy(y.astype(np.int64))
+        weight = torch.from_numpy(
+            (sample_weight if sample_weight is not None else np.ones(len(y))).astype(np.float32)
+        )
+        net = self._network()
+        epochs = max(1, int(p["epochs"]))
+        batch = max(16, min(int(p["batch_size"]), len(y)))
+        steps_per_epoch = max(1, math.ceil(len(y) / batch))
+        opt = torch.optim.AdamW(
+            net.parameters(), lr=float(p["learning_rate"]), weight_decay=float(p["weight_decay"])
+        )
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=float(p["learning_rate"]),
+            total_steps=epochs * steps_per_epoch,
+            pct_start=0.25,
+        )
+        valid = None
+        if eval_set is not None:
+            X_val, y_val, w_val = eval_set
+            yv = (y_val - self.y_mean_) / self.y_std_ if regression else y_val
+            valid = (
+                *self._split(X_val),
+                torch.from_numpy(yv.astype(np.float32 if regression else np.int64)),
+                torch.from_numpy(
+                    (w_val if w_val is not None else np.ones(len(y_val))).astype(np.float32)
+                ),
+            )
+        best_loss, best_state, best_epoch, done = float("inf"), None, 0, 0
+        for epoch in range(epochs):
+            net.train()
+            order = torch.randperm(len(y), generator=generator)
+            for start in range(0, len(y), batch):
+                idx = order[start : start + batch]
+                if len(idx) >= 2 and float(weight[idx].sum()) > 0:  # batch norm needs 2 rows
+                    opt.zero_grad()
+                    out = net(codes[idx], numbers[idx])
+                    self._loss(out, target[idx], weight[idx], regression).backward()
+                    opt.step()
+                if schedule.last_epoch + 1 < schedule.total_steps:
+                    schedule.step()
+                if context.time_left() <= 0:
+                    break
+            done = epoch + 1
+            if valid is not None:
+                net.eval()
+                with torch.no_grad():
+                    loss = float(
+                        self._loss(net(valid[0], valid[1]), valid[2], valid[3], regression)
+                    )
+                if loss < best_loss - 1e-7:
+                    best_loss, best_epoch = loss, done
+                    best_state = {k: v.clone() for k, v in net.state_dict().items()}
+                elif done - best_epoch >= _PATIENCE:
+                    break
+            if context.out_of_time():
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+            self.iterations_ = best_epoch
+        else:
+            self.iterations_ = done
+        net.eval()
+        self.net_ = net
+
+    @staticmethod
+    def _loss(out: Any, target: Any, weight: Any, regression: bool) -> Any:
+        import torch.nn.functional as F
+
+        if regression:
+            per_row = F.mse_loss(out.squeeze(1), target, reduction="none")
+        else:
+            per_row = F.cross_entropy(out, target, reduction="none")
+        return (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
+
+    def _predict_raw(self, X: Any) -> np.ndarray:
+        import torch
+
+        outputs = []
+        # One thread for a few rows: a thread pool's hand-off costs more than the arithmetic.
+        threads = torch.get_num_threads()
+        if X.shape[0] <= _FEW_ROWS and threads != 1:
+            torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                for start in range(0, max(1, X.shape[0]), _PREDICT_CHUNK):
+                    codes, numbers = self._split(X[start : start + _PREDICT_CHUNK])
+                    out = self.net_(codes, numbers)
+                    if self.problem_type is ProblemType.REGRESSION:
+                        outputs.append(out.squeeze(1).numpy().astype(np.float64))
+                    else:
+                        outputs.append(torch.softmax(out, dim=1).numpy().astype(np.float64))
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+        result = np.concatenate(outputs)
+        if self.problem_type is ProblemType.REGRESSION:
+            return result * self.y_std_ + self.y_mean_
+        return result
+
+    # The network pickles as its weights: smaller files, no pickled torch internals.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        net = state.pop("net_", None)
+        if net is not None:
+            import torch
+
+            buffer = io.BytesIO()
+            torch.save(net.state_dict(), buffer)
+            state["net_weights_"] = buffer.getvalue()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop("net_weights_", None)
+        self.__dict__.update(state)
+        if weights is not None:
+            import torch
+
+            net = self._network()
+            net.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
+            net.eval()
+            self.net_ = net
+
+
+class FastAI(NNTorch):
+    """fastai's tabular-learner configuration of the same network."""
+
+    name = "fastai"
+    description = "Tabular network with fastai's defaults (PyTorch; fastai itself not required)"
+    embedding_rule = "fastai"
+
+    @classmethod
+    def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        return {
+            "layers": "200-100",
+            "dropout": 0.0,
+            "learning_rate": 1e-2,
+            "weight_decay": 1e-2,
+            "batch_size": 256 if n_rows < 20_000 else 512,
+            "epochs": 60,
+        }

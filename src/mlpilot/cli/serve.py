@@ -1,0 +1,115 @@
+"""``mlpilot serve``: the SageMaker-compatible service."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlpilot.cli._common import console, fail, one_line_errors
+
+app = typer.Typer()
+
+DEFAULT_DATA_DIR = "mlpilot-data"
+
+
+def default_data_dir() -> str:
+    return os.environ.get("MLPILOT_DATA_DIR", DEFAULT_DATA_DIR)
+
+
+def parse_access_keys(values: list[str]) -> dict[str, str]:
+    keys = {}
+    for value in values:
+        key_id, sep, secret = value.partition(":")
+        if not sep or not key_id or not secret:
+            raise fail(f"--access-key must be ACCESS_KEY_ID:SECRET; got {value!r}")
+        keys[key_id] = secret
+    return keys
+
+
+@app.command("serve")
+@one_line_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless told).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for the metadata database, staging, logs and models "
+            f"[env MLPILOT_DATA_DIR; default {DEFAULT_DATA_DIR}].",
+        ),
+    ] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL of the metadata store (default: SQLite in --data-dir)."),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Region in ARNs (default: AWS_DEFAULT_REGION or us-east-1).")
+    ] = None,
+    account_id: Annotated[str, typer.Option(help="12-digit account id in ARNs.")] = (
+        "000000000000"
+    ),
+    access_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ACCESS_KEY_ID:SECRET accepted for SigV4 (repeatable; env MLPILOT_ACCESS_KEYS, "
+            "comma-separated). Without any, every request is accepted."
+        ),
+    ] = None,
+    max_concurrent_jobs: Annotated[
+        int, typer.Option(help="AutoML jobs running at once; more is ResourceLimitExceeded.")
+    ] = 4,
+    job_parallelism: Annotated[
+        int | None, typer.Option(help="Worker processes per job (default: all cores).")
+    ] = None,
+) -> None:
+    """Start the SageMaker-compatible service (AutoML jobs, models, endpoints, transforms).
+
+    Point boto3 or the AWS CLI at it with --endpoint-url http://127.0.0.1:8080.
+    """
+    import uvicorn
+
+    from mlpilot.service import ServiceConfig, create_app
+
+    keys_text = [k for k in os.environ.get("MLPILOT_ACCESS_KEYS", "").split(",") if k.strip()]
+    keys = parse_access_keys([*keys_text, *(access_key or [])])
+    try:
+        config = ServiceConfig(
+            data_dir=data_dir or Path(default_data_dir()),
+            store_url=store_url,
+            host=host,
+            port=port,
+            region=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            account_id=account_id,
+            access_keys=keys,
+            max_concurrent_jobs=max_concurrent_jobs,
+            job_parallelism=job_parallelism,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if max_concurrent_jobs < 1:
+        raise fail("--max-concurrent-jobs must be at least 1")
+    if not _is_loopback(host) and not keys:
+        console.print(
+            f"[yellow]Warning:[/] listening on {host} without access keys: anyone who can "
+            "reach this port can run jobs. Add --access-key ID:SECRET."
+        )
+    console.print(
+        f"mlpilot service on http://{host}:{port} (data in {config.data_dir}, "
+        f"{'SigV4 verified' if keys else 'any credentials accepted'})"
+    )
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,128 @@
+"""``mlpilot train``: train the candidates of a candidates-only job."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlpilot.cli._common import console, one_line_errors
+
+app = typer.Typer()
+
+
+@app.command("train")
+@one_line_errors
+def train(
+    ctx: typer.Context,
+    job: Annotated[str, typer.Argument(help="The output folder of a candidates-only job.")],
+    algorithms: Annotated[
+        str | None,
+        typer.Option(
+            "--algorithms",
+            "--candidates",
+            help="Comma-separated candidate pipelines to train (names as in the candidate "
+            "notebook, e.g. lightgbm,xgboost).",
+            show_default="all of the job's",
+        ),
+    ] = None,
+    max_candidates: Annotated[
+        int | None, typer.Option(help="MaxCandidates: trials to run.", show_default="the job's")
+    ] = None,
+    max_runtime: Annotated[
+        int | None, typer.Option(help="MaxAutoMLJobRuntimeInSeconds for the training.")
+    ] = None,
+    max_runtime_per_candidate: Annotated[
+        int | None, typer.Option(help="MaxRuntimePerTrainingJobInSeconds.")
+    ] = None,
+    parallelism: Annotated[
+        int | None,
+        typer.Option(help="Candidates trained at once.", show_default="the number of cores"),
+    ] = None,
+    reports: Annotated[
+        bool,
+        typer.Option(
+            "--reports/--no-reports", help="Run the notebooks and write the best's reports."
+        ),
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Train a candidates-only job's candidates; they join its leaderboard.
+
+    Example: mlpilot run data.csv --target y --candidates-only --output runs/y; then
+    mlpilot train runs/y --algorithms lightgbm,xgboost --max-candidates 20
+    """
+    started = (ctx.obj or {}).get("started") if isinstance(ctx.obj, dict) else None
+    if started is None:
+        started = time.monotonic()
+
+    from mlpilot.cli.run import _Display, _summary
+    from mlpilot.notebooks._train import prepare_training, run_training
+
+    names = [a.strip() for a in algorithms.split(",") if a.strip()] if algorithms else None
+    progress = None
+    if not quiet and console.is_terminal:
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+    automl, old = prepare_training(
+        job,
+        algorithms=names,
+        max_candidates=max_candidates,
+        parallelism=parallelism,
+        max_runtime=max_runtime,
+        max_runtime_per_candidate=max_runtime_per_candidate,
+        generate_reports=reports,
+        started=started,
+    )
+    display = _Display(
+        progress,
+        automl.config.max_runtime,
+        automl.config.effective_max_candidates,
+        quiet=quiet,
+    )
+    automl.observers.append(display)
+    if not quiet:
+        pipelines = ", ".join(c.key for c in automl.config.candidates or ())
+        console.print(
+            f"Training job [bold]{automl.config.name}[/]: {escape(pipelines)}", soft_wrap=True
+        )
+    failure: list[BaseException] = []
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            run_training(automl, old)
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=work, name="mlpilot-train", daemon=True)
+    try:
+        if progress is not None:
+            progress.start()
+        thread.start()
+        while not finished.is_set():
+            try:
+                finished.wait(timeout=0.25)
+            except KeyboardInterrupt:
+                console.print("Stopping: keeping the best candidate so far ...")
+                automl.stop()
+            display.refresh(automl)
+    finally:
+        if progress is not None:
+            display.refresh(automl)
+            progress.stop()
+    if failure:
+        raise failure[0]
+    _summary(automl, quiet)

@@ -1,0 +1,30 @@
+"""ENSEMBLING mode: a portfolio of bagged base models, a stacking layer, greedy ensemble
+selection, and a refit-on-all-rows final model (see docs/ensembling.md)."""
+
+from mlpilot.ensemble._caruana import Selection, blend, greedy_selection
+from mlpilot.ensemble._plan import BaggingPlan, plan_bagging, sample_rows
+from mlpilot.ensemble._portfolio import PortfolioEntry, build_portfolio, random_entry
+from mlpilot.ensemble._predictor import EnsemblePredictor, Unit
+from mlpilot.ensemble._runner import EnsembleBuilder, EnsembleLimits, FinalModel, choose_final
+from mlpilot.ensemble._stack import stack_column_names, stack_features, write_stack_data
+
+__all__ = [
+    "BaggingPlan",
+    "EnsembleBuilder",
+    "EnsembleLimits",
+    "EnsemblePredictor",
+    "FinalModel",
+    "PortfolioEntry",
+    "Selection",
+    "Unit",
+    "blend",
+    "build_portfolio",
+    "choose_final",
+    "greedy_selection",
+    "plan_bagging",
+    "random_entry",
+    "sample_rows",
+    "stack_column_names",
+    "stack_features",
+    "write_stack_data",
+]

@@ -1,0 +1,30 @@
+"""The generated notebooks: data exploration and candidate definitions.
+
+A job writes both into ``sagemaker-automl-candidates/<job>-pr-1-<hash>/notebooks/``. The
+exploration notebook's cells call :class:`DataExploration`; the candidate notebook's cells use
+:class:`~mlpilot.search.CandidateDefinition`, :class:`~mlpilot.JobConfig` and
+:func:`train_candidates`.
+"""
+
+from mlpilot.notebooks._execute import execute_notebook, export_html, is_executed
+from mlpilot.notebooks._exploration import DataExploration, Insight, show, table_style
+from mlpilot.notebooks._train import (
+    ProgressPrinter,
+    describe_candidates,
+    load_candidate_definitions,
+    train_candidates,
+)
+
+__all__ = [
+    "DataExploration",
+    "Insight",
+    "ProgressPrinter",
+    "describe_candidates",
+    "execute_notebook",
+    "export_html",
+    "is_executed",
+    "load_candidate_definitions",
+    "show",
+    "table_style",
+    "train_candidates",
+]

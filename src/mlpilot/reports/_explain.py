@@ -1,0 +1,611 @@
+"""The explainability report of one candidate: SHAP values on the original features.
+
+Two ways, by model:
+
+* A single tree algorithm (LightGBM, XGBoost, CatBoost, random forest, extra trees), bagged
+  or not: TreeSHAP on each member's transformed matrix, exact and fast (``shap.TreeExplainer``;
+  for LightGBM and XGBoost their own ``pred_contrib``, which TreeExplainer calls too). The SHAP
+  values of the columns a feature became (one-hot levels, missing indicators, date parts, text
+  components) are added up per original feature, and a bag's members are averaged. Boosting
+  models are explained in their raw output (log-odds for binary, per-class scores for
+  multiclass), forests in probabilities, regression in the target's units.
+* Anything else (linear models, the MLP, ensembles): Kernel SHAP (``shap.KernelExplainer``,
+  as Clarify) over the packaged model's predictions on raw rows, with a random sample of
+  background rows standing for "feature unknown" (Clarify clusters the data for it instead).
+  Each feature is replaced as a whole, so the values are per original feature; they are in
+  probabilities (classification) or the target's units (regression).
+
+Outputs, in Clarify's layout: ``analysis.json``
+(``explanations.kernel_shap.<label>.global_shap_values`` = mean |SHAP| per feature, and
+``expected_value``), ``explanations_shap/out.csv`` (the SHAP value of every explained row),
+``explanations_shap/baseline.csv`` (the background rows, Kernel SHAP only),
+``report.html`` and ``report.pdf``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpilot._types import ProblemType
+from mlpilot.profile import ColumnKind, label_key
+from mlpilot.reports._render import Report, Section, figure, write_html, write_pdf
+
+__all__ = ["Explanation", "explain_model", "write_explainability"]
+
+#: Rows explained at most by the tree explainer.
+MAX_TREE_ROWS = 300
+#: Kernel SHAP settings, most thorough first: (rows explained, background rows, coalitions per
+#: row beyond two per feature). The first whose estimated cost fits the time left is used
+#: (Clarify's baseline has at most 12 rows, from k-means). Fewer than 64 extra coalitions
+#: leave the regression ill-conditioned.
+KERNEL_LADDER = ((100, 20, 256), (50, 10, 128), (25, 5, 64), (10, 5, 64))
+#: Seconds Kernel SHAP may take when no deadline is given.
+KERNEL_SECONDS = 120.0
+#: Rows explained first (to time them), then at a time between two looks at the clock.
+FIRST_CHUNK = 5
+CHUNK = 25
+
+
+class OutOfTime(Exception):
+    """Not even a few rows can be explained before the deadline."""
+
+
+#: Features shown in the importance chart (Autopilot's report shows ten) and dependence plots.
+TOP_FEATURES = 10
+DEPENDENCE_FEATURES = 4
+EXAMPLE_ROWS = 3
+
+_TREE_ALGORITHMS = {"LightGBM", "XGBoost", "CatBoost", "RandomForest", "ExtraTrees"}
+
+
+@dataclass
+class Explanation:
+    """SHAP values per output: ``values[output]`` is ``(rows, features)``."""
+
+    features: list[str]
+    rows: pd.DataFrame
+    values: dict[str, np.ndarray]
+    expected: dict[str, float]
+    method: str
+    units: str
+    outputs: dict[str, str]  # analysis.json key -> what it explains
+    predictions: dict[str, np.ndarray]
+    background: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def global_importance(self) -> pd.DataFrame:
+        """Mean |SHAP| per feature (columns: outputs), most important first."""
+        frame = pd.DataFrame(
+            {key: np.abs(v).mean(axis=0) for key, v in self.values.items()}, index=self.features
+        )
+        order = frame.mean(axis=1).sort_values(ascending=False, kind="stable").index
+        return frame.loc[order]
+
+
+def _positive_index(model: Any) -> int:
+    labels = model.labels
+    positive = model.info.get("positive_label")
+    return labels.index(positive) if positive in labels else 1
+
+
+def _outputs(model: Any) -> tuple[list[int], dict[str, str]]:
+    """Which model outputs are explained, keyed as in analysis.json."""
+    problem = model.problem_type
+    if problem is ProblemType.REGRESSION:
+        return [0], {"label0": f"predicted {model.info.get('target', 'value')}"}
+    if problem is ProblemType.BINARY:
+        pos = _positive_index(model)
+        name = label_key(model.labels[pos])
+        return [pos], {name: f"score of class {name!r}"}
+    names = [label_key(v) for v in model.labels]
+    return list(range(len(names))), {n: f"score of class {n!r}" for n in names}
+
+
+def _tree_members(model: Any) -> bool:
+    try:
+        return all(
+            type(algo).__name__ in _TREE_ALGORITHMS and hasattr(pipe, "output_sources")
+            for pipe, algo in model.members
+        )
+    except (TypeError, ValueError):
+        return False
+
+
+def _member_explainer(algo: Any) -> Any:
+    """A function: transformed matrix → (SHAP values ``(n, columns, outputs)``, expected values
+    ``(outputs,)``) of one member, in its model's own output space.
+
+    LightGBM and XGBoost compute TreeSHAP themselves (``pred_contrib``), which is what
+    ``shap.TreeExplainer`` returns for them too, without first reading every tree into Python
+    (half a second per boosted model); CatBoost and the forests go through
+    ``shap.TreeExplainer``, built once per member.
+    """
+    name = type(algo).__name__
+    if name == "LightGBM":
+        booster = algo.model_
+
+        def lightgbm(X: Any) -> tuple[np.ndarray, np.ndarray]:
+            best = booster.best_iteration or None
+            raw = np.asarray(booster.predict(_dense(X), pred_contrib=True, num_iteration=best))
+            return _split_bias(raw, X.shape[1])
+
+        return lightgbm
+    if name == "XGBoost":
+        import xgboost as xgb
+
+        def xgboost(X: Any) -> tuple[np.ndarray, np.ndarray]:
+            raw = np.asarray(algo.model_.predict(xgb.DMatrix(_dense(X)), pred_contribs=True))
+            if raw.ndim == 3:  # multiclass: (n, classes, columns + 1)
+                raw = raw.reshape(raw.shape[0], -1)
+            return _split_bias(raw, X.shape[1])
+
+        return xgboost
+    import shap
+
+    explainer = shap.TreeExplainer(algo.model_)
+
+    def tree_explainer(X: Any) -> tuple[np.ndarray, np.ndarray]:
+        X = _dense(X)
+        if name == "CatBoost":
+            from catboost import Pool
+
+            values = explainer.shap_values(Pool(algo._frame(X), cat_features=algo.cat_features_))
+        else:
+            values = explainer.shap_values(X, check_additivity=False)
+        values = np.asarray(values, dtype=float)
+        if values.ndim == 3 and values.shape[0] != X.shape[0]:
+            values = np.moveaxis(values, 0, -1)  # older shap: a list per output
+        if values.ndim == 2:
+            values = values[:, :, None]
+        return values, np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+
+    return tree_explainer
+
+
+def _dense(X: Any) -> np.ndarray:
+    return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
+
+
+def _split_bias(raw: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, outputs × (columns + 1))`` contributions, bias last per output → values
+    ``(n, columns, outputs)`` and the expected value of each output."""
+    outputs = raw.shape[1] // (n_columns + 1)
+    blocks = raw.reshape(raw.shape[0], outputs, n_columns + 1)
+    return np.moveaxis(blocks[:, :, :-1], 1, -1), blocks[0, :, -1]
+
+
+def _budgeted(
+    n_rows: int, explain: Any, deadline: float | None, first: int = FIRST_CHUNK
+) -> tuple[int, list[str]]:
+    """Call ``explain(start, stop)`` over ``n_rows`` rows in chunks, stopping before the
+    deadline (timed on the chunks so far). Returns the rows explained and notes."""
+    done, spent = 0, 0.0
+    while done < n_rows:
+        size = min(first if done == 0 else CHUNK, n_rows - done)
+        if deadline is not None and done:
+            fits = int((deadline - time.monotonic()) / max(spent / done, 1e-6))
+            size = min(size, fits)
+            if size < 1:
+                return done, [f"time ran short: {done} of {n_rows} rows explained"]
+        started = time.monotonic()
+        explain(done, done + size)
+        spent += time.monotonic() - started
+        done += size
+    return done, []
+
+
+def _tree_explanation(
+    model: Any, rows: pd.DataFrame, features: list[str], deadline: float | None
+) -> tuple[dict[int, np.ndarray], dict[int, float], dict[int, np.ndarray], str, list[str]]:
+    problem = model.problem_type
+    explained, _ = _outputs(model)
+    index = {f: i for i, f in enumerate(features)}
+    members = []
+    for pipeline, algo in model.members:
+        sources = [index[s] for s in pipeline.output_sources()]
+        # Columns → features: adds each transformed column's values to its source feature.
+        owner = np.zeros((len(sources), len(features)))
+        owner[np.arange(len(sources)), sources] = 1.0
+        members.append((pipeline, _member_explainer(algo), owner))
+    share = 1.0 / len(members)
+    parts: dict[int, list[np.ndarray]] = {k: [] for k in explained}
+    expected: dict[int, float] = dict.fromkeys(explained, 0.0)
+
+    def explain(start: int, stop: int) -> None:
+        chunk = rows.iloc[start:stop]
+        totals = {k: np.zeros((len(chunk), len(features))) for k in explained}
+        for pipeline, shap_of, owner in members:
+            values, base = shap_of(pipeline.transform(chunk))
+            summed = np.einsum("ncm,cf->nfm", values, owner)
+            if problem is ProblemType.BINARY and values.shape[2] == 1:
+                # One raw output: the score of class 1 (label order); class 0's is its negative.
+                sign = 1.0 if explained[0] == 1 else -1.0
+                outputs = {explained[0]: (sign * summed[:, :, 0], sign * float(base[0]))}
+            else:
+                outputs = {k: (summed[:, :, k], float(base[k])) for k in explained}
+            for k, (v, b) in outputs.items():
+                totals[k] += share * v
+                if start == 0:
+                    expected[k] += share * b
+        for k in explained:
+            parts[k].append(totals[k])
+
+    _, notes = _budgeted(len(rows), explain, deadline)
+    total = {k: np.concatenate(parts[k]) for k in explained}
+    margins = {k: total[k].sum(axis=1) + expected[k] for k in explained}
+    kinds = {type(a).__name__ for _, a in model.members}
+    if problem is ProblemType.REGRESSION:
+        units = f"{model.info.get('target', 'target')} units"
+    elif kinds <= {"RandomForest", "ExtraTrees"}:
+        units = "probability"
+    elif problem is ProblemType.BINARY:
+        units = "log-odds"
+    else:
+        units = "raw class scores (softmax inputs)"
+    return total, expected, margins, units, notes
+
+
+def _codes(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each column as integer codes into its own table of raw values (explainers need numbers;
+    the model needs the raw values back)."""
+    codes = np.zeros((len(frame), len(columns)))
+    tables = []
+    for j, c in enumerate(columns):
+        code, uniques = pd.factorize(frame[c], use_na_sentinel=False)
+        codes[:, j] = code
+        tables.append(np.asarray(uniques, dtype=object))
+    return codes, tables
+
+
+def _kernel_explanation(
+    model: Any,
+    rows: pd.DataFrame,
+    background: pd.DataFrame,
+    features: list[str],
+    deadline: float | None,
+) -> tuple[
+    dict[int, np.ndarray], dict[int, float], dict[int, np.ndarray], str, list[str], int, int
+]:
+    """As :func:`_tree_explanation`, plus the background rows and coalitions used."""
+    import shap
+
+    explained, _ = _outputs(model)
+    problem = model.problem_type
+    both = pd.concat([rows[features], background[features]], ignore_index=True)
+    codes, tables = _codes(both, features)
+    row_codes, bg_codes = codes[: len(rows)], codes[len(rows) :]
+    dtypes = rows[features].dtypes
+
+    def predict(matrix: np.ndarray) -> np.ndarray:
+        decoded = pd.DataFrame(
+            {
+                c: pd.Series(tables[j][matrix[:, j].astype(int)], dtype=dtypes[c])
+                for j, c in enumerate(features)
+            }
+        )
+        raw = np.asarray(model.predict_raw(decoded), dtype=float)
+        if problem is ProblemType.REGRESSION:
+            return raw
+        return raw[:, explained] if len(explained) > 1 else raw[:, explained[0]]
+
+    # Time the model on a batch like Kernel SHAP's, then pick the most thorough settings
+    # that fit the time left.
+    probe = np.repeat(bg_codes, max(1, 256 // len(bg_codes)), axis=0)
+    predict(probe[:8])
+    started = time.monotonic()
+    predict(probe)
+    per_row = (time.monotonic() - started) / len(probe)
+    budget = KERNEL_SECONDS if deadline is None else deadline - time.monotonic()
+    f = len(features)
+    n_rows, n_background, extra = KERNEL_LADDER[-1]
+    for n_rows, n_background, extra in KERNEL_LADDER:
+        cost = min(n_rows, len(rows)) * (2 * f + extra) * min(n_background, len(bg_codes))
+        if cost * per_row * 1.5 <= budget:
+            break
+    else:
+        need = FIRST_CHUNK * (2 * f + extra) * n_background * per_row * 1.5
+        if need > budget:
+            raise OutOfTime(
+                f"Kernel SHAP on this model needs about {need:.0f} s for {FIRST_CHUNK} rows; "
+                f"{max(budget, 0):.1f} s were left"
+            )
+    explainer = shap.KernelExplainer(predict, bg_codes[:n_background])
+    parts: list[np.ndarray] = []
+
+    def explain(start: int, stop: int) -> None:
+        values = explainer.shap_values(
+            row_codes[start:stop], nsamples=2 * f + extra, l1_reg=False, silent=True
+        )
+        parts.append(np.asarray(values, dtype=float))
+
+    _, notes = _budgeted(min(n_rows, len(rows)), explain, deadline)
+    values = np.concatenate(parts)
+    if values.ndim == 2:
+        values = values[:, :, None]
+    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+    # Each row's values add up to its prediction minus the base value; values far beyond that
+    # scale mean the sampled regression was singular.
+    scale = np.abs(values.sum(axis=1)).max() + 1e-6 + np.abs(base).max()
+    if not np.isfinite(values).all() or np.abs(values).max() > 1e3 * scale:
+        raise RuntimeError("Kernel SHAP's regression was ill-conditioned on this model")
+    total = {k: values[:, :, i] for i, k in enumerate(explained)}
+    expected = {k: float(base[i]) for i, k in enumerate(explained)}
+    margins = {k: total[k].sum(axis=1) + expected[k] for k in explained}
+    if problem is ProblemType.REGRESSION:
+        units = f"{model.info.get('target', 'target')} units"
+    else:
+        units = "probability"
+    return total, expected, margins, units, notes, min(n_background, len(bg_codes)), 2 * f + extra
+
+
+def explain_model(
+    model: Any,
+    sample: pd.DataFrame,
+    *,
+    deadline: float | None = None,
+    seed: int = 0,
+    max_rows: int | None = None,
+) -> Explanation:
+    """SHAP values of ``model`` (an :class:`~mlpilot.package.InferenceModel`) on rows of
+    ``sample`` (raw training rows), per original feature."""
+    started = time.monotonic()
+    features = list(model.feature_columns)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(sample))
+    tree = _tree_members(model)
+    limit = max_rows or (MAX_TREE_ROWS if tree else KERNEL_LADDER[0][0])
+    rows = sample.iloc[order[:limit]]
+    keys, outputs = _outputs(model)
+    names = list(outputs)
+    background = None
+    if tree:
+        values, expected, margins, units, notes = _tree_explanation(model, rows, features, deadline)
+        method = (
+            "TreeSHAP, path-dependent (shap.TreeExplainer; LightGBM's and XGBoost's own "
+            "pred_contrib, which it wraps), summed over each feature's columns"
+        )
+        if len(model.members) > 1:
+            method += f", averaged over the bag's {len(model.members)} fold models"
+    else:
+        rest = order[limit:] if len(order) > limit else order
+        background = sample.iloc[rest[: KERNEL_LADDER[0][1]]]
+        values, expected, margins, units, notes, n_background, coalitions = _kernel_explanation(
+            model, rows, background, features, deadline
+        )
+        background = background.iloc[:n_background]
+        method = (
+            "shap.KernelExplainer (Kernel SHAP) over the model's predictions on raw rows, "
+            f"{n_background} background rows, {coalitions} coalitions per row"
+        )
+    n_done = len(next(iter(values.values())))
+    return Explanation(
+        features=features,
+        rows=rows.iloc[:n_done],
+        values={names[i]: values[k] for i, k in enumerate(keys)},
+        expected={names[i]: expected[k] for i, k in enumerate(keys)},
+        method=method,
+        units=units,
+        outputs=outputs,
+        predictions={names[i]: margins[k] for i, k in enumerate(keys)},
+        background=background,
+        notes=notes,
+        seconds=time.monotonic() - started,
+    )
+
+
+def analysis_document(x: Explanation, candidate: str) -> dict[str, Any]:
+    """``analysis.json`` in Clarify's layout (+ an ``mlpilot`` block)."""
+    importance = x.global_importance()
+    labels = {}
+    for key in x.values:
+        ranked = importance[key].sort_values(ascending=False, kind="stable")
+        labels[key] = {
+            "global_shap_values": {f: float(v) for f, v in ranked.items()},
+            "expected_value": float(x.expected[key]),
+        }
+    return {
+        "version": "1.0",
+        "explanations": {"kernel_shap": labels},
+        "mlpilot": {
+            "candidate": candidate,
+            "method": x.method,
+            "units": x.units,
+            "aggregation": "mean_abs",
+            "outputs": x.outputs,
+            "rows": len(x.rows),
+            "background_rows": 0 if x.background is None else len(x.background),
+            "seconds": round(x.seconds, 3),
+            "notes": x.notes,
+        },
+    }
+
+
+# -- figures -----------------------------------------------------------------------------------
+def _importance_figure(x: Explanation) -> Any:
+    importance = x.global_importance().head(TOP_FEATURES)
+    fig, ax = figure(8, 0.8 + 0.38 * len(importance))
+    features = list(importance.index)[::-1]
+    left = np.zeros(len(features))
+    palette = ["#2c6fbb", "#d9822b", "#3a9a5b", "#c4453c", "#7d5ba6", "#8c6d31", "#4aa3b5"]
+    for i, key in enumerate(importance.columns):
+        widths = importance[key].to_numpy()[::-1]
+        ax.barh(features, widths, left=left, color=palette[i % len(palette)], label=key)
+        left += widths
+    ax.set_xlabel(f"mean |SHAP value| ({x.units})")
+    ax.set_title(f"Global feature importance (top {len(importance)})")
+    if len(importance.columns) > 1:
+        ax.legend(title="class", fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def _dependence_figure(x: Explanation, feature: str, kind: str) -> Any:
+    key = max(
+        x.values, key=lambda k: float(np.abs(x.values[k][:, x.features.index(feature)]).mean())
+    )
+    shap_values = x.values[key][:, x.features.index(feature)]
+    raw = x.rows[feature]
+    fig, ax = figure(4.8, 3.6)
+    numeric = pd.to_numeric(raw, errors="coerce")
+    if kind == ColumnKind.NUMERIC and numeric.notna().mean() > 0.5:
+        ax.scatter(numeric, shap_values, s=9, alpha=0.6, color="#2c6fbb")
+        ax.set_xlabel(feature)
+    elif kind == ColumnKind.TEXT:
+        ax.hist(shap_values, bins=30, color="#2c6fbb")
+        ax.set_xlabel(f"SHAP value of {feature!r} (text)")
+        ax.set_ylabel("rows")
+    else:
+        levels = raw.astype("string").fillna("(missing)").str.slice(0, 18)
+        top = levels.value_counts().index[:12]
+        groups = [shap_values[(levels == level).to_numpy()] for level in top]
+        ax.boxplot(groups, showfliers=False)
+        ax.set_xticks(range(1, len(top) + 1), list(top), rotation=45, ha="right")
+        ax.set_xlabel(feature)
+    if kind != ColumnKind.TEXT:
+        ax.axhline(0, color="grey", linestyle=":", linewidth=1)
+        ax.set_ylabel("SHAP value")
+    suffix = f" (class {key})" if len(x.values) > 1 else ""
+    ax.set_title(f"{feature}{suffix}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _example_figure(x: Explanation, position: int, title: str) -> Any:
+    key = next(iter(x.values)) if len(x.values) == 1 else None
+    if key is None:  # multiclass: the class the row's scores favour
+        key = max(x.values, key=lambda k: x.predictions[k][position])
+    values = x.values[key][position]
+    order = np.argsort(-np.abs(values), kind="stable")
+    shown = order[:8]
+    rest = float(values[order[8:]].sum()) if len(order) > 8 else 0.0
+    row = x.rows.iloc[position]
+    labels = [f"{x.features[i]} = {str(row[x.features[i]])[:20]}" for i in shown]
+    contributions = [float(values[i]) for i in shown]
+    if len(order) > 8:
+        labels.append(f"{len(order) - 8} other features")
+        contributions.append(rest)
+    fig, ax = figure(7, 0.9 + 0.34 * len(labels))
+    colors = ["#c4453c" if v > 0 else "#2c6fbb" for v in contributions]
+    ax.barh(labels[::-1], contributions[::-1], color=colors[::-1])
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"SHAP value ({x.units})")
+    ax.set_title(
+        f"{title}: {x.outputs[key]} = {x.predictions[key][position]:.4g} "
+        f"(base {x.expected[key]:.4g})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def write_explainability(
+    x: Explanation,
+    out_dir: Path,
+    *,
+    candidate: str,
+    job_name: str,
+    algorithm: str,
+    kinds: dict[str, str],
+    model_location: str = "",
+    pdf: bool = True,
+) -> dict[str, Any]:
+    """Write analysis.json, explanations_shap/, report.html (and report.pdf)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    document = analysis_document(x, candidate)
+    document["mlpilot"]["model"] = model_location
+    (out_dir / "analysis.json").write_text(json.dumps(document, indent=1))
+    shap_dir = out_dir / "explanations_shap"
+    shap_dir.mkdir(exist_ok=True)
+    if len(x.values) == 1:
+        local = pd.DataFrame(next(iter(x.values.values())), columns=x.features)
+    else:
+        local = pd.concat(
+            [
+                pd.DataFrame(v, columns=[f"{k}_{f}" for f in x.features])
+                for k, v in x.values.items()
+            ],
+            axis=1,
+        )
+    local.index = x.rows.index
+    local.to_csv(shap_dir / "out.csv")
+    if x.background is not None:
+        x.background[x.features].to_csv(shap_dir / "baseline.csv", index=False)
+
+    importance = x.global_importance()
+    report = Report(
+        title=f"Explainability: {candidate}",
+        subtitle=f"Job {job_name} — which features drive the candidate's predictions, by SHAP "
+        "values.",
+        facts=[
+            ("Candidate", candidate),
+            ("Algorithm", algorithm),
+            ("Explained output", "; ".join(f"{k}: {v}" for k, v in x.outputs.items())),
+            ("Method", x.method),
+            ("Units", x.units),
+            ("Rows explained", f"{len(x.rows):,} (a random sample of the training rows)"),
+        ],
+    )
+    overview = Section(
+        "Global feature importance",
+        text=[
+            "A SHAP value is how much a feature moved one prediction away from the average "
+            "prediction (the base value); a row's SHAP values add up to its prediction minus "
+            "the base value. The importance of a feature is the mean absolute SHAP value over "
+            "the explained rows, on the original columns (one-hot, indicator and text columns "
+            "are added back to the feature they came from)."
+        ],
+    )
+    overview.add(_importance_figure(x), "Mean |SHAP value| per feature, largest first.")
+    rows = []
+    for feature, entry in importance.head(TOP_FEATURES).iterrows():
+        rows.append([feature, kinds.get(str(feature), ""), *[float(v) for v in entry]])
+    overview.table(["feature", "type", *[f"mean |SHAP| {k}" for k in importance.columns]], rows)
+    if x.notes:
+        overview.warning = "; ".join(x.notes)
+    report.sections.append(overview)
+
+    dependence = Section(
+        "How the top features act",
+        text=[
+            "Each point (or box) is an explained row: the feature's value against its SHAP "
+            "value. A rising cloud means larger values push the prediction up."
+        ],
+        grid=True,
+    )
+    for feature in list(importance.index[:DEPENDENCE_FEATURES]):
+        dependence.add(
+            _dependence_figure(x, str(feature), kinds.get(str(feature), "")),
+            f"Dependence of the prediction on {feature!r}.",
+        )
+    report.sections.append(dependence)
+
+    examples = Section(
+        "Example rows",
+        text=[
+            "Three rows explained feature by feature: the rows with the highest, the median "
+            "and the lowest prediction. Red bars push the prediction up, blue bars down."
+        ],
+    )
+    key = next(iter(x.predictions))
+    scores = (
+        x.predictions[key]
+        if len(x.values) == 1
+        else np.max(np.column_stack(list(x.predictions.values())), axis=1)
+    )
+    order = np.argsort(scores, kind="stable")
+    picks = [("Highest", order[-1]), ("Median", order[len(order) // 2]), ("Lowest", order[0])]
+    for title, position in picks[:EXAMPLE_ROWS]:
+        examples.add(_example_figure(x, int(position), title), f"{title} prediction.")
+    report.sections.append(examples)
+    write_html(report, out_dir / "report.html")
+    if pdf:
+        write_pdf(report, out_dir / "report.pdf")
+    return document

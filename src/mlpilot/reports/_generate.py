@@ -1,0 +1,140 @@
+"""Making one candidate's reports from a job folder (during the job or any time after)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlpilot.errors import JobNotFoundError
+from mlpilot.jobs import JobLayout
+from mlpilot.profile import DatasetProfile
+
+__all__ = [
+    "candidate_model_dir",
+    "final_model_dir",
+    "generate_explainability",
+    "generate_model_insights",
+    "load_evaluation",
+]
+
+
+def candidate_model_dir(layout: JobLayout, record: dict[str, Any]) -> Path:
+    """The folder holding the candidate's search model and its validation predictions."""
+    name = record["CandidateName"]
+    own = layout.candidate_model(name)
+    if own.exists():
+        return own
+    stored = record.get("Mlpilot", {}).get("ModelLocation")
+    if stored and Path(stored).exists():
+        return Path(stored)
+    raise JobNotFoundError(f"Candidate {name} has no saved model (looked in {own})")
+
+
+def final_model_dir(layout: JobLayout, record: dict[str, Any]) -> Path:
+    """The packaged model of the candidate: its final package if it has one, else the model
+    trained in the search."""
+    extra = record.get("Mlpilot", {})
+    if extra.get("FinalModel"):
+        own = layout.final_model(record["CandidateName"])
+        if own.exists():
+            return own
+        if Path(extra["FinalModel"]).exists():
+            return Path(extra["FinalModel"])
+    return candidate_model_dir(layout, record)
+
+
+def _objective(record: dict[str, Any]) -> str:
+    return str(
+        record.get("ResolvedAttributes", {}).get("AutoMLJobObjective", {}).get("MetricName", "F1")
+    )
+
+
+def load_evaluation(
+    layout: JobLayout, job_record: dict[str, Any], candidate: dict[str, Any]
+) -> Any:
+    """The candidate's validation predictions with the saved truth."""
+    from mlpilot.notebooks._data import load_targets
+    from mlpilot.reports._quality import Evaluation
+    from mlpilot.search import load_validation_predictions
+
+    profile = DatasetProfile.load(layout.profile)
+    rows, _, predictions = load_validation_predictions(str(candidate_model_dir(layout, candidate)))
+    if len(rows) == 0:
+        raise JobNotFoundError(
+            f"Candidate {candidate['CandidateName']} has no validation predictions"
+        )
+    targets = load_targets(layout.data_sample)
+    return Evaluation(
+        problem_type=profile.problem_type,
+        labels=list(profile.target.labels),
+        positive_index=profile.target.positive_index,
+        y=np.asarray(targets.y)[rows],
+        predictions=np.asarray(predictions),
+        weight=None if targets.weight is None else np.asarray(targets.weight)[rows],
+        candidate=candidate["CandidateName"],
+        objective=_objective(job_record),
+    )
+
+
+def _validation_text(job_record: dict[str, Any]) -> str:
+    profile = job_record.get("Mlpilot", {}).get("Profile", {})
+    return str(profile.get("ValidationReason") or profile.get("Validation") or "validation rows")
+
+
+def generate_model_insights(
+    layout: JobLayout, job_record: dict[str, Any], candidate: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the model-quality report of ``candidate``; returns its statistics."""
+    from mlpilot.reports._quality import write_model_insights
+
+    evaluation = load_evaluation(layout, job_record, candidate)
+    return write_model_insights(
+        evaluation,
+        layout.model_insights_for(candidate["CandidateName"]),
+        job_name=layout.job_name,
+        algorithm=str(candidate.get("Mlpilot", {}).get("Algorithm", "")),
+        validation=_validation_text(job_record),
+    )
+
+
+def generate_explainability(
+    layout: JobLayout,
+    job_record: dict[str, Any],
+    candidate: dict[str, Any],
+    *,
+    deadline: float | None = None,
+    max_rows: int | None = None,
+) -> dict[str, Any]:
+    """Write the explainability report of ``candidate`` (its packaged model); returns the
+    analysis document."""
+    import warnings
+
+    from mlpilot.notebooks._data import load_sample
+    from mlpilot.package import InferenceModel
+    from mlpilot.reports._explain import explain_model, write_explainability
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        location = final_model_dir(layout, candidate)
+        model = InferenceModel.load(location)
+        sample = load_sample(layout.data_sample)
+        seed = int(job_record.get("Mlpilot", {}).get("Seed", 0))
+        explanation = explain_model(model, sample, deadline=deadline, seed=seed, max_rows=max_rows)
+    profile = DatasetProfile.load(layout.profile)
+    kinds = {c.name: c.kind for c in profile.columns}
+    return write_explainability(
+        explanation,
+        layout.explainability_for(candidate["CandidateName"]),
+        candidate=candidate["CandidateName"],
+        job_name=layout.job_name,
+        algorithm=str(candidate.get("Mlpilot", {}).get("Algorithm", "")),
+        kinds=kinds,
+        model_location=str(location),
+    )
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None

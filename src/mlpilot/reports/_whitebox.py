@@ -1,0 +1,482 @@
+"""The job's white-box outputs: notebooks and reports, made within the job's time budget.
+
+:class:`WhiteBox` is driven by :class:`~mlpilot.jobs.AutoMLJob` at three points:
+
+``start`` (candidates defined)
+    Writes the candidate-definition notebook; in a background thread, saves the data sample
+    the notebooks and reports read, writes the data-exploration notebook and starts executing
+    it in a child process, beside the search.
+``after_packaging`` (best candidate packaged)
+    Writes the best candidate's model-quality and explainability reports if the deadline
+    allows, and rewrites the candidate notebook with the number of trials the job ran.
+``close`` (the job finishing, whatever the outcome)
+    Waits for the exploration notebook (until the deadline, then kills it) and records every
+    artifact in the job record: ``AutoMLJobArtifacts``, the best candidate's
+    ``CandidateArtifactLocations`` and ``Mlpilot.Reports`` (what was made, skipped or failed,
+    and why).
+
+Nothing here may fail the job: errors become a "Failed" entry in ``Mlpilot.Reports`` and a
+``PartialFailureReasons`` message; what was skipped is made later by
+``mlpilot report JOB --generate``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+from mlpilot._types import SecondaryStatus
+
+__all__ = ["WhiteBox"]
+
+#: Seconds the two reports need at least (with the imports done in the background).
+MIN_EXPLAINABILITY_SECONDS = 3.0
+MIN_INSIGHTS_SECONDS = 1.5
+#: Seconds kept for drawing and writing the explainability report once SHAP values are in.
+REPORT_WRITE_SECONDS = 2.0
+#: Seconds before the deadline at which waiting for the exploration notebook stops.
+CLOSE_MARGIN = 0.3
+#: Seconds a job with a runtime limit keeps back for the reports: at most this, or
+#: :data:`REPORT_TAIL_SHARE` of the budget.
+REPORT_TAIL_SECONDS = 6.0
+REPORT_TAIL_SHARE = 0.1
+
+EXPLORATION = "DataExplorationNotebook"
+CANDIDATES = "CandidateDefinitionNotebook"
+EXPLAINABILITY = "Explainability"
+INSIGHTS = "ModelInsights"
+
+
+def report_reserve(config: Any) -> float:
+    """Seconds of the runtime budget the search leaves for the reports."""
+    if not getattr(config, "generate_reports", True) or not config.max_runtime:
+        return 0.0
+    return min(REPORT_TAIL_SECONDS, REPORT_TAIL_SHARE * config.max_runtime)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+class WhiteBox:
+    """Notebooks and reports of one running job (see the module docstring)."""
+
+    def __init__(self, job: Any) -> None:
+        self.job = job
+        self.layout = job.layout
+        self.config = job.config
+        self.enabled = bool(getattr(job.config, "generate_reports", True))
+        self.reports: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._sample_ready = threading.Event()
+        self._run: Any = None
+        self._thread: threading.Thread | None = None
+        self._definitions: list[Any] = []
+        self._descriptions: dict[str, str] = {}
+        self._input_paths: dict[str, str] = {}
+
+    # -- hooks ----------------------------------------------------------------------------
+    @classmethod
+    def start(cls, job: Any, space: Any) -> WhiteBox:
+        box = cls(job)
+        try:
+            box._definitions = space.resolved()
+            box._descriptions = {k: c.description for k, c in space.classes.items()}
+            box._input_paths = box._planned_inputs()
+            box._write_candidate_notebook(trials_run=None)
+        except Exception as exc:
+            box._failed(CANDIDATES, exc)
+        box._thread = threading.Thread(target=box._background, name="mlpilot-whitebox", daemon=True)
+        box._thread.start()
+        return box
+
+    def after_packaging(self) -> None:
+        """The best candidate's reports, within the deadline; the final candidate notebook."""
+        job = self.job
+        best = job.best
+        try:
+            self._write_candidate_notebook(trials_run=len(job.candidates))
+        except Exception as exc:
+            self._failed(CANDIDATES, exc)
+        if best is None:
+            return
+        name = best["CandidateName"]
+        if not self.enabled:
+            why = "report generation is turned off (generate_reports=False / --no-reports)"
+            self._skip(EXPLAINABILITY, why, name)
+            self._skip(INSIGHTS, why, name)
+        elif job._stop.is_set():
+            self._skip(EXPLAINABILITY, "the job was stopped", name)
+            self._skip(INSIGHTS, "the job was stopped", name)
+        else:
+            self._reports_for_best(best)
+        self._point_best_to_reports()
+
+    def close(self) -> None:
+        """Wait for (or end) the exploration notebook; write every location into the record."""
+        job = self.job
+        deadline = job.deadline
+        if self._thread is not None:
+            wait = (
+                None if deadline is None else max(0.0, deadline - CLOSE_MARGIN - time.monotonic())
+            )
+            self._thread.join(timeout=wait)
+        with self._lock:  # a thread still saving the sample must not start the notebook now
+            self._closed = True
+        run = self._run
+        if run is not None:
+            if job._stop.is_set() and not run.done():
+                run.kill()
+                self._skip(EXPLORATION, "the job was stopped before the notebook finished")
+            else:
+                status, reason = run.wait(None if deadline is None else deadline - CLOSE_MARGIN)
+                entry = self.reports.setdefault(EXPLORATION, {})
+                entry["Status"] = status
+                if reason:
+                    entry["Reason"] = reason
+                if status == "Completed":
+                    entry["Html"] = str(self.layout.exploration_notebook.with_suffix(".html"))
+                if status == "Failed":
+                    self._partial_failure(f"Data exploration notebook failed: {reason}")
+        elif self._thread is not None and self._thread.is_alive():
+            self._skip(EXPLORATION, "the job's time ran out before the data sample was saved")
+        self._record()
+
+    # -- background -----------------------------------------------------------------------
+    def _background(self) -> None:
+        from mlpilot.notebooks._data import save_data_sample, save_input_frames
+
+        try:
+            save_data_sample(
+                self.layout.prepared_data, self.layout.data_sample, seed=self.config.seed
+            )
+            save_input_frames(self.config, self.layout.data_sample)
+        except Exception as exc:
+            self._failed(EXPLORATION, exc)
+            return
+        finally:
+            self._sample_ready.set()
+        try:
+            fresh = self._write_exploration_notebook()
+        except Exception as exc:
+            self._failed(EXPLORATION, exc)
+            return
+        if not fresh:
+            return
+        if not self.enabled:
+            self._skip(
+                EXPLORATION,
+                "report generation is turned off: the notebook was written without running it",
+            )
+            return
+        from mlpilot.notebooks._execute import start_execution
+
+        with self._lock:
+            if self._closed:
+                self._skip(EXPLORATION, "the job ended before the notebook could run")
+                return
+            self._run = start_execution(self.layout.exploration_notebook)
+        # Load the report libraries while the search runs, not after it.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # shap's own deprecation notices
+                import matplotlib.figure  # noqa: F401
+                import shap  # noqa: F401
+
+                import mlpilot.reports._explain
+                import mlpilot.reports._quality  # noqa: F401
+        except Exception:
+            pass
+
+    def _write_exploration_notebook(self) -> bool:
+        """Write the notebook; False when an executed one for the same profile is there."""
+        import nbformat
+
+        from mlpilot.notebooks._build_exploration import (
+            build_exploration_notebook,
+            profile_digest,
+            write_notebook,
+        )
+        from mlpilot.notebooks._data import SAMPLE_ROWS
+        from mlpilot.notebooks._execute import is_executed
+
+        path = self.layout.exploration_notebook
+        entry = self.reports.setdefault(EXPLORATION, {})
+        entry["Location"] = str(path)
+        if path.exists() and is_executed(path):
+            old = nbformat.read(path, as_version=4).metadata.get("mlpilot", {})
+            if old.get("profile") == profile_digest(self.layout.profile):
+                entry.update({"Status": "Completed", "Reason": "kept: same data as before"})
+                html = path.with_suffix(".html")
+                if html.exists():
+                    entry["Html"] = str(html)
+                return False
+        profile = self.job.profile
+        nb = build_exploration_notebook(
+            job_name=self.config.name,
+            profile=profile,
+            profile_path=self.layout.profile,
+            sample_rows=min(profile.n_rows, SAMPLE_ROWS),
+        )
+        write_notebook(nb, path)
+        path.with_suffix(".html").unlink(missing_ok=True)
+        return True
+
+    # -- candidate notebook ---------------------------------------------------------------
+    def _mode(self) -> str:
+        mode = getattr(self.job, "mode", None)
+        if mode is not None:
+            return str(getattr(mode, "value", mode))
+        return str(self.job.record.get("Mlpilot", {}).get("Profile", {}).get("Mode", ""))
+
+    def _planned_inputs(self) -> dict[str, str]:
+        """Where the candidate notebook finds the job's data."""
+        import pandas as pd
+
+        out: dict[str, str] = {}
+        for field_name, file_name in (
+            ("training_data", "training-data.parquet"),
+            ("validation_data", "validation-data.parquet"),
+        ):
+            value = getattr(self.config, field_name)
+            if value is None:
+                continue
+            if isinstance(value, pd.DataFrame):
+                out[field_name] = str((self.layout.data_sample / file_name).resolve())
+            elif "://" not in str(value) and Path(str(value)).exists():
+                out[field_name] = str(Path(str(value)).resolve())
+            else:
+                out[field_name] = str(value)
+        return out
+
+    def _data_options(self) -> dict[str, Any]:
+        cfg = self.config
+        options: dict[str, Any] = {}
+        if "validation_data" in self._input_paths:
+            options["validation_data"] = self._input_paths["validation_data"]
+        for name in ("validation_fraction", "sample_weight", "content_type", "compression"):
+            value = getattr(cfg, name)
+            if value is not None:
+                options[name] = value
+        if cfg.data_type != "S3Prefix":
+            options["data_type"] = cfg.data_type
+        spec = cfg.feature_specification
+        if isinstance(spec, str):
+            options["feature_specification"] = spec
+        elif spec is not None:
+            import json
+
+            path = self.layout.data_sample / "feature-specification.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(spec.to_dict(), indent=1))
+            options["feature_specification"] = str(path.resolve())
+        return options
+
+    def _pipeline_facts(self) -> dict[str, Any]:
+        from mlpilot.metrics import get_metric
+        from mlpilot.notebooks._build_candidates import PipelineFacts
+
+        job = self.job
+        metric = get_metric(job.objective or "F1")
+        facts: dict[str, Any] = {}
+        for record in job.candidates.values():
+            extra = record.get("Mlpilot", {})
+            key = next(
+                (
+                    d.key
+                    for d in self._definitions
+                    if d.algorithm == extra.get("Algorithm")
+                    and d.preprocessing.to_dict() == extra.get("Preprocessing")
+                ),
+                None,
+            )
+            if key is None:
+                continue
+            entry = facts.setdefault(key, PipelineFacts())
+            entry.trials += 1
+            value = record.get("FinalAutoMLJobObjectiveMetric", {}).get("Value")
+            if record.get("CandidateStatus") == "Completed" and value is not None:
+                entry.completed += 1
+                if entry.best_value is None or metric.is_better(value, entry.best_value):
+                    entry.best_value = value
+                    entry.best_candidate = record["CandidateName"]
+        return facts
+
+    def _write_candidate_notebook(self, *, trials_run: int | None) -> None:
+        from mlpilot.notebooks._build_candidates import (
+            CandidateNotebookFacts,
+            build_candidate_notebook,
+        )
+        from mlpilot.notebooks._build_exploration import write_notebook
+
+        if self._mode() == "ENSEMBLING":  # Autopilot writes this notebook for HPO jobs only
+            self.reports.pop(CANDIDATES, None)
+            return
+        job = self.job
+        cfg = self.config
+        profile = job.profile
+        executor = getattr(job, "_executor", None)
+        if executor is not None:
+            parallelism = int(executor.capacity)
+        else:
+            from mlpilot.runtime import LocalProcessExecutor
+
+            parallelism = LocalProcessExecutor(cfg.parallelism).capacity
+        best = None
+        if job.best is not None:
+            best = {
+                "name": job.best["CandidateName"],
+                "algorithm": job.best.get("Mlpilot", {}).get("Algorithm"),
+                "value": job.best["FinalAutoMLJobObjectiveMetric"]["Value"],
+            }
+        validation = job.validation.reason if job.validation is not None else ""
+        facts = CandidateNotebookFacts(
+            job_name=cfg.name,
+            training_data=self._input_paths.get("training_data", str(cfg.training_data)),
+            target=cfg.target,
+            problem_type=profile.problem_type.value,
+            objective=str(job.objective),
+            seed=cfg.seed,
+            n_rows=profile.n_rows,
+            n_columns=profile.n_columns,
+            labels=list(profile.target.labels),
+            validation=validation,
+            definitions=self._definitions,
+            descriptions=self._descriptions,
+            max_candidates=trials_run if trials_run else cfg.effective_max_candidates,
+            parallelism=parallelism,
+            max_runtime=cfg.max_runtime,
+            max_runtime_per_candidate=cfg.max_runtime_per_candidate,
+            candidates_only=cfg.candidates_only,
+            data_options=self._data_options(),
+            pipelines=self._pipeline_facts(),
+            trials_run=trials_run,
+            best=best,
+        )
+        write_notebook(build_candidate_notebook(facts), self.layout.candidate_notebook)
+        self.reports[CANDIDATES] = {
+            "Status": "Completed",
+            "Location": str(self.layout.candidate_notebook),
+        }
+
+    # -- reports --------------------------------------------------------------------------
+    def _left(self) -> float | None:
+        deadline = self.job.deadline
+        return None if deadline is None else deadline - time.monotonic()
+
+    def _reports_for_best(self, best: dict[str, Any]) -> None:
+        from mlpilot.reports._generate import generate_explainability, generate_model_insights
+
+        job = self.job
+        name = best["CandidateName"]
+        left = self._left()
+        self._sample_ready.wait(timeout=None if left is None else max(0.0, left - 1.0))
+        if not self._sample_ready.is_set():
+            self._skip(
+                EXPLAINABILITY, "the job's time ran out before the data sample was saved", name
+            )
+            self._skip(INSIGHTS, "the job's time ran out before the data sample was saved", name)
+            return
+        # Model quality first: it is cheap and always fits; explanations take what is left.
+        job._set_status(SecondaryStatus.GENERATING_MODEL_INSIGHTS_REPORT)
+        left = self._left()
+        if left is not None and left < MIN_INSIGHTS_SECONDS:
+            self._skip(INSIGHTS, f"only {max(left, 0):.1f} s of the job's time was left", name)
+        else:
+            started = time.monotonic()
+            try:
+                generate_model_insights(job.layout, job.record, best)
+                self._done(INSIGHTS, name, job.layout.model_insights_for(name), started)
+            except Exception as exc:
+                self._failed(INSIGHTS, exc, name)
+        job._set_status(SecondaryStatus.GENERATING_EXPLAINABILITY_REPORT)
+        left = self._left()
+        if left is not None and left < MIN_EXPLAINABILITY_SECONDS:
+            self._skip(
+                EXPLAINABILITY, f"only {max(left, 0):.1f} s of the job's time was left", name
+            )
+            return
+        from mlpilot.reports._explain import OutOfTime
+
+        started = time.monotonic()
+        deadline = None if job.deadline is None else job.deadline - REPORT_WRITE_SECONDS
+        try:
+            document = generate_explainability(job.layout, job.record, best, deadline=deadline)
+            self._done(EXPLAINABILITY, name, job.layout.explainability_for(name), started)
+            notes = document["mlpilot"].get("notes")
+            if notes:
+                self.reports[EXPLAINABILITY]["Reason"] = "; ".join(notes)
+        except OutOfTime as exc:
+            self._skip(EXPLAINABILITY, str(exc), name)
+        except Exception as exc:
+            self._failed(EXPLAINABILITY, exc, name)
+
+    def _point_best_to_reports(self) -> None:
+        """The best candidate's CandidateArtifactLocations name its own report folders."""
+        job = self.job
+        best = dict(job.best)
+        name = best["CandidateName"]
+        properties = dict(best.get("CandidateProperties", {}))
+        locations = dict(properties.get("CandidateArtifactLocations", {}))
+        locations["Explainability"] = str(job.layout.explainability_for(name))
+        locations["ModelInsights"] = str(job.layout.model_insights_for(name))
+        properties["CandidateArtifactLocations"] = locations
+        best["CandidateProperties"] = properties
+        job.best = best
+        job.candidates[name] = best
+        job.record["BestCandidate"] = best
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _done(self, key: str, candidate: str, location: Path, started: float) -> None:
+        self.reports[key] = {
+            "Status": "Completed",
+            "Candidate": candidate,
+            "Location": str(location),
+            "Html": str(location / "report.html"),
+            "Seconds": round(time.monotonic() - started, 3),
+        }
+
+    def _skip(self, key: str, reason: str, candidate: str | None = None) -> None:
+        entry = self.reports.setdefault(key, {})
+        entry.update({"Status": "Skipped", "Reason": reason})
+        if candidate:
+            entry["Candidate"] = candidate
+
+    def _failed(self, key: str, exc: BaseException, candidate: str | None = None) -> None:
+        entry = self.reports.setdefault(key, {})
+        entry.update(
+            {"Status": "Failed", "Reason": _why(exc), "Traceback": traceback.format_exc()[-3000:]}
+        )
+        if candidate:
+            entry["Candidate"] = candidate
+
+    def _partial_failure(self, message: str) -> None:
+        partial = self.job.record.setdefault("PartialFailureReasons", [])
+        if len(partial) < 5:  # SageMaker's limit
+            partial.append({"PartialFailureMessage": message[:1024]})
+
+    def _record(self) -> None:
+        job = self.job
+        artifacts = dict(job.record.get("AutoMLJobArtifacts") or {})
+        exploration = self.reports.get(EXPLORATION, {})
+        if exploration.get("Location") and Path(exploration["Location"]).exists():
+            artifacts["DataExplorationNotebookLocation"] = exploration["Location"]
+        candidates = self.reports.get(CANDIDATES, {})
+        if candidates.get("Status") == "Completed":
+            artifacts["CandidateDefinitionNotebookLocation"] = candidates["Location"]
+        job.record["AutoMLJobArtifacts"] = artifacts
+        for key, label in (
+            (EXPLAINABILITY, "Explainability report"),
+            (INSIGHTS, "Model insights report"),
+            (CANDIDATES, "Candidate definition notebook"),
+        ):
+            entry = self.reports.get(key, {})
+            if entry.get("Status") == "Failed":
+                self._partial_failure(f"{label} failed: {entry.get('Reason', '')}")
+        job.record.setdefault("Mlpilot", {})["Reports"] = self.reports

@@ -1,0 +1,11 @@
+"""The SageMaker-compatible service: AutoML jobs (and, beside them, models, endpoints and
+transform jobs) over the AWS JSON 1.1 protocol, so boto3 and the AWS CLI drive mlpilot with
+``--endpoint-url``. Thin over the engine: jobs run in their own processes, state lives in the
+metadata store."""
+
+from mlpilot.service._app import Service, create_app
+from mlpilot.service._config import ServiceConfig
+from mlpilot.service._errors import ServiceError
+from mlpilot.service._store import Store
+
+__all__ = ["Service", "ServiceConfig", "ServiceError", "Store", "create_app"]

@@ -1,0 +1,276 @@
+"""The HTTP front: SageMaker's control plane (AWS JSON 1.1, ``POST /`` with ``X-Amz-Target``)
+and, beside it, the runtime's ``POST /endpoints/{name}/invocations``.
+
+Each control-plane call: authenticate → parse → validate against botocore's input shape →
+run the operation (in a thread: operations touch the database and the file system) → keep only
+the output shape's members → JSON. Errors come back in the shapes AWS clients parse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mlpilot.service._auth import verify_signature
+from mlpilot.service._automl import AutoMLOperations
+from mlpilot.service._config import ServiceConfig
+from mlpilot.service._deploy import DeployOperations, EndpointHost
+from mlpilot.service._errors import InvocationError, ServiceError
+from mlpilot.service._jobs import JobManager
+from mlpilot.service._shapes import conform_output, validate_input
+from mlpilot.service._store import Store
+from mlpilot.service._transforms import TransformManager, TransformOperations
+
+__all__ = ["Service", "create_app"]
+
+log = logging.getLogger("mlpilot.service")
+JSON_11 = "application/x-amz-json-1.1"
+
+
+class Service:
+    """The service's parts, wired together; :func:`create_app` puts HTTP in front."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.store = Store(config.database_url)
+        self.jobs = JobManager(config, self.store)
+        self.endpoints = EndpointHost(config, self.store)
+        self.transforms = TransformManager(config, self.store)
+        self.deploy = DeployOperations(config, self.store, self.endpoints)
+        self.operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+        self.add_operations(AutoMLOperations(config, self.store, self.jobs))
+        self.add_operations(self.deploy)
+        self.add_operations(TransformOperations(config, self.store, self.transforms))
+        self.jobs.on_deploy = self._deploy_job
+        self._deploying: set[str] = set()
+        self._deploy_lock = threading.Lock()
+
+    def add_operations(self, handler: Any) -> None:
+        for name in dir(handler):
+            if name[:1].isupper():
+                self.operations[name] = getattr(handler, name)
+
+    @property
+    def runtime(self) -> EndpointHost:
+        return self.endpoints
+
+    def open(self) -> None:
+        self.jobs.open()
+        self.transforms.open()
+        self.endpoints.restore()
+
+    def close(self) -> None:
+        self.jobs.close(stop_jobs=True)
+        self.transforms.close()
+        self.endpoints.close()
+        self.store.close()
+
+    # -- ModelDeployConfig ----------------------------------------------------------------
+    def _deploy_job(self, row: dict[str, Any]) -> None:
+        with self._deploy_lock:
+            if row["name"] in self._deploying:
+                return
+            self._deploying.add(row["name"])
+        threading.Thread(target=self._deploy, args=(row,), daemon=True).start()
+
+    def _deploy(self, row: dict[str, Any]) -> None:
+        """Deploy a completed job's best candidate (model, endpoint configuration, endpoint),
+        then report the job Completed with ModelDeployResult, or ModelDeploymentError."""
+        name = row["name"]
+        record = dict(row["record"])
+        settings = record.get("ModelDeployConfig") or {}
+        endpoint = settings.get("EndpointName") or f"{name}-endpoint"
+        secondary, note = "Completed", ""
+        try:
+            container = record["BestCandidate"]["InferenceContainers"][0]
+            model = f"{endpoint}-model"[:63].rstrip("-")
+            config = f"{endpoint}-config"[:63].rstrip("-")
+            self.call(
+                "CreateModel",
+                {
+                    "ModelName": model,
+                    "PrimaryContainer": {
+                        k: container[k] for k in ("Image", "ModelDataUrl", "Environment")
+                    },
+                    "ExecutionRoleArn": record["RoleArn"],
+                },
+            )
+            self.call(
+                "CreateEndpointConfig",
+                {
+                    "EndpointConfigName": config,
+                    "ProductionVariants": [
+                        {
+                            "VariantName": "AllTraffic",
+                            "ModelName": model,
+                            "InitialInstanceCount": 1,
+                            "InstanceType": "ml.m5.large",
+                            "InitialVariantWeight": 1.0,
+                        }
+                    ],
+                },
+            )
+            self.deploy.create_endpoint(endpoint, config, wait=300.0)
+            described = self.call("DescribeEndpoint", {"EndpointName": endpoint})
+            if described["EndpointStatus"] != "InService":
+                raise RuntimeError(described.get("FailureReason") or described["EndpointStatus"])
+        except Exception as exc:
+            secondary = "ModelDeploymentError"
+            note = f"Deploying the best candidate to endpoint {endpoint} failed: {exc}"
+        now = round(time.time(), 3)
+        record["AutoMLJobStatus"] = "Completed"
+        record["AutoMLJobSecondaryStatus"] = secondary
+        record["EndTime"] = now
+        record["LastModifiedTime"] = now
+        if secondary == "Completed":
+            record["ModelDeployResult"] = {"EndpointName": endpoint}
+        else:
+            record.setdefault("PartialFailureReasons", [])
+            record["PartialFailureReasons"] = [
+                *record["PartialFailureReasons"][:4],
+                {"PartialFailureMessage": note[:1024]},
+            ]
+        self.store.update_job(
+            name,
+            status="Completed",
+            secondary_status=secondary,
+            modified=now,
+            ended=now,
+            record=record,
+            deploy_state="done" if secondary == "Completed" else "failed",
+        )
+        with self._deploy_lock:
+            self._deploying.discard(name)
+
+    def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Run one operation as the HTTP front would (validation and output shape included)."""
+        handler = self.operations.get(operation)
+        if handler is None:
+            raise ServiceError(
+                "UnknownOperationException", f"mlpilot does not implement {operation}"
+            )
+        validate_input(operation, params)
+        return conform_output(operation, handler(params))
+
+
+def _json(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
+    return Response(
+        json.dumps(body, allow_nan=False, default=str),
+        status_code=status,
+        media_type=JSON_11,
+        headers={"x-amzn-RequestId": str(uuid.uuid4()), **headers},
+    )
+
+
+def create_app(config: ServiceConfig, service: Service | None = None) -> Starlette:
+    service = service or Service(config)
+
+    async def authenticate(request: Request, body: bytes) -> None:
+        verify_signature(
+            config.access_keys,
+            method=request.method,
+            raw_path=request.scope.get("raw_path", b"/").decode("latin-1").split("?", 1)[0],
+            query=request.url.query,
+            headers=request.headers,
+            body=body,
+        )
+
+    async def control_plane(request: Request) -> Response:
+        operation = "?"
+        try:
+            body = await request.body()
+            await authenticate(request, body)
+            target = request.headers.get("x-amz-target", "")
+            prefix, _, operation = target.partition(".")
+            if prefix != "SageMaker" or not operation:
+                raise ServiceError(
+                    "UnknownOperationException",
+                    f"Missing or unknown X-Amz-Target {target!r}; expected SageMaker.<Operation>",
+                )
+            try:
+                params = json.loads(body) if body.strip() else {}
+            except ValueError:
+                raise ServiceError(
+                    "SerializationException", "The request body is not valid JSON"
+                ) from None
+            result = await run_in_threadpool(service.call, operation, params)
+            return _json(result)
+        except ServiceError as exc:
+            return _json(exc.body(), exc.status)
+        except Exception:
+            log.exception("%s failed", operation)
+            error = ServiceError("InternalFailure", f"{operation} failed inside mlpilot", 500)
+            return _json(error.body(), 500)
+
+    async def invoke(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            body = await request.body()
+            try:
+                await authenticate(request, body)
+            except ServiceError as exc:
+                raise InvocationError(exc.code, exc.message, exc.status) from None
+            result: Response = await service.endpoints.invoke(name, request, body)
+            return result
+        except InvocationError as exc:
+            return Response(
+                json.dumps(exc.body()),
+                status_code=exc.status,
+                media_type="application/json",
+                headers={"x-amzn-ErrorType": exc.code, "x-amzn-RequestId": str(uuid.uuid4())},
+            )
+
+    async def ping(request: Request) -> Response:
+        return Response(b"", status_code=200)
+
+    async def metrics(request: Request) -> Response:
+        """Per-variant invocations, errors and model latency of an endpoint (what SageMaker
+        publishes to CloudWatch), as JSON: for A/B comparisons."""
+        name = request.path_params["name"]
+        try:
+            body = await request.body()
+            await authenticate(request, body)
+        except ServiceError as exc:
+            return _json(exc.body(), exc.status)
+        found = service.endpoints.metrics(name)
+        if found is None:
+            error = ServiceError(
+                "ValidationException", f"Endpoint {name} is not in service on this mlpilot"
+            )
+            return _json(error.body(), 400)
+        return Response(
+            json.dumps(found, allow_nan=False, default=str), media_type="application/json"
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(service.open)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
+
+    app = Starlette(
+        routes=[
+            Route("/", control_plane, methods=["POST"]),
+            Route("/endpoints/{name:path}/invocations", invoke, methods=["POST"]),
+            Route("/ping", ping, methods=["GET"]),
+            Route("/endpoints/{name}/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app

@@ -1,0 +1,64 @@
+"""The service's settings, with embedded defaults: everything under one data folder."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ServiceConfig"]
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
+@dataclass
+class ServiceConfig:
+    """How one ``mlpilot serve`` runs.
+
+    Parameters
+    ----------
+    data_dir:
+        Holds the metadata database (unless ``store_url`` says otherwise), job staging folders
+        for S3 output, runner logs and cached models.
+    store_url:
+        SQLAlchemy URL of the metadata store (default: SQLite in ``data_dir``).
+    access_keys:
+        Access key id → secret. When set, every request must carry a valid SigV4 signature
+        by one of them; when empty, any (or no) signature is accepted.
+    """
+
+    data_dir: Path = field(default_factory=lambda: Path("mlpilot-data"))
+    store_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    region: str = field(default_factory=lambda: os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    account_id: str = "000000000000"
+    access_keys: dict[str, str] = field(default_factory=dict)
+    #: AutoML jobs running at once; one more is ResourceLimitExceeded, as SageMaker's quota.
+    max_concurrent_jobs: int = 4
+    #: Worker processes per job (default: the machine's cores).
+    job_parallelism: int | None = None
+    #: Seconds without a heartbeat after which a job's runner is presumed dead.
+    heartbeat_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if not _ACCOUNT.match(self.account_id):
+            raise ValueError(f"The account id must be 12 digits; got {self.account_id!r}")
+
+    @property
+    def database_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'mlpilot.db'}"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def arn(self, kind: str, name: str) -> str:
+        # The real service lower-cases resource names in ARNs.
+        return f"arn:aws:sagemaker:{self.region}:{self.account_id}:{kind}/{name.lower()}"

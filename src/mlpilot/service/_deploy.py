@@ -1,0 +1,643 @@
+"""Models, endpoint configurations and endpoints (the control plane), and the endpoints
+themselves: one :class:`~mlpilot.serving.EndpointRuntime` per endpoint in the service process,
+its variants made of ``serve-model`` container processes.
+
+Endpoints are kept in the metadata store; an endpoint that was in service when the service
+stopped is started again when it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mlpilot.service._config import ServiceConfig
+from mlpilot.service._errors import InvocationError, validation
+from mlpilot.service._store import AlreadyExists, Store, decode_token
+
+__all__ = ["ENDPOINT", "ENDPOINT_CONFIG", "MODEL", "DeployOperations", "EndpointHost"]
+
+log = logging.getLogger("mlpilot.service")
+
+MODEL = "model"
+ENDPOINT_CONFIG = "endpoint-config"
+ENDPOINT = "endpoint"
+#: The largest InvokeEndpoint body (BodyBlob's max).
+MAX_BODY = 6 * 1024 * 1024
+#: Images mlpilot can run: its own inference container, whatever the tag.
+IMAGE_REPOSITORY = "mlpilot/tabular-inference"
+#: Seconds CreateEndpoint waits for the endpoint to be in service before it answers (so the
+#: AWS CLI's waiter, which sleeps 30 s between polls, usually finds it ready at once).
+CREATE_WAIT = 30.0
+_SERVING_STATES = ("Creating", "Updating", "SystemUpdating", "InService", "RollingBack")
+
+
+def _token(params: dict[str, Any]) -> int:
+    try:
+        return decode_token(params.get("NextToken"))
+    except ValueError as exc:
+        raise validation(str(exc)) from None
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+def _list_args(params: dict[str, Any], default_sort: str = "CreationTime") -> dict[str, Any]:
+    from mlpilot.service._automl import _time
+
+    return {
+        "name_contains": params.get("NameContains"),
+        "status": params.get("StatusEquals"),
+        "created_after": _time(params.get("CreationTimeAfter")),
+        "created_before": _time(params.get("CreationTimeBefore")),
+        "modified_after": _time(params.get("LastModifiedTimeAfter")),
+        "modified_before": _time(params.get("LastModifiedTimeBefore")),
+        "sort_by": params.get("SortBy", default_sort),
+        "descending": params.get("SortOrder", "Descending") == "Descending",
+        "offset": _token(params),
+        "limit": params.get("MaxResults", 10),
+    }
+
+
+def _image_ok(image: str) -> bool:
+    repository = image.split("@", 1)[0].rsplit(":", 1)[0] if ":" in image else image
+    return repository.split("/")[-2:] == IMAGE_REPOSITORY.split("/")
+
+
+def _model_data_exists(url: str) -> bool:
+    from mlpilot.data import resolve_uri
+
+    try:
+        fs, path = resolve_uri(url)
+        return bool(fs.exists(path))
+    except Exception:
+        return False
+
+
+class EndpointHost:
+    """The running endpoints of this service."""
+
+    def __init__(self, config: ServiceConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._runtimes: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def _lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Start again the endpoints that were serving when the service stopped."""
+        page = self.store.list_resources(ENDPOINT, limit=10_000)
+        for record in page.rows:
+            status = record.get("EndpointStatus")
+            if status == "Deleting":
+                self.store.delete_resource(ENDPOINT, record["EndpointName"])
+            elif status in _SERVING_STATES:
+                record = {**record, "EndpointStatus": "Creating", "LastModifiedTime": _now()}
+                self.store.put_resource(ENDPOINT, record["EndpointName"], record)
+                self.launch(record["EndpointName"])
+
+    def close(self) -> None:
+        with self._guard:
+            runtimes = list(self._runtimes.values())
+            self._runtimes.clear()
+        for runtime in runtimes:
+            with contextlib.suppress(Exception):
+                runtime.stop()
+
+    # -- variants -------------------------------------------------------------------------
+    def _specs(self, config: dict[str, Any], weights: dict[str, Any] | None = None) -> list[Any]:
+        from mlpilot.serving import VariantSpec
+
+        specs = []
+        for variant in config["ProductionVariants"]:
+            model = self.store.get_resource(MODEL, variant["ModelName"])
+            if model is None:
+                raise ValueError(f"model {variant['ModelName']} no longer exists")
+            container = model.get("PrimaryContainer") or model["Containers"][0]
+            desired = (weights or {}).get(variant["VariantName"], {})
+            specs.append(
+                VariantSpec(
+                    name=variant["VariantName"],
+                    model=container["ModelDataUrl"],
+                    environment=dict(container.get("Environment") or {}),
+                    instance_count=int(
+                        desired.get("DesiredInstanceCount", variant["InitialInstanceCount"])
+                    ),
+                    weight=float(
+                        desired.get("DesiredWeight", variant.get("InitialVariantWeight", 1.0))
+                    ),
+                )
+            )
+        return specs
+
+    def summaries(self, name: str, config: dict[str, Any], runtime: Any) -> list[dict[str, Any]]:
+        running = {v["VariantName"]: v for v in runtime.variants()} if runtime else {}
+        out = []
+        for variant in config["ProductionVariants"]:
+            model = self.store.get_resource(MODEL, variant["ModelName"]) or {}
+            container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+            image = container.get("Image", "")
+            digest = hashlib.sha256(
+                f"{image}|{container.get('ModelDataUrl', '')}".encode()
+            ).hexdigest()
+            now = running.get(variant["VariantName"], {})
+            summary = {
+                "VariantName": variant["VariantName"],
+                "DeployedImages": [
+                    {
+                        "SpecifiedImage": image,
+                        "ResolvedImage": f"{image.split(':')[0]}@sha256:{digest}",
+                        "ResolutionTime": config.get("CreationTime", _now()),
+                    }
+                ],
+                "CurrentWeight": float(now.get("CurrentWeight", 0.0)),
+                "DesiredWeight": float(
+                    now.get("CurrentWeight", variant.get("InitialVariantWeight", 1.0))
+                ),
+                "CurrentInstanceCount": int(now.get("CurrentInstanceCount", 0)),
+                "DesiredInstanceCount": int(
+                    now.get("CurrentInstanceCount", variant["InitialInstanceCount"])
+                ),
+            }
+            out.append(summary)
+        return out
+
+    def set_record(self, name: str, **changes: Any) -> dict[str, Any] | None:
+        record = self.store.get_resource(ENDPOINT, name)
+        if record is None:
+            return None
+        record = {**record, **changes, "LastModifiedTime": _now()}
+        for key, value in list(record.items()):
+            if value is None:
+                del record[key]
+        self.store.put_resource(ENDPOINT, name, record)
+        return record
+
+    def _background(self, target: Any, *args: Any) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        return thread
+
+    def launch(self, name: str) -> threading.Thread:
+        return self._background(self._launch, name)
+
+    def _launch(self, name: str) -> None:
+        from mlpilot.serving import EndpointRuntime
+
+        with self._lock(name):
+            record = self.store.get_resource(ENDPOINT, name)
+            if record is None:
+                return
+            config = self.store.get_resource(ENDPOINT_CONFIG, record["EndpointConfigName"])
+            runtime = EndpointRuntime(
+                cache_dir=self.config.data_dir / "models",
+                work_dir=self.config.data_dir / "endpoints" / name,
+            )
+            try:
+                if config is None:
+                    raise ValueError(
+                        f"endpoint configuration {record['EndpointConfigName']} no longer exists"
+                    )
+                runtime.start(self._specs(config, record.get("Mlpilot", {}).get("Desired")))
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    runtime.stop()
+                self.set_record(name, EndpointStatus="Failed", FailureReason=str(exc)[:1024])
+                return
+            with self._guard:
+                self._runtimes[name] = runtime
+            self.set_record(
+                name,
+                EndpointStatus="InService",
+                FailureReason=None,
+                ProductionVariants=self.summaries(name, config, runtime),
+            )
+
+    def update(self, name: str, config_name: str) -> threading.Thread:
+        return self._background(self._update, name, config_name)
+
+    def _update(self, name: str, config_name: str) -> None:
+        with self._lock(name):
+            runtime = self._runtimes.get(name)
+            config = self.store.get_resource(ENDPOINT_CONFIG, config_name)
+            old = self.store.get_resource(ENDPOINT, name) or {}
+            try:
+                if runtime is None or config is None:
+                    raise ValueError("the endpoint is not running")
+                runtime.update_variants(self._specs(config))
+            except Exception as exc:
+                # The old variants keep serving, as SageMaker rolls a failed update back.
+                self.set_record(
+                    name,
+                    EndpointStatus="InService" if runtime is not None else "Failed",
+                    FailureReason=f"Update to {config_name} failed: {exc}"[:1024],
+                    EndpointConfigName=old.get("EndpointConfigName"),
+                )
+                return
+            mlpilot = {**old.get("Mlpilot", {}), "Desired": None}
+            self.set_record(
+                name,
+                EndpointStatus="InService",
+                FailureReason=None,
+                EndpointConfigName=config_name,
+                ProductionVariants=self.summaries(name, config, runtime),
+                Mlpilot={k: v for k, v in mlpilot.items() if v is not None},
+            )
+
+    def reweigh(self, name: str, desired: list[dict[str, Any]]) -> threading.Thread:
+        return self._background(self._reweigh, name, desired)
+
+    def _reweigh(self, name: str, desired: list[dict[str, Any]]) -> None:
+        with self._lock(name):
+            runtime = self._runtimes.get(name)
+            record = self.store.get_resource(ENDPOINT, name) or {}
+            config = self.store.get_resource(ENDPOINT_CONFIG, record.get("EndpointConfigName", ""))
+            try:
+                if runtime is None or config is None:
+                    raise ValueError("the endpoint is not running")
+                runtime.update_weights_and_capacities(desired)
+            except Exception as exc:
+                self.set_record(
+                    name,
+                    EndpointStatus="InService" if runtime is not None else "Failed",
+                    FailureReason=f"UpdateEndpointWeightsAndCapacities failed: {exc}"[:1024],
+                )
+                return
+            # Remembered so that a restart brings the endpoint back as it was last set.
+            kept = dict(record.get("Mlpilot", {}).get("Desired") or {})
+            for item in desired:
+                kept[item["VariantName"]] = {**kept.get(item["VariantName"], {}), **item}
+            self.set_record(
+                name,
+                EndpointStatus="InService",
+                FailureReason=None,
+                ProductionVariants=self.summaries(name, config, runtime),
+                Mlpilot={**record.get("Mlpilot", {}), "Desired": kept},
+            )
+
+    def remove(self, name: str) -> threading.Thread:
+        return self._background(self._remove, name)
+
+    def _remove(self, name: str) -> None:
+        with self._lock(name):
+            with self._guard:
+                runtime = self._runtimes.pop(name, None)
+            if runtime is not None:
+                with contextlib.suppress(Exception):
+                    runtime.stop()
+            self.store.delete_resource(ENDPOINT, name)
+
+    def wait(self, thread: threading.Thread, seconds: float) -> None:
+        thread.join(timeout=seconds)
+
+    # -- data plane -----------------------------------------------------------------------
+    def runtime(self, name: str) -> Any:
+        return self._runtimes.get(name)
+
+    async def invoke(self, name: str, request: Request, body: bytes) -> Response:
+        from mlpilot.serving import (
+            ContainerFailure,
+            EndpointUnavailableError,
+            UnknownVariantError,
+        )
+
+        account = self.config.account_id
+        runtime = self._runtimes.get(name)
+        if runtime is None:
+            record = self.store.get_resource(ENDPOINT, name)
+            if record is None:
+                raise InvocationError(
+                    "ValidationError", f"Endpoint {name} of account {account} not found.", 400
+                )
+            raise InvocationError(
+                "ValidationError",
+                f"Endpoint {name} of account {account} is {record.get('EndpointStatus')}; it "
+                "can be invoked once it is InService.",
+                400,
+            )
+        if len(body) > MAX_BODY:
+            raise InvocationError(
+                "ValidationError",
+                f"Request body of {len(body)} bytes is over the limit of {MAX_BODY} bytes (6 MB)",
+                400,
+            )
+        headers = request.headers
+        try:
+            result = await runtime.ainvoke(
+                body,
+                content_type=headers.get("content-type"),
+                accept=headers.get("accept"),
+                target_variant=headers.get("x-amzn-sagemaker-target-variant"),
+                custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
+            )
+        except UnknownVariantError as exc:
+            raise InvocationError("ValidationError", f"Endpoint {name}: {exc}", 400) from None
+        except EndpointUnavailableError as exc:
+            raise InvocationError("ServiceUnavailable", f"Endpoint {name}: {exc}", 503) from None
+        except ContainerFailure as exc:
+            raise InvocationError(
+                "ModelError",
+                f'Received server error (0) from primary with message "{exc}"',
+                424,
+                OriginalStatusCode=0,
+                OriginalMessage=str(exc),
+            ) from None
+        if not result.ok:
+            kind = "client" if result.status < 500 else "server"
+            raise InvocationError(
+                "ModelError",
+                f"Received {kind} error ({result.status}) from primary with message "
+                f'"{result.message}". See the endpoint\'s logs in {self.config.data_dir}.',
+                424,
+                OriginalStatusCode=result.status,
+                OriginalMessage=result.message,
+            )
+        return Response(
+            result.body,
+            status_code=200,
+            media_type=result.content_type,
+            headers={"x-Amzn-Invoked-Production-Variant": result.variant},
+        )
+
+    def metrics(self, name: str) -> dict[str, Any] | None:
+        runtime = self._runtimes.get(name)
+        if runtime is None:
+            return None
+        return {"EndpointName": name, "Variants": runtime.stats()}
+
+
+class DeployOperations:
+    """CreateModel … DeleteEndpoint."""
+
+    def __init__(self, config: ServiceConfig, store: Store, host: EndpointHost) -> None:
+        self.config = config
+        self.store = store
+        self.host = host
+
+    def _arn(self, kind: str, name: str) -> str:
+        return self.config.arn(kind, name)
+
+    # -- models ---------------------------------------------------------------------------
+    def CreateModel(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["ModelName"]
+        arn = self._arn(MODEL, name)
+        primary, containers = params.get("PrimaryContainer"), params.get("Containers")
+        if (primary is None) == (containers is None):
+            raise validation("Give either PrimaryContainer or Containers")
+        chosen = [primary] if primary is not None else containers or []
+        if len(chosen) != 1:
+            raise validation(
+                "mlpilot models have one container: the model package holds the whole "
+                f"inference pipeline (got {len(chosen)} containers)"
+            )
+        container = chosen[0]
+        image, url = container.get("Image"), container.get("ModelDataUrl")
+        if not image or not url:
+            raise validation("The container needs an Image and a ModelDataUrl")
+        if not _image_ok(image):
+            raise validation(
+                f"Image {image!r} is not an mlpilot inference image; use the Image that "
+                f"DescribeAutoMLJobV2 reports in InferenceContainers ({IMAGE_REPOSITORY}:<tag>)"
+            )
+        if container.get("Mode", "SingleModel") != "SingleModel":
+            raise validation("Only SingleModel containers are supported")
+        if not _model_data_exists(url):
+            raise validation(f"Could not find model data at {url}.")
+        record = {
+            "ModelName": name,
+            "ModelArn": arn,
+            "CreationTime": _now(),
+            "EnableNetworkIsolation": bool(params.get("EnableNetworkIsolation", False)),
+        }
+        for key in (
+            "PrimaryContainer",
+            "Containers",
+            "ExecutionRoleArn",
+            "VpcConfig",
+            "InferenceExecutionConfig",
+        ):
+            if params.get(key) is not None:
+                record[key] = params[key]
+        try:
+            self.store.insert_resource(MODEL, name, arn, record)
+        except AlreadyExists:
+            raise validation(f'Cannot create already existing model "{arn}".') from None
+        return {"ModelArn": arn}
+
+    def DescribeModel(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._get(MODEL, params["ModelName"], "model")
+
+    def DeleteModel(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["ModelName"]
+        if not self.store.delete_resource(MODEL, name):
+            raise validation(f'Could not find model "{self._arn(MODEL, name)}".')
+        return {}
+
+    def ListModels(self, params: dict[str, Any]) -> dict[str, Any]:
+        page = self.store.list_resources(MODEL, **_list_args(params))
+        out: dict[str, Any] = {
+            "Models": [
+                {k: r[k] for k in ("ModelName", "ModelArn", "CreationTime")} for r in page.rows
+            ]
+        }
+        if page.next_token:
+            out["NextToken"] = page.next_token
+        return out
+
+    # -- endpoint configurations ------------------------------------------------------------
+    def CreateEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointConfigName"]
+        arn = self._arn(ENDPOINT_CONFIG, name)
+        variants = params["ProductionVariants"]
+        seen = set()
+        for variant in variants:
+            vname = variant["VariantName"]
+            if vname in seen:
+                raise validation(f"Variant name {vname} appears more than once")
+            seen.add(vname)
+            if variant.get("ServerlessConfig") is not None:
+                raise validation(
+                    f"Variant {vname}: serverless variants are not supported; give "
+                    "InitialInstanceCount and InstanceType"
+                )
+            for key in ("ModelName", "InitialInstanceCount", "InstanceType"):
+                if variant.get(key) is None:
+                    raise validation(f"Variant {vname}: {key} is required")
+            if self.store.get_resource(MODEL, variant["ModelName"]) is None:
+                raise validation(
+                    f'Could not find model "{self._arn(MODEL, variant["ModelName"])}".'
+                )
+            weight = variant.get("InitialVariantWeight", 1.0)
+            if weight < 0:
+                raise validation(f"Variant {vname}: InitialVariantWeight must not be negative")
+        if params.get("ShadowProductionVariants"):
+            raise validation("ShadowProductionVariants are not supported")
+        if params.get("AsyncInferenceConfig"):
+            raise validation("Asynchronous inference is not supported")
+        record = {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": arn,
+            "ProductionVariants": [
+                {"InitialVariantWeight": 1.0, **variant} for variant in variants
+            ],
+            "CreationTime": _now(),
+        }
+        for key in ("DataCaptureConfig", "KmsKeyId", "ExecutionRoleArn", "EnableNetworkIsolation"):
+            if params.get(key) is not None:
+                record[key] = params[key]
+        try:
+            self.store.insert_resource(ENDPOINT_CONFIG, name, arn, record)
+        except AlreadyExists:
+            raise validation(
+                f'Cannot create already existing endpoint configuration "{arn}".'
+            ) from None
+        return {"EndpointConfigArn": arn}
+
+    def DescribeEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._get(ENDPOINT_CONFIG, params["EndpointConfigName"], "endpoint configuration")
+
+    def DeleteEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointConfigName"]
+        if not self.store.delete_resource(ENDPOINT_CONFIG, name):
+            raise validation(
+                f'Could not find endpoint configuration "{self._arn(ENDPOINT_CONFIG, name)}".'
+            )
+        return {}
+
+    def ListEndpointConfigs(self, params: dict[str, Any]) -> dict[str, Any]:
+        page = self.store.list_resources(ENDPOINT_CONFIG, **_list_args(params))
+        out: dict[str, Any] = {
+            "EndpointConfigs": [
+                {k: r[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")}
+                for r in page.rows
+            ]
+        }
+        if page.next_token:
+            out["NextToken"] = page.next_token
+        return out
+
+    # -- endpoints ------------------------------------------------------------------------
+    def _config(self, name: str) -> dict[str, Any]:
+        config = self.store.get_resource(ENDPOINT_CONFIG, name)
+        if config is None:
+            raise validation(
+                f'Could not find endpoint configuration "{self._arn(ENDPOINT_CONFIG, name)}".'
+            )
+        return config
+
+    def create_endpoint(self, name: str, config_name: str, *, wait: float) -> str:
+        arn = self._arn(ENDPOINT, name)
+        config = self._config(config_name)
+        now = _now()
+        record = {
+            "EndpointName": name,
+            "EndpointArn": arn,
+            "EndpointConfigName": config_name,
+            "EndpointStatus": "Creating",
+            "ProductionVariants": self.host.summaries(name, config, None),
+            "CreationTime": now,
+            "LastModifiedTime": now,
+        }
+        try:
+            self.store.insert_resource(ENDPOINT, name, arn, record)
+        except AlreadyExists:
+            raise validation(f'Cannot create already existing endpoint "{arn}".') from None
+        self.host.wait(self.host.launch(name), wait)
+        return arn
+
+    def CreateEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
+        arn = self.create_endpoint(
+            params["EndpointName"], params["EndpointConfigName"], wait=CREATE_WAIT
+        )
+        return {"EndpointArn": arn}
+
+    def DescribeEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointName"]
+        record = self.store.get_resource(ENDPOINT, name)
+        if record is None:
+            raise validation(f'Could not find endpoint "{self._arn(ENDPOINT, name)}".')
+        runtime = self.host.runtime(name)
+        if runtime is not None and record.get("EndpointStatus") == "InService":
+            config = self.store.get_resource(ENDPOINT_CONFIG, record["EndpointConfigName"])
+            if config is not None:
+                record["ProductionVariants"] = self.host.summaries(name, config, runtime)
+        return record
+
+    def _serving(self, name: str) -> dict[str, Any]:
+        record = self.DescribeEndpoint({"EndpointName": name})
+        if record["EndpointStatus"] != "InService":
+            raise validation(
+                f'Cannot update in-progress endpoint "{record["EndpointArn"]}": it is '
+                f"{record['EndpointStatus']}"
+            )
+        return record
+
+    def UpdateEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointName"]
+        record = self._serving(name)
+        self._config(params["EndpointConfigName"])
+        self.host.set_record(name, EndpointStatus="Updating")
+        self.host.wait(self.host.update(name, params["EndpointConfigName"]), CREATE_WAIT)
+        return {"EndpointArn": record["EndpointArn"]}
+
+    def UpdateEndpointWeightsAndCapacities(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointName"]
+        record = self._serving(name)
+        known = {v["VariantName"] for v in record["ProductionVariants"]}
+        for item in params["DesiredWeightsAndCapacities"]:
+            if item["VariantName"] not in known:
+                raise validation(
+                    f'The variant(s) "[{item["VariantName"]}]" is/are not present in the '
+                    f'endpoint "{record["EndpointArn"]}".'
+                )
+            if "DesiredWeight" not in item and "DesiredInstanceCount" not in item:
+                raise validation(
+                    f"Variant {item['VariantName']}: give DesiredWeight or DesiredInstanceCount"
+                )
+            if item.get("ServerlessUpdateConfig"):
+                raise validation("Serverless variants are not supported")
+        desired = [
+            {k: v for k, v in item.items() if k != "ServerlessUpdateConfig"}
+            for item in params["DesiredWeightsAndCapacities"]
+        ]
+        self.host.set_record(name, EndpointStatus="Updating")
+        self.host.wait(self.host.reweigh(name, desired), CREATE_WAIT)
+        return {"EndpointArn": record["EndpointArn"]}
+
+    def DeleteEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["EndpointName"]
+        if self.store.get_resource(ENDPOINT, name) is None:
+            raise validation(f'Could not find endpoint "{self._arn(ENDPOINT, name)}".')
+        self.host.set_record(name, EndpointStatus="Deleting")
+        self.host.wait(self.host.remove(name), 10.0)
+        return {}
+
+    def ListEndpoints(self, params: dict[str, Any]) -> dict[str, Any]:
+        page = self.store.list_resources(ENDPOINT, **_list_args(params))
+        keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
+        out: dict[str, Any] = {"Endpoints": [{k: r[k] for k in keys} for r in page.rows]}
+        if page.next_token:
+            out["NextToken"] = page.next_token
+        return out
+
+    # -- helpers --------------------------------------------------------------------------
+    def _get(self, kind: str, name: str, noun: str) -> dict[str, Any]:
+        record = self.store.get_resource(kind, name)
+        if record is None:
+            raise validation(f'Could not find {noun} "{self._arn(kind, name)}".')
+        return record

@@ -1,0 +1,420 @@
+"""Running AutoML jobs for the service: one runner process per job, supervised.
+
+Each job runs in its own process (``python -m mlpilot.service._runner``, in its own session),
+which writes the job's record and candidates straight into the metadata store and beats a
+heartbeat there. The service therefore holds no job state in memory:
+
+- if the service is killed, its jobs run on and are picked up again when it restarts;
+- if a job's runner dies (killed, crashed, machine restarted), the service notices (the
+  process exited, or its heartbeat went stale) and ends the job honestly with
+  :func:`mlpilot.jobs.finalize_interrupted`: ``Stopped`` with the best finished candidate
+  packaged, or ``Failed`` when none had finished — the reason says what happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+from mlpilot.service._config import ServiceConfig
+from mlpilot.service._errors import ServiceError, validation
+from mlpilot.service._store import Store
+
+__all__ = ["JobManager", "pid_is_runner", "public_candidate", "public_record", "upload_tree"]
+
+#: Record members the engine owns; the rest (the echoed request, ARN, CreationTime) is the
+#: service's.
+_ENGINE_KEYS = (
+    "AutoMLJobStatus",
+    "AutoMLJobSecondaryStatus",
+    "EndTime",
+    "LastModifiedTime",
+    "FailureReason",
+    "PartialFailureReasons",
+    "BestCandidate",
+    "AutoMLJobArtifacts",
+    "ResolvedAttributes",
+    "ModelDeployResult",
+    "Mlpilot",
+)
+_ENDED = ("Completed", "Failed", "Stopped")
+_MONITOR_SECONDS = 1.0
+
+
+def _replace_paths(value: Any, local: str, public: str) -> Any:
+    if isinstance(value, str):
+        return public + value[len(local) :] if value.startswith(local) else value
+    if isinstance(value, dict):
+        return {k: _replace_paths(v, local, public) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_paths(v, local, public) for v in value]
+    return value
+
+
+def public_record(engine_record: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """The engine's job record as the API shows it: the request as given, the service's ARN
+    and creation time, artifact locations under the caller's output path."""
+    record = dict(row["record"])
+    for key in _ENGINE_KEYS:
+        if key in engine_record:
+            record[key] = engine_record[key]
+        elif key in ("FailureReason", "EndTime", "BestCandidate") and key in record:
+            del record[key]
+    record["AutoMLJobArn"] = row["arn"]
+    record["CreationTime"] = row["created"]
+    out: dict[str, Any] = _replace_paths(record, str(row["local_root"]), row["output_root"])
+    return out
+
+
+def public_candidate(candidate: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = _replace_paths(candidate, str(row["local_root"]), row["output_root"])
+    return out
+
+
+def upload_tree(local_root: Path, output_root: str) -> None:
+    """Copy a job folder to an S3 output location (its scratch space excluded). Each object is
+    uploaded whole, so a reader never sees half of one."""
+    from mlpilot.data import resolve_uri
+
+    fs, base = resolve_uri(output_root)
+    for path in sorted(local_root.rglob("*")):
+        relative = path.relative_to(local_root)
+        if not path.is_file() or relative.parts[0] == ".work" or path.name.startswith("."):
+            continue
+        fs.put_file(str(path), f"{base}/{relative.as_posix()}")
+
+
+def pid_is_runner(pid: int | None, job: str, module: str = "mlpilot.service._runner") -> bool:
+    """Whether ``pid`` is alive and is ``job``'s runner (``python -m module``), not a process
+    that reused the pid."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return module.encode() in args and job.encode() in args
+    return True
+
+
+class JobManager:
+    """Starts, stops and supervises job runner processes."""
+
+    def __init__(self, config: ServiceConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._host = socket.gethostname()
+        #: Called with a job's row when it completes and asked for a deployment.
+        self.on_deploy: Callable[[dict[str, Any]], None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def open(self) -> None:
+        self.config.staging_dir.mkdir(parents=True, exist_ok=True)
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        self._adopt_or_recover()
+        self._thread = threading.Thread(target=self._monitor, name="mlpilot-jobs", daemon=True)
+        self._thread.start()
+
+    def close(self, *, stop_jobs: bool = True, wait: float = 20.0) -> None:
+        """Stop supervising. With ``stop_jobs``, the runners this service started are asked to
+        stop (they keep their best candidate) and given ``wait`` seconds to finish."""
+        self._closing.set()
+        if stop_jobs:
+            with self._lock:
+                procs = dict(self._procs)
+            for name in procs:
+                with contextlib.suppress(Exception):
+                    self.stop(name, reason="the service was shut down")
+            deadline = time.monotonic() + wait
+            for proc in procs.values():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        # Runners that died (e.g. stopped before they could start) end here, not on restart.
+        self._check_children()
+
+    # -- requests -------------------------------------------------------------------------
+    def roots(self, request: dict[str, Any]) -> tuple[str, Path]:
+        """(where the caller sees the job's output, the local folder the engine writes)."""
+        name = request["AutoMLJobName"]
+        output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        if output.startswith("s3://"):
+            return f"{output}/{name}", self.config.staging_dir / name
+        if output.startswith("file://"):
+            path = Path(url2pathname(urlparse(output).path))
+            return f"{output}/{name}", path / name
+        path = Path(output)
+        if not path.is_absolute():
+            raise validation(f"S3OutputPath {output!r}: a local output path must be absolute")
+        return str(path / name), path / name
+
+    def start(
+        self,
+        request: dict[str, Any],
+        *,
+        arn: str,
+        api_version: str,
+        v1_request: dict[str, Any] | None,
+        output_root: str,
+        local_root: Path,
+    ) -> None:
+        from mlpilot.service._automl import echo_request
+
+        name = request["AutoMLJobName"]
+        with self._lock:
+            active = self.store.count_active_jobs()
+            if active >= self.config.max_concurrent_jobs:
+                raise ServiceError(
+                    "ResourceLimitExceeded",
+                    f"The account-level service limit 'Maximum number of concurrently running "
+                    f"AutoML jobs' is {self.config.max_concurrent_jobs} jobs, with current "
+                    f"utilization of {active} jobs. Wait for a job to end or stop one.",
+                )
+            if (local_root / "job.json").exists():
+                raise validation(
+                    f"The output location {output_root} already holds a job named {name}; "
+                    "choose another S3OutputPath or job name"
+                )
+            now = round(time.time(), 3)
+            record = {
+                **echo_request(request),
+                "AutoMLJobArn": arn,
+                "AutoMLProblemTypeConfigName": "Tabular",
+                "CreationTime": now,
+                "LastModifiedTime": now,
+                "AutoMLJobStatus": "InProgress",
+                "AutoMLJobSecondaryStatus": "Starting",
+            }
+            self.store.insert_job(
+                {
+                    "name": name,
+                    "arn": arn,
+                    "status": "InProgress",
+                    "secondary_status": "Starting",
+                    "created": now,
+                    "modified": now,
+                    "record": record,
+                    "api_version": api_version,
+                    "v1_request": v1_request,
+                    "local_root": str(local_root),
+                    "output_root": output_root,
+                    "stop_requested": False,
+                    "deploy_state": "pending" if request.get("ModelDeployConfig") else None,
+                    "heartbeat": now,
+                }
+            )
+            self._spawn(name, request)
+
+    def _spawn(self, name: str, request: dict[str, Any]) -> None:
+        import json
+
+        cfg = self.config
+        request_file = cfg.staging_dir / f".{name}.request.json"
+        request_file.write_text(json.dumps(request))
+        command = [
+            sys.executable,
+            "-m",
+            "mlpilot.service._runner",
+            "--store",
+            cfg.database_url,
+            "--job",
+            name,
+            "--request",
+            str(request_file),
+            "--region",
+            cfg.region,
+            "--account",
+            cfg.account_id,
+        ]
+        if cfg.job_parallelism:
+            command += ["--parallelism", str(cfg.job_parallelism)]
+        log = open(cfg.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C or kill of the service does not take the job along.
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        self._procs[name] = proc
+        self.store.update_job(
+            name, runner_pid=proc.pid, runner_host=self._host, heartbeat=time.time()
+        )
+
+    def stop(self, name: str, reason: str = "") -> None:
+        row = self.store.get_job(name)
+        if row is None or row["status"] in _ENDED:
+            return
+        record = dict(row["record"])
+        record["AutoMLJobStatus"] = "Stopping"
+        record["AutoMLJobSecondaryStatus"] = "Stopping"
+        now = round(time.time(), 3)
+        record["LastModifiedTime"] = now
+        if reason:
+            record.setdefault("Mlpilot", {})["StopReason"] = reason
+        self.store.update_job(
+            name,
+            stop_requested=True,
+            status="Stopping",
+            secondary_status="Stopping",
+            modified=now,
+            record=record,
+        )
+        # The runner also polls the flag (it may run elsewhere); the signal makes it prompt.
+        if row.get("runner_host") == self._host and pid_is_runner(row.get("runner_pid"), name):
+            with contextlib.suppress(OSError):
+                os.kill(row["runner_pid"], signal.SIGTERM)
+
+    # -- supervision ----------------------------------------------------------------------
+    def _adopt_or_recover(self) -> None:
+        for row in self.store.active_jobs():
+            here = row.get("runner_host") == self._host
+            deploying = row["secondary_status"] == "DeployingModel"
+            if here and not deploying and not pid_is_runner(row.get("runner_pid"), row["name"]):
+                self.recover(
+                    row["name"],
+                    "the job's process was not running when the service started (it was "
+                    "killed or the machine restarted)",
+                )
+            # Runners on other hosts (or alive here) are watched through their heartbeat.
+
+    def _monitor(self) -> None:
+        last_sweep = 0.0
+        while not self._closing.wait(_MONITOR_SECONDS):
+            with contextlib.suppress(Exception):
+                self._check_children()
+            if time.monotonic() - last_sweep > 5:
+                last_sweep = time.monotonic()
+                with contextlib.suppress(Exception):
+                    self._check_heartbeats()
+                with contextlib.suppress(Exception):
+                    self._check_deployments()
+
+    def _check_children(self) -> None:
+        with self._lock:
+            ended = {n: p for n, p in self._procs.items() if p.poll() is not None}
+            for name in ended:
+                del self._procs[name]
+        for name, proc in ended.items():
+            row = self.store.get_job(name)
+            deploying = row is not None and row["secondary_status"] == "DeployingModel"
+            if row is not None and row["status"] not in _ENDED and not deploying:
+                code = proc.returncode
+                how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                self.recover(name, f"the job's process {how}")
+        if ended:
+            self._check_deployments()
+
+    def _check_heartbeats(self) -> None:
+        now = time.time()
+        for row in self.store.active_jobs():
+            if row["name"] in self._procs or row["secondary_status"] == "DeployingModel":
+                continue
+            stale = now - (row.get("heartbeat") or 0) > self.config.heartbeat_timeout
+            local = row.get("runner_host") == self._host
+            alive = local and pid_is_runner(row.get("runner_pid"), row["name"])
+            if stale and not alive:
+                self.recover(
+                    row["name"],
+                    f"the job's process stopped reporting (no heartbeat for "
+                    f"{now - (row.get('heartbeat') or 0):.0f} s)",
+                )
+
+    def _check_deployments(self) -> None:
+        if self.on_deploy is None:
+            return
+        for row in self.store.active_jobs():
+            if row.get("deploy_state") == "pending" and row["secondary_status"] == "DeployingModel":
+                self.on_deploy(row)
+
+    def recover(self, name: str, why: str) -> None:
+        """End a job whose runner is gone, keeping what it finished."""
+        from mlpilot.jobs import finalize_interrupted
+
+        row = self.store.get_job(name)
+        if row is None or row["status"] in _ENDED:
+            return
+        local_root = Path(row["local_root"])
+        now = round(time.time(), 3)
+        if (local_root / "job.json").exists():
+            try:
+                engine_record = finalize_interrupted(local_root, why)
+            except Exception as exc:  # a damaged folder must not keep the job hanging
+                engine_record = {
+                    "AutoMLJobStatus": "Failed",
+                    "AutoMLJobSecondaryStatus": "Failed",
+                    "FailureReason": f"The job was interrupted ({why}) and could not be "
+                    f"recovered: {type(exc).__name__}: {exc}",
+                    "EndTime": now,
+                    "LastModifiedTime": now,
+                }
+        else:
+            engine_record = {
+                "AutoMLJobStatus": "Failed",
+                "AutoMLJobSecondaryStatus": "Failed",
+                "FailureReason": f"The job was interrupted before it started ({why})",
+                "EndTime": now,
+                "LastModifiedTime": now,
+            }
+        if row["output_root"].startswith("s3://") and local_root.exists():
+            try:
+                upload_tree(local_root, row["output_root"])
+            except Exception as exc:
+                engine_record["AutoMLJobStatus"] = "Failed"
+                engine_record["AutoMLJobSecondaryStatus"] = "Failed"
+                engine_record["FailureReason"] = (
+                    f"{engine_record.get('FailureReason', '')}; uploading the output to "
+                    f"{row['output_root']} failed: {exc}"
+                )[:1024]
+        for candidate in _read_candidates(local_root):
+            self.store.put_candidate(name, public_candidate(candidate, row))
+        record = public_record(engine_record, row)
+        self.store.update_job(
+            name,
+            status=record["AutoMLJobStatus"],
+            secondary_status=record["AutoMLJobSecondaryStatus"],
+            modified=record.get("LastModifiedTime", now),
+            ended=record.get("EndTime", now),
+            record=record,
+            deploy_state=None if record["AutoMLJobStatus"] != "Completed" else row["deploy_state"],
+        )
+
+
+def _read_candidates(root: Path) -> list[dict[str, Any]]:
+    from mlpilot.jobs._leaderboard import read_candidates
+
+    board = root / "leaderboard.json"
+    if board.exists():
+        import json
+
+        data: list[dict[str, Any]] = json.loads(board.read_text())
+        return data
+    return read_candidates(root / "candidates.jsonl")

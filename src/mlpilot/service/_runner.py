@@ -1,0 +1,185 @@
+"""One AutoML job's process: ``python -m mlpilot.service._runner --store URL --job NAME``.
+
+Runs the engine's :class:`~mlpilot.jobs.AutoMLJob` and mirrors its record and candidates into
+the metadata store as they change, with a heartbeat so the service can tell it is alive. Stops
+when asked (SIGTERM, or the store's stop flag, polled, for runners on other machines). With S3
+output, the job folder is uploaded before the job is reported ended: a Completed job's
+artifacts are always all there.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+# A stop may arrive while the engine is still importing: remember it rather than die of it.
+_STOP_SIGNALLED = threading.Event()
+
+
+def _early_stop(signum: int, frame: Any) -> None:
+    _STOP_SIGNALLED.set()
+
+
+signal.signal(signal.SIGTERM, _early_stop)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from mlpilot.service._jobs import public_candidate, public_record, upload_tree  # noqa: E402
+from mlpilot.service._store import Store  # noqa: E402
+
+_HEARTBEAT_SECONDS = 2.0
+_ENDED = ("Completed", "Failed", "Stopped")
+
+
+class StoreMirror:
+    """Job observer writing the job's changes into the store."""
+
+    def __init__(self, store: Store, row: dict[str, Any]) -> None:
+        self.store = store
+        self.row = row
+        self.name = row["name"]
+        self._lock = threading.Lock()
+        self.job: Any = None
+
+    def on_status(self, job: Any) -> None:
+        record = job.record
+        if record["AutoMLJobStatus"] in _ENDED:
+            return  # reported by the runner once the output is in place
+        self.write(record)
+
+    def on_candidate(self, job: Any, candidate: dict[str, Any]) -> None:
+        self.store.put_candidate(self.name, public_candidate(candidate, self.row))
+
+    def write(self, engine_record: dict[str, Any], *, final: bool = False) -> None:
+        with self._lock:
+            current = self.store.get_job(self.name)
+            if current is None:
+                return
+            self.row = current
+            record = public_record(engine_record, current)
+            if current["stop_requested"] and record["AutoMLJobStatus"] == "InProgress":
+                # Asked to stop: never show InProgress again, even if the engine has not yet
+                # seen the request.
+                record["AutoMLJobStatus"] = "Stopping"
+                record["AutoMLJobSecondaryStatus"] = "Stopping"
+                if self.job is not None:
+                    self.job.stop()
+            values: dict[str, Any] = {
+                "status": record["AutoMLJobStatus"],
+                "secondary_status": record["AutoMLJobSecondaryStatus"],
+                "modified": record.get("LastModifiedTime", time.time()),
+                "record": record,
+                "heartbeat": time.time(),
+            }
+            if final:
+                if record["AutoMLJobStatus"] == "Completed" and current["deploy_state"]:
+                    # ModelDeployConfig: the service deploys, then reports the job Completed.
+                    record["AutoMLJobStatus"] = "InProgress"
+                    record["AutoMLJobSecondaryStatus"] = "DeployingModel"
+                    record.pop("EndTime", None)
+                    values.update(
+                        status="InProgress", secondary_status="DeployingModel", record=record
+                    )
+                else:
+                    values["ended"] = record.get("EndTime", time.time())
+                    values["deploy_state"] = None
+            self.store.update_job(self.name, **values)
+
+
+def _heartbeat(store: Store, mirror: StoreMirror, done: threading.Event) -> None:
+    while not done.wait(_HEARTBEAT_SECONDS):
+        try:
+            store.update_job(mirror.name, heartbeat=time.time())
+            row = store.get_job(mirror.name)
+            if row is not None and row["stop_requested"] and mirror.job is not None:
+                mirror.job.stop()
+        except Exception:  # the store may be briefly locked; the next beat retries
+            traceback.print_exc()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlpilot-job-runner")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--job", required=True)
+    parser.add_argument("--request", required=True)
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--account", default="000000000000")
+    parser.add_argument("--parallelism", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    store = Store(args.store)
+    row = store.get_job(args.job)
+    if row is None:
+        print(f"no job {args.job} in the store", flush=True)
+        return 2
+    request = json.loads(Path(args.request).read_text())
+    mirror = StoreMirror(store, row)
+    done = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(store, mirror, done), daemon=True)
+    beat.start()
+    local_root = Path(row["local_root"])
+    engine_record: dict[str, Any]
+    finished: list[dict[str, Any]] = []
+    try:
+        from mlpilot.config import JobConfig
+        from mlpilot.jobs import AutoMLJob
+
+        config = JobConfig.from_request(
+            request,
+            output_path=str(local_root),
+            region=args.region,
+            account_id=args.account,
+            parallelism=args.parallelism,
+        )
+        job = AutoMLJob(config, observers=[mirror])
+        mirror.job = job
+
+        def on_term(signum: int, frame: Any) -> None:
+            job.stop()
+
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        if row["stop_requested"] or _STOP_SIGNALLED.is_set():
+            job.stop()
+        try:
+            job.run()
+        except Exception:
+            traceback.print_exc()  # the record says Failed, with the reason
+        engine_record = dict(job.record)
+        finished = list(job.candidates.values())
+    except Exception as exc:
+        traceback.print_exc()
+        now = time.time()
+        engine_record = {
+            "AutoMLJobStatus": "Failed",
+            "AutoMLJobSecondaryStatus": "Failed",
+            "FailureReason": f"{exc}"[:1024],
+            "EndTime": now,
+            "LastModifiedTime": now,
+        }
+    if row["output_root"].startswith("s3://") and local_root.exists():
+        try:
+            upload_tree(local_root, row["output_root"])
+        except Exception as exc:
+            traceback.print_exc()
+            engine_record["AutoMLJobStatus"] = "Failed"
+            engine_record["AutoMLJobSecondaryStatus"] = "Failed"
+            engine_record["FailureReason"] = (
+                f"Uploading the job's output to {row['output_root']} failed: {exc}"
+            )[:1024]
+    for candidate in finished:  # their final state (the best one now has its model)
+        mirror.on_candidate(None, candidate)
+    mirror.write(engine_record, final=True)
+    done.set()
+    Path(args.request).unlink(missing_ok=True)
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""Requests validated, and responses shaped, by botocore's own service model.
+
+botocore checks required members, types and minimums before sending, but not enums, maximums
+or patterns (and raw HTTP clients check nothing), so the server walks the operation's input
+shape and reports every violation the way SageMaker does::
+
+    2 validation errors detected: Value 'x!' at 'autoMLJobName' failed to satisfy constraint:
+    Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}; ...
+
+A value of the wrong JSON type is a ``SerializationException``, as the real service answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import regex
+
+from mlpilot.service._errors import ServiceError
+
+__all__ = ["LOCAL_URI_PATTERNS", "conform_output", "service_model", "validate_input"]
+
+#: S3 URI patterns under which mlpilot also accepts ``file://`` URIs and absolute local paths.
+LOCAL_URI_PATTERNS = frozenset({"(https|s3)://([^/]+)/?(.*)", "(https|s3)://([^/])/?(.*)"})
+_MAX_REPORTED = 10
+
+
+@functools.cache
+def service_model(name: str = "sagemaker") -> Any:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model(name)
+
+
+@functools.cache
+def _compiled(pattern: str) -> Any:
+    # Java-style patterns; the ``regex`` module understands \p{L} and friends.
+    return regex.compile(pattern, regex.DOTALL)
+
+
+def _camel(name: str) -> str:
+    """Coral's member paths start lower case: AutoMLJobName → autoMLJobName."""
+    return name[:1].lower() + name[1:]
+
+
+def _is_local_uri(value: str) -> bool:
+    return value.startswith("file://") or value.startswith("/")
+
+
+def validate_input(operation: str, params: Any) -> None:
+    """Raise :class:`ServiceError` if ``params`` do not satisfy ``operation``'s input shape."""
+    shape = service_model().operation_model(operation).input_shape
+    if shape is None:
+        return
+    if not isinstance(params, dict):
+        raise ServiceError("SerializationException", "The request body must be a JSON object")
+    errors: list[str] = []
+    _check(shape, params, "", errors)
+    if errors:
+        count = len(errors)
+        shown = "; ".join(errors[:_MAX_REPORTED])
+        noun = "error" if count == 1 else "errors"
+        raise ServiceError("ValidationException", f"{count} validation {noun} detected: {shown}")
+
+
+def _type_error(path: str, expected: str) -> ServiceError:
+    where = path or "the request"
+    return ServiceError(
+        "SerializationException", f"Expected {expected} for '{where}' in the request body"
+    )
+
+
+def _check(shape: Any, value: Any, path: str, errors: list[str]) -> None:
+    kind = shape.type_name
+    meta = shape.metadata
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise _type_error(path, "an object")
+        members = shape.members
+        for name in shape.required_members:
+            if value.get(name) is None:
+                at = f"{path}.{_camel(name)}" if path else _camel(name)
+                errors.append(
+                    f"Value null at '{at}' failed to satisfy constraint: Member must not be null"
+                )
+        if meta.get("union"):
+            given = [k for k, v in value.items() if k in members and v is not None]
+            if len(given) != 1:
+                errors.append(
+                    f"Value at '{path or 'request'}' failed to satisfy constraint: exactly one "
+                    f"member must be set ({', '.join(members)}); got {len(given)}"
+                )
+        for name, item in value.items():
+            if name in members and item is not None:
+                at = f"{path}.{_camel(name)}" if path else _camel(name)
+                _check(members[name], item, at, errors)
+        return
+    if kind == "list":
+        if not isinstance(value, list):
+            raise _type_error(path, "a list")
+        _length(meta, len(value), value, path, errors)
+        for i, item in enumerate(value, start=1):
+            _check(shape.member, item, f"{path}.{i}.member", errors)
+        return
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise _type_error(path, "an object")
+        _length(meta, len(value), value, path, errors)
+        for key, item in value.items():
+            _check(shape.key, key, f"{path}.{key}.key", errors)
+            _check(shape.value, item, f"{path}.{key}.value", errors)
+        return
+    if kind == "string":
+        if not isinstance(value, str):
+            raise _type_error(path, "a string")
+        _length(meta, len(value), value, path, errors)
+        enum = shape.enum
+        if enum and value not in enum:
+            errors.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy "
+                f"enum value set: [{', '.join(enum)}]"
+            )
+        pattern = meta.get("pattern")
+        local = pattern in LOCAL_URI_PATTERNS and _is_local_uri(value)
+        if pattern and not enum and not local and not _compiled(pattern).fullmatch(value):
+            errors.append(
+                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must "
+                f"satisfy regular expression pattern: {pattern}"
+            )
+        return
+    if kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(path, "an integer")
+        _range(meta, value, path, errors)
+        return
+    if kind in ("float", "double"):
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            raise _type_error(path, "a number")
+        _range(meta, value, path, errors)
+        return
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise _type_error(path, "a boolean")
+        return
+    if kind == "timestamp":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise _type_error(path, "a timestamp")
+        return
+    if kind == "blob" and not isinstance(value, str | bytes):
+        raise _type_error(path, "a blob")
+
+
+def _length(meta: dict[str, Any], size: int, value: Any, path: str, errors: list[str]) -> None:
+    shown = value if isinstance(value, str) else "[...]" if isinstance(value, list) else "{...}"
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and size < low:
+        errors.append(
+            f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must have length "
+            f"greater than or equal to {low}"
+        )
+    if high is not None and size > high:
+        errors.append(
+            f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must have length "
+            f"less than or equal to {high}"
+        )
+
+
+def _range(meta: dict[str, Any], value: float, path: str, errors: list[str]) -> None:
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and value < low:
+        errors.append(
+            f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value "
+            f"greater than or equal to {low}"
+        )
+    if high is not None and value > high:
+        errors.append(
+            f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value "
+            f"less than or equal to {high}"
+        )
+
+
+def conform_output(
+    operation: str, value: dict[str, Any], service: str = "sagemaker"
+) -> dict[str, Any]:
+    """Keep only the members ``operation``'s output shape declares (at every level), without
+    nulls: what a client's parser would keep anyway, so raw HTTP clients see the same."""
+    shape = service_model(service).operation_model(operation).output_shape
+    if shape is None:
+        return {}
+    out = _conform(shape, value)
+    return out if isinstance(out, dict) else {}
+
+
+def _conform(shape: Any, value: Any) -> Any:
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            return None
+        out = {}
+        for name, member in shape.members.items():
+            item = value.get(name)
+            if item is None:
+                continue
+            item = _conform(member, item)
+            if item is not None:
+                out[name] = item
+        return out
+    if kind == "list":
+        if not isinstance(value, list):
+            return None
+        return [x for x in (_conform(shape.member, v) for v in value) if x is not None]
+    if kind == "map":
+        if not isinstance(value, dict):
+            return None
+        return {k: x for k, v in value.items() if (x := _conform(shape.value, v)) is not None}
+    if kind in ("float", "double") and isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,403 @@
+"""The service's metadata store: SQLAlchemy Core over SQLite by default (any SQLAlchemy URL,
+PostgreSQL included, works: only portable types and statements are used).
+
+Records are kept as JSON text in the shapes the API returns; the columns beside them are what
+lists filter and sort on, and what the service needs to supervise running jobs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+__all__ = ["AlreadyExists", "Page", "Store", "decode_token", "encode_token"]
+
+metadata = MetaData()
+
+automl_jobs = Table(
+    "automl_jobs",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("secondary_status", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("modified", Float, nullable=False),
+    Column("ended", Float),
+    #: The DescribeAutoMLJobV2 record (artifact locations as the caller sees them).
+    Column("record", Text, nullable=False),
+    #: "V2" or "V1": which Create call made it (Describe of the other version translates).
+    Column("api_version", String(4), nullable=False),
+    Column("v1_request", Text),
+    #: Where the engine writes (a local folder), and what the caller named (S3 or local).
+    Column("local_root", Text, nullable=False),
+    Column("output_root", Text, nullable=False),
+    Column("runner_pid", Integer),
+    Column("runner_host", String(255)),
+    Column("heartbeat", Float),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    #: ModelDeployConfig progress: null (none asked), "pending", "done", "failed".
+    Column("deploy_state", String(16)),
+)
+
+candidates = Table(
+    "automl_candidates",
+    metadata,
+    Column("job_name", String(64), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("objective_value", Float),
+    Column("created", Float, nullable=False),
+    Column("record", Text, nullable=False),
+)
+
+#: Models, endpoint configs, endpoints, transform jobs: one table, told apart by ``kind``.
+resources = Table(
+    "resources",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("status", String(32)),
+    Column("created", Float, nullable=False),
+    Column("modified", Float, nullable=False),
+    Column("record", Text, nullable=False),
+)
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+def encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_token(token: str | None) -> int:
+    """Offset from a NextToken; ValueError for one this service did not issue."""
+    if not token:
+        return 0
+    try:
+        offset = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
+    except Exception as exc:
+        raise ValueError("Invalid pagination token") from exc
+    if offset < 0:
+        raise ValueError("Invalid pagination token")
+    return offset
+
+
+class Page:
+    def __init__(self, rows: list[dict[str, Any]], next_offset: int | None) -> None:
+        self.rows = rows
+        self.next_token = None if next_offset is None else encode_token(next_offset)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: the service reads while job runners (other processes) write.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store:
+    """All reads and writes of service metadata.
+
+    Parameters
+    ----------
+    url:
+        A SQLAlchemy URL, e.g. ``sqlite:////var/lib/mlpilot/mlpilot.db`` or
+        ``postgresql+psycopg://user@host/mlpilot``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- AutoML jobs ----------------------------------------------------------------------
+    def insert_job(self, row: dict[str, Any]) -> None:
+        try:
+            with self._tx() as conn:
+                conn.execute(automl_jobs.insert().values(**_dump(row)))
+        except IntegrityError as exc:
+            raise AlreadyExists(row["name"]) from exc
+
+    def get_job(self, name: str) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            found = conn.execute(select(automl_jobs).where(automl_jobs.c.name == name)).first()
+        return None if found is None else _load(found._asdict())
+
+    def update_job(self, name: str, **values: Any) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                automl_jobs.update().where(automl_jobs.c.name == name).values(**_dump(values))
+            )
+
+    def active_jobs(self) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(automl_jobs).where(automl_jobs.c.status.in_(("InProgress", "Stopping")))
+            ).all()
+        return [_load(r._asdict()) for r in rows]
+
+    def count_active_jobs(self) -> int:
+        with self._tx() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(automl_jobs)
+                    .where(automl_jobs.c.status.in_(("InProgress", "Stopping")))
+                ).scalar_one()
+            )
+
+    def list_jobs(
+        self,
+        *,
+        name_contains: str | None = None,
+        status: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        modified_after: float | None = None,
+        modified_before: float | None = None,
+        sort_by: str = "Name",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 10,
+    ) -> Page:
+        t = automl_jobs
+        conditions = _filters(
+            t, name_contains, status, created_after, created_before, modified_after, modified_before
+        )
+        column = {"Name": t.c.name, "CreationTime": t.c.created, "Status": t.c.status}[sort_by]
+        order = column.desc() if descending else column.asc()
+        tie = t.c.name.desc() if descending else t.c.name.asc()
+        query = select(t).where(and_(True, *conditions)).order_by(order, tie)
+        return self._page(query, offset, limit)
+
+    # -- candidates -----------------------------------------------------------------------
+    def put_candidate(self, job_name: str, record: dict[str, Any]) -> None:
+        value = (record.get("FinalAutoMLJobObjectiveMetric") or {}).get("Value")
+        values = {
+            "status": record["CandidateStatus"],
+            "objective_value": value,
+            "created": record.get("CreationTime") or time.time(),
+            "record": json.dumps(record, default=str),
+        }
+        key = and_(candidates.c.job_name == job_name, candidates.c.name == record["CandidateName"])
+        with self._tx() as conn:
+            updated = conn.execute(candidates.update().where(key).values(**values)).rowcount
+            if not updated:
+                conn.execute(
+                    candidates.insert().values(
+                        job_name=job_name, name=record["CandidateName"], **values
+                    )
+                )
+
+    def list_candidates(
+        self,
+        job_name: str,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        sort_by: str | None = None,
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 10,
+    ) -> Page:
+        t = candidates
+        conditions = [t.c.job_name == job_name]
+        if status:
+            conditions.append(t.c.status == status)
+        if name:
+            conditions.append(t.c.name == name)
+        if sort_by == "FinalObjectiveMetricValue":
+            # Candidates without a value go last whichever the order.
+            orders: list[Any] = [
+                t.c.objective_value.is_(None),
+                t.c.objective_value.desc() if descending else t.c.objective_value.asc(),
+            ]
+        elif sort_by == "Status":
+            orders = [t.c.status.desc() if descending else t.c.status.asc()]
+        else:
+            orders = [t.c.created.desc() if descending else t.c.created.asc()]
+        query = select(t).where(and_(*conditions)).order_by(*orders, t.c.name.asc())
+        return self._page(query, offset, limit)
+
+    def all_candidates(self, job_name: str) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            rows = conn.execute(select(candidates).where(candidates.c.job_name == job_name)).all()
+        return [_load(r._asdict()) for r in rows]
+
+    # -- models, endpoint configs, endpoints, transform jobs --------------------------------
+    def insert_resource(self, kind: str, name: str, arn: str, record: dict[str, Any]) -> None:
+        now = time.time()
+        try:
+            with self._tx() as conn:
+                conn.execute(
+                    resources.insert().values(
+                        kind=kind,
+                        name=name,
+                        arn=arn,
+                        status=_status_of(record),
+                        created=record.get("CreationTime", now),
+                        modified=record.get("LastModifiedTime", now),
+                        record=json.dumps(record, default=str),
+                    )
+                )
+        except IntegrityError as exc:
+            raise AlreadyExists(name) from exc
+
+    def get_resource(self, kind: str, name: str) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            found = conn.execute(
+                select(resources).where(and_(resources.c.kind == kind, resources.c.name == name))
+            ).first()
+        return None if found is None else json.loads(found.record)
+
+    def put_resource(self, kind: str, name: str, record: dict[str, Any]) -> None:
+        """Replace an existing resource's record (status and modified time follow it)."""
+        with self._tx() as conn:
+            conn.execute(
+                resources.update()
+                .where(and_(resources.c.kind == kind, resources.c.name == name))
+                .values(
+                    status=_status_of(record),
+                    modified=record.get("LastModifiedTime", time.time()),
+                    record=json.dumps(record, default=str),
+                )
+            )
+
+    def delete_resource(self, kind: str, name: str) -> bool:
+        with self._tx() as conn:
+            deleted = conn.execute(
+                resources.delete().where(and_(resources.c.kind == kind, resources.c.name == name))
+            ).rowcount
+        return bool(deleted)
+
+    def list_resources(
+        self,
+        kind: str,
+        *,
+        name_contains: str | None = None,
+        status: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        modified_after: float | None = None,
+        modified_before: float | None = None,
+        sort_by: str = "CreationTime",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 10,
+    ) -> Page:
+        t = resources
+        conditions = [
+            t.c.kind == kind,
+            *_filters(
+                t,
+                name_contains,
+                status,
+                created_after,
+                created_before,
+                modified_after,
+                modified_before,
+            ),
+        ]
+        column = {"Name": t.c.name, "CreationTime": t.c.created, "Status": t.c.status}[sort_by]
+        order = column.desc() if descending else column.asc()
+        query = select(t).where(and_(*conditions)).order_by(order, t.c.name.asc())
+        page = self._page(query, offset, limit)
+        page.rows = [row["record"] for row in page.rows]
+        return page
+
+    # -- helpers --------------------------------------------------------------------------
+    def _page(self, query: Any, offset: int, limit: int) -> Page:
+        with self._tx() as conn:
+            rows = conn.execute(query.offset(offset).limit(limit + 1)).all()
+        more = len(rows) > limit
+        loaded = [_load(r._asdict()) for r in rows[:limit]]
+        return Page(loaded, offset + limit if more else None)
+
+
+def _filters(
+    t: Table,
+    name_contains: str | None,
+    status: str | None,
+    created_after: float | None,
+    created_before: float | None,
+    modified_after: float | None,
+    modified_before: float | None,
+) -> list[Any]:
+    """The List operations' filters: name substring (any case), status, and time bounds
+    (exclusive)."""
+    conditions: list[Any] = []
+    if name_contains:
+        conditions.append(func.lower(t.c.name).contains(name_contains.lower()))
+    if status:
+        conditions.append(t.c.status == status)
+    for column, bound, after in (
+        (t.c.created, created_after, True),
+        (t.c.created, created_before, False),
+        (t.c.modified, modified_after, True),
+        (t.c.modified, modified_before, False),
+    ):
+        if bound is not None:
+            conditions.append(column > bound if after else column < bound)
+    return conditions
+
+
+def _status_of(record: dict[str, Any]) -> str | None:
+    for key in ("EndpointStatus", "TransformJobStatus", "Status"):
+        if key in record:
+            return str(record[key])
+    return None
+
+
+def _dump(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: json.dumps(v, default=str) if k in ("record", "v1_request") and v is not None else v
+        for k, v in values.items()
+    }
+
+
+def _load(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("record", "v1_request"):
+        if row.get(key) is not None:
+            row[key] = json.loads(row[key])
+    return row

@@ -1,0 +1,234 @@
+"""Batch transform jobs: CreateTransformJob, DescribeTransformJob, StopTransformJob,
+ListTransformJobs.
+
+Each transform runs in its own process (``python -m mlpilot.service._transform_runner``), like
+AutoML jobs: it survives a restart of the service, and one that dies is reported ``Failed``
+with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from mlpilot.service._config import ServiceConfig
+from mlpilot.service._deploy import MODEL, _list_args, _now
+from mlpilot.service._errors import in_use, not_found, validation
+from mlpilot.service._jobs import pid_is_runner
+from mlpilot.service._store import AlreadyExists, Store
+
+__all__ = ["TRANSFORM_JOB", "TransformManager", "TransformOperations"]
+
+TRANSFORM_JOB = "transform-job"
+_ENDED = ("Completed", "Failed", "Stopped")
+_ECHO = (
+    "TransformJobName",
+    "ModelName",
+    "MaxConcurrentTransforms",
+    "ModelClientConfig",
+    "MaxPayloadInMB",
+    "BatchStrategy",
+    "Environment",
+    "TransformInput",
+    "TransformOutput",
+    "DataCaptureConfig",
+    "TransformResources",
+    "DataProcessing",
+    "ExperimentConfig",
+)
+
+
+def _alive(pid: int | None, name: str) -> bool:
+    return pid_is_runner(pid, name, "mlpilot.service._transform_runner")
+
+
+class TransformManager:
+    def __init__(self, config: ServiceConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        for record in self.store.list_resources(TRANSFORM_JOB, limit=10_000).rows:
+            if record["TransformJobStatus"] in ("InProgress", "Stopping"):
+                pid = record.get("Mlpilot", {}).get("RunnerPid")
+                if not _alive(pid, record["TransformJobName"]):
+                    self.fail(
+                        record["TransformJobName"],
+                        "the transform's process was not running when the service started",
+                    )
+        self._thread = threading.Thread(target=self._monitor, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closing.set()
+        with self._lock:
+            procs = dict(self._procs)
+        for name, proc in procs.items():
+            self.stop(name)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=15)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._check()
+
+    def start(self, name: str) -> None:
+        cfg = self.config
+        cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(cfg.log_dir / f"transform-{name}.log", "ab")  # noqa: SIM115
+        try:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mlpilot.service._transform_runner",
+                    "--store",
+                    cfg.database_url,
+                    "--job",
+                    name,
+                    "--cache",
+                    str(cfg.data_dir / "models"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        with self._lock:
+            self._procs[name] = proc
+        record = self.store.get_resource(TRANSFORM_JOB, name)
+        if record is not None:
+            record.setdefault("Mlpilot", {})["RunnerPid"] = proc.pid
+            self.store.put_resource(TRANSFORM_JOB, name, record)
+
+    def stop(self, name: str) -> None:
+        record = self.store.get_resource(TRANSFORM_JOB, name)
+        if record is None or record["TransformJobStatus"] in _ENDED:
+            return
+        record["TransformJobStatus"] = "Stopping"
+        record.setdefault("Mlpilot", {})["StopRequested"] = True
+        self.store.put_resource(TRANSFORM_JOB, name, record)
+        pid = record["Mlpilot"].get("RunnerPid")
+        if _alive(pid, name):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+
+    def fail(self, name: str, why: str) -> None:
+        record = self.store.get_resource(TRANSFORM_JOB, name)
+        if record is None or record["TransformJobStatus"] in _ENDED:
+            return
+        stopping = record["TransformJobStatus"] == "Stopping"
+        record["TransformJobStatus"] = "Stopped" if stopping else "Failed"
+        if not stopping:
+            record["FailureReason"] = f"The transform was interrupted: {why}"[:1024]
+        record["TransformEndTime"] = _now()
+        self.store.put_resource(TRANSFORM_JOB, name, record)
+
+    def _monitor(self) -> None:
+        while not self._closing.wait(1.0):
+            with contextlib.suppress(Exception):
+                self._check()
+
+    def _check(self) -> None:
+        with self._lock:
+            ended = {n: p for n, p in self._procs.items() if p.poll() is not None}
+            for name in ended:
+                del self._procs[name]
+        for name, proc in ended.items():
+            code = proc.returncode
+            how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            self.fail(name, f"its process {how}")
+
+
+class TransformOperations:
+    def __init__(self, config: ServiceConfig, store: Store, manager: TransformManager) -> None:
+        self.config = config
+        self.store = store
+        self.manager = manager
+
+    def CreateTransformJob(self, params: dict[str, Any]) -> dict[str, Any]:
+        from mlpilot.errors import MlpilotError
+        from mlpilot.serving import TransformSpec
+
+        name = params["TransformJobName"]
+        arn = self.config.arn(TRANSFORM_JOB, name)
+        if self.store.get_resource(MODEL, params["ModelName"]) is None:
+            raise not_found(
+                f'Could not find model "{self.config.arn(MODEL, params["ModelName"])}".'
+            )
+        try:
+            TransformSpec.from_request(params)
+        except MlpilotError as exc:
+            raise validation(str(exc)) from None
+        source = params["TransformInput"]["DataSource"]["S3DataSource"]
+        if source.get("S3DataType") == "AugmentedManifestFile":
+            raise validation("S3DataType AugmentedManifestFile is not valid for transform jobs")
+        from mlpilot.data import list_objects
+
+        try:
+            if not list_objects(source["S3Uri"], data_type=source.get("S3DataType", "S3Prefix")):
+                raise validation(f"No input data found at {source['S3Uri']}")
+        except MlpilotError as exc:
+            raise validation(str(exc)) from None
+        now = _now()
+        record: dict[str, Any] = {k: params[k] for k in _ECHO if params.get(k) is not None}
+        record.update(
+            {
+                "TransformJobArn": arn,
+                "TransformJobStatus": "InProgress",
+                "CreationTime": now,
+                "LastModifiedTime": now,
+                "TransformStartTime": now,
+            }
+        )
+        try:
+            self.store.insert_resource(TRANSFORM_JOB, name, arn, record)
+        except AlreadyExists:
+            raise in_use(f"Transform job name {name} is already in use") from None
+        self.manager.start(name)
+        return {"TransformJobArn": arn}
+
+    def DescribeTransformJob(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["TransformJobName"]
+        record = self.store.get_resource(TRANSFORM_JOB, name)
+        if record is None:
+            raise not_found(f"Could not find requested job with name {name}")
+        return record
+
+    def StopTransformJob(self, params: dict[str, Any]) -> dict[str, Any]:
+        record = self.DescribeTransformJob(params)
+        if record["TransformJobStatus"] in _ENDED:
+            raise validation(
+                f"The transform job {params['TransformJobName']} has already ended "
+                f"({record['TransformJobStatus']})"
+            )
+        self.manager.stop(params["TransformJobName"])
+        return {}
+
+    def ListTransformJobs(self, params: dict[str, Any]) -> dict[str, Any]:
+        page = self.store.list_resources(TRANSFORM_JOB, **_list_args(params))
+        keys = (
+            "TransformJobName",
+            "TransformJobArn",
+            "CreationTime",
+            "TransformEndTime",
+            "LastModifiedTime",
+            "TransformJobStatus",
+            "FailureReason",
+        )
+        out: dict[str, Any] = {
+            "TransformJobSummaries": [{k: r[k] for k in keys if k in r} for r in page.rows]
+        }
+        if page.next_token:
+            out["NextToken"] = page.next_token
+        return out

@@ -1,0 +1,87 @@
+"""The data plane: a model behind the SageMaker container contract, endpoints of production
+variants made of such containers, and batch transform.
+
+- :class:`Predictor` / :func:`create_app` / :func:`serve`: one model answering ``/ping`` and
+  ``/invocations`` (what ``mlpilot serve-model`` runs).
+- :class:`EndpointRuntime`: variants of ``serve-model`` processes with SageMaker's routing,
+  scaling, updates without downtime and per-variant metrics.
+- :func:`run_transform`: CreateTransformJob's semantics over local or S3 objects, streaming.
+"""
+
+from mlpilot.serving._app import create_app
+from mlpilot.serving._codec import (
+    CONTENT_KEYS,
+    CSV,
+    JSON,
+    JSONLINES,
+    MAX_PAYLOAD_BYTES,
+    InvocationResult,
+    Predictor,
+    ServingSettings,
+    choose_accept,
+    decode_rows,
+    encode_predictions,
+    parse_output_keys,
+)
+from mlpilot.serving._errors import (
+    ContainerFailure,
+    EndpointRuntimeError,
+    EndpointStartError,
+    EndpointUnavailableError,
+    InvocationError,
+    TransformError,
+    UnknownVariantError,
+)
+from mlpilot.serving._invokers import EndpointInvoker, HttpInvoker, Invoker, ModelInvoker
+from mlpilot.serving._jsonpath import JsonPath, JsonPathError, JsonPathMismatch, compile_path
+from mlpilot.serving._runtime import EndpointRuntime, VariantSpec
+from mlpilot.serving._server import load_served_model, parse_env_options, serve
+from mlpilot.serving._source import default_cache_dir, resolve_model
+from mlpilot.serving._transform import (
+    TransformProgress,
+    TransformResult,
+    TransformSpec,
+    run_transform,
+)
+
+__all__ = [
+    "CONTENT_KEYS",
+    "CSV",
+    "JSON",
+    "JSONLINES",
+    "MAX_PAYLOAD_BYTES",
+    "ContainerFailure",
+    "EndpointInvoker",
+    "EndpointRuntime",
+    "EndpointRuntimeError",
+    "EndpointStartError",
+    "EndpointUnavailableError",
+    "HttpInvoker",
+    "InvocationError",
+    "InvocationResult",
+    "Invoker",
+    "JsonPath",
+    "JsonPathError",
+    "JsonPathMismatch",
+    "ModelInvoker",
+    "Predictor",
+    "ServingSettings",
+    "TransformError",
+    "TransformProgress",
+    "TransformResult",
+    "TransformSpec",
+    "UnknownVariantError",
+    "VariantSpec",
+    "choose_accept",
+    "compile_path",
+    "create_app",
+    "decode_rows",
+    "default_cache_dir",
+    "encode_predictions",
+    "load_served_model",
+    "parse_env_options",
+    "parse_output_keys",
+    "resolve_model",
+    "run_transform",
+    "serve",
+]

@@ -1,0 +1,592 @@
+"""What a model container reads and writes on ``POST /invocations``.
+
+Requests (``Content-Type``):
+
+- ``text/csv``: one row per line, no header, the training columns without the target, in
+  training order (RFC 4180 quoting). ``text/csv;header=present`` takes the first line as a header
+  and matches columns by name instead.
+- ``application/json``: ``{"instances": [row, ...]}``, a list of rows, or a single row, where a
+  row is a list of values in training order, an object keyed by column name, or
+  ``{"features": [values]}``. Several JSON documents separated by newlines are read as JSON lines.
+- ``application/jsonlines``: one row (or one document of the forms above) per line.
+
+Responses (``Accept``) carry the content keys of ``SAGEMAKER_INFERENCE_OUTPUT`` for each row:
+``text/csv`` (values in key order, lists as quoted Python-style lists), ``application/json``
+(``{"predictions": [{...}, ...]}``) or ``application/jsonlines`` (one object per line).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpilot.errors import ConfigError, PredictionInputError
+from mlpilot.profile import label_key
+from mlpilot.serving._errors import InvocationError
+
+__all__ = [
+    "CONTENT_KEYS",
+    "CSV",
+    "JSON",
+    "JSONLINES",
+    "MAX_PAYLOAD_BYTES",
+    "InvocationResult",
+    "Predictor",
+    "ServingSettings",
+    "choose_accept",
+    "decode_rows",
+    "encode_predictions",
+    "media_type",
+    "parse_output_keys",
+]
+
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+#: InvokeEndpoint's body limit, and the container's default one.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+CONTENT_KEYS = ("predicted_label", "probability", "probabilities", "labels")
+ERROR_CONTENT_TYPE = "text/plain; charset=utf-8"
+
+_REQUEST_TYPES = {
+    CSV: CSV,
+    "text/plain": CSV,
+    JSON: JSON,
+    JSONLINES: JSONLINES,
+    "application/jsonl": JSONLINES,
+    "application/x-jsonlines": JSONLINES,
+    "application/json-lines": JSONLINES,
+}
+_RESPONSE_TYPES = {
+    CSV: CSV,
+    JSON: JSON,
+    JSONLINES: JSONLINES,
+    "application/jsonl": JSONLINES,
+    "application/x-jsonlines": JSONLINES,
+}
+_WILDCARDS = {"text/*": CSV, "application/*": JSON}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """One answer to an invocation: HTTP status, body and its content type, and (through an
+    endpoint) the variant that served it. ``status`` ≥ 400 is the container's error."""
+
+    status: int
+    body: bytes
+    content_type: str
+    variant: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+    @property
+    def message(self) -> str:
+        """The body as text (an error's message)."""
+        return self.body.decode("utf-8", errors="replace")
+
+
+def media_type(value: str | None) -> tuple[str, dict[str, str]]:
+    """``"text/csv; Header=present"`` → ``("text/csv", {"header": "present"})``."""
+    if not value:
+        return "", {}
+    main, *params = value.split(";")
+    parsed = {}
+    for param in params:
+        key, _, val = param.partition("=")
+        parsed[key.strip().lower()] = val.strip().strip('"').lower()
+    return main.strip().lower(), parsed
+
+
+def parse_output_keys(value: str | None) -> tuple[str, ...]:
+    """``SAGEMAKER_INFERENCE_OUTPUT`` as a tuple of keys (``predicted_label`` when unset).
+
+    Raises :class:`InvocationError` (400) naming an unknown key.
+    """
+    keys = tuple(k.strip().lower() for k in (value or "").split(",") if k.strip())
+    if not keys:
+        return ("predicted_label",)
+    unknown = [k for k in keys if k not in CONTENT_KEYS]
+    if unknown:
+        raise InvocationError(
+            400,
+            f"unknown content key {unknown[0]!r} in SAGEMAKER_INFERENCE_OUTPUT={value!r}: "
+            f"use {', '.join(CONTENT_KEYS)}",
+        )
+    return keys
+
+
+def choose_accept(accept: str | None, default: str = CSV) -> str:
+    """The response type for an ``Accept`` header: the first supported type by preference
+    (``q``), with ``*/*`` or no header meaning ``default``. Raises :class:`InvocationError` (406)
+    when nothing offered is supported."""
+    offers: list[tuple[float, int, str]] = []
+    for position, part in enumerate((accept or "").split(",")):
+        kind, params = media_type(part)
+        if not kind:
+            continue
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 1.0
+        if quality > 0:
+            offers.append((-quality, position, kind))
+    if not offers:
+        offers = [(-1.0, 0, "*/*")]
+    for _, _, kind in sorted(offers):
+        if kind == "*/*":
+            wanted = media_type(default)[0]
+            if wanted in _RESPONSE_TYPES:
+                return _RESPONSE_TYPES[wanted]
+            raise InvocationError(
+                406,
+                f"the default response type {default!r} (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT) is "
+                f"not supported: use {CSV}, {JSON} or {JSONLINES}",
+            )
+        if kind in _RESPONSE_TYPES:
+            return _RESPONSE_TYPES[kind]
+        if kind in _WILDCARDS:
+            return _WILDCARDS[kind]
+    raise InvocationError(406, f"unsupported Accept {accept!r}: use {CSV}, {JSON} or {JSONLINES}")
+
+
+# -- requests ------------------------------------------------------------------------------------
+def _shown_columns(columns: Sequence[str]) -> str:
+    if len(columns) <= 8:
+        return ", ".join(columns)
+    return ", ".join([*columns[:4], "...", *columns[-3:]])
+
+
+@dataclass
+class _Rows:
+    """Rows read from a body: values in training order, and where each row came from."""
+
+    columns: Sequence[str]
+    target: str | None
+    values: list[list[Any]] = field(default_factory=list)
+    #: The columns the model uses (training order), when some input columns are not used
+    #: (identifiers, constants): rows may also give just these.
+    used: Sequence[str] | None = None
+
+    def where(self, index: int) -> str:
+        return f"row {index + 1}: " if len(self.values) > 1 else ""
+
+    def add_list(self, row: Sequence[Any]) -> None:
+        self.values.append(list(row))
+
+    def check(self) -> None:
+        expected = len(self.columns)
+        used = self.used
+        if (
+            used is not None
+            and len(used) != expected
+            and self.values
+            and all(len(row) == len(used) for row in self.values)
+        ):
+            # Rows of the used features only (e.g. without an id column the model ignores):
+            # the ignored columns are left empty.
+            index_of = {name: i for i, name in enumerate(used)}
+            self.values = [
+                [row[index_of[c]] if c in index_of else None for c in self.columns]
+                for row in self.values
+            ]
+        for i, row in enumerate(self.values):
+            if len(row) != expected:
+                hint = ""
+                if self.target and len(row) == expected + 1:
+                    hint = f"; leave out the target column {self.target!r}"
+                elif used is not None and len(used) != expected:
+                    hint = f" (or {len(used)}: {_shown_columns(used)})"
+                raise InvocationError(
+                    400,
+                    f"{self.where(i)}expected {expected} values ({_shown_columns(self.columns)}), "
+                    f"got {len(row)}{hint}",
+                )
+            for position, value in enumerate(row):
+                if not isinstance(value, _SCALARS):
+                    raise InvocationError(
+                        400,
+                        f"{self.where(i)}column {self.columns[position]!r} holds a "
+                        f"{type(value).__name__}; values must be numbers, strings, booleans "
+                        "or null",
+                    )
+
+
+def _csv_rows(text: str, rows: _Rows, header: bool) -> None:
+    reader = csv.reader(io.StringIO(text), strict=True)
+    names: list[str] | None = None
+    try:
+        for record in reader:
+            if not record:
+                continue  # blank line
+            if header and names is None:
+                names = [n.strip() for n in record]
+                missing = [c for c in rows.columns if c not in names]
+                if missing:
+                    raise InvocationError(
+                        400, f"the CSV header lacks column(s) {_shown_columns(missing)}"
+                    )
+                continue
+            if names is not None:
+                if len(record) != len(names):
+                    raise InvocationError(
+                        400,
+                        f"line {reader.line_num}: expected {len(names)} values as in the header, "
+                        f"got {len(record)}",
+                    )
+                by_name = dict(zip(names, record, strict=True))
+                rows.add_list([by_name[c] for c in rows.columns])
+            else:
+                rows.add_list(record)
+    except csv.Error as exc:
+        raise InvocationError(400, f"line {reader.line_num}: malformed CSV ({exc})") from None
+
+
+def _row_values(item: Any, rows: _Rows, index: int) -> list[Any]:
+    if isinstance(item, list):
+        return item
+    if isinstance(item, dict):
+        features = item.get("features")
+        if isinstance(features, list) and "features" not in rows.columns:
+            return features
+        missing = [c for c in rows.columns if c not in item]
+        if missing:
+            raise InvocationError(
+                400, f"row {index + 1}: missing column(s) {_shown_columns(missing)}"
+            )
+        return [item[c] for c in rows.columns]
+    raise InvocationError(
+        400,
+        f"row {index + 1} is a {type(item).__name__}: a row is a list of values, an object "
+        'keyed by column name, or {"features": [values]}',
+    )
+
+
+def _document_rows(document: Any, rows: _Rows) -> None:
+    if isinstance(document, dict) and "instances" in document and "instances" not in rows.columns:
+        items = document["instances"]
+        if not isinstance(items, list):
+            raise InvocationError(400, '"instances" must be a list of rows')
+    elif isinstance(document, list) and document and all(isinstance(v, _SCALARS) for v in document):
+        items = [document]  # one row given as a flat list
+    elif isinstance(document, list):
+        items = document
+    elif isinstance(document, dict):
+        items = [document]
+    else:
+        raise InvocationError(
+            400,
+            f'a JSON {type(document).__name__} is not a row: send {{"instances": [...]}}, '
+            "a list of rows, or one row",
+        )
+    for item in items:
+        rows.add_list(_row_values(item, rows, len(rows.values)))
+
+
+def _jsonlines_rows(text: str, rows: _Rows) -> None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            document = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvocationError(400, f"line {number}: invalid JSON ({exc.msg})") from None
+        _document_rows(document, rows)
+
+
+def decode_rows(
+    body: bytes,
+    content_type: str | None,
+    columns: Sequence[str],
+    *,
+    target: str | None = None,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+    used_columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The rows of a request body as a DataFrame with ``columns`` (values as sent: strings for
+    CSV, JSON scalars for JSON). A missing ``Content-Type`` means CSV.
+
+    Raises :class:`InvocationError`: 413 over ``max_bytes``, 415 unsupported type, 400 empty or
+    unreadable body, wrong number of values (naming the row, expected and got).
+    """
+    if len(body) > max_bytes:
+        raise InvocationError(
+            413, f"payload of {len(body):,} bytes is over the limit of {max_bytes:,} bytes"
+        )
+    kind, params = media_type(content_type)
+    fmt = _REQUEST_TYPES.get(kind or CSV)
+    if fmt is None:
+        raise InvocationError(
+            415, f"unsupported Content-Type {content_type!r}: use {CSV}, {JSON} or {JSONLINES}"
+        )
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvocationError(
+            400, f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    if not text.strip():
+        raise InvocationError(400, "empty request body: send at least one row")
+    rows = _Rows(columns, target, used=used_columns)
+    if fmt == CSV:
+        _csv_rows(text, rows, header=params.get("header") == "present")
+    elif fmt == JSONLINES:
+        _jsonlines_rows(text, rows)
+    else:
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":
+                raise InvocationError(
+                    400, f"invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})"
+                ) from None
+            _jsonlines_rows(text, rows)  # several documents: JSON lines (MultiRecord batches)
+        else:
+            _document_rows(document, rows)
+    if not rows.values:
+        raise InvocationError(400, "the request holds no rows")
+    rows.check()
+    return pd.DataFrame(rows.values, columns=list(columns), dtype=object)
+
+
+# -- responses -----------------------------------------------------------------------------------
+def _records(
+    raw: np.ndarray, labels: Sequence[Any], keys: Sequence[str], classification: bool
+) -> list[dict[str, Any]]:
+    if not classification:
+        bad = [k for k in keys if k != "predicted_label"]
+        if bad:
+            raise InvocationError(
+                400,
+                f"content key {bad[0]!r} is not available for a regression model "
+                "(supported: predicted_label)",
+            )
+        return [{"predicted_label": v} for v in np.asarray(raw, dtype=float).tolist()]
+    names = [label_key(v) for v in labels]
+    proba = np.asarray(raw, dtype=float)
+    best = proba.argmax(axis=1).tolist()
+    rows = proba.tolist()
+    out = []
+    for i, b in enumerate(best):
+        record: dict[str, Any] = {}
+        for key in keys:
+            if key == "predicted_label":
+                record[key] = names[b]
+            elif key == "probability":
+                record[key] = rows[i][b]
+            elif key == "probabilities":
+                record[key] = rows[i]
+            else:
+                record[key] = names
+        out.append(record)
+    return out
+
+
+def _csv_value(value: Any) -> Any:
+    return str(value) if isinstance(value, list) else value
+
+
+def encode_predictions(
+    raw: np.ndarray,
+    *,
+    labels: Sequence[Any],
+    classification: bool,
+    keys: Sequence[str],
+    accept: str,
+) -> bytes:
+    """The response body for ``raw`` (``predict_raw``'s output) in the response type ``accept``
+    (one of :data:`CSV`, :data:`JSON`, :data:`JSONLINES`).
+
+    ``probability`` is that of ``predicted_label``; labels are written as strings.
+    """
+    records = _records(raw, labels, keys, classification)
+    if accept == CSV:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerows([_csv_value(r[k]) for k in keys] for r in records)
+        return buffer.getvalue().encode("utf-8")
+    if accept == JSONLINES:
+        return "".join(json.dumps(r) + "\n" for r in records).encode("utf-8")
+    return json.dumps({"predictions": records}).encode("utf-8")
+
+
+# -- the whole request ---------------------------------------------------------------------------
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name)
+    if value is None or not value.strip():
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number") from None
+    if number < 0:
+        raise ConfigError(f"{name}={value!r} must not be negative")
+    return number
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """A container's settings, from its environment (``ContainerDefinition.Environment``).
+
+    ``SAGEMAKER_INFERENCE_OUTPUT`` content keys; ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` the
+    response type when ``Accept`` is missing or ``*/*``; the body limit is
+    ``MAX_CONTENT_LENGTH`` bytes or ``SAGEMAKER_MAX_PAYLOAD_IN_MB`` MiB, whichever is larger
+    (6 MiB when neither is set); ``SAGEMAKER_BATCH_STRATEGY``, ``SAGEMAKER_MAX_PAYLOAD_IN_MB``
+    and ``SAGEMAKER_MAX_CONCURRENT_TRANSFORMS`` are echoed by ``/execution-parameters``.
+    """
+
+    output: str = "predicted_label"
+    default_accept: str = CSV
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    batch_strategy: str = "MULTI_RECORD"
+    max_payload_mb: int = 6
+    max_concurrent_transforms: int = 1
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
+        """Read the settings; raises :class:`ConfigError` for a malformed number or strategy."""
+        env = os.environ if env is None else env
+        content_length = _positive_int(env, "MAX_CONTENT_LENGTH")
+        payload_mb = _positive_int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB")
+        limits = [n for n in (content_length, (payload_mb or 0) * 2**20) if n]
+        strategy = (env.get("SAGEMAKER_BATCH_STRATEGY") or "MULTI_RECORD").strip().upper()
+        if strategy not in ("MULTI_RECORD", "SINGLE_RECORD"):
+            raise ConfigError(
+                f"SAGEMAKER_BATCH_STRATEGY={strategy!r}: use MULTI_RECORD or SINGLE_RECORD"
+            )
+        concurrent = _positive_int(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")
+        return cls(
+            output=env.get("SAGEMAKER_INFERENCE_OUTPUT") or "predicted_label",
+            default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or CSV,
+            max_payload_bytes=max(limits) if limits else MAX_PAYLOAD_BYTES,
+            batch_strategy=strategy,
+            max_payload_mb=payload_mb or 6,
+            # Predictions hold the GIL most of the time: a few requests in flight keep the
+            # container busy while the caller packs the next batch.
+            max_concurrent_transforms=concurrent or max(1, min(4, os.cpu_count() or 1)),
+        )
+
+    def execution_parameters(self) -> dict[str, Any]:
+        """What ``GET /execution-parameters`` answers."""
+        return {
+            "MaxConcurrentTransforms": self.max_concurrent_transforms,
+            "BatchStrategy": self.batch_strategy,
+            "MaxPayloadInMB": self.max_payload_mb,
+        }
+
+
+class Predictor:
+    """One model behind the container contract: body in, body out.
+
+    Parameters
+    ----------
+    model:
+        An :class:`~mlpilot.package.InferenceModel` (anything with ``predict_raw``, ``labels``,
+        ``input_columns``, ``problem_type`` and ``info``).
+    settings:
+        The container's settings; :meth:`ServingSettings.from_environment` of the process
+        environment when omitted.
+    """
+
+    def __init__(self, model: Any, settings: ServingSettings | None = None) -> None:
+        self.model = model
+        self.settings = settings or ServingSettings.from_environment()
+        self.columns = list(model.input_columns)
+        used = [c for c in getattr(model, "feature_columns", self.columns) if c in self.columns]
+        self.used_columns = used if len(used) != len(self.columns) else None
+        self.target = model.info.get("target")
+        self.labels = list(model.labels)
+        self.classification = bool(model.problem_type.is_classification)
+        try:
+            self.keys: tuple[str, ...] | None = parse_output_keys(self.settings.output)
+            self._key_error: InvocationError | None = None
+        except InvocationError as exc:
+            self.keys, self._key_error = None, exc
+
+    def invoke(
+        self, body: bytes, content_type: str | None = None, accept: str | None = None
+    ) -> tuple[bytes, str]:
+        """The response body and its type; raises :class:`InvocationError` with the status."""
+        if len(body) > self.settings.max_payload_bytes:
+            raise InvocationError(
+                413,
+                f"payload of {len(body):,} bytes is over the limit of "
+                f"{self.settings.max_payload_bytes:,} bytes",
+            )
+        kind = media_type(content_type)[0]
+        if kind and kind not in _REQUEST_TYPES:
+            raise InvocationError(
+                415, f"unsupported Content-Type {content_type!r}: use {CSV}, {JSON} or {JSONLINES}"
+            )
+        response_type = choose_accept(accept, self.settings.default_accept)
+        if self._key_error is not None:
+            raise self._key_error
+        assert self.keys is not None
+        frame = decode_rows(
+            body,
+            content_type,
+            self.columns,
+            target=self.target,
+            max_bytes=self.settings.max_payload_bytes,
+            used_columns=self.used_columns,
+        )
+        raw = self._predict(frame)
+        payload = encode_predictions(
+            raw,
+            labels=self.labels,
+            classification=self.classification,
+            keys=self.keys,
+            accept=response_type,
+        )
+        return payload, response_type
+
+    def handle(
+        self, body: bytes, content_type: str | None = None, accept: str | None = None
+    ) -> InvocationResult:
+        """Like :meth:`invoke`, with errors as a result (status ≥ 400, message as text)."""
+        try:
+            payload, response_type = self.invoke(body, content_type, accept)
+        except InvocationError as exc:
+            return InvocationResult(exc.status, exc.message.encode("utf-8"), ERROR_CONTENT_TYPE)
+        except Exception as exc:  # a bug or a broken model: the caller sees a 500, not a crash
+            message = f"internal error while predicting: {type(exc).__name__}: {exc}"
+            return InvocationResult(500, message.encode("utf-8"), ERROR_CONTENT_TYPE)
+        return InvocationResult(200, payload, response_type)
+
+    def _predict(self, frame: pd.DataFrame) -> np.ndarray:
+        try:
+            raw: np.ndarray = self.model.predict_raw(frame)
+        except PredictionInputError as exc:
+            if len(frame) == 1:
+                raise InvocationError(400, str(exc)) from None
+            index, message = self._first_bad_row(frame, str(exc))
+            raise InvocationError(400, f"row {index + 1}: {message}") from None
+        return raw
+
+    def _first_bad_row(self, frame: pd.DataFrame, message: str) -> tuple[int, str]:
+        """Bisect to the first row the model refuses on its own (rows are independent), so the
+        error names it; costs about one more prediction of the payload, on the error path only."""
+        lo, hi = 0, len(frame)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            try:
+                self.model.predict_raw(frame.iloc[lo:mid])
+            except PredictionInputError as exc:
+                hi, message = mid, str(exc)
+            else:
+                lo = mid
+        try:
+            self.model.predict_raw(frame.iloc[lo : lo + 1])
+        except PredictionInputError as exc:
+            message = str(exc)
+        return lo, message

@@ -1,0 +1,776 @@
+"""An endpoint's data plane: production variants, each a pool of ``mlpilot serve-model``
+processes on 127.0.0.1, with SageMaker's routing (target variant, else weighted random choice,
+then round robin over the variant's instances) and per-variant metrics.
+
+Every instance is a real container process speaking the container contract over HTTP, so what
+an endpoint serves is exactly what ``mlpilot serve-model`` serves on any container platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from mlpilot.serving._codec import InvocationResult
+from mlpilot.serving._errors import (
+    ContainerFailure,
+    EndpointStartError,
+    EndpointUnavailableError,
+    UnknownVariantError,
+)
+from mlpilot.serving._server import PARENT_PID_VARIABLE
+from mlpilot.serving._source import resolve_model
+
+__all__ = ["EndpointRuntime", "VariantSpec"]
+
+log = logging.getLogger("mlpilot.serving")
+
+#: Thread pools of one instance: instances are the unit of parallelism, so one thread each
+#: (a variant's Environment may say otherwise).
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_STOP_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One production variant: what ``CreateEndpointConfig`` says about it.
+
+    ``model`` is the model's ``ModelDataUrl`` (a ``model.tar.gz``, package folder or URI, as
+    ``mlpilot serve-model`` accepts), ``environment`` its container ``Environment``.
+    """
+
+    name: str
+    model: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    instance_count: int = 1
+    weight: float = 1.0
+
+
+class _Stats:
+    """Counters and model latency of one variant (CloudWatch's names, latency in µs)."""
+
+    def __init__(self, window: int) -> None:
+        self._lock = threading.Lock()
+        self.invocations = 0
+        self.errors_4xx = 0
+        self.errors_5xx = 0
+        self.count = 0
+        self.total = 0.0
+        self.low = math.inf
+        self.high = 0.0
+        self.recent: deque[float] = deque(maxlen=window)
+
+    def record(self, status: int, seconds: float | None) -> None:
+        with self._lock:
+            self.invocations += 1
+            if 400 <= status < 500:
+                self.errors_4xx += 1
+            elif status >= 500 or status == 0:
+                self.errors_5xx += 1
+            if seconds is not None:
+                micros = seconds * 1e6
+                self.count += 1
+                self.total += micros
+                self.low = min(self.low, micros)
+                self.high = max(self.high, micros)
+                self.recent.append(micros)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            recent = list(self.recent)
+            latency: dict[str, Any] = {
+                "Count": self.count,
+                "Sum": self.total,
+                "Minimum": self.low if self.count else None,
+                "Maximum": self.high if self.count else None,
+                "Average": self.total / self.count if self.count else None,
+            }
+            counts = {
+                "Invocations": self.invocations,
+                "Invocation4XXErrors": self.errors_4xx,
+                "Invocation5XXErrors": self.errors_5xx,
+            }
+        if recent:
+            p50, p99 = np.percentile(recent, [50, 99]).tolist()
+        else:
+            p50 = p99 = None
+        latency.update({"p50": p50, "p99": p99, "Window": len(recent)})
+        return {**counts, "ModelLatency": latency}
+
+
+class _Instance:
+    """One ``serve-model`` process."""
+
+    def __init__(
+        self,
+        variant: str,
+        number: int,
+        process: subprocess.Popen[bytes],
+        port_file: Path,
+        log: Path,
+    ) -> None:
+        self.variant = variant
+        self.number = number
+        self.process = process
+        self.port_file = port_file
+        self.log = log
+        self.url: str | None = None
+        self.healthy = True
+        self.strikes = 0
+        self.invocations = 0  # answered requests; may miss a few under concurrent callers
+
+    @property
+    def label(self) -> str:
+        return f"variant {self.variant!r} instance {self.number}"
+
+    def read_port(self) -> bool:
+        if self.url is None and self.port_file.exists():
+            text = self.port_file.read_text().strip()
+            if text.isdigit():
+                self.url = f"http://127.0.0.1:{int(text)}"
+        return self.url is not None
+
+    def last_words(self) -> str:
+        """The last line the process logged (its one-line error when it failed to start)."""
+        try:
+            lines = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1].strip()[:300] if lines else ""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "Number": self.number,
+            "Pid": self.process.pid,
+            "Url": self.url,
+            "Healthy": self.healthy and self.process.poll() is None,
+            "Invocations": self.invocations,
+        }
+
+
+@dataclass
+class _Attempt:
+    """What one invocation already tried."""
+
+    retried: bool = False
+
+
+class _Variant:
+    def __init__(
+        self,
+        spec: VariantSpec,
+        model_dir: Path,
+        instances: tuple[_Instance, ...],
+        stats: _Stats,
+        numbers: itertools.count[int],
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.model_dir = model_dir
+        self.weight = float(spec.weight)
+        self.instances = instances  # replaced as a whole, so readers never lock
+        self.stats = stats
+        self.numbers = numbers
+        self.cursor = itertools.count()
+
+    def pick(self) -> _Instance | None:
+        """Round robin over the healthy instances."""
+        pool = self.instances
+        for _ in range(len(pool)):
+            instance = pool[next(self.cursor) % len(pool)]
+            if instance.healthy:
+                return instance
+        return None
+
+
+def _stop_processes(processes: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
+    """SIGTERM all (in-flight requests finish), then SIGKILL what is left after ``grace``."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _kill_all(processes: set[subprocess.Popen[bytes]]) -> None:
+    for process in list(processes):
+        if process.poll() is None:
+            process.kill()
+
+
+class EndpointRuntime:
+    """The running variants of one endpoint.
+
+    Parameters
+    ----------
+    seed:
+        Seeds the weighted variant choice, so a sequence of invocations routes repeatably.
+    startup_timeout:
+        Seconds an instance has to answer ``/ping`` (SageMaker allows 4 minutes).
+    invocation_timeout:
+        Seconds a container has to answer an invocation (SageMaker: 60).
+    ping_timeout:
+        Seconds for one ``/ping`` answer (SageMaker: 2).
+    monitor_interval:
+        Seconds between background health checks that restart dead instances; None: only when
+        :meth:`check_health` is called.
+    cache_dir:
+        Where model archives are unpacked (see :func:`mlpilot.serving.resolve_model`).
+    work_dir:
+        Where instance logs and port files go; a temporary folder, removed by :meth:`stop`,
+        when omitted.
+    stats_window:
+        Recent invocations the latency percentiles are computed over.
+    threads_per_instance:
+        BLAS/OpenMP threads of each instance unless its environment sets them.
+    python:
+        The interpreter that runs the instances (this one by default).
+
+    All methods are thread-safe; :meth:`ainvoke` is the asyncio twin of :meth:`invoke`. Changes
+    (:meth:`start`, :meth:`update_weights_and_capacities`, :meth:`update_variants`,
+    :meth:`check_health`, :meth:`stop`) block until done and run one at a time; invocations
+    continue meanwhile.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        startup_timeout: float = 240.0,
+        invocation_timeout: float = 60.0,
+        ping_timeout: float = 2.0,
+        monitor_interval: float | None = 5.0,
+        cache_dir: str | Path | None = None,
+        work_dir: str | Path | None = None,
+        stats_window: int = 1000,
+        threads_per_instance: int = 1,
+        python: str | None = None,
+    ) -> None:
+        self.seed = seed
+        self.startup_timeout = startup_timeout
+        self.invocation_timeout = invocation_timeout
+        self.ping_timeout = ping_timeout
+        self.monitor_interval = monitor_interval
+        self.cache_dir = cache_dir
+        self.stats_window = stats_window
+        self.threads_per_instance = threads_per_instance
+        self.python = python or sys.executable
+        self._own_work_dir = work_dir is None
+        self._work = Path(work_dir or tempfile.mkdtemp(prefix="mlpilot-endpoint-"))
+        self._work.mkdir(parents=True, exist_ok=True)
+        self._variants: dict[str, _Variant] = {}
+        self._stats: dict[str, _Stats] = {}
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._update_lock = threading.RLock()
+        self._timeout = httpx.Timeout(invocation_timeout, connect=2.0)
+        self._client = httpx.Client(timeout=self._timeout, limits=httpx.Limits(max_connections=256))
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, httpx.AsyncClient
+        ] = weakref.WeakKeyDictionary()
+        self._clients_lock = threading.Lock()
+        self._processes: set[subprocess.Popen[bytes]] = set()
+        self._finalizer = weakref.finalize(self, _kill_all, self._processes)
+        self._stopped = threading.Event()
+        self._wake = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self, variants: Sequence[VariantSpec]) -> None:
+        """Start every variant's instances and wait until all answer ``/ping``.
+
+        Raises :class:`EndpointStartError` (the endpoint's FailureReason) after stopping what
+        was started, or a one-line error for a model that cannot be found.
+        """
+        self._check_specs(variants)
+        with self._update_lock:
+            if self._stopped.is_set():
+                raise EndpointUnavailableError("the endpoint runtime was stopped")
+            self._variants = self._launch(variants)
+        if self.monitor_interval and self._monitor is None:
+            self._monitor = threading.Thread(
+                target=self._watch, name="endpoint-monitor", daemon=True
+            )
+            self._monitor.start()
+
+    def update_variants(self, variants: Sequence[VariantSpec]) -> None:
+        """Replace the variant set without downtime (UpdateEndpoint): start the new instances,
+        switch traffic once all answer ``/ping``, then stop the old ones. If the new ones fail,
+        the old set keeps serving and :class:`EndpointStartError` is raised. Metrics continue
+        for variants that keep their name."""
+        self._check_specs(variants)
+        with self._update_lock:
+            new = self._launch(variants)
+            old = self._variants
+            self._variants = new
+            self._retire([i for v in old.values() for i in v.instances])
+
+    def update_weights_and_capacities(self, desired: Sequence[Mapping[str, Any]]) -> None:
+        """Apply ``DesiredWeightsAndCapacities`` items (``VariantName``, optional
+        ``DesiredWeight``, ``DesiredInstanceCount``). New instances are started (and answer
+        ``/ping``) before any change is applied; surplus ones stop after they leave the pool.
+        Raises :class:`UnknownVariantError` (nothing changed) or :class:`EndpointStartError`."""
+        with self._update_lock:
+            variants = self._variants
+            plan: list[tuple[_Variant, float | None, int | None]] = []
+            for item in desired:
+                name = item.get("VariantName")
+                if name not in variants:
+                    raise UnknownVariantError(self._unknown(name))
+                weight = item.get("DesiredWeight")
+                count = item.get("DesiredInstanceCount")
+                if weight is not None and (not math.isfinite(float(weight)) or float(weight) < 0):
+                    raise EndpointStartError(f"DesiredWeight {weight!r} of {name!r} must be >= 0")
+                if count is not None and (not isinstance(count, int) or count < 0):
+                    raise EndpointStartError(
+                        f"DesiredInstanceCount {count!r} of {name!r} must be a whole number >= 0"
+                    )
+                plan.append((variants[name], weight, count))
+            added: dict[str, list[_Instance]] = {}
+            try:
+                for variant, _, count in plan:
+                    extra = (count or 0) - len(variant.instances)
+                    if count is not None and extra > 0:
+                        added[variant.name] = [self._spawn(variant) for _ in range(extra)]
+                self._wait_ready([i for group in added.values() for i in group])
+            except BaseException:
+                self._retire([i for group in added.values() for i in group])
+                raise
+            retired: list[_Instance] = []
+            for variant, weight, count in plan:
+                if weight is not None:
+                    variant.weight = float(weight)
+                if count is None:
+                    continue
+                if variant.name in added:
+                    variant.instances = variant.instances + tuple(added[variant.name])
+                elif count < len(variant.instances):
+                    retired.extend(variant.instances[count:])
+                    variant.instances = variant.instances[:count]
+            self._retire(retired)
+
+    def check_health(self) -> list[str]:
+        """Probe every instance; restart those that exited or failed two probes in a row.
+
+        Returns one line per problem found (and what was done about it).
+        """
+        report: list[str] = []
+        with self._update_lock:
+            for variant in list(self._variants.values()):
+                for instance in variant.instances:
+                    problem = self._probe(instance)
+                    if problem is None:
+                        continue
+                    report.append(self._replace(variant, instance, problem))
+        return report
+
+    def stop(self) -> None:
+        """Stop every instance (SIGTERM, then SIGKILL after 10 s) and release the clients."""
+        self._stopped.set()
+        self._wake.set()
+        with self._update_lock:
+            variants, self._variants = self._variants, {}
+            _stop_processes([i.process for v in variants.values() for i in v.instances], 10.0)
+            _kill_all(self._processes)
+            self._processes.clear()
+        self._client.close()
+        with self._clients_lock:
+            clients = list(self._async_clients.items())
+            self._async_clients.clear()
+        for loop, client in clients:
+            if loop.is_running() and not loop.is_closed():
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+        if self._own_work_dir:
+            shutil.rmtree(self._work, ignore_errors=True)
+
+    def __enter__(self) -> EndpointRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- invocations ----------------------------------------------------------------------------
+    def invoke(
+        self,
+        body: bytes,
+        *,
+        content_type: str | None = None,
+        accept: str | None = None,
+        target_variant: str | None = None,
+        custom_attributes: str | None = None,
+    ) -> InvocationResult:
+        """Send one request to a variant's instance and return its answer (any status: a
+        ``status`` ≥ 400 is the container's error, for InvokeEndpoint's ModelError).
+
+        Raises :class:`UnknownVariantError` for an unknown ``target_variant``,
+        :class:`EndpointUnavailableError` when no instance can take it, and
+        :class:`ContainerFailure` when the container gives no answer in time.
+        """
+        variant = self._choose(target_variant)
+        headers = self._headers(content_type, accept, custom_attributes)
+        attempt = _Attempt()
+        for _ in range(len(variant.instances) + 2):
+            instance = self._instance(variant)
+            started = time.perf_counter()
+            try:
+                response = self._client.post(
+                    f"{instance.url}/invocations", content=body, headers=headers
+                )
+            except httpx.TransportError as exc:
+                self._retry_or_raise(variant, instance, exc, attempt)
+                continue
+            return self._answer(variant, instance, response, time.perf_counter() - started)
+        raise EndpointUnavailableError(f"variant {variant.name!r} has no reachable instance")
+
+    async def ainvoke(
+        self,
+        body: bytes,
+        *,
+        content_type: str | None = None,
+        accept: str | None = None,
+        target_variant: str | None = None,
+        custom_attributes: str | None = None,
+    ) -> InvocationResult:
+        """:meth:`invoke` for asyncio callers (one pooled client per event loop)."""
+        variant = self._choose(target_variant)
+        headers = self._headers(content_type, accept, custom_attributes)
+        client = self._async_client()
+        attempt = _Attempt()
+        for _ in range(len(variant.instances) + 2):
+            instance = self._instance(variant)
+            started = time.perf_counter()
+            try:
+                response = await client.post(
+                    f"{instance.url}/invocations", content=body, headers=headers
+                )
+            except httpx.TransportError as exc:
+                self._retry_or_raise(variant, instance, exc, attempt)
+                continue
+            return self._answer(variant, instance, response, time.perf_counter() - started)
+        raise EndpointUnavailableError(f"variant {variant.name!r} has no reachable instance")
+
+    # -- facts ----------------------------------------------------------------------------------
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per variant: ``Invocations``, ``Invocation4XXErrors``, ``Invocation5XXErrors``
+        (including invocations the container never answered), ``ModelLatency`` in µs
+        (``Count``, ``Sum``, ``Minimum``, ``Maximum``, ``Average``, and ``p50``/``p99`` over the
+        last ``stats_window`` invocations), ``CurrentWeight`` and ``CurrentInstanceCount``."""
+        out = {}
+        for name, variant in self._variants.items():
+            out[name] = {
+                **variant.stats.snapshot(),
+                "CurrentWeight": variant.weight,
+                "CurrentInstanceCount": len(variant.instances),
+            }
+        return out
+
+    def variants(self) -> list[dict[str, Any]]:
+        """The running variants: name, weight, instance count, model folder and instances."""
+        return [
+            {
+                "VariantName": v.name,
+                "CurrentWeight": v.weight,
+                "CurrentInstanceCount": len(v.instances),
+                "HealthyInstanceCount": sum(
+                    1 for i in v.instances if i.healthy and i.process.poll() is None
+                ),
+                "Model": str(v.model_dir),
+                "Environment": dict(v.spec.environment),
+                "Instances": [i.describe() for i in v.instances],
+            }
+            for v in self._variants.values()
+        ]
+
+    @property
+    def running(self) -> bool:
+        return bool(self._variants) and not self._stopped.is_set()
+
+    # -- routing --------------------------------------------------------------------------------
+    def _unknown(self, name: Any) -> str:
+        known = ", ".join(repr(n) for n in self._variants) or "none"
+        return f"variant {name!r} does not exist (variants: {known})"
+
+    def _choose(self, target: str | None) -> _Variant:
+        variants = self._variants
+        if not variants:
+            raise EndpointUnavailableError("the endpoint has no running variants")
+        if target is not None:
+            variant = variants.get(target)
+            if variant is None:
+                raise UnknownVariantError(self._unknown(target))
+            return variant
+        candidates = [v for v in variants.values() if v.weight > 0 and v.instances]
+        if not candidates:
+            raise EndpointUnavailableError(
+                "no variant can take traffic: every weight is 0 or has no instances"
+            )
+        total = sum(v.weight for v in candidates)
+        with self._rng_lock:
+            point = self._rng.random() * total
+        for variant in candidates:
+            point -= variant.weight
+            if point < 0:
+                return variant
+        return candidates[-1]
+
+    def _instance(self, variant: _Variant) -> _Instance:
+        instance = variant.pick()
+        if instance is None or instance.url is None:
+            raise EndpointUnavailableError(
+                f"variant {variant.name!r} has no healthy instance (restarting)"
+                if variant.instances
+                else f"variant {variant.name!r} has no instances"
+            )
+        return instance
+
+    @staticmethod
+    def _headers(
+        content_type: str | None, accept: str | None, custom_attributes: str | None
+    ) -> dict[str, str]:
+        headers = {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if accept:
+            headers["Accept"] = accept
+        if custom_attributes:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
+        return headers
+
+    @staticmethod
+    def _answer(
+        variant: _Variant, instance: _Instance, response: httpx.Response, seconds: float
+    ) -> InvocationResult:
+        variant.stats.record(response.status_code, seconds)
+        instance.invocations += 1
+        return InvocationResult(
+            response.status_code,
+            response.content,
+            response.headers.get("content-type", ""),
+            variant.name,
+        )
+
+    def _lost(self, instance: _Instance) -> None:
+        instance.healthy = False
+        self._wake.set()
+
+    def _retry_or_raise(
+        self, variant: _Variant, instance: _Instance, exc: httpx.TransportError, attempt: _Attempt
+    ) -> None:
+        """Return to try again (predictions are idempotent), or raise ContainerFailure.
+
+        Another instance is tried when this one refused the connection or has exited; a
+        connection the container closed while alive (a stale keep-alive) is retried once.
+        """
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            self._lost(instance)  # never reached the container
+            return
+        if instance.process.poll() is not None:
+            self._lost(instance)
+            return
+        if not isinstance(exc, httpx.TimeoutException) and not attempt.retried:
+            attempt.retried = True
+            return
+        variant.stats.record(0, None)
+        if isinstance(exc, httpx.TimeoutException):
+            message = f"the container did not answer within {self.invocation_timeout:g} s"
+        else:
+            message = f"the container closed the connection ({type(exc).__name__})"
+        raise ContainerFailure(message, variant=variant.name) from None
+
+    def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        with self._clients_lock:
+            client = self._async_clients.get(loop)
+            if client is None:
+                client = httpx.AsyncClient(
+                    timeout=self._timeout, limits=httpx.Limits(max_connections=256)
+                )
+                self._async_clients[loop] = client
+        return client
+
+    # -- processes ------------------------------------------------------------------------------
+    @staticmethod
+    def _check_specs(variants: Sequence[VariantSpec]) -> None:
+        if not variants:
+            raise EndpointStartError("an endpoint needs at least one production variant")
+        names = [v.name for v in variants]
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise EndpointStartError(f"variant name {duplicate!r} is used twice")
+        for v in variants:
+            if not v.name:
+                raise EndpointStartError("a variant needs a name")
+            if not isinstance(v.instance_count, int) or v.instance_count < 1:
+                raise EndpointStartError(
+                    f"variant {v.name!r}: instance count {v.instance_count!r} must be >= 1"
+                )
+            if not math.isfinite(float(v.weight)) or float(v.weight) < 0:
+                raise EndpointStartError(f"variant {v.name!r}: weight {v.weight!r} must be >= 0")
+
+    def _launch(self, specs: Sequence[VariantSpec]) -> dict[str, _Variant]:
+        """Resolve models, start every instance, wait for all; all-or-nothing."""
+        variants: dict[str, _Variant] = {}
+        started: list[_Instance] = []
+        try:
+            for spec in specs:
+                model_dir = resolve_model(spec.model, cache_dir=self.cache_dir)
+                stats = self._stats.get(spec.name) or _Stats(self.stats_window)
+                variant = _Variant(spec, model_dir, (), stats, itertools.count(1))
+                instances = tuple(self._spawn(variant) for _ in range(spec.instance_count))
+                started.extend(instances)
+                variant.instances = instances
+                variants[spec.name] = variant
+            self._wait_ready(started)
+        except BaseException:
+            self._retire(started)
+            raise
+        for name, variant in variants.items():
+            self._stats[name] = variant.stats
+        return variants
+
+    def _spawn(self, variant: _Variant) -> _Instance:
+        number = next(variant.numbers)
+        stem = f"{variant.name}-{number}-{uuid.uuid4().hex[:8]}"
+        port_file = self._work / f"{stem}.port"
+        log_path = self._work / f"{stem}.log"
+        env = dict(os.environ)
+        env.update({name: str(self.threads_per_instance) for name in _THREAD_VARIABLES})
+        env.update(variant.spec.environment)
+        env[PARENT_PID_VARIABLE] = str(os.getpid())
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        command = [
+            self.python,
+            "-m",
+            "mlpilot.cli.main",
+            "serve-model",
+            str(variant.model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--log-level",
+            "warning",
+        ]
+        if self.cache_dir:
+            command += ["--cache-dir", str(self.cache_dir)]
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                command,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        self._processes.add(process)
+        return _Instance(variant.name, number, process, port_file, log_path)
+
+    def _ping(self, instance: _Instance) -> bool:
+        try:
+            response = self._client.get(f"{instance.url}/ping", timeout=self.ping_timeout)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def _wait_ready(self, instances: Sequence[_Instance]) -> None:
+        """Until every instance answers ``/ping``; EndpointStartError naming the first that
+        exits or is not ready within ``startup_timeout``."""
+        pending = list(instances)
+        deadline = time.monotonic() + self.startup_timeout
+        while pending:
+            for instance in list(pending):
+                code = instance.process.poll()
+                if code is not None:
+                    said = instance.last_words()
+                    raise EndpointStartError(
+                        f"{instance.label}: the container exited with code {code} before "
+                        f"answering /ping" + (f": {said}" if said else "")
+                    )
+                if instance.read_port() and self._ping(instance):
+                    pending.remove(instance)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                instance = pending[0]
+                raise EndpointStartError(
+                    f"{instance.label}: the container did not answer /ping within "
+                    f"{self.startup_timeout:g} s"
+                )
+            time.sleep(0.05)
+
+    def _retire(self, instances: Sequence[_Instance]) -> None:
+        processes = [i.process for i in instances]
+        _stop_processes(processes, _STOP_GRACE_S)
+        for instance in instances:
+            self._processes.discard(instance.process)
+            instance.port_file.unlink(missing_ok=True)
+
+    def _probe(self, instance: _Instance) -> str | None:
+        code = instance.process.poll()
+        if code is not None:
+            return f"exited with code {code}"
+        if instance.read_port() and self._ping(instance):
+            instance.strikes = 0
+            instance.healthy = True
+            return None
+        instance.strikes += 1
+        instance.healthy = False
+        if instance.strikes >= 2:
+            return "did not answer /ping twice in a row"
+        return None
+
+    def _replace(self, variant: _Variant, instance: _Instance, problem: str) -> str:
+        line = f"{instance.label} (pid {instance.process.pid}) {problem}"
+        try:
+            fresh = self._spawn(variant)
+            try:
+                self._wait_ready([fresh])
+            except BaseException:
+                self._retire([fresh])
+                raise
+        except Exception as exc:
+            instance.healthy = False
+            log.warning("%s; restart failed: %s", line, exc)
+            return f"{line}; restart failed: {exc}"
+        variant.instances = tuple(fresh if i is instance else i for i in variant.instances)
+        self._retire([instance])
+        log.warning("%s; replaced by instance %d", line, fresh.number)
+        return f"{line}; replaced by instance {fresh.number} ({fresh.url})"
+
+    def _watch(self) -> None:
+        interval = self.monitor_interval or 5.0
+        while not self._stopped.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stopped.is_set():
+                return
+            try:
+                self.check_health()
+            except Exception:  # the monitor must outlive any one failed check
+                log.exception("endpoint health check failed")

@@ -1,0 +1,179 @@
+"""A real ``mlpilot serve`` process on 127.0.0.1 for the service tests, and clients for it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+ROLE = "arn:aws:iam::000000000000:role/mlpilot-test"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def client_env(s3_endpoint: str | None = None) -> dict[str, str]:
+    """Environment for processes talking to the service (and to S3, when given)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(CREDENTIALS)
+    env["AWS_CONFIG_FILE"] = os.devnull
+    env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    if s3_endpoint:
+        env["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+    return env
+
+
+class ServiceProcess:
+    """``mlpilot serve`` in a subprocess with its own data folder."""
+
+    def __init__(
+        self, data_dir: Path, *, s3_endpoint: str | None = None, extra: list[str] | None = None
+    ) -> None:
+        self.data_dir = data_dir
+        self.s3_endpoint = s3_endpoint
+        self.extra = extra or []
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ServiceProcess:
+        self.port = free_port()
+        log = open(self.data_dir.parent / f"serve-{self.port}.log", "ab")  # noqa: SIM115
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlpilot.cli.main",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--job-parallelism",
+                "1",
+                *self.extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=client_env(self.s3_endpoint),
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlpilot serve exited: {self.log()}")
+            try:
+                if httpx.get(f"{self.url}/ping", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"mlpilot serve did not start: {self.log()}")
+
+    def log(self) -> str:
+        path = self.data_dir.parent / f"serve-{self.port}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL
+        self.process.wait()
+
+    def boto(self, service: str = "sagemaker", **kwargs: Any) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=kwargs.pop("key", "testing"),
+            aws_secret_access_key=kwargs.pop("secret", "testing"),
+            **kwargs,
+        )
+
+    def raw(self, operation: str, body: Any, *, target: str | None = None) -> httpx.Response:
+        """POST a control-plane call without any client-side checks."""
+        data = body if isinstance(body, bytes | str) else json.dumps(body)
+        return httpx.post(
+            f"{self.url}/",
+            content=data,
+            headers={
+                "X-Amz-Target": target or f"SageMaker.{operation}",
+                "Content-Type": "application/x-amz-json-1.1",
+            },
+            timeout=30,
+        )
+
+
+def automl_request(
+    name: str,
+    train_uri: str,
+    output_uri: str,
+    *,
+    target: str = "Churn",
+    max_candidates: int = 3,
+    runtime: int | None = 60,
+    algorithms: tuple[str, ...] = ("linear-learner", "lightgbm"),
+    **tabular: Any,
+) -> dict[str, Any]:
+    criteria: dict[str, Any] = {"MaxCandidates": max_candidates}
+    if runtime:
+        criteria["MaxAutoMLJobRuntimeInSeconds"] = runtime
+    config: dict[str, Any] = {
+        "TargetAttributeName": target,
+        "CompletionCriteria": criteria,
+        "Mode": "HYPERPARAMETER_TUNING",
+        "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": list(algorithms)}]},
+        **tabular,
+    }
+    return {
+        "AutoMLJobName": name,
+        "AutoMLJobInputDataConfig": [
+            {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": train_uri}}}
+        ],
+        "OutputDataConfig": {"S3OutputPath": output_uri},
+        "AutoMLProblemTypeConfig": {"TabularJobConfig": config},
+        "RoleArn": ROLE,
+    }
+
+
+def wait_for(
+    client: Any, name: str, statuses: tuple[str, ...], timeout: float = 180.0, *, v1: bool = False
+) -> dict[str, Any]:
+    describe = client.describe_auto_ml_job if v1 else client.describe_auto_ml_job_v2
+    deadline = time.monotonic() + timeout
+    while True:
+        record: dict[str, Any] = describe(AutoMLJobName=name)
+        if record["AutoMLJobStatus"] in statuses:
+            return record
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} still {record['AutoMLJobStatus']} after {timeout} s")
+        time.sleep(0.5)

@@ -1,0 +1,404 @@
+"""ENSEMBLING mode (``mlpilot.ensemble``): greedy selection, stacking features, the bagging
+plan, the NumPy twin of the feature pipelines, forests' out-of-bag scoring, and whole jobs on
+slices of the shared data sets (stacking against its base models on held-out rows, the
+package interface, the time budget, AUTO's choice, determinism).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import log_loss
+
+import mlpilot
+from conftest import DATASETS
+from mlpilot._types import ProblemType
+from mlpilot.algorithms import FitContext, get_algorithm
+from mlpilot.data import read_table
+from mlpilot.ensemble import (
+    EnsemblePredictor,
+    build_portfolio,
+    choose_final,
+    greedy_selection,
+    plan_bagging,
+    sample_rows,
+    stack_column_names,
+    stack_features,
+)
+from mlpilot.ensemble._predictor import AssembleResult
+from mlpilot.features import FeaturePipeline, TableCleaner
+from mlpilot.jobs import AutoMLJob
+from mlpilot.metrics import get_metric
+from mlpilot.package import InferenceModel
+from mlpilot.profile import build_profile
+from mlpilot.search import load_validation_predictions
+
+TELCO = DATASETS / "telco_customer_churn" / "data.csv"
+ADULT = DATASETS / "adult_census_income" / "data.csv.gz"
+AMES = DATASETS / "ames_house_prices" / "data.csv"
+CAR = DATASETS / "car_evaluation" / "data.csv"
+
+
+# -- greedy selection ----------------------------------------------------------------------------
+def test_greedy_selection_blends_complementary_models() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 4000)
+    signal = np.where(y == 1, 1.0, -1.0)
+
+    def model(noise_seed: int) -> np.ndarray:
+        noise = np.random.default_rng(noise_seed).normal(0, 2.0, len(y))
+        p = 1 / (1 + np.exp(-(signal + noise)))
+        return np.column_stack([1 - p, p])
+
+    good, other, useless = model(1), model(2), np.full((len(y), 2), 0.5)
+    metric = get_metric("LogLoss")
+    selection = greedy_selection([useless, good, other], y, metric, n_classes=2)
+    assert selection.weights[0] == 0  # never helps, never chosen
+    assert selection.weights[1] > 0 and selection.weights[2] > 0  # independent errors blend
+    assert selection.weights.sum() == pytest.approx(1.0)
+    single = min(log_loss(y, good), log_loss(y, other))
+    assert selection.score < single
+    blended = selection.weights[1] * good + selection.weights[2] * other
+    assert selection.score == pytest.approx(log_loss(y, blended), rel=1e-9)
+
+
+def test_greedy_selection_respects_a_cost_limit() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=1000)
+    a = y + rng.normal(0, 0.5, 1000)
+    b = y + rng.normal(0, 0.5, 1000)
+    metric = get_metric("MSE")
+    free = greedy_selection([a, b], y, metric)
+    assert (free.weights > 0).all()
+    capped = greedy_selection([a, b], y, metric, cost=[1.0, 1.0], max_cost=1.5)
+    assert (capped.weights > 0).sum() == 1
+
+
+# -- stacking features, portfolio, plan -----------------------------------------------------------
+def test_stack_features_are_log_odds_and_log_probabilities() -> None:
+    binary = np.array([[0.8, 0.2], [0.5, 0.5]])
+    out = stack_features([binary, binary], ProblemType.BINARY)
+    assert out.shape == (2, 2)
+    np.testing.assert_allclose(out[:, 0], [np.log(0.2 / 0.8), 0.0])
+    multi = np.array([[0.7, 0.2, 0.1]])
+    out = stack_features([multi], ProblemType.MULTICLASS)
+    np.testing.assert_allclose(out, np.log(multi))
+    assert stack_column_names(2, ProblemType.MULTICLASS, 3) == [
+        f"__stack_{i:02d}_{k}" for i in range(2) for k in range(3)
+    ]
+
+
+def test_portfolio_follows_algorithms_config_and_data_size() -> None:
+    small = build_portfolio(ProblemType.BINARY, 5_000, 2, ["lightgbm", "catboost", "fastai"])
+    assert {e.algorithm for e in small} == {"lightgbm", "catboost", "fastai"}
+    assert [e.algorithm for e in small[:3]] == ["lightgbm", "catboost", "fastai"]
+    assert len({e.key() for e in small}) == len(small)  # no configuration twice
+    large = build_portfolio(ProblemType.BINARY, 80_000, 2, ["lightgbm", "catboost", "xgboost"])
+    assert [e.algorithm for e in large[:3]] == ["lightgbm", "xgboost", "catboost"]
+    custom = build_portfolio(ProblemType.REGRESSION, 100, 0, ["mlp"])
+    assert [e.algorithm for e in custom] == ["mlp"]
+
+
+def test_bagging_plan_folds_and_memory_sample() -> None:
+    y = np.arange(30_000) % 2
+    plan = plan_bagging(
+        30_000,
+        y,
+        classification=True,
+        seed=0,
+        fraction=None,
+        n_validation_rows=0,
+        budget=60,
+        row_cap=None,
+        cap_reason="",
+    )
+    assert plan.bagged and plan.validation.eval_folds == (0, 1, 2)  # large table, short budget
+    assert set(np.unique(plan.validation.folds)) == {0, 1, 2}
+    cap, why = sample_rows(
+        1_000_000, 4 * 2**30, n_outputs=2, workers=2, budget=None, memory=24 * 2**30
+    )
+    assert cap is not None and cap < 1_000_000 and "memory" in why
+    sampled = plan_bagging(
+        30_000,
+        y,
+        classification=True,
+        seed=0,
+        fraction=None,
+        n_validation_rows=0,
+        budget=None,
+        row_cap=10_000,
+        cap_reason=why,
+    )
+    assert sampled.sample is not None and len(sampled.sample) == 10_000
+    assert "sample of 10,000 of 30,000 rows" in sampled.sample_reason
+    holdout = plan_bagging(
+        1000,
+        y[:1000],
+        classification=True,
+        seed=0,
+        fraction=0.25,
+        n_validation_rows=0,
+        budget=None,
+        row_cap=None,
+        cap_reason="",
+    )
+    assert not holdout.bagged and holdout.validation.eval_folds == (1,)
+
+
+def test_final_model_rule() -> None:
+    fast = AssembleResult("refit", 0.0015, 1, 1.0)
+    slow = AssembleResult("bag", 0.012, 1, 1.0)
+    quick_bag = AssembleResult("bag", 0.003, 1, 1.0)
+    assert choose_final(slow, fast, None)[0] == "refit"
+    assert choose_final(quick_bag, fast, None)[0] == "bagged"
+    assert choose_final(quick_bag, fast, 0.002)[0] == "refit"
+    assert choose_final(slow, None, None)[0] == "bagged"
+
+
+# -- the feature pipelines' NumPy twin, forests ------------------------------------------------
+@pytest.mark.parametrize("algorithm", ["lightgbm", "linear-learner", "mlp", "nn-torch"])
+@pytest.mark.parametrize("path,target", [(TELCO, "Churn"), (AMES, "SalePrice")])
+def test_fast_transform_matches_scikit_learn(algorithm: str, path: Path, target: str) -> None:
+    raw = read_table(path).sample(800, random_state=0).reset_index(drop=True)
+    profile = build_profile(raw, target)
+    clean = TableCleaner.from_profile(profile).fit().transform(raw)
+    options = get_algorithm(algorithm).preprocessing.with_(max_onehot_levels=8)
+    pipeline = FeaturePipeline.from_profile(profile, options, seed=0)
+    pipeline.fit_transform_clean(clean, profile.target.encode(raw[target]))
+    assert pipeline.fast_ is not None
+    rows = clean.iloc[:40].copy()
+    for name in profile.features("categorical")[:3]:
+        rows.loc[rows.index[:5], name] = "never seen"
+        rows.loc[rows.index[5:8], name] = np.nan
+    for name in profile.features("numeric")[:3]:
+        rows.loc[rows.index[8:12], name] = np.nan
+    expected = pipeline.columns_.transform(rows)
+    np.testing.assert_allclose(pipeline.fast_.transform(rows), expected, rtol=1e-5, atol=1e-5)
+    arrays = {c: rows[c].to_numpy() for c in rows.columns}
+    np.testing.assert_allclose(pipeline.transform_clean(arrays), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm", ["randomforest", "extra-trees"])
+def test_forest_out_of_bag_and_small_batch_prediction(algorithm: str) -> None:
+    raw = read_table(CAR)
+    profile = build_profile(raw, "class")
+    y = profile.target.encode(raw["class"])
+    cls = get_algorithm(algorithm)
+    pipeline = FeaturePipeline.from_profile(profile, cls.preprocessing)
+    X = pipeline.fit_transform(raw, y)
+    model = cls(profile.problem_type, 4, {"n_estimators": 60}, seed=0)
+    oob = model.fit_oob(X, y, context=FitContext())
+    assert oob.shape == (len(y), 4)
+    np.testing.assert_allclose(oob.sum(axis=1), 1.0)
+    assert (oob.argmax(axis=1) == y).mean() > 0.85  # out of bag, yet clearly learned
+    few = model.predict_proba(X[:10])
+    np.testing.assert_allclose(few, model.model_.predict_proba(X[:10]), atol=1e-12)
+
+
+# -- whole jobs ----------------------------------------------------------------------------------
+def telco_split(tmp: Path) -> tuple[Path, pd.DataFrame]:
+    table = pd.read_csv(TELCO).sample(frac=1.0, random_state=1).reset_index(drop=True)
+    train, test = table.iloc[:2200], table.iloc[2200:].reset_index(drop=True)
+    path = tmp / "telco-train.csv"
+    train.to_csv(path, index=False)
+    return path, test
+
+
+@pytest.fixture(scope="module")
+def ensemble_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[AutoMLJob, pd.DataFrame]:
+    """An ENSEMBLING job without a time limit: three base models, stackers, the ensemble."""
+    root = tmp_path_factory.mktemp("ensemble")
+    data, test = telco_split(root)
+    job = mlpilot.run_job(
+        str(data),
+        target="Churn",
+        output=root / "job",
+        name="ens",
+        mode="ENSEMBLING",
+        algorithms=("lightgbm", "linear-learner", "extra-trees"),
+        objective="LogLoss",
+        problem_type="BinaryClassification",
+        parallelism=2,
+        generate_reports=False,
+    )
+    return job, test
+
+
+def held_out_log_loss(model: InferenceModel, test: pd.DataFrame) -> float:
+    proba = model.predict_proba(test.drop(columns=["Churn"]))
+    truth = (test["Churn"] == "Yes").astype(int)
+    return float(log_loss(truth, proba["Yes"]))
+
+
+def by_layer(job: AutoMLJob, layer: int) -> list[dict[str, Any]]:
+    return [
+        c
+        for c in job.candidates.values()
+        if c["Mlpilot"].get("Layer") == layer and c["CandidateStatus"] == "Completed"
+    ]
+
+
+def test_ensembling_job_trains_every_layer(ensemble_job: tuple[AutoMLJob, pd.DataFrame]) -> None:
+    job, _ = ensemble_job
+    assert job.status == "Completed", job.record.get("FailureReason")
+    profile = job.record["Mlpilot"]["Profile"]
+    assert profile["Mode"] == "ENSEMBLING"
+    assert profile["Validation"] == "bagged cross-validation"
+    assert {c["Mlpilot"]["Algorithm"] for c in by_layer(job, 1)} == {
+        "lightgbm",
+        "linear-learner",
+        "extra-trees",
+    }
+    assert len(by_layer(job, 2)) == 2  # a tree stacker and a linear one
+    (ensemble,) = by_layer(job, 3)
+    best = job.record["BestCandidate"]
+    assert best["CandidateName"] == ensemble["CandidateName"]
+    weights = ensemble["Mlpilot"]["Weights"]
+    assert len(weights) >= 2 and sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    values = [c["FinalAutoMLJobObjectiveMetric"]["Value"] for c in by_layer(job, 1)]
+    assert best["FinalAutoMLJobObjectiveMetric"]["Value"] <= min(values) + 1e-12
+
+
+def test_every_candidate_saves_validation_predictions_and_latency(
+    ensemble_job: tuple[AutoMLJob, pd.DataFrame],
+) -> None:
+    job, _ = ensemble_job
+    n = job.profile.n_rows if job.profile else 0
+    for candidate in [*by_layer(job, 1), *by_layer(job, 2), *by_layer(job, 3)]:
+        folder = Path(candidate["Mlpilot"]["ModelLocation"])
+        rows, folds, predictions = load_validation_predictions(str(folder))
+        assert sorted(rows.tolist()) == list(range(n))
+        assert predictions.shape == (n, 2) and set(folds.tolist()) == set(range(5))
+        assert candidate["Mlpilot"]["PredictSecondsPerRow"] > 0
+        InferenceModel.load(folder)  # each stands alone
+    board = pd.read_csv(job.layout.leaderboard_csv)
+    assert board["predict_ms_per_row"].notna().all()
+    assert board.iloc[0]["algorithm"] == "weighted-ensemble"
+
+
+def test_stacking_and_ensemble_beat_or_tie_the_best_base_model_on_held_out_rows(
+    ensemble_job: tuple[AutoMLJob, pd.DataFrame],
+) -> None:
+    job, test = ensemble_job
+    base = min(
+        held_out_log_loss(InferenceModel.load(c["Mlpilot"]["ModelLocation"]), test)
+        for c in by_layer(job, 1)
+    )
+    stackers = [
+        held_out_log_loss(InferenceModel.load(c["Mlpilot"]["ModelLocation"]), test)
+        for c in by_layer(job, 2)
+    ]
+    final = held_out_log_loss(mlpilot.load_model(job.layout.root), test)
+    # On 4,800 held-out rows; "ties" allows 1 % (the log loss's sampling noise is about that).
+    assert min(stackers) <= base * 1.01
+    assert final <= base * 1.01
+
+
+def test_ensemble_package_interface(ensemble_job: tuple[AutoMLJob, pd.DataFrame]) -> None:
+    job, test = ensemble_job
+    best = job.record["BestCandidate"]
+    extra = best["Mlpilot"]
+    assert extra["RefitNote"]
+    archive = Path(best["InferenceContainers"][0]["ModelDataUrl"])
+    for model in (mlpilot.load_model(job.layout.root), InferenceModel.load(archive)):
+        assert isinstance(model.members, EnsemblePredictor)
+        assert model.problem_type is ProblemType.BINARY
+        assert sorted(model.labels) == ["No", "Yes"]
+        assert "Churn" not in model.input_columns and "tenure" in model.input_columns
+        assert model.info["candidate"]["CandidateName"] == best["CandidateName"]
+        rows = test.drop(columns=["Churn"]).head(100)
+        out = model.predict(rows, probabilities=True)
+        assert list(out.columns[:2]) == ["predicted_label", "probability"]
+        raw = model.predict_raw(rows)
+        np.testing.assert_allclose(raw.sum(axis=1), 1.0)
+        # One row at a time (the small-batch path) agrees with the batch.
+        one = np.vstack([model.predict_raw(rows.iloc[[i]]) for i in range(5)])
+        np.testing.assert_allclose(one, raw[:5], rtol=1e-5, atol=1e-6)
+    assert extra["PredictSecondsPerRow"] > 0
+    if extra["Refit"]:
+        assert extra["PredictSecondsPerRow"] < extra["BaggedPredictSecondsPerRow"]
+
+
+def test_same_seed_gives_the_same_ensemble(
+    ensemble_job: tuple[AutoMLJob, pd.DataFrame], tmp_path: Path
+) -> None:
+    job, _ = ensemble_job
+    data, _ = telco_split(tmp_path)
+    again = mlpilot.run_job(
+        str(data),
+        target="Churn",
+        output=tmp_path / "again",
+        name="ens",
+        mode="ENSEMBLING",
+        algorithms=("lightgbm", "linear-learner", "extra-trees"),
+        objective="LogLoss",
+        problem_type="BinaryClassification",
+        parallelism=2,
+        generate_reports=False,
+    )
+
+    def signature(j: AutoMLJob) -> list[tuple[str, float]]:
+        return sorted(
+            (name, round(c["FinalAutoMLJobObjectiveMetric"]["Value"], 10))
+            for name, c in j.candidates.items()
+            if c["CandidateStatus"] == "Completed"
+        )
+
+    assert signature(again) == signature(job)
+    assert (
+        again.record["BestCandidate"]["Mlpilot"]["Weights"]
+        == (job.record["BestCandidate"]["Mlpilot"]["Weights"])
+    )
+
+
+def test_small_budget_is_kept_and_a_model_is_ready(tmp_path: Path) -> None:
+    adult = pd.read_csv(ADULT).sample(8_000, random_state=0)
+    data = tmp_path / "adult.csv"
+    adult.to_csv(data, index=False)
+    started = time.monotonic()
+    job = mlpilot.run_job(
+        str(data),
+        target="income",
+        output=tmp_path / "job",
+        name="budget",
+        mode="ENSEMBLING",
+        max_runtime=15,
+        parallelism=2,
+        generate_reports=False,
+    )
+    wall = time.monotonic() - started
+    assert job.status == "Completed", job.record.get("FailureReason")
+    assert job.record["Mlpilot"]["ElapsedSeconds"] <= 15 * 1.05
+    assert wall <= 15 * 1.05 + 1.0
+    model = mlpilot.load_model(job.layout.root)
+    assert len(model.predict(adult.drop(columns=["income"]).head(20))) == 20
+
+
+def test_auto_mode_records_its_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpilot.jobs import _job
+
+    slice_ = pd.read_csv(CAR).sample(300, random_state=0)
+    settings: dict[str, Any] = {
+        "target": "class",
+        "max_candidates": 1,
+        "parallelism": 2,
+        "generate_reports": False,
+    }
+    small = mlpilot.run_job(slice_, output=tmp_path / "small", name="auto-small", **settings)
+    assert small.status == "Completed", small.record.get("FailureReason")
+    profile = small.record["Mlpilot"]["Profile"]
+    assert profile["Mode"] == "ENSEMBLING"
+    assert profile["ModeReason"].startswith("AUTO chose ENSEMBLING")
+    definitions = json.loads(small.layout.candidate_definitions.read_text())
+    assert definitions["Portfolio"][0]["Algorithm"] == "lightgbm"
+    monkeypatch.setattr(_job, "AUTO_ENSEMBLING_MAX_BYTES", 1_000)
+    large = mlpilot.run_job(slice_, output=tmp_path / "large", name="auto-large", **settings)
+    profile = large.record["Mlpilot"]["Profile"]
+    assert profile["Mode"] == "HYPERPARAMETER_TUNING"
+    assert "100 MB or more" in profile["ModeReason"]

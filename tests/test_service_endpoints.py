@@ -1,0 +1,532 @@
+"""Models, endpoint configurations, endpoints (production variants, InvokeEndpoint), batch
+transform and ModelDeployConfig through ``mlpilot serve``, with boto3."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import DATASETS
+from helpers_service import ROLE, ServiceProcess, automl_request, wait_for
+
+CHURN = DATASETS / "telco_customer_churn" / "data.csv"
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return pd.read_csv(CHURN, dtype=str, keep_default_na=False).sample(400, random_state=3)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    server = ServiceProcess(tmp_path_factory.mktemp("endpoints") / "data").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sm(service: ServiceProcess) -> Any:
+    return service.boto()
+
+
+@pytest.fixture(scope="module")
+def runtime(service: ServiceProcess) -> Any:
+    return service.boto("sagemaker-runtime")
+
+
+@pytest.fixture(scope="module")
+def container(
+    sm: Any, table: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The best candidate's inference container of a small job, deployed by ModelDeployConfig."""
+    folder = tmp_path_factory.mktemp("in")
+    table.to_csv(folder / "train.csv", index=False)
+    request = automl_request(
+        "deployed",
+        str(folder),
+        str(tmp_path_factory.mktemp("out")),
+        max_candidates=2,
+        algorithms=("linear-learner",),
+    )
+    request["ModelDeployConfig"] = {"AutoGenerateEndpointName": True}
+    sm.create_auto_ml_job_v2(**request)
+    record = wait_for(sm, "deployed", ("Completed", "Failed", "Stopped"), timeout=240)
+    assert record["AutoMLJobStatus"] == "Completed", record
+    assert record["AutoMLJobSecondaryStatus"] == "Completed"
+    assert record["ModelDeployResult"]["EndpointName"] == "deployed-endpoint"
+    found: dict[str, Any] = record["BestCandidate"]["InferenceContainers"][0]
+    return found
+
+
+def _rows(table: pd.DataFrame, n: int) -> bytes:
+    features = table.drop(columns=["Churn"]).head(n)
+    return features.to_csv(index=False, header=False).encode()
+
+
+def test_model_deploy_config_endpoint_serves(
+    container: dict[str, Any], runtime: Any, table: pd.DataFrame
+) -> None:
+    answer = runtime.invoke_endpoint(
+        EndpointName="deployed-endpoint", ContentType="text/csv", Body=_rows(table, 3)
+    )
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert answer["Body"].read().decode().split() != []
+
+
+@pytest.fixture(scope="module")
+def ab_endpoint(sm: Any, container: dict[str, Any]) -> str:
+    sm.create_model(
+        ModelName="churn-model",
+        PrimaryContainer={"Image": container["Image"], "ModelDataUrl": container["ModelDataUrl"]},
+        ExecutionRoleArn=ROLE,
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="churn-ab",
+        ProductionVariants=[
+            {
+                "VariantName": "A",
+                "ModelName": "churn-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 0.8,
+            },
+            {
+                "VariantName": "B",
+                "ModelName": "churn-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 0.2,
+            },
+        ],
+    )
+    sm.create_endpoint(EndpointName="churn-ab", EndpointConfigName="churn-ab")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="churn-ab", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    return "churn-ab"
+
+
+def _metrics(service: ServiceProcess, name: str) -> dict[str, Any]:
+    response = httpx.get(f"{service.url}/endpoints/{name}/metrics", timeout=10)
+    assert response.status_code == 200
+    variants: dict[str, Any] = response.json()["Variants"]
+    return variants
+
+
+def test_traffic_split_by_weight_and_per_variant_figures(
+    service: ServiceProcess, runtime: Any, ab_endpoint: str, table: pd.DataFrame
+) -> None:
+    before = _metrics(service, ab_endpoint)
+    body = _rows(table, 1)
+    served = Counter(
+        runtime.invoke_endpoint(EndpointName=ab_endpoint, ContentType="text/csv", Body=body)[
+            "InvokedProductionVariant"
+        ]
+        for _ in range(300)
+    )
+    assert set(served) == {"A", "B"}
+    assert 0.72 <= served["A"] / 300 <= 0.88, served
+    after = _metrics(service, ab_endpoint)
+    for variant in ("A", "B"):
+        sent = after[variant]["Invocations"] - before[variant]["Invocations"]
+        assert sent == served[variant]
+        assert after[variant]["Invocation4XXErrors"] == before[variant]["Invocation4XXErrors"]
+        latency = after[variant]["ModelLatency"]
+        assert latency["Count"] >= served[variant] and 0 < latency["p50"] <= latency["Maximum"]
+    assert after["A"]["CurrentWeight"] == 0.8
+
+
+def test_target_variant_and_weight_update(
+    service: ServiceProcess, sm: Any, runtime: Any, ab_endpoint: str, table: pd.DataFrame
+) -> None:
+    body = _rows(table, 1)
+    for _ in range(5):
+        answer = runtime.invoke_endpoint(
+            EndpointName=ab_endpoint, ContentType="text/csv", Body=body, TargetVariant="B"
+        )
+        assert answer["InvokedProductionVariant"] == "B"
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(
+            EndpointName=ab_endpoint, ContentType="text/csv", Body=body, TargetVariant="C"
+        )
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName=ab_endpoint,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "A", "DesiredWeight": 0.0},
+            {"VariantName": "B", "DesiredWeight": 1.0, "DesiredInstanceCount": 2},
+        ],
+    )
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName=ab_endpoint, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    described = {
+        v["VariantName"]: v
+        for v in sm.describe_endpoint(EndpointName=ab_endpoint)["ProductionVariants"]
+    }
+    assert described["A"]["CurrentWeight"] == 0.0
+    assert described["B"]["CurrentWeight"] == 1.0
+    assert described["B"]["CurrentInstanceCount"] == 2
+    served = Counter(
+        runtime.invoke_endpoint(EndpointName=ab_endpoint, ContentType="text/csv", Body=body)[
+            "InvokedProductionVariant"
+        ]
+        for _ in range(40)
+    )
+    assert served == {"B": 40}
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName=ab_endpoint,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "A", "DesiredWeight": 0.8},
+            {"VariantName": "B", "DesiredWeight": 0.2, "DesiredInstanceCount": 1},
+        ],
+    )
+    with pytest.raises(ClientError) as caught:
+        sm.update_endpoint_weights_and_capacities(
+            EndpointName=ab_endpoint,
+            DesiredWeightsAndCapacities=[{"VariantName": "Z", "DesiredWeight": 1.0}],
+        )
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_invocation_errors_are_clear_and_the_endpoint_keeps_serving(
+    runtime: Any, ab_endpoint: str, table: pd.DataFrame
+) -> None:
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName=ab_endpoint, ContentType="text/csv", Body=b"1,2,3")
+    error = caught.value.response
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["OriginalStatusCode"] == 400
+    assert "expected" in error["OriginalMessage"] and "got 3" in error["OriginalMessage"]
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(
+            EndpointName=ab_endpoint, ContentType="text/csv", Body=b"x" * (6 * 1024 * 1024 + 1)
+        )
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert "6291456" in caught.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName="nowhere", ContentType="text/csv", Body=b"1")
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert "Endpoint nowhere of account 000000000000 not found" in str(caught.value)
+    answer = runtime.invoke_endpoint(
+        EndpointName=ab_endpoint,
+        ContentType="text/csv",
+        Accept="application/json",
+        Body=_rows(table, 2),
+    )
+    assert answer["ContentType"].startswith("application/json")
+    assert len(__import__("json").loads(answer["Body"].read())["predictions"]) == 2
+
+
+BAD = [
+    (
+        "CreateModel",
+        {
+            "ModelName": "m-bad",
+            "PrimaryContainer": {"Image": "nginx:latest", "ModelDataUrl": "/tmp"},
+        },
+        "ValidationException",
+        "not an mlpilot inference image",
+    ),
+    (
+        "CreateModel",
+        {
+            "ModelName": "m-bad",
+            "PrimaryContainer": {
+                "Image": "mlpilot/tabular-inference:0.1.0",
+                "ModelDataUrl": "/tmp/nothing/model.tar.gz",
+            },
+        },
+        "ValidationException",
+        "Could not find model data",
+    ),
+    (
+        "CreateModel",
+        {"ModelName": "m-bad"},
+        "ValidationException",
+        "PrimaryContainer or Containers",
+    ),
+    (
+        "CreateModel",
+        {"ModelName": "bad_name!", "PrimaryContainer": {"Image": "x"}},
+        "ValidationException",
+        "regular expression pattern",
+    ),
+    (
+        "DescribeModel",
+        {"ModelName": "nope"},
+        "ValidationException",
+        'Could not find model "arn:aws:sagemaker:us-east-1:000000000000:model/nope"',
+    ),
+    ("DeleteModel", {"ModelName": "nope"}, "ValidationException", "Could not find model"),
+    (
+        "CreateEndpointConfig",
+        {
+            "EndpointConfigName": "c-bad",
+            "ProductionVariants": [
+                {
+                    "VariantName": "A",
+                    "ModelName": "nope",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        },
+        "ValidationException",
+        "Could not find model",
+    ),
+    (
+        "CreateEndpointConfig",
+        {
+            "EndpointConfigName": "c-bad",
+            "ProductionVariants": [
+                {
+                    "VariantName": "A",
+                    "ModelName": "nope",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m99.huge",
+                }
+            ],
+        },
+        "ValidationException",
+        "enum value set",
+    ),
+    (
+        "CreateEndpointConfig",
+        {
+            "EndpointConfigName": "c-bad",
+            "ProductionVariants": [
+                {
+                    "VariantName": "A",
+                    "ModelName": "nope",
+                    "InitialInstanceCount": 0,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        },
+        "ValidationException",
+        "greater than or equal to 1",
+    ),
+    (
+        "CreateEndpointConfig",
+        {
+            "EndpointConfigName": "c-bad",
+            "ProductionVariants": [
+                {
+                    "VariantName": "A",
+                    "ModelName": "nope",
+                    "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1},
+                }
+            ],
+        },
+        "ValidationException",
+        "serverless",
+    ),
+    (
+        "DescribeEndpointConfig",
+        {"EndpointConfigName": "nope"},
+        "ValidationException",
+        "Could not find endpoint configuration",
+    ),
+    (
+        "CreateEndpoint",
+        {"EndpointName": "e-bad", "EndpointConfigName": "nope"},
+        "ValidationException",
+        "Could not find endpoint configuration",
+    ),
+    (
+        "DescribeEndpoint",
+        {"EndpointName": "nope"},
+        "ValidationException",
+        'Could not find endpoint "arn:aws:sagemaker:us-east-1:000000000000:endpoint/nope"',
+    ),
+    ("DeleteEndpoint", {"EndpointName": "nope"}, "ValidationException", "Could not find endpoint"),
+    (
+        "UpdateEndpoint",
+        {"EndpointName": "nope", "EndpointConfigName": "x"},
+        "ValidationException",
+        "Could not find endpoint",
+    ),
+    ("DescribeTransformJob", {"TransformJobName": "nope"}, "ResourceNotFound", "nope"),
+    ("StopTransformJob", {"TransformJobName": "nope"}, "ResourceNotFound", "nope"),
+    (
+        "CreateTransformJob",
+        {
+            "TransformJobName": "t-bad",
+            "ModelName": "nope",
+            "TransformInput": {
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/tmp"}}
+            },
+            "TransformOutput": {"S3OutputPath": "/tmp/o"},
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        },
+        "ResourceNotFound",
+        "Could not find model",
+    ),
+    (
+        "CreateTransformJob",
+        {
+            "TransformJobName": "t-bad",
+            "ModelName": "x",
+            "TransformInput": {
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/tmp"}},
+                "SplitType": "Paragraph",
+            },
+            "TransformOutput": {"S3OutputPath": "/tmp/o"},
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        },
+        "ValidationException",
+        "enum value set",
+    ),
+    ("ListEndpoints", {"StatusEquals": "Sleeping"}, "ValidationException", "enum value set"),
+]
+
+
+@pytest.mark.parametrize(
+    ("operation", "body", "code", "fragment"), BAD, ids=[f"{i}-{b[0]}" for i, b in enumerate(BAD)]
+)
+def test_bad_deployment_request(
+    service: ServiceProcess, operation: str, body: dict[str, Any], code: str, fragment: str
+) -> None:
+    response = service.raw(operation, body)
+    assert response.status_code == 400
+    error = response.json()
+    assert error["__type"] == code, error
+    assert fragment.lower() in error["message"].lower(), error["message"]
+
+
+def test_duplicate_names_and_listing(sm: Any, ab_endpoint: str, container: dict[str, Any]) -> None:
+    with pytest.raises(ClientError) as caught:
+        sm.create_model(
+            ModelName="churn-model",
+            PrimaryContainer={
+                "Image": container["Image"],
+                "ModelDataUrl": container["ModelDataUrl"],
+            },
+            ExecutionRoleArn=ROLE,
+        )
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert "Cannot create already existing model" in caught.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as caught:
+        sm.create_endpoint(EndpointName="churn-ab", EndpointConfigName="churn-ab")
+    assert "already existing endpoint" in caught.value.response["Error"]["Message"]
+    names = [e["EndpointName"] for e in sm.list_endpoints(StatusEquals="InService")["Endpoints"]]
+    assert {"churn-ab", "deployed-endpoint"} <= set(names)
+    models = [m["ModelName"] for m in sm.list_models(NameContains="churn")["Models"]]
+    assert models == ["churn-model"]
+    configs = sm.list_endpoint_configs(SortBy="Name", SortOrder="Ascending")["EndpointConfigs"]
+    assert [c["EndpointConfigName"] for c in configs] == sorted(
+        c["EndpointConfigName"] for c in configs
+    )
+    described = sm.describe_model(ModelName="churn-model")
+    assert described["PrimaryContainer"]["ModelDataUrl"] == container["ModelDataUrl"]
+
+
+def test_update_endpoint_to_new_config(
+    sm: Any, runtime: Any, ab_endpoint: str, table: pd.DataFrame
+) -> None:
+    sm.create_endpoint_config(
+        EndpointConfigName="churn-single",
+        ProductionVariants=[
+            {
+                "VariantName": "Only",
+                "ModelName": "churn-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName="churn-up", EndpointConfigName="churn-ab")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="churn-up", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    sm.update_endpoint(EndpointName="churn-up", EndpointConfigName="churn-single")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="churn-up", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    described = sm.describe_endpoint(EndpointName="churn-up")
+    assert described["EndpointConfigName"] == "churn-single"
+    assert [v["VariantName"] for v in described["ProductionVariants"]] == ["Only"]
+    answer = runtime.invoke_endpoint(
+        EndpointName="churn-up", ContentType="text/csv", Body=_rows(table, 1)
+    )
+    assert answer["InvokedProductionVariant"] == "Only"
+    sm.delete_endpoint(EndpointName="churn-up")
+    sm.get_waiter("endpoint_deleted").wait(
+        EndpointName="churn-up", WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+    )
+
+
+def test_transform_job_local_folders(
+    sm: Any, ab_endpoint: str, table: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = tmp_path / "batch"
+    (source / "sub").mkdir(parents=True)
+    features = table.drop(columns=["Churn"])
+    # An id column kept beside the features, excluded by InputFilter, joined back.
+    ided = features.head(30).copy()
+    ided.insert(0, "row_id", [f"id{i}" for i in range(30)])
+    ided.to_csv(source / "a.csv", index=False, header=False)
+    second = features.iloc[30:50].copy()
+    second.insert(0, "row_id", [f"id{i}" for i in range(30, 50)])
+    second.to_csv(source / "sub" / "b.csv", index=False, header=False)
+    sm.create_transform_job(
+        TransformJobName="batch-1",
+        ModelName="churn-model",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(source)}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={
+            "S3OutputPath": str(tmp_path / "out"),
+            "Accept": "text/csv",
+            "AssembleWith": "Line",
+        },
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        BatchStrategy="MultiRecord",
+        DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"},
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        record = sm.describe_transform_job(TransformJobName="batch-1")
+        if record["TransformJobStatus"] not in ("InProgress", "Stopping"):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert record["TransformJobStatus"] == "Completed", record.get("FailureReason")
+    assert record["TransformEndTime"] >= record["TransformStartTime"]
+    first = (tmp_path / "out" / "a.csv.out").read_text().splitlines()
+    assert len(first) == 30
+    assert [line.split(",")[0] for line in first] == [f"id{i}" for i in range(30)]
+    assert {line.split(",")[1] for line in first} <= {"Yes", "No"}
+    assert len((tmp_path / "out" / "sub" / "b.csv.out").read_text().splitlines()) == 20
+    summaries = sm.list_transform_jobs(StatusEquals="Completed")["TransformJobSummaries"]
+    assert "batch-1" in [s["TransformJobName"] for s in summaries]
+    with pytest.raises(ClientError) as caught:
+        sm.stop_transform_job(TransformJobName="batch-1")
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_endpoints_come_back_after_restart(
+    service: ServiceProcess, ab_endpoint: str, table: pd.DataFrame
+) -> None:
+    service.stop()
+    service.start()
+    sm = service.boto()
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName=ab_endpoint, WaiterConfig={"Delay": 1, "MaxAttempts": 90}
+    )
+    answer = service.boto("sagemaker-runtime").invoke_endpoint(
+        EndpointName=ab_endpoint, ContentType="text/csv", Body=_rows(table, 1)
+    )
+    assert answer["InvokedProductionVariant"] in ("A", "B")
