@@ -64,6 +64,10 @@ PACKAGE_BYTES_PER_SECOND = 60e6
 #: The bagged ensemble is packaged when it answers a row within this (seconds); otherwise the
 #: refit ensemble (see docs/ensembling.md for the evidence).
 BAG_LATENCY_TARGET = 0.005
+#: Share of the target the bag's timing inside the job must stay under: timings taken while the
+#: job runs vary by 10-20 % (churn's bag timed 4.7 ms in the job, 5.2 ms alone), and the
+#: shipped model must meet the target when measured on its own.
+BAG_LATENCY_MARGIN = 0.8
 #: Base models whose predictions feed the stacker at most (fewer for many classes).
 STACK_INPUTS = 8
 #: With the InferenceLatency objective: the fastest candidate within this relative distance of
@@ -134,15 +138,15 @@ def choose_final(
         return "refit", "packaged the refit ensemble"
     target = latency_limit if latency_limit is not None else BAG_LATENCY_TARGET
     bag_ms, refit_ms = bagged.latency_seconds * 1e3, refit.latency_seconds * 1e3
-    if bagged.latency_seconds <= target:
+    if bagged.latency_seconds <= target * BAG_LATENCY_MARGIN:
         return "bagged", (
             f"packaged the bagged ensemble: it answers a row in {bag_ms:.1f} ms, within "
-            f"{target * 1e3:g} ms (refit: {refit_ms:.1f} ms)"
+            f"{BAG_LATENCY_MARGIN:.0%} of {target * 1e3:g} ms (refit: {refit_ms:.1f} ms)"
         )
     return "refit", (
         f"packaged the refit ensemble (each selected model refit once on every row): "
         f"{refit_ms:.1f} ms per row against the bagged ensemble's {bag_ms:.1f} ms "
-        f"(over {target * 1e3:g} ms)"
+        f"(over {BAG_LATENCY_MARGIN:.0%} of {target * 1e3:g} ms)"
     )
 
 
