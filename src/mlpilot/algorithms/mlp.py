@@ -11,6 +11,7 @@ from scipy import sparse
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._torch import BestEpoch, weighted_loss
 from mlpilot.features import PreprocessingOptions
 
 #: Epochs without validation improvement before stopping.
@@ -116,7 +117,7 @@ class MLP(Algorithm):
                 ),
             )
         batch = max(16, min(int(p["batch_size"]), len(y)))
-        best_loss, best_state, best_epoch, epochs_run = float("inf"), None, 0, 0
+        best, epochs_run = BestEpoch(_PATIENCE, 1e-6), 0
         for epoch in range(int(p["epochs"])):
             net.train()
             order = torch.randperm(len(y), generator=generator)
@@ -127,7 +128,7 @@ class MLP(Algorithm):
                 if float(w[idx].sum()) <= 0:  # nothing to learn from an all-zero-weight batch
                     continue
                 opt.zero_grad()
-                loss = self._loss(net(x[idx]), t[idx], w[idx], regression)
+                loss = weighted_loss(net(x[idx]), t[idx], w[idx], regression)
                 loss.backward()
                 opt.step()
                 if context.time_left() <= 0:  # large epochs: look at the clock between batches
@@ -136,31 +137,14 @@ class MLP(Algorithm):
             if val is not None:
                 net.eval()
                 with torch.no_grad():
-                    vloss = float(self._loss(net(val[0]), val[1], val[2], regression))
-                if vloss < best_loss - 1e-6:
-                    best_loss, best_epoch = vloss, epochs_run
-                    best_state = {k: v.clone() for k, v in net.state_dict().items()}
-                elif epochs_run - best_epoch >= _PATIENCE:
+                    vloss = float(weighted_loss(net(val[0]), val[1], val[2], regression))
+                if best.update(net, vloss, epochs_run):
                     break
             if context.out_of_time():
                 break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-            self.iterations_ = best_epoch
-        else:
-            self.iterations_ = epochs_run
+        self.iterations_ = best.restore(net, epochs_run)
         net.eval()
         self.net_ = net
-
-    @staticmethod
-    def _loss(out: Any, target: Any, weight: Any, regression: bool) -> Any:
-        import torch.nn.functional as F
-
-        if regression:
-            per_row = F.mse_loss(out.squeeze(1), target, reduction="none")
-        else:
-            per_row = F.cross_entropy(out, target, reduction="none")
-        return (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
 
     def _predict_raw(self, X: Any) -> np.ndarray:
         import torch

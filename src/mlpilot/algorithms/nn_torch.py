@@ -22,6 +22,7 @@ from scipy import sparse
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._torch import BestEpoch, weighted_loss
 from mlpilot.features import PreprocessingOptions
 
 #: Epochs without validation improvement before stopping.
@@ -185,7 +186,7 @@ class NNTorch(Algorithm):
                     (w_val if w_val is not None else np.ones(len(y_val))).astype(np.float32)
                 ),
             )
-        best_loss, best_state, best_epoch, done = float("inf"), None, 0, 0
+        best, done = BestEpoch(_PATIENCE, 1e-7), 0
         for epoch in range(epochs):
             net.train()
             order = torch.randperm(len(y), generator=generator)
@@ -194,7 +195,7 @@ class NNTorch(Algorithm):
                 if len(idx) >= 2 and float(weight[idx].sum()) > 0:  # batch norm needs 2 rows
                     opt.zero_grad()
                     out = net(codes[idx], numbers[idx])
-                    self._loss(out, target[idx], weight[idx], regression).backward()
+                    weighted_loss(out, target[idx], weight[idx], regression).backward()
                     opt.step()
                 if schedule.last_epoch + 1 < schedule.total_steps:
                     schedule.step()
@@ -205,32 +206,15 @@ class NNTorch(Algorithm):
                 net.eval()
                 with torch.no_grad():
                     loss = float(
-                        self._loss(net(valid[0], valid[1]), valid[2], valid[3], regression)
+                        weighted_loss(net(valid[0], valid[1]), valid[2], valid[3], regression)
                     )
-                if loss < best_loss - 1e-7:
-                    best_loss, best_epoch = loss, done
-                    best_state = {k: v.clone() for k, v in net.state_dict().items()}
-                elif done - best_epoch >= _PATIENCE:
+                if best.update(net, loss, done):
                     break
             if context.out_of_time():
                 break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-            self.iterations_ = best_epoch
-        else:
-            self.iterations_ = done
+        self.iterations_ = best.restore(net, done)
         net.eval()
         self.net_ = net
-
-    @staticmethod
-    def _loss(out: Any, target: Any, weight: Any, regression: bool) -> Any:
-        import torch.nn.functional as F
-
-        if regression:
-            per_row = F.mse_loss(out.squeeze(1), target, reduction="none")
-        else:
-            per_row = F.cross_entropy(out, target, reduction="none")
-        return (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
 
     def _predict_raw(self, X: Any) -> np.ndarray:
         import torch
