@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -231,18 +232,27 @@ def run(
     job = AutoMLJob(config, observers=[display], started=started)
     if not quiet:
         console.print(f"Job [bold]{job_name}[/] → {escape(str(config.output_dir))}", soft_wrap=True)
+    run_watched(job, job.run, progress, display, name="mlpilot-job")
+    _summary(job, quiet)
+
+
+def run_watched(
+    job: Any, work: Callable[[], Any], progress: Any, display: Any, *, name: str
+) -> None:
+    """Run ``work`` in a thread while the progress display follows ``job``; Ctrl-C asks the job
+    to stop (it keeps its best candidate). Re-raises what ``work`` raised."""
     failure: list[BaseException] = []
     finished = threading.Event()
 
-    def work() -> None:
+    def target() -> None:
         try:
-            job.run()
+            work()
         except BaseException as exc:
             failure.append(exc)
         finally:
             finished.set()
 
-    thread = threading.Thread(target=work, name="mlpilot-job", daemon=True)
+    thread = threading.Thread(target=target, name=name, daemon=True)
     try:
         if progress is not None:
             progress.start()
@@ -262,7 +272,6 @@ def run(
             progress.stop()
     if failure:
         raise failure[0]
-    _summary(job, quiet)
 
 
 def _summary(job: Any, quiet: bool) -> None:

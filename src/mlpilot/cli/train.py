@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Annotated
 
@@ -60,7 +59,7 @@ def train(
     if started is None:
         started = time.monotonic()
 
-    from mlpilot.cli.run import _Display, _summary
+    from mlpilot.cli.run import _Display, _summary, run_watched
     from mlpilot.notebooks._train import prepare_training, run_training
 
     names = [a.strip() for a in algorithms.split(",") if a.strip()] if algorithms else None
@@ -96,33 +95,5 @@ def train(
         console.print(
             f"Training job [bold]{automl.config.name}[/]: {escape(pipelines)}", soft_wrap=True
         )
-    failure: list[BaseException] = []
-    finished = threading.Event()
-
-    def work() -> None:
-        try:
-            run_training(automl, old)
-        except BaseException as exc:
-            failure.append(exc)
-        finally:
-            finished.set()
-
-    thread = threading.Thread(target=work, name="mlpilot-train", daemon=True)
-    try:
-        if progress is not None:
-            progress.start()
-        thread.start()
-        while not finished.is_set():
-            try:
-                finished.wait(timeout=0.25)
-            except KeyboardInterrupt:
-                console.print("Stopping: keeping the best candidate so far ...")
-                automl.stop()
-            display.refresh(automl)
-    finally:
-        if progress is not None:
-            display.refresh(automl)
-            progress.stop()
-    if failure:
-        raise failure[0]
+    run_watched(automl, lambda: run_training(automl, old), progress, display, name="mlpilot-train")
     _summary(automl, quiet)
