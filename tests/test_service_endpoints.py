@@ -78,7 +78,8 @@ def test_model_deploy_config_endpoint_serves(
         EndpointName="deployed-endpoint", ContentType="text/csv", Body=_rows(table, 3)
     )
     assert answer["InvokedProductionVariant"] == "AllTraffic"
-    assert answer["Body"].read().decode().split() != []
+    labels = answer["Body"].read().decode().splitlines()
+    assert len(labels) == 3 and set(labels) <= {"Yes", "No"}
 
 
 @pytest.fixture(scope="module")
