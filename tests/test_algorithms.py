@@ -560,3 +560,30 @@ def test_pickle_round_trip(default_fits: FitCache, algorithm: str, task_name: st
     if algorithm == "mlp":
         # The network travels as its weights, not as pickled torch modules.
         assert b"torch.nn.modules" not in blob
+
+
+@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("algorithm", ["nn-torch", "fastai"])
+def test_network_numpy_path_matches_torch(
+    default_fits: FitCache, algorithm: str, task_name: str
+) -> None:
+    """A few rows go through the NumPy forward pass (batch norm folded into the linear
+    layers); it must give what the torch network gives, row by row and after pickling."""
+    model, m = default_fits.get(task_name, algorithm)
+    X = m.X_test[:40]
+    few = outputs(model, X)  # NumPy path (≤ 64 rows)
+    through_torch = model._forward_torch(X)  # type: ignore[attr-defined]
+    if model.problem_type.is_classification:
+        np.testing.assert_allclose(few, through_torch, rtol=1e-4, atol=1e-6)
+    else:
+        np.testing.assert_allclose(
+            few,
+            through_torch * model.y_std_ + model.y_mean_,
+            rtol=1e-4,
+            atol=1e-6,  # type: ignore[attr-defined]
+        )
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(outputs(restored, X[:1]), few[:1], rtol=1e-9)
+    # A batch over the NumPy threshold goes through torch and agrees with the rows one by one.
+    many = outputs(model, m.X_test[:200])
+    np.testing.assert_allclose(many[:40], few, rtol=1e-4, atol=1e-6)

@@ -31,6 +31,7 @@ from mlpilot.ensemble import (
     stack_column_names,
     stack_features,
 )
+from mlpilot.ensemble._portfolio import HEAD, learned_portfolio
 from mlpilot.ensemble._predictor import AssembleResult
 from mlpilot.features import FeaturePipeline, TableCleaner
 from mlpilot.jobs import AutoMLJob
@@ -95,12 +96,25 @@ def test_stack_features_are_log_odds_and_log_probabilities() -> None:
 
 
 def test_portfolio_follows_algorithms_config_and_data_size() -> None:
-    small = build_portfolio(ProblemType.BINARY, 5_000, 2, ["lightgbm", "catboost", "fastai"])
-    assert {e.algorithm for e in small} == {"lightgbm", "catboost", "fastai"}
-    assert [e.algorithm for e in small[:3]] == ["lightgbm", "catboost", "fastai"]
+    learned = [e["algorithm"] for e in learned_portfolio()["entries"]]
+    allowed = ["lightgbm", "catboost", "fastai"]
+    small = build_portfolio(ProblemType.BINARY, 5_000, 2, allowed)
+    assert {e.algorithm for e in small} == set(allowed)
+    # The learned order, restricted to the allowed algorithms.
+    assert [e.algorithm for e in small] == [a for a in learned if a in allowed]
     assert len({e.key() for e in small}) == len(small)  # no configuration twice
-    large = build_portfolio(ProblemType.BINARY, 80_000, 2, ["lightgbm", "catboost", "xgboost"])
-    assert [e.algorithm for e in large[:3]] == ["lightgbm", "xgboost", "catboost"]
+    everything = ["lightgbm", "catboost", "xgboost", "randomforest", "nn-torch", "fastai"]
+    usual = build_portfolio(ProblemType.BINARY, 5_000, 2, everything)
+    large = build_portfolio(ProblemType.BINARY, 80_000, 2, everything)
+    head = [e.algorithm for e in large[:HEAD]]
+    slow = {"catboost", "randomforest", "nn-torch", "fastai"}
+    # On a large table the slow algorithms of the first entries wait behind the fast ones...
+    assert head == [a for a in head if a not in slow] + [a for a in head if a in slow]
+    # ...and nothing else changes.
+    assert sorted(e.key() for e in large[:HEAD]) == sorted(e.key() for e in usual[:HEAD])
+    assert [e.key() for e in large[HEAD:]] == [e.key() for e in usual[HEAD:]]
+    regression = build_portfolio(ProblemType.REGRESSION, 1_000, 0, ["randomforest"])
+    assert all(e.params.get("criterion") in (None, "squared_error") for e in regression)
     custom = build_portfolio(ProblemType.REGRESSION, 100, 0, ["mlp"])
     assert [e.algorithm for e in custom] == ["mlp"]
 

@@ -8,6 +8,7 @@ bookkeeping, and turning early-stopped iteration counts into refit parameters.
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -21,6 +22,16 @@ from mlpilot.features import PreprocessingOptions
 __all__ = ["Algorithm", "EvalSet", "FitContext"]
 
 EvalSet = tuple[Any, np.ndarray, np.ndarray | None]  # (X_val, y_val, w_val)
+
+
+#: Rows from which a prediction uses every core: below it one thread answers faster (thread
+#: start-up dominates), which is what single-row latency needs.
+BATCH_ROWS = 2000
+
+
+def predict_threads(n_rows: int) -> int:
+    """Threads for predicting ``n_rows`` rows at once."""
+    return 1 if n_rows < BATCH_ROWS else max(1, os.cpu_count() or 1)
 
 
 class FitContext:

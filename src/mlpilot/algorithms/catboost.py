@@ -9,7 +9,7 @@ import pandas as pd
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, predict_threads
 from mlpilot.algorithms._boosting import MAX_ROUNDS, patience
 from mlpilot.features import PreprocessingOptions
 
@@ -103,9 +103,10 @@ class CatBoost(Algorithm):
         # A few rows: an object array (ints for categories) skips building a DataFrame, which
         # costs several times the prediction of one row.
         frame: Any = self._frame(X) if X.shape[0] > 64 else self._objects(X)
+        threads = predict_threads(X.shape[0])
         if self.problem_type is ProblemType.REGRESSION:
-            return np.asarray(self.model_.predict(frame, thread_count=1))
-        proba = np.asarray(self.model_.predict_proba(frame, thread_count=1))
+            return np.asarray(self.model_.predict(frame, thread_count=threads))
+        proba = np.asarray(self.model_.predict_proba(frame, thread_count=threads))
         return proba
 
 

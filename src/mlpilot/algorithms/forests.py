@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 import numpy as np
@@ -9,7 +10,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from scipy import sparse
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, predict_threads
 from mlpilot.features import PreprocessingOptions
 
 #: Trees added between two looks at the clock.
@@ -139,7 +140,13 @@ class _Forest(Algorithm):
     def _predict_raw(self, X: Any) -> np.ndarray:
         if X.shape[0] <= _SMALL_BATCH and not sparse.issparse(X):
             return self._predict_small(X)
-        return self._forest_predict(self.model_, X)
+        threads = predict_threads(X.shape[0])
+        if threads == 1:
+            return self._forest_predict(self.model_, X)
+        # A shallow copy shares the trees; only its n_jobs differs (the stored model keeps 1).
+        model = copy.copy(self.model_)
+        model.set_params(n_jobs=threads)
+        return self._forest_predict(model, X)
 
     def _predict_small(self, X: Any) -> np.ndarray:
         """scikit-learn's own averaging, without its per-tree input checks and thread pool,

@@ -8,8 +8,8 @@ import numpy as np
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
-from mlpilot.algorithms._boosting import MAX_ROUNDS, patience
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, predict_threads
+from mlpilot.algorithms._boosting import MAX_ROUNDS, min_delta, patience
 from mlpilot.features import PreprocessingOptions
 
 
@@ -103,7 +103,13 @@ class LightGBM(Algorithm):
             valid_sets.append(
                 lgb.Dataset(X_val, y_val, weight=w_val, reference=train, params=dataset_params)
             )
-            callbacks.append(lgb.early_stopping(patience(p["learning_rate"]), verbose=False))
+            callbacks.append(
+                lgb.early_stopping(
+                    patience(p["learning_rate"]),
+                    verbose=False,
+                    min_delta=min_delta(self.problem_type.is_classification),
+                )
+            )
         self.model_ = lgb.train(
             params,
             train,
@@ -144,7 +150,8 @@ class LightGBM(Algorithm):
 
     def _predict_raw(self, X: Any) -> np.ndarray:
         iteration = self.model_.best_iteration or None
-        out = self.model_.predict(X, num_iteration=iteration, num_threads=1)
+        threads = predict_threads(X.shape[0])
+        out = self.model_.predict(X, num_iteration=iteration, num_threads=threads)
         out = np.asarray(out)
         if self.problem_type is ProblemType.BINARY:
             return np.column_stack([1.0 - out, out])

@@ -8,8 +8,8 @@ import numpy as np
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
-from mlpilot.algorithms._boosting import MAX_ROUNDS, patience
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, predict_threads
+from mlpilot.algorithms._boosting import MAX_ROUNDS, min_delta, patience
 from mlpilot.features import PreprocessingOptions
 
 
@@ -86,7 +86,11 @@ class XGBoost(Algorithm):
             X_val, y_val, w_val = eval_set
             evals.append((xgb.DMatrix(X_val, label=y_val, weight=w_val), "validation"))
             callbacks.append(
-                xgb.callback.EarlyStopping(rounds=patience(p["learning_rate"]), save_best=True)
+                xgb.callback.EarlyStopping(
+                    rounds=patience(p["learning_rate"]),
+                    save_best=True,
+                    min_delta=min_delta(self.problem_type.is_classification),
+                )
             )
         self.model_ = xgb.train(
             params,
@@ -105,7 +109,14 @@ class XGBoost(Algorithm):
         if X.shape[0] <= 64 and isinstance(X, np.ndarray):
             out = self.model_.inplace_predict(X)  # no DMatrix for a few rows
         else:
-            out = self.model_.predict(xgb.DMatrix(X, nthread=1))
+            threads = predict_threads(X.shape[0])
+            if threads > 1:
+                self.model_.set_param({"nthread": threads})
+            try:
+                out = self.model_.predict(xgb.DMatrix(X, nthread=threads))
+            finally:
+                if threads > 1:
+                    self.model_.set_param({"nthread": 1})
         if self.problem_type is ProblemType.BINARY:
             return np.column_stack([1.0 - out, out])
         return np.asarray(out)
