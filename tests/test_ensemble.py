@@ -100,8 +100,16 @@ def test_portfolio_follows_algorithms_config_and_data_size() -> None:
     allowed = ["lightgbm", "catboost", "fastai"]
     small = build_portfolio(ProblemType.BINARY, 5_000, 2, allowed)
     assert {e.algorithm for e in small} == set(allowed)
-    # The learned order, restricted to the allowed algorithms.
-    assert [e.algorithm for e in small] == [a for a in learned if a in allowed]
+    # Algorithms the user chose each get a model first (in learned order), then the learned
+    # order goes on.
+    in_order = list(dict.fromkeys(a for a in learned if a in allowed))
+    assert [e.algorithm for e in small[:3]] == in_order
+    labels = [e["label"] for e in learned_portfolio()["entries"]]
+    assert [e.label for e in small[3:]] == [
+        label
+        for label, a in zip(labels, learned, strict=True)
+        if a in allowed and label not in {e.label for e in small[:3]}
+    ]
     assert len({e.key() for e in small}) == len(small)  # no configuration twice
     everything = ["lightgbm", "catboost", "xgboost", "randomforest", "nn-torch", "fastai"]
     usual = build_portfolio(ProblemType.BINARY, 5_000, 2, everything)
@@ -229,7 +237,8 @@ def telco_split(tmp: Path) -> tuple[Path, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def ensemble_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[AutoMLJob, pd.DataFrame]:
-    """An ENSEMBLING job without a time limit: three base models, stackers, the ensemble."""
+    """An ENSEMBLING job without a time limit: six base models (each of the three algorithms
+    first), stackers, the ensemble."""
     root = tmp_path_factory.mktemp("ensemble")
     data, test = telco_split(root)
     job = mlpilot.run_job(
@@ -241,6 +250,7 @@ def ensemble_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[AutoMLJob, p
         algorithms=("lightgbm", "linear-learner", "extra-trees"),
         objective="LogLoss",
         problem_type="BinaryClassification",
+        max_candidates=6,
         parallelism=2,
         generate_reports=False,
     )
@@ -356,6 +366,7 @@ def test_same_seed_gives_the_same_ensemble(
         algorithms=("lightgbm", "linear-learner", "extra-trees"),
         objective="LogLoss",
         problem_type="BinaryClassification",
+        max_candidates=6,
         parallelism=2,
         generate_reports=False,
     )
@@ -419,3 +430,69 @@ def test_auto_mode_records_its_choice(tmp_path: Path, monkeypatch: pytest.Monkey
     profile = large.record["Mlpilot"]["Profile"]
     assert profile["Mode"] == "HYPERPARAMETER_TUNING"
     assert "100 MB or more" in profile["ModeReason"]
+
+
+def test_f1_objective_tunes_the_decision_threshold(tmp_path: Path) -> None:
+    """Churn's positives are a minority: F1 gains from predicting them below 0.5. The job
+    finds the cut on out-of-fold predictions, records it, and every way of predicting (the
+    package, the serving codec) labels by it."""
+    from sklearn.metrics import f1_score
+
+    from mlpilot.serving import Predictor
+
+    data, test = telco_split(tmp_path)
+    job = mlpilot.run_job(
+        str(data),
+        target="Churn",
+        output=tmp_path / "job",
+        name="f1",
+        mode="ENSEMBLING",
+        algorithms=("lightgbm", "linear-learner"),
+        objective="F1",
+        problem_type="BinaryClassification",
+        max_candidates=4,
+        parallelism=2,
+        generate_reports=False,
+    )
+    best = job.record["BestCandidate"]
+    assert best["Mlpilot"]["Layer"] == 3, "expected the weighted ensemble to win"
+    threshold = best["Mlpilot"]["DecisionThreshold"]
+    assert 0.05 < threshold < 0.5
+    assert any("decision threshold" in note for note in job.record["Mlpilot"]["EnsembleNotes"])
+    # The recorded F1 is the tuned one: above every base model's F1 at 0.5.
+    assert best["FinalAutoMLJobObjectiveMetric"]["Value"] > max(
+        c["FinalAutoMLJobObjectiveMetric"]["Value"] for c in by_layer(job, 1)
+    )
+
+    model = mlpilot.load_model(job.layout.root)
+    assert model.decision_threshold == pytest.approx(threshold)
+    X = test.drop(columns=["Churn"])
+    proba = model.predict_proba(X)["Yes"].to_numpy()
+    labels = model.predict(X)["predicted_label"].to_numpy()
+    np.testing.assert_array_equal(labels == "Yes", proba >= threshold)
+    assert ((proba >= threshold) & (proba < 0.5)).any()  # rows the arg-max would call "No"
+    truth = (test["Churn"] == "Yes").to_numpy()
+    assert f1_score(truth, labels == "Yes") > f1_score(truth, proba >= 0.5)
+
+    # The container's codec answers with the same labels.
+    body = X.head(50).to_csv(header=False, index=False).encode()
+    answer = Predictor(model).invoke(body, "text/csv", "application/json")[0]
+    served = [r["predicted_label"] for r in json.loads(answer)["predictions"]]
+    assert served == list(labels[:50])
+
+
+def test_machine_memory_honours_a_container_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlpilot.ensemble import _plan
+
+    limit = tmp_path / "memory.max"
+    monkeypatch.setattr(_plan, "CGROUP_LIMITS", (str(limit),))
+    limit.write_text("max\n")  # cgroup v2: no limit
+    physical = _plan._machine_memory()
+    assert physical > 2**30
+    limit.write_text(f"{2**30}\n")  # a 1 GiB container
+    assert _plan._machine_memory() == 2**30
+    rows, why = sample_rows(1_000_000, 500 * 1_000_000, n_outputs=1, workers=2, budget=None)
+    assert rows is not None and rows < 1_000_000
+    assert "1 GiB of memory" in why

@@ -19,6 +19,8 @@ from mlpilot.data import read_table
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import (
     Metric,
+    best_threshold,
+    decision_matrix,
     default_objective,
     get_metric,
     metric_names,
@@ -477,3 +479,52 @@ def test_regression_perfect_prediction() -> None:
     y, _ = abalone_predictions()
     scores = score_all(R, y, y.copy())
     assert scores == {"MAE": 0.0, "MSE": 0.0, "R2": 1.0, "RMSE": 0.0}
+
+
+def test_best_threshold_finds_the_cut_that_maximizes_f1() -> None:
+    rng = np.random.default_rng(0)
+    # A minority positive class whose scores sit mostly below 0.5: F1 wants a lower cut.
+    y = (rng.random(4000) < 0.2).astype(int)
+    score = np.clip(
+        np.where(y == 1, rng.normal(0.4, 0.15, 4000), rng.normal(0.15, 0.1, 4000)), 0, 1
+    )
+    proba = np.column_stack([1 - score, score])
+    f1 = get_metric("F1", ProblemType.BINARY)
+    threshold, value = best_threshold(y, proba, f1, positive_index=1)
+    at_half = score_all(ProblemType.BINARY, y, proba)["F1"]
+    assert 0.15 < threshold < 0.45
+    assert value > at_half + 0.05
+    # Exhaustive check over a fine grid: no cut does much better than the one found.
+    grid = max(
+        score_all(ProblemType.BINARY, y, proba, threshold=t)["F1"] for t in np.linspace(0, 1, 401)
+    )
+    assert value >= grid - 0.005
+    # score_all at that threshold: label metrics change, probability metrics do not.
+    tuned = score_all(ProblemType.BINARY, y, proba, threshold=threshold)
+    assert tuned["F1"] == pytest.approx(value)
+    assert tuned["AUC"] == pytest.approx(score_all(ProblemType.BINARY, y, proba)["AUC"])
+    assert tuned["LogLoss"] == pytest.approx(score_all(ProblemType.BINARY, y, proba)["LogLoss"])
+    # The decision matrix predicts the positive class exactly from the cut.
+    decided = decision_matrix(proba, threshold, 1).argmax(axis=1)
+    np.testing.assert_array_equal(decided, (score >= threshold).astype(int))
+    # Every tunable metric, weighted or not, agrees with scikit-learn at the cut it reports.
+    weight = rng.uniform(0.5, 2.0, len(y))
+    for name in ("F1", "Accuracy", "BalancedAccuracy"):
+        metric = get_metric(name, ProblemType.BINARY)
+        for w in (None, weight):
+            t, v = best_threshold(y, proba, metric, sample_weight=w)
+            expected = score_all(ProblemType.BINARY, y, proba, sample_weight=w, threshold=t)
+            assert v == pytest.approx(expected[name], abs=1e-9), name
+            assert v >= score_all(ProblemType.BINARY, y, proba, sample_weight=w)[name] - 1e-12
+    # A positive class at index 0 is cut on its own column.
+    flipped = decision_matrix(proba[:, ::-1], threshold, 0).argmax(axis=1)
+    np.testing.assert_array_equal(flipped, np.where(score >= threshold, 0, 1))
+
+
+def test_best_threshold_keeps_one_half_when_nothing_beats_it() -> None:
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.1, 0.9]])
+    threshold, value = best_threshold(y, proba, get_metric("Accuracy", ProblemType.BINARY))
+    assert value == 1.0
+    assert threshold == 0.5  # already perfect: no cut moves it
+    assert (decision_matrix(proba, threshold, 1).argmax(axis=1) == y).all()

@@ -65,7 +65,8 @@ def normalize(signed: pd.DataFrame) -> pd.DataFrame:
 
 
 def greedy(normalized: pd.DataFrame, cost: pd.Series) -> list[str]:
-    """All configurations, in portfolio order."""
+    """All configurations in order: first those the greedy coverage picks, then the rest by
+    mean normalized score."""
     values = normalized.to_numpy()
     labels = list(normalized.columns)
     chosen: list[int] = []
@@ -155,7 +156,8 @@ def main() -> None:
             "about": (
                 "ENSEMBLING portfolio learned by benchmarks/portfolio/build.py from "
                 f"{signed.shape[0]} shared datasets' training splits (out-of-fold scores of "
-                f"{signed.shape[1]} configurations; no test rows); order = greedy coverage"
+                f"{signed.shape[1]} configurations; no test rows); order = greedy coverage, then "
+                "mean normalized score"
             ),
             "datasets": list(normalized.index),
             "entries": entries,

@@ -10,7 +10,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, predict_threads
-from mlpilot.algorithms._boosting import MAX_ROUNDS, patience
+from mlpilot.algorithms._boosting import MAX_ROUNDS, min_delta, patience, round_cap
 from mlpilot.features import PreprocessingOptions
 
 
@@ -67,7 +67,9 @@ class CatBoost(Algorithm):
         p = dict(self.params)
         self.cat_features_ = list(context.categorical_features)
         common: dict[str, Any] = {
-            "iterations": int(p["iterations"]),
+            "iterations": round_cap(int(p["iterations"]), X.shape[0])
+            if eval_set is not None
+            else int(p["iterations"]),
             "learning_rate": p["learning_rate"],
             "depth": int(p["depth"]),
             "l2_leaf_reg": p["l2_leaf_reg"],
@@ -93,8 +95,12 @@ class CatBoost(Algorithm):
             fit_args["eval_set"] = Pool(
                 self._frame(X_val), y_val, weight=w_val, cat_features=self.cat_features_
             )
-            fit_args["early_stopping_rounds"] = patience(p["learning_rate"])
+            rounds = patience(p["learning_rate"])
+            fit_args["early_stopping_rounds"] = rounds
             fit_args["use_best_model"] = True
+            delta = min_delta(self.problem_type.is_classification)
+            if delta > 0:
+                fit_args["callbacks"].append(_Plateau(rounds, delta))
         model.fit(train, **fit_args)
         self.model_ = model
         self.iterations_ = int(model.tree_count_)
@@ -108,6 +114,26 @@ class CatBoost(Algorithm):
             return np.asarray(self.model_.predict(frame, thread_count=threads))
         proba = np.asarray(self.model_.predict_proba(frame, thread_count=threads))
         return proba
+
+
+class _Plateau:
+    """CatBoost callback: stop once the validation loss has not improved by ``delta`` for
+    ``rounds`` iterations (CatBoost's own detector counts any improvement, however small)."""
+
+    def __init__(self, rounds: int, delta: float) -> None:
+        self.rounds, self.delta = rounds, delta
+        self.best, self.best_at = float("inf"), 0
+
+    def after_iteration(self, info: Any) -> bool:
+        validation = next(
+            (v for k, v in info.metrics.items() if k.startswith("validation") and v), None
+        )
+        if not validation:
+            return True
+        current = next(iter(validation.values()))[-1]
+        if current < self.best - self.delta:
+            self.best, self.best_at = current, info.iteration
+        return bool(info.iteration - self.best_at < self.rounds)
 
 
 class _Deadline:

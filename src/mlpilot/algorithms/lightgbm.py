@@ -9,7 +9,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, predict_threads
-from mlpilot.algorithms._boosting import MAX_ROUNDS, min_delta, patience
+from mlpilot.algorithms._boosting import MAX_ROUNDS, min_delta, patience, round_cap
 from mlpilot.features import PreprocessingOptions
 
 
@@ -110,10 +110,13 @@ class LightGBM(Algorithm):
                     min_delta=min_delta(self.problem_type.is_classification),
                 )
             )
+        rounds = int(p["n_estimators"])
+        if eval_set is not None:
+            rounds = round_cap(rounds, X.shape[0])
         self.model_ = lgb.train(
             params,
             train,
-            num_boost_round=int(p["n_estimators"]),
+            num_boost_round=rounds,
             valid_sets=valid_sets,
             callbacks=callbacks,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
@@ -37,11 +38,28 @@ class BaggingPlan:
     sample_reason: str
 
 
+#: Memory limits of the process's control group (v2, then v1): in a container the machine's
+#: physical memory overstates what the job may use.
+CGROUP_LIMITS = (
+    "/sys/fs/cgroup/memory.max",
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+)
+
+
 def _machine_memory() -> int:
+    """Bytes the job may use: the physical memory, or the container's limit when lower."""
     try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        physical = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
+        physical = 8 * 2**30
+    for path in CGROUP_LIMITS:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < physical:
+            return int(text)  # "max" (v2) or a huge number (v1) means no limit
+    return physical
 
 
 def sample_rows(

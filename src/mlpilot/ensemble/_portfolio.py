@@ -28,7 +28,7 @@ from optuna.distributions import (
 )
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms import get_algorithm
+from mlpilot.algorithms import ENSEMBLING_ALGORITHMS, get_algorithm
 
 __all__ = ["PortfolioEntry", "build_portfolio", "learned_portfolio", "random_entry"]
 
@@ -86,14 +86,22 @@ def build_portfolio(
 ) -> list[PortfolioEntry]:
     """The ordered portfolio for a table of ``n_rows`` restricted to ``algorithms``.
 
-    Registered algorithms without a portfolio entry (for example ``mlp`` or an import path)
-    get one entry with their defaults, after the first :data:`HEAD` entries.
+    The learned order, except that when ``algorithms`` is not Autopilot's ENSEMBLING set (the
+    user chose them) each one's first entry comes before any second entry. Registered
+    algorithms without a portfolio entry (for example ``mlp`` or an import path) get one entry
+    with their defaults, after the first :data:`HEAD` entries.
     """
     problem_type = ProblemType(problem_type)
     allowed = list(dict.fromkeys(algorithms))
     entries = [e for e in _entries(problem_type) if e.algorithm in allowed]
     covered = {e.algorithm for e in entries}
     extra = [PortfolioEntry(name, name) for name in allowed if name not in covered]
+    if set(allowed) != set(ENSEMBLING_ALGORITHMS):
+        # Algorithms named by the user (AlgorithmsConfig) each get a model first: the best
+        # entry of each, in learned order, then the rest.
+        firsts = list({e.algorithm: e for e in reversed(entries)}.values())[::-1]
+        firsts.sort(key=entries.index)
+        entries = firsts + [e for e in entries if e not in firsts]
     head, rest = entries[:HEAD], entries[HEAD:]
     if n_rows > LARGE_ROWS or n_classes > MANY_CLASSES:
         slow = set(_SLOW_ON_LARGE) if n_rows > LARGE_ROWS else set()

@@ -73,6 +73,9 @@ BAG_LATENCY_MARGIN = 0.8
 STACK_MAX_ROUNDS = 2000
 #: Base models whose predictions feed the stacker at most (fewer for many classes).
 STACK_INPUTS = 8
+#: Least out-of-fold gain of the objective for which a decision threshold other than 0.5 is
+#: kept (a smaller one is within the noise of choosing the cut on the same rows).
+THRESHOLD_GAIN = 0.002
 #: With the InferenceLatency objective: the fastest candidate within this relative distance of
 #: the most accurate one's validation score is packaged.
 LATENCY_TOLERANCE = 0.01
@@ -215,6 +218,8 @@ class EnsembleBuilder:
         self.final: FinalModel | None = None
         self.notes: list[str] = []
         self.ensemble_name: str | None = None
+        #: The ensemble's decision threshold (binary label objectives), see _decision_threshold.
+        self.threshold: float | None = None
         self._running: dict[int, tuple[str, Any]] = {}
         self._started_seconds: dict[int, float] = {}
         self._l1_seconds: list[float] = []
@@ -669,6 +674,9 @@ class EnsembleBuilder:
         ensemble = len(chosen) > 1
         units = self._units(chosen, weights)
         final_name = chosen[0].name
+        if ensemble:
+            blended = blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
+            self.threshold = self._decision_threshold(blended)
 
         # 1. The weighted ensemble candidate (bags as trained): its package and predictions.
         ens_task: TrialTask | None = None
@@ -699,6 +707,7 @@ class EnsembleBuilder:
                 "Algorithm": "weighted-ensemble",
                 "Weights": shown,
                 "Refit": False,
+                "DecisionThreshold": self.threshold,
             }
             bag_task = self._assemble_task(
                 self.candidate_dir(final_name),
@@ -768,6 +777,7 @@ class EnsembleBuilder:
                 "Algorithm": "weighted-ensemble" if ensemble else chosen[0].algorithm,
                 "Weights": {k: round(v, 4) for k, v in weights.items()},
                 "Refit": True,
+                "DecisionThreshold": self.threshold if ensemble else None,
             }
             out = self.work_dir / "refit-ensemble"
             task = self._assemble_task(out, units, weights, refit_dirs, candidate, None, False)
@@ -909,7 +919,7 @@ class EnsembleBuilder:
         weights: dict[str, float],
         best_single: _Model,
     ) -> None:
-        metrics = self._metrics(oof)
+        metrics = self._metrics(oof, self.threshold)
         latency = built.latency_seconds if built else None
         value = metrics.get(self.objective.name) if self.objective.fn is not None else latency
         result = TrialResult(
@@ -932,6 +942,8 @@ class EnsembleBuilder:
             "SelectionMetric": self.selection_metric.name,
             "BestSingle": best_single.name,
         }
+        if self.threshold is not None:
+            extra["DecisionThreshold"] = round(self.threshold, 6)
         self.on_result(task, result, extra)
 
     def _fastest_within_tolerance(
@@ -958,7 +970,7 @@ class EnsembleBuilder:
         )
         return picked, picked_weights
 
-    def _metrics(self, oof: np.ndarray) -> dict[str, float]:
+    def _metrics(self, oof: np.ndarray, threshold: float | None = None) -> dict[str, float]:
         from mlpilot.metrics import score_all
 
         return score_all(
@@ -968,7 +980,30 @@ class EnsembleBuilder:
             sample_weight=self.weight,
             positive_index=self.positive_index,
             n_classes=self.n_classes,
+            threshold=threshold,
         )
+
+    def _decision_threshold(self, oof: np.ndarray) -> float | None:
+        """For a binary objective computed from labels (F1, accuracy, balanced accuracy): the
+        cut of the positive class's probability that scores best on the out-of-fold
+        predictions, when it beats 0.5 by a margin (else None: the arg-max)."""
+        from mlpilot.metrics import THRESHOLD_METRICS, best_threshold
+
+        metric = self.objective
+        if self.problem_type is not ProblemType.BINARY or metric.name not in THRESHOLD_METRICS:
+            return None
+        at_half = self._metrics(oof).get(metric.name)
+        threshold, value = best_threshold(
+            self.y, oof, metric, sample_weight=self.weight, positive_index=self.positive_index
+        )
+        if at_half is None or not np.isfinite(value) or value - at_half < THRESHOLD_GAIN:
+            return None
+        self.notes.append(
+            f"decision threshold {threshold:.3f} for {metric.name}: the positive class is "
+            f"predicted from that probability ({metric.name} {value:.4f} out of fold, "
+            f"{at_half:.4f} at 0.5)"
+        )
+        return threshold
 
     # -- all phases --------------------------------------------------------------------------
     def run(self) -> str:

@@ -17,7 +17,17 @@ from sklearn import metrics as skm
 from mlpilot._types import ProblemType
 from mlpilot.errors import ConfigError
 
-__all__ = ["Metric", "default_objective", "get_metric", "metric_names", "metrics_for", "score_all"]
+__all__ = [
+    "THRESHOLD_METRICS",
+    "Metric",
+    "best_threshold",
+    "decision_matrix",
+    "default_objective",
+    "get_metric",
+    "metric_names",
+    "metrics_for",
+    "score_all",
+]
 
 _B, _M, _R = ProblemType.BINARY, ProblemType.MULTICLASS, ProblemType.REGRESSION
 
@@ -197,6 +207,73 @@ def default_objective(problem_type: ProblemType) -> str:
     return _DEFAULTS[ProblemType(problem_type)]
 
 
+#: Binary objectives computed from predicted labels whose best cut of the positive class's
+#: probability is worth finding (Precision and Recall are left out: each is maximized by a
+#: degenerate cut that predicts almost nothing, or everything, positive).
+THRESHOLD_METRICS = frozenset({"Accuracy", "BalancedAccuracy", "F1"})
+#: Binary metrics computed from predicted labels (a decision threshold changes them).
+_LABEL_METRICS = frozenset({"Accuracy", "BalancedAccuracy", "F1", "Precision", "Recall"})
+#: Cuts tried by :func:`best_threshold` at most (quantiles of the predicted probabilities).
+_THRESHOLD_CANDIDATES = 1000
+
+
+def decision_matrix(proba: np.ndarray, threshold: float, positive_index: int) -> np.ndarray:
+    """Binary probabilities → a matrix whose arg-max is the label at ``threshold``: the
+    positive class when its probability is at least ``threshold``."""
+    proba = np.asarray(proba, dtype=float)
+    positive = proba[:, positive_index] >= threshold
+    out = np.zeros_like(proba)
+    out[np.arange(len(proba)), np.where(positive, positive_index, 1 - positive_index)] = 1.0
+    return out
+
+
+def best_threshold(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    metric: Metric,
+    *,
+    sample_weight: np.ndarray | None = None,
+    positive_index: int = 1,
+) -> tuple[float, float]:
+    """``(threshold, value)``: the cut of the positive class's probability that scores best on
+    ``metric`` (one of :data:`THRESHOLD_METRICS`), tried at up to 1,000 quantiles of the
+    probabilities; 0.5 when nothing beats it, and among equal values the cut nearest 0.5."""
+    if metric.name not in THRESHOLD_METRICS:
+        raise ValueError(f"{metric.name} has no decision threshold to tune")
+    truth = (np.asarray(y_true) == positive_index).astype(float)
+    score = np.asarray(proba, dtype=float)[:, positive_index]
+    w = np.ones_like(score) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    quantiles = np.quantile(score, np.linspace(0.0, 1.0, _THRESHOLD_CANDIDATES))
+    cuts = np.unique(np.append(quantiles, 0.5))
+    # Weighted confusion counts at every cut at once: sort the scores, then a row is predicted
+    # positive at cut t when its score is at least t (suffix sums from t's position).
+    order = np.argsort(score, kind="stable")
+    ranked = score[order]
+    pos_after = np.append(np.cumsum((truth * w)[order][::-1])[::-1], 0.0)
+    neg_after = np.append(np.cumsum(((1 - truth) * w)[order][::-1])[::-1], 0.0)
+    start = np.searchsorted(ranked, cuts, side="left")
+    tp, fp = pos_after[start], neg_after[start]
+    positives, negatives = pos_after[0], neg_after[0]
+    fn, tn = positives - tp, negatives - fp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric.name == "F1":
+            values = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        elif metric.name == "Accuracy":
+            values = (tp + tn) / max(positives + negatives, 1e-300)
+        else:  # BalancedAccuracy: the mean recall of the classes present
+            recalls = []
+            if positives > 0:
+                recalls.append(tp / positives)
+            if negatives > 0:
+                recalls.append(tn / negatives)
+            values = np.mean(recalls, axis=0) if recalls else np.zeros_like(cuts)
+    values = np.nan_to_num(np.asarray(values, dtype=float), nan=-np.inf)
+    best = values.max()
+    ties = np.flatnonzero(values >= best - 1e-12)
+    pick = ties[np.argmin(np.abs(cuts[ties] - 0.5))]
+    return float(cuts[pick]), float(values[pick])
+
+
 def score_all(
     problem_type: ProblemType,
     y_true: np.ndarray,
@@ -206,22 +283,28 @@ def score_all(
     positive_index: int = 1,
     n_classes: int = 0,
     latency_s: float | None = None,
+    threshold: float | None = None,
 ) -> dict[str, float]:
     """Every metric of ``problem_type``, in SageMaker's order.
 
     For classification ``y_true`` holds class indices and ``prediction`` the ``(n, K)``
-    probability matrix (the predicted label is its arg-max); for regression both are values.
-    ``InferenceLatency`` is included only when ``latency_s`` is given.
+    probability matrix (the predicted label is its arg-max, or for binary problems with a
+    ``threshold``, the positive class when its probability reaches it); for regression both
+    are values. ``InferenceLatency`` is included only when ``latency_s`` is given.
     """
     problem_type = ProblemType(problem_type)
     y = np.asarray(y_true)
     pred = np.asarray(prediction)
     k = n_classes or (pred.shape[1] if pred.ndim == 2 else 0)
+    decided = None
+    if threshold is not None and problem_type is ProblemType.BINARY:
+        decided = decision_matrix(pred, threshold, positive_index)
     out: dict[str, float] = {}
     for metric in metrics_for(problem_type):
         if metric.fn is None:
             if latency_s is not None:
                 out[metric.name] = float(latency_s)
             continue
-        out[metric.name] = float(metric.fn(y, pred, sample_weight, positive_index, k))
+        used = decided if decided is not None and metric.name in _LABEL_METRICS else pred
+        out[metric.name] = float(metric.fn(y, used, sample_weight, positive_index, k))
     return out

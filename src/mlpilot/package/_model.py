@@ -108,6 +108,30 @@ class InferenceModel:
     def candidate_name(self) -> str:
         return str(self.info["candidate"].get("CandidateName", ""))
 
+    @property
+    def decision_threshold(self) -> float | None:
+        """Binary models: the probability of the positive class from which it is predicted,
+        when the job tuned it for its objective (else the arg-max, i.e. 0.5)."""
+        value = self.info["candidate"].get("DecisionThreshold")
+        if value is None or self.problem_type is not ProblemType.BINARY:
+            return None
+        return float(value)
+
+    @property
+    def positive_index(self) -> int:
+        """Position of the positive label in :attr:`labels` (binary models)."""
+        labels = self.labels
+        positive = self.info.get("positive_label")
+        return labels.index(positive) if positive in labels else len(labels) - 1
+
+    def decide(self, raw: np.ndarray) -> np.ndarray:
+        """Class positions predicted from ``predict_raw``'s probabilities."""
+        threshold = self.decision_threshold
+        if threshold is None:
+            return np.asarray(raw).argmax(axis=1)
+        pos = self.positive_index
+        return np.where(np.asarray(raw)[:, pos] >= threshold, pos, 1 - pos)
+
     # -- prediction -----------------------------------------------------------------------
     def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
         """Averaged class probabilities ``(n, K)``, or regression values ``(n,)``.
@@ -159,7 +183,7 @@ class InferenceModel:
         if not self.problem_type.is_classification:
             return pd.DataFrame({"predicted_label": raw}, index=X.index)
         labels = np.asarray(self.labels, dtype=object)
-        best = raw.argmax(axis=1)
+        best = self.decide(raw)
         out = pd.DataFrame(
             {"predicted_label": labels[best], "probability": raw[np.arange(len(raw)), best]},
             index=X.index,

@@ -76,6 +76,7 @@ def load_evaluation(
         weight=None if targets.weight is None else np.asarray(targets.weight)[rows],
         candidate=candidate["CandidateName"],
         objective=_objective(job_record),
+        threshold=candidate.get("Mlpilot", {}).get("DecisionThreshold"),
     )
 
 

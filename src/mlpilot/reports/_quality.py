@@ -11,8 +11,10 @@ leaderboard's numbers come from) against the saved targets, and writes:
 ``report.html`` / ``report.pdf``
     The metrics table and the plots for the problem type.
 
-Classification labels are the class with the highest probability (for binary, probability of
-the positive class above 0.5): the label the model returns and the one the metrics use.
+Classification labels are the class with the highest probability (for binary, the positive
+class when its probability reaches 0.5, or the decision threshold the job tuned for an F1,
+accuracy or balanced-accuracy objective): the label the model returns and the one the metrics
+use.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class Evaluation:
     weight: np.ndarray | None
     candidate: str
     objective: str
+    #: Binary: the probability of the positive class from which it is predicted (None: 0.5).
+    threshold: float | None = None
 
     @property
     def n(self) -> int:
@@ -66,7 +70,14 @@ class Evaluation:
 
     @property
     def predicted(self) -> np.ndarray:
-        return np.asarray(self.predictions).argmax(axis=1)
+        if self.threshold is None or self.problem_type is not ProblemType.BINARY:
+            return np.asarray(self.predictions).argmax(axis=1)
+        pos = self.positive_index
+        return np.where(np.asarray(self.predictions)[:, pos] >= self.threshold, pos, 1 - pos)
+
+    @property
+    def cut(self) -> float:
+        return 0.5 if self.threshold is None else self.threshold
 
     @property
     def label_names(self) -> list[str]:
@@ -98,6 +109,7 @@ def _bootstrap(e: Evaluation, scalars: Any) -> dict[str, float]:
             None if e.weight is None else e.weight[rows],
             e.candidate,
             e.objective,
+            e.threshold,
         )
         for name, value in scalars(sub).items():
             draws.setdefault(name, []).append(value)
@@ -204,6 +216,7 @@ def _sagemaker_metrics(e: Evaluation) -> dict[str, float]:
         sample_weight=e.weight,
         positive_index=e.positive_index,
         n_classes=len(e.labels),
+        threshold=e.threshold,
     )
 
 
@@ -260,7 +273,7 @@ def model_statistics(e: Evaluation) -> dict[str, Any]:
             "candidate": e.candidate,
             "objective": e.objective,
             "positive_label": names[e.positive_index] if problem is ProblemType.BINARY else None,
-            "threshold": 0.5 if problem is ProblemType.BINARY else None,
+            "threshold": e.cut if problem is ProblemType.BINARY else None,
             "weighted": e.weight is not None,
             "metrics": {n: _value(v, sagemaker_std.get(n)) for n, v in sagemaker.items()},
         },
@@ -303,9 +316,10 @@ def _binary_figures(e: Evaluation, section: Section) -> None:
     score = e.predictions[:, pos]
     cm = skm.confusion_matrix(e.y, e.predicted, labels=[0, 1])
     section.add(
-        _confusion_figure(cm, names, "Confusion matrix at threshold 0.5"),
+        _confusion_figure(cm, names, f"Confusion matrix at threshold {e.cut:.3g}"),
         f"Confusion matrix: counts and share of each actual class; positive class "
-        f"{names[pos]!r}, predicted when its probability exceeds 0.5.",
+        f"{names[pos]!r}, predicted when its probability reaches {e.cut:.3g}"
+        + (" (the threshold the job tuned for its objective)." if e.threshold else "."),
     )
     if not 0 < truth.sum() < len(truth):
         return
@@ -342,7 +356,9 @@ def _binary_figures(e: Evaluation, section: Section) -> None:
     ax.plot(thresholds, precision[:-1], label="precision", color="#2c6fbb")
     ax.plot(thresholds, recall[:-1], label="recall", color="#d9822b")
     ax.plot(thresholds, f1[:-1], label="F1", color="#3a9a5b")
-    ax.axvline(0.5, color="black", linestyle="--", linewidth=1, label="threshold used (0.5)")
+    ax.axvline(
+        e.cut, color="black", linestyle="--", linewidth=1, label=f"threshold used ({e.cut:.3g})"
+    )
     ax.set_xlabel(f"threshold on P({names[pos]})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)

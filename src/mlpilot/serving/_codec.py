@@ -21,7 +21,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -361,7 +361,11 @@ def decode_rows(
 
 # -- responses -----------------------------------------------------------------------------------
 def _records(
-    raw: np.ndarray, labels: Sequence[Any], keys: Sequence[str], classification: bool
+    raw: np.ndarray,
+    labels: Sequence[Any],
+    keys: Sequence[str],
+    classification: bool,
+    decide: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
     if not classification:
         bad = [k for k in keys if k != "predicted_label"]
@@ -374,7 +378,7 @@ def _records(
         return [{"predicted_label": v} for v in np.asarray(raw, dtype=float).tolist()]
     names = [label_key(v) for v in labels]
     proba = np.asarray(raw, dtype=float)
-    best = proba.argmax(axis=1).tolist()
+    best = (proba.argmax(axis=1) if decide is None else np.asarray(decide(proba))).tolist()
     rows = proba.tolist()
     out = []
     for i, b in enumerate(best):
@@ -403,13 +407,15 @@ def encode_predictions(
     classification: bool,
     keys: Sequence[str],
     accept: str,
+    decide: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> bytes:
     """The response body for ``raw`` (``predict_raw``'s output) in the response type ``accept``
     (one of :data:`CSV`, :data:`JSON`, :data:`JSONLINES`).
 
-    ``probability`` is that of ``predicted_label``; labels are written as strings.
+    ``probability`` is that of ``predicted_label``; labels are written as strings. ``decide``
+    turns probabilities into class positions (the model's decision threshold; default arg-max).
     """
-    records = _records(raw, labels, keys, classification)
+    records = _records(raw, labels, keys, classification, decide)
     if accept == CSV:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -547,6 +553,7 @@ class Predictor:
             classification=self.classification,
             keys=self.keys,
             accept=response_type,
+            decide=getattr(self.model, "decide", None),
         )
         return payload, response_type
 
