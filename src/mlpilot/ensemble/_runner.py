@@ -726,10 +726,26 @@ class EnsembleBuilder:
         left = self._left(self._end_reserve())
         do_refit = bool(refit_plan) and not self.limits.stop_requested()
         skipped = [u for u in units if u.needs_refit and u not in refit_plan]
+        # The refit ensemble is the fast package. Selected models left unrefit (the least
+        # influential) stay in it as bags, unless that would put it over the latency target:
+        # then they are dropped (not a stacker's inputs) and the weights renormalized.
+        read = {name for u in units for name in u.inputs}
+        target = self.limits.latency_limit or BAG_LATENCY_TARGET * BAG_LATENCY_MARGIN
+        estimate = sum(self._refit_latency(u) for u in units if u not in skipped) + sum(
+            u.result.latency_seconds or 0.0 for u in skipped
+        )
+        dropped = [u for u in skipped if u.name not in read] if estimate > target else []
+        refit_units = [u for u in units if u not in dropped]
+        kept = sum(w for name, w in weights.items() if name in {u.name for u in refit_units})
+        refit_weights = {
+            name: w / kept for name, w in weights.items() if name in {u.name for u in refit_units}
+        }
         if skipped:
             self.notes.append(
                 f"no time to refit {len(skipped)} of the selected models on every row: "
-                "they stay bags of fold models in the refit ensemble"
+                f"{len(dropped)} left out of the refit ensemble (weight "
+                f"{sum(weights.get(u.name, 0.0) for u in dropped):.2f}), "
+                f"{len(skipped) - len(dropped)} kept there as bags of fold models"
             )
         refit_dirs = {u.name: self._bag_location(u) for u in units if u not in refit_plan}
         if do_refit:
@@ -775,12 +791,14 @@ class EnsembleBuilder:
             candidate = {
                 "CandidateName": final_name,
                 "Algorithm": "weighted-ensemble" if ensemble else chosen[0].algorithm,
-                "Weights": {k: round(v, 4) for k, v in weights.items()},
+                "Weights": {k: round(v, 4) for k, v in refit_weights.items()},
                 "Refit": True,
                 "DecisionThreshold": self.threshold if ensemble else None,
             }
             out = self.work_dir / "refit-ensemble"
-            task = self._assemble_task(out, units, weights, refit_dirs, candidate, None, False)
+            task = self._assemble_task(
+                out, refit_units, refit_weights, refit_dirs, candidate, None, False
+            )
             self._run_queue([("refit-package", task, None)], handle)
             refit_result = results.get(str(out))
 
