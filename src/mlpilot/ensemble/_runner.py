@@ -674,9 +674,6 @@ class EnsembleBuilder:
         ensemble = len(chosen) > 1
         units = self._units(chosen, weights)
         final_name = chosen[0].name
-        if ensemble:
-            blended = blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
-            self.threshold = self._decision_threshold(blended)
 
         # 1. The weighted ensemble candidate (bags as trained): its package and predictions.
         ens_task: TrialTask | None = None
@@ -684,6 +681,7 @@ class EnsembleBuilder:
         first: list[tuple[str, Any, float | None]] = []
         if ensemble:
             ens_oof = blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
+            self.threshold = self._decision_threshold(ens_oof)
             shown = {m.name: round(weights[m.name], 4) for m in chosen}
             final_name = self._name("weighted-ensemble", shown, {})
             self.ensemble_name = final_name
