@@ -18,9 +18,8 @@ Phases (each on the job's executor, two or more models at a time):
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,18 +34,21 @@ from mlpilot.ensemble._portfolio import PortfolioEntry, random_entry
 from mlpilot.ensemble._predictor import AssembleResult, AssembleTask, UnitSpec
 from mlpilot.ensemble._stack import write_stack_data
 from mlpilot.metrics import default_objective, get_metric
-from mlpilot.runtime import Executor, TaskOutcome
-from mlpilot.search import CandidateSpec, TrialResult, TrialTask, candidate_name
+from mlpilot.runtime import (
+    MIN_TASK_SECONDS,
+    Budget,
+    Executor,
+    QueueItem,
+    TaskOutcome,
+    TaskQueue,
+)
+from mlpilot.search import CandidateSpec, TrialResult, TrialTask, candidate_name, trial_result
 from mlpilot.search import load_validation_predictions as load_oof
 
 __all__ = ["EnsembleBuilder", "EnsembleLimits", "FinalModel", "choose_final"]
 
 TRIAL = "mlpilot.search._trial:run_trial"
 ASSEMBLE = "mlpilot.ensemble._predictor:assemble"
-#: Seconds a task may run past its own limit before the executor kills it.
-GRACE = 2.0
-#: No base model starts with less time than this.
-MIN_MODEL_SECONDS = 1.0
 #: Largest share of the budget one base model may take.
 MAX_MODEL_SHARE = 0.25
 #: Base models the final phase's time plan assumes will be selected (and refit).
@@ -55,13 +57,8 @@ SELECTION_GUESS = 5
 REFIT_GROWTH = 1.3
 #: Single-row predictions timed per package (median).
 LATENCY_REPEATS = 25
-#: Seconds always kept for the job's own end (records, leaderboard), plus a share of the budget.
-END_RESERVE, END_SHARE = 1.5, 0.03
 #: Share of the budget the stacking layer gets (bounded), and the least budget that stacks.
 STACK_SHARE, STACK_MIN_BUDGET = 0.08, 25
-#: Rough speed of loading and writing packages (bytes per second), for the time plan: a
-#: 253 MB forest loaded at ~170 MB/s and was written faster on the project's machine.
-PACKAGE_BYTES_PER_SECOND = 150e6
 #: The bagged ensemble is packaged when it answers a row within this (seconds); otherwise the
 #: refit ensemble (see docs/ensembling.md for the evidence).
 BAG_LATENCY_TARGET = 0.005
@@ -83,15 +80,11 @@ LATENCY_TOLERANCE = 0.01
 
 @dataclass
 class EnsembleLimits:
+    """What bounds the ensemble besides time (the :class:`~mlpilot.runtime.Budget`)."""
+
     max_candidates: int
-    per_candidate_seconds: float | None
-    budget: float | None
-    deadline: Callable[[], float | None]
-    stop_requested: Callable[[], bool]
     #: Per-row prediction time the packaged model must keep (seconds), if any.
     latency_limit: float | None = None
-    #: Seconds the job needs after the ensemble is built, beyond packaging (e.g. its reports).
-    end_reserve: float = 0.0
 
 
 @dataclass
@@ -182,6 +175,7 @@ class EnsembleBuilder:
         objective: str,
         portfolio: list[PortfolioEntry],
         seed: int,
+        budget: Budget,
         limits: EnsembleLimits,
         on_start: Callable[[TrialTask, dict[str, Any]], None],
         on_result: Callable[[TrialTask, TrialResult, dict[str, Any]], None],
@@ -204,7 +198,9 @@ class EnsembleBuilder:
         )
         self.portfolio = list(portfolio)
         self.seed = seed
+        self.budget = budget
         self.limits = limits
+        self.queue = TaskQueue(executor, budget)
         self.on_start = on_start
         self.on_result = on_result
         folds = plan.validation.folds
@@ -220,32 +216,26 @@ class EnsembleBuilder:
         self.ensemble_name: str | None = None
         #: The ensemble's decision threshold (binary label objectives), see _decision_threshold.
         self.threshold: float | None = None
-        self._running: dict[int, tuple[str, Any]] = {}
-        self._started_seconds: dict[int, float] = {}
         self._l1_seconds: list[float] = []
 
     # -- time --------------------------------------------------------------------------------
     def _left(self, reserve: float = 0.0) -> float | None:
-        end = self.limits.deadline()
-        return None if end is None else end - time.monotonic() - reserve
-
-    def _budget(self) -> float:
-        return float(self.limits.budget or 0.0)
+        return self.budget.left(reserve)
 
     def _stacking_planned(self) -> bool:
-        budget = self.limits.budget
-        return self.plan.bagged and (budget is None or budget >= STACK_MIN_BUDGET)
+        total = self.budget.total
+        return self.plan.bagged and (total is None or total >= STACK_MIN_BUDGET)
 
     def _stack_seconds(self) -> float:
-        if not self._stacking_planned() or self.limits.budget is None:
+        total = self.budget.total
+        if not self._stacking_planned() or total is None:
             return 0.0
-        budget = self._budget()
-        return float(min(max(STACK_SHARE * budget, 2.0), 0.2 * budget))
+        return float(min(max(STACK_SHARE * total, 2.0), 0.2 * total))
 
     def _final_seconds(self, units: list[_Model] | None = None) -> float:
         """Time the final phase needs: refitting ``units`` (default: the models likely to be
         selected), and assembling, timing and writing the bagged and refit packages."""
-        if self.limits.budget is None:
+        if not self.budget.limited:
             return 0.0
         units = units if units is not None else self._top_models(SELECTION_GUESS, layer=1)
         return self._refit_seconds(units) + self._assemble_seconds(units)
@@ -262,47 +252,14 @@ class EnsembleBuilder:
         bag_latency = sum(m.result.latency_seconds or 0.0 for m in units)
         refit_latency = sum(self._refit_latency(m) for m in units)
         # Loading and writing the bags; timing each package (LATENCY_REPEATS + 1 calls).
-        seconds = 1.0 + 2 * size / PACKAGE_BYTES_PER_SECOND
+        seconds = 1.0 + 2 * self.budget.package_seconds(size)
         return seconds + (LATENCY_REPEATS + 1) * (bag_latency + refit_latency)
 
     def _end_reserve(self) -> float:
-        if self.limits.budget is None:
-            return 0.0
-        return END_RESERVE + END_SHARE * self._budget() + self.limits.end_reserve
+        return self.budget.end_reserve()
 
     def _tail(self) -> float:
         return self._end_reserve() + self._stack_seconds() + self._final_seconds()
-
-    # -- executor plumbing -------------------------------------------------------------------
-    def _free(self) -> int:
-        return self.executor.capacity - len(self._running)
-
-    def _submit(
-        self, function: str, argument: Any, limit: float | None, kind: str, key: Any
-    ) -> None:
-        hard = None if limit is None else limit + GRACE
-        task_id = self.executor.submit(function, argument, hard_limit=hard)
-        self._running[task_id] = (kind, key)
-        self._started_seconds[task_id] = time.monotonic()
-
-    def _wait(self, timeout: float = 0.5) -> list[tuple[str, Any, TaskOutcome]]:
-        out = []
-        for outcome in self.executor.wait(timeout=timeout):
-            kind, key = self._running.pop(outcome.task_id)
-            self._started_seconds.pop(outcome.task_id, None)
-            out.append((kind, key, outcome))
-        return out
-
-    def _cancel_all(self) -> None:
-        for task_id in list(self._running):
-            self.executor.cancel(task_id)
-
-    def _drain(self, handle: Callable[[str, Any, TaskOutcome], None]) -> None:
-        while self._running:
-            if self.limits.stop_requested():
-                self._cancel_all()
-            for kind, key, outcome in self._wait():
-                handle(kind, key, outcome)
 
     # -- candidates --------------------------------------------------------------------------
     def _name(self, algorithm: str, params: dict[str, Any], preprocessing: dict[str, Any]) -> str:
@@ -387,30 +344,10 @@ class EnsembleBuilder:
         self.on_result(task, result, extra)
         return model
 
-    @staticmethod
-    def _outcome_result(outcome: TaskOutcome, task: TrialTask) -> TrialResult:
-        if outcome.state == "ok":
-            result: TrialResult = outcome.value
-            return result
-        status = "Stopped" if outcome.state in ("timeout", "cancelled") else "Failed"
-        reasons = {
-            "timeout": f"stopped: exceeded its time limit of {task.time_limit or 0:g} s",
-            "cancelled": "stopped: the job was stopped",
-            "crashed": f"failed: {outcome.error}",
-            "error": f"failed: {outcome.error}",
-        }
-        return TrialResult(
-            task.number,
-            task.candidate_name,
-            status,
-            failure_reason=reasons[outcome.state],
-            train_seconds=outcome.seconds,
-        )
-
     # -- phase 1: base models ----------------------------------------------------------------
     def _entries(self) -> Any:
         yield from self.portfolio
-        if self.limits.budget is None:
+        if not self.budget.limited:
             return  # without a time limit the portfolio is the plan
         rng = np.random.default_rng(self.seed)
         algorithms = list(dict.fromkeys(e.algorithm for e in self.portfolio))
@@ -426,47 +363,39 @@ class EnsembleBuilder:
         started = 0
         reason = "MaxCandidatesReached"
         exhausted = False
-        while True:
-            if self.limits.stop_requested():
-                self._cancel_all()
-                reason = "Stopped"
-            while reason != "Stopped" and not exhausted and self._free() > 0:
+
+        def fill() -> None:
+            nonlocal started, reason, exhausted
+            while not exhausted and self.queue.free > 0:
                 if started >= self.limits.max_candidates:
                     exhausted, reason = True, "MaxCandidatesReached"
-                    break
+                    return
                 left = self._left(self._tail())
                 if left is not None:
                     # The first model always starts (on what the budget allows at all).
-                    floor = MIN_MODEL_SECONDS
+                    floor = MIN_TASK_SECONDS
                     if self._l1_seconds:
                         floor = max(floor, 0.25 * float(np.median(self._l1_seconds)))
                     if started == 0:
                         left = max(left, min(self._left(self._end_reserve()) or 0.0, 5.0))
                     if left < floor:
                         exhausted, reason = True, "MaxAutoMLJobRuntimeReached"
-                        break
+                        return
                 entry = next(entries, None)
                 if entry is None:
                     exhausted = True
-                    break
+                    return
                 self._start_base(entry, left)
                 started += 1
-            if not self._running:
-                break
-            for kind, key, outcome in self._wait():
-                self._finish_trial(kind, key, outcome)
-        return reason
+
+        self.queue.run(fill, self._finish_trial)
+        return "Stopped" if self.budget.stop_requested() else reason
 
     def _start_base(self, entry: PortfolioEntry, left: float | None) -> None:
         params = entry.full_params(self.problem_type, self.n_rows)
         preprocessing = get_algorithm(entry.algorithm).preprocessing.to_dict()
         name = self._name(entry.algorithm, params, preprocessing)
-        limit = self.limits.per_candidate_seconds
-        if left is not None:
-            cap = left
-            if self.limits.budget:
-                cap = min(cap, max(MAX_MODEL_SHARE * self.limits.budget, MIN_MODEL_SECONDS))
-            limit = cap if limit is None else min(limit, cap)
+        limit = self.budget.task_limit(left, MAX_MODEL_SHARE)
         out_of_bag = self.plan.bagged and hasattr(get_algorithm(entry.algorithm), "fit_oob")
         task = self._trial_task(
             name=name,
@@ -479,12 +408,12 @@ class EnsembleBuilder:
             out_of_bag=out_of_bag,
         )
         extra = {"Layer": 1, "PortfolioEntry": entry.label}
-        self._submit(TRIAL, task, limit, "trial", (task, extra))
+        self.queue.submit(TRIAL, task, limit=limit, key=(task, extra))
         self.on_start(task, extra)
 
-    def _finish_trial(self, kind: str, key: Any, outcome: TaskOutcome) -> None:
+    def _finish_trial(self, key: tuple[TrialTask, dict[str, Any]], outcome: TaskOutcome) -> None:
         task, extra = key
-        result = self._outcome_result(outcome, task)
+        result = trial_result(outcome, task)
         if extra.get("Layer") == 1 and outcome.state == "ok":
             self._l1_seconds.append(outcome.seconds)
         self._record(task, result, extra)
@@ -492,7 +421,7 @@ class EnsembleBuilder:
     # -- phase 2: stackers -------------------------------------------------------------------
     def _stackers(self) -> None:
         base = self._top_models(len(self.models), layer=1)
-        if not self._stacking_planned() or len(base) < 2 or self.limits.stop_requested():
+        if not self._stacking_planned() or len(base) < 2 or self.budget.stop_requested():
             return
         n_inputs = STACK_INPUTS
         if self.problem_type is ProblemType.MULTICLASS:
@@ -513,9 +442,9 @@ class EnsembleBuilder:
         picked += [m for m in base if m not in picked][: max(0, 3 - len(picked))]
         inputs = sorted(picked, key=lambda m: (-m.score, m.number))[:n_inputs]
         window = None
-        if self.limits.budget is not None:
+        if self.budget.limited:
             window = self._left(self._end_reserve() + self._final_seconds())
-            if window is None or window < 2 * MIN_MODEL_SECONDS:
+            if window is None or window < 2 * MIN_TASK_SECONDS:
                 self.notes.append("no stacking layer: no time left for it")
                 return
         allowed = list(dict.fromkeys(e.algorithm for e in self.portfolio))
@@ -527,6 +456,24 @@ class EnsembleBuilder:
             plans.append(("linear-learner", "stack-preds", False))
         if not plans:
             plans.append((allowed[0], "stack-full", True))
+        tasks = self._stacker_tasks(plans, inputs, window)
+
+        def fill() -> None:
+            while self.queue.free > 0:
+                planned = next(tasks, None)
+                if planned is None:
+                    return
+                task, extra = planned
+                self.queue.submit(TRIAL, task, limit=task.time_limit, key=(task, extra))
+                self.on_start(task, extra)
+
+        self.queue.run(fill, self._finish_trial)
+
+    def _stacker_tasks(
+        self, plans: list[tuple[str, str, bool]], inputs: list[_Model], window: float | None
+    ) -> Iterator[tuple[TrialTask, dict[str, Any]]]:
+        """Each planned stacker's task, its data written and its time limit taken when a slot
+        is free (the generator stops when the time left is too short)."""
         oof = [m.oof for m in inputs]
         source = self.data_dir
         for algorithm, folder, keep in plans:
@@ -555,8 +502,8 @@ class EnsembleBuilder:
             left = (
                 None if window is None else self._left(self._end_reserve() + self._final_seconds())
             )
-            if left is not None and left < MIN_MODEL_SECONDS:
-                break
+            if left is not None and left < MIN_TASK_SECONDS:
+                return
             task = self._trial_task(
                 name=name,
                 algorithm=algorithm,
@@ -574,12 +521,7 @@ class EnsembleBuilder:
                 "StackKeepsFeatures": keep,
                 "ModelLocation": str(self.candidate_dir(name)),
             }
-            while self._free() <= 0:
-                for kind, key, outcome in self._wait():
-                    self._finish_trial(kind, key, outcome)
-            self._submit(TRIAL, task, left, "trial", (task, extra))
-            self.on_start(task, extra)
-        self._drain(self._finish_trial)
+            yield task, extra
 
     # -- phase 3: selection ------------------------------------------------------------------
     def _select(self) -> tuple[list[_Model], np.ndarray] | None:
@@ -722,7 +664,7 @@ class EnsembleBuilder:
         # fits already), in parallel with (1), then the refit package.
         refit_plan = self._refit_plan(units, weights)
         left = self._left(self._end_reserve())
-        do_refit = bool(refit_plan) and not self.limits.stop_requested()
+        do_refit = bool(refit_plan) and not self.budget.stop_requested()
         skipped = [u for u in units if u.needs_refit and u not in refit_plan]
         # The refit ensemble is the fast package. Selected models left unrefit (the least
         # influential) stay in it as bags, unless that would put it over the latency target:
@@ -785,7 +727,7 @@ class EnsembleBuilder:
         if ensemble and ens_result is None and "ensemble-package" not in str(self.notes):
             self.notes.append("no time left to build the bagged ensemble's package")
         refit_result: AssembleResult | None = None
-        if do_refit and not refit_failed and not self.limits.stop_requested():
+        if do_refit and not refit_failed and not self.budget.stop_requested():
             candidate = {
                 "CandidateName": final_name,
                 "Algorithm": "weighted-ensemble" if ensemble else chosen[0].algorithm,
@@ -906,25 +848,22 @@ class EnsembleBuilder:
         items: list[tuple[str, Any, float | None]],
         handle: Callable[[str, Any, TaskOutcome], None],
     ) -> None:
-        """Run refit and assembly tasks, as many at once as the executor takes, each within
-        the time left (a task that no longer fits is skipped)."""
-        pending = list(items)
-        while pending or self._running:
-            if self.limits.stop_requested():
-                self._cancel_all()
-                pending = []
-            while pending and self._free() > 0:
-                kind, argument, limit = pending.pop(0)
-                remaining = self._left(0.5 * self._end_reserve())
-                if remaining is not None:
-                    limit = remaining if limit is None else min(limit, remaining)
-                    if limit <= 0.5:
-                        self.notes.append(f"no time left for {kind} {_label(argument)}")
-                        continue
-                function = TRIAL if kind == "refit" else ASSEMBLE
-                self._submit(function, argument, limit, kind, argument)
-            for kind, key, outcome in self._wait():
-                handle(kind, key, outcome)
+        """Run refit and assembly tasks ``(kind, argument, limit)``, as many at once as the
+        executor takes, each within the time left (a task that no longer fits is skipped)."""
+        queued = [
+            QueueItem(TRIAL if kind == "refit" else ASSEMBLE, argument, limit, (kind, argument))
+            for kind, argument, limit in items
+        ]
+
+        def skipped(item: QueueItem) -> None:
+            self.notes.append(f"no time left for {item.key[0]} {_label(item.argument)}")
+
+        self.queue.run_items(
+            queued,
+            lambda key, outcome: handle(key[0], key[1], outcome),
+            reserve=lambda: 0.5 * self._end_reserve(),
+            skipped=skipped,
+        )
 
     def _report_ensemble(
         self,
@@ -1025,16 +964,13 @@ class EnsembleBuilder:
     def run(self) -> str:
         """Run every phase; return why the base-model phase ended (as run_search does)."""
         reason = self._base_models()
-        if reason != "Stopped" and not self.limits.stop_requested():
+        if reason != "Stopped" and not self.budget.stop_requested():
             self._stackers()
-        if self.models and not self.limits.stop_requested():
+        if self.models and not self.budget.stop_requested():
             self._final()
-        if self.limits.stop_requested():
+        if self.budget.stop_requested():
             reason = "Stopped"
         return reason
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 def _label(argument: Any) -> str:

@@ -34,10 +34,9 @@ from mlpilot.jobs._records import arn, candidate_record, inference_container
 from mlpilot.jobs._split import ValidationPlan, plan_validation
 from mlpilot.metrics import default_objective, get_metric
 from mlpilot.profile import DatasetProfile, build_profile
-from mlpilot.runtime import Executor, LocalProcessExecutor
+from mlpilot.runtime import Budget, Executor, LocalProcessExecutor, TaskOutcome, TaskQueue
 from mlpilot.search import (
     CandidateSpec,
-    SearchLimits,
     SearchSpace,
     TrialResult,
     TrialTask,
@@ -47,12 +46,10 @@ from mlpilot.search import (
 
 __all__ = ["AutoMLJob", "JobObserver"]
 
-#: Share of the runtime budget kept back for the final refit and packaging (at most).
+TRIAL_FUNCTION = "mlpilot.search._trial:run_trial"
+
+#: Share of the runtime budget kept back for the final refit (at most).
 FINAL_TAIL_SHARE = 0.25
-#: Seconds always kept back at the end (writing outputs, stopping workers).
-FINAL_TAIL_MIN = 1.5
-#: Rough speed of writing a package and its gzip (level 1) archive, for the time budget.
-PACKAGE_BYTES_PER_SECOND = 150e6
 #: Largest sample the search trains on, by runtime budget (seconds → rows).
 SEARCH_ROW_CAPS = ((120, 50_000), (900, 200_000))
 #: Above this size (bytes in memory), AUTO mode would pick HYPERPARAMETER_TUNING anyway.
@@ -99,8 +96,17 @@ class AutoMLJob:
         self._executor = executor
         self._owns_executor = executor is None
         self.observers = list(observers or [])
-        self._clock0 = started if started is not None else time.monotonic()
         self._stop = threading.Event()
+        from mlpilot.reports._whitebox import report_reserve
+
+        #: The job's time: every phase asks it how long it has.
+        self.budget = Budget(
+            None if config.max_runtime is None else float(config.max_runtime),
+            started=started if started is not None else time.monotonic(),
+            per_task=config.max_runtime_per_candidate,
+            end_extra=report_reserve(config),
+            stop=self._stop,
+        )
         self._lock = threading.Lock()
         self.profile: DatasetProfile | None = None
         self.validation: ValidationPlan | None = None
@@ -151,12 +157,11 @@ class AutoMLJob:
 
     @property
     def deadline(self) -> float | None:
-        if self.config.max_runtime is None:
-            return None
-        return self._clock0 + self.config.max_runtime
+        """Monotonic time by which the job must end (None: no runtime limit)."""
+        return self.budget.deadline()
 
     def elapsed(self) -> float:
-        return time.monotonic() - self._clock0
+        return self.budget.elapsed()
 
     def leaderboard(self) -> pd.DataFrame:
         return leaderboard_frame(list(self.candidates.values()), self.objective or "F1")
@@ -200,7 +205,7 @@ class AutoMLJob:
         cfg = self.config
         if self._executor is None:
             self._executor = LocalProcessExecutor(cfg.parallelism)
-            self._executor.warm_up("mlpilot.search._trial:run_trial")
+            self._executor.warm_up(TRIAL_FUNCTION)
 
         self._set_status(SecondaryStatus.ANALYZING_DATA)
         table, n_validation = self._read_data()
@@ -465,9 +470,7 @@ class AutoMLJob:
     def _tail(self) -> float:
         """Seconds to keep back after the search: refit of the best so far + packaging."""
         budget = self.config.max_runtime or 0
-        from mlpilot.reports._whitebox import report_reserve
-
-        tail = max(FINAL_TAIL_MIN, 0.03 * budget) + report_reserve(self.config)
+        tail = self.budget.end_reserve()
         if self.best is None:
             return tail
         extra = self.best.get("Mlpilot", {})
@@ -477,7 +480,7 @@ class AutoMLJob:
         # Copying and compressing the package; twice, for the trials saving their own as the
         # search ends.
         size = self._best_package_bytes
-        return tail + 2 * size / PACKAGE_BYTES_PER_SECOND
+        return tail + 2 * self.budget.package_seconds(size)
 
     def _refits(self) -> bool:
         """Whether the final model is a refit on all rows.
@@ -497,10 +500,6 @@ class AutoMLJob:
         if self.best is None:
             return False
         return get_algorithm(self.best["Mlpilot"]["Algorithm"]).iteration_param is None
-
-    def _search_deadline(self) -> float | None:
-        end = self.deadline
-        return None if end is None else end - self._tail()
 
     def _tune(self, space: SearchSpace) -> str:
         cfg = self.config
@@ -529,20 +528,15 @@ class AutoMLJob:
                 prune=len(validation.eval_folds) > 1,
             )
 
-        limits = SearchLimits(
-            max_candidates=cfg.effective_max_candidates,
-            per_candidate_seconds=cfg.max_runtime_per_candidate,
-            budget=cfg.max_runtime,
-            deadline=self._search_deadline,
-            stop_requested=self._stop.is_set,
-        )
         assert self._executor is not None
         return run_search(
             job_name=cfg.name,
             space=space,
             executor=self._executor,
             objective=metric,
-            limits=limits,
+            # The search ends in time for the final refit and packaging of the best so far.
+            budget=self.budget.reserving(self._tail),
+            max_candidates=cfg.effective_max_candidates,
             make_task=make_task,
             seed=cfg.seed,
             prune=len(validation.eval_folds) > 1,
@@ -641,7 +635,6 @@ class AutoMLJob:
     def _train_ensemble(self) -> str:
         """Bagged base models, stackers, ensemble selection, refit (see mlpilot.ensemble)."""
         from mlpilot.ensemble import EnsembleBuilder, EnsembleLimits
-        from mlpilot.reports._whitebox import report_reserve
 
         cfg = self.config
         assert self.profile is not None and self.objective is not None
@@ -649,12 +642,7 @@ class AutoMLJob:
         target = self.profile.target
         limits = EnsembleLimits(
             max_candidates=cfg.effective_max_candidates,
-            per_candidate_seconds=cfg.max_runtime_per_candidate,
-            budget=cfg.max_runtime,
-            deadline=lambda: self.deadline,
-            stop_requested=self._stop.is_set,
             latency_limit=None if cfg.max_latency_ms is None else cfg.max_latency_ms / 1000,
-            end_reserve=report_reserve(cfg),
         )
 
         def started(task: TrialTask, more: dict[str, Any]) -> None:
@@ -687,6 +675,7 @@ class AutoMLJob:
             objective=self.objective,
             portfolio=self._portfolio,
             seed=cfg.seed,
+            budget=self.budget,
             limits=limits,
             on_start=started,
             on_result=finished,
@@ -714,7 +703,7 @@ class AutoMLJob:
         name = best["CandidateName"]
         destination = self.layout.final_model(name)
         refit_ok = False
-        remaining = None if self.deadline is None else self.deadline - time.monotonic() - 1.0
+        remaining = self.budget.left(1.0)
         refit_note = ""
         final = self._ensemble.final if self._ensemble is not None else None
         if final is not None and final.candidate == name:
@@ -761,17 +750,12 @@ class AutoMLJob:
                 refit=True,
             )
             assert self._executor is not None
-            hard = None if remaining is None else remaining + 1.0
-            task_id = self._executor.submit(
-                "mlpilot.search._trial:run_trial", task, hard_limit=hard
-            )
-            outcome = None
-            while outcome is None:
-                for done in self._executor.wait(timeout=0.5):
-                    if done.task_id == task_id:
-                        outcome = done
-                if self._stop.is_set() and outcome is None:
-                    self._executor.cancel(task_id)
+            outcomes: list[TaskOutcome] = []
+            queue = TaskQueue(self._executor, self.budget)
+            # The refit ends a second before the deadline; its kill a second after.
+            queue.submit(TRIAL_FUNCTION, task, limit=remaining, key=name, grace=1.0)
+            queue.run(lambda: None, lambda _name, done: outcomes.append(done))
+            outcome = outcomes[0]
             if outcome.state == "ok" and outcome.value.status == "Completed":
                 refit_ok = True
                 refit_note = (

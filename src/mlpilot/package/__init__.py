@@ -1,6 +1,12 @@
 """The model package: save, load (with version checks) and predict."""
 
-from mlpilot.package._model import ARCHIVE, InferenceModel, ModelVersionWarning, load_model
+from mlpilot.package._model import (
+    ARCHIVE,
+    InferenceModel,
+    ModelVersionWarning,
+    load_model,
+    package_bytes,
+)
 from mlpilot.package._versions import compare_versions, installed_versions
 
 __all__ = [
@@ -10,4 +16,5 @@ __all__ = [
     "compare_versions",
     "installed_versions",
     "load_model",
+    "package_bytes",
 ]

@@ -1,9 +1,9 @@
 """Candidate search: the declared space, the trial runner and the Optuna-driven loop."""
 
 from mlpilot.search._prepared import PreparedData, load_prepared, write_prepared
-from mlpilot.search._search import SearchLimits, candidate_name, run_search
+from mlpilot.search._search import candidate_name, run_search
 from mlpilot.search._space import CandidateDefinition, CandidateSpec, SearchSpace
-from mlpilot.search._tasks import PriorTrial, TrialResult, TrialTask
+from mlpilot.search._tasks import PriorTrial, TrialResult, TrialTask, trial_result
 from mlpilot.search._trial import VALIDATION_PREDICTIONS, load_validation_predictions
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "CandidateSpec",
     "PreparedData",
     "PriorTrial",
-    "SearchLimits",
     "SearchSpace",
     "TrialResult",
     "TrialTask",
@@ -20,5 +19,6 @@ __all__ = [
     "load_prepared",
     "load_validation_predictions",
     "run_search",
+    "trial_result",
     "write_prepared",
 ]

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PriorTrial", "TrialResult", "TrialTask"]
+from mlpilot.runtime import TaskOutcome
+
+__all__ = ["PriorTrial", "TrialResult", "TrialTask", "trial_result"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,25 @@ class TrialResult:
     pruned: bool = False
     #: The traceback of a Failed trial, for the record (not shown on the leaderboard).
     detail: str = ""
+
+
+def trial_result(outcome: TaskOutcome, task: TrialTask) -> TrialResult:
+    """The trial's result, also when its worker did not return one (killed for time,
+    cancelled, crashed or raised)."""
+    if outcome.state == "ok":
+        result: TrialResult = outcome.value
+        return result
+    status = "Stopped" if outcome.state in ("timeout", "cancelled") else "Failed"
+    reasons = {
+        "timeout": f"stopped: exceeded its time limit of {task.time_limit or 0:g} s",
+        "cancelled": "stopped: the job was stopped",
+        "crashed": f"failed: {outcome.error}",
+        "error": f"failed: {outcome.error}",
+    }
+    return TrialResult(
+        task.number,
+        task.candidate_name,
+        status,
+        failure_reason=reasons[outcome.state],
+        train_seconds=outcome.seconds,
+    )
