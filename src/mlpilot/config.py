@@ -19,7 +19,7 @@ from mlpilot.algorithms import algorithm_path
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import get_metric
 from mlpilot.profile import FeatureSpecification
-from mlpilot.search._space import CandidateDefinition
+from mlpilot.search import CandidateDefinition
 
 __all__ = ["JobConfig"]
 

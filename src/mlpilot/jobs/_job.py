@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from mlpilot._layout import JobLayout, write_json_atomic
 from mlpilot._types import CandidateStatus, JobStatus, Mode, ProblemType, SecondaryStatus
 from mlpilot.algorithms import (
     DEFAULT_ALGORITHMS,
@@ -27,25 +28,40 @@ from mlpilot.algorithms import (
 )
 from mlpilot.config import JobConfig
 from mlpilot.data import read_table
+from mlpilot.ensemble import (
+    EnsembleBuilder,
+    EnsembleLimits,
+    build_portfolio,
+    plan_bagging,
+    sample_rows,
+)
 from mlpilot.errors import ConfigError, DataError, MlpilotError
-from mlpilot.jobs._layout import JobLayout, write_json_atomic
+from mlpilot.features import PreprocessingOptions
 from mlpilot.jobs._leaderboard import leaderboard_frame
 from mlpilot.jobs._records import arn, candidate_record, inference_container
-from mlpilot.jobs._split import ValidationPlan, plan_validation
 from mlpilot.metrics import default_objective, get_metric
-from mlpilot.profile import DatasetProfile, build_profile
-from mlpilot.runtime import Executor, LocalProcessExecutor
+from mlpilot.package import InferenceModel, load_model, package_bytes
+from mlpilot.profile import (
+    MISSING_TOKENS,
+    DatasetProfile,
+    build_profile,
+    clean_labels,
+    parse_numeric,
+)
+from mlpilot.runtime import Executor, LocalProcessExecutor, default_parallelism
 from mlpilot.search import (
     CandidateSpec,
     SearchLimits,
     SearchSpace,
     TrialResult,
     TrialTask,
+    ValidationPlan,
+    plan_validation,
     run_search,
     write_prepared,
 )
 
-__all__ = ["AutoMLJob", "JobObserver"]
+__all__ = ["AutoMLJob", "JobHooks", "JobObserver"]
 
 #: Share of the runtime budget kept back for the final refit and packaging (at most).
 FINAL_TAIL_SHARE = 0.25
@@ -60,9 +76,48 @@ AUTO_ENSEMBLING_MAX_BYTES = 100 * 1024 * 1024
 
 
 class JobObserver(Protocol):
+    """What watches a job: told of every change of its record and of every candidate.
+
+    The job also calls these methods where an observer has them (subclass :class:`JobHooks` to
+    get all of them as no-ops); the white box (:class:`mlpilot.reports.WhiteBox`) uses them:
+
+    ``time_reserve(job) -> float``
+        Seconds the observer needs at the end of the runtime budget: the search ends that much
+        earlier.
+    ``on_candidates_defined(job, space)``
+        The candidate definitions (a :class:`~mlpilot.search.SearchSpace`) are written; nothing
+        is trained yet.
+    ``on_packaged(job)``
+        The best candidate is packaged (``job.best``); the leaderboard is written next.
+    ``on_finishing(job)``
+        The job is ending, whatever the outcome; its final record is written next.
+    """
+
     def on_status(self, job: AutoMLJob) -> None: ...
 
     def on_candidate(self, job: AutoMLJob, candidate: dict[str, Any]) -> None: ...
+
+
+class JobHooks:
+    """Every event of :class:`JobObserver`, as no-ops: a base for observers."""
+
+    def on_status(self, job: AutoMLJob) -> None:
+        pass
+
+    def on_candidate(self, job: AutoMLJob, candidate: dict[str, Any]) -> None:
+        pass
+
+    def time_reserve(self, job: AutoMLJob) -> float:
+        return 0.0
+
+    def on_candidates_defined(self, job: AutoMLJob, space: SearchSpace) -> None:
+        pass
+
+    def on_packaged(self, job: AutoMLJob) -> None:
+        pass
+
+    def on_finishing(self, job: AutoMLJob) -> None:
+        pass
 
 
 class AutoMLJob:
@@ -74,6 +129,11 @@ class AutoMLJob:
         What to do (:class:`~mlpilot.config.JobConfig`).
     executor:
         Where candidates run; a local process pool by default.
+    observers:
+        Told of the job's progress (:class:`JobObserver`). The notebooks and reports are such
+        an observer, attached by :func:`mlpilot.run_job`, the CLI and the service; a job built
+        here makes them only when given one: ``observers=[WhiteBox()]``
+        (``from mlpilot.reports import WhiteBox``).
     started:
         ``time.monotonic()`` when the job's clock started (the CLI passes its own start, so the
         runtime limit covers start-up too).
@@ -117,7 +177,6 @@ class AutoMLJob:
         self.best: dict[str, Any] | None = None
         self._best_package_bytes = 0
         self.failures: list[str] = []
-        self._white_box: Any = None  # notebooks and reports (mlpilot.reports.WhiteBox)
         now = time.time()
         self.record: dict[str, Any] = {
             **config.to_request(),
@@ -158,12 +217,24 @@ class AutoMLJob:
     def elapsed(self) -> float:
         return time.monotonic() - self._clock0
 
+    @property
+    def stop_requested(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    @property
+    def parallelism(self) -> int | None:
+        """How many candidates run at once; None until the job's executor exists."""
+        return None if self._executor is None else int(self._executor.capacity)
+
+    def set_phase(self, secondary: SecondaryStatus) -> None:
+        """Set the secondary status (an observer's phase, e.g. writing reports) and save."""
+        self._set_status(secondary)
+
     def leaderboard(self) -> pd.DataFrame:
         return leaderboard_frame(list(self.candidates.values()), self.objective or "F1")
 
     def best_model(self) -> Any:
-        from mlpilot.package import load_model
-
         return load_model(self.layout.root)
 
     def run(self) -> dict[str, Any]:
@@ -215,9 +286,7 @@ class AutoMLJob:
             else SecondaryStatus.FEATURE_ENGINEERING
         )
         space = self._define_candidates()
-        from mlpilot.reports._whitebox import WhiteBox
-
-        self._white_box = WhiteBox.start(self, space)
+        self._tell("on_candidates_defined", space)
         if cfg.candidates_only:
             return self._finish(
                 JobStatus.COMPLETED, SecondaryStatus.CANDIDATE_DEFINITIONS_GENERATED
@@ -242,7 +311,7 @@ class AutoMLJob:
                 JobStatus.FAILED, SecondaryStatus.FAILED, failure=f"No candidate completed: {first}"
             )
         self._package_best()
-        self._white_box.after_packaging()
+        self._tell("on_packaged")
         self._write_leaderboard()
         if self._stop.is_set():
             return self._finish(JobStatus.STOPPED, SecondaryStatus.STOPPED)
@@ -290,15 +359,11 @@ class AutoMLJob:
             get_metric(self.objective, profile.problem_type)
 
         # Rows the profile says cannot be used (no target, no weight) leave the table here.
-        from mlpilot.profile._target import clean_labels
-
         labels = clean_labels(table[cfg.target])
         usable = labels.notna()
         if pd.api.types.is_numeric_dtype(labels):  # e.g. inf in a Parquet float target
             usable &= ~np.isinf(labels.astype("float64"))
         if cfg.sample_weight:
-            from mlpilot.profile import MISSING_TOKENS, parse_numeric
-
             usable &= parse_numeric(table[cfg.sample_weight], MISSING_TOKENS).notna()
         keep = usable.to_numpy()
         n_validation = int(keep[len(table) - n_validation :].sum()) if n_validation else 0
@@ -376,9 +441,6 @@ class AutoMLJob:
     ) -> tuple[pd.DataFrame, np.ndarray]:
         """ENSEMBLING's folds, and the sample it trains on when the table is too large for the
         time budget or the machine's memory (the reason goes into the profile's notes)."""
-        from mlpilot.ensemble import plan_bagging, sample_rows
-        from mlpilot.runtime import default_parallelism
-
         cfg = self.config
         n_outputs = len(profile.target.labels) if profile.problem_type.is_classification else 1
         cap, why = sample_rows(
@@ -409,8 +471,6 @@ class AutoMLJob:
         self._y = y
         self._weight = None
         if cfg.sample_weight:
-            from mlpilot.profile import MISSING_TOKENS, parse_numeric
-
             self._weight = parse_numeric(table[cfg.sample_weight], MISSING_TOKENS).to_numpy()
         return table, y
 
@@ -443,8 +503,6 @@ class AutoMLJob:
             "Algorithms": space.describe(),
         }
         if ensembling:
-            from mlpilot.ensemble import build_portfolio
-
             self._portfolio = build_portfolio(
                 self.profile.problem_type,
                 len(self._y) if self._y is not None else self.profile.n_rows,
@@ -465,9 +523,7 @@ class AutoMLJob:
     def _tail(self) -> float:
         """Seconds to keep back after the search: refit of the best so far + packaging."""
         budget = self.config.max_runtime or 0
-        from mlpilot.reports._whitebox import report_reserve
-
-        tail = max(FINAL_TAIL_MIN, 0.03 * budget) + report_reserve(self.config)
+        tail = max(FINAL_TAIL_MIN, 0.03 * budget) + self._observer_reserve()
         if self.best is None:
             return tail
         extra = self.best.get("Mlpilot", {})
@@ -562,8 +618,6 @@ class AutoMLJob:
         more: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         assert self.profile is not None and self.objective is not None
-        from mlpilot.features import PreprocessingOptions
-
         done = result.status != "InProgress"
         extra = {
             "TrialNumber": task.number,
@@ -630,8 +684,6 @@ class AutoMLJob:
         ):
             self.best = record
             self.record["BestCandidate"] = record
-            from mlpilot.package._model import package_bytes
-
             self._best_package_bytes = package_bytes(result.model_dir or "")
         self._save()
         for observer in self.observers:
@@ -640,9 +692,6 @@ class AutoMLJob:
     # -- ENSEMBLING -----------------------------------------------------------------------
     def _train_ensemble(self) -> str:
         """Bagged base models, stackers, ensemble selection, refit (see mlpilot.ensemble)."""
-        from mlpilot.ensemble import EnsembleBuilder, EnsembleLimits
-        from mlpilot.reports._whitebox import report_reserve
-
         cfg = self.config
         assert self.profile is not None and self.objective is not None
         assert self._executor is not None and self._y is not None
@@ -654,7 +703,7 @@ class AutoMLJob:
             deadline=lambda: self.deadline,
             stop_requested=self._stop.is_set,
             latency_limit=None if cfg.max_latency_ms is None else cfg.max_latency_ms / 1000,
-            end_reserve=report_reserve(cfg),
+            end_reserve=self._observer_reserve(),
         )
 
         def started(task: TrialTask, more: dict[str, Any]) -> None:
@@ -720,8 +769,6 @@ class AutoMLJob:
         if final is not None and final.candidate == name:
             refit_ok = final.refit
             refit_note = final.note
-            from mlpilot.package import InferenceModel
-
             InferenceModel.copy_package(final.package_dir, destination, archive=True)
             extra = {
                 **extra,
@@ -784,8 +831,6 @@ class AutoMLJob:
                     f"refit failed ({why}): packaged the candidate as trained in the search"
                 )
         if not refit_ok and not (final is not None and final.candidate == name):
-            from mlpilot.package import InferenceModel
-
             InferenceModel.copy_package(extra["ModelLocation"], destination, archive=True)
         archive = destination / "model.tar.gz"
         best = dict(best)
@@ -828,8 +873,7 @@ class AutoMLJob:
         self._save()
 
     def _finish(self, status: JobStatus, secondary: SecondaryStatus, failure: str = "") -> None:
-        if self._white_box is not None:
-            self._white_box.close()
+        self._tell("on_finishing")
         now = time.time()
         self.record["AutoMLJobStatus"] = status.value
         self.record["AutoMLJobSecondaryStatus"] = secondary.value
@@ -849,6 +893,23 @@ class AutoMLJob:
                 }
                 self.candidates[name] = record
         self._save()
+
+    def _tell(self, event: str, *args: Any) -> None:
+        """Call ``event`` on the observers that have it (only on_status and on_candidate are
+        required of an observer)."""
+        for observer in self.observers:
+            hook = getattr(observer, event, None)
+            if hook is not None:
+                hook(self, *args)
+
+    def _observer_reserve(self) -> float:
+        """Seconds the observers want kept back at the end of the runtime budget."""
+        total = 0.0
+        for observer in self.observers:
+            reserve = getattr(observer, "time_reserve", None)
+            if reserve is not None:
+                total += float(reserve(self))
+        return total
 
     def _save(self) -> None:
         with self._lock:
