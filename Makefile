@@ -14,6 +14,7 @@ lint:
 	ruff check src tests benchmarks
 	ruff format --check src tests benchmarks
 	mypy
+	lint-imports
 
 test: install lint
 	$(PYTHON) -m pytest -q

@@ -10,6 +10,7 @@ import pandas as pd
 
 from mlpilot.config import JobConfig
 from mlpilot.jobs import AutoMLJob, JobObserver
+from mlpilot.reports import WhiteBox
 
 __all__ = ["default_job_name", "run_job"]
 
@@ -32,7 +33,9 @@ def run_job(
     """Run an AutoML job on ``data`` and return it, finished.
 
     ``settings`` are :class:`~mlpilot.config.JobConfig` fields (``max_runtime``,
-    ``max_candidates``, ``objective``, ``problem_type``, ``algorithms``, ``seed``...).
+    ``max_candidates``, ``objective``, ``problem_type``, ``algorithms``, ``seed``...). The job
+    writes its notebooks and reports (a :class:`~mlpilot.reports.WhiteBox` observes it) besides
+    telling ``observers``.
 
     Examples
     --------
@@ -48,6 +51,6 @@ def run_job(
         output_path=str(output),
         **settings,
     )
-    job = AutoMLJob(config, observers=observers)
+    job = AutoMLJob(config, observers=[*(observers or []), WhiteBox()])
     job.run()
     return job

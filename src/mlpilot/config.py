@@ -19,7 +19,7 @@ from mlpilot.algorithms import algorithm_path
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import get_metric
 from mlpilot.profile import FeatureSpecification
-from mlpilot.search._space import CandidateDefinition
+from mlpilot.search import CandidateDefinition
 
 __all__ = ["JobConfig"]
 
@@ -75,6 +75,13 @@ class JobConfig:
     account_id: str = "000000000000"
     tags: tuple[dict[str, str], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def problem_config_name(self) -> str:
+        """``AutoMLProblemTypeConfigName`` of the problem type this config describes: a
+        JobConfig holds a ``TabularJobConfig``'s fields (the problem registry is
+        :mod:`mlpilot.problems`)."""
+        return "Tabular"
 
     def __post_init__(self) -> None:
         # SageMaker's pattern, whole string (``$`` alone lets a trailing newline through), and its

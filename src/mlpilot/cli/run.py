@@ -181,6 +181,7 @@ def run(
     from mlpilot.api import default_job_name
     from mlpilot.config import JobConfig
     from mlpilot.jobs import AutoMLJob
+    from mlpilot.reports import WhiteBox
 
     if problem_type is not None:
         problem_type = _PROBLEM_TYPES.get(problem_type.lower(), problem_type)
@@ -229,7 +230,7 @@ def run(
             transient=False,
         )
     display = _Display(progress, max_runtime, config.effective_max_candidates, quiet=quiet)
-    job = AutoMLJob(config, observers=[display], started=started)
+    job = AutoMLJob(config, observers=[display, WhiteBox()], started=started)
     if not quiet:
         console.print(f"Job [bold]{job_name}[/] → {escape(str(config.output_dir))}", soft_wrap=True)
     run_watched(job, job.run, progress, display, name="mlpilot-job")

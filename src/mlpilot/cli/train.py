@@ -60,7 +60,7 @@ def train(
         started = time.monotonic()
 
     from mlpilot.cli.run import _Display, _summary, run_watched
-    from mlpilot.notebooks._train import prepare_training, run_training
+    from mlpilot.notebooks import prepare_training, run_training
 
     names = [a.strip() for a in algorithms.split(",") if a.strip()] if algorithms else None
     progress = None

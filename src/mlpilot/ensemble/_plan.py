@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from mlpilot.jobs._split import ValidationPlan, plan_validation
+from mlpilot.search import ValidationPlan, plan_validation
 
 __all__ = ["BaggingPlan", "plan_bagging", "sample_rows"]
 

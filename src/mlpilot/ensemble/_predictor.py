@@ -23,6 +23,8 @@ import pandas as pd
 
 from mlpilot._types import ProblemType
 from mlpilot.ensemble._stack import stack_column_names, stack_features
+from mlpilot.package import PIPELINE, InferenceModel, package_bytes
+from mlpilot.search import VALIDATION_PREDICTIONS, load_prepared, predict_latency
 
 __all__ = ["AssembleTask", "EnsemblePredictor", "Unit", "assemble"]
 
@@ -180,8 +182,6 @@ def share_pipelines(units: list[Unit]) -> int:
 
 
 def _load_members(package_dir: str) -> Any:
-    from mlpilot.package._model import PIPELINE
-
     members = joblib.load(Path(package_dir) / PIPELINE)
     if isinstance(members, EnsemblePredictor):
         raise ValueError(f"{package_dir} holds an ensemble, not a base model")
@@ -190,12 +190,6 @@ def _load_members(package_dir: str) -> Any:
 
 def assemble(task: AssembleTask) -> AssembleResult:
     """Worker entry point: write the ensemble package ``task`` describes."""
-    from mlpilot.package import InferenceModel
-    from mlpilot.package._model import package_bytes
-    from mlpilot.search import VALIDATION_PREDICTIONS
-    from mlpilot.search._prepared import load_prepared
-    from mlpilot.search._trial import _latency
-
     started = time.monotonic()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -216,7 +210,7 @@ def assemble(task: AssembleTask) -> AssembleResult:
             candidate={**task.candidate, "Ensemble": predictor.describe()},
         )
         row = int(np.flatnonzero(data.folds >= 0)[0]) if (data.folds >= 0).any() else 0
-        latency = _latency(package, data, row, repeats=task.latency_repeats)
+        latency = predict_latency(package, data, row, repeats=task.latency_repeats)
         package.info["candidate"]["PredictSecondsPerRow"] = latency
         package.save(task.out_dir, archive=task.archive)
         if task.validation is not None:

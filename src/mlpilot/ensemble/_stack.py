@@ -16,6 +16,7 @@ import pandas as pd
 
 from mlpilot._types import ProblemType
 from mlpilot.profile import ColumnKind, ColumnProfile, DatasetProfile
+from mlpilot.search import write_prepared
 
 __all__ = ["stack_column_names", "stack_features", "write_stack_data"]
 
@@ -54,8 +55,6 @@ def write_stack_data(
     (``outputs`` are the base models' out-of-fold predictions, one row per table row); with
     ``keep_features=False`` the original features are dropped (a stacker on predictions only).
     Returns the stack column names."""
-    from mlpilot.search import write_prepared
-
     profile = DatasetProfile.load(source / "profile.json")
     table = pd.read_parquet(source / "table.parquet")
     folds = np.load(source / "folds.npy")

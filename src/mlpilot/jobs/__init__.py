@@ -1,13 +1,14 @@
 """Jobs: the orchestrator, its records and output layout, and reading results back."""
 
-from mlpilot.jobs._job import AutoMLJob, JobObserver
-from mlpilot.jobs._layout import JobLayout
+from mlpilot._layout import JobLayout, model_location, read_candidates
+from mlpilot.jobs._job import AutoMLJob, JobHooks, JobObserver
 from mlpilot.jobs._leaderboard import leaderboard_frame
 from mlpilot.jobs._recover import finalize_interrupted
-from mlpilot.jobs._results import JobResults, load_job, model_location
+from mlpilot.jobs._results import JobResults, load_job
 
 __all__ = [
     "AutoMLJob",
+    "JobHooks",
     "JobLayout",
     "JobObserver",
     "JobResults",
@@ -15,4 +16,5 @@ __all__ = [
     "leaderboard_frame",
     "load_job",
     "model_location",
+    "read_candidates",
 ]

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mlpilot.metrics import get_metric
 
-__all__ = ["leaderboard_frame", "read_candidates"]
+__all__ = ["leaderboard_frame"]
 
 _STATUS_ORDER = {"Completed": 0, "Stopped": 1, "Failed": 2, "InProgress": 3, "Stopping": 3}
-
-
-def read_candidates(path: Path) -> list[dict[str, Any]]:
-    """Candidate records from ``candidates.jsonl`` (the last line per name wins)."""
-    if not path.exists():
-        return []
-    by_name: dict[str, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            by_name[record["CandidateName"]] = record
-    return list(by_name.values())
 
 
 def leaderboard_frame(candidates: list[dict[str, Any]], objective: str) -> pd.DataFrame:

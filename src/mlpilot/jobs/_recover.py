@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlpilot.jobs._layout import JobLayout, write_json_atomic
-from mlpilot.jobs._leaderboard import leaderboard_frame, read_candidates
+from mlpilot._layout import JobLayout, read_candidates, write_json_atomic
+from mlpilot.jobs._leaderboard import leaderboard_frame
 from mlpilot.jobs._records import inference_container
 from mlpilot.metrics import get_metric
+from mlpilot.package import InferenceModel
 
 __all__ = ["finalize_interrupted"]
 
@@ -102,8 +103,6 @@ def _best(candidates: list[dict[str, Any]], objective: str | None) -> dict[str, 
 
 
 def _package(layout: JobLayout, best: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    from mlpilot.package import InferenceModel
-
     name = best["CandidateName"]
     extra = best.get("Mlpilot", {})
     destination = layout.final_model(name)

@@ -6,14 +6,16 @@ exploration notebook's cells call :class:`DataExploration`; the candidate notebo
 :func:`train_candidates`.
 """
 
-from mlpilot.notebooks._execute import execute_notebook, export_html, is_executed
 from mlpilot.notebooks._exploration import DataExploration, Insight, show, table_style
 from mlpilot.notebooks._train import (
     ProgressPrinter,
     describe_candidates,
     load_candidate_definitions,
+    prepare_training,
+    run_training,
     train_candidates,
 )
+from mlpilot.reports import execute_notebook, export_html, is_executed
 
 __all__ = [
     "DataExploration",
@@ -24,6 +26,8 @@ __all__ = [
     "export_html",
     "is_executed",
     "load_candidate_definitions",
+    "prepare_training",
+    "run_training",
     "show",
     "table_style",
     "train_candidates",

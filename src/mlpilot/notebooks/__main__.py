@@ -2,6 +2,6 @@
 
 import sys
 
-from mlpilot.notebooks._execute import _main
+from mlpilot.reports import main
 
-sys.exit(_main())
+sys.exit(main())

@@ -27,8 +27,8 @@ import pandas as pd
 
 from mlpilot._types import ProblemType
 from mlpilot.features import TableCleaner
-from mlpilot.profile import ColumnKind, DatasetProfile, label_key
-from mlpilot.profile._columns import HIGH_CARDINALITY
+from mlpilot.profile import HIGH_CARDINALITY, ColumnKind, DatasetProfile, label_key
+from mlpilot.reports import load_duplicates, load_sample
 
 __all__ = ["DataExploration", "Insight", "show", "table_style"]
 
@@ -108,8 +108,6 @@ class DataExploration:
     @classmethod
     def load(cls, analysis_dir: str | Path) -> DataExploration:
         """Read a job's analysis folder (``sagemaker-automl-candidates/<job>-pr-1-<hash>``)."""
-        from mlpilot.notebooks._data import load_duplicates, load_sample
-
         root = Path(analysis_dir)
         profile = DatasetProfile.load(root / "profile.json")
         sample = load_sample(root / "data-sample")

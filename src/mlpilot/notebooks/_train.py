@@ -10,8 +10,12 @@ from typing import Any
 
 import pandas as pd
 
+from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode, SecondaryStatus
+from mlpilot.config import JobConfig
 from mlpilot.errors import ConfigError
+from mlpilot.jobs import AutoMLJob, load_job
+from mlpilot.reports import WhiteBox
 from mlpilot.search import CandidateDefinition
 
 __all__ = [
@@ -140,10 +144,9 @@ def prepare_training(
     started: float | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The :class:`~mlpilot.jobs.AutoMLJob` that trains a candidates-only job (not started),
-    and the job's current record. Checks everything first: nothing changes on error."""
-    from mlpilot.config import JobConfig
-    from mlpilot.jobs import AutoMLJob, load_job
-
+    with its notebooks and reports (a :class:`~mlpilot.reports.WhiteBox`) besides
+    ``observers``, and the job's current record. Checks everything first: nothing changes on
+    error."""
     results = load_job(job_dir)
     record = results.record
     if record.get("AutoMLJobSecondaryStatus") != SecondaryStatus.CANDIDATE_DEFINITIONS_GENERATED:
@@ -192,7 +195,7 @@ def prepare_training(
         generate_reports=generate_reports,
         **extra,
     )
-    job = AutoMLJob(config, observers=observers, started=started)
+    job = AutoMLJob(config, observers=[*(observers or []), WhiteBox()], started=started)
     job.record["CreationTime"] = record.get("CreationTime", job.record["CreationTime"])
     job.record["Mlpilot"] = {
         "CandidateDefinitionsGenerated": {
@@ -218,8 +221,6 @@ def run_training(job: Any, old_record: dict[str, Any]) -> Any:
 
 
 def _restore(path: Path, record: dict[str, Any]) -> None:
-    from mlpilot.jobs._layout import write_json_atomic
-
     record = dict(record)
     record["LastModifiedTime"] = time.time()
     write_json_atomic(path, record)

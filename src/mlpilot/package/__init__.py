@@ -2,6 +2,7 @@
 
 from mlpilot.package._model import (
     ARCHIVE,
+    PIPELINE,
     InferenceModel,
     ModelVersionWarning,
     load_model,
@@ -11,6 +12,7 @@ from mlpilot.package._versions import compare_versions, installed_versions
 
 __all__ = [
     "ARCHIVE",
+    "PIPELINE",
     "InferenceModel",
     "ModelVersionWarning",
     "compare_versions",

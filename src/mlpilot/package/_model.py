@@ -27,6 +27,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from mlpilot._layout import model_location
 from mlpilot._types import ProblemType
 from mlpilot.errors import JobNotFoundError, ModelPackageError, PredictionInputError
 from mlpilot.package._versions import compare_versions, installed_versions
@@ -300,8 +301,6 @@ def load_model(
     root = Path(path)
     record_path = root / "job.json"
     if record_path.exists():
-        from mlpilot.jobs import model_location
-
         return InferenceModel.load(model_location(root, candidate), strict=strict)
     if candidate is not None:
         raise JobNotFoundError(f"{root} is not a job folder (no job.json); cannot pick a candidate")

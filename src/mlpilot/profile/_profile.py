@@ -17,10 +17,12 @@ from mlpilot._types import ProblemType
 from mlpilot.errors import ConfigError, DataError
 from mlpilot.profile._columns import (
     HIGH_CARDINALITY,
+    MISSING_TOKENS,
     ColumnKind,
     ColumnProfile,
     infer_column,
     numeric_column,
+    parse_numeric,
 )
 from mlpilot.profile._target import TargetProfile, infer_target
 
@@ -246,8 +248,6 @@ def build_profile(
         raise DataError("No usable feature columns: every column besides the target was dropped")
 
     if sample_weight is not None:
-        from mlpilot.profile._columns import MISSING_TOKENS, parse_numeric
-
         w = parse_numeric(df[sample_weight], MISSING_TOKENS)
         if (w < 0).any():
             raise DataError(f"Sample weight column {sample_weight!r} has negative values")

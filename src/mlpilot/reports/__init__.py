@@ -1,8 +1,27 @@
-"""Reports on a job's candidates: explainability (SHAP) and model quality, as HTML and PDF
-with the JSON documents Clarify and Model Monitor write (``analysis.json``,
-``statistics.json``)."""
+"""The white box: a job's notebooks and reports.
 
+Reports on a job's candidates: explainability (SHAP) and model quality, as HTML and PDF with
+the JSON documents Clarify and Model Monitor write (``analysis.json``, ``statistics.json``);
+the data-exploration and candidate-definition notebooks, their data sample and their
+execution. :class:`WhiteBox` makes them all while a job runs, as one of its observers.
+(:mod:`mlpilot.notebooks` holds what the notebooks' cells call.)
+"""
+
+from mlpilot.reports._data import load_duplicates, load_sample
+from mlpilot.reports._execute import execute_notebook, export_html, is_executed, main
 from mlpilot.reports._status import Artifact, artifacts, generate_reports
 from mlpilot.reports._whitebox import WhiteBox, report_reserve
 
-__all__ = ["Artifact", "WhiteBox", "artifacts", "generate_reports", "report_reserve"]
+__all__ = [
+    "Artifact",
+    "WhiteBox",
+    "artifacts",
+    "execute_notebook",
+    "export_html",
+    "generate_reports",
+    "is_executed",
+    "load_duplicates",
+    "load_sample",
+    "main",
+    "report_reserve",
+]

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mlpilot._layout import JobLayout
 from mlpilot.errors import JobNotFoundError
-from mlpilot.jobs import JobLayout
+from mlpilot.package import InferenceModel
 from mlpilot.profile import DatasetProfile
+from mlpilot.reports._data import load_sample, load_targets
+from mlpilot.reports._explain import explain_model, write_explainability
+from mlpilot.reports._quality import Evaluation, write_model_insights
+from mlpilot.search import load_validation_predictions
 
 __all__ = [
     "candidate_model_dir",
@@ -56,10 +62,6 @@ def load_evaluation(
     layout: JobLayout, job_record: dict[str, Any], candidate: dict[str, Any]
 ) -> Any:
     """The candidate's validation predictions with the saved truth."""
-    from mlpilot.notebooks._data import load_targets
-    from mlpilot.reports._quality import Evaluation
-    from mlpilot.search import load_validation_predictions
-
     profile = DatasetProfile.load(layout.profile)
     rows, _, predictions = load_validation_predictions(str(candidate_model_dir(layout, candidate)))
     if len(rows) == 0:
@@ -89,8 +91,6 @@ def generate_model_insights(
     layout: JobLayout, job_record: dict[str, Any], candidate: dict[str, Any]
 ) -> dict[str, Any]:
     """Write the model-quality report of ``candidate``; returns its statistics."""
-    from mlpilot.reports._quality import write_model_insights
-
     evaluation = load_evaluation(layout, job_record, candidate)
     return write_model_insights(
         evaluation,
@@ -111,12 +111,6 @@ def generate_explainability(
 ) -> dict[str, Any]:
     """Write the explainability report of ``candidate`` (its packaged model); returns the
     analysis document."""
-    import warnings
-
-    from mlpilot.notebooks._data import load_sample
-    from mlpilot.package import InferenceModel
-    from mlpilot.reports._explain import explain_model, write_explainability
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         location = final_model_dir(layout, candidate)

@@ -8,9 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlpilot._layout import write_json_atomic
 from mlpilot.errors import ConfigError, JobNotFoundError
 from mlpilot.jobs import JobResults, load_job
-from mlpilot.jobs._layout import write_json_atomic
+from mlpilot.profile import DatasetProfile
+from mlpilot.reports._build_exploration import build_exploration_notebook, write_notebook
+from mlpilot.reports._data import SAMPLE_ROWS
+from mlpilot.reports._execute import execute_notebook, is_executed
+from mlpilot.reports._generate import generate_explainability, generate_model_insights
 
 __all__ = ["Artifact", "artifacts", "generate_reports"]
 
@@ -54,8 +59,6 @@ def _candidate(results: JobResults, name: str | None) -> dict[str, Any]:
 
 def artifacts(results: JobResults, candidate: str | None = None) -> list[Artifact]:
     """Every notebook and report of the job (and of ``candidate``, default the best)."""
-    from mlpilot.notebooks._execute import is_executed
-
     layout = results.layout
     recorded = results.record.get("Mlpilot", {}).get("Reports", {})
     out = []
@@ -142,9 +145,6 @@ def generate_reports(
 ) -> list[Artifact]:
     """Make what is missing: run the exploration notebook, and write the explainability and
     model-quality reports of ``candidate`` (default: the best). ``force`` remakes them."""
-    from mlpilot.notebooks._execute import execute_notebook, is_executed
-    from mlpilot.reports._generate import generate_explainability, generate_model_insights
-
     results = load_job(job_dir)
     if results.status in _RUNNING:
         raise ConfigError(f"Job {results.name} is still running; generate its reports afterwards")
@@ -236,10 +236,6 @@ def _point_to(results: JobResults, name: str, key: str, location: str) -> None:
 
 
 def _write_exploration(results: JobResults) -> None:
-    from mlpilot.notebooks._build_exploration import build_exploration_notebook, write_notebook
-    from mlpilot.notebooks._data import SAMPLE_ROWS
-    from mlpilot.profile import DatasetProfile
-
     layout = results.layout
     if not layout.profile.exists():
         raise JobNotFoundError(f"Job {results.name} has no data profile: it did not analyse data")

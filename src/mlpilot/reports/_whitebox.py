@@ -1,15 +1,17 @@
 """The job's white-box outputs: notebooks and reports, made within the job's time budget.
 
-:class:`WhiteBox` is driven by :class:`~mlpilot.jobs.AutoMLJob` at three points:
+:class:`WhiteBox` observes an :class:`~mlpilot.jobs.AutoMLJob` (one of its ``observers``: the
+job knows nothing of notebooks or reports). It keeps :func:`report_reserve` seconds of the
+runtime budget back for the reports (``time_reserve``) and acts at three points:
 
-``start`` (candidates defined)
+``on_candidates_defined``
     Writes the candidate-definition notebook; in a background thread, saves the data sample
     the notebooks and reports read, writes the data-exploration notebook and starts executing
     it in a child process, beside the search.
-``after_packaging`` (best candidate packaged)
+``on_packaged`` (best candidate packaged)
     Writes the best candidate's model-quality and explainability reports if the deadline
     allows, and rewrites the candidate notebook with the number of trials the job ran.
-``close`` (the job finishing, whatever the outcome)
+``on_finishing`` (the job ending, whatever the outcome)
     Waits for the exploration notebook (until the deadline, then kills it) and records every
     artifact in the job record: ``AutoMLJobArtifacts``, the best candidate's
     ``CandidateArtifactLocations`` and ``Mlpilot.Reports`` (what was made, skipped or failed,
@@ -22,6 +24,7 @@ Nothing here may fail the job: errors become a "Failed" entry in ``Mlpilot.Repor
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import traceback
@@ -29,7 +32,27 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import nbformat
+import pandas as pd
+
 from mlpilot._types import SecondaryStatus
+from mlpilot.jobs import JobHooks
+from mlpilot.metrics import get_metric
+from mlpilot.reports._build_candidates import (
+    CandidateNotebookFacts,
+    PipelineFacts,
+    build_candidate_notebook,
+)
+from mlpilot.reports._build_exploration import (
+    build_exploration_notebook,
+    profile_digest,
+    write_notebook,
+)
+from mlpilot.reports._data import SAMPLE_ROWS, save_data_sample, save_input_frames
+from mlpilot.reports._execute import is_executed, start_execution
+from mlpilot.reports._explain import OutOfTime
+from mlpilot.reports._generate import generate_explainability, generate_model_insights
+from mlpilot.runtime import LocalProcessExecutor
 
 __all__ = ["WhiteBox"]
 
@@ -63,14 +86,22 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
 
-class WhiteBox:
-    """Notebooks and reports of one running job (see the module docstring)."""
+class WhiteBox(JobHooks):
+    """Notebooks and reports of a running job (see the module docstring).
 
-    def __init__(self, job: Any) -> None:
+    Attach one to a job as an observer: ``AutoMLJob(config, observers=[WhiteBox()])``
+    (:func:`mlpilot.run_job`, the CLI and the service do). It serves one job at a time.
+    """
+
+    def __init__(self) -> None:
+        self._bind(None)
+
+    def _bind(self, job: Any) -> None:
+        """Start afresh for ``job`` (None: no job yet)."""
         self.job = job
-        self.layout = job.layout
-        self.config = job.config
-        self.enabled = bool(getattr(job.config, "generate_reports", True))
+        self.layout: Any = getattr(job, "layout", None)
+        self.config: Any = getattr(job, "config", None)
+        self.enabled = bool(getattr(self.config, "generate_reports", True))
         self.reports: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -82,23 +113,27 @@ class WhiteBox:
         self._input_paths: dict[str, str] = {}
 
     # -- hooks ----------------------------------------------------------------------------
-    @classmethod
-    def start(cls, job: Any, space: Any) -> WhiteBox:
-        box = cls(job)
-        try:
-            box._definitions = space.resolved()
-            box._descriptions = {k: c.description for k, c in space.classes.items()}
-            box._input_paths = box._planned_inputs()
-            box._write_candidate_notebook(trials_run=None)
-        except Exception as exc:
-            box._failed(CANDIDATES, exc)
-        box._thread = threading.Thread(target=box._background, name="mlpilot-whitebox", daemon=True)
-        box._thread.start()
-        return box
+    def time_reserve(self, job: Any) -> float:
+        return report_reserve(job.config)
 
-    def after_packaging(self) -> None:
+    def on_candidates_defined(self, job: Any, space: Any) -> None:
+        """The candidate notebook now; the data sample and exploration notebook beside the
+        search."""
+        self._bind(job)
+        try:
+            self._definitions = space.resolved()
+            self._descriptions = {k: c.description for k, c in space.classes.items()}
+            self._input_paths = self._planned_inputs()
+            self._write_candidate_notebook(trials_run=None)
+        except Exception as exc:
+            self._failed(CANDIDATES, exc)
+        self._thread = threading.Thread(
+            target=self._background, name="mlpilot-whitebox", daemon=True
+        )
+        self._thread.start()
+
+    def on_packaged(self, job: Any) -> None:
         """The best candidate's reports, within the deadline; the final candidate notebook."""
-        job = self.job
         best = job.best
         try:
             self._write_candidate_notebook(trials_run=len(job.candidates))
@@ -111,16 +146,17 @@ class WhiteBox:
             why = "report generation is turned off (generate_reports=False / --no-reports)"
             self._skip(EXPLAINABILITY, why, name)
             self._skip(INSIGHTS, why, name)
-        elif job._stop.is_set():
+        elif job.stop_requested:
             self._skip(EXPLAINABILITY, "the job was stopped", name)
             self._skip(INSIGHTS, "the job was stopped", name)
         else:
             self._reports_for_best(best)
         self._point_best_to_reports()
 
-    def close(self) -> None:
+    def on_finishing(self, job: Any) -> None:
         """Wait for (or end) the exploration notebook; write every location into the record."""
-        job = self.job
+        if self.job is not job:
+            return  # the job ended before its candidates were defined: nothing was started
         deadline = job.deadline
         if self._thread is not None:
             wait = (
@@ -131,7 +167,7 @@ class WhiteBox:
             self._closed = True
         run = self._run
         if run is not None:
-            if job._stop.is_set() and not run.done():
+            if job.stop_requested and not run.done():
                 run.kill()
                 self._skip(EXPLORATION, "the job was stopped before the notebook finished")
             else:
@@ -150,8 +186,6 @@ class WhiteBox:
 
     # -- background -----------------------------------------------------------------------
     def _background(self) -> None:
-        from mlpilot.notebooks._data import save_data_sample, save_input_frames
-
         try:
             save_data_sample(
                 self.layout.prepared_data, self.layout.data_sample, seed=self.config.seed
@@ -175,37 +209,22 @@ class WhiteBox:
                 "report generation is turned off: the notebook was written without running it",
             )
             return
-        from mlpilot.notebooks._execute import start_execution
-
         with self._lock:
             if self._closed:
                 self._skip(EXPLORATION, "the job ended before the notebook could run")
                 return
             self._run = start_execution(self.layout.exploration_notebook)
-        # Load the report libraries while the search runs, not after it.
+        # Load the report libraries (seconds of imports) while the search runs, not after it.
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # shap's own deprecation notices
                 import matplotlib.figure  # noqa: F401
                 import shap  # noqa: F401
-
-                import mlpilot.reports._explain
-                import mlpilot.reports._quality  # noqa: F401
         except Exception:
             pass
 
     def _write_exploration_notebook(self) -> bool:
         """Write the notebook; False when an executed one for the same profile is there."""
-        import nbformat
-
-        from mlpilot.notebooks._build_exploration import (
-            build_exploration_notebook,
-            profile_digest,
-            write_notebook,
-        )
-        from mlpilot.notebooks._data import SAMPLE_ROWS
-        from mlpilot.notebooks._execute import is_executed
-
         path = self.layout.exploration_notebook
         entry = self.reports.setdefault(EXPLORATION, {})
         entry["Location"] = str(path)
@@ -237,8 +256,6 @@ class WhiteBox:
 
     def _planned_inputs(self) -> dict[str, str]:
         """Where the candidate notebook finds the job's data."""
-        import pandas as pd
-
         out: dict[str, str] = {}
         for field_name, file_name in (
             ("training_data", "training-data.parquet"),
@@ -270,8 +287,6 @@ class WhiteBox:
         if isinstance(spec, str):
             options["feature_specification"] = spec
         elif spec is not None:
-            import json
-
             path = self.layout.data_sample / "feature-specification.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(spec.to_dict(), indent=1))
@@ -279,9 +294,6 @@ class WhiteBox:
         return options
 
     def _pipeline_facts(self) -> dict[str, Any]:
-        from mlpilot.metrics import get_metric
-        from mlpilot.notebooks._build_candidates import PipelineFacts
-
         job = self.job
         metric = get_metric(job.objective or "F1")
         facts: dict[str, Any] = {}
@@ -309,24 +321,14 @@ class WhiteBox:
         return facts
 
     def _write_candidate_notebook(self, *, trials_run: int | None) -> None:
-        from mlpilot.notebooks._build_candidates import (
-            CandidateNotebookFacts,
-            build_candidate_notebook,
-        )
-        from mlpilot.notebooks._build_exploration import write_notebook
-
         if self._mode() == "ENSEMBLING":  # Autopilot writes this notebook for HPO jobs only
             self.reports.pop(CANDIDATES, None)
             return
         job = self.job
         cfg = self.config
         profile = job.profile
-        executor = getattr(job, "_executor", None)
-        if executor is not None:
-            parallelism = int(executor.capacity)
-        else:
-            from mlpilot.runtime import LocalProcessExecutor
-
+        parallelism = job.parallelism
+        if parallelism is None:
             parallelism = LocalProcessExecutor(cfg.parallelism).capacity
         best = None
         if job.best is not None:
@@ -371,8 +373,6 @@ class WhiteBox:
         return None if deadline is None else deadline - time.monotonic()
 
     def _reports_for_best(self, best: dict[str, Any]) -> None:
-        from mlpilot.reports._generate import generate_explainability, generate_model_insights
-
         job = self.job
         name = best["CandidateName"]
         left = self._left()
@@ -384,7 +384,7 @@ class WhiteBox:
             self._skip(INSIGHTS, "the job's time ran out before the data sample was saved", name)
             return
         # Model quality first: it is cheap and always fits; explanations take what is left.
-        job._set_status(SecondaryStatus.GENERATING_MODEL_INSIGHTS_REPORT)
+        job.set_phase(SecondaryStatus.GENERATING_MODEL_INSIGHTS_REPORT)
         left = self._left()
         if left is not None and left < MIN_INSIGHTS_SECONDS:
             self._skip(INSIGHTS, f"only {max(left, 0):.1f} s of the job's time was left", name)
@@ -395,15 +395,13 @@ class WhiteBox:
                 self._done(INSIGHTS, name, job.layout.model_insights_for(name), started)
             except Exception as exc:
                 self._failed(INSIGHTS, exc, name)
-        job._set_status(SecondaryStatus.GENERATING_EXPLAINABILITY_REPORT)
+        job.set_phase(SecondaryStatus.GENERATING_EXPLAINABILITY_REPORT)
         left = self._left()
         if left is not None and left < MIN_EXPLAINABILITY_SECONDS:
             self._skip(
                 EXPLAINABILITY, f"only {max(left, 0):.1f} s of the job's time was left", name
             )
             return
-        from mlpilot.reports._explain import OutOfTime
-
         started = time.monotonic()
         deadline = None if job.deadline is None else job.deadline - REPORT_WRITE_SECONDS
         try:

@@ -3,8 +3,13 @@
 from mlpilot.search._prepared import PreparedData, load_prepared, write_prepared
 from mlpilot.search._search import candidate_name, run_search
 from mlpilot.search._space import CandidateDefinition, CandidateSpec, SearchSpace
+from mlpilot.search._split import ValidationPlan, plan_validation
 from mlpilot.search._tasks import PriorTrial, TrialResult, TrialTask, trial_result
-from mlpilot.search._trial import VALIDATION_PREDICTIONS, load_validation_predictions
+from mlpilot.search._trial import (
+    VALIDATION_PREDICTIONS,
+    load_validation_predictions,
+    predict_latency,
+)
 
 __all__ = [
     "VALIDATION_PREDICTIONS",
@@ -15,9 +20,12 @@ __all__ = [
     "SearchSpace",
     "TrialResult",
     "TrialTask",
+    "ValidationPlan",
     "candidate_name",
     "load_prepared",
     "load_validation_predictions",
+    "plan_validation",
+    "predict_latency",
     "run_search",
     "trial_result",
     "write_prepared",

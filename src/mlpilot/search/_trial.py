@@ -94,7 +94,7 @@ def _fit_member(
     return pipeline, model, X_valid
 
 
-def _latency(model: InferenceModel, data: PreparedData, row: int, repeats: int = 5) -> float:
+def predict_latency(model: InferenceModel, data: PreparedData, row: int, repeats: int = 5) -> float:
     """Median seconds to predict one raw row through the whole package."""
     one = data.raw.iloc[[row]]
     model.predict_raw(one)  # first call pays one-off costs
@@ -170,7 +170,7 @@ def _run(task: TrialTask, started: float) -> TrialResult:
         },
     )
     row = int(np.flatnonzero(data.folds >= 0)[0]) if (data.folds >= 0).any() else 0
-    result.latency_seconds = _latency(package, data, row)
+    result.latency_seconds = predict_latency(package, data, row)
     if not task.refit:
         result.metrics["InferenceLatency"] = result.latency_seconds
         if task.objective == "InferenceLatency":

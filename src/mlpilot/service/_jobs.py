@@ -409,7 +409,7 @@ class JobManager:
 
 
 def _read_candidates(root: Path) -> list[dict[str, Any]]:
-    from mlpilot.jobs._leaderboard import read_candidates
+    from mlpilot.jobs import read_candidates
 
     board = root / "leaderboard.json"
     if board.exists():

@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from mlpilot.config import JobConfig
         from mlpilot.jobs import AutoMLJob
+        from mlpilot.reports import WhiteBox
 
         config = JobConfig.from_request(
             request,
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             account_id=args.account,
             parallelism=args.parallelism,
         )
-        job = AutoMLJob(config, observers=[mirror])
+        job = AutoMLJob(config, observers=[mirror, WhiteBox()])
         mirror.job = job
 
         def on_term(signum: int, frame: Any) -> None:

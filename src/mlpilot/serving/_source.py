@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mlpilot._layout import model_location
 from mlpilot.errors import DataError, JobNotFoundError, ModelPackageError
 from mlpilot.serving._storage import Location, locate, one_line
 
@@ -59,8 +60,6 @@ def _local(path: Path, cache: Path) -> Path:
     if (path / MANIFEST).exists():
         return path
     if (path / "job.json").exists():
-        from mlpilot.jobs import model_location
-
         return model_location(path)
     for name in ("model.tar.gz", "model.tgz"):
         if (path / name).is_file():

@@ -1,4 +1,8 @@
-"""Where a job's artifacts live, following Autopilot's S3 output layout.
+"""Where a job's artifacts live, following Autopilot's S3 output layout, and reading the job
+record and candidates back from there.
+
+It sits below every package (like :mod:`mlpilot._types`): loading a model from a job folder
+(:mod:`mlpilot.package`, :mod:`mlpilot.serving`) needs the layout, not the training stack.
 
 Under the job's root (``<S3OutputPath>/<AutoMLJobName>`` for the service, ``--output`` for the
 CLI)::
@@ -29,7 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JobLayout", "write_json_atomic"]
+from mlpilot.errors import JobNotFoundError
+
+__all__ = [
+    "JobLayout",
+    "job_candidates",
+    "model_location",
+    "read_candidates",
+    "read_job_record",
+    "write_json_atomic",
+]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -132,3 +145,57 @@ class JobLayout:
     @property
     def prepared_data(self) -> Path:
         return self.work / "data"
+
+
+def read_candidates(path: Path) -> list[dict[str, Any]]:
+    """Candidate records from ``candidates.jsonl`` (the last line per name wins)."""
+    if not path.exists():
+        return []
+    by_name: dict[str, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            by_name[record["CandidateName"]] = record
+    return list(by_name.values())
+
+
+def read_job_record(root: Path) -> dict[str, Any]:
+    """The job record (``job.json``) of the job folder ``root``."""
+    record_path = root / "job.json"
+    if not record_path.exists():
+        raise JobNotFoundError(f"No mlpilot job at {root} (no job.json)")
+    try:
+        record: dict[str, Any] = json.loads(record_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise JobNotFoundError(f"{record_path} is not a readable job record: {exc}") from exc
+    return record
+
+
+def job_candidates(layout: JobLayout) -> list[dict[str, Any]]:
+    """Every candidate of the job: the leaderboard once written, else the candidates log."""
+    if layout.leaderboard_json.exists():
+        data: list[dict[str, Any]] = json.loads(layout.leaderboard_json.read_text())
+        return data
+    return read_candidates(layout.candidates_log)
+
+
+def model_location(root: Path, candidate: str | None = None) -> Path:
+    """The model package of the job's best candidate, or of ``candidate``."""
+    record = read_job_record(root)
+    name = record["AutoMLJobName"]
+    if candidate is None:
+        best = record.get("BestCandidate")
+        if not best or "FinalModel" not in best.get("Mlpilot", {}):
+            raise JobNotFoundError(
+                f"Job {name} has no packaged best model (status {record['AutoMLJobStatus']}, "
+                f"{record.get('AutoMLJobSecondaryStatus')})"
+            )
+        return Path(best["Mlpilot"]["FinalModel"])
+    for entry in job_candidates(JobLayout(root, name)):
+        if entry["CandidateName"] == candidate:
+            extra = entry.get("Mlpilot", {})
+            location = extra.get("FinalModel") or extra.get("ModelLocation")
+            if location and Path(location).exists():
+                return Path(location)
+            raise JobNotFoundError(f"Candidate {candidate} has no saved model")
+    raise JobNotFoundError(f"Job {name} has no candidate named {candidate!r}")

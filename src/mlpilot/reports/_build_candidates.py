@@ -28,7 +28,7 @@ from optuna.distributions import (
 
 from mlpilot._version import __version__
 from mlpilot.metrics import get_metric
-from mlpilot.notebooks._build_exploration import KERNELSPEC
+from mlpilot.reports._build_exploration import KERNELSPEC
 from mlpilot.search import CandidateDefinition
 
 __all__ = ["CandidateNotebookFacts", "build_candidate_notebook"]
@@ -270,6 +270,7 @@ def build_candidate_notebook(facts: CandidateNotebookFacts) -> Any:
             "from mlpilot.features import PreprocessingOptions\n"
             "from mlpilot.notebooks import ProgressPrinter, describe_candidates, "
             "train_candidates\n"
+            "from mlpilot.reports import WhiteBox\n"
             "from mlpilot.search import CandidateDefinition\n\n"
             'pd.set_option("display.max_colwidth", 200)\n'
             'JOB_DIR = Path("../../..").resolve()  # the job\'s output folder\n'
@@ -426,7 +427,7 @@ def build_candidate_notebook(facts: CandidateNotebookFacts) -> Any:
                 "    generate_reports=GENERATE_REPORTS,\n"
                 "    **DATA_OPTIONS,\n"
                 ")\n"
-                "job = AutoMLJob(config, observers=[ProgressPrinter()])\n"
+                "job = AutoMLJob(config, observers=[ProgressPrinter(), WhiteBox()])\n"
                 "job.run()\n"
                 'print(f"{job.status}: {len(job.candidates)} candidates in '
                 '{job.elapsed():.1f} s -> {RUN_DIR}")',

@@ -17,7 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NotebookRun", "execute_notebook", "export_html", "is_executed", "start_execution"]
+from mlpilot.reports._build_exploration import write_notebook
+
+__all__ = [
+    "NotebookRun",
+    "execute_notebook",
+    "export_html",
+    "is_executed",
+    "main",
+    "start_execution",
+]
 
 #: Seconds one cell may take (the exploration notebook's cells take well under a second).
 CELL_TIMEOUT = 600
@@ -28,8 +37,6 @@ def execute_notebook(path: str | Path, *, html: bool = True, timeout: int = CELL
     write ``<name>.html`` beside it unless ``html=False``. Raises on a failing cell."""
     import nbformat
     from nbclient import NotebookClient
-
-    from mlpilot.notebooks._build_exploration import write_notebook
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -145,7 +152,7 @@ def start_execution(path: Path, *, html: bool = True) -> NotebookRun:
     return NotebookRun(path, process, Path(log_name))
 
 
-def _main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Execute a notebook in place (and export HTML).")
     parser.add_argument("notebook")
     parser.add_argument("--no-html", action="store_true")

@@ -1,0 +1,5 @@
+"""The tabular problem type: binary, multiclass and regression on one table."""
+
+from mlpilot.problems.tabular._problem import TabularProblem, trial_report
+
+__all__ = ["TabularProblem", "trial_report"]

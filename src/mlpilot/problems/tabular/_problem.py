@@ -1,0 +1,275 @@
+"""The tabular problem (binary, multiclass, regression): one table, one target column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from mlpilot._layout import write_json_atomic
+from mlpilot._types import Mode, ProblemType, SecondaryStatus
+from mlpilot.algorithms import DEFAULT_ALGORITHMS, ENSEMBLING_ALGORITHMS, algorithm_path
+from mlpilot.ensemble import BaggingPlan, PortfolioEntry, build_portfolio, plan_bagging, sample_rows
+from mlpilot.features import PreprocessingOptions
+from mlpilot.metrics import default_objective, get_metric
+from mlpilot.problems._protocol import Analysis, CandidateReport, JobSession, PackagedModel
+from mlpilot.problems.tabular._analysis import (
+    choose_mode,
+    read_channels,
+    sample_weights,
+    search_row_cap,
+    usable_rows,
+)
+from mlpilot.problems.tabular._final import package_best
+from mlpilot.profile import DatasetProfile, build_profile
+from mlpilot.runtime import default_parallelism
+from mlpilot.search import (
+    SearchSpace,
+    TrialResult,
+    TrialTask,
+    ValidationPlan,
+    plan_validation,
+    write_prepared,
+)
+
+__all__ = ["TabularProblem", "trial_report"]
+
+TRIAL_FUNCTION = "mlpilot.search._trial:run_trial"
+
+
+def trial_report(
+    task: TrialTask, result: TrialResult, more: dict[str, Any] | None = None
+) -> CandidateReport:
+    """A trial's candidate report (``more`` adds to its ``Mlpilot`` details)."""
+    details: dict[str, Any] = {
+        "TrialNumber": task.number,
+        "Algorithm": task.algorithm,
+        "Hyperparameters": task.params,
+        "Preprocessing": task.preprocessing,
+        "PreprocessingSteps": PreprocessingOptions(**task.preprocessing).describe(),
+        "TrainSeconds": round(result.train_seconds, 3),
+        "Fits": len(task.eval_folds),
+        "PredictSecondsPerRow": result.latency_seconds,
+        "ModelLocation": result.model_dir,
+        "RefitParameters": result.refit_params,
+    }
+    if result.status == "Failed" and result.detail:
+        details["Traceback"] = result.detail
+    details.update(more or {})
+    # A stacker's package stands alone only once assembled (its update carries it).
+    standalone = (more or {}).get("Layer") != 2 or "PredictSecondsPerRow" in (more or {})
+    return CandidateReport(
+        name=task.candidate_name,
+        status=result.status,
+        objective_value=result.objective_value if result.status == "Completed" else None,
+        metrics=result.metrics,
+        failure_reason=result.failure_reason,
+        details=details,
+        package_dir=result.model_dir,
+        standalone=standalone,
+    )
+
+
+class TabularProblem:
+    """Binary and multiclass classification and regression on a table (``TabularJobConfig``).
+
+    Validation is a holdout or k row folds (ENSEMBLING: bagging folds); candidates are the
+    registered algorithms' pipelines, searched with Optuna (HYPERPARAMETER_TUNING) or run from
+    the learned portfolio, stacked and ensembled (ENSEMBLING); the model is a scikit-learn
+    pipeline package.
+    """
+
+    config_name: ClassVar[str] = "Tabular"
+    trial_function: ClassVar[str] = TRIAL_FUNCTION
+
+    def __init__(self) -> None:
+        self.profile: DatasetProfile | None = None
+        self.validation: ValidationPlan | None = None
+        self.analysis: Analysis | None = None
+        self.space: SearchSpace | None = None
+        #: ENSEMBLING: the bagging plan, the portfolio, the rows' targets and weights, and the
+        #: builder once it ran.
+        self.bagging: BaggingPlan | None = None
+        self.portfolio: list[PortfolioEntry] = []
+        self.y: np.ndarray | None = None
+        self.weight: np.ndarray | None = None
+        self.ensemble: Any = None
+
+    @property
+    def problem_type(self) -> ProblemType:
+        assert self.profile is not None
+        return self.profile.problem_type
+
+    # -- 1. analyse -------------------------------------------------------------------------
+    def analyse(self, session: JobSession) -> Analysis:
+        cfg = session.config
+        table, n_validation = read_channels(cfg)
+        profile = build_profile(
+            table,
+            cfg.target,
+            problem_type=cfg.problem_type,
+            sample_weight=cfg.sample_weight,
+            feature_spec=cfg.load_feature_specification(),
+        )
+        objective = cfg.objective
+        if objective is None:
+            objective = default_objective(profile.problem_type)
+        else:
+            get_metric(objective, profile.problem_type)
+        rows = usable_rows(table, n_validation, cfg, profile)
+        table, y = rows.table, rows.y
+        mode, mode_reason = choose_mode(cfg, table)
+        if mode is Mode.ENSEMBLING:
+            table, y = self._plan_bagging(session, table, y, profile, rows.n_validation)
+            assert self.validation is not None
+        else:
+            self.validation = plan_validation(
+                len(table),
+                y,
+                classification=profile.problem_type.is_classification,
+                seed=cfg.seed,
+                fraction=cfg.validation_fraction,
+                n_validation_rows=rows.n_validation,
+                search_row_cap=search_row_cap(cfg.max_runtime),
+            )
+        profile.notes.append(f"validation: {self.validation.reason}")
+        self.profile = profile
+        layout = session.layout
+        layout.profile.parent.mkdir(parents=True, exist_ok=True)
+        profile.save(layout.profile)
+        write_prepared(layout.prepared_data, table, profile, self.validation.folds)
+        self.analysis = Analysis(
+            problem_type=profile.problem_type.value,
+            objective=objective,
+            mode=mode,
+            mode_reason=mode_reason,
+            classification=profile.problem_type.is_classification,
+            resolved={"ProblemType": profile.problem_type.value},
+            summary={
+                "Location": str(layout.profile),
+                "ProblemTypeReason": profile.target.reason,
+                "Rows": profile.n_rows,
+                "Mode": mode.value,
+                "ModeReason": mode_reason,
+                "Validation": self.validation.method,
+                "ValidationReason": self.validation.reason,
+            },
+        )
+        return self.analysis
+
+    def _plan_bagging(
+        self,
+        session: JobSession,
+        table: pd.DataFrame,
+        y: np.ndarray,
+        profile: DatasetProfile,
+        n_validation: int,
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """ENSEMBLING's folds, and the sample it trains on when the table is too large for the
+        time budget or the machine's memory (the reason goes into the profile's notes)."""
+        cfg = session.config
+        n_outputs = len(profile.target.labels) if profile.problem_type.is_classification else 1
+        cap, why = sample_rows(
+            len(table),
+            int(table.memory_usage(deep=True).sum()),
+            n_outputs=n_outputs,
+            workers=cfg.parallelism or default_parallelism(),
+            budget=cfg.max_runtime,
+        )
+        plan = plan_bagging(
+            len(table),
+            y,
+            classification=profile.problem_type.is_classification,
+            seed=cfg.seed,
+            fraction=cfg.validation_fraction,
+            n_validation_rows=n_validation,
+            budget=cfg.max_runtime,
+            row_cap=cap,
+            cap_reason=why,
+        )
+        if plan.sample is not None:
+            table = table.iloc[plan.sample].reset_index(drop=True)
+            y = y[plan.sample]
+            profile.notes.append(plan.sample_reason)
+            session.note("Sample", plan.sample_reason)
+        self.validation = plan.validation
+        self.bagging = plan
+        self.y = y
+        self.weight = sample_weights(cfg, table)
+        return table, y
+
+    # -- 2. candidates ----------------------------------------------------------------------
+    def define_candidates(self, session: JobSession) -> SearchSpace:
+        assert self.profile is not None and self.analysis is not None
+        cfg = session.config
+        ensembling = self.analysis.mode is Mode.ENSEMBLING
+        defaults = ENSEMBLING_ALGORITHMS if ensembling else DEFAULT_ALGORITHMS
+        names = list(cfg.algorithms or defaults)
+        space = SearchSpace(
+            names,
+            self.profile.problem_type,
+            self.profile.n_rows,
+            definitions=None if ensembling else cfg.candidates,
+        )
+        definitions: dict[str, Any] = {
+            "ProblemType": self.profile.problem_type.value,
+            "Objective": self.analysis.objective,
+            "Seed": cfg.seed,
+            "MaxCandidates": cfg.effective_max_candidates,
+            "Validation": self.validation.reason if self.validation else "",
+            "Algorithms": space.describe(),
+        }
+        if ensembling:
+            self.portfolio = build_portfolio(
+                self.profile.problem_type,
+                len(self.y) if self.y is not None else self.profile.n_rows,
+                len(self.profile.target.labels),
+                space.algorithms,
+            )
+            definitions["Mode"] = Mode.ENSEMBLING.value
+            definitions["Portfolio"] = [
+                {"Label": e.label, "Algorithm": e.algorithm, "Parameters": e.params}
+                for e in self.portfolio
+            ]
+        write_json_atomic(session.layout.candidate_definitions, definitions)
+        session.note("CandidateDefinitions", str(session.layout.candidate_definitions))
+        self.space = space
+        return space
+
+    # -- 3. train ---------------------------------------------------------------------------
+    def train(self, session: JobSession) -> str:
+        from mlpilot.problems.tabular._training import train_ensemble, tune
+
+        assert self.analysis is not None and self.space is not None
+        if self.analysis.mode is Mode.ENSEMBLING:
+            return train_ensemble(self, session)
+        session.set_status(SecondaryStatus.MODEL_TUNING)
+        return tune(self, session, self.space)
+
+    # -- 4. package -------------------------------------------------------------------------
+    def package(self, session: JobSession, best: dict[str, Any]) -> PackagedModel:
+        return package_best(self, session, best)
+
+    def refit_task(
+        self, session: JobSession, best: dict[str, Any], destination: Path, time_limit: float | None
+    ) -> TrialTask:
+        """The task that refits the best candidate on every row."""
+        details = best["Mlpilot"]
+        assert self.analysis is not None
+        return TrialTask(
+            number=details["TrialNumber"],
+            candidate_name=best["CandidateName"],
+            algorithm=details["Algorithm"],
+            algorithm_path=algorithm_path(details["Algorithm"]),
+            params=details["RefitParameters"] or details["Hyperparameters"],
+            preprocessing=details["Preprocessing"],
+            data_dir=str(session.layout.prepared_data),
+            objective=self.analysis.objective,
+            eval_folds=(),
+            seed=session.config.seed,
+            time_limit=time_limit,
+            model_dir=str(destination),
+            refit=True,
+        )
