@@ -23,7 +23,7 @@ from mlpilot.algorithms import (
     DEFAULT_ALGORITHMS,
     ENSEMBLING_ALGORITHMS,
     algorithm_path,
-    get_algorithm,
+    algorithm_tags,
 )
 from mlpilot.config import JobConfig
 from mlpilot.data import read_table
@@ -496,7 +496,7 @@ class AutoMLJob:
             return True
         if self.best is None:
             return False
-        return get_algorithm(self.best["Mlpilot"]["Algorithm"]).iteration_param is None
+        return not algorithm_tags(self.best["Mlpilot"]["Algorithm"]).early_stopping
 
     def _search_deadline(self) -> float | None:
         end = self.deadline
