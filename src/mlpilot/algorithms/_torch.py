@@ -12,7 +12,7 @@ import numpy as np
 from scipy import sparse
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, FitContext
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
 from mlpilot.algorithms._tags import AlgorithmTags, Family
 
 __all__ = ["BestEpoch", "TorchNetwork", "dense32", "weighted_loss"]
@@ -62,8 +62,8 @@ class BestEpoch:
 
 class TorchNetwork(Algorithm):
     """Base of the PyTorch networks: subclasses build the network (:meth:`_network`) and say
-    which tensors it reads; this class trains it (AdamW, shuffled mini-batches, early stopping)
-    and pickles it as its weights."""
+    which tensors it reads (:meth:`_inputs`); this class trains it (AdamW, shuffled
+    mini-batches, early stopping) and pickles it as its weights."""
 
     tags = AlgorithmTags(family=Family.NEURAL_NETWORK, iteration_param="epochs")
     #: Epochs without a validation improvement larger than ``min_delta`` before stopping.
@@ -72,7 +72,53 @@ class TorchNetwork(Algorithm):
 
     @abstractmethod
     def _network(self) -> Any:
-        """The untrained network, for the shapes ``_fit`` recorded on the instance."""
+        """The untrained network, for the shapes :meth:`_fit_inputs` recorded."""
+
+    @abstractmethod
+    def _inputs(self, X: Any) -> tuple[Any, ...]:
+        """The tensors the network's forward takes for the rows of ``X``."""
+
+    def _fit_inputs(self, X: Any, context: FitContext) -> tuple[Any, ...]:
+        """:meth:`_inputs` of the training rows, after recording what the network's shape
+        depends on."""
+        return self._inputs(X)
+
+    def _epochs(self) -> int:
+        return int(self.params["epochs"])
+
+    def _schedule(self, optimizer: Any, epochs: int, n_rows: int) -> Any:
+        """A learning-rate schedule stepped after every batch, if any."""
+        return None
+
+    def _fit(
+        self,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        eval_set: EvalSet | None,
+        context: FitContext,
+    ) -> None:
+        generator = self._seeded(context)
+        inputs = self._fit_inputs(X, context)
+        targets = self._targets(y, sample_weight, fitting=True)
+        net = self._network()
+        epochs = self._epochs()
+        optimizer = self._optimizer(net)
+        valid = None
+        if eval_set is not None:
+            X_val, y_val, w_val = eval_set
+            valid = (*self._inputs(X_val), *self._targets(y_val, w_val))
+        self._train(
+            net,
+            optimizer,
+            inputs,
+            targets,
+            valid,
+            epochs=epochs,
+            generator=generator,
+            context=context,
+            schedule=self._schedule(optimizer, epochs, len(y)),
+        )
 
     def _n_outputs(self) -> int:
         return 1 if self.problem_type is ProblemType.REGRESSION else self.n_classes

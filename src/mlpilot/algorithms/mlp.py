@@ -8,7 +8,7 @@ import numpy as np
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import EvalSet, FitContext
+from mlpilot.algorithms._base import FitContext
 from mlpilot.algorithms._torch import TorchNetwork, dense32
 from mlpilot.features import PreprocessingOptions
 
@@ -66,42 +66,20 @@ class MLP(TorchNetwork):
         layers.append(nn.Linear(size, self._n_outputs()))
         return nn.Sequential(*layers)
 
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None:
+    def _inputs(self, X: Any) -> tuple[Any, ...]:
         import torch
 
-        generator = self._seeded(context)
-        x = torch.from_numpy(dense32(X))
-        targets = self._targets(y, sample_weight, fitting=True)
-        self.n_inputs_ = x.shape[1]
-        net = self._network()
-        optimizer = self._optimizer(net)
-        valid = None
-        if eval_set is not None:
-            X_val, y_val, w_val = eval_set
-            valid = (torch.from_numpy(dense32(X_val)), *self._targets(y_val, w_val))
-        self._train(
-            net,
-            optimizer,
-            (x,),
-            targets,
-            valid,
-            epochs=int(self.params["epochs"]),
-            generator=generator,
-            context=context,
-        )
+        return (torch.from_numpy(dense32(X)),)
+
+    def _fit_inputs(self, X: Any, context: FitContext) -> tuple[Any, ...]:
+        self.n_inputs_ = X.shape[1]
+        return self._inputs(X)
 
     def _predict_raw(self, X: Any) -> np.ndarray:
         import torch
 
         with torch.no_grad():
-            result = self._outputs(self.net_(torch.from_numpy(dense32(X))))
+            result = self._outputs(self.net_(*self._inputs(X)))
         if self.problem_type is ProblemType.REGRESSION:
             return self._unscaled(result)
         return result

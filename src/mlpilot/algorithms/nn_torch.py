@@ -20,7 +20,7 @@ import numpy as np
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import EvalSet, FitContext
+from mlpilot.algorithms._base import FitContext
 from mlpilot.algorithms._torch import TorchNetwork, dense32
 from mlpilot.features import PreprocessingOptions
 
@@ -111,7 +111,7 @@ class NNTorch(TorchNetwork):
 
         return Net(self.cards_, self.n_numeric_, self._n_outputs())
 
-    def _split(self, X: Any) -> tuple[Any, Any]:
+    def _inputs(self, X: Any) -> tuple[Any, ...]:
         import torch
 
         dense = dense32(X)
@@ -125,50 +125,27 @@ class NNTorch(TorchNetwork):
         )
 
     # -- training -------------------------------------------------------------------------
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None:
-        import torch
-
-        generator = self._seeded(context)
-        p = self.params
+    def _fit_inputs(self, X: Any, context: FitContext) -> tuple[Any, ...]:
         n_features = X.shape[1]
         self.cat_positions_ = list(context.categorical_features)
         cards = list(context.category_cardinalities) or [0] * len(self.cat_positions_)
         self.cards_ = [int(c) for c in cards]
         self.num_positions_ = [i for i in range(n_features) if i not in set(self.cat_positions_)]
         self.n_numeric_ = len(self.num_positions_)
-        inputs = self._split(X)
-        targets = self._targets(y, sample_weight, fitting=True)
-        net = self._network()
-        epochs = max(1, int(p["epochs"]))
-        steps_per_epoch = max(1, math.ceil(len(y) / self._batch_size(len(y))))
-        optimizer = self._optimizer(net)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
+        return self._inputs(X)
+
+    def _epochs(self) -> int:
+        return max(1, int(self.params["epochs"]))  # the one-cycle schedule needs a step
+
+    def _schedule(self, optimizer: Any, epochs: int, n_rows: int) -> Any:
+        import torch
+
+        steps_per_epoch = max(1, math.ceil(n_rows / self._batch_size(n_rows)))
+        return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
-            max_lr=float(p["learning_rate"]),
+            max_lr=float(self.params["learning_rate"]),
             total_steps=epochs * steps_per_epoch,
             pct_start=0.25,
-        )
-        valid = None
-        if eval_set is not None:
-            X_val, y_val, w_val = eval_set
-            valid = (*self._split(X_val), *self._targets(y_val, w_val))
-        self._train(
-            net,
-            optimizer,
-            inputs,
-            targets,
-            valid,
-            epochs=epochs,
-            generator=generator,
-            context=context,
-            schedule=schedule,
         )
 
     def _predict_raw(self, X: Any) -> np.ndarray:
@@ -184,7 +161,7 @@ class NNTorch(TorchNetwork):
         outputs = []
         with torch.no_grad():
             for start in range(0, max(1, X.shape[0]), _PREDICT_CHUNK):
-                codes, numbers = self._split(X[start : start + _PREDICT_CHUNK])
+                codes, numbers = self._inputs(X[start : start + _PREDICT_CHUNK])
                 outputs.append(self._outputs(self.net_(codes, numbers)))
         return np.concatenate(outputs)
 
@@ -196,7 +173,7 @@ class NNTorch(TorchNetwork):
         if layers is None:
             layers = self._numpy_layers = self._fold_layers()
         tables, blocks = layers
-        codes, numbers = self._split(X)
+        codes, numbers = self._inputs(X)
         index = codes.numpy()
         parts = [table[index[:, i]] for i, table in enumerate(tables)]
         parts.append(numbers.numpy())
