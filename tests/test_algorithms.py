@@ -2,20 +2,25 @@
 estimator checks), on small slices of real data sets prepared by each algorithm's own feature
 pipeline: learning beats a constant, probabilities are well formed, classes missing from
 training get probability 0, sample weights matter, seeds make fits repeatable, time limits stop
-training, early stopping turns into refit parameters, defaults lie in the search space, and
-fitted models pickle.
+training, early stopping turns into refit parameters, defaults lie in the search space, fitted
+models pickle, and each algorithm's tags say what it does (and are what the job engine, the
+ensemble builder and the reports decide by).
 """
 
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import special
 
 from conftest import DATASETS
 from mlpilot._types import ProblemType
@@ -23,18 +28,30 @@ from mlpilot.algorithms import (
     DEFAULT_ALGORITHMS,
     ENSEMBLING_ALGORITHMS,
     Algorithm,
+    AlgorithmTags,
+    Family,
     FitContext,
+    ShapMethod,
+    StackerRole,
     _registry,
     algorithm_names,
     algorithm_path,
+    algorithm_tags,
     get_algorithm,
     register_algorithm,
+    short_name,
+    stacker_for,
 )
 from mlpilot.data import read_table
+from mlpilot.ensemble import build_portfolio
+from mlpilot.ensemble._portfolio import HEAD, LARGE_ROWS, MANY_CLASSES
 from mlpilot.errors import ConfigError
 from mlpilot.features import FeaturePipeline
 from mlpilot.metrics import score_all
 from mlpilot.profile import DatasetProfile, build_profile
+from mlpilot.reports._explain import _tree_members
+from mlpilot.search import CandidateSpec
+from mlpilot.search._search import candidate_name
 
 ALGORITHMS = (
     "lightgbm",
@@ -587,3 +604,186 @@ def test_network_numpy_path_matches_torch(
     # A batch over the NumPy threshold goes through torch and agrees with the rows one by one.
     many = outputs(model, m.X_test[:200])
     np.testing.assert_allclose(many[:40], few, rtol=1e-4, atol=1e-6)
+
+
+# -- tags ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_tags_are_declared_and_consistent(algorithm: str) -> None:
+    cls = get_algorithm(algorithm)
+    tags = algorithm_tags(algorithm)
+    assert isinstance(tags, AlgorithmTags)
+    assert tags is cls.tags
+    assert tags.family is not Family.OTHER  # every built-in algorithm says what it is
+    # Early stopping: the tagged parameter is the class's, and one its defaults set.
+    assert cls.iteration_param == tags.iteration_param
+    assert tags.early_stopping == (algorithm in ITERATIVE)
+    if tags.early_stopping:
+        assert tags.iteration_param in cls.default_params(ProblemType.BINARY, 1_000)
+    # TreeSHAP reads trees: tree models take that path, nothing else does.
+    assert tags.tree == (tags.family in (Family.BOOSTING, Family.FOREST))
+    assert (tags.shap is ShapMethod.TREE) == tags.tree
+    if tags.native_categorical:  # categories reach the model as ordinal codes
+        assert cls.preprocessing.categorical == "ordinal"
+    if tags.stacker is StackerRole.BOOSTING:
+        assert tags.family is Family.BOOSTING
+    if tags.stacker is StackerRole.LINEAR:
+        assert tags.family is Family.LINEAR
+    as_stacker = cls.stacker_params(ProblemType.BINARY, 1_000, 50)
+    assert set(as_stacker) == set(cls.default_params(ProblemType.BINARY, 1_000))
+    assert short_name(algorithm) == (tags.short_name or algorithm)
+    assert ":" not in short_name(algorithm)
+    assert len(short_name(algorithm)) <= 16  # candidate names keep 16 characters of it
+
+
+def test_short_names_and_roles_of_the_registry() -> None:
+    shorts = [short_name(a) for a in ALGORITHMS]
+    assert len(set(shorts)) == len(shorts)
+    assert {a for a in ALGORITHMS if algorithm_tags(a).out_of_bag} == {
+        "randomforest",
+        "extra-trees",
+    }
+    assert stacker_for(StackerRole.BOOSTING, ALGORITHMS) == "lightgbm"
+    assert stacker_for(StackerRole.LINEAR, ALGORITHMS) == "linear-learner"
+    lightgbm = get_algorithm("lightgbm")
+    assert lightgbm.stacker_params(ProblemType.BINARY, 1_000, 50)["n_estimators"] == 50
+
+
+def test_tags_load_no_machine_learning_library() -> None:
+    """Tags are read where no model trains (job set-up, the CLI): they must not import torch,
+    CatBoost, XGBoost, LightGBM or shap."""
+    code = (
+        "import sys\n"
+        "from mlpilot.algorithms import algorithm_names, algorithm_tags\n"
+        "tags = [algorithm_tags(name) for name in algorithm_names()]\n"
+        "heavy = ('torch', 'catboost', 'xgboost', 'lightgbm', 'shap')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
+
+
+def test_iteration_param_and_tags_stay_in_step() -> None:
+    class Declared(Algorithm):
+        tags = AlgorithmTags(iteration_param="epochs")
+
+    class Inherited(Declared):
+        pass
+
+    class Older(Algorithm):  # an algorithm written before tags: iteration_param alone
+        iteration_param = "rounds"
+
+    assert Declared.iteration_param == Inherited.iteration_param == "epochs"
+    assert Older.tags.iteration_param == "rounds"
+    assert Older.tags.early_stopping
+    assert not Algorithm.tags.early_stopping
+    with pytest.raises(TypeError, match="disagrees"):
+
+        class Both(Algorithm):
+            tags = AlgorithmTags(iteration_param="epochs")
+            iteration_param = "rounds"
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_out_of_bag_tag_means_fit_oob_works(data: DataCache, algorithm: str) -> None:
+    m = data.get("multiclass", algorithm)
+    task = m.task
+    model = get_algorithm(algorithm)(task.problem_type, task.n_classes, SMALL[algorithm], seed=0)
+    if not model.tags.out_of_bag:
+        with pytest.raises(NotImplementedError):
+            model.fit_oob(m.X_train, m.y_train, context=m.context())
+        return
+    oob = model.fit_oob(m.X_train, m.y_train, context=m.context())
+    assert_probabilities(oob, len(m.y_train), task.n_classes)
+    # Out of bag: learned, yet not the (near perfect) fit on rows the trees saw.
+    majority = np.bincount(m.y_train).max() / len(m.y_train)
+    oob_accuracy = (oob.argmax(axis=1) == m.y_train).mean()
+    in_bag_accuracy = (model.predict(m.X_train) == m.y_train).mean()
+    assert majority < oob_accuracy < in_bag_accuracy
+    assert not model._fitting_oob
+    assert_probabilities(model.predict_proba(m.X_test), len(m.y_test), task.n_classes)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_tree_shap_adds_up_to_the_model_output(default_fits: FitCache, algorithm: str) -> None:
+    model, m = default_fits.get("binary", algorithm)
+    if model.tags.shap is not ShapMethod.TREE:
+        with pytest.raises(NotImplementedError):
+            model.tree_shap()
+        return
+    X = m.X_test[:20]
+    values, expected = model.tree_shap()(X)
+    assert values.shape[:2] == (20, X.shape[1])
+    total = values.sum(axis=1) + expected  # (rows, outputs)
+    positive = model.predict_proba(X)[:, 1]
+    if model.tags.family is Family.FOREST:  # forests: in probabilities
+        np.testing.assert_allclose(total[:, 1], positive, atol=1e-6)
+    else:  # boosting: in the positive class's log-odds
+        np.testing.assert_allclose(special.expit(total[:, 0]), positive, atol=1e-5)
+
+
+# -- what decides by the tags ----------------------------------------------------------------
+def _retag(monkeypatch: pytest.MonkeyPatch, algorithm: str, **changes: Any) -> None:
+    cls = get_algorithm(algorithm)
+    monkeypatch.setattr(cls, "tags", replace(cls.tags, **changes))
+
+
+def test_portfolio_cost_order_follows_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Made-up costs: only LightGBM is slow on many rows, only extra trees on many classes.
+    for name in ALGORITHMS:
+        _retag(
+            monkeypatch,
+            name,
+            slow_on_many_rows=name == "lightgbm",
+            slow_on_many_classes=name == "extra-trees",
+        )
+    everything = list(ENSEMBLING_ALGORITHMS)
+    for problem_type, n_rows, n_classes, slow in (
+        (ProblemType.BINARY, LARGE_ROWS + 1, 2, "lightgbm"),
+        (ProblemType.MULTICLASS, 1_000, MANY_CLASSES + 1, "extra-trees"),
+    ):
+        usual = build_portfolio(problem_type, 1_000, 3, everything)
+        costly = build_portfolio(problem_type, n_rows, n_classes, everything)
+        head = [e.label for e in usual[:HEAD]]
+        slow_labels = [e.label for e in usual[:HEAD] if e.algorithm == slow]
+        expected = [label for label in head if label not in slow_labels] + slow_labels
+        assert expected != head  # the made-up cost moves something
+        assert [e.label for e in costly[:HEAD]] == expected
+        assert [e.key() for e in costly[HEAD:]] == [e.key() for e in usual[HEAD:]]
+
+
+def test_stacker_choice_follows_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert stacker_for(StackerRole.BOOSTING, ["catboost", "xgboost"]) == "xgboost"
+    assert stacker_for(StackerRole.LINEAR, ["lightgbm", "mlp"]) is None
+    _retag(monkeypatch, "mlp", stacker=StackerRole.LINEAR)
+    _retag(monkeypatch, "lightgbm", stacker=None)
+    assert stacker_for(StackerRole.LINEAR, ["lightgbm", "mlp"]) == "mlp"
+    assert stacker_for(StackerRole.BOOSTING, ALGORITHMS) == "xgboost"
+
+
+def test_explanation_method_follows_shap_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = SimpleNamespace(output_sources=lambda: [])
+
+    def model(*names: str, pipe: Any = pipeline) -> Any:
+        members = [(pipe, get_algorithm(n)(ProblemType.BINARY, 2)) for n in names]
+        return SimpleNamespace(members=members)
+
+    assert _tree_members(model("lightgbm", "extra-trees"))
+    assert not _tree_members(model("lightgbm", "linear-learner"))
+    # A pipeline that cannot say which feature each column came from: Kernel SHAP.
+    assert not _tree_members(model("lightgbm", pipe=object()))
+    _retag(monkeypatch, "linear-learner", shap=ShapMethod.TREE)
+    _retag(monkeypatch, "extra-trees", shap=ShapMethod.KERNEL)
+    assert _tree_members(model("lightgbm", "linear-learner"))
+    assert not _tree_members(model("lightgbm", "extra-trees"))
+
+
+def test_candidate_names_use_short_name_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    def name(algorithm: str) -> str:
+        return candidate_name("job", 0, CandidateSpec(algorithm, {}, {}))
+
+    assert "-rf-001-" in name("randomforest")
+    assert "-linear-001-" in name("linear-learner")
+    assert "-lightgbm-001-" in name("lightgbm")
+    assert "-stack-lightgbm-001-" in name("stack-lightgbm")  # a stacker's label, no algorithm
+    _retag(monkeypatch, "lightgbm", short_name="lgbm")
+    assert "-lgbm-001-" in name("lightgbm")

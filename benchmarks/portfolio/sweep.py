@@ -107,7 +107,7 @@ def evaluate(
         seed=seed,
         time_limit=limit,
         maximize=maximize,
-        out_of_bag=hasattr(cls, "fit_oob"),
+        out_of_bag=cls.tags.out_of_bag,
         archive=False,
     )
     started = time.monotonic()

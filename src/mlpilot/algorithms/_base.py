@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
 from optuna.distributions import BaseDistribution
 
 from mlpilot._types import ProblemType
+from mlpilot.algorithms._tags import AlgorithmTags
 from mlpilot.features import PreprocessingOptions
 
 __all__ = ["Algorithm", "EvalSet", "FitContext"]
@@ -62,9 +65,10 @@ class FitContext:
 class Algorithm(ABC):
     """Base class of mlpilot's algorithms.
 
-    Subclasses set the class attributes, implement :meth:`default_params`,
-    :meth:`search_space`, :meth:`_fit` and :meth:`_predict_raw`, and set ``iterations_`` when
-    training stopped early so that :meth:`refit_params` can fix the iteration count.
+    Subclasses set the class attributes (``tags`` among them), implement
+    :meth:`default_params`, :meth:`search_space`, :meth:`_fit` and :meth:`_predict_raw`, and set
+    ``iterations_`` when training stopped early so that :meth:`refit_params` can fix the
+    iteration count.
 
     Parameters
     ----------
@@ -82,8 +86,26 @@ class Algorithm(ABC):
     description: ClassVar[str]
     problem_types: ClassVar[frozenset[ProblemType]] = frozenset(ProblemType)
     preprocessing: ClassVar[PreprocessingOptions] = PreprocessingOptions()
-    #: Hyperparameter holding the number of boosting rounds / epochs, if any.
+    tags: ClassVar[AlgorithmTags] = AlgorithmTags()
+    #: Hyperparameter holding the number of boosting rounds / epochs, if any: the tags' own,
+    #: mirrored here (a subclass that sets it alone updates its tags instead).
     iteration_param: ClassVar[str | None] = None
+
+    #: Out-of-bag predictions on the training rows, left by :meth:`fit_oob`.
+    oob_prediction_: np.ndarray | None = None
+    #: True while :meth:`fit_oob` fits: an ``out_of_bag`` algorithm's ``_fit`` then fills
+    #: ``oob_prediction_``.
+    _fitting_oob: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "tags" in own:
+            if "iteration_param" in own and cls.iteration_param != cls.tags.iteration_param:
+                raise TypeError(f"{cls.__name__}: iteration_param disagrees with its tags")
+            cls.iteration_param = cls.tags.iteration_param
+        elif "iteration_param" in own:
+            cls.tags = replace(cls.tags, iteration_param=cls.iteration_param)
 
     def __init__(
         self,
@@ -142,12 +164,59 @@ class Algorithm(ABC):
     def _predict_raw(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n, K or seen classes)`` or regression values ``(n,)``."""
 
+    def fit_oob(
+        self,
+        X: Any,
+        y: np.ndarray,
+        *,
+        sample_weight: np.ndarray | None = None,
+        context: FitContext | None = None,
+    ) -> np.ndarray:
+        """Fit on every row and return out-of-bag predictions for them (algorithms tagged
+        ``out_of_bag``): the model's own cross-validation, one fit instead of one per fold."""
+        if not self.tags.out_of_bag:
+            raise NotImplementedError(f"{type(self).__name__} gives no out-of-bag predictions")
+        self._fitting_oob = True
+        try:
+            self.fit(X, y, sample_weight=sample_weight, context=context)
+        finally:
+            self._fitting_oob = False
+        assert self.oob_prediction_ is not None
+        return self.oob_prediction_
+
     def refit_params(self) -> dict[str, Any]:
         """Parameters to train the same model on all data without a validation set."""
         params = dict(self.params)
         if self.iteration_param and self.iterations_:
             params[self.iteration_param] = max(1, int(self.iterations_))
         return params
+
+    @classmethod
+    def stacker_params(
+        cls, problem_type: ProblemType, n_rows: int, max_rounds: int
+    ) -> dict[str, Any]:
+        """Parameters as a stacking layer's model (algorithms with a ``stacker`` tag).
+        ``max_rounds``: the rounds a stacker that caps them may take (quick to predict)."""
+        return cls.default_params(problem_type, n_rows)
+
+    # Regression targets centred and scaled, for models whose regularisation or training
+    # depends on the target's scale (the linear model's alpha, the networks' learning rate).
+    def _scale_target(self, y: np.ndarray) -> np.ndarray:
+        self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y) or 1.0)
+        return self._scaled(y)
+
+    def _scaled(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.y_mean_) / self.y_std_
+
+    def _unscaled(self, z: np.ndarray) -> np.ndarray:
+        return z * self.y_std_ + self.y_mean_
+
+    # -- explanation ---------------------------------------------------------------------
+    def tree_shap(self) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
+        """For algorithms tagged ``ShapMethod.TREE``: a function from a transformed matrix to
+        TreeSHAP values ``(rows, columns, outputs)`` and each output's expected value, in the
+        model's own output space (raw scores for boosting, probabilities for forests)."""
+        raise NotImplementedError(f"{type(self).__name__} has no TreeSHAP")
 
     # -- prediction ----------------------------------------------------------------------
     def predict_proba(self, X: Any) -> np.ndarray:

@@ -1,7 +1,16 @@
 """What the gradient-boosting modules share: early-stopping patience, the least improvement
-that counts, and the iteration cap."""
+that counts, the iteration cap, and a base class."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlpilot._types import ProblemType
+from mlpilot.algorithms._base import Algorithm, EvalSet
+from mlpilot.algorithms._tags import AlgorithmTags, Family, ShapMethod, StackerRole
+from mlpilot.features import PreprocessingOptions
 
 #: Rounds allowed when a validation set decides where to stop.
 MAX_ROUNDS = 10_000
@@ -30,3 +39,29 @@ MIN_LOGLOSS_DELTA = 1e-4
 def min_delta(classification: bool) -> float:
     """Early stopping's least improvement: log loss has a natural scale, RMSE does not."""
     return MIN_LOGLOSS_DELTA if classification else 0.0
+
+
+class Boosting(Algorithm):
+    """What LightGBM, XGBoost and CatBoost share: ordinal categories, their tags, the round
+    cap under early stopping, and the binary output the libraries give as one column."""
+
+    preprocessing = PreprocessingOptions(categorical="ordinal", high_cardinality="target")
+    tags = AlgorithmTags(
+        family=Family.BOOSTING,
+        tree=True,
+        shap=ShapMethod.TREE,
+        stacker=StackerRole.BOOSTING,
+    )
+
+    def _rounds(self, eval_set: EvalSet | None, n_rows: int) -> int:
+        """Rounds to train: the requested ones, capped when a validation set stops early."""
+        assert self.iteration_param is not None
+        requested = int(self.params[self.iteration_param])
+        return round_cap(requested, n_rows) if eval_set is not None else requested
+
+    def _both_classes(self, out: Any) -> np.ndarray:
+        """Binary: the positive-class probabilities the library gives, with the negative's."""
+        out = np.asarray(out)
+        if self.problem_type is ProblemType.BINARY:
+            return np.column_stack([1.0 - out, out])
+        return out

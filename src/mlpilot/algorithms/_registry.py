@@ -1,16 +1,28 @@
 """The algorithm registry: SageMaker's AutoMLAlgorithm names → classes, imported lazily.
 
 Importing catboost or torch costs seconds, so nothing is imported until a candidate needs it.
+The algorithm modules themselves import those libraries only inside their methods, so a class
+and its tags are cheap to load.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 
 from mlpilot.algorithms._base import Algorithm
+from mlpilot.algorithms._tags import AlgorithmTags, StackerRole
 from mlpilot.errors import ConfigError
 
-__all__ = ["algorithm_names", "algorithm_path", "get_algorithm", "register_algorithm"]
+__all__ = [
+    "algorithm_names",
+    "algorithm_path",
+    "algorithm_tags",
+    "get_algorithm",
+    "register_algorithm",
+    "short_name",
+    "stacker_for",
+]
 
 _REGISTRY: dict[str, str] = {
     "lightgbm": "mlpilot.algorithms.lightgbm:LightGBM",
@@ -78,3 +90,26 @@ def get_algorithm(name: str) -> type[Algorithm]:
     if not (isinstance(cls, type) and issubclass(cls, Algorithm)):
         raise ConfigError(f"Algorithm {name!r} is not an mlpilot Algorithm subclass")
     return cls
+
+
+def algorithm_tags(name: str) -> AlgorithmTags:
+    """What the algorithm ``name`` (a registered name or a ``module:Class`` path) declares."""
+    return get_algorithm(name).tags
+
+
+def short_name(name: str) -> str:
+    """``name`` as candidate names spell it: a registered algorithm's tagged short name; any
+    other name (an import path, a stacker's label) as it is."""
+    if name in _REGISTRY:
+        return algorithm_tags(name).short_name or name
+    return name
+
+
+def stacker_for(role: StackerRole, allowed: Iterable[str]) -> str | None:
+    """The registered algorithm among ``allowed`` that can be the stacking layer's ``role``:
+    the first in registration order (LightGBM before XGBoost before CatBoost)."""
+    wanted = set(allowed)
+    for name in _REGISTRY:
+        if name in wanted and algorithm_tags(name).stacker is role:
+            return name
+    return None

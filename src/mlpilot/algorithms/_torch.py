@@ -1,11 +1,25 @@
-"""What the two PyTorch networks (``mlp``, ``nn-torch``) share: the weighted loss and early
-stopping on the validation fold."""
+"""What the two PyTorch networks (``mlp``, ``nn-torch``) share: their tags, targets and weights
+as tensors, the training loop with its weighted loss and early stopping on the validation fold,
+and pickling as weights. torch is imported only when a network trains or loads."""
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from abc import abstractmethod
+from typing import Any, ClassVar
 
-__all__ = ["BestEpoch", "weighted_loss"]
+import numpy as np
+from scipy import sparse
+
+from mlpilot._types import ProblemType
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._tags import AlgorithmTags, Family
+
+__all__ = ["BestEpoch", "TorchNetwork", "dense32", "weighted_loss"]
+
+
+def dense32(X: Any) -> np.ndarray:
+    return np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float32)
 
 
 def weighted_loss(out: Any, target: Any, weight: Any, regression: bool) -> Any:
@@ -44,3 +58,183 @@ class BestEpoch:
             return epochs_run
         net.load_state_dict(self.state)
         return self.epoch
+
+
+class TorchNetwork(Algorithm):
+    """Base of the PyTorch networks: subclasses build the network (:meth:`_network`) and say
+    which tensors it reads (:meth:`_inputs`); this class trains it (AdamW, shuffled
+    mini-batches, early stopping) and pickles it as its weights."""
+
+    tags = AlgorithmTags(family=Family.NEURAL_NETWORK, iteration_param="epochs")
+    #: Epochs without a validation improvement larger than ``min_delta`` before stopping.
+    patience: ClassVar[int]
+    min_delta: ClassVar[float]
+
+    @abstractmethod
+    def _network(self) -> Any:
+        """The untrained network, for the shapes :meth:`_fit_inputs` recorded."""
+
+    @abstractmethod
+    def _inputs(self, X: Any) -> tuple[Any, ...]:
+        """The tensors the network's forward takes for the rows of ``X``."""
+
+    def _fit_inputs(self, X: Any, context: FitContext) -> tuple[Any, ...]:
+        """:meth:`_inputs` of the training rows, after recording what the network's shape
+        depends on."""
+        return self._inputs(X)
+
+    def _epochs(self) -> int:
+        return int(self.params["epochs"])
+
+    def _schedule(self, optimizer: Any, epochs: int, n_rows: int) -> Any:
+        """A learning-rate schedule stepped after every batch, if any."""
+        return None
+
+    def _fit(
+        self,
+        X: Any,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        eval_set: EvalSet | None,
+        context: FitContext,
+    ) -> None:
+        generator = self._seeded(context)
+        inputs = self._fit_inputs(X, context)
+        targets = self._targets(y, sample_weight, fitting=True)
+        net = self._network()
+        epochs = self._epochs()
+        optimizer = self._optimizer(net)
+        valid = None
+        if eval_set is not None:
+            X_val, y_val, w_val = eval_set
+            valid = (*self._inputs(X_val), *self._targets(y_val, w_val))
+        self._train(
+            net,
+            optimizer,
+            inputs,
+            targets,
+            valid,
+            epochs=epochs,
+            generator=generator,
+            context=context,
+            schedule=self._schedule(optimizer, epochs, len(y)),
+        )
+
+    def _n_outputs(self) -> int:
+        return 1 if self.problem_type is ProblemType.REGRESSION else self.n_classes
+
+    def _seeded(self, context: FitContext) -> Any:
+        """Threads and seeds set; returns the generator that shuffles the rows."""
+        import torch
+
+        torch.set_num_threads(context.n_jobs)
+        torch.manual_seed(self.seed)
+        return torch.Generator().manual_seed(self.seed)
+
+    def _targets(
+        self, y: np.ndarray, weight: np.ndarray | None, *, fitting: bool = False
+    ) -> tuple[Any, Any]:
+        """Target and row weights as tensors; a regression target scaled (by the training
+        rows' mean and deviation, recorded when ``fitting``)."""
+        import torch
+
+        regression = self.problem_type is ProblemType.REGRESSION
+        if regression:
+            y = self._scale_target(y) if fitting else self._scaled(y)
+        target = torch.from_numpy(y.astype(np.float32 if regression else np.int64))
+        weights = (weight if weight is not None else np.ones(len(y))).astype(np.float32)
+        return target, torch.from_numpy(weights)
+
+    def _optimizer(self, net: Any) -> Any:
+        import torch
+
+        p = self.params
+        return torch.optim.AdamW(
+            net.parameters(), lr=float(p["learning_rate"]), weight_decay=float(p["weight_decay"])
+        )
+
+    def _batch_size(self, n_rows: int) -> int:
+        return max(16, min(int(self.params["batch_size"]), n_rows))
+
+    def _train(
+        self,
+        net: Any,
+        optimizer: Any,
+        inputs: tuple[Any, ...],
+        targets: tuple[Any, Any],
+        valid: tuple[Any, ...] | None,
+        *,
+        epochs: int,
+        generator: Any,
+        context: FitContext,
+        schedule: Any = None,
+    ) -> None:
+        """Train ``net`` on the rows of ``inputs`` (the tensors its forward takes), keep the
+        weights of its best validation epoch, and store it as ``net_``. ``valid`` holds the
+        validation inputs followed by their target and weights."""
+        import torch
+
+        regression = self.problem_type is ProblemType.REGRESSION
+        target, weight = targets
+        n_rows = len(target)
+        batch = self._batch_size(n_rows)
+        best, done = BestEpoch(self.patience, self.min_delta), 0
+        for epoch in range(epochs):
+            net.train()
+            order = torch.randperm(n_rows, generator=generator)
+            for start in range(0, n_rows, batch):
+                idx = order[start : start + batch]
+                # Batch norm needs two rows; an all-zero-weight batch has nothing to teach.
+                if len(idx) >= 2 and float(weight[idx].sum()) > 0:
+                    optimizer.zero_grad()
+                    out = net(*(x[idx] for x in inputs))
+                    weighted_loss(out, target[idx], weight[idx], regression).backward()
+                    optimizer.step()
+                if schedule is not None and schedule.last_epoch + 1 < schedule.total_steps:
+                    schedule.step()
+                if context.time_left() <= 0:  # large epochs: look at the clock between batches
+                    break
+            done = epoch + 1
+            if valid is not None:
+                net.eval()
+                with torch.no_grad():
+                    out = net(*valid[:-2])
+                    loss = float(weighted_loss(out, valid[-2], valid[-1], regression))
+                if best.update(net, loss, done):
+                    break
+            if context.out_of_time():
+                break
+        self.iterations_ = best.restore(net, done)
+        net.eval()
+        self.net_ = net
+
+    def _outputs(self, out: Any) -> np.ndarray:
+        """The network's output in NumPy: values (regression, still scaled) or probabilities."""
+        import torch
+
+        if self.problem_type is ProblemType.REGRESSION:
+            return np.asarray(out.squeeze(1).numpy().astype(np.float64))
+        return np.asarray(torch.softmax(out, dim=1).numpy().astype(np.float64))
+
+    # The network pickles as its weights: smaller files, no pickled torch internals.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        net = state.pop("net_", None)
+        if net is not None:
+            import torch
+
+            buffer = io.BytesIO()
+            torch.save(net.state_dict(), buffer)
+            state["net_weights_"] = buffer.getvalue()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop("net_weights_", None)
+        self.__dict__.update(state)
+        if weights is not None:
+            import torch
+
+            net = self._network()
+            net.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
+            net.eval()
+            self.net_ = net

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -9,16 +10,23 @@ import pandas as pd
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, predict_threads
-from mlpilot.algorithms._boosting import MAX_ROUNDS, min_delta, patience, round_cap
+from mlpilot.algorithms._base import EvalSet, FitContext, predict_threads
+from mlpilot.algorithms._boosting import MAX_ROUNDS, Boosting, min_delta, patience
+from mlpilot.algorithms._shap import TreeShap, shap_tree_explainer
 from mlpilot.features import PreprocessingOptions
 
 
-class CatBoost(Algorithm):
+class CatBoost(Boosting):
     name = "catboost"
     description = "CatBoost gradient-boosted oblivious trees"
     preprocessing = PreprocessingOptions(categorical="ordinal", high_cardinality="ordinal")
-    iteration_param = "iterations"
+    tags = replace(
+        Boosting.tags,
+        iteration_param="iterations",
+        native_categorical=True,
+        slow_on_many_rows=True,
+        slow_on_many_classes=True,
+    )
 
     @classmethod
     def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
@@ -67,9 +75,7 @@ class CatBoost(Algorithm):
         p = dict(self.params)
         self.cat_features_ = list(context.categorical_features)
         common: dict[str, Any] = {
-            "iterations": round_cap(int(p["iterations"]), X.shape[0])
-            if eval_set is not None
-            else int(p["iterations"]),
+            "iterations": self._rounds(eval_set, X.shape[0]),
             "learning_rate": p["learning_rate"],
             "depth": int(p["depth"]),
             "l2_leaf_reg": p["l2_leaf_reg"],
@@ -114,6 +120,13 @@ class CatBoost(Algorithm):
             return np.asarray(self.model_.predict(frame, thread_count=threads))
         proba = np.asarray(self.model_.predict_proba(frame, thread_count=threads))
         return proba
+
+    def tree_shap(self) -> TreeShap:
+        from catboost import Pool
+
+        return shap_tree_explainer(
+            self.model_, lambda X: Pool(self._frame(X), cat_features=self.cat_features_)
+        )
 
 
 class _Plateau:

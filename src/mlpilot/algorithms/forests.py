@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -11,6 +12,8 @@ from scipy import sparse
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, predict_threads
+from mlpilot.algorithms._shap import TreeShap, shap_tree_explainer
+from mlpilot.algorithms._tags import AlgorithmTags, Family, ShapMethod
 from mlpilot.features import PreprocessingOptions
 
 #: Trees added between two looks at the clock.
@@ -24,6 +27,13 @@ _MAX_SAMPLES = 200_000
 class _Forest(Algorithm):
     preprocessing = PreprocessingOptions(
         categorical="ordinal", high_cardinality="target", impute=True
+    )
+    tags = AlgorithmTags(
+        family=Family.FOREST,
+        tree=True,
+        shap=ShapMethod.TREE,
+        slow_on_many_rows=True,
+        out_of_bag=True,
     )
     extra: ClassVar[bool] = False
 
@@ -46,29 +56,6 @@ class _Forest(Algorithm):
             "n_estimators": IntDistribution(100, 500, step=50),
         }
 
-    #: Out-of-bag predictions on the training rows after ``fit`` with ``oob=True`` (class
-    #: probabilities or values; rows no tree left out get the whole forest's prediction).
-    oob_prediction_: np.ndarray | None = None
-
-    def fit_oob(
-        self,
-        X: Any,
-        y: np.ndarray,
-        *,
-        sample_weight: np.ndarray | None = None,
-        context: FitContext | None = None,
-    ) -> np.ndarray:
-        """Fit on every row and return out-of-bag predictions for them: a forest's own
-        cross-validation, one fit instead of one per fold (extra trees then draw bootstrap
-        samples too)."""
-        self._oob = True
-        try:
-            self.fit(X, y, sample_weight=sample_weight, context=context)
-        finally:
-            self._oob = False
-        assert self.oob_prediction_ is not None
-        return self.oob_prediction_
-
     def _estimator(self, n_jobs: int) -> Any:
         from sklearn import ensemble
 
@@ -82,7 +69,8 @@ class _Forest(Algorithm):
             min_samples_leaf=int(p["min_samples_leaf"]),
             criterion=p["criterion"],
             warm_start=True,
-            bootstrap=True if getattr(self, "_oob", False) else not self.extra,
+            # Scored out of bag, extra trees draw bootstrap samples too.
+            bootstrap=True if self._fitting_oob else not self.extra,
             n_jobs=n_jobs,
             random_state=self.seed,
         )
@@ -107,7 +95,7 @@ class _Forest(Algorithm):
             if context.out_of_time():
                 break
         self.oob_prediction_ = None
-        if getattr(self, "_oob", False):
+        if self._fitting_oob:
             # Same trees: a warm-started fit with oob_score on only scores them out of bag.
             model.set_params(oob_score=True)
             model.fit(X, y, sample_weight=sample_weight)
@@ -166,13 +154,19 @@ class _Forest(Algorithm):
         assert total is not None
         return total / len(model.estimators_)
 
+    def tree_shap(self) -> TreeShap:
+        return shap_tree_explainer(self.model_, check_additivity=False)
+
 
 class RandomForest(_Forest):
     name = "randomforest"
     description = "Random forest (scikit-learn)"
+    tags = replace(_Forest.tags, short_name="rf")
 
 
 class ExtraTrees(_Forest):
     name = "extra-trees"
     description = "Extremely randomized trees (scikit-learn)"
+    # Random thresholds instead of searched ones: cheap enough on large tables.
+    tags = replace(_Forest.tags, slow_on_many_rows=False, short_name="extratrees")
     extra = True

@@ -10,6 +10,7 @@ from scipy import sparse, special
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._tags import AlgorithmTags, Family, StackerRole
 from mlpilot.features import PreprocessingOptions
 
 
@@ -23,6 +24,7 @@ class LinearLearner(Algorithm):
         numeric_scaling="standard",
         text_svd=0,
     )
+    tags = AlgorithmTags(family=Family.LINEAR, stacker=StackerRole.LINEAR, short_name="linear")
 
     @classmethod
     def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
@@ -58,8 +60,7 @@ class LinearLearner(Algorithm):
         else:
             model = Ridge(alpha=p["alpha"], random_state=self.seed)
             # Ridge fits the target's scale: centre and scale it so alpha means the same everywhere.
-            self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y) or 1.0)
-            y = (y - self.y_mean_) / self.y_std_
+            y = self._scale_target(y)
         model.fit(X, y, sample_weight=sample_weight)
         self.model_ = model
 
@@ -68,11 +69,11 @@ class LinearLearner(Algorithm):
             # A few rows: the model's arithmetic without scikit-learn's per-call input checks.
             z = np.asarray(X, dtype=np.float64) @ self.model_.coef_.T + self.model_.intercept_
             if not self.problem_type.is_classification:
-                return np.asarray(z).ravel() * self.y_std_ + self.y_mean_
+                return self._unscaled(np.asarray(z).ravel())
             if z.shape[1] == 1:
                 p = special.expit(z[:, 0])
                 return np.column_stack([1.0 - p, p])
             return np.asarray(special.softmax(z, axis=1))
         if self.problem_type.is_classification:
             return np.asarray(self.model_.predict_proba(X))
-        return np.asarray(self.model_.predict(X)) * self.y_std_ + self.y_mean_
+        return self._unscaled(np.asarray(self.model_.predict(X)))

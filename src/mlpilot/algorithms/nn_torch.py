@@ -12,29 +12,22 @@ separate algorithm, mlpilot maps it here rather than depending on fastai.
 
 from __future__ import annotations
 
-import io
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from scipy import sparse
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
-from mlpilot.algorithms._torch import BestEpoch, weighted_loss
+from mlpilot.algorithms._base import FitContext
+from mlpilot.algorithms._torch import TorchNetwork, dense32
 from mlpilot.features import PreprocessingOptions
 
-#: Epochs without validation improvement before stopping.
-_PATIENCE = 8
 #: Rows scored at once when predicting (bounds memory on large batches).
 _PREDICT_CHUNK = 65_536
 #: Up to this many rows, prediction runs in NumPy (see NNTorch._forward_numpy).
 _FEW_ROWS = 64
-
-
-def _dense(X: Any) -> np.ndarray:
-    return np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float32)
 
 
 def _embedding_size(levels: int, rule: str) -> int:
@@ -43,7 +36,7 @@ def _embedding_size(levels: int, rule: str) -> int:
     return int(min(32, max(2, round(1.8 * levels**0.5))))
 
 
-class NNTorch(Algorithm):
+class NNTorch(TorchNetwork):
     name = "nn-torch"
     description = "PyTorch neural network with categorical embeddings"
     preprocessing = PreprocessingOptions(
@@ -53,7 +46,8 @@ class NNTorch(Algorithm):
         numeric_scaling="quantile",
         text_svd=32,
     )
-    iteration_param = "epochs"
+    tags = replace(TorchNetwork.tags, native_categorical=True, slow_on_many_rows=True)
+    patience, min_delta = 8, 1e-7
     embedding_rule = "sqrt"
 
     @classmethod
@@ -115,13 +109,12 @@ class NNTorch(Algorithm):
                 parts.append(numbers)
                 return self.body(torch.cat(parts, dim=1))
 
-        n_out = 1 if self.problem_type is ProblemType.REGRESSION else self.n_classes
-        return Net(self.cards_, self.n_numeric_, n_out)
+        return Net(self.cards_, self.n_numeric_, self._n_outputs())
 
-    def _split(self, X: Any) -> tuple[Any, Any]:
+    def _inputs(self, X: Any) -> tuple[Any, ...]:
         import torch
 
-        dense = _dense(X)
+        dense = dense32(X)
         codes = dense[:, self.cat_positions_] if self.cat_positions_ else np.zeros((len(dense), 0))
         # -2 missing → 0, -1 unseen → 1, level i → i + 2; codes beyond the table are unseen.
         index = np.where(np.isnan(codes), -2, codes).astype(np.int64) + 2
@@ -132,95 +125,34 @@ class NNTorch(Algorithm):
         )
 
     # -- training -------------------------------------------------------------------------
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None:
-        import torch
-
-        torch.set_num_threads(context.n_jobs)
-        torch.manual_seed(self.seed)
-        generator = torch.Generator().manual_seed(self.seed)
-        p = self.params
+    def _fit_inputs(self, X: Any, context: FitContext) -> tuple[Any, ...]:
         n_features = X.shape[1]
         self.cat_positions_ = list(context.categorical_features)
         cards = list(context.category_cardinalities) or [0] * len(self.cat_positions_)
         self.cards_ = [int(c) for c in cards]
         self.num_positions_ = [i for i in range(n_features) if i not in set(self.cat_positions_)]
         self.n_numeric_ = len(self.num_positions_)
-        regression = self.problem_type is ProblemType.REGRESSION
-        codes, numbers = self._split(X)
-        if regression:
-            self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y) or 1.0)
-            target = torch.from_numpy(((y - self.y_mean_) / self.y_std_).astype(np.float32))
-        else:
-            target = torch.from_numpy(y.astype(np.int64))
-        weight = torch.from_numpy(
-            (sample_weight if sample_weight is not None else np.ones(len(y))).astype(np.float32)
-        )
-        net = self._network()
-        epochs = max(1, int(p["epochs"]))
-        batch = max(16, min(int(p["batch_size"]), len(y)))
-        steps_per_epoch = max(1, math.ceil(len(y) / batch))
-        opt = torch.optim.AdamW(
-            net.parameters(), lr=float(p["learning_rate"]), weight_decay=float(p["weight_decay"])
-        )
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            opt,
-            max_lr=float(p["learning_rate"]),
+        return self._inputs(X)
+
+    def _epochs(self) -> int:
+        return max(1, int(self.params["epochs"]))  # the one-cycle schedule needs a step
+
+    def _schedule(self, optimizer: Any, epochs: int, n_rows: int) -> Any:
+        import torch
+
+        steps_per_epoch = max(1, math.ceil(n_rows / self._batch_size(n_rows)))
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=float(self.params["learning_rate"]),
             total_steps=epochs * steps_per_epoch,
             pct_start=0.25,
         )
-        valid = None
-        if eval_set is not None:
-            X_val, y_val, w_val = eval_set
-            yv = (y_val - self.y_mean_) / self.y_std_ if regression else y_val
-            valid = (
-                *self._split(X_val),
-                torch.from_numpy(yv.astype(np.float32 if regression else np.int64)),
-                torch.from_numpy(
-                    (w_val if w_val is not None else np.ones(len(y_val))).astype(np.float32)
-                ),
-            )
-        best, done = BestEpoch(_PATIENCE, 1e-7), 0
-        for epoch in range(epochs):
-            net.train()
-            order = torch.randperm(len(y), generator=generator)
-            for start in range(0, len(y), batch):
-                idx = order[start : start + batch]
-                if len(idx) >= 2 and float(weight[idx].sum()) > 0:  # batch norm needs 2 rows
-                    opt.zero_grad()
-                    out = net(codes[idx], numbers[idx])
-                    weighted_loss(out, target[idx], weight[idx], regression).backward()
-                    opt.step()
-                if schedule.last_epoch + 1 < schedule.total_steps:
-                    schedule.step()
-                if context.time_left() <= 0:
-                    break
-            done = epoch + 1
-            if valid is not None:
-                net.eval()
-                with torch.no_grad():
-                    loss = float(
-                        weighted_loss(net(valid[0], valid[1]), valid[2], valid[3], regression)
-                    )
-                if best.update(net, loss, done):
-                    break
-            if context.out_of_time():
-                break
-        self.iterations_ = best.restore(net, done)
-        net.eval()
-        self.net_ = net
 
     def _predict_raw(self, X: Any) -> np.ndarray:
         few = X.shape[0] <= _FEW_ROWS
         result = self._forward_numpy(X) if few else self._forward_torch(X)
         if self.problem_type is ProblemType.REGRESSION:
-            return result * self.y_std_ + self.y_mean_
+            return self._unscaled(result)
         return result
 
     def _forward_torch(self, X: Any) -> np.ndarray:
@@ -229,12 +161,8 @@ class NNTorch(Algorithm):
         outputs = []
         with torch.no_grad():
             for start in range(0, max(1, X.shape[0]), _PREDICT_CHUNK):
-                codes, numbers = self._split(X[start : start + _PREDICT_CHUNK])
-                out = self.net_(codes, numbers)
-                if self.problem_type is ProblemType.REGRESSION:
-                    outputs.append(out.squeeze(1).numpy().astype(np.float64))
-                else:
-                    outputs.append(torch.softmax(out, dim=1).numpy().astype(np.float64))
+                codes, numbers = self._inputs(X[start : start + _PREDICT_CHUNK])
+                outputs.append(self._outputs(self.net_(codes, numbers)))
         return np.concatenate(outputs)
 
     def _forward_numpy(self, X: Any) -> np.ndarray:
@@ -245,7 +173,7 @@ class NNTorch(Algorithm):
         if layers is None:
             layers = self._numpy_layers = self._fold_layers()
         tables, blocks = layers
-        codes, numbers = self._split(X)
+        codes, numbers = self._inputs(X)
         index = codes.numpy()
         parts = [table[index[:, i]] for i, table in enumerate(tables)]
         parts.append(numbers.numpy())
@@ -286,29 +214,10 @@ class NNTorch(Algorithm):
             blocks.append((weight, bias, following is not None))
         return tables, blocks
 
-    # The network pickles as its weights: smaller files, no pickled torch internals.
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state.pop("_numpy_layers", None)  # rebuilt from the weights on first use
-        net = state.pop("net_", None)
-        if net is not None:
-            import torch
-
-            buffer = io.BytesIO()
-            torch.save(net.state_dict(), buffer)
-            state["net_weights_"] = buffer.getvalue()
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        weights = state.pop("net_weights_", None)
-        self.__dict__.update(state)
-        if weights is not None:
-            import torch
-
-            net = self._network()
-            net.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
-            net.eval()
-            self.net_ = net
 
 
 class FastAI(NNTorch):

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, predict_threads
-from mlpilot.algorithms._boosting import MAX_ROUNDS, min_delta, patience, round_cap
-from mlpilot.features import PreprocessingOptions
+from mlpilot.algorithms._base import EvalSet, FitContext, predict_threads
+from mlpilot.algorithms._boosting import MAX_ROUNDS, Boosting, min_delta, patience
+from mlpilot.algorithms._shap import TreeShap, dense, split_bias
 
 
-class XGBoost(Algorithm):
+class XGBoost(Boosting):
     name = "xgboost"
     description = "XGBoost gradient-boosted trees"
-    preprocessing = PreprocessingOptions(categorical="ordinal", high_cardinality="target")
-    iteration_param = "n_estimators"
+    tags = replace(Boosting.tags, iteration_param="n_estimators", slow_on_many_classes=True)
 
     @classmethod
     def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
@@ -81,7 +81,7 @@ class XGBoost(Algorithm):
         }
         train = xgb.DMatrix(X, label=y, weight=sample_weight, nthread=context.n_jobs)
         evals = []
-        callbacks: list[Any] = [_Deadline(context)]
+        callbacks: list[Any] = [_deadline(context)]
         if eval_set is not None:
             X_val, y_val, w_val = eval_set
             evals.append((xgb.DMatrix(X_val, label=y_val, weight=w_val), "validation"))
@@ -92,13 +92,10 @@ class XGBoost(Algorithm):
                     min_delta=min_delta(self.problem_type.is_classification),
                 )
             )
-        rounds = int(p["n_estimators"])
-        if eval_set is not None:
-            rounds = round_cap(rounds, X.shape[0])
         self.model_ = xgb.train(
             params,
             train,
-            num_boost_round=rounds,
+            num_boost_round=self._rounds(eval_set, X.shape[0]),
             evals=evals,
             callbacks=callbacks,
             verbose_eval=False,
@@ -120,23 +117,28 @@ class XGBoost(Algorithm):
             finally:
                 if threads > 1:
                     self.model_.set_param({"nthread": 1})
-        if self.problem_type is ProblemType.BINARY:
-            return np.column_stack([1.0 - out, out])
-        return np.asarray(out)
+        return self._both_classes(out)
+
+    def tree_shap(self) -> TreeShap:
+        # XGBoost's own TreeSHAP (pred_contribs), as LightGBM's.
+        import xgboost as xgb
+
+        def xgboost(X: Any) -> tuple[np.ndarray, np.ndarray]:
+            raw = np.asarray(self.model_.predict(xgb.DMatrix(dense(X)), pred_contribs=True))
+            if raw.ndim == 3:  # multiclass: (n, classes, columns + 1)
+                raw = raw.reshape(raw.shape[0], -1)
+            return split_bias(raw, X.shape[1])
+
+        return xgboost
 
 
-def _deadline_base() -> type:
+def _deadline(context: FitContext) -> Any:
+    """A callback that stops boosting when the candidate's time is up; the rounds so far are
+    kept. Its class is made here so that importing this module does not import XGBoost."""
     import xgboost as xgb
 
-    return xgb.callback.TrainingCallback
+    class Deadline(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            return context.out_of_time()
 
-
-class _Deadline(_deadline_base()):  # type: ignore[misc]
-    """Stops boosting when the candidate's time is up; the rounds so far are kept."""
-
-    def __init__(self, context: FitContext) -> None:
-        super().__init__()
-        self.context = context
-
-    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-        return self.context.out_of_time()
+    return Deadline()

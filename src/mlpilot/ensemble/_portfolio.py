@@ -28,7 +28,7 @@ from optuna.distributions import (
 )
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms import ENSEMBLING_ALGORITHMS, get_algorithm
+from mlpilot.algorithms import ENSEMBLING_ALGORITHMS, algorithm_tags, get_algorithm
 
 __all__ = ["PortfolioEntry", "build_portfolio", "learned_portfolio", "random_entry"]
 
@@ -68,10 +68,8 @@ def _entries(problem_type: ProblemType) -> list[PortfolioEntry]:
     ]
 
 
-#: Algorithms whose cost grows fastest with rows (or, for boosting, with classes): on large
-#: tables they wait until the cheaper ones have given the ensemble a base.
-_SLOW_ON_LARGE = {"catboost", "randomforest", "fastai", "nn-torch"}
-_SLOW_ON_MANY_CLASSES = {"catboost", "xgboost", "lightgbm"}
+#: Algorithms whose cost grows fastest with rows (or with classes), by their tags: on tables
+#: this large they wait until the cheaper ones have given the ensemble a base.
 LARGE_ROWS = 20_000
 MANY_CLASSES = 10
 #: The entries a short budget trains; the cost rules above reorder only these.
@@ -104,13 +102,18 @@ def build_portfolio(
         entries = firsts + [e for e in entries if e not in firsts]
     head, rest = entries[:HEAD], entries[HEAD:]
     if n_rows > LARGE_ROWS or n_classes > MANY_CLASSES:
-        slow = set(_SLOW_ON_LARGE) if n_rows > LARGE_ROWS else set()
-        if n_classes > MANY_CLASSES:
-            slow |= _SLOW_ON_MANY_CLASSES - {"lightgbm"}
+        slow = {e.algorithm for e in head if _slow(e.algorithm, n_rows, n_classes)}
         head = [e for e in head if e.algorithm not in slow] + [
             e for e in head if e.algorithm in slow
         ]
     return head + extra + rest
+
+
+def _slow(algorithm: str, n_rows: int, n_classes: int) -> bool:
+    tags = algorithm_tags(algorithm)
+    return (n_rows > LARGE_ROWS and tags.slow_on_many_rows) or (
+        n_classes > MANY_CLASSES and tags.slow_on_many_classes
+    )
 
 
 def random_entry(

@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms import algorithm_path, get_algorithm
+from mlpilot.algorithms import (
+    StackerRole,
+    algorithm_path,
+    algorithm_tags,
+    get_algorithm,
+    stacker_for,
+)
 from mlpilot.ensemble._caruana import blend, greedy_selection
 from mlpilot.ensemble._plan import BaggingPlan
 from mlpilot.ensemble._portfolio import PortfolioEntry, random_entry
@@ -396,7 +402,7 @@ class EnsembleBuilder:
         preprocessing = get_algorithm(entry.algorithm).preprocessing.to_dict()
         name = self._name(entry.algorithm, params, preprocessing)
         limit = self.budget.task_limit(left, MAX_MODEL_SHARE)
-        out_of_bag = self.plan.bagged and hasattr(get_algorithm(entry.algorithm), "fit_oob")
+        out_of_bag = self.plan.bagged and algorithm_tags(entry.algorithm).out_of_bag
         task = self._trial_task(
             name=name,
             algorithm=entry.algorithm,
@@ -448,12 +454,13 @@ class EnsembleBuilder:
                 self.notes.append("no stacking layer: no time left for it")
                 return
         allowed = list(dict.fromkeys(e.algorithm for e in self.portfolio))
-        boosters = [a for a in ("lightgbm", "xgboost", "catboost") if a in allowed]
+        booster = stacker_for(StackerRole.BOOSTING, allowed)
+        linear = stacker_for(StackerRole.LINEAR, allowed)
         plans: list[tuple[str, str, bool]] = []
-        if boosters:
-            plans.append((boosters[0], "stack-full", True))
-        if "linear-learner" in allowed:
-            plans.append(("linear-learner", "stack-preds", False))
+        if booster is not None:
+            plans.append((booster, "stack-full", True))
+        if linear is not None:
+            plans.append((linear, "stack-preds", False))
         if not plans:
             plans.append((allowed[0], "stack-full", True))
         tasks = self._stacker_tasks(plans, inputs, window)
@@ -485,18 +492,11 @@ class EnsembleBuilder:
                 filled[self.rows] = p
                 outputs.append(filled)
             write_stack_data(source, target, outputs, keep_features=keep)
-            params = dict(get_algorithm(algorithm).default_params(self.problem_type, self.n_rows))
-            if algorithm == "lightgbm":
-                # Few, strong inputs: shallower trees and a slower rate overfit them less, and
-                # a stacker needs few rounds to blend (its cap keeps it quick to predict).
-                params.update(
-                    {
-                        "learning_rate": 0.03,
-                        "num_leaves": 15,
-                        "min_child_samples": 30,
-                        "n_estimators": STACK_MAX_ROUNDS,
-                    }
+            params = dict(
+                get_algorithm(algorithm).stacker_params(
+                    self.problem_type, self.n_rows, STACK_MAX_ROUNDS
                 )
+            )
             label = f"stack-{algorithm}"
             name = self._name(label, params, get_algorithm(algorithm).preprocessing.to_dict())
             left = (

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from mlpilot._types import ProblemType
+from mlpilot.algorithms import Algorithm, Family, ShapMethod
 from mlpilot.profile import ColumnKind, label_key
 from mlpilot.reports._render import Report, Section, figure, write_html, write_pdf
 
@@ -61,8 +62,6 @@ class OutOfTime(Exception):
 TOP_FEATURES = 10
 DEPENDENCE_FEATURES = 4
 EXAMPLE_ROWS = 3
-
-_TREE_ALGORITHMS = {"LightGBM", "XGBoost", "CatBoost", "RandomForest", "ExtraTrees"}
 
 
 @dataclass
@@ -110,76 +109,17 @@ def _outputs(model: Any) -> tuple[list[int], dict[str, str]]:
 
 
 def _tree_members(model: Any) -> bool:
+    """Every member is an algorithm that TreeSHAP can read, behind a pipeline that says which
+    original feature each of its columns came from."""
     try:
         return all(
-            type(algo).__name__ in _TREE_ALGORITHMS and hasattr(pipe, "output_sources")
+            isinstance(algo, Algorithm)
+            and algo.tags.shap is ShapMethod.TREE
+            and hasattr(pipe, "output_sources")
             for pipe, algo in model.members
         )
     except (TypeError, ValueError):
         return False
-
-
-def _member_explainer(algo: Any) -> Any:
-    """A function: transformed matrix → (SHAP values ``(n, columns, outputs)``, expected values
-    ``(outputs,)``) of one member, in its model's own output space.
-
-    LightGBM and XGBoost compute TreeSHAP themselves (``pred_contrib``), which is what
-    ``shap.TreeExplainer`` returns for them too, without first reading every tree into Python
-    (half a second per boosted model); CatBoost and the forests go through
-    ``shap.TreeExplainer``, built once per member.
-    """
-    name = type(algo).__name__
-    if name == "LightGBM":
-        booster = algo.model_
-
-        def lightgbm(X: Any) -> tuple[np.ndarray, np.ndarray]:
-            best = booster.best_iteration or None
-            raw = np.asarray(booster.predict(_dense(X), pred_contrib=True, num_iteration=best))
-            return _split_bias(raw, X.shape[1])
-
-        return lightgbm
-    if name == "XGBoost":
-        import xgboost as xgb
-
-        def xgboost(X: Any) -> tuple[np.ndarray, np.ndarray]:
-            raw = np.asarray(algo.model_.predict(xgb.DMatrix(_dense(X)), pred_contribs=True))
-            if raw.ndim == 3:  # multiclass: (n, classes, columns + 1)
-                raw = raw.reshape(raw.shape[0], -1)
-            return _split_bias(raw, X.shape[1])
-
-        return xgboost
-    import shap
-
-    explainer = shap.TreeExplainer(algo.model_)
-
-    def tree_explainer(X: Any) -> tuple[np.ndarray, np.ndarray]:
-        X = _dense(X)
-        if name == "CatBoost":
-            from catboost import Pool
-
-            values = explainer.shap_values(Pool(algo._frame(X), cat_features=algo.cat_features_))
-        else:
-            values = explainer.shap_values(X, check_additivity=False)
-        values = np.asarray(values, dtype=float)
-        if values.ndim == 3 and values.shape[0] != X.shape[0]:
-            values = np.moveaxis(values, 0, -1)  # older shap: a list per output
-        if values.ndim == 2:
-            values = values[:, :, None]
-        return values, np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-
-    return tree_explainer
-
-
-def _dense(X: Any) -> np.ndarray:
-    return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
-
-
-def _split_bias(raw: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, outputs × (columns + 1))`` contributions, bias last per output → values
-    ``(n, columns, outputs)`` and the expected value of each output."""
-    outputs = raw.shape[1] // (n_columns + 1)
-    blocks = raw.reshape(raw.shape[0], outputs, n_columns + 1)
-    return np.moveaxis(blocks[:, :, :-1], 1, -1), blocks[0, :, -1]
 
 
 def _budgeted(
@@ -214,7 +154,7 @@ def _tree_explanation(
         # Columns → features: adds each transformed column's values to its source feature.
         owner = np.zeros((len(sources), len(features)))
         owner[np.arange(len(sources)), sources] = 1.0
-        members.append((pipeline, _member_explainer(algo), owner))
+        members.append((pipeline, algo.tree_shap(), owner))
     share = 1.0 / len(members)
     parts: dict[int, list[np.ndarray]] = {k: [] for k in explained}
     expected: dict[int, float] = dict.fromkeys(explained, 0.0)
@@ -241,10 +181,10 @@ def _tree_explanation(
     _, notes = _budgeted(len(rows), explain, deadline)
     total = {k: np.concatenate(parts[k]) for k in explained}
     margins = {k: total[k].sum(axis=1) + expected[k] for k in explained}
-    kinds = {type(a).__name__ for _, a in model.members}
+    forests = all(a.tags.family is Family.FOREST for _, a in model.members)
     if problem is ProblemType.REGRESSION:
         units = f"{model.info.get('target', 'target')} units"
-    elif kinds <= {"RandomForest", "ExtraTrees"}:
+    elif forests:  # forests average probabilities; boosting sums raw scores
         units = "probability"
     elif problem is ProblemType.BINARY:
         units = "log-odds"

@@ -18,6 +18,7 @@ from dataclasses import replace
 import optuna
 from optuna.trial import TrialState
 
+from mlpilot.algorithms import short_name
 from mlpilot.metrics import Metric
 from mlpilot.runtime import MIN_TASK_SECONDS, Budget, Executor, TaskOutcome, TaskQueue
 from mlpilot.search._space import CandidateSpec, SearchSpace
@@ -36,8 +37,7 @@ def candidate_name(job_name: str, number: int, spec: CandidateSpec) -> str:
             [spec.algorithm, spec.params, spec.preprocessing], sort_keys=True, default=str
         ).encode()
     ).hexdigest()[:8]
-    short = {"linear-learner": "linear", "extra-trees": "extratrees", "randomforest": "rf"}
-    algo = short.get(spec.algorithm, spec.algorithm).replace(":", "-").replace(".", "-")[:16]
+    algo = short_name(spec.algorithm).replace(":", "-").replace(".", "-")[:16]
     return f"{job_name[:24]}-{algo}-{number + 1:03d}-{digest}"
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpilot.algorithms import FitContext, get_algorithm
+from mlpilot.algorithms import FitContext, algorithm_tags, get_algorithm
 from mlpilot.features import FeaturePipeline, PreprocessingOptions
 from mlpilot.metrics import get_metric, score_all
 from mlpilot.package import InferenceModel
@@ -143,7 +143,7 @@ def _run(task: TrialTask, started: float) -> TrialResult:
         held_out = _NO_ROWS
         result = TrialResult(task.number, task.candidate_name, "Completed", n_train_rows=len(rows))
         result.refit_params = model.refit_params()
-    elif task.out_of_bag and hasattr(get_algorithm(task.algorithm_path), "fit_oob"):
+    elif task.out_of_bag and algorithm_tags(task.algorithm_path).out_of_bag:
         result, members, held_out = _evaluate_out_of_bag(task, data, time_left)
         if result.status != "Completed":
             return result
@@ -151,7 +151,7 @@ def _run(task: TrialTask, started: float) -> TrialResult:
         result, members, held_out = _evaluate(task, data, time_left)
         if result.status != "Completed":
             return result
-        if not task.keep_all_folds and get_algorithm(task.algorithm_path).iteration_param is None:
+        if not task.keep_all_folds and not algorithm_tags(task.algorithm_path).early_stopping:
             # Forests and linear models are refit if they win, so their fold bag is never the
             # final model: keep one fold's model (a fifth of the disk) as the candidate's own.
             members = members[:1]
@@ -306,8 +306,7 @@ def _evaluate_out_of_bag(
         time_limit=time_left(),
         n_jobs=_threads(),
     )
-    fit_oob = model.fit_oob  # type: ignore[attr-defined]
-    oob = fit_oob(X, data.y[rows], sample_weight=w, context=context)
+    oob = model.fit_oob(X, data.y[rows], sample_weight=w, context=context)
     metrics = score_all(
         profile.problem_type,
         data.y[rows],

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlpilot._types import Mode
-from mlpilot.algorithms import algorithm_path, get_algorithm
+from mlpilot.algorithms import algorithm_path, algorithm_tags
 from mlpilot.ensemble import EnsembleBuilder, EnsembleLimits
 from mlpilot.metrics import get_metric
 from mlpilot.problems._protocol import JobSession
@@ -40,7 +40,7 @@ def refits(problem: TabularProblem, best: dict[str, Any] | None) -> bool:
         return True
     if best is None:
         return False
-    return get_algorithm(best["Mlpilot"]["Algorithm"]).iteration_param is None
+    return not algorithm_tags(best["Mlpilot"]["Algorithm"]).early_stopping
 
 
 def final_tail(problem: TabularProblem, session: JobSession) -> float:
