@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -49,7 +48,3 @@ def one_line_errors(function: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def is_interactive() -> bool:
-    return sys.stderr.isatty()

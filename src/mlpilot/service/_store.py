@@ -260,11 +260,6 @@ class Store:
         query = select(t).where(and_(*conditions)).order_by(*orders, t.c.name.asc())
         return self._page(query, offset, limit)
 
-    def all_candidates(self, job_name: str) -> list[dict[str, Any]]:
-        with self._tx() as conn:
-            rows = conn.execute(select(candidates).where(candidates.c.job_name == job_name)).all()
-        return [_load(r._asdict()) for r in rows]
-
     # -- models, endpoint configs, endpoints, transform jobs --------------------------------
     def insert_resource(self, kind: str, name: str, arn: str, record: dict[str, Any]) -> None:
         now = time.time()
