@@ -14,7 +14,8 @@ from typing import Any
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError, in_use, not_found, validation
 from mlpilot.service._jobs import JobManager
-from mlpilot.service._store import AlreadyExists, Store, decode_token
+from mlpilot.service._listing import listing, page_offset
+from mlpilot.service._store import AlreadyExists, Store
 
 __all__ = ["AutoMLOperations"]
 
@@ -38,13 +39,6 @@ _CONTENT_TYPES = ("text/csv;header=present", "text/csv", "x-application/vnd.amaz
 
 def _not_found(name: str) -> ServiceError:
     return not_found(f"Amazon SageMaker can't find an AutoML job called {name}.")
-
-
-def _token(params: dict[str, Any]) -> int:
-    try:
-        return decode_token(params.get("NextToken"))
-    except ValueError as exc:
-        raise validation(str(exc)) from None
 
 
 class AutoMLOperations:
@@ -107,18 +101,7 @@ class AutoMLOperations:
 
     # -- list -----------------------------------------------------------------------------
     def ListAutoMLJobs(self, params: dict[str, Any]) -> dict[str, Any]:
-        page = self.store.list_jobs(
-            name_contains=params.get("NameContains"),
-            status=params.get("StatusEquals"),
-            created_after=_time(params.get("CreationTimeAfter")),
-            created_before=_time(params.get("CreationTimeBefore")),
-            modified_after=_time(params.get("LastModifiedTimeAfter")),
-            modified_before=_time(params.get("LastModifiedTimeBefore")),
-            sort_by=params.get("SortBy", "Name"),
-            descending=params.get("SortOrder", "Descending") == "Descending",
-            offset=_token(params),
-            limit=params.get("MaxResults", 10),
-        )
+        page = self.store.list_jobs(**listing(params, default_sort="Name"))
         summaries = []
         for row in page.rows:
             record = row["record"]
@@ -151,7 +134,7 @@ class AutoMLOperations:
             name=params.get("CandidateNameEquals"),
             sort_by=params.get("SortBy"),
             descending=params.get("SortOrder", "Ascending") == "Descending",
-            offset=_token(params),
+            offset=page_offset(params),
             limit=params.get("MaxResults", 10),
         )
         out: dict[str, Any] = {"Candidates": [r["record"] for r in page.rows]}
@@ -257,19 +240,6 @@ def _check_inputs(request: dict[str, Any]) -> None:
             raise validation(str(exc)) from None
         if not objects:
             raise validation(f"No data found at {source['S3Uri']}")
-
-
-def _time(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise validation(f"Cannot read the timestamp {value!r}") from None
 
 
 # -- V1 <-> V2 ----------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from starlette.responses import Response
 
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import InvocationError, validation
-from mlpilot.service._store import AlreadyExists, Store, decode_token
+from mlpilot.service._listing import listing
+from mlpilot.service._store import AlreadyExists, Store
 
 __all__ = ["ENDPOINT", "ENDPOINT_CONFIG", "MODEL", "DeployOperations", "EndpointHost"]
 
@@ -39,32 +40,8 @@ CREATE_WAIT = 30.0
 _SERVING_STATES = ("Creating", "Updating", "SystemUpdating", "InService", "RollingBack")
 
 
-def _token(params: dict[str, Any]) -> int:
-    try:
-        return decode_token(params.get("NextToken"))
-    except ValueError as exc:
-        raise validation(str(exc)) from None
-
-
 def _now() -> float:
     return round(time.time(), 3)
-
-
-def _list_args(params: dict[str, Any], default_sort: str = "CreationTime") -> dict[str, Any]:
-    from mlpilot.service._automl import _time
-
-    return {
-        "name_contains": params.get("NameContains"),
-        "status": params.get("StatusEquals"),
-        "created_after": _time(params.get("CreationTimeAfter")),
-        "created_before": _time(params.get("CreationTimeBefore")),
-        "modified_after": _time(params.get("LastModifiedTimeAfter")),
-        "modified_before": _time(params.get("LastModifiedTimeBefore")),
-        "sort_by": params.get("SortBy", default_sort),
-        "descending": params.get("SortOrder", "Descending") == "Descending",
-        "offset": _token(params),
-        "limit": params.get("MaxResults", 10),
-    }
 
 
 def _image_ok(image: str) -> bool:
@@ -449,7 +426,7 @@ class DeployOperations:
         return {}
 
     def ListModels(self, params: dict[str, Any]) -> dict[str, Any]:
-        page = self.store.list_resources(MODEL, **_list_args(params))
+        page = self.store.list_resources(MODEL, **listing(params))
         out: dict[str, Any] = {
             "Models": [
                 {k: r[k] for k in ("ModelName", "ModelArn", "CreationTime")} for r in page.rows
@@ -520,7 +497,7 @@ class DeployOperations:
         return {}
 
     def ListEndpointConfigs(self, params: dict[str, Any]) -> dict[str, Any]:
-        page = self.store.list_resources(ENDPOINT_CONFIG, **_list_args(params))
+        page = self.store.list_resources(ENDPOINT_CONFIG, **listing(params))
         out: dict[str, Any] = {
             "EndpointConfigs": [
                 {k: r[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")}
@@ -628,7 +605,7 @@ class DeployOperations:
         return {}
 
     def ListEndpoints(self, params: dict[str, Any]) -> dict[str, Any]:
-        page = self.store.list_resources(ENDPOINT, **_list_args(params))
+        page = self.store.list_resources(ENDPOINT, **listing(params))
         keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
         out: dict[str, Any] = {"Endpoints": [{k: r[k] for k in keys} for r in page.rows]}
         if page.next_token:

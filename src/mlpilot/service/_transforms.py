@@ -17,9 +17,10 @@ import threading
 from typing import Any
 
 from mlpilot.service._config import ServiceConfig
-from mlpilot.service._deploy import MODEL, _list_args, _now
+from mlpilot.service._deploy import MODEL, _now
 from mlpilot.service._errors import in_use, not_found, validation
 from mlpilot.service._jobs import pid_is_runner
+from mlpilot.service._listing import listing
 from mlpilot.service._store import AlreadyExists, Store
 
 __all__ = ["TRANSFORM_JOB", "TransformManager", "TransformOperations"]
@@ -216,7 +217,7 @@ class TransformOperations:
         return {}
 
     def ListTransformJobs(self, params: dict[str, Any]) -> dict[str, Any]:
-        page = self.store.list_resources(TRANSFORM_JOB, **_list_args(params))
+        page = self.store.list_resources(TRANSFORM_JOB, **listing(params))
         keys = (
             "TransformJobName",
             "TransformJobArn",
