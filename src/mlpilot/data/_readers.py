@@ -25,16 +25,6 @@ import pandas as pd
 
 from mlpilot.errors import DataError
 
-__all__ = [
-    "CSV_CONTENT_TYPE",
-    "PARQUET_CONTENT_TYPE",
-    "SUPPORTED_CONTENT_TYPES",
-    "list_objects",
-    "read_table",
-    "resolve_uri",
-    "write_table",
-]
-
 CSV_CONTENT_TYPE = "text/csv;header=present"
 PARQUET_CONTENT_TYPE = "x-application/vnd.amazon+parquet"
 SUPPORTED_CONTENT_TYPES = (CSV_CONTENT_TYPE, "text/csv", PARQUET_CONTENT_TYPE)
