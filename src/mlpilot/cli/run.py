@@ -11,13 +11,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlpilot.cli._common import (
-    ParallelismOption,
-    QuietOption,
-    console,
-    job_clock,
-    one_line_errors,
-)
+from mlpilot.cli._common import ParallelismOption, QuietOption, console, job_clock, one_line_errors
 from mlpilot.errors import ConfigError
 
 app = typer.Typer()

@@ -7,13 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from mlpilot.cli._common import (
-    ParallelismOption,
-    QuietOption,
-    console,
-    job_clock,
-    one_line_errors,
-)
+from mlpilot.cli._common import ParallelismOption, QuietOption, console, job_clock, one_line_errors
 
 app = typer.Typer()
 

@@ -14,7 +14,7 @@ from typing import Any
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError, in_use, not_found, validation
 from mlpilot.service._jobs import JobManager
-from mlpilot.service._listing import listing, page_offset
+from mlpilot.service._listing import list_answer, listing, page_offset
 from mlpilot.service._store import AlreadyExists, Store
 
 __all__ = ["AutoMLOperations"]
@@ -102,29 +102,22 @@ class AutoMLOperations:
     # -- list -----------------------------------------------------------------------------
     def ListAutoMLJobs(self, params: dict[str, Any]) -> dict[str, Any]:
         page = self.store.list_jobs(**listing(params, default_sort="Name"))
-        summaries = []
-        for row in page.rows:
-            record = row["record"]
-            summary = {
-                key: record[key]
-                for key in (
-                    "AutoMLJobName",
-                    "AutoMLJobArn",
-                    "AutoMLJobStatus",
-                    "AutoMLJobSecondaryStatus",
-                    "CreationTime",
-                    "EndTime",
-                    "LastModifiedTime",
-                    "FailureReason",
-                    "PartialFailureReasons",
-                )
-                if key in record
-            }
-            summaries.append(summary)
-        out: dict[str, Any] = {"AutoMLJobSummaries": summaries}
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        return list_answer(
+            "AutoMLJobSummaries",
+            [row["record"] for row in page.rows],
+            page.next_token,
+            (
+                "AutoMLJobName",
+                "AutoMLJobArn",
+                "AutoMLJobStatus",
+                "AutoMLJobSecondaryStatus",
+                "CreationTime",
+                "EndTime",
+                "LastModifiedTime",
+                "FailureReason",
+                "PartialFailureReasons",
+            ),
+        )
 
     def ListCandidatesForAutoMLJob(self, params: dict[str, Any]) -> dict[str, Any]:
         self._job(params["AutoMLJobName"])
@@ -137,10 +130,7 @@ class AutoMLOperations:
             offset=page_offset(params),
             limit=params.get("MaxResults", 10),
         )
-        out: dict[str, Any] = {"Candidates": [r["record"] for r in page.rows]}
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        return list_answer("Candidates", [r["record"] for r in page.rows], page.next_token)
 
     # -- stop -----------------------------------------------------------------------------
     def StopAutoMLJob(self, params: dict[str, Any]) -> dict[str, Any]:

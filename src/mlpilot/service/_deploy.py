@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import InvocationError, validation
-from mlpilot.service._listing import listing
+from mlpilot.service._listing import list_answer, listing
 from mlpilot.service._store import AlreadyExists, Store
 
 __all__ = ["ENDPOINT", "ENDPOINT_CONFIG", "MODEL", "DeployOperations", "EndpointHost"]
@@ -427,14 +427,8 @@ class DeployOperations:
 
     def ListModels(self, params: dict[str, Any]) -> dict[str, Any]:
         page = self.store.list_resources(MODEL, **listing(params))
-        out: dict[str, Any] = {
-            "Models": [
-                {k: r[k] for k in ("ModelName", "ModelArn", "CreationTime")} for r in page.rows
-            ]
-        }
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        fields = ("ModelName", "ModelArn", "CreationTime")
+        return list_answer("Models", page.rows, page.next_token, fields)
 
     # -- endpoint configurations ------------------------------------------------------------
     def CreateEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -498,15 +492,8 @@ class DeployOperations:
 
     def ListEndpointConfigs(self, params: dict[str, Any]) -> dict[str, Any]:
         page = self.store.list_resources(ENDPOINT_CONFIG, **listing(params))
-        out: dict[str, Any] = {
-            "EndpointConfigs": [
-                {k: r[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")}
-                for r in page.rows
-            ]
-        }
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        fields = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
+        return list_answer("EndpointConfigs", page.rows, page.next_token, fields)
 
     # -- endpoints ------------------------------------------------------------------------
     def _config(self, name: str) -> dict[str, Any]:
@@ -606,11 +593,14 @@ class DeployOperations:
 
     def ListEndpoints(self, params: dict[str, Any]) -> dict[str, Any]:
         page = self.store.list_resources(ENDPOINT, **listing(params))
-        keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
-        out: dict[str, Any] = {"Endpoints": [{k: r[k] for k in keys} for r in page.rows]}
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        fields = (
+            "EndpointName",
+            "EndpointArn",
+            "CreationTime",
+            "LastModifiedTime",
+            "EndpointStatus",
+        )
+        return list_answer("Endpoints", page.rows, page.next_token, fields)
 
     # -- helpers --------------------------------------------------------------------------
     def _get(self, kind: str, name: str, noun: str) -> dict[str, Any]:

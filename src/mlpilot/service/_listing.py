@@ -1,15 +1,17 @@
-"""The List operations' requests read into a store :class:`~mlpilot.service._store.Listing`:
-the same filters, order and paging for AutoML jobs, models, endpoints and transform jobs."""
+"""The List operations: requests read into a store :class:`~mlpilot.service._store.Listing`
+(the same filters, order and paging for AutoML jobs, models, endpoints and transform jobs), and
+their answers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from mlpilot.service._errors import validation
 from mlpilot.service._store import Listing, decode_token
 
-__all__ = ["listing", "page_offset"]
+__all__ = ["list_answer", "listing", "page_offset"]
 
 
 def page_offset(params: dict[str, Any]) -> int:
@@ -35,6 +37,22 @@ def listing(params: dict[str, Any], default_sort: str = "CreationTime") -> Listi
         "offset": page_offset(params),
         "limit": params.get("MaxResults", 10),
     }
+
+
+def list_answer(
+    key: str,
+    records: list[dict[str, Any]],
+    next_token: str | None,
+    fields: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """A List operation's answer: ``records`` under ``key`` (each cut down to the ``fields`` it
+    has, when given) and the ``NextToken`` of the next page, if any."""
+    if fields is not None:
+        records = [{k: r[k] for k in fields if k in r} for r in records]
+    out: dict[str, Any] = {key: records}
+    if next_token:
+        out["NextToken"] = next_token
+    return out
 
 
 def _time(value: Any) -> float | None:

@@ -17,7 +17,7 @@ from typing import Any
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._deploy import MODEL, _now
 from mlpilot.service._errors import in_use, not_found, validation
-from mlpilot.service._listing import listing
+from mlpilot.service._listing import list_answer, listing
 from mlpilot.service._runners import RunnerSupervisor, ending, pid_is_runner
 from mlpilot.service._store import AlreadyExists, Store
 
@@ -186,7 +186,7 @@ class TransformOperations:
 
     def ListTransformJobs(self, params: dict[str, Any]) -> dict[str, Any]:
         page = self.store.list_resources(TRANSFORM_JOB, **listing(params))
-        keys = (
+        fields = (
             "TransformJobName",
             "TransformJobArn",
             "CreationTime",
@@ -195,9 +195,4 @@ class TransformOperations:
             "TransformJobStatus",
             "FailureReason",
         )
-        out: dict[str, Any] = {
-            "TransformJobSummaries": [{k: r[k] for k in keys if k in r} for r in page.rows]
-        }
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        return list_answer("TransformJobSummaries", page.rows, page.next_token, fields)
