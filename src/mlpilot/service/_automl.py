@@ -35,6 +35,18 @@ _V2_ECHO = (
 )
 _TIME_SERIES_ALGORITHMS = frozenset({"cnn-qr", "deepar", "prophet", "npts", "arima", "ets"})
 _CONTENT_TYPES = ("text/csv;header=present", "text/csv", "x-application/vnd.amazon+parquet")
+#: The members of ListAutoMLJobs' summaries.
+_SUMMARY = (
+    "AutoMLJobName",
+    "AutoMLJobArn",
+    "AutoMLJobStatus",
+    "AutoMLJobSecondaryStatus",
+    "CreationTime",
+    "EndTime",
+    "LastModifiedTime",
+    "FailureReason",
+    "PartialFailureReasons",
+)
 
 
 def _not_found(name: str) -> ServiceError:
@@ -102,22 +114,8 @@ class AutoMLOperations:
     # -- list -----------------------------------------------------------------------------
     def ListAutoMLJobs(self, params: dict[str, Any]) -> dict[str, Any]:
         page = self.store.list_jobs(**listing(params, default_sort="Name"))
-        return list_answer(
-            "AutoMLJobSummaries",
-            [row["record"] for row in page.rows],
-            page.next_token,
-            (
-                "AutoMLJobName",
-                "AutoMLJobArn",
-                "AutoMLJobStatus",
-                "AutoMLJobSecondaryStatus",
-                "CreationTime",
-                "EndTime",
-                "LastModifiedTime",
-                "FailureReason",
-                "PartialFailureReasons",
-            ),
-        )
+        records = [row["record"] for row in page.rows]
+        return list_answer("AutoMLJobSummaries", records, page.next_token, _SUMMARY)
 
     def ListCandidatesForAutoMLJob(self, params: dict[str, Any]) -> dict[str, Any]:
         self._job(params["AutoMLJobName"])

@@ -25,6 +25,16 @@ __all__ = ["TRANSFORM_JOB", "TransformManager", "TransformOperations"]
 
 TRANSFORM_JOB = "transform-job"
 _ENDED = ("Completed", "Failed", "Stopped")
+#: The members of ListTransformJobs' summaries.
+_SUMMARY = (
+    "TransformJobName",
+    "TransformJobArn",
+    "CreationTime",
+    "TransformEndTime",
+    "LastModifiedTime",
+    "TransformJobStatus",
+    "FailureReason",
+)
 _ECHO = (
     "TransformJobName",
     "ModelName",
@@ -186,13 +196,4 @@ class TransformOperations:
 
     def ListTransformJobs(self, params: dict[str, Any]) -> dict[str, Any]:
         page = self.store.list_resources(TRANSFORM_JOB, **listing(params))
-        fields = (
-            "TransformJobName",
-            "TransformJobArn",
-            "CreationTime",
-            "TransformEndTime",
-            "LastModifiedTime",
-            "TransformJobStatus",
-            "FailureReason",
-        )
-        return list_answer("TransformJobSummaries", page.rows, page.next_token, fields)
+        return list_answer("TransformJobSummaries", page.rows, page.next_token, _SUMMARY)
