@@ -104,7 +104,7 @@ def test_candidates_upsert_and_sort(store: Store) -> None:
     worst_first = store.list_candidates("job", sort_by="FinalObjectiveMetricValue")
     assert [r["name"] for r in worst_first.rows] == ["c3", "c1", "c2"]
     assert [r["name"] for r in store.list_candidates("job", status="Failed").rows] == ["c2"]
-    assert len(store.all_candidates("job")) == 3
+    assert len(store.list_candidates("job").rows) == 3
 
 
 def test_resources(store: Store) -> None:

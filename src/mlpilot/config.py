@@ -8,7 +8,7 @@ The engine itself only reads the dataclass.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ CSV = "text/csv;header=present"
 PARQUET = "x-application/vnd.amazon+parquet"
 DEFAULT_MAX_CANDIDATES = 100  # SageMaker's HPO default
 MAX_CANDIDATES_LIMIT = 750
-DEFAULT_VALIDATION_FRACTION = 0.2
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,9 +167,6 @@ class JobConfig:
     @property
     def effective_max_candidates(self) -> int:
         return self.max_candidates or DEFAULT_MAX_CANDIDATES
-
-    def with_(self, **changes: Any) -> JobConfig:
-        return replace(self, **changes)
 
     def load_feature_specification(self) -> FeatureSpecification | None:
         spec = self.feature_specification

@@ -1,12 +1,12 @@
-"""What every command shares: one-line errors and the console."""
+"""What the commands share: one-line errors, the console, the options several take."""
 
 from __future__ import annotations
 
 import functools
 import os
-import sys
+import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,22 @@ from mlpilot.errors import MlpilotError
 
 console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Options more than one command takes, declared once so that their flags and help agree.
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+ParallelismOption = Annotated[
+    int | None,
+    typer.Option(help="Candidates trained at once.", show_default="the number of cores"),
+]
+FormatOption = Annotated[str, typer.Option("--format", "-f", help="table or json.")]
+
+
+def job_clock(ctx: typer.Context) -> float:
+    """When the job's clock started: the process start when run as the console script (see
+    main.main), else now. The import time of a command's module is no clock: an app may
+    invoke the CLI much later."""
+    started = (ctx.obj or {}).get("started") if isinstance(ctx.obj, dict) else None
+    return time.monotonic() if started is None else float(started)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -49,7 +65,3 @@ def one_line_errors(function: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def is_interactive() -> bool:
-    return sys.stderr.isatty()

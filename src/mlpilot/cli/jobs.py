@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlpilot.cli._common import fail, one_line_errors
+from mlpilot.cli._common import FormatOption, fail, one_line_errors
 from mlpilot.cli.serve import DEFAULT_DATA_DIR, default_data_dir
 
 app = typer.Typer(
@@ -39,7 +39,8 @@ DataDirOption = Annotated[
         help=f"The service's data folder [env MLPILOT_DATA_DIR; default {DEFAULT_DATA_DIR}].",
     ),
 ]
-FormatOption = Annotated[str, typer.Option("--format", "-f", help="table or json.")]
+
+JobNameArgument = Annotated[str, typer.Argument(help="The AutoML job's name.")]
 
 
 class _Client:
@@ -55,6 +56,19 @@ class _Client:
         if self.endpoint_url:
             return self._remote(operation, params)
         return self._local(operation, params)
+
+    def collect(
+        self, operation: str, key: str, params: dict[str, Any], *, at_most: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``key`` items of a List operation, page after page (the first ``at_most``)."""
+        found: list[dict[str, Any]] = []
+        while at_most is None or len(found) < at_most:
+            page = self.call(operation, **params, MaxResults=100)
+            found += page[key]
+            if not page.get("NextToken"):
+                break
+            params = {**params, "NextToken": page["NextToken"]}
+        return found if at_most is None else found[:at_most]
 
     def _remote(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         import boto3
@@ -140,13 +154,7 @@ def list_jobs(
         params["StatusEquals"] = status
     if name_contains:
         params["NameContains"] = name_contains
-    jobs: list[dict[str, Any]] = []
-    while True:
-        page = client.call("ListAutoMLJobs", **params, MaxResults=100)
-        jobs += page["AutoMLJobSummaries"]
-        if not page.get("NextToken"):
-            break
-        params["NextToken"] = page["NextToken"]
+    jobs = client.collect("ListAutoMLJobs", "AutoMLJobSummaries", params)
     if output_format == "json":
         return _dump(jobs)
     table = Table("name", "status", "phase", "created", "ended", "failure", box=None)
@@ -165,7 +173,7 @@ def list_jobs(
 @app.command("describe")
 @one_line_errors
 def describe(
-    name: Annotated[str, typer.Argument(help="The AutoML job's name.")],
+    name: JobNameArgument,
     endpoint_url: EndpointOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -176,7 +184,7 @@ def describe(
 @app.command("stop")
 @one_line_errors
 def stop(
-    name: Annotated[str, typer.Argument(help="The AutoML job's name.")],
+    name: JobNameArgument,
     endpoint_url: EndpointOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -188,7 +196,7 @@ def stop(
 @app.command("candidates")
 @one_line_errors
 def candidates(
-    name: Annotated[str, typer.Argument(help="The AutoML job's name.")],
+    name: JobNameArgument,
     endpoint_url: EndpointOption = None,
     data_dir: DataDirOption = None,
     status: Annotated[str | None, typer.Option(help="Only candidates with this status.")] = None,
@@ -210,15 +218,7 @@ def candidates(
     }
     if status:
         params["StatusEquals"] = status
-    found: list[dict[str, Any]] = []
-    while top is None or len(found) < top:
-        page = client.call("ListCandidatesForAutoMLJob", **params, MaxResults=100)
-        found += page["Candidates"]
-        if not page.get("NextToken"):
-            break
-        params["NextToken"] = page["NextToken"]
-    if top is not None:
-        found = found[:top]
+    found = client.collect("ListCandidatesForAutoMLJob", "Candidates", params, at_most=top)
     if output_format == "json":
         return _dump(found)
     if output_format != "table":

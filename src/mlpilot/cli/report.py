@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mlpilot.cli._common import console, one_line_errors
+from mlpilot.cli._common import FormatOption, console, one_line_errors
 from mlpilot.errors import ConfigError
 
 app = typer.Typer()
@@ -44,7 +44,7 @@ def report(
     open_reports: Annotated[
         bool, typer.Option("--open", help="Open the HTML reports in a web browser.")
     ] = False,
-    output_format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    output_format: FormatOption = "table",
 ) -> None:
     """Show a job's notebooks and reports: status and location of each.
 

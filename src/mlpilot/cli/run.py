@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlpilot.cli._common import console, one_line_errors
+from mlpilot.cli._common import ParallelismOption, QuietOption, console, job_clock, one_line_errors
 from mlpilot.errors import ConfigError
 
 app = typer.Typer()
@@ -154,10 +153,7 @@ def run(
         ),
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    parallelism: Annotated[
-        int | None,
-        typer.Option(help="Candidates trained at once.", show_default="the number of cores"),
-    ] = None,
+    parallelism: ParallelismOption = None,
     reports: Annotated[
         bool,
         typer.Option(
@@ -166,17 +162,13 @@ def run(
             "explainability and model-quality reports (`mlpilot report --generate` later).",
         ),
     ] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Run an AutoML job: profile the data, tune candidates, package the best model.
 
     Example: mlpilot run examples/churn.csv --target Churn --max-runtime 120 --output runs/churn
     """
-    # The job's clock: the process start when run as the console script (see main.main), else
-    # now. The import time of this module is no clock: an app may invoke the CLI much later.
-    started = (ctx.obj or {}).get("started") if isinstance(ctx.obj, dict) else None
-    if started is None:
-        started = time.monotonic()
+    started = job_clock(ctx)
 
     from mlpilot.api import default_job_name
     from mlpilot.config import JobConfig
@@ -219,22 +211,27 @@ def run(
         raise ConfigError(
             f"Cannot create the output folder {config.output_dir}: {exc.strerror or exc}"
         ) from None
-    progress = None
-    if not quiet and console.is_terminal:
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
+    progress = _progress(quiet)
     display = _Display(progress, max_runtime, config.effective_max_candidates, quiet=quiet)
     job = AutoMLJob(config, observers=[display, WhiteBox()], started=started)
     if not quiet:
         console.print(f"Job [bold]{job_name}[/] → {escape(str(config.output_dir))}", soft_wrap=True)
     run_watched(job, job.run, progress, display, name="mlpilot-job")
     _summary(job, quiet)
+
+
+def _progress(quiet: bool) -> Progress | None:
+    """The progress bars, on a terminal unless ``quiet`` (else candidates are printed)."""
+    if quiet or not console.is_terminal:
+        return None
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def run_watched(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlpilot.cli._common import console, one_line_errors
+from mlpilot.cli._common import ParallelismOption, QuietOption, console, job_clock, one_line_errors
 
 app = typer.Typer()
 
@@ -38,41 +36,27 @@ def train(
     max_runtime_per_candidate: Annotated[
         int | None, typer.Option(help="MaxRuntimePerTrainingJobInSeconds.")
     ] = None,
-    parallelism: Annotated[
-        int | None,
-        typer.Option(help="Candidates trained at once.", show_default="the number of cores"),
-    ] = None,
+    parallelism: ParallelismOption = None,
     reports: Annotated[
         bool,
         typer.Option(
             "--reports/--no-reports", help="Run the notebooks and write the best's reports."
         ),
     ] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train a candidates-only job's candidates; they join its leaderboard.
 
     Example: mlpilot run data.csv --target y --candidates-only --output runs/y; then
     mlpilot train runs/y --algorithms lightgbm,xgboost --max-candidates 20
     """
-    started = (ctx.obj or {}).get("started") if isinstance(ctx.obj, dict) else None
-    if started is None:
-        started = time.monotonic()
+    started = job_clock(ctx)
 
-    from mlpilot.cli.run import _Display, _summary, run_watched
+    from mlpilot.cli.run import _Display, _progress, _summary, run_watched
     from mlpilot.notebooks import prepare_training, run_training
 
     names = [a.strip() for a in algorithms.split(",") if a.strip()] if algorithms else None
-    progress = None
-    if not quiet and console.is_terminal:
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
+    progress = _progress(quiet)
     automl, old = prepare_training(
         job,
         algorithms=names,

@@ -5,8 +5,11 @@ from mlpilot.data._readers import (
     PARQUET_CONTENT_TYPE,
     SUPPORTED_CONTENT_TYPES,
     list_objects,
+    one_line,
     read_table,
     resolve_uri,
+    s3_filesystem,
+    split_uri,
     write_table,
 )
 
@@ -15,7 +18,10 @@ __all__ = [
     "PARQUET_CONTENT_TYPE",
     "SUPPORTED_CONTENT_TYPES",
     "list_objects",
+    "one_line",
     "read_table",
     "resolve_uri",
+    "s3_filesystem",
+    "split_uri",
     "write_table",
 ]

@@ -25,16 +25,6 @@ import pandas as pd
 
 from mlpilot.errors import DataError
 
-__all__ = [
-    "CSV_CONTENT_TYPE",
-    "PARQUET_CONTENT_TYPE",
-    "SUPPORTED_CONTENT_TYPES",
-    "list_objects",
-    "read_table",
-    "resolve_uri",
-    "write_table",
-]
-
 CSV_CONTENT_TYPE = "text/csv;header=present"
 PARQUET_CONTENT_TYPE = "x-application/vnd.amazon+parquet"
 SUPPORTED_CONTENT_TYPES = (CSV_CONTENT_TYPE, "text/csv", PARQUET_CONTENT_TYPE)
@@ -71,39 +61,52 @@ class _Resolver:
 
     def filesystem(self, protocol: str) -> Any:
         if protocol not in self._filesystems:
-            if protocol == "s3":
-                endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-                    "AWS_ENDPOINT_URL"
-                )
-                kwargs: dict[str, Any] = {}
-                if endpoint:
-                    kwargs["client_kwargs"] = {"endpoint_url": endpoint}
-                # Fresh instances and listings so a changed endpoint or new objects are seen.
-                self._filesystems[protocol] = fsspec.filesystem(
-                    "s3", skip_instance_cache=True, use_listings_cache=False, **kwargs
-                )
-            else:
-                self._filesystems[protocol] = fsspec.filesystem("file", skip_instance_cache=True)
+            self._filesystems[protocol] = (
+                s3_filesystem()
+                if protocol == "s3"
+                else fsspec.filesystem("file", skip_instance_cache=True)
+            )
         return self._filesystems[protocol]
 
     def resolve(self, source: str | os.PathLike[str]) -> _Object:
         text = os.fspath(source)
         if not isinstance(text, str) or not text:
             raise DataError(f"invalid data source {text!r}: expected a path or a URI")
-        scheme = urlparse(text).scheme.lower() if "://" in text else ""
-        if scheme == "s3":
-            path = text.split("://", 1)[1].rstrip("/")
-            if not path:
-                raise DataError(f"{text} names no S3 bucket")
+        protocol, path = split_uri(text)
+        if protocol == "s3":
+            path = path.rstrip("/")
             return _Object(self.filesystem("s3"), path, f"s3://{path}")
-        if scheme == "file":
-            text = url2pathname(urlparse(text).path)
-        elif scheme:
-            raise DataError(
-                f"unsupported URI scheme {scheme!r} in {text}: use a local path, file:// or s3://"
-            )
-        path = os.path.abspath(os.path.expanduser(text))
         return _Object(self.filesystem("file"), path, path)
+
+
+def s3_filesystem() -> Any:
+    """An fsspec S3 filesystem at ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` when set."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    kwargs: dict[str, Any] = {}
+    if endpoint:
+        kwargs["client_kwargs"] = {"endpoint_url": endpoint}
+    # A fresh instance without listings cache: the endpoint may have changed, and listings
+    # must show new objects.
+    return fsspec.filesystem("s3", skip_instance_cache=True, use_listings_cache=False, **kwargs)
+
+
+def split_uri(text: str, named: str = "") -> tuple[str, str]:
+    """``("s3", "bucket/key" as written)`` or ``("file", absolute local path)`` for an
+    ``s3://`` URI, a ``file://`` URI or a local path. Other schemes are a DataError that puts
+    ``named`` (e.g. ``"model "``) before the text."""
+    scheme = urlparse(text).scheme.lower() if "://" in text else ""
+    if scheme == "s3":
+        path = text.split("://", 1)[1]
+        if not path.strip("/"):
+            raise DataError(f"{text} names no S3 bucket")
+        return "s3", path
+    if scheme == "file":
+        text = url2pathname(urlparse(text).path)
+    elif scheme:
+        raise DataError(
+            f"unsupported URI scheme {scheme!r} in {named}{text}: use a local path, file:// or s3://"
+        )
+    return "file", os.path.abspath(os.path.expanduser(text))
 
 
 def resolve_uri(source: str | os.PathLike[str]) -> tuple[Any, str]:
@@ -113,7 +116,8 @@ def resolve_uri(source: str | os.PathLike[str]) -> tuple[Any, str]:
     return obj.fs, obj.path
 
 
-def _oneline(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception's first line, at most 300 characters."""
     lines = str(exc).strip().splitlines()
     text = lines[0].strip() if lines else type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
@@ -131,11 +135,11 @@ def _access(uri: str, action: str = "read") -> Iterator[None]:
     except IsADirectoryError as exc:
         raise DataError(f"{uri} is a folder, not a file") from exc
     except PermissionError as exc:
-        raise DataError(f"cannot {action} {uri}: permission denied ({_oneline(exc)})") from exc
+        raise DataError(f"cannot {action} {uri}: permission denied ({one_line(exc)})") from exc
     except Exception as exc:
         if not _is_access_error(exc):
             raise
-        raise DataError(f"cannot {action} {uri}: {_oneline(exc)}") from exc
+        raise DataError(f"cannot {action} {uri}: {one_line(exc)}") from exc
 
 
 def _is_access_error(exc: Exception) -> bool:
@@ -177,7 +181,7 @@ def _manifest_objects(resolver: _Resolver, manifest: _Object) -> list[_Object]:
         entries = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(
-            f"{manifest.uri} is not a valid manifest: not JSON ({_oneline(exc)})"
+            f"{manifest.uri} is not a valid manifest: not JSON ({one_line(exc)})"
         ) from exc
     if (
         not isinstance(entries, list)
@@ -394,7 +398,7 @@ class _TableReader:
                     usecols=self.wanted,
                 )
         except _GZIP_ERRORS as exc:
-            raise DataError(f"{uri} is not valid gzip data ({_oneline(exc)})") from exc
+            raise DataError(f"{uri} is not valid gzip data ({one_line(exc)})") from exc
         except pd.errors.ParserWarning as exc:
             raise DataError(
                 f"{uri}: data rows have more fields than the {len(header)} header columns"
@@ -408,7 +412,7 @@ class _TableReader:
                 raise DataError(
                     f"{uri}: line {line} has {saw} fields but the header has {expected}"
                 ) from exc
-            reason = _oneline(exc).removeprefix("Error tokenizing data. C error: ")
+            reason = one_line(exc).removeprefix("Error tokenizing data. C error: ")
             raise DataError(f"{uri} is not a readable CSV file: {reason}") from exc
         except UnicodeDecodeError as exc:
             raise DataError(f"{uri} is not a CSV file: it is not UTF-8 text") from exc
@@ -425,12 +429,12 @@ class _TableReader:
             parquet = pq.ParquetFile(handle)
             header = list(parquet.schema_arrow.names)
         except (pa.ArrowException, OSError, ValueError) as exc:
-            raise DataError(f"{uri} is not a readable Parquet file: {_oneline(exc)}") from exc
+            raise DataError(f"{uri} is not a readable Parquet file: {one_line(exc)}") from exc
         self._check_header(uri, "parquet", header)
         try:
             table = parquet.read(columns=self.wanted)
         except (pa.ArrowException, OSError, ValueError) as exc:
-            raise DataError(f"{uri} is not a readable Parquet file: {_oneline(exc)}") from exc
+            raise DataError(f"{uri} is not a readable Parquet file: {one_line(exc)}") from exc
         return table.to_pandas()
 
 

@@ -17,18 +17,6 @@ from sklearn import metrics as skm
 from mlpilot._types import ProblemType
 from mlpilot.errors import ConfigError
 
-__all__ = [
-    "THRESHOLD_METRICS",
-    "Metric",
-    "best_threshold",
-    "decision_matrix",
-    "default_objective",
-    "get_metric",
-    "metric_names",
-    "metrics_for",
-    "score_all",
-]
-
 _B, _M, _R = ProblemType.BINARY, ProblemType.MULTICLASS, ProblemType.REGRESSION
 
 # (y_true, y_pred_or_proba, sample_weight, positive_index, n_classes) -> value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -129,7 +128,3 @@ def generate_explainability(
         kinds=kinds,
         model_location=str(location),
     )
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.exists() else None

@@ -63,10 +63,6 @@ class Service:
             if name[:1].isupper():
                 self.operations[name] = getattr(handler, name)
 
-    @property
-    def runtime(self) -> EndpointHost:
-        return self.endpoints
-
     def open(self) -> None:
         self.jobs.open()
         self.transforms.open()

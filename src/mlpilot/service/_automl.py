@@ -14,7 +14,8 @@ from typing import Any
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError, in_use, not_found, validation
 from mlpilot.service._jobs import JobManager
-from mlpilot.service._store import AlreadyExists, Store, decode_token
+from mlpilot.service._listing import list_answer, listing, page_offset
+from mlpilot.service._store import AlreadyExists, Store
 
 __all__ = ["AutoMLOperations"]
 
@@ -34,17 +35,22 @@ _V2_ECHO = (
 )
 _TIME_SERIES_ALGORITHMS = frozenset({"cnn-qr", "deepar", "prophet", "npts", "arima", "ets"})
 _CONTENT_TYPES = ("text/csv;header=present", "text/csv", "x-application/vnd.amazon+parquet")
+#: The members of ListAutoMLJobs' summaries.
+_SUMMARY = (
+    "AutoMLJobName",
+    "AutoMLJobArn",
+    "AutoMLJobStatus",
+    "AutoMLJobSecondaryStatus",
+    "CreationTime",
+    "EndTime",
+    "LastModifiedTime",
+    "FailureReason",
+    "PartialFailureReasons",
+)
 
 
 def _not_found(name: str) -> ServiceError:
     return not_found(f"Amazon SageMaker can't find an AutoML job called {name}.")
-
-
-def _token(params: dict[str, Any]) -> int:
-    try:
-        return decode_token(params.get("NextToken"))
-    except ValueError as exc:
-        raise validation(str(exc)) from None
 
 
 class AutoMLOperations:
@@ -107,41 +113,9 @@ class AutoMLOperations:
 
     # -- list -----------------------------------------------------------------------------
     def ListAutoMLJobs(self, params: dict[str, Any]) -> dict[str, Any]:
-        page = self.store.list_jobs(
-            name_contains=params.get("NameContains"),
-            status=params.get("StatusEquals"),
-            created_after=_time(params.get("CreationTimeAfter")),
-            created_before=_time(params.get("CreationTimeBefore")),
-            modified_after=_time(params.get("LastModifiedTimeAfter")),
-            modified_before=_time(params.get("LastModifiedTimeBefore")),
-            sort_by=params.get("SortBy", "Name"),
-            descending=params.get("SortOrder", "Descending") == "Descending",
-            offset=_token(params),
-            limit=params.get("MaxResults", 10),
-        )
-        summaries = []
-        for row in page.rows:
-            record = row["record"]
-            summary = {
-                key: record[key]
-                for key in (
-                    "AutoMLJobName",
-                    "AutoMLJobArn",
-                    "AutoMLJobStatus",
-                    "AutoMLJobSecondaryStatus",
-                    "CreationTime",
-                    "EndTime",
-                    "LastModifiedTime",
-                    "FailureReason",
-                    "PartialFailureReasons",
-                )
-                if key in record
-            }
-            summaries.append(summary)
-        out: dict[str, Any] = {"AutoMLJobSummaries": summaries}
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        page = self.store.list_jobs(**listing(params, default_sort="Name"))
+        records = [row["record"] for row in page.rows]
+        return list_answer("AutoMLJobSummaries", records, page.next_token, _SUMMARY)
 
     def ListCandidatesForAutoMLJob(self, params: dict[str, Any]) -> dict[str, Any]:
         self._job(params["AutoMLJobName"])
@@ -151,13 +125,10 @@ class AutoMLOperations:
             name=params.get("CandidateNameEquals"),
             sort_by=params.get("SortBy"),
             descending=params.get("SortOrder", "Ascending") == "Descending",
-            offset=_token(params),
+            offset=page_offset(params),
             limit=params.get("MaxResults", 10),
         )
-        out: dict[str, Any] = {"Candidates": [r["record"] for r in page.rows]}
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        return list_answer("Candidates", [r["record"] for r in page.rows], page.next_token)
 
     # -- stop -----------------------------------------------------------------------------
     def StopAutoMLJob(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -257,19 +228,6 @@ def _check_inputs(request: dict[str, Any]) -> None:
             raise validation(str(exc)) from None
         if not objects:
             raise validation(f"No data found at {source['S3Uri']}")
-
-
-def _time(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise validation(f"Cannot read the timestamp {value!r}") from None
 
 
 # -- V1 <-> V2 ----------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mlpilot.service._config import ServiceConfig
-from mlpilot.service._errors import InvocationError, validation
-from mlpilot.service._store import AlreadyExists, Store, decode_token
+from mlpilot.service._errors import InvocationError, ServiceError, validation
+from mlpilot.service._listing import list_answer, listing
+from mlpilot.service._store import AlreadyExists, Store
 
 __all__ = ["ENDPOINT", "ENDPOINT_CONFIG", "MODEL", "DeployOperations", "EndpointHost"]
 
@@ -37,34 +38,20 @@ IMAGE_REPOSITORY = "mlpilot/tabular-inference"
 #: AWS CLI's waiter, which sleeps 30 s between polls, usually finds it ready at once).
 CREATE_WAIT = 30.0
 _SERVING_STATES = ("Creating", "Updating", "SystemUpdating", "InService", "RollingBack")
-
-
-def _token(params: dict[str, Any]) -> int:
-    try:
-        return decode_token(params.get("NextToken"))
-    except ValueError as exc:
-        raise validation(str(exc)) from None
+#: The members of each List operation's summaries.
+_MODEL_SUMMARY = ("ModelName", "ModelArn", "CreationTime")
+_CONFIG_SUMMARY = ("EndpointConfigName", "EndpointConfigArn", "CreationTime")
+_ENDPOINT_SUMMARY = (
+    "EndpointName",
+    "EndpointArn",
+    "CreationTime",
+    "LastModifiedTime",
+    "EndpointStatus",
+)
 
 
 def _now() -> float:
     return round(time.time(), 3)
-
-
-def _list_args(params: dict[str, Any], default_sort: str = "CreationTime") -> dict[str, Any]:
-    from mlpilot.service._automl import _time
-
-    return {
-        "name_contains": params.get("NameContains"),
-        "status": params.get("StatusEquals"),
-        "created_after": _time(params.get("CreationTimeAfter")),
-        "created_before": _time(params.get("CreationTimeBefore")),
-        "modified_after": _time(params.get("LastModifiedTimeAfter")),
-        "modified_before": _time(params.get("LastModifiedTimeBefore")),
-        "sort_by": params.get("SortBy", default_sort),
-        "descending": params.get("SortOrder", "Descending") == "Descending",
-        "offset": _token(params),
-        "limit": params.get("MaxResults", 10),
-    }
 
 
 def _image_ok(image: str) -> bool:
@@ -443,21 +430,11 @@ class DeployOperations:
         return self._get(MODEL, params["ModelName"], "model")
 
     def DeleteModel(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = params["ModelName"]
-        if not self.store.delete_resource(MODEL, name):
-            raise validation(f'Could not find model "{self._arn(MODEL, name)}".')
-        return {}
+        return self._delete(MODEL, params["ModelName"], "model")
 
     def ListModels(self, params: dict[str, Any]) -> dict[str, Any]:
-        page = self.store.list_resources(MODEL, **_list_args(params))
-        out: dict[str, Any] = {
-            "Models": [
-                {k: r[k] for k in ("ModelName", "ModelArn", "CreationTime")} for r in page.rows
-            ]
-        }
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        page = self.store.list_resources(MODEL, **listing(params))
+        return list_answer("Models", page.rows, page.next_token, _MODEL_SUMMARY)
 
     # -- endpoint configurations ------------------------------------------------------------
     def CreateEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -509,36 +486,18 @@ class DeployOperations:
         return {"EndpointConfigArn": arn}
 
     def DescribeEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._get(ENDPOINT_CONFIG, params["EndpointConfigName"], "endpoint configuration")
+        return self._config(params["EndpointConfigName"])
 
     def DeleteEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = params["EndpointConfigName"]
-        if not self.store.delete_resource(ENDPOINT_CONFIG, name):
-            raise validation(
-                f'Could not find endpoint configuration "{self._arn(ENDPOINT_CONFIG, name)}".'
-            )
-        return {}
+        return self._delete(ENDPOINT_CONFIG, params["EndpointConfigName"], "endpoint configuration")
 
     def ListEndpointConfigs(self, params: dict[str, Any]) -> dict[str, Any]:
-        page = self.store.list_resources(ENDPOINT_CONFIG, **_list_args(params))
-        out: dict[str, Any] = {
-            "EndpointConfigs": [
-                {k: r[k] for k in ("EndpointConfigName", "EndpointConfigArn", "CreationTime")}
-                for r in page.rows
-            ]
-        }
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        page = self.store.list_resources(ENDPOINT_CONFIG, **listing(params))
+        return list_answer("EndpointConfigs", page.rows, page.next_token, _CONFIG_SUMMARY)
 
     # -- endpoints ------------------------------------------------------------------------
     def _config(self, name: str) -> dict[str, Any]:
-        config = self.store.get_resource(ENDPOINT_CONFIG, name)
-        if config is None:
-            raise validation(
-                f'Could not find endpoint configuration "{self._arn(ENDPOINT_CONFIG, name)}".'
-            )
-        return config
+        return self._get(ENDPOINT_CONFIG, name, "endpoint configuration")
 
     def create_endpoint(self, name: str, config_name: str, *, wait: float) -> str:
         arn = self._arn(ENDPOINT, name)
@@ -568,9 +527,7 @@ class DeployOperations:
 
     def DescribeEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
-        record = self.store.get_resource(ENDPOINT, name)
-        if record is None:
-            raise validation(f'Could not find endpoint "{self._arn(ENDPOINT, name)}".')
+        record = self._get(ENDPOINT, name, "endpoint")
         runtime = self.host.runtime(name)
         if runtime is not None and record.get("EndpointStatus") == "InService":
             config = self.store.get_resource(ENDPOINT_CONFIG, record["EndpointConfigName"])
@@ -621,23 +578,26 @@ class DeployOperations:
 
     def DeleteEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
-        if self.store.get_resource(ENDPOINT, name) is None:
-            raise validation(f'Could not find endpoint "{self._arn(ENDPOINT, name)}".')
+        self._get(ENDPOINT, name, "endpoint")
         self.host.set_record(name, EndpointStatus="Deleting")
         self.host.wait(self.host.remove(name), 10.0)
         return {}
 
     def ListEndpoints(self, params: dict[str, Any]) -> dict[str, Any]:
-        page = self.store.list_resources(ENDPOINT, **_list_args(params))
-        keys = ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")
-        out: dict[str, Any] = {"Endpoints": [{k: r[k] for k in keys} for r in page.rows]}
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        page = self.store.list_resources(ENDPOINT, **listing(params))
+        return list_answer("Endpoints", page.rows, page.next_token, _ENDPOINT_SUMMARY)
 
     # -- helpers --------------------------------------------------------------------------
     def _get(self, kind: str, name: str, noun: str) -> dict[str, Any]:
         record = self.store.get_resource(kind, name)
         if record is None:
-            raise validation(f'Could not find {noun} "{self._arn(kind, name)}".')
+            raise self._missing(kind, name, noun)
         return record
+
+    def _delete(self, kind: str, name: str, noun: str) -> dict[str, Any]:
+        if not self.store.delete_resource(kind, name):
+            raise self._missing(kind, name, noun)
+        return {}
+
+    def _missing(self, kind: str, name: str, noun: str) -> ServiceError:
+        return validation(f'Could not find {noun} "{self._arn(kind, name)}".')

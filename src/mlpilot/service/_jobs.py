@@ -17,9 +17,7 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +27,17 @@ from urllib.request import url2pathname
 
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError, validation
+from mlpilot.service._runners import RunnerSupervisor, ending, pid_is_runner
 from mlpilot.service._store import Store
 
-__all__ = ["JobManager", "pid_is_runner", "public_candidate", "public_record", "upload_tree"]
+__all__ = [
+    "JobManager",
+    "failed_record",
+    "public_candidate",
+    "public_record",
+    "upload_output",
+    "upload_tree",
+]
 
 #: Record members the engine owns; the rest (the echoed request, ARN, CreationTime) is the
 #: service's.
@@ -49,7 +55,8 @@ _ENGINE_KEYS = (
     "Mlpilot",
 )
 _ENDED = ("Completed", "Failed", "Stopped")
-_MONITOR_SECONDS = 1.0
+#: Seconds between the heartbeat and deployment sweeps.
+_SWEEP_SECONDS = 5.0
 
 
 def _replace_paths(value: Any, local: str, public: str) -> Any:
@@ -95,38 +102,42 @@ def upload_tree(local_root: Path, output_root: str) -> None:
         fs.put_file(str(path), f"{base}/{relative.as_posix()}")
 
 
-def pid_is_runner(pid: int | None, job: str, module: str = "mlpilot.service._runner") -> bool:
-    """Whether ``pid`` is alive and is ``job``'s runner (``python -m module``), not a process
-    that reused the pid."""
-    if not pid:
-        return False
+def upload_output(
+    row: dict[str, Any], engine_record: dict[str, Any], failure: Callable[[Exception], str]
+) -> None:
+    """With S3 output, copy the job folder there; when that fails, ``engine_record`` says
+    Failed with the reason ``failure`` gives (called while the exception is handled)."""
+    local_root = Path(row["local_root"])
+    if not row["output_root"].startswith("s3://") or not local_root.exists():
+        return
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return module.encode() in args and job.encode() in args
-    return True
+        upload_tree(local_root, row["output_root"])
+    except Exception as exc:
+        engine_record["AutoMLJobStatus"] = "Failed"
+        engine_record["AutoMLJobSecondaryStatus"] = "Failed"
+        engine_record["FailureReason"] = failure(exc)[:1024]
 
 
-class JobManager:
+def failed_record(reason: str, now: float) -> dict[str, Any]:
+    """The engine record of a job that ended Failed at ``now`` without the engine's word."""
+    return {
+        "AutoMLJobStatus": "Failed",
+        "AutoMLJobSecondaryStatus": "Failed",
+        "FailureReason": reason,
+        "EndTime": now,
+        "LastModifiedTime": now,
+    }
+
+
+class JobManager(RunnerSupervisor):
     """Starts, stops and supervises job runner processes."""
 
     def __init__(self, config: ServiceConfig, store: Store) -> None:
+        super().__init__()
         self.config = config
         self.store = store
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._thread: threading.Thread | None = None
         self._host = socket.gethostname()
+        self._last_sweep = 0.0
         #: Called with a job's row when it completes and asked for a deployment.
         self.on_deploy: Callable[[dict[str, Any]], None] | None = None
 
@@ -135,27 +146,17 @@ class JobManager:
         self.config.staging_dir.mkdir(parents=True, exist_ok=True)
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
         self._adopt_or_recover()
-        self._thread = threading.Thread(target=self._monitor, name="mlpilot-jobs", daemon=True)
-        self._thread.start()
+        self._watch("mlpilot-jobs")
 
     def close(self, *, stop_jobs: bool = True, wait: float = 20.0) -> None:
         """Stop supervising. With ``stop_jobs``, the runners this service started are asked to
         stop (they keep their best candidate) and given ``wait`` seconds to finish."""
-        self._closing.set()
-        if stop_jobs:
-            with self._lock:
-                procs = dict(self._procs)
-            for name in procs:
-                with contextlib.suppress(Exception):
-                    self.stop(name, reason="the service was shut down")
-            deadline = time.monotonic() + wait
-            for proc in procs.values():
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._close_runners(self._shut_down if stop_jobs else None, wait)
         # Runners that died (e.g. stopped before they could start) end here, not on restart.
         self._check_children()
+
+    def _shut_down(self, name: str) -> None:
+        self.stop(name, reason="the service was shut down")
 
     # -- requests -------------------------------------------------------------------------
     def roots(self, request: dict[str, Any]) -> tuple[str, Path]:
@@ -252,19 +253,7 @@ class JobManager:
         ]
         if cfg.job_parallelism:
             command += ["--parallelism", str(cfg.job_parallelism)]
-        log = open(cfg.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        try:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # Its own session: a Ctrl-C or kill of the service does not take the job along.
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-        self._procs[name] = proc
+        proc = self._launch(name, command, cfg.log_dir / f"{name}.log")
         self.store.update_job(
             name, runner_pid=proc.pid, runner_host=self._host, heartbeat=time.time()
         )
@@ -306,30 +295,23 @@ class JobManager:
                 )
             # Runners on other hosts (or alive here) are watched through their heartbeat.
 
-    def _monitor(self) -> None:
-        last_sweep = 0.0
-        while not self._closing.wait(_MONITOR_SECONDS):
+    def _tick(self) -> None:
+        with contextlib.suppress(Exception):
+            self._check_children()
+        if time.monotonic() - self._last_sweep > _SWEEP_SECONDS:
+            self._last_sweep = time.monotonic()
             with contextlib.suppress(Exception):
-                self._check_children()
-            if time.monotonic() - last_sweep > 5:
-                last_sweep = time.monotonic()
-                with contextlib.suppress(Exception):
-                    self._check_heartbeats()
-                with contextlib.suppress(Exception):
-                    self._check_deployments()
+                self._check_heartbeats()
+            with contextlib.suppress(Exception):
+                self._check_deployments()
 
     def _check_children(self) -> None:
-        with self._lock:
-            ended = {n: p for n, p in self._procs.items() if p.poll() is not None}
-            for name in ended:
-                del self._procs[name]
-        for name, proc in ended.items():
+        ended = self._reap()
+        for name, code in ended.items():
             row = self.store.get_job(name)
             deploying = row is not None and row["secondary_status"] == "DeployingModel"
             if row is not None and row["status"] not in _ENDED and not deploying:
-                code = proc.returncode
-                how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                self.recover(name, f"the job's process {how}")
+                self.recover(name, f"the job's process {ending(code)}")
         if ended:
             self._check_deployments()
 
@@ -368,32 +350,21 @@ class JobManager:
             try:
                 engine_record = finalize_interrupted(local_root, why)
             except Exception as exc:  # a damaged folder must not keep the job hanging
-                engine_record = {
-                    "AutoMLJobStatus": "Failed",
-                    "AutoMLJobSecondaryStatus": "Failed",
-                    "FailureReason": f"The job was interrupted ({why}) and could not be "
-                    f"recovered: {type(exc).__name__}: {exc}",
-                    "EndTime": now,
-                    "LastModifiedTime": now,
-                }
+                engine_record = failed_record(
+                    f"The job was interrupted ({why}) and could not be recovered: "
+                    f"{type(exc).__name__}: {exc}",
+                    now,
+                )
         else:
-            engine_record = {
-                "AutoMLJobStatus": "Failed",
-                "AutoMLJobSecondaryStatus": "Failed",
-                "FailureReason": f"The job was interrupted before it started ({why})",
-                "EndTime": now,
-                "LastModifiedTime": now,
-            }
-        if row["output_root"].startswith("s3://") and local_root.exists():
-            try:
-                upload_tree(local_root, row["output_root"])
-            except Exception as exc:
-                engine_record["AutoMLJobStatus"] = "Failed"
-                engine_record["AutoMLJobSecondaryStatus"] = "Failed"
-                engine_record["FailureReason"] = (
-                    f"{engine_record.get('FailureReason', '')}; uploading the output to "
-                    f"{row['output_root']} failed: {exc}"
-                )[:1024]
+            engine_record = failed_record(f"The job was interrupted before it started ({why})", now)
+        upload_output(
+            row,
+            engine_record,
+            lambda exc: (
+                f"{engine_record.get('FailureReason', '')}; uploading the output to "
+                f"{row['output_root']} failed: {exc}"
+            ),
+        )
         for candidate in _read_candidates(local_root):
             self.store.put_candidate(name, public_candidate(candidate, row))
         record = public_record(engine_record, row)

@@ -29,7 +29,12 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from mlpilot.service._jobs import public_candidate, public_record, upload_tree  # noqa: E402
+from mlpilot.service._jobs import (  # noqa: E402
+    failed_record,
+    public_candidate,
+    public_record,
+    upload_output,
+)
 from mlpilot.service._store import Store  # noqa: E402
 
 _HEARTBEAT_SECONDS = 2.0
@@ -155,24 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         finished = list(job.candidates.values())
     except Exception as exc:
         traceback.print_exc()
-        now = time.time()
-        engine_record = {
-            "AutoMLJobStatus": "Failed",
-            "AutoMLJobSecondaryStatus": "Failed",
-            "FailureReason": f"{exc}"[:1024],
-            "EndTime": now,
-            "LastModifiedTime": now,
-        }
-    if row["output_root"].startswith("s3://") and local_root.exists():
-        try:
-            upload_tree(local_root, row["output_root"])
-        except Exception as exc:
-            traceback.print_exc()
-            engine_record["AutoMLJobStatus"] = "Failed"
-            engine_record["AutoMLJobSecondaryStatus"] = "Failed"
-            engine_record["FailureReason"] = (
-                f"Uploading the job's output to {row['output_root']} failed: {exc}"
-            )[:1024]
+        engine_record = failed_record(f"{exc}"[:1024], time.time())
+
+    def upload_failed(exc: Exception) -> str:
+        traceback.print_exc()
+        return f"Uploading the job's output to {row['output_root']} failed: {exc}"
+
+    upload_output(row, engine_record, upload_failed)
     for candidate in finished:  # their final state (the best one now has its model)
         mirror.on_candidate(None, candidate)
     mirror.write(engine_record, final=True)

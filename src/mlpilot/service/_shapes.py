@@ -118,17 +118,12 @@ def _check(shape: Any, value: Any, path: str, errors: list[str]) -> None:
         _length(meta, len(value), value, path, errors)
         enum = shape.enum
         if enum and value not in enum:
-            errors.append(
-                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must satisfy "
-                f"enum value set: [{', '.join(enum)}]"
-            )
+            errors.append(_violation(value, path, f"satisfy enum value set: [{', '.join(enum)}]"))
         pattern = meta.get("pattern")
         local = pattern in LOCAL_URI_PATTERNS and _is_local_uri(value)
         if pattern and not enum and not local and not _compiled(pattern).fullmatch(value):
-            errors.append(
-                f"Value '{value}' at '{path}' failed to satisfy constraint: Member must "
-                f"satisfy regular expression pattern: {pattern}"
-            )
+            rule = f"satisfy regular expression pattern: {pattern}"
+            errors.append(_violation(value, path, rule))
         return
     if kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -155,31 +150,26 @@ def _check(shape: Any, value: Any, path: str, errors: list[str]) -> None:
 
 def _length(meta: dict[str, Any], size: int, value: Any, path: str, errors: list[str]) -> None:
     shown = value if isinstance(value, str) else "[...]" if isinstance(value, list) else "{...}"
-    low, high = meta.get("min"), meta.get("max")
-    if low is not None and size < low:
-        errors.append(
-            f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must have length "
-            f"greater than or equal to {low}"
-        )
-    if high is not None and size > high:
-        errors.append(
-            f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must have length "
-            f"less than or equal to {high}"
-        )
+    _bounds(meta, size, shown, "length", path, errors)
 
 
 def _range(meta: dict[str, Any], value: float, path: str, errors: list[str]) -> None:
+    _bounds(meta, value, value, "value", path, errors)
+
+
+def _bounds(
+    meta: dict[str, Any], measured: float, shown: Any, what: str, path: str, errors: list[str]
+) -> None:
+    """The shape's ``min`` and ``max`` checked on ``measured`` (a length, or the value)."""
     low, high = meta.get("min"), meta.get("max")
-    if low is not None and value < low:
-        errors.append(
-            f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value "
-            f"greater than or equal to {low}"
-        )
-    if high is not None and value > high:
-        errors.append(
-            f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value "
-            f"less than or equal to {high}"
-        )
+    if low is not None and measured < low:
+        errors.append(_violation(shown, path, f"have {what} greater than or equal to {low}"))
+    if high is not None and measured > high:
+        errors.append(_violation(shown, path, f"have {what} less than or equal to {high}"))
+
+
+def _violation(shown: Any, path: str, rule: str) -> str:
+    return f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must {rule}"
 
 
 def conform_output(

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import (
     Boolean,
@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-__all__ = ["AlreadyExists", "Page", "Store", "decode_token", "encode_token"]
+__all__ = ["AlreadyExists", "Listing", "Page", "Store", "decode_token", "encode_token"]
 
 metadata = MetaData()
 
@@ -106,6 +106,22 @@ def decode_token(token: str | None) -> int:
     if offset < 0:
         raise ValueError("Invalid pagination token")
     return offset
+
+
+class Listing(TypedDict, total=False):
+    """What a List operation asks for: filters (name substring in any case, status, exclusive
+    time bounds), order and page. Left out: no filter, descending, the first 10."""
+
+    name_contains: str | None
+    status: str | None
+    created_after: float | None
+    created_before: float | None
+    modified_after: float | None
+    modified_before: float | None
+    sort_by: str
+    descending: bool
+    offset: int
+    limit: int
 
 
 class Page:
@@ -187,29 +203,9 @@ class Store:
                 ).scalar_one()
             )
 
-    def list_jobs(
-        self,
-        *,
-        name_contains: str | None = None,
-        status: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        modified_after: float | None = None,
-        modified_before: float | None = None,
-        sort_by: str = "Name",
-        descending: bool = True,
-        offset: int = 0,
-        limit: int = 10,
-    ) -> Page:
-        t = automl_jobs
-        conditions = _filters(
-            t, name_contains, status, created_after, created_before, modified_after, modified_before
-        )
-        column = {"Name": t.c.name, "CreationTime": t.c.created, "Status": t.c.status}[sort_by]
-        order = column.desc() if descending else column.asc()
-        tie = t.c.name.desc() if descending else t.c.name.asc()
-        query = select(t).where(and_(True, *conditions)).order_by(order, tie)
-        return self._page(query, offset, limit)
+    def list_jobs(self, **listing: Unpack[Listing]) -> Page:
+        """Job rows, by name unless told (ties by name, in the same direction)."""
+        return self._list(automl_jobs, [], listing, default_sort="Name", tie_follows=True)
 
     # -- candidates -----------------------------------------------------------------------
     def put_candidate(self, job_name: str, record: dict[str, Any]) -> None:
@@ -260,11 +256,6 @@ class Store:
         query = select(t).where(and_(*conditions)).order_by(*orders, t.c.name.asc())
         return self._page(query, offset, limit)
 
-    def all_candidates(self, job_name: str) -> list[dict[str, Any]]:
-        with self._tx() as conn:
-            rows = conn.execute(select(candidates).where(candidates.c.job_name == job_name)).all()
-        return [_load(r._asdict()) for r in rows]
-
     # -- models, endpoint configs, endpoints, transform jobs --------------------------------
     def insert_resource(self, kind: str, name: str, arn: str, record: dict[str, Any]) -> None:
         now = time.time()
@@ -311,42 +302,33 @@ class Store:
             ).rowcount
         return bool(deleted)
 
-    def list_resources(
-        self,
-        kind: str,
-        *,
-        name_contains: str | None = None,
-        status: str | None = None,
-        created_after: float | None = None,
-        created_before: float | None = None,
-        modified_after: float | None = None,
-        modified_before: float | None = None,
-        sort_by: str = "CreationTime",
-        descending: bool = True,
-        offset: int = 0,
-        limit: int = 10,
-    ) -> Page:
-        t = resources
-        conditions = [
-            t.c.kind == kind,
-            *_filters(
-                t,
-                name_contains,
-                status,
-                created_after,
-                created_before,
-                modified_after,
-                modified_before,
-            ),
-        ]
-        column = {"Name": t.c.name, "CreationTime": t.c.created, "Status": t.c.status}[sort_by]
-        order = column.desc() if descending else column.asc()
-        query = select(t).where(and_(*conditions)).order_by(order, t.c.name.asc())
-        page = self._page(query, offset, limit)
+    def list_resources(self, kind: str, **listing: Unpack[Listing]) -> Page:
+        """The records of one kind, newest first unless told (ties by name, A to Z)."""
+        condition = resources.c.kind == kind
+        page = self._list(
+            resources, [condition], listing, default_sort="CreationTime", tie_follows=False
+        )
         page.rows = [row["record"] for row in page.rows]
         return page
 
     # -- helpers --------------------------------------------------------------------------
+    def _list(
+        self,
+        t: Table,
+        conditions: list[Any],
+        listing: Listing,
+        *,
+        default_sort: str,
+        tie_follows: bool,
+    ) -> Page:
+        descending = listing.get("descending", True)
+        sort_by = listing.get("sort_by", default_sort)
+        column = {"Name": t.c.name, "CreationTime": t.c.created, "Status": t.c.status}[sort_by]
+        order = column.desc() if descending else column.asc()
+        tie = t.c.name.desc() if descending and tie_follows else t.c.name.asc()
+        query = select(t).where(and_(True, *conditions, *_filters(t, listing))).order_by(order, tie)
+        return self._page(query, listing.get("offset", 0), listing.get("limit", 10))
+
     def _page(self, query: Any, offset: int, limit: int) -> Page:
         with self._tx() as conn:
             rows = conn.execute(query.offset(offset).limit(limit + 1)).all()
@@ -355,27 +337,18 @@ class Store:
         return Page(loaded, offset + limit if more else None)
 
 
-def _filters(
-    t: Table,
-    name_contains: str | None,
-    status: str | None,
-    created_after: float | None,
-    created_before: float | None,
-    modified_after: float | None,
-    modified_before: float | None,
-) -> list[Any]:
-    """The List operations' filters: name substring (any case), status, and time bounds
-    (exclusive)."""
+def _filters(t: Table, listing: Listing) -> list[Any]:
+    """The conditions of a listing's filters."""
     conditions: list[Any] = []
-    if name_contains:
+    if name_contains := listing.get("name_contains"):
         conditions.append(func.lower(t.c.name).contains(name_contains.lower()))
-    if status:
+    if status := listing.get("status"):
         conditions.append(t.c.status == status)
     for column, bound, after in (
-        (t.c.created, created_after, True),
-        (t.c.created, created_before, False),
-        (t.c.modified, modified_after, True),
-        (t.c.modified, modified_before, False),
+        (t.c.created, listing.get("created_after"), True),
+        (t.c.created, listing.get("created_before"), False),
+        (t.c.modified, listing.get("modified_after"), True),
+        (t.c.modified, listing.get("modified_before"), False),
     ):
         if bound is not None:
             conditions.append(column > bound if after else column < bound)

@@ -11,21 +11,30 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
-import threading
 from typing import Any
 
 from mlpilot.service._config import ServiceConfig
-from mlpilot.service._deploy import MODEL, _list_args, _now
+from mlpilot.service._deploy import MODEL, _now
 from mlpilot.service._errors import in_use, not_found, validation
-from mlpilot.service._jobs import pid_is_runner
+from mlpilot.service._listing import list_answer, listing
+from mlpilot.service._runners import RunnerSupervisor, ending, pid_is_runner
 from mlpilot.service._store import AlreadyExists, Store
 
 __all__ = ["TRANSFORM_JOB", "TransformManager", "TransformOperations"]
 
 TRANSFORM_JOB = "transform-job"
 _ENDED = ("Completed", "Failed", "Stopped")
+#: The members of ListTransformJobs' summaries.
+_SUMMARY = (
+    "TransformJobName",
+    "TransformJobArn",
+    "CreationTime",
+    "TransformEndTime",
+    "LastModifiedTime",
+    "TransformJobStatus",
+    "FailureReason",
+)
 _ECHO = (
     "TransformJobName",
     "ModelName",
@@ -47,14 +56,11 @@ def _alive(pid: int | None, name: str) -> bool:
     return pid_is_runner(pid, name, "mlpilot.service._transform_runner")
 
 
-class TransformManager:
+class TransformManager(RunnerSupervisor):
     def __init__(self, config: ServiceConfig, store: Store) -> None:
+        super().__init__()
         self.config = config
         self.store = store
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def open(self) -> None:
         for record in self.store.list_resources(TRANSFORM_JOB, limit=10_000).rows:
@@ -65,47 +71,27 @@ class TransformManager:
                         record["TransformJobName"],
                         "the transform's process was not running when the service started",
                     )
-        self._thread = threading.Thread(target=self._monitor, daemon=True)
-        self._thread.start()
+        self._watch("mlpilot-transforms")
 
     def close(self) -> None:
-        self._closing.set()
-        with self._lock:
-            procs = dict(self._procs)
-        for name, proc in procs.items():
-            self.stop(name)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=15)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._close_runners(self.stop, wait=15.0)
         self._check()
 
     def start(self, name: str) -> None:
         cfg = self.config
         cfg.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(cfg.log_dir / f"transform-{name}.log", "ab")  # noqa: SIM115
-        try:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "mlpilot.service._transform_runner",
-                    "--store",
-                    cfg.database_url,
-                    "--job",
-                    name,
-                    "--cache",
-                    str(cfg.data_dir / "models"),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-        with self._lock:
-            self._procs[name] = proc
+        command = [
+            sys.executable,
+            "-m",
+            "mlpilot.service._transform_runner",
+            "--store",
+            cfg.database_url,
+            "--job",
+            name,
+            "--cache",
+            str(cfg.data_dir / "models"),
+        ]
+        proc = self._launch(name, command, cfg.log_dir / f"transform-{name}.log")
         record = self.store.get_resource(TRANSFORM_JOB, name)
         if record is not None:
             record.setdefault("Mlpilot", {})["RunnerPid"] = proc.pid
@@ -134,20 +120,13 @@ class TransformManager:
         record["TransformEndTime"] = _now()
         self.store.put_resource(TRANSFORM_JOB, name, record)
 
-    def _monitor(self) -> None:
-        while not self._closing.wait(1.0):
-            with contextlib.suppress(Exception):
-                self._check()
+    def _tick(self) -> None:
+        with contextlib.suppress(Exception):
+            self._check()
 
     def _check(self) -> None:
-        with self._lock:
-            ended = {n: p for n, p in self._procs.items() if p.poll() is not None}
-            for name in ended:
-                del self._procs[name]
-        for name, proc in ended.items():
-            code = proc.returncode
-            how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            self.fail(name, f"its process {how}")
+        for name, code in self._reap().items():
+            self.fail(name, f"its process {ending(code)}")
 
 
 class TransformOperations:
@@ -216,19 +195,5 @@ class TransformOperations:
         return {}
 
     def ListTransformJobs(self, params: dict[str, Any]) -> dict[str, Any]:
-        page = self.store.list_resources(TRANSFORM_JOB, **_list_args(params))
-        keys = (
-            "TransformJobName",
-            "TransformJobArn",
-            "CreationTime",
-            "TransformEndTime",
-            "LastModifiedTime",
-            "TransformJobStatus",
-            "FailureReason",
-        )
-        out: dict[str, Any] = {
-            "TransformJobSummaries": [{k: r[k] for k in keys if k in r} for r in page.rows]
-        }
-        if page.next_token:
-            out["NextToken"] = page.next_token
-        return out
+        page = self.store.list_resources(TRANSFORM_JOB, **listing(params))
+        return list_answer("TransformJobSummaries", page.rows, page.next_token, _SUMMARY)
