@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DATASETS
+from helpers_data import ABALONE, CAR, TELCO
 from mlpilot._types import ProblemType
 from mlpilot.algorithms import (
     DEFAULT_ALGORITHMS,
@@ -51,9 +51,9 @@ ITERATIVE = ("lightgbm", "xgboost", "catboost", "mlp", "nn-torch", "fastai")
 
 #: Real data sets, one per problem type: (file, target, problem type).
 TASKS = {
-    "binary": ("telco_customer_churn/data.csv", "Churn", ProblemType.BINARY),
-    "multiclass": ("car_evaluation/data.csv", "class", ProblemType.MULTICLASS),
-    "regression": ("abalone/data.csv", "Rings", ProblemType.REGRESSION),
+    "binary": (TELCO, "Churn", ProblemType.BINARY),
+    "multiclass": (CAR, "class", ProblemType.MULTICLASS),
+    "regression": (ABALONE, "Rings", ProblemType.REGRESSION),
 }
 ROWS = 1_500
 
@@ -162,7 +162,7 @@ class Matrices:
 
 def load_task(name: str) -> Task:
     path, target, problem_type = TASKS[name]
-    raw = read_table(DATASETS / path)
+    raw = read_table(path)
     raw = raw.sample(n=min(ROWS, len(raw)), random_state=0).reset_index(drop=True)
     profile = build_profile(raw, target)
     assert profile.problem_type is problem_type

@@ -24,15 +24,12 @@ from typer.testing import CliRunner, Result
 
 import mlpilot
 from helpers_algorithms import CRASH_MESSAGE
+from helpers_data import ABALONE, PIMA, TELCO, WINE
 from mlpilot.cli.main import app
 from mlpilot.package import installed_versions
 
 REPO = Path(__file__).resolve().parents[1]
-DATASETS = REPO.parent / "shared" / "datasets"
-CHURN = REPO / "examples" / "churn.csv"
-PIMA = DATASETS / "pima_indians_diabetes" / "data.csv"
-WINE = DATASETS / "wine_quality_white" / "data.csv"
-ABALONE = DATASETS / "abalone" / "data.csv"
+CHURN = TELCO  # the bundled examples/churn.csv
 #: The console script installed beside this interpreter (else the one on PATH).
 _BESIDE = Path(sys.executable).parent / "mlpilot"
 MLPILOT = str(_BESIDE) if _BESIDE.exists() else (shutil.which("mlpilot") or "mlpilot")

@@ -1,6 +1,6 @@
 """ENSEMBLING mode (``mlpilot.ensemble``): greedy selection, stacking features, the bagging
 plan, the NumPy twin of the feature pipelines, forests' out-of-bag scoring, and whole jobs on
-slices of the shared data sets (stacking against its base models on held-out rows, the
+slices of the test data sets (stacking against its base models on held-out rows, the
 package interface, the time budget, AUTO's choice, determinism).
 """
 
@@ -17,7 +17,7 @@ import pytest
 from sklearn.metrics import log_loss
 
 import mlpilot
-from conftest import DATASETS
+from helpers_data import ADULT, AMES, CAR, TELCO
 from mlpilot._types import ProblemType
 from mlpilot.algorithms import FitContext, get_algorithm
 from mlpilot.data import read_table
@@ -39,11 +39,6 @@ from mlpilot.metrics import get_metric
 from mlpilot.package import InferenceModel
 from mlpilot.profile import build_profile
 from mlpilot.search import load_validation_predictions
-
-TELCO = DATASETS / "telco_customer_churn" / "data.csv"
-ADULT = DATASETS / "adult_census_income" / "data.csv.gz"
-AMES = DATASETS / "ames_house_prices" / "data.csv"
-CAR = DATASETS / "car_evaluation" / "data.csv"
 
 
 # -- greedy selection ----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """End-to-end tests of the AutoML job (``mlpilot.run_job`` / ``mlpilot.jobs.AutoMLJob``) on small
-slices of the shared data sets: records, leaderboards, limits, failures, inputs, stopping.
+slices of the test data sets (helpers_data): records, leaderboards, limits, failures, inputs, stopping.
 
 Jobs are shared between tests through module-scoped fixtures; budgets are small (a few candidates
 of the fast algorithms, two workers).
@@ -31,6 +31,7 @@ from sklearn.metrics import (
 
 import mlpilot
 from helpers_algorithms import CRASH_MESSAGE
+from helpers_data import ABALONE, ADULT, TELCO, WINE
 from mlpilot.config import JobConfig
 from mlpilot.data import read_table
 from mlpilot.errors import ConfigError, DataError, MlpilotError
@@ -39,11 +40,6 @@ from mlpilot.jobs import AutoMLJob
 if TYPE_CHECKING:
     from conftest import S3Server
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-TELCO = DATASETS / "telco_customer_churn" / "data.csv"
-WINE = DATASETS / "wine_quality_white" / "data.csv"
-ABALONE = DATASETS / "abalone" / "data.csv"
-ADULT = DATASETS / "adult_census_income" / "data.csv.gz"
 
 FAST = ("lightgbm", "linear-learner", "xgboost")
 BINARY_METRICS = {
@@ -138,7 +134,7 @@ def on_disk(job: AutoMLJob) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Slices of the shared data sets, written once for the module."""
+    """Slices of the Telco table, written once for the module."""
     root = tmp_path_factory.mktemp("job-data")
     write(root / "telco2000.csv", telco_lines(1, 2000))
     write(root / "telco1000.csv", telco_lines(1, 1000))
@@ -929,7 +925,7 @@ def test_stop_keeps_and_packages_the_best_candidate(data_dir: Path, tmp_path: Pa
 
 def test_infinite_float_targets_are_left_out_like_missing_ones(tmp_path: Path) -> None:
     # A typed float target (DataFrame/Parquet) with inf: those rows cannot be learned from.
-    table = pd.read_csv(DATASETS / "abalone" / "data.csv").head(400)
+    table = pd.read_csv(ABALONE).head(400)
     table["Rings"] = table["Rings"].astype(float)
     table.loc[table.index[:3], "Rings"] = np.inf
     job = run(

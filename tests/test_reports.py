@@ -19,7 +19,8 @@ import pytest
 from sklearn import metrics as skm
 from typer.testing import CliRunner
 
-from helpers_whitebox import ABALONE, PENGUINS, run, telco_slice
+from helpers_data import ABALONE, PENGUINS
+from helpers_whitebox import run, telco_slice
 from mlpilot.cli.main import app
 from mlpilot.jobs import load_job
 from mlpilot.package import InferenceModel
