@@ -98,6 +98,7 @@ def job_record(output: Path) -> dict[str, Any]:
 
 
 # -- mlpilot run -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_run_trains_and_reports(cli_job: dict[str, Any]) -> None:
     result: Result = cli_job["result"]
     assert result.exit_code == 0, result.output
@@ -124,6 +125,7 @@ def test_run_trains_and_reports(cli_job: dict[str, Any]) -> None:
     assert {c["Mlpilot"]["Algorithm"] for c in candidates} <= {"lightgbm", "linear-learner"}
 
 
+@pytest.mark.slow
 def test_run_clock_starts_when_the_command_is_invoked(cli_job: dict[str, Any]) -> None:
     """In-process, the runtime limit counts from the call, not from when mlpilot.cli was
     imported (which, here, was at collection)."""
@@ -131,6 +133,7 @@ def test_run_clock_starts_when_the_command_is_invoked(cli_job: dict[str, Any]) -
     assert record["Mlpilot"]["ElapsedSeconds"] <= cli_job["wall"] + 0.05
 
 
+@pytest.mark.slow
 def test_run_refuses_an_output_folder_holding_a_job(
     cli_job: dict[str, Any], churn_slice: Path
 ) -> None:
@@ -157,6 +160,7 @@ def test_version() -> None:
 
 
 # -- mlpilot leaderboard ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_leaderboard_table(cli_job: dict[str, Any]) -> None:
     output: Path = cli_job["output"]
     result = invoke("leaderboard", output)
@@ -173,6 +177,7 @@ def test_leaderboard_table(cli_job: dict[str, Any]) -> None:
         assert metric in wide.stdout
 
 
+@pytest.mark.slow
 def test_leaderboard_csv(cli_job: dict[str, Any]) -> None:
     output: Path = cli_job["output"]
     result = invoke("leaderboard", output, "--format", "csv")
@@ -188,6 +193,7 @@ def test_leaderboard_csv(cli_job: dict[str, Any]) -> None:
     assert list(top["candidate"]) == list(expected["candidate"][:2])
 
 
+@pytest.mark.slow
 def test_leaderboard_json(cli_job: dict[str, Any]) -> None:
     output: Path = cli_job["output"]
     result = invoke("leaderboard", output, "--format", "json")
@@ -214,6 +220,7 @@ def new_rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFra
     return path, table
 
 
+@pytest.mark.slow
 def test_predict_writes_labels_and_probabilities(
     cli_job: dict[str, Any], new_rows: tuple[Path, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -247,6 +254,7 @@ def test_predict_writes_labels_and_probabilities(
     assert roc_auc_score(truth, got["probability_Yes"]) > 0.75
 
 
+@pytest.mark.slow
 def test_predict_to_standard_output(
     cli_job: dict[str, Any], new_rows: tuple[Path, pd.DataFrame]
 ) -> None:
@@ -258,6 +266,7 @@ def test_predict_to_standard_output(
     assert {"predicted_label", "probability_No", "probability_Yes"} <= set(got.columns)
 
 
+@pytest.mark.slow
 def test_predict_with_a_named_candidate_or_a_package(
     cli_job: dict[str, Any], new_rows: tuple[Path, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -278,6 +287,7 @@ def test_predict_with_a_named_candidate_or_a_package(
     assert from_archive.stdout == from_job.stdout
 
 
+@pytest.mark.slow
 def test_predict_version_mismatch_warns_or_refuses(
     cli_job: dict[str, Any], new_rows: tuple[Path, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -313,7 +323,7 @@ def bad_files(churn_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     return {"no-tenure": root / "no-tenure.csv", "empty-dir": root / "empty-dir", "root": root}
 
 
-RUN_ERRORS: list[tuple[list[str], list[str]]] = [
+RUN_ERRORS: list[Any] = [
     (["--target", "Nope"], ["Target column 'Nope' is not in the data"]),
     (["--objective", "Happiness"], ["Unknown objective metric 'Happiness'"]),
     (["--problem-type", "binary", "--objective", "RMSE"], ["'RMSE' does not apply"]),
@@ -322,7 +332,7 @@ RUN_ERRORS: list[tuple[list[str], list[str]]] = [
     (["--max-candidates", "0"], ["MaxCandidates must be between 1 and 750"]),
     (["--validation-fraction", "2"], ["ValidationFraction must be between 0 and 1"]),
     (["--name", "bad_name!"], ["Job name 'bad_name!'"]),
-    (
+    pytest.param(
         [
             "--mode",
             "HYPERPARAMETER_TUNING",
@@ -332,6 +342,7 @@ RUN_ERRORS: list[tuple[list[str], list[str]]] = [
             "1",
         ],
         ["No candidate completed", CRASH_MESSAGE],
+        marks=pytest.mark.slow,  # runs the job to its failed candidate
     ),
 ]
 
@@ -356,6 +367,7 @@ def test_run_missing_data_file(tmp_path: Path) -> None:
     assert record["AutoMLJobStatus"] == "Failed"
 
 
+@pytest.mark.slow
 def test_predict_and_leaderboard_user_errors(
     cli_job: dict[str, Any],
     new_rows: tuple[Path, pd.DataFrame],
@@ -380,6 +392,7 @@ def test_predict_and_leaderboard_user_errors(
         assert_one_line_error(result.stderr, *fragments)
 
 
+@pytest.mark.slow
 def test_output_locations(
     cli_job: dict[str, Any], new_rows: tuple[Path, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -400,6 +413,7 @@ def test_output_locations(
     assert_one_line_error(run.stderr, "Cannot create the output folder", "Not a directory")
 
 
+@pytest.mark.slow
 def test_predict_without_a_model_in_a_failed_job(churn_slice: Path, tmp_path: Path) -> None:
     output = tmp_path / "failed"
     invoke("run", churn_slice, "--target", "Nope", "--output", output, "--quiet")
@@ -411,6 +425,7 @@ def test_predict_without_a_model_in_a_failed_job(churn_slice: Path, tmp_path: Pa
     assert board.exit_code == 0  # an empty leaderboard, not an error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "fragments"),
     [
@@ -484,6 +499,7 @@ def interrupt_running_job(
             process.communicate()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_job_and_keeps_the_best_model(churn_slice: Path, tmp_path: Path) -> None:
     output = tmp_path / "job"
     process, stderr = interrupt_running_job(churn_slice, output, whole_group=False)
@@ -497,6 +513,7 @@ def test_ctrl_c_stops_the_job_and_keeps_the_best_model(churn_slice: Path, tmp_pa
     assert all(c["CandidateStatus"] != "InProgress" for c in mlpilot.load_job(output).candidates())
 
 
+@pytest.mark.slow
 def test_terminal_ctrl_c_stops_running_candidates_without_failures(
     churn_slice: Path, tmp_path: Path
 ) -> None:
@@ -526,6 +543,7 @@ HARNESS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", list(HARNESS))
 def test_benchmark_harness_contract(task: str, tmp_path: Path) -> None:
     source, rows, target, problem, objective, budget = HARNESS[task]

@@ -266,6 +266,7 @@ def by_layer(job: AutoMLJob, layer: int) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.slow
 def test_ensembling_job_trains_every_layer(ensemble_job: tuple[AutoMLJob, pd.DataFrame]) -> None:
     job, _ = ensemble_job
     assert job.status == "Completed", job.record.get("FailureReason")
@@ -287,6 +288,7 @@ def test_ensembling_job_trains_every_layer(ensemble_job: tuple[AutoMLJob, pd.Dat
     assert best["FinalAutoMLJobObjectiveMetric"]["Value"] <= min(values) + 1e-12
 
 
+@pytest.mark.slow
 def test_every_candidate_saves_validation_predictions_and_latency(
     ensemble_job: tuple[AutoMLJob, pd.DataFrame],
 ) -> None:
@@ -304,6 +306,7 @@ def test_every_candidate_saves_validation_predictions_and_latency(
     assert board.iloc[0]["algorithm"] == "weighted-ensemble"
 
 
+@pytest.mark.slow
 def test_stacking_and_ensemble_beat_or_tie_the_best_base_model_on_held_out_rows(
     ensemble_job: tuple[AutoMLJob, pd.DataFrame],
 ) -> None:
@@ -322,6 +325,7 @@ def test_stacking_and_ensemble_beat_or_tie_the_best_base_model_on_held_out_rows(
     assert final <= base * 1.01
 
 
+@pytest.mark.slow
 def test_ensemble_package_interface(ensemble_job: tuple[AutoMLJob, pd.DataFrame]) -> None:
     job, test = ensemble_job
     best = job.record["BestCandidate"]
@@ -347,6 +351,7 @@ def test_ensemble_package_interface(ensemble_job: tuple[AutoMLJob, pd.DataFrame]
         assert extra["PredictSecondsPerRow"] < extra["BaggedPredictSecondsPerRow"]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_ensemble(
     ensemble_job: tuple[AutoMLJob, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -380,6 +385,7 @@ def test_same_seed_gives_the_same_ensemble(
     )
 
 
+@pytest.mark.slow
 def test_small_budget_is_kept_and_a_model_is_ready(tmp_path: Path) -> None:
     adult = pd.read_csv(ADULT).sample(8_000, random_state=0)
     data = tmp_path / "adult.csv"
@@ -409,6 +415,7 @@ def test_small_budget_is_kept_and_a_model_is_ready(tmp_path: Path) -> None:
     assert len(model.predict(adult.drop(columns=["income"]).head(20))) == 20
 
 
+@pytest.mark.slow
 def test_auto_mode_records_its_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlpilot.jobs import _job
 
@@ -433,6 +440,7 @@ def test_auto_mode_records_its_choice(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "100 MB or more" in profile["ModeReason"]
 
 
+@pytest.mark.slow
 def test_f1_objective_tunes_the_decision_threshold(tmp_path: Path) -> None:
     """Churn's positives are a minority: F1 gains from predicting them below 0.5. The job
     finds the cut on out-of-fold predictions, records it, and every way of predicting (the

@@ -40,6 +40,9 @@ from mlpilot.jobs import AutoMLJob
 if TYPE_CHECKING:
     from conftest import S3Server
 
+# Left out of `make test-fast`: whole jobs.
+pytestmark = pytest.mark.slow
+
 
 FAST = ("lightgbm", "linear-learner", "xgboost")
 BINARY_METRICS = {

@@ -26,6 +26,9 @@ from mlpilot.notebooks import DataExploration, execute_notebook
 from mlpilot.profile import build_profile
 from mlpilot.search import CandidateDefinition, SearchSpace
 
+# Left out of `make test-fast`: whole jobs and executed notebooks.
+pytestmark = pytest.mark.slow
+
 SEED = 3
 
 

@@ -19,6 +19,9 @@ from helpers_data import TELCO
 from mlpilot.errors import JobNotFoundError, ModelPackageError, PredictionInputError
 from mlpilot.package import InferenceModel, ModelVersionWarning, installed_versions
 
+# Left out of `make test-fast`: a whole job (with its reports) makes the packages.
+pytestmark = pytest.mark.slow
+
 ALGORITHMS = ("lightgbm", "linear-learner", "xgboost")
 
 

@@ -28,6 +28,9 @@ from mlpilot.package import InferenceModel
 from mlpilot.reports import artifacts, generate_reports
 from mlpilot.search import load_validation_predictions
 
+# Left out of `make test-fast`: whole jobs and their reports.
+pytestmark = pytest.mark.slow
+
 
 class Statuses:
     def __init__(self) -> None:

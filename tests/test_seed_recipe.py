@@ -18,6 +18,9 @@ import pytest
 
 from helpers_service import ROLE, ServiceProcess, client_env
 
+# Left out of `make test-fast`: the service and the AWS CLI in subprocesses.
+pytestmark = pytest.mark.slow
+
 RECIPE_HEADER = (
     "customer_id,age,tenure,monthly_charges,total_charges,contract_type,payment_method,churn\n"
 )

@@ -26,6 +26,9 @@ from mlpilot.cli.main import app
 from mlpilot.errors import JobNotFoundError, ModelPackageError
 from mlpilot.serving import resolve_model
 
+# Left out of `make test-fast`: serving containers in subprocesses.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="session")
 def churn(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:

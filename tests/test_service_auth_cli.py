@@ -18,6 +18,9 @@ from helpers_service import ServiceProcess, automl_request, client_env, wait_for
 from mlpilot.service._auth import verify_signature
 from mlpilot.service._errors import ServiceError
 
+# Left out of `make test-fast`: the service in a subprocess.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:

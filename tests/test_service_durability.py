@@ -16,6 +16,9 @@ from helpers_data import TELCO
 from helpers_service import ServiceProcess, automl_request, wait_for
 from mlpilot.service import ServiceConfig, Store
 
+# Left out of `make test-fast`: the service in a subprocess, killed and restarted.
+pytestmark = pytest.mark.slow
+
 CHURN = TELCO
 
 

@@ -17,6 +17,9 @@ from botocore.exceptions import ClientError
 from helpers_data import TELCO
 from helpers_service import ROLE, ServiceProcess, automl_request, wait_for
 
+# Left out of `make test-fast`: the service in a subprocess, serving endpoints.
+pytestmark = pytest.mark.slow
+
 CHURN = TELCO
 
 
