@@ -1,7 +1,8 @@
-# The README's commands. `make test` is what CI runs (.ci/run).
+# The README's commands. `make test` is what CI runs (.ci/run): every test. `make test-fast`
+# leaves out the tests marked slow (whole jobs, services, real processes) for iterating.
 PYTHON ?= python3
 
-.PHONY: install example test lint bench
+.PHONY: install example test test-fast lint bench
 
 install:
 	$(PYTHON) -m pip install -q -e '.[dev]'
@@ -18,6 +19,9 @@ lint:
 
 test: install lint
 	$(PYTHON) -m pytest -q
+
+test-fast: install lint
+	$(PYTHON) -m pytest -q -m "not slow"
 
 bench: install
 	bash benchmarks/run_bench.sh 60

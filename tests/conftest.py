@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: the shared data sets and a local moto S3 server."""
+"""Shared pytest fixtures: a local moto S3 server. (Data set paths: helpers_data.py.)"""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ import sys
 import time
 from collections.abc import Iterator
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-#: The shared benchmark data sets, found next to the repository (see their README.md).
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 _S3_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -25,12 +25,8 @@ import pandas as pd
 import pytest
 
 import mlpilot
+from helpers_data import INSURANCE, PENGUINS, TELCO
 from mlpilot.package import InferenceModel
-
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-TELCO = DATASETS / "telco_customer_churn" / "data.csv"
-INSURANCE = DATASETS / "medical_insurance_charges" / "data.csv"
-PENGUINS = DATASETS / "palmer_penguins" / "data.csv"
 
 
 @dataclass(frozen=True)

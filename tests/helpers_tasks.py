@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 #: What :func:`fail` raises, so tests can look for it in the outcome's error.
@@ -25,6 +26,22 @@ def sleep_then_double(argument: tuple[float, float]) -> float:
     seconds, x = argument
     time.sleep(seconds)
     return x * 2
+
+
+def rendezvous(argument: tuple[str, str, str, float]) -> bool:
+    """Create ``folder/mine``, then wait up to ``argument[3]`` seconds for ``folder/theirs``.
+
+    Two such tasks that see each other's file ran at the same time; run one after the other,
+    the first gives up and returns False. This shows parallelism without timing anything.
+    """
+    folder, mine, theirs, patience = argument
+    Path(folder, mine).touch()
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if Path(folder, theirs).exists():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def fail(_: Any) -> None:

@@ -10,14 +10,7 @@ import numpy as np
 import pandas as pd
 
 import mlpilot
-
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-TELCO = DATASETS / "telco_customer_churn" / "data.csv"
-ABALONE = DATASETS / "abalone" / "data.csv"
-PENGUINS = DATASETS / "palmer_penguins" / "data.csv"
-BIKES = DATASETS / "bike_sharing_hourly" / "data.csv"
-SENTIMENT = DATASETS / "sentiment_labelled_sentences" / "data.csv"
-CHURN_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "churn.csv"
+from helpers_data import TELCO
 
 
 def telco_slice(path: Path, rows: int) -> Path:

@@ -19,6 +19,9 @@ from mlpilot.jobs import load_job
 from mlpilot.notebooks import execute_notebook, load_candidate_definitions, train_candidates
 from mlpilot.search import CandidateDefinition
 
+# Left out of `make test-fast`: whole jobs.
+pytestmark = pytest.mark.slow
+
 
 def invoke(*args: str | Path) -> Any:
     return CliRunner().invoke(app, [str(a) for a in args])

@@ -25,6 +25,9 @@ from mlpilot.serving import (
     VariantSpec,
 )
 
+# Left out of `make test-fast`: endpoints of container subprocesses.
+pytestmark = pytest.mark.slow
+
 KEYS = {"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"}
 
 

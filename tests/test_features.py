@@ -1,5 +1,5 @@
 """Tests for mlpilot.features: the table cleaner and the per-candidate feature pipeline, on
-slices of the shared real data sets read as raw strings."""
+slices of real data sets (helpers_data) read as raw strings."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
+import helpers_data as data
 from mlpilot.data import read_table
 from mlpilot.errors import PredictionInputError
 from mlpilot.features import (
@@ -23,45 +24,43 @@ from mlpilot.features import (
 )
 from mlpilot.profile import ColumnKind, DatasetProfile, FeatureSpecification, build_profile
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
-TELCO = ("telco_customer_churn/data.csv", "Churn")
-PIMA = ("pima_indians_diabetes/data.csv", "Outcome")
-TITANIC = ("titanic/data.csv", "Survived")
-BIKE = ("bike_sharing_hourly/data.csv", "cnt")
-SMS = ("sms_spam_collection/data.csv", "label")
-AMES = ("ames_house_prices/data.csv", "SalePrice")
+TELCO = (data.TELCO, "Churn")
+PIMA = (data.PIMA, "Outcome")
+TITANIC = (data.TITANIC, "Survived")
+BIKE = (data.BIKES, "cnt")
+SMS = (data.SMS, "label")
+AMES = (data.AMES, "SalePrice")
 
 #: Sizes on either side of any small-batch fast path (the cleaner has one at 64 rows).
 BATCH_SIZES = [1, 10, 200]
 
 
 @cache
-def _raw(relative: str, rows: int | None) -> pd.DataFrame:
-    table = read_table(DATASETS / relative)
+def _raw(relative: Path, rows: int | None) -> pd.DataFrame:
+    table = read_table(relative)
     return table if rows is None else table.head(rows)
 
 
-def raw(relative: str, rows: int | None = None) -> pd.DataFrame:
+def raw(relative: Path, rows: int | None = None) -> pd.DataFrame:
     """The data set (or its first ``rows`` rows) as read_table gives it, as a fresh copy."""
     return _raw(relative, rows).copy()
 
 
 @cache
-def _profile(relative: str, target: str, rows: int | None) -> DatasetProfile:
+def _profile(relative: Path, target: str, rows: int | None) -> DatasetProfile:
     return build_profile(_raw(relative, rows), target)
 
 
-def profile(relative: str, target: str, rows: int | None = None) -> DatasetProfile:
+def profile(relative: Path, target: str, rows: int | None = None) -> DatasetProfile:
     return _profile(relative, target, rows)
 
 
-def cleaner(relative: str, target: str, rows: int | None = None) -> TableCleaner:
+def cleaner(relative: Path, target: str, rows: int | None = None) -> TableCleaner:
     return TableCleaner.from_profile(profile(relative, target, rows)).fit()
 
 
 def fit_pipeline(
-    relative: str,
+    relative: Path,
     target: str,
     options: PreprocessingOptions,
     rows: int | None = None,

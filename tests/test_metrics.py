@@ -14,6 +14,7 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+from helpers_data import ABALONE, PIMA, WINE
 from mlpilot._types import ProblemType
 from mlpilot.data import read_table
 from mlpilot.errors import ConfigError
@@ -27,8 +28,6 @@ from mlpilot.metrics import (
     metrics_for,
     score_all,
 )
-
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 B, M, R = ProblemType.BINARY, ProblemType.MULTICLASS, ProblemType.REGRESSION
 
@@ -47,8 +46,8 @@ REGRESSION_NAMES = ["MAE", "MSE", "R2", "RMSE"]
 # --- predictions of real models on real data ----------------------------------------------
 
 
-def _numeric_table(name: str, target: str) -> tuple[np.ndarray, np.ndarray]:
-    raw = read_table(DATASETS / name)
+def _numeric_table(path: Path, target: str) -> tuple[np.ndarray, np.ndarray]:
+    raw = read_table(path)
     x = raw.drop(columns=[target]).apply(pd.to_numeric, errors="coerce").fillna(0.0)
     return x.to_numpy(dtype=float), raw[target].to_numpy()
 
@@ -56,7 +55,7 @@ def _numeric_table(name: str, target: str) -> tuple[np.ndarray, np.ndarray]:
 @cache
 def pima_predictions() -> tuple[np.ndarray, np.ndarray]:
     """Outcome codes (0/1) and a logistic regression's (n, 2) probabilities on Pima."""
-    x, y_raw = _numeric_table("pima_indians_diabetes/data.csv", "Outcome")
+    x, y_raw = _numeric_table(PIMA, "Outcome")
     y = (y_raw == "1").astype(int)
     x = (x - x.mean(axis=0)) / x.std(axis=0)
     model = LogisticRegression(max_iter=500).fit(x[:500], y[:500])
@@ -66,7 +65,7 @@ def pima_predictions() -> tuple[np.ndarray, np.ndarray]:
 @cache
 def wine_predictions() -> tuple[np.ndarray, np.ndarray]:
     """Quality codes (7 classes) and a logistic regression's (n, 7) probabilities."""
-    x, y_raw = _numeric_table("wine_quality_white/data.csv", "quality")
+    x, y_raw = _numeric_table(WINE, "quality")
     labels = sorted(set(y_raw), key=int)
     y = np.array([labels.index(v) for v in y_raw])
     x = (x - x.mean(axis=0)) / x.std(axis=0)
@@ -79,7 +78,7 @@ def wine_predictions() -> tuple[np.ndarray, np.ndarray]:
 @cache
 def abalone_predictions() -> tuple[np.ndarray, np.ndarray]:
     """Rings and a linear regression's predictions on abalone."""
-    raw = read_table(DATASETS / "abalone" / "data.csv")
+    raw = read_table(ABALONE)
     x = raw.drop(columns=["Rings", "Sex"]).apply(pd.to_numeric).to_numpy(dtype=float)
     y = raw["Rings"].astype(float).to_numpy()
     model = LinearRegression().fit(x[:3000], y[:3000])

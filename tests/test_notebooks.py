@@ -18,22 +18,16 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
 import mlpilot
-from helpers_whitebox import (
-    ABALONE,
-    BIKES,
-    PENGUINS,
-    SENTIMENT,
-    leaky_telco,
-    output_text,
-    read_notebook,
-    run,
-    tagged,
-)
+from helpers_data import ABALONE, BIKES, PENGUINS, SENTIMENT
+from helpers_whitebox import leaky_telco, output_text, read_notebook, run, tagged
 from mlpilot.errors import ConfigError
 from mlpilot.features import PreprocessingOptions
 from mlpilot.notebooks import DataExploration, execute_notebook
 from mlpilot.profile import build_profile
 from mlpilot.search import CandidateDefinition, SearchSpace
+
+# Left out of `make test-fast`: whole jobs and executed notebooks.
+pytestmark = pytest.mark.slow
 
 SEED = 3
 

@@ -15,11 +15,13 @@ import pandas as pd
 import pytest
 
 import mlpilot
+from helpers_data import TELCO
 from mlpilot.errors import JobNotFoundError, ModelPackageError, PredictionInputError
 from mlpilot.package import InferenceModel, ModelVersionWarning, installed_versions
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-TELCO = DATASETS / "telco_customer_churn" / "data.csv"
+# Left out of `make test-fast`: a whole job (with its reports) makes the packages.
+pytestmark = pytest.mark.slow
+
 ALGORITHMS = ("lightgbm", "linear-learner", "xgboost")
 
 

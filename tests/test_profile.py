@@ -1,10 +1,8 @@
 """Tests for mlpilot.profile: column kinds, the target and problem type, feature specifications,
-and the profile's JSON round trip, on the shared real data sets read as raw strings."""
+and the profile's JSON round trip, on real data sets (helpers_data) read as raw strings."""
 
 from __future__ import annotations
 
-import gzip
-import itertools
 import json
 from functools import cache
 from pathlib import Path
@@ -13,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import helpers_data as data
 from mlpilot._types import ProblemType
 from mlpilot.data import read_table
 from mlpilot.errors import ConfigError, DataError
@@ -28,43 +27,41 @@ from mlpilot.profile import (
     parse_numeric,
 )
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
 B, M, R = ProblemType.BINARY, ProblemType.MULTICLASS, ProblemType.REGRESSION
 
 
 @cache
-def _raw(relative: str) -> pd.DataFrame:
-    return read_table(DATASETS / relative)
+def _raw(relative: Path) -> pd.DataFrame:
+    return read_table(relative)
 
 
-def raw(relative: str) -> pd.DataFrame:
+def raw(relative: Path) -> pd.DataFrame:
     """The data set as ``read_table`` gives it (strings; only empty fields missing), a copy."""
     return _raw(relative).copy()
 
 
 @cache
-def _profile(relative: str, target: str) -> DatasetProfile:
+def _profile(relative: Path, target: str) -> DatasetProfile:
     return build_profile(_raw(relative), target)
 
 
-def profile(relative: str, target: str) -> DatasetProfile:
+def profile(relative: Path, target: str) -> DatasetProfile:
     """The profile of a whole data set (cached: profiles are not modified by the tests)."""
     return _profile(relative, target)
 
 
-TELCO = ("telco_customer_churn/data.csv", "Churn")
-ADULT = ("adult_census_income/data.csv.gz", "income")
-BANK = ("bank_marketing/data.csv.gz", "y")
-PIMA = ("pima_indians_diabetes/data.csv", "Outcome")
-AMES = ("ames_house_prices/data.csv", "SalePrice")
-TITANIC = ("titanic/data.csv", "Survived")
-BIKE = ("bike_sharing_hourly/data.csv", "cnt")
-WINE = ("wine_quality_white/data.csv", "quality")
-ABALONE = ("abalone/data.csv", "Rings")
-CALIFORNIA = ("california_housing/data.csv", "median_house_value")
-SMS = ("sms_spam_collection/data.csv", "label")
-PENGUINS = ("palmer_penguins/data.csv", "species")
+TELCO = (data.TELCO, "Churn")
+ADULT = (data.ADULT, "income")
+BANK = (data.BANK, "y")
+PIMA = (data.PIMA, "Outcome")
+AMES = (data.AMES, "SalePrice")
+TITANIC = (data.TITANIC, "Survived")
+BIKE = (data.BIKES, "cnt")
+WINE = (data.WINE, "quality")
+ABALONE = (data.ABALONE, "Rings")
+CALIFORNIA = (data.CALIFORNIA, "median_house_value")
+SMS = (data.SMS, "label")
+PENGUINS = (data.PENGUINS, "species")
 
 
 # --- column decisions on real data ---------------------------------------------------------
@@ -111,7 +108,7 @@ def test_adult_question_mark_is_kept_as_a_category_and_minority_is_positive() ->
         assert col.missing_tokens == [], name
         assert col.missing_ratio == 0.0, name
         assert "'?' kept as categories" in col.reason
-    assert p.column("workclass").stats["top"]["?"] == 1836
+    assert p.column("workclass").stats["top"]["?"] == 595  # in the 10,000-row slice
     target = p.target
     assert target.problem_type is B
     assert target.labels == ["<=50K", ">50K"]
@@ -191,9 +188,9 @@ def test_bike_sharing_date_is_datetime_and_instant_dropped() -> None:
     p = profile(*BIKE)
     day = p.column("dteday")
     assert day.kind == ColumnKind.DATETIME
-    assert day.n_unique == 731
+    assert day.n_unique == 88  # the slice's first 2,000 hours
     assert day.stats["min"].startswith("2011-01-01")
-    assert day.stats["max"].startswith("2012-12-31")
+    assert day.stats["max"].startswith("2011-03-29")
     assert p.column("instant").kind == ColumnKind.DROP
     assert "row number" in p.column("instant").reason
     assert p.problem_type is R
@@ -231,7 +228,7 @@ def test_california_housing_is_regression_with_categorical_ocean_proximity() -> 
     assert ocean.kind == ColumnKind.CATEGORICAL
     assert ocean.n_unique == 5
     assert ocean.stats["top"]["ISLAND"] == 5
-    assert p.column("total_bedrooms").missing_ratio == pytest.approx(207 / 20640)
+    assert p.column("total_bedrooms").missing_ratio == pytest.approx(27 / 3004)  # the slice
 
 
 def test_sms_spam_is_binary_text_with_spam_positive() -> None:
@@ -244,12 +241,8 @@ def test_sms_spam_is_binary_text_with_spam_positive() -> None:
     assert any("duplicate" in note for note in p.notes)
 
 
-def test_kddcup_slice_profiles_quickly_and_drops_constant_columns(tmp_path: Path) -> None:
-    # The first 20,000 of 494,021 rows, written out so read_table reads them as it would a file.
-    with gzip.open(DATASETS / "kddcup99_10pct" / "data.csv.gz", "rt", encoding="utf-8") as fh:
-        head = "".join(itertools.islice(fh, 20001))
-    (tmp_path / "kdd.csv").write_text(head, encoding="utf-8")
-    table = read_table(tmp_path / "kdd.csv")
+def test_kddcup_slice_profiles_quickly_and_drops_constant_columns() -> None:
+    table = read_table(data.KDD)  # the first 20,000 of 494,021 rows
     assert len(table) == 20000
     p = build_profile(table, "label")
     assert p.problem_type is M

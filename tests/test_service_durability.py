@@ -12,11 +12,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from conftest import DATASETS
+from helpers_data import TELCO
 from helpers_service import ServiceProcess, automl_request, wait_for
 from mlpilot.service import ServiceConfig, Store
 
-CHURN = DATASETS / "telco_customer_churn" / "data.csv"
+# Left out of `make test-fast`: the service in a subprocess, killed and restarted.
+pytestmark = pytest.mark.slow
+
+CHURN = TELCO
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,13 @@ import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import DATASETS
+from helpers_data import TELCO
 from helpers_service import ROLE, ServiceProcess, automl_request, wait_for
 
-CHURN = DATASETS / "telco_customer_churn" / "data.csv"
+# Left out of `make test-fast`: the service in a subprocess, serving endpoints.
+pytestmark = pytest.mark.slow
+
+CHURN = TELCO
 
 
 @pytest.fixture(scope="module")
