@@ -408,8 +408,11 @@ def test_small_budget_is_kept_and_a_model_is_ready(tmp_path: Path) -> None:
     # budget is a benchmark figure: a loaded machine misses any fixed margin.
     criteria = job.record["ResolvedAttributes"]["CompletionCriteria"]
     assert criteria["MaxAutoMLJobRuntimeInSeconds"] == 15
+    # (The weighted ensemble's record is assembled from them in the final phase, which a loaded
+    # machine can push past the deadline: it is not a model that starts training.)
     deadline = job.record["CreationTime"] + 15
-    assert all(c["CreationTime"] < deadline for c in job.candidates.values())
+    trained = [c for c in job.candidates.values() if c["Mlpilot"].get("Layer") in (1, 2)]
+    assert trained and all(c["CreationTime"] < deadline for c in trained)
     assert job.record["Mlpilot"]["ElapsedSeconds"] <= wall
     model = mlpilot.load_model(job.layout.root)
     assert len(model.predict(adult.drop(columns=["income"]).head(20))) == 20
@@ -417,7 +420,7 @@ def test_small_budget_is_kept_and_a_model_is_ready(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_auto_mode_records_its_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlpilot.jobs import _job
+    from mlpilot.problems.tabular import _analysis
 
     slice_ = pd.read_csv(CAR).sample(300, random_state=0)
     settings: dict[str, Any] = {
@@ -433,7 +436,7 @@ def test_auto_mode_records_its_choice(tmp_path: Path, monkeypatch: pytest.Monkey
     assert profile["ModeReason"].startswith("AUTO chose ENSEMBLING")
     definitions = json.loads(small.layout.candidate_definitions.read_text())
     assert definitions["Portfolio"][0]["Algorithm"] == "lightgbm"
-    monkeypatch.setattr(_job, "AUTO_ENSEMBLING_MAX_BYTES", 1_000)
+    monkeypatch.setattr(_analysis, "AUTO_ENSEMBLING_MAX_BYTES", 1_000)
     large = mlpilot.run_job(slice_, output=tmp_path / "large", name="auto-large", **settings)
     profile = large.record["Mlpilot"]["Profile"]
     assert profile["Mode"] == "HYPERPARAMETER_TUNING"

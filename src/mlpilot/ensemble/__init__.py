@@ -2,10 +2,11 @@
 selection, and a refit-on-all-rows final model (see docs/ensembling.md)."""
 
 from mlpilot.ensemble._caruana import Selection, blend, greedy_selection
+from mlpilot.ensemble._final import FinalModel, choose_final
 from mlpilot.ensemble._plan import BaggingPlan, plan_bagging, sample_rows
 from mlpilot.ensemble._portfolio import PortfolioEntry, build_portfolio, random_entry
 from mlpilot.ensemble._predictor import EnsemblePredictor, Unit
-from mlpilot.ensemble._runner import EnsembleBuilder, EnsembleLimits, FinalModel, choose_final
+from mlpilot.ensemble._runner import EnsembleBuilder, EnsembleLimits
 from mlpilot.ensemble._stack import stack_column_names, stack_features, write_stack_data
 
 __all__ = [
