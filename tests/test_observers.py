@@ -96,13 +96,16 @@ def test_optional_events_come_in_order_and_the_reserve_is_asked(tmp_path: Path) 
     job = AutoMLJob(config(tmp_path, max_candidates=2, max_runtime=120), observers=[events, plain])
     job.run()
     assert job.status == "Completed"
-    # The reserve is asked while the search runs; the other events come once each, in order.
-    folded = [e for e in unique(events.events) if e != "time_reserve"]
-    assert folded == ["on_candidates_defined", "on_packaged", "on_finishing"]
-    assert "time_reserve" in events.events
-    first_reserve = events.events.index("time_reserve")
-    assert events.events.index("on_candidates_defined") < first_reserve
-    assert first_reserve < events.events.index("on_packaged")
+    # The reserve is asked once, as the job starts, and kept back at the end of its budget;
+    # the other events come once each, in order.
+    assert events.events == [
+        "time_reserve",
+        "on_candidates_defined",
+        "on_packaged",
+        "on_finishing",
+    ]
+    assert job.budget.end_extra == 2.0
+    assert job.budget.end_reserve() == pytest.approx(1.5 + 0.03 * 120 + 2.0)
     assert [c.key for c in events.space.resolved()] == ["linear-learner"]
     assert events.best_at_packaging is not None
     assert events.best_at_packaging["CandidateName"] == job.record["BestCandidate"]["CandidateName"]
@@ -116,7 +119,7 @@ def test_a_job_built_without_the_white_box_writes_no_notebooks(tmp_path: Path) -
     job = AutoMLJob(config(tmp_path, candidates_only=True), observers=[events])
     job.run()
     assert job.secondary_status == "CandidateDefinitionsGenerated"
-    assert events.events == ["on_candidates_defined", "on_finishing"]
+    assert events.events == ["time_reserve", "on_candidates_defined", "on_finishing"]
     assert not job.layout.notebooks.exists()
     record = json.loads(job.layout.record.read_text())
     assert "Reports" not in record.get("Mlpilot", {})
@@ -163,6 +166,6 @@ def test_a_job_failing_before_its_candidates_tells_the_white_box_to_finish(
     with pytest.raises(MlpilotError):
         job.run()
     assert job.status == "Failed"
-    assert events.events == ["on_finishing"]
+    assert events.events == ["time_reserve", "on_finishing"]
     assert box.job is None  # never started: nothing to wait for or record
     assert not job.layout.notebooks.exists()

@@ -46,8 +46,8 @@ class JobObserver(Protocol):
     get all of them as no-ops); the white box (:class:`mlpilot.reports.WhiteBox`) uses them:
 
     ``time_reserve(job) -> float``
-        Seconds the observer needs at the end of the runtime budget: the search ends that much
-        earlier.
+        Seconds the observer needs at the end of the runtime budget, asked once as the job
+        starts: training ends that much earlier (the budget's ``end_extra``).
     ``on_candidates_defined(job, space)``
         The candidate definitions (the problem's candidate plan, for tabular jobs a
         :class:`~mlpilot.search.SearchSpace`) are written; nothing is trained yet.
