@@ -36,6 +36,7 @@ from mlpilot.config import JobConfig
 from mlpilot.data import read_table
 from mlpilot.errors import ConfigError, DataError, MlpilotError
 from mlpilot.jobs import AutoMLJob
+from mlpilot.reports import WhiteBox
 
 if TYPE_CHECKING:
     from conftest import S3Server
@@ -884,7 +885,8 @@ def test_stop_keeps_and_packages_the_best_candidate(data_dir: Path, tmp_path: Pa
         parallelism=2,
     )
     observer = StopAfterFirstCandidate()
-    job = AutoMLJob(config, observers=[observer])
+    # With the white box, as the CLI and the service run a job: stopping must end it as fast.
+    job = AutoMLJob(config, observers=[observer, WhiteBox()])
     errors: list[BaseException] = []
 
     def work() -> None:

@@ -307,7 +307,7 @@ def multiclass(tmp_path_factory: pytest.TempPathFactory) -> Any:
         raise RuntimeError("explainer exploded")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("mlpilot.reports._generate.generate_explainability", broken)
+        patch.setattr("mlpilot.reports._whitebox.generate_explainability", broken)
         job = run(
             PENGUINS, root / "job", "multiclass", target="species",
             algorithms=("randomforest",), max_candidates=2,

@@ -22,6 +22,8 @@ from urllib.request import url2pathname
 
 import fsspec
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mlpilot.errors import DataError
 
@@ -422,9 +424,6 @@ class _TableReader:
         return frame[self.wanted] if self.wanted is not None else frame
 
     def _read_parquet(self, uri: str, handle: IO[bytes]) -> pd.DataFrame:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         try:
             parquet = pq.ParquetFile(handle)
             header = list(parquet.schema_arrow.names)

@@ -73,6 +73,7 @@ class TextColumn(TransformerMixin, BaseEstimator):
         return frame.iloc[:, 0].astype("string").fillna("").astype(object).to_numpy()
 
     def fit(self, X: Any, y: Any = None) -> TextColumn:
+        # Loaded on first use: only text columns need them, and every worker imports this module.
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         text = self._column(X)

@@ -2,6 +2,6 @@
 
 import sys
 
-from mlpilot.reports import main
+from mlpilot.reports import run_notebook_command
 
-sys.exit(main())
+sys.exit(run_notebook_command())

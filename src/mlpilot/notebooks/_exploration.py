@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from mlpilot._types import ProblemType
 from mlpilot.features import TableCleaner
@@ -184,8 +185,6 @@ class DataExploration:
                     codes[test]
                 ]
             if self.problem_type is ProblemType.BINARY:
-                from sklearn.metrics import roc_auc_score
-
                 positive = self.target.positive_index
                 truth = y == positive
                 if truth.all() or not truth.any():
@@ -890,6 +889,8 @@ class DataExploration:
 
     # -- display helpers for the notebook -------------------------------------------------
     def show_insights(self) -> Any:
+        # IPython and matplotlib load only in the notebook that displays something: the job
+        # imports this module without them.
         from IPython.display import Markdown
 
         return Markdown(self.insights_markdown())

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pandas as pd
 
 from mlpilot._types import ProblemType
@@ -73,8 +74,6 @@ class FeatureSpecification:
 
     @classmethod
     def load(cls, uri: str) -> FeatureSpecification:
-        import fsspec
-
         try:
             with fsspec.open(uri, "rt") as fh:
                 doc = json.load(fh)

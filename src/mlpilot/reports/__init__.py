@@ -8,7 +8,12 @@ execution. :class:`WhiteBox` makes them all while a job runs, as one of its obse
 """
 
 from mlpilot.reports._data import load_duplicates, load_sample
-from mlpilot.reports._execute import execute_notebook, export_html, is_executed, main
+from mlpilot.reports._execute import (
+    execute_notebook,
+    export_html,
+    is_executed,
+    run_notebook_command,
+)
 from mlpilot.reports._status import Artifact, artifacts, generate_reports
 from mlpilot.reports._whitebox import WhiteBox, report_reserve
 
@@ -22,6 +27,6 @@ __all__ = [
     "is_executed",
     "load_duplicates",
     "load_sample",
-    "main",
     "report_reserve",
+    "run_notebook_command",
 ]

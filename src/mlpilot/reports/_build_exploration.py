@@ -9,6 +9,8 @@ Markdown cells carry the explanations; each code cell is one call on
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -251,9 +253,6 @@ def build_exploration_notebook(
 
 def write_notebook(nb: Any, path: Path) -> None:
     """Write atomically: readers see the old notebook or the new one."""
-    import os
-    import tempfile
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

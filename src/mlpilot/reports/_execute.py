@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
 from mlpilot.reports._build_exploration import write_notebook
 
 __all__ = [
@@ -24,7 +26,7 @@ __all__ = [
     "execute_notebook",
     "export_html",
     "is_executed",
-    "main",
+    "run_notebook_command",
     "start_execution",
 ]
 
@@ -35,7 +37,8 @@ CELL_TIMEOUT = 600
 def execute_notebook(path: str | Path, *, html: bool = True, timeout: int = CELL_TIMEOUT) -> Path:
     """Run every cell of the notebook at ``path`` in place (working directory: its folder);
     write ``<name>.html`` beside it unless ``html=False``. Raises on a failing cell."""
-    import nbformat
+    # nbclient and nbconvert (below) load on first use: a job that runs no notebook in this
+    # process (it runs them in a child) does not pay for their imports.
     from nbclient import NotebookClient
 
     path = Path(path)
@@ -61,7 +64,6 @@ def execute_notebook(path: str | Path, *, html: bool = True, timeout: int = CELL
 def export_html(path: str | Path, *, include_code: bool = False) -> Path:
     """``<name>.html`` beside the notebook; code cells are left out unless asked for (the HTML
     is the report, the notebook the code)."""
-    import nbformat
     from nbconvert import HTMLExporter
 
     path = Path(path)
@@ -80,8 +82,6 @@ def export_html(path: str | Path, *, include_code: bool = False) -> Path:
 
 def is_executed(path: str | Path) -> bool:
     """Whether every code cell of the notebook has run (and none failed)."""
-    import nbformat
-
     try:
         nb = nbformat.read(Path(path), as_version=4)
     except (OSError, ValueError):
@@ -152,7 +152,7 @@ def start_execution(path: Path, *, html: bool = True) -> NotebookRun:
     return NotebookRun(path, process, Path(log_name))
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_notebook_command(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Execute a notebook in place (and export HTML).")
     parser.add_argument("notebook")
     parser.add_argument("--no-html", action="store_true")

@@ -11,6 +11,7 @@ import html
 import io
 import os
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,8 @@ def _cell(value: Any) -> Cell:
 
 
 def figure(width: float, height: float, ncols: int = 1, nrows: int = 1) -> tuple[Any, Any]:
+    # matplotlib loads on first use: its import takes seconds, which the white box spends
+    # in the background while the search runs.
     from matplotlib.figure import Figure as MplFigure
 
     fig = MplFigure(figsize=(width, height), dpi=100)
@@ -246,6 +249,4 @@ def _text_pages(report: Report) -> list[Any]:
 
 
 def _wrap(text: str, width: int) -> list[str]:
-    import textwrap
-
     return textwrap.wrap(html.unescape(text), width) or [""]
