@@ -6,7 +6,9 @@ exploration notebook's cells call :class:`DataExploration`; the candidate notebo
 :func:`train_candidates`.
 """
 
-from mlpilot.notebooks._exploration import DataExploration, Insight, show, table_style
+from mlpilot.notebooks._display import show, table_style
+from mlpilot.notebooks._exploration import DataExploration
+from mlpilot.notebooks._findings import Insight
 from mlpilot.notebooks._train import (
     ProgressPrinter,
     describe_candidates,

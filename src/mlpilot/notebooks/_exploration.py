@@ -7,68 +7,46 @@ target, likely leakage and identifiers, correlations, outliers, and what to do a
 method returns a DataFrame, a matplotlib figure or a list of findings, so the notebook stays
 short and the same checks can be run from Python.
 
-Prediction power (0-1) is how well one column alone predicts the target: the column is cut into
-bins (quantiles for numbers, the most frequent levels for categories), each bin's target rate is
-learned on four fifths of the sample and applied to the rest (5-fold), and the out-of-fold
-predictions are scored: 2·AUC−1 (binary), the accuracy gain over always predicting the majority
-class (multiclass) or R² (regression), floored at 0.
+The measures it uses (prediction power among them) are in :mod:`._measures`, the findings and
+their thresholds in :mod:`._findings`, the display helpers in :mod:`._display`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from mlpilot._types import ProblemType
 from mlpilot.features import TableCleaner
+from mlpilot.notebooks._display import figure, pct
+from mlpilot.notebooks._findings import (
+    IDENTIFIER_SHARE,
+    LEAKAGE_POWER,
+    NEAR_CONSTANT_SHARE,
+    OUTLIER_Z,
+    REDUNDANT_R,
+    Insight,
+    find_insights,
+    fixes,
+    markdown_table,
+)
+from mlpilot.notebooks._measures import (
+    FOLDS,
+    association,
+    bin_codes,
+    prediction_power,
+    robust_z,
+    skewness,
+)
 from mlpilot.profile import HIGH_CARDINALITY, ColumnKind, DatasetProfile, label_key
 from mlpilot.reports import load_duplicates, load_sample
 
-__all__ = ["DataExploration", "Insight", "show", "table_style"]
-
-#: Prediction power from which a single column is reported as likely target leakage.
-LEAKAGE_POWER = 0.9
-#: Share of the most frequent value from which a column counts as near-constant.
-NEAR_CONSTANT_SHARE = 0.99
-#: Share of distinct values from which a kept column looks like an identifier.
-IDENTIFIER_SHARE = 0.95
-#: Robust z-score beyond which a value is an outlier (median and MAD, as Autopilot does).
-OUTLIER_Z = 3.5
-#: |Pearson r| from which two numeric features are reported as redundant.
-REDUNDANT_R = 0.95
-#: Missing share from which a column gets a finding.
-MANY_MISSING = 0.3
-_BINS = 32
-_LEVELS = 100
-_FOLDS = 5
-
-
-@dataclass(frozen=True)
-class Insight:
-    """One finding: how severe, what, how to confirm it, what to do."""
-
-    severity: str  # "high" | "low"
-    title: str
-    detail: str
-    confirm: str
-    fix: str
-    columns: tuple[str, ...] = ()
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%" if x >= 0.001 or x == 0 else "<0.1%"
-
-
-def _md(text: object) -> str:
-    """Text for a Markdown table cell."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+__all__ = ["DataExploration"]
 
 
 class DataExploration:
@@ -138,93 +116,19 @@ class DataExploration:
     @cached_property
     def _folds(self) -> np.ndarray:
         rng = np.random.default_rng(0)
-        return rng.permutation(len(self.sample)) % _FOLDS
+        return rng.permutation(len(self.sample)) % FOLDS
 
     def _codes(self, name: str) -> np.ndarray | None:
         """Bin codes of one feature (None for text)."""
-        kind = self._kind(name)
-        values = self.clean[name]
-        if kind in (ColumnKind.NUMERIC, ColumnKind.DATETIME):
-            if kind == ColumnKind.DATETIME:
-                stamps = pd.to_datetime(values)
-                v = np.where(stamps.isna(), np.nan, stamps.astype("int64").astype("float64"))
-            else:
-                v = np.asarray(values, dtype="float64")
-            finite = ~np.isnan(v)
-            codes = np.full(len(v), -1, dtype=np.int64)
-            distinct = np.unique(v[finite])
-            if len(distinct) <= _BINS:
-                codes[finite] = np.searchsorted(distinct, v[finite])
-            else:
-                inner = np.linspace(0, 1, _BINS + 1)[1:-1]
-                edges = np.unique(np.quantile(v[finite], inner))
-                codes[finite] = np.searchsorted(edges, v[finite], side="right")
-            codes[~finite] = codes.max() + 1
-            return codes
-        if kind == ColumnKind.CATEGORICAL:
-            series = pd.Series(values, dtype="object")
-            top = series.value_counts().index[:_LEVELS]
-            lookup = {level: i for i, level in enumerate(top)}
-            mapped = series.map(lookup).where(series.notna(), len(top) + 1)
-            return mapped.fillna(len(top)).to_numpy(dtype=np.int64)
-        return None
+        return bin_codes(self._kind(name), self.clean[name])
 
     def _power(self, codes: np.ndarray) -> float:
         """Out-of-fold score of predicting the target from the bin alone (0-1)."""
-        y, folds = self.y, self._folds
-        n_bins = int(codes.max()) + 1
-        if self.problem_type.is_classification:
-            k = len(self.target.labels)
-            pred = np.zeros((len(y), k))
-            for f in range(_FOLDS):
-                train, test = folds != f, folds == f
-                counts = np.bincount(codes[train] * k + y[train], minlength=n_bins * k)
-                counts = counts.reshape(n_bins, k).astype(float)
-                prior = np.bincount(y[train], minlength=k) / max(1, train.sum())
-                pred[test] = ((counts + prior) / (counts.sum(axis=1, keepdims=True) + 1))[
-                    codes[test]
-                ]
-            if self.problem_type is ProblemType.BINARY:
-                positive = self.target.positive_index
-                truth = y == positive
-                if truth.all() or not truth.any():
-                    return 0.0
-                return max(0.0, 2 * float(roc_auc_score(truth, pred[:, positive])) - 1)
-            accuracy = float(np.mean(pred.argmax(axis=1) == y))
-            base = float(np.bincount(y).max() / len(y))
-            return 0.0 if base >= 1 else max(0.0, (accuracy - base) / (1 - base))
-        target = np.asarray(y, dtype=float)
-        pred_r = np.zeros(len(target))
-        for f in range(_FOLDS):
-            train, test = folds != f, folds == f
-            sums = np.bincount(codes[train], weights=target[train], minlength=n_bins)
-            counts = np.bincount(codes[train], minlength=n_bins)
-            mean = float(target[train].mean())
-            pred_r[test] = ((sums + mean) / (counts + 1))[codes[test]]
-        total = float(np.sum((target - target.mean()) ** 2))
-        if total == 0:
-            return 0.0
-        return max(0.0, 1 - float(np.sum((target - pred_r) ** 2)) / total)
+        return prediction_power(codes, self.y, self._folds, self.problem_type, self.target)
 
     def _association(self, name: str, codes: np.ndarray) -> tuple[str, float]:
         """(measure, value) between one feature and the target."""
-        kind = self._kind(name)
-        y = self.y
-        if kind in (ColumnKind.NUMERIC, ColumnKind.DATETIME) and not (
-            self.problem_type.is_classification
-        ):
-            x = pd.Series(
-                np.asarray(codes if kind == ColumnKind.DATETIME else self.clean[name], dtype=float)
-            )
-            rho = x.corr(pd.Series(np.asarray(y, dtype=float)), method="spearman")
-            return "Spearman ρ", float(rho) if rho == rho else 0.0
-        if kind in (ColumnKind.NUMERIC, ColumnKind.DATETIME):
-            xs = np.asarray(codes if kind == ColumnKind.DATETIME else self.clean[name], dtype=float)
-            present = ~np.isnan(xs)
-            return "correlation ratio η", _correlation_ratio(y[present], xs[present])
-        if self.problem_type.is_classification:
-            return "Cramér's V", _cramers_v(codes, y)
-        return "correlation ratio η", _correlation_ratio(codes, np.asarray(y, dtype=float))
+        return association(self._kind(name), self.clean[name], codes, self.y, self.problem_type)
 
     # -- summary --------------------------------------------------------------------------
     def summary(self) -> pd.DataFrame:
@@ -251,11 +155,11 @@ class DataExploration:
             ("Dropped columns", str(kinds.get(ColumnKind.DROP, 0))),
             (
                 "Duplicate rows",
-                f"{p.duplicate_rows:,} ({_pct(p.duplicate_rows / max(1, total_rows))})",
+                f"{p.duplicate_rows:,} ({pct(p.duplicate_rows / max(1, total_rows))})",
             ),
             (
                 "Rows without a target",
-                f"{self.target.missing_rows:,} ({_pct(self.target.missing_rows / total_rows)})",
+                f"{self.target.missing_rows:,} ({pct(self.target.missing_rows / total_rows)})",
             ),
             ("Rows in this notebook's sample", f"{len(self.sample):,}"),
         ]
@@ -276,7 +180,7 @@ class DataExploration:
             frame = pd.DataFrame(
                 {
                     "rows": counts.map("{:,}".format),
-                    "share": (counts / counts.sum()).map(_pct),
+                    "share": (counts / counts.sum()).map(pct),
                 }
             )
             frame.index.name = "class"
@@ -284,15 +188,15 @@ class DataExploration:
                 frame["positive class"] = ["yes" if v == t.positive_label else "" for v in t.labels]
             return frame
         y = pd.Series(np.asarray(self.y, dtype=float))
-        z = _robust_z(y.to_numpy())
+        z = robust_z(y.to_numpy())
         stats = {
             "mean": t.stats.get("mean"),
             "median": t.stats.get("median"),
             "std": t.stats.get("std"),
             "min": t.stats.get("min"),
             "max": t.stats.get("max"),
-            "skew (sample)": _skew(y.to_numpy()),
-            "outliers (sample, |robust z| > 3.5)": _pct(float(np.mean(np.abs(z) > OUTLIER_Z))),
+            "skew (sample)": skewness(y.to_numpy()),
+            "outliers (sample, |robust z| > 3.5)": pct(float(np.mean(np.abs(z) > OUTLIER_Z))),
         }
         return pd.DataFrame(
             {"value": [f"{v:,.4g}" if isinstance(v, float) else v for v in stats.values()]},
@@ -308,7 +212,7 @@ class DataExploration:
         return max(counts) / min(counts) if counts else None
 
     def plot_target(self) -> Any:
-        fig, ax = _figure(8, 3.6)
+        fig, ax = figure(8, 3.6)
         t = self.target
         if self.problem_type.is_classification:
             labels = [label_key(v) for v in t.labels]
@@ -348,7 +252,7 @@ class DataExploration:
                     "column": c.name,
                     "type": "dropped" if c.kind == ColumnKind.DROP else c.kind,
                     "why": c.reason,
-                    "missing": _pct(c.missing_ratio),
+                    "missing": pct(c.missing_ratio),
                     "distinct": f"{c.n_unique:,}",
                     "examples": examples,
                 }
@@ -369,7 +273,7 @@ class DataExploration:
         if not rows:
             return pd.DataFrame(columns=["missing", "read as missing"])
         frame = pd.DataFrame(rows).sort_values("missing", ascending=False).set_index("column")
-        frame["missing"] = frame["missing"].map(_pct)
+        frame["missing"] = frame["missing"].map(pct)
         return frame
 
     def plot_missing(self) -> Any:
@@ -379,7 +283,7 @@ class DataExploration:
         )[:30]
         if not rows:
             return None
-        fig, ax = _figure(8, max(2.0, 0.6 + 0.28 * len(rows)))
+        fig, ax = figure(8, max(2.0, 0.6 + 0.28 * len(rows)))
         ax.barh([name for _, name in rows][::-1], [100 * r for r, _ in rows][::-1], color="#ff7f0e")
         ax.set_xlabel("% missing")
         ax.set_xlim(0, min(100.0, max(5.0, 110 * rows[0][0])))
@@ -416,7 +320,7 @@ class DataExploration:
                     {
                         "column": name,
                         "finding": "near-constant",
-                        "most frequent value share": _pct(share),
+                        "most frequent value share": pct(share),
                     }
                 )
         for c in self.profile.columns:
@@ -425,7 +329,7 @@ class DataExploration:
                     {
                         "column": c.name,
                         "finding": "almost always missing",
-                        "most frequent value share": f"missing in {_pct(c.missing_ratio)}",
+                        "most frequent value share": f"missing in {pct(c.missing_ratio)}",
                     }
                 )
         if not rows:
@@ -492,7 +396,7 @@ class DataExploration:
         frame = self._association_frame.dropna(subset=["prediction power"]).head(top)
         if frame.empty:
             return None
-        fig, ax = _figure(8, max(2.0, 0.6 + 0.3 * len(frame)))
+        fig, ax = figure(8, max(2.0, 0.6 + 0.3 * len(frame)))
         colors = ["#d62728" if v >= LEAKAGE_POWER else "#1f77b4" for v in frame["prediction power"]]
         ax.barh(frame["column"][::-1], frame["prediction power"][::-1], color=colors[::-1])
         ax.axvline(LEAKAGE_POWER, color="#d62728", linestyle=":", label="leakage threshold")
@@ -540,7 +444,7 @@ class DataExploration:
                 rows.append(
                     {
                         "column": name,
-                        "finding": f"kept, but {_pct(share)} of its values are distinct: "
+                        "finding": f"kept, but {pct(share)} of its values are distinct: "
                         "possibly an identifier",
                     }
                 )
@@ -567,7 +471,7 @@ class DataExploration:
         if corr.empty:
             return None
         size = 1.5 + 0.4 * len(corr)
-        fig, ax = _figure(size + 1.5, size)
+        fig, ax = figure(size + 1.5, size)
         image = ax.imshow(corr.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
         ax.set_xticks(range(len(corr)), corr.columns, rotation=90)
         ax.set_yticks(range(len(corr)), corr.columns)
@@ -605,7 +509,7 @@ class DataExploration:
         rows = []
         for name in self._numeric.columns:
             x = self._numeric[name].to_numpy()
-            z = _robust_z(x)
+            z = robust_z(x)
             present = ~np.isnan(x)
             if not present.any():
                 continue
@@ -627,7 +531,7 @@ class DataExploration:
     def outliers(self) -> pd.DataFrame:
         """Numeric columns with values far from the median (|robust z| > 3.5), most first."""
         frame = self._outlier_frame[self._outlier_frame["outliers"] > 0].copy()
-        frame["outliers"] = frame["outliers"].map(_pct)
+        frame["outliers"] = frame["outliers"].map(pct)
         for col in ("median", "min", "max"):
             frame[col] = frame[col].map(lambda v: "" if v is None else f"{v:,.4g}")
         return frame.set_index("column")
@@ -636,7 +540,7 @@ class DataExploration:
         frame = self._outlier_frame[self._outlier_frame["outliers"] > 0].head(top)
         if frame.empty:
             return None
-        fig, axes = _figure(3 * len(frame), 3.2, ncols=len(frame))
+        fig, axes = figure(3 * len(frame), 3.2, ncols=len(frame))
         for ax, name in zip(np.atleast_1d(axes), frame["column"], strict=True):
             x = self._numeric[name].dropna().to_numpy()
             ax.boxplot(x, whis=(0.5, 99.5), flierprops={"markersize": 2})
@@ -649,240 +553,14 @@ class DataExploration:
     # -- findings -------------------------------------------------------------------------
     def insights(self) -> list[Insight]:
         """Every finding, high severity first."""
-        found: list[Insight] = []
-        t = self.target
-        p = self.profile
-        for name, row in self.leakage().iterrows():
-            found.append(
-                Insight(
-                    "high",
-                    f"Possible target leakage: {name!r}",
-                    f"{name!r} alone predicts the target with prediction power "
-                    f"{row['prediction power']} (1 = perfectly).",
-                    f"Check when {name!r} is recorded: a value known only after the outcome "
-                    "cannot be used at prediction time.",
-                    f"Remove {name!r} from the training data (or list the other columns in a "
-                    "FeatureSpecification) unless it is known when predictions are made.",
-                    (str(name),),
-                )
-            )
-        if t.missing_rows:
-            share = t.missing_rows / p.n_rows
-            found.append(
-                Insight(
-                    "high" if share > 0.05 else "low",
-                    "Rows without a target value",
-                    f"{t.missing_rows:,} rows ({_pct(share)}) have no valid {t.name!r}; they are "
-                    "not used for training.",
-                    f"Count the empty or invalid values of {t.name!r} in the source table.",
-                    "Fill in the missing labels if they can be recovered; otherwise nothing to do.",
-                )
-            )
-        ratio = self.imbalance_ratio
-        if ratio is not None and ratio >= 3:
-            counts = {k: v for k, v in t.class_counts.items() if v > 0}
-            rare = min(counts, key=lambda k: counts[k])
-            metric_hint = (
-                f" The objective {self.objective} ignores the imbalance; consider "
-                "BalancedAccuracy, F1 or AUC."
-                if self.objective in ("Accuracy",)
-                else ""
-            )
-            found.append(
-                Insight(
-                    "high" if ratio >= 10 else "low",
-                    "Class imbalance",
-                    f"The largest class is {ratio:.1f}× the smallest ({rare!r}: "
-                    f"{counts[rare]:,} rows).{metric_hint}",
-                    "See the class frequencies under Target analysis.",
-                    "Judge models by a metric that weighs every class (BalancedAccuracy, F1, "
-                    "AUC) and collect more rows of the rare classes if you can; do not "
-                    "up-sample before the job (it leaks copies across validation folds).",
-                )
-            )
-        if self.problem_type.is_classification:
-            tiny = [k for k, v in t.class_counts.items() if 0 < v < 10]
-            if tiny:
-                found.append(
-                    Insight(
-                        "high",
-                        "Classes with fewer than 10 rows",
-                        f"{len(tiny)} class(es) have under 10 rows: "
-                        f"{', '.join(map(repr, tiny[:8]))}.",
-                        "See the class frequencies under Target analysis.",
-                        "Merge rare classes into a broader one or collect more rows; a model "
-                        "cannot learn a class from a handful of examples.",
-                    )
-                )
-        if p.duplicate_rows:
-            share = p.duplicate_rows / p.n_rows
-            found.append(
-                Insight(
-                    "high" if share > 0.05 else "low",
-                    "Duplicate rows",
-                    f"{p.duplicate_rows:,} rows ({_pct(share)}) repeat an earlier row.",
-                    "See the examples under Duplicate rows.",
-                    "Remove copies that come from the data collection (joins, repeated "
-                    "exports); keep them only if they are real repeated observations.",
-                )
-            )
-        ids = self.identifiers()
-        for name, row in ids.iterrows():
-            dropped = str(row["finding"]).startswith("dropped")
-            found.append(
-                Insight(
-                    "low",
-                    f"Identifier column {name!r}",
-                    str(row["finding"]),
-                    f"Look at the values of {name!r}: row numbers and keys carry no signal.",
-                    "Nothing to do: the column is not used."
-                    if dropped
-                    else f"Drop {name!r} (or exclude it with a FeatureSpecification) if it is "
-                    "a key or a row number.",
-                    (str(name),),
-                )
-            )
-        consts = self.constant_columns()
-        nearly = consts[consts["finding"] != "constant (dropped)"]
-        if not nearly.empty:
-            names = [str(n) for n in nearly.index]
-            found.append(
-                Insight(
-                    "low",
-                    "Near-constant columns",
-                    f"{len(names)} column(s) hold one value (or nothing) in at least "
-                    f"{NEAR_CONSTANT_SHARE:.0%} of the rows: {', '.join(map(repr, names[:10]))}"
-                    + (" ..." if len(names) > 10 else "")
-                    + ".",
-                    "See the Constant and near-constant columns section.",
-                    f"Drop {', '.join(map(repr, names[:10]))}"
-                    + (" ..." if len(names) > 10 else "")
-                    + " unless the rare values matter: they help only on the few rows where "
-                    "they differ.",
-                    tuple(names),
-                )
-            )
-        high = self.high_cardinality()
-        if not high.empty:
-            names = list(high.index)
-            found.append(
-                Insight(
-                    "low",
-                    "High-cardinality categorical columns",
-                    f"{', '.join(map(repr, names[:8]))} have more than {HIGH_CARDINALITY} "
-                    "levels; they are target-encoded (cross-fitted) instead of one-hot encoded.",
-                    "See the High-cardinality categoricals section.",
-                    "Group rare levels into broader ones (e.g. by a prefix or a category "
-                    "hierarchy) if the levels have structure.",
-                    tuple(map(str, names)),
-                )
-            )
-        many_missing = [
-            c
-            for c in p.columns
-            if c.kind != ColumnKind.DROP and MANY_MISSING <= c.missing_ratio < NEAR_CONSTANT_SHARE
-        ]
-        if many_missing:
-            found.append(
-                Insight(
-                    "low",
-                    "Columns with many missing values",
-                    ", ".join(f"{c.name!r} ({_pct(c.missing_ratio)})" for c in many_missing[:8])
-                    + ".",
-                    "See the Missing values section.",
-                    "Check whether missing means 'none' (then fill it with that value) or 'not "
-                    "recorded' (the models handle it; linear models get a missing indicator).",
-                    tuple(c.name for c in many_missing),
-                )
-            )
-        pairs = self.correlated_pairs()
-        if not pairs.empty:
-            shown = "; ".join(
-                f"{a!r} and {b!r} (r = {r:.3f})" for a, b, r in pairs.head(5).itertuples(index=True)
-            )
-            found.append(
-                Insight(
-                    "low",
-                    "Redundant numeric features",
-                    f"{len(pairs)} pair(s) with |r| ≥ {REDUNDANT_R}: {shown}.",
-                    "See the correlation matrix.",
-                    "Keep one column of each pair for linear models and for clearer "
-                    "explanations; tree models are unaffected.",
-                    tuple(sorted(set(pairs.index) | set(pairs["other feature"]))),
-                )
-            )
-        if not self.problem_type.is_classification:
-            y = np.asarray(self.y, dtype=float)
-            skew = _skew(y)
-            if abs(skew) > 2:
-                found.append(
-                    Insight(
-                        "low",
-                        "Skewed target",
-                        f"{t.name!r} has skew {skew:.1f}: a few large values dominate squared "
-                        "errors.",
-                        "See the histogram under Target analysis.",
-                        "Consider MAE as the objective, or predicting log(target) if relative "
-                        "errors matter.",
-                    )
-                )
-        outliers = self._outlier_frame
-        heavy = outliers[outliers["outliers"] > 0.05]
-        if not heavy.empty:
-            found.append(
-                Insight(
-                    "low",
-                    "Numeric columns with many outliers",
-                    ", ".join(
-                        f"{n!r} ({_pct(s)})"
-                        for n, s in list(zip(heavy["column"], heavy["outliers"], strict=True))[:6]
-                    )
-                    + " of the values lie beyond 3.5 robust standard deviations.",
-                    "See the box plots under Numeric outliers.",
-                    "Check for unit errors or sentinel values (e.g. 9999); tree models are "
-                    "robust to genuine extremes.",
-                    tuple(heavy["column"]),
-                )
-            )
-        if p.n_rows < 500:
-            found.append(
-                Insight(
-                    "low",
-                    "Small dataset",
-                    f"{p.n_rows:,} rows: validation scores will vary noticeably between "
-                    "candidates by chance.",
-                    "Compare the leaderboard's top candidates: small differences are noise.",
-                    "Collect more rows if possible; prefer simpler candidates when scores are "
-                    "close.",
-                )
-            )
-        return sorted(found, key=lambda i: i.severity != "high")
+        return find_insights(self)
 
     def insights_markdown(self) -> str:
-        found = self.insights()
-        if not found:
-            return "No data issues found: nothing to fix before training."
-        lines = [
-            "| severity | finding | details | how to confirm | suggested fix |",
-            "|---|---|---|---|---|",
-        ]
-        for i in found:
-            badge = "**HIGH**" if i.severity == "high" else "low"
-            lines.append(
-                f"| {badge} | {_md(i.title)} | {_md(i.detail)} | {_md(i.confirm)} | {_md(i.fix)} |"
-            )
-        return "\n".join(lines)
+        return markdown_table(self.insights())
 
     def recommendations(self) -> list[str]:
         """Concrete things to do, most important first."""
-        found = self.insights()
-        steps = [i.fix for i in found if not i.fix.startswith("Nothing to do")]
-        if not steps:
-            return [
-                "No changes needed before training: the feature pipelines handle the missing "
-                "values, categories and scales found here."
-            ]
-        return list(dict.fromkeys(steps))
+        return fixes(self.insights())
 
     def recommendations_markdown(self) -> str:
         return "\n".join(f"{n}. {text}" for n, text in enumerate(self.recommendations(), 1))
@@ -899,83 +577,3 @@ class DataExploration:
         from IPython.display import Markdown
 
         return Markdown(self.recommendations_markdown())
-
-
-def table_style() -> Any:
-    """CSS that left-aligns table cells (the notebook's HTML export shows text columns)."""
-    from IPython.display import HTML
-
-    return HTML(
-        "<style>.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th, .dataframe td, "
-        ".dataframe th { text-align: left !important; }</style>"
-    )
-
-
-def show(result: Any, empty: str) -> Any:
-    """``result`` (a table or figure), or ``empty`` as Markdown when there is nothing to show."""
-    from IPython.display import Markdown
-
-    if result is None or (isinstance(result, pd.DataFrame) and result.empty):
-        return Markdown(f"*{empty}*")
-    return result
-
-
-def _figure(width: float, height: float, ncols: int = 1) -> tuple[Any, Any]:
-    """A figure outside pyplot's global state (safe in threads; shown once in notebooks)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    axes = fig.subplots(1, ncols) if ncols > 1 else fig.subplots()
-    return fig, axes
-
-
-def _skew(values: np.ndarray) -> float:
-    """Sample skewness (adjusted Fisher-Pearson, as pandas computes it)."""
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    n = len(x)
-    if n < 3:
-        return 0.0
-    d = x - x.mean()
-    m2, m3 = float(np.mean(d**2)), float(np.mean(d**3))
-    if m2 == 0:
-        return 0.0
-    return m3 / m2**1.5 * np.sqrt(n * (n - 1)) / (n - 2)
-
-
-def _robust_z(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    present = x[~np.isnan(x)]
-    if present.size == 0:
-        return np.zeros_like(x)
-    median = np.median(present)
-    mad = np.median(np.abs(present - median)) * 1.4826
-    if mad == 0:
-        q1, q3 = np.percentile(present, [25, 75])
-        mad = (q3 - q1) / 1.349
-    if mad == 0:
-        return np.zeros_like(x)
-    return np.where(np.isnan(x), 0.0, (x - median) / mad)
-
-
-def _correlation_ratio(groups: np.ndarray, values: np.ndarray) -> float:
-    """η: how much of the variance of ``values`` the groups explain (0-1)."""
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return 0.0
-    _, inverse = np.unique(groups, return_inverse=True)
-    counts = np.bincount(inverse)
-    means = np.bincount(inverse, weights=values) / counts
-    total = float(np.sum((values - values.mean()) ** 2))
-    between = float(np.sum(counts * (means - values.mean()) ** 2))
-    return float(np.sqrt(between / total)) if total > 0 else 0.0
-
-
-def _cramers_v(codes: np.ndarray, y: np.ndarray) -> float:
-    table = pd.crosstab(codes, y).to_numpy().astype(float)
-    n = table.sum()
-    if n == 0 or min(table.shape) < 2:
-        return 0.0
-    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / n
-    chi2 = float(np.sum((table - expected) ** 2 / np.where(expected > 0, expected, 1)))
-    return float(np.sqrt(chi2 / (n * (min(table.shape) - 1))))

@@ -26,7 +26,8 @@ from starlette.routing import Route
 from mlpilot.service._auth import verify_signature
 from mlpilot.service._automl import AutoMLOperations
 from mlpilot.service._config import ServiceConfig
-from mlpilot.service._deploy import DeployOperations, EndpointHost
+from mlpilot.service._deploy import DeployOperations
+from mlpilot.service._endpoint_host import EndpointHost
 from mlpilot.service._errors import InvocationError, ServiceError
 from mlpilot.service._jobs import JobManager
 from mlpilot.service._shapes import conform_output, validate_input

@@ -34,15 +34,12 @@ from mlpilot.serving._errors import (
 )
 from mlpilot.serving._invokers import EndpointInvoker, HttpInvoker, Invoker, ModelInvoker
 from mlpilot.serving._jsonpath import JsonPath, JsonPathError, JsonPathMismatch, compile_path
-from mlpilot.serving._runtime import EndpointRuntime, VariantSpec
+from mlpilot.serving._runtime import EndpointRuntime
 from mlpilot.serving._server import load_served_model, parse_env_options, serve
 from mlpilot.serving._source import default_cache_dir, resolve_model
-from mlpilot.serving._transform import (
-    TransformProgress,
-    TransformResult,
-    TransformSpec,
-    run_transform,
-)
+from mlpilot.serving._transform import run_transform
+from mlpilot.serving._transform_spec import TransformProgress, TransformResult, TransformSpec
+from mlpilot.serving._variants import VariantSpec
 
 __all__ = [
     "CONTENT_KEYS",

@@ -4,6 +4,10 @@ then round robin over the variant's instances) and per-variant metrics.
 
 Every instance is a real container process speaking the container contract over HTTP, so what
 an endpoint serves is exactly what ``mlpilot serve-model`` serves on any container platform.
+
+Here: :class:`EndpointRuntime`, which changes the variant set (start, update, health checks,
+stop) and routes invocations. A variant's parts are in :mod:`._variants`, the processes and
+how they start and stop in :mod:`._instances`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import asyncio
 import itertools
 import logging
 import math
-import os
 import random
 import shutil
 import subprocess
@@ -20,16 +23,13 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 import weakref
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from mlpilot.serving._codec import InvocationResult
 from mlpilot.serving._errors import (
@@ -38,134 +38,19 @@ from mlpilot.serving._errors import (
     EndpointUnavailableError,
     UnknownVariantError,
 )
-from mlpilot.serving._server import PARENT_PID_VARIABLE
+from mlpilot.serving._instances import (
+    STOP_GRACE_S,
+    Instance,
+    kill_all,
+    launch_instance,
+    stop_processes,
+)
 from mlpilot.serving._source import resolve_model
+from mlpilot.serving._variants import Variant, VariantSpec, VariantStats, check_specs
 
-__all__ = ["EndpointRuntime", "VariantSpec"]
+__all__ = ["EndpointRuntime"]
 
 log = logging.getLogger("mlpilot.serving")
-
-#: Thread pools of one instance: instances are the unit of parallelism, so one thread each
-#: (a variant's Environment may say otherwise).
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_STOP_GRACE_S = 10.0
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    """One production variant: what ``CreateEndpointConfig`` says about it.
-
-    ``model`` is the model's ``ModelDataUrl`` (a ``model.tar.gz``, package folder or URI, as
-    ``mlpilot serve-model`` accepts), ``environment`` its container ``Environment``.
-    """
-
-    name: str
-    model: str
-    environment: Mapping[str, str] = field(default_factory=dict)
-    instance_count: int = 1
-    weight: float = 1.0
-
-
-class _Stats:
-    """Counters and model latency of one variant (CloudWatch's names, latency in µs)."""
-
-    def __init__(self, window: int) -> None:
-        self._lock = threading.Lock()
-        self.invocations = 0
-        self.errors_4xx = 0
-        self.errors_5xx = 0
-        self.count = 0
-        self.total = 0.0
-        self.low = math.inf
-        self.high = 0.0
-        self.recent: deque[float] = deque(maxlen=window)
-
-    def record(self, status: int, seconds: float | None) -> None:
-        with self._lock:
-            self.invocations += 1
-            if 400 <= status < 500:
-                self.errors_4xx += 1
-            elif status >= 500 or status == 0:
-                self.errors_5xx += 1
-            if seconds is not None:
-                micros = seconds * 1e6
-                self.count += 1
-                self.total += micros
-                self.low = min(self.low, micros)
-                self.high = max(self.high, micros)
-                self.recent.append(micros)
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            recent = list(self.recent)
-            latency: dict[str, Any] = {
-                "Count": self.count,
-                "Sum": self.total,
-                "Minimum": self.low if self.count else None,
-                "Maximum": self.high if self.count else None,
-                "Average": self.total / self.count if self.count else None,
-            }
-            counts = {
-                "Invocations": self.invocations,
-                "Invocation4XXErrors": self.errors_4xx,
-                "Invocation5XXErrors": self.errors_5xx,
-            }
-        if recent:
-            p50, p99 = np.percentile(recent, [50, 99]).tolist()
-        else:
-            p50 = p99 = None
-        latency.update({"p50": p50, "p99": p99, "Window": len(recent)})
-        return {**counts, "ModelLatency": latency}
-
-
-class _Instance:
-    """One ``serve-model`` process."""
-
-    def __init__(
-        self,
-        variant: str,
-        number: int,
-        process: subprocess.Popen[bytes],
-        port_file: Path,
-        log: Path,
-    ) -> None:
-        self.variant = variant
-        self.number = number
-        self.process = process
-        self.port_file = port_file
-        self.log = log
-        self.url: str | None = None
-        self.healthy = True
-        self.strikes = 0
-        self.invocations = 0  # answered requests; may miss a few under concurrent callers
-
-    @property
-    def label(self) -> str:
-        return f"variant {self.variant!r} instance {self.number}"
-
-    def read_port(self) -> bool:
-        if self.url is None and self.port_file.exists():
-            text = self.port_file.read_text().strip()
-            if text.isdigit():
-                self.url = f"http://127.0.0.1:{int(text)}"
-        return self.url is not None
-
-    def last_words(self) -> str:
-        """The last line the process logged (its one-line error when it failed to start)."""
-        try:
-            lines = self.log.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return lines[-1].strip()[:300] if lines else ""
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "Number": self.number,
-            "Pid": self.process.pid,
-            "Url": self.url,
-            "Healthy": self.healthy and self.process.poll() is None,
-            "Invocations": self.invocations,
-        }
 
 
 @dataclass
@@ -173,54 +58,6 @@ class _Attempt:
     """What one invocation already tried."""
 
     retried: bool = False
-
-
-class _Variant:
-    def __init__(
-        self,
-        spec: VariantSpec,
-        model_dir: Path,
-        instances: tuple[_Instance, ...],
-        stats: _Stats,
-        numbers: itertools.count[int],
-    ) -> None:
-        self.spec = spec
-        self.name = spec.name
-        self.model_dir = model_dir
-        self.weight = float(spec.weight)
-        self.instances = instances  # replaced as a whole, so readers never lock
-        self.stats = stats
-        self.numbers = numbers
-        self.cursor = itertools.count()
-
-    def pick(self) -> _Instance | None:
-        """Round robin over the healthy instances."""
-        pool = self.instances
-        for _ in range(len(pool)):
-            instance = pool[next(self.cursor) % len(pool)]
-            if instance.healthy:
-                return instance
-        return None
-
-
-def _stop_processes(processes: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
-    """SIGTERM all (in-flight requests finish), then SIGKILL what is left after ``grace``."""
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    deadline = time.monotonic() + grace
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _kill_all(processes: set[subprocess.Popen[bytes]]) -> None:
-    for process in list(processes):
-        if process.poll() is None:
-            process.kill()
 
 
 class EndpointRuntime:
@@ -283,8 +120,8 @@ class EndpointRuntime:
         self._own_work_dir = work_dir is None
         self._work = Path(work_dir or tempfile.mkdtemp(prefix="mlpilot-endpoint-"))
         self._work.mkdir(parents=True, exist_ok=True)
-        self._variants: dict[str, _Variant] = {}
-        self._stats: dict[str, _Stats] = {}
+        self._variants: dict[str, Variant] = {}
+        self._stats: dict[str, VariantStats] = {}
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._update_lock = threading.RLock()
@@ -295,7 +132,7 @@ class EndpointRuntime:
         ] = weakref.WeakKeyDictionary()
         self._clients_lock = threading.Lock()
         self._processes: set[subprocess.Popen[bytes]] = set()
-        self._finalizer = weakref.finalize(self, _kill_all, self._processes)
+        self._finalizer = weakref.finalize(self, kill_all, self._processes)
         self._stopped = threading.Event()
         self._wake = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -307,7 +144,7 @@ class EndpointRuntime:
         Raises :class:`EndpointStartError` (the endpoint's FailureReason) after stopping what
         was started, or a one-line error for a model that cannot be found.
         """
-        self._check_specs(variants)
+        check_specs(variants)
         with self._update_lock:
             if self._stopped.is_set():
                 raise EndpointUnavailableError("the endpoint runtime was stopped")
@@ -323,7 +160,7 @@ class EndpointRuntime:
         switch traffic once all answer ``/ping``, then stop the old ones. If the new ones fail,
         the old set keeps serving and :class:`EndpointStartError` is raised. Metrics continue
         for variants that keep their name."""
-        self._check_specs(variants)
+        check_specs(variants)
         with self._update_lock:
             new = self._launch(variants)
             old = self._variants
@@ -337,7 +174,7 @@ class EndpointRuntime:
         Raises :class:`UnknownVariantError` (nothing changed) or :class:`EndpointStartError`."""
         with self._update_lock:
             variants = self._variants
-            plan: list[tuple[_Variant, float | None, int | None]] = []
+            plan: list[tuple[Variant, float | None, int | None]] = []
             for item in desired:
                 name = item.get("VariantName")
                 if name not in variants:
@@ -351,7 +188,7 @@ class EndpointRuntime:
                         f"DesiredInstanceCount {count!r} of {name!r} must be a whole number >= 0"
                     )
                 plan.append((variants[name], weight, count))
-            added: dict[str, list[_Instance]] = {}
+            added: dict[str, list[Instance]] = {}
             try:
                 for variant, _, count in plan:
                     extra = (count or 0) - len(variant.instances)
@@ -361,7 +198,7 @@ class EndpointRuntime:
             except BaseException:
                 self._retire([i for group in added.values() for i in group])
                 raise
-            retired: list[_Instance] = []
+            retired: list[Instance] = []
             for variant, weight, count in plan:
                 if weight is not None:
                     variant.weight = float(weight)
@@ -395,8 +232,8 @@ class EndpointRuntime:
         self._wake.set()
         with self._update_lock:
             variants, self._variants = self._variants, {}
-            _stop_processes([i.process for v in variants.values() for i in v.instances], 10.0)
-            _kill_all(self._processes)
+            stop_processes([i.process for v in variants.values() for i in v.instances], 10.0)
+            kill_all(self._processes)
             self._processes.clear()
         self._client.close()
         with self._clients_lock:
@@ -515,7 +352,7 @@ class EndpointRuntime:
         known = ", ".join(repr(n) for n in self._variants) or "none"
         return f"variant {name!r} does not exist (variants: {known})"
 
-    def _choose(self, target: str | None) -> _Variant:
+    def _choose(self, target: str | None) -> Variant:
         variants = self._variants
         if not variants:
             raise EndpointUnavailableError("the endpoint has no running variants")
@@ -538,7 +375,7 @@ class EndpointRuntime:
                 return variant
         return candidates[-1]
 
-    def _instance(self, variant: _Variant) -> _Instance:
+    def _instance(self, variant: Variant) -> Instance:
         instance = variant.pick()
         if instance is None or instance.url is None:
             raise EndpointUnavailableError(
@@ -563,7 +400,7 @@ class EndpointRuntime:
 
     @staticmethod
     def _answer(
-        variant: _Variant, instance: _Instance, response: httpx.Response, seconds: float
+        variant: Variant, instance: Instance, response: httpx.Response, seconds: float
     ) -> InvocationResult:
         variant.stats.record(response.status_code, seconds)
         instance.invocations += 1
@@ -574,12 +411,12 @@ class EndpointRuntime:
             variant.name,
         )
 
-    def _lost(self, instance: _Instance) -> None:
+    def _lost(self, instance: Instance) -> None:
         instance.healthy = False
         self._wake.set()
 
     def _retry_or_raise(
-        self, variant: _Variant, instance: _Instance, exc: httpx.TransportError, attempt: _Attempt
+        self, variant: Variant, instance: Instance, exc: httpx.TransportError, attempt: _Attempt
     ) -> None:
         """Return to try again (predictions are idempotent), or raise ContainerFailure.
 
@@ -614,33 +451,15 @@ class EndpointRuntime:
         return client
 
     # -- processes ------------------------------------------------------------------------------
-    @staticmethod
-    def _check_specs(variants: Sequence[VariantSpec]) -> None:
-        if not variants:
-            raise EndpointStartError("an endpoint needs at least one production variant")
-        names = [v.name for v in variants]
-        duplicate = next((n for n in names if names.count(n) > 1), None)
-        if duplicate is not None:
-            raise EndpointStartError(f"variant name {duplicate!r} is used twice")
-        for v in variants:
-            if not v.name:
-                raise EndpointStartError("a variant needs a name")
-            if not isinstance(v.instance_count, int) or v.instance_count < 1:
-                raise EndpointStartError(
-                    f"variant {v.name!r}: instance count {v.instance_count!r} must be >= 1"
-                )
-            if not math.isfinite(float(v.weight)) or float(v.weight) < 0:
-                raise EndpointStartError(f"variant {v.name!r}: weight {v.weight!r} must be >= 0")
-
-    def _launch(self, specs: Sequence[VariantSpec]) -> dict[str, _Variant]:
+    def _launch(self, specs: Sequence[VariantSpec]) -> dict[str, Variant]:
         """Resolve models, start every instance, wait for all; all-or-nothing."""
-        variants: dict[str, _Variant] = {}
-        started: list[_Instance] = []
+        variants: dict[str, Variant] = {}
+        started: list[Instance] = []
         try:
             for spec in specs:
                 model_dir = resolve_model(spec.model, cache_dir=self.cache_dir)
-                stats = self._stats.get(spec.name) or _Stats(self.stats_window)
-                variant = _Variant(spec, model_dir, (), stats, itertools.count(1))
+                stats = self._stats.get(spec.name) or VariantStats(self.stats_window)
+                variant = Variant(spec, model_dir, (), stats, itertools.count(1))
                 instances = tuple(self._spawn(variant) for _ in range(spec.instance_count))
                 started.extend(instances)
                 variant.instances = instances
@@ -653,52 +472,28 @@ class EndpointRuntime:
             self._stats[name] = variant.stats
         return variants
 
-    def _spawn(self, variant: _Variant) -> _Instance:
-        number = next(variant.numbers)
-        stem = f"{variant.name}-{number}-{uuid.uuid4().hex[:8]}"
-        port_file = self._work / f"{stem}.port"
-        log_path = self._work / f"{stem}.log"
-        env = dict(os.environ)
-        env.update({name: str(self.threads_per_instance) for name in _THREAD_VARIABLES})
-        env.update(variant.spec.environment)
-        env[PARENT_PID_VARIABLE] = str(os.getpid())
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        command = [
-            self.python,
-            "-m",
-            "mlpilot.cli.main",
-            "serve-model",
-            str(variant.model_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-            "--log-level",
-            "warning",
-        ]
-        if self.cache_dir:
-            command += ["--cache-dir", str(self.cache_dir)]
-        with log_path.open("ab") as log_file:
-            process = subprocess.Popen(
-                command,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-        self._processes.add(process)
-        return _Instance(variant.name, number, process, port_file, log_path)
+    def _spawn(self, variant: Variant) -> Instance:
+        instance = launch_instance(
+            variant.name,
+            next(variant.numbers),
+            variant.model_dir,
+            variant.spec.environment,
+            work_dir=self._work,
+            python=self.python,
+            threads=self.threads_per_instance,
+            cache_dir=self.cache_dir,
+        )
+        self._processes.add(instance.process)
+        return instance
 
-    def _ping(self, instance: _Instance) -> bool:
+    def _ping(self, instance: Instance) -> bool:
         try:
             response = self._client.get(f"{instance.url}/ping", timeout=self.ping_timeout)
         except httpx.HTTPError:
             return False
         return response.status_code == 200
 
-    def _wait_ready(self, instances: Sequence[_Instance]) -> None:
+    def _wait_ready(self, instances: Sequence[Instance]) -> None:
         """Until every instance answers ``/ping``; EndpointStartError naming the first that
         exits or is not ready within ``startup_timeout``."""
         pending = list(instances)
@@ -724,14 +519,14 @@ class EndpointRuntime:
                 )
             time.sleep(0.05)
 
-    def _retire(self, instances: Sequence[_Instance]) -> None:
+    def _retire(self, instances: Sequence[Instance]) -> None:
         processes = [i.process for i in instances]
-        _stop_processes(processes, _STOP_GRACE_S)
+        stop_processes(processes, STOP_GRACE_S)
         for instance in instances:
             self._processes.discard(instance.process)
             instance.port_file.unlink(missing_ok=True)
 
-    def _probe(self, instance: _Instance) -> str | None:
+    def _probe(self, instance: Instance) -> str | None:
         code = instance.process.poll()
         if code is not None:
             return f"exited with code {code}"
@@ -745,7 +540,7 @@ class EndpointRuntime:
             return "did not answer /ping twice in a row"
         return None
 
-    def _replace(self, variant: _Variant, instance: _Instance, problem: str) -> str:
+    def _replace(self, variant: Variant, instance: Instance, problem: str) -> str:
         line = f"{instance.label} (pid {instance.process.pid}) {problem}"
         try:
             fresh = self._spawn(variant)
