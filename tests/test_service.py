@@ -7,6 +7,7 @@ import json
 import tarfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +174,10 @@ def test_list_jobs_filters_sorts_pages(sm: Any, finished_job: dict[str, Any]) ->
     )
     # The next whole second: some botocore versions send timestamps in whole seconds, which
     # would put the job's own creation time after the one sent.
-    created = finished_job["record"]["CreationTime"]
-    later = sm.list_auto_ml_jobs(CreationTimeAfter=int(created) + 1)["AutoMLJobSummaries"]
+    created = finished_job["record"]["CreationTime"].replace(microsecond=0)
+    later = sm.list_auto_ml_jobs(CreationTimeAfter=created + timedelta(seconds=1))[
+        "AutoMLJobSummaries"
+    ]
     assert "churn-small" not in [j["AutoMLJobName"] for j in later]
     page = sm.list_auto_ml_jobs(MaxResults=1, SortBy="CreationTime", SortOrder="Ascending")
     assert len(page["AutoMLJobSummaries"]) == 1

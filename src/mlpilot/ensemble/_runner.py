@@ -35,8 +35,8 @@ from mlpilot.algorithms import (
     get_algorithm,
     stacker_for,
 )
-from mlpilot.ensemble._caruana import greedy_selection
-from mlpilot.ensemble._final import BuiltModel, FinalModel, FinalPhase, choose_final
+from mlpilot.ensemble._caruana import Selection, greedy_selection
+from mlpilot.ensemble._final import TRIAL, BuiltModel, FinalModel, FinalPhase, choose_final
 from mlpilot.ensemble._plan import BaggingPlan
 from mlpilot.ensemble._portfolio import PortfolioEntry, random_entry
 from mlpilot.ensemble._stack import write_stack_data
@@ -53,8 +53,6 @@ from mlpilot.search import load_validation_predictions as load_oof
 
 __all__ = ["EnsembleBuilder", "EnsembleLimits", "FinalModel", "choose_final"]
 
-TRIAL = "mlpilot.search._trial:run_trial"
-ASSEMBLE = "mlpilot.ensemble._predictor:assemble"
 #: Largest share of the budget one base model may take.
 MAX_MODEL_SHARE = 0.25
 #: Base models the final phase's time plan assumes will be selected (and refit).
@@ -362,15 +360,7 @@ class EnsembleBuilder:
         # The stackers read the models a first greedy selection over the base models picks
         # (diverse, and few: every input is one more model to run at prediction), topped up
         # with the next best to at least three.
-        first = greedy_selection(
-            [m.oof for m in base],
-            self.y,
-            self.selection_metric,
-            sample_weight=self.weight,
-            positive_index=self.positive_index,
-            n_classes=self.n_classes,
-            seed=self.seed,
-        )
+        first = self._greedy_selection(base)
         picked = [m for m, w in zip(base, first.weights, strict=True) if w > 0]
         picked += [m for m in base if m not in picked][: max(0, 3 - len(picked))]
         inputs = sorted(picked, key=lambda m: (-m.score, m.number))[:n_inputs]
@@ -451,6 +441,20 @@ class EnsembleBuilder:
             yield task, extra
 
     # -- phase 3: selection ------------------------------------------------------------------
+    def _greedy_selection(self, models: list[BuiltModel], **limits: Any) -> Selection:
+        """Greedy ensemble selection over ``models``' out-of-fold predictions (``limits``: an
+        optional per-model ``cost`` and ``max_cost``)."""
+        return greedy_selection(
+            [m.oof for m in models],
+            self.y,
+            self.selection_metric,
+            sample_weight=self.weight,
+            positive_index=self.positive_index,
+            n_classes=self.n_classes,
+            seed=self.seed,
+            **limits,
+        )
+
     def _select(self) -> tuple[list[BuiltModel], np.ndarray] | None:
         models = self._top_models(len(self.models))
         if not models:
@@ -459,17 +463,7 @@ class EnsembleBuilder:
         max_cost = self.limits.latency_limit
         if max_cost is not None:
             cost = [self._refit_latency(m) for m in models]
-        selection = greedy_selection(
-            [m.oof for m in models],
-            self.y,
-            self.selection_metric,
-            sample_weight=self.weight,
-            positive_index=self.positive_index,
-            n_classes=self.n_classes,
-            seed=self.seed,
-            cost=cost,
-            max_cost=max_cost,
-        )
+        selection = self._greedy_selection(models, cost=cost, max_cost=max_cost)
         return models, selection.weights
 
     def _refit_latency(self, model: BuiltModel) -> float:
