@@ -291,7 +291,9 @@ def test_recipe_end_to_end_with_s3(service: ServiceProcess, s3: object, tmp_path
     assert created["EndpointArn"].endswith(":endpoint/autopilot-endpoint-1")
     # create-endpoint returns once the endpoint serves, so the waiter's first poll finds it in
     # service (no 30 s sleep between polls).
-    first_poll = aws("sagemaker", "describe-endpoint", "--endpoint-name", "autopilot-endpoint-1")
+    first_poll = json.loads(
+        aws("sagemaker", "describe-endpoint", "--endpoint-name", "autopilot-endpoint-1")
+    )
     assert first_poll["EndpointStatus"] == "InService", first_poll
     aws("sagemaker", "wait", "endpoint-in-service", "--endpoint-name", "autopilot-endpoint-1")
     status = aws(
