@@ -383,6 +383,7 @@ def test_split_none_sends_whole_objects(churn: TrainedModel, tmp_path: Path) -> 
         )
 
 
+@pytest.mark.slow  # a moto S3 server in a subprocess
 def test_s3_in_and_out(churn: TrainedModel, s3: S3Server) -> None:
     s3.put("in/a.csv", csv_lines(churn.rows.iloc[:10]))
     s3.put("in/sub/b.csv.gz", gzip.compress(csv_lines(churn.rows.iloc[10:14])))
@@ -431,6 +432,7 @@ def container(churn: TrainedModel, tmp_path: Path) -> Iterator[Container]:
     served.process.wait(timeout=20)
 
 
+@pytest.mark.slow  # a serving container in a subprocess
 def test_through_a_serve_model_container(
     churn: TrainedModel, container: Container, tmp_path: Path
 ) -> None:
@@ -459,6 +461,7 @@ def test_through_a_serve_model_container(
         )
 
 
+@pytest.mark.slow  # 200,000 rows through the transform
 def test_memory_does_not_grow_with_input(tmp_path: Path) -> None:
     """Streaming: the peak of traced allocations is the same for 20k and 200k rows."""
 

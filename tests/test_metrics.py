@@ -480,6 +480,7 @@ def test_regression_perfect_prediction() -> None:
     assert scores == {"MAE": 0.0, "MSE": 0.0, "R2": 1.0, "RMSE": 0.0}
 
 
+@pytest.mark.slow  # about 20 s: left out of `make test-fast`
 def test_best_threshold_finds_the_cut_that_maximizes_f1() -> None:
     rng = np.random.default_rng(0)
     # A minority positive class whose scores sit mostly below 0.5: F1 wants a lower cut.
