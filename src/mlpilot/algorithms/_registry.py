@@ -14,16 +14,6 @@ from mlpilot.algorithms._base import Algorithm
 from mlpilot.algorithms._tags import AlgorithmTags, StackerRole
 from mlpilot.errors import ConfigError
 
-__all__ = [
-    "algorithm_names",
-    "algorithm_path",
-    "algorithm_tags",
-    "get_algorithm",
-    "register_algorithm",
-    "short_name",
-    "stacker_for",
-]
-
 _REGISTRY: dict[str, str] = {
     "lightgbm": "mlpilot.algorithms.lightgbm:LightGBM",
     "xgboost": "mlpilot.algorithms.xgboost:XGBoost",

@@ -12,9 +12,8 @@ from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode, ProblemType, SecondaryStatus
 from mlpilot.algorithms import DEFAULT_ALGORITHMS, ENSEMBLING_ALGORITHMS, algorithm_path
 from mlpilot.ensemble import BaggingPlan, PortfolioEntry, build_portfolio, plan_bagging, sample_rows
-from mlpilot.features import PreprocessingOptions
 from mlpilot.metrics import default_objective, get_metric
-from mlpilot.problems._protocol import Analysis, CandidateReport, JobSession, PackagedModel
+from mlpilot.problems._protocol import Analysis, JobSession, PackagedModel
 from mlpilot.problems.tabular._analysis import (
     choose_mode,
     read_channels,
@@ -23,53 +22,20 @@ from mlpilot.problems.tabular._analysis import (
     usable_rows,
 )
 from mlpilot.problems.tabular._final import package_best
+from mlpilot.problems.tabular._training import train_ensemble, tune
 from mlpilot.profile import DatasetProfile, build_profile
 from mlpilot.runtime import default_parallelism
 from mlpilot.search import (
     SearchSpace,
-    TrialResult,
     TrialTask,
     ValidationPlan,
     plan_validation,
     write_prepared,
 )
 
-__all__ = ["TabularProblem", "trial_report"]
+__all__ = ["TabularProblem"]
 
 TRIAL_FUNCTION = "mlpilot.search._trial:run_trial"
-
-
-def trial_report(
-    task: TrialTask, result: TrialResult, more: dict[str, Any] | None = None
-) -> CandidateReport:
-    """A trial's candidate report (``more`` adds to its ``Mlpilot`` details)."""
-    details: dict[str, Any] = {
-        "TrialNumber": task.number,
-        "Algorithm": task.algorithm,
-        "Hyperparameters": task.params,
-        "Preprocessing": task.preprocessing,
-        "PreprocessingSteps": PreprocessingOptions(**task.preprocessing).describe(),
-        "TrainSeconds": round(result.train_seconds, 3),
-        "Fits": len(task.eval_folds),
-        "PredictSecondsPerRow": result.latency_seconds,
-        "ModelLocation": result.model_dir,
-        "RefitParameters": result.refit_params,
-    }
-    if result.status == "Failed" and result.detail:
-        details["Traceback"] = result.detail
-    details.update(more or {})
-    # A stacker's package stands alone only once assembled (its update carries it).
-    standalone = (more or {}).get("Layer") != 2 or "PredictSecondsPerRow" in (more or {})
-    return CandidateReport(
-        name=task.candidate_name,
-        status=result.status,
-        objective_value=result.objective_value if result.status == "Completed" else None,
-        metrics=result.metrics,
-        failure_reason=result.failure_reason,
-        details=details,
-        package_dir=result.model_dir,
-        standalone=standalone,
-    )
 
 
 class TabularProblem:
@@ -240,8 +206,6 @@ class TabularProblem:
 
     # -- 3. train ---------------------------------------------------------------------------
     def train(self, session: JobSession) -> str:
-        from mlpilot.problems.tabular._training import train_ensemble, tune
-
         assert self.analysis is not None and self.space is not None
         if self.analysis.mode is Mode.ENSEMBLING:
             return train_ensemble(self, session)

@@ -8,17 +8,51 @@ from typing import TYPE_CHECKING, Any
 from mlpilot._types import Mode
 from mlpilot.algorithms import algorithm_path, algorithm_tags
 from mlpilot.ensemble import EnsembleBuilder, EnsembleLimits
+from mlpilot.features import PreprocessingOptions
 from mlpilot.metrics import get_metric
-from mlpilot.problems._protocol import JobSession
+from mlpilot.problems._protocol import CandidateReport, JobSession
 from mlpilot.search import CandidateSpec, SearchSpace, TrialResult, TrialTask, run_search
 
 if TYPE_CHECKING:
     from mlpilot.problems.tabular._problem import TabularProblem
 
-__all__ = ["final_tail", "refits", "train_ensemble", "tune"]
+__all__ = ["final_tail", "refits", "train_ensemble", "trial_report", "tune"]
 
 #: Share of the runtime budget kept back for the final refit (at most).
 FINAL_TAIL_SHARE = 0.25
+
+
+def trial_report(
+    task: TrialTask, result: TrialResult, more: dict[str, Any] | None = None
+) -> CandidateReport:
+    """A trial's candidate report (``more`` adds to its ``Mlpilot`` details)."""
+    details: dict[str, Any] = {
+        "TrialNumber": task.number,
+        "Algorithm": task.algorithm,
+        "Hyperparameters": task.params,
+        "Preprocessing": task.preprocessing,
+        "PreprocessingSteps": PreprocessingOptions(**task.preprocessing).describe(),
+        "TrainSeconds": round(result.train_seconds, 3),
+        "Fits": len(task.eval_folds),
+        "PredictSecondsPerRow": result.latency_seconds,
+        "ModelLocation": result.model_dir,
+        "RefitParameters": result.refit_params,
+    }
+    if result.status == "Failed" and result.detail:
+        details["Traceback"] = result.detail
+    details.update(more or {})
+    # A stacker's package stands alone only once assembled (its update carries it).
+    standalone = (more or {}).get("Layer") != 2 or "PredictSecondsPerRow" in (more or {})
+    return CandidateReport(
+        name=task.candidate_name,
+        status=result.status,
+        objective_value=result.objective_value if result.status == "Completed" else None,
+        metrics=result.metrics,
+        failure_reason=result.failure_reason,
+        details=details,
+        package_dir=result.model_dir,
+        standalone=standalone,
+    )
 
 
 def refits(problem: TabularProblem, best: dict[str, Any] | None) -> bool:
@@ -62,8 +96,6 @@ def final_tail(problem: TabularProblem, session: JobSession) -> float:
 
 def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> str:
     """HYPERPARAMETER_TUNING: Optuna's search over the candidate space."""
-    from mlpilot.problems.tabular._problem import trial_report
-
     cfg = session.config
     assert problem.validation is not None and problem.analysis is not None
     metric = get_metric(problem.analysis.objective)
@@ -118,8 +150,6 @@ def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> st
 def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
     """ENSEMBLING: bagged base models, stackers, ensemble selection, refit (see
     :mod:`mlpilot.ensemble`)."""
-    from mlpilot.problems.tabular._problem import trial_report
-
     cfg = session.config
     profile, analysis = problem.profile, problem.analysis
     assert profile is not None and analysis is not None
