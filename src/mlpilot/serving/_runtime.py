@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import logging
 import math
+import os
 import random
 import shutil
 import subprocess
@@ -426,7 +427,7 @@ class EndpointRuntime:
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
             self._lost(instance)  # never reached the container
             return
-        if instance.process.poll() is not None:
+        if _exited(instance.process):
             self._lost(instance)
             return
         if not isinstance(exc, httpx.TimeoutException) and not attempt.retried:
@@ -569,3 +570,18 @@ class EndpointRuntime:
                 self.check_health()
             except Exception:  # the monitor must outlive any one failed check
                 log.exception("endpoint health check failed")
+
+
+def _exited(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the instance's process has ended. ``poll()`` alone can say "running" for a dead
+    process while another thread holds the Popen's wait lock, so a killed process's zombie
+    (or its absence) is also read from /proc where there is one."""
+    if process.poll() is not None:
+        return True
+    if not os.path.exists("/proc/self/stat"):
+        return False
+    try:
+        with open(f"/proc/{process.pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return True  # no such process any more
