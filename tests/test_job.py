@@ -874,7 +874,7 @@ class StopAfterFirstCandidate(Recorder):
 
 
 def test_stop_keeps_and_packages_the_best_candidate(data_dir: Path, tmp_path: Path) -> None:
-    config = JobConfig(
+    config = JobConfig.tabular(
         name="stopped",
         training_data=str(data_dir / "telco2000.csv"),
         target="Churn",

@@ -248,9 +248,8 @@ def test_candidate_definitions_are_checked() -> None:
             definitions=[CandidateDefinition("lightgbm"), CandidateDefinition("lightgbm")],
         )
     with pytest.raises(ConfigError, match="Give either algorithms or candidates"):
-        mlpilot.JobConfig(
-            name="x", training_data="x.csv", target="y", output_path="out",
-            mode="HYPERPARAMETER_TUNING", algorithms=("xgboost",),
+        mlpilot.TabularConfig(
+            target="y", mode="HYPERPARAMETER_TUNING", algorithms=("xgboost",),
             candidates=(CandidateDefinition("lightgbm"),),
         )  # fmt: skip
     definition = CandidateDefinition.builtin("mlp", "MulticlassClassification", 500)

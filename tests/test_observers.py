@@ -31,7 +31,7 @@ def table(rows: int = 300) -> pd.DataFrame:
 def config(tmp_path: Path, **settings: Any) -> JobConfig:
     settings.setdefault("mode", "HYPERPARAMETER_TUNING")
     settings.setdefault("algorithms", ("linear-learner",))
-    return JobConfig(
+    return JobConfig.tabular(
         name="observed",
         training_data=table(),
         target="label",
@@ -48,7 +48,7 @@ class Events(JobHooks):
         self.events: list[str] = []
         self.reserve = reserve
         self.space: Any = None
-        self.best_at_packaging: dict[str, Any] | None = None
+        self.best_at_packaging: str | None = None
 
     def time_reserve(self, job: AutoMLJob) -> float:
         self.events.append("time_reserve")
@@ -63,7 +63,7 @@ class Events(JobHooks):
     def on_packaged(self, job: AutoMLJob) -> None:
         self.events.append("on_packaged")
         assert job.best is not None
-        self.best_at_packaging = job.best
+        self.best_at_packaging = job.best.name
         assert not job.layout.leaderboard_csv.exists()  # written after this event
 
     def on_finishing(self, job: AutoMLJob) -> None:
@@ -108,7 +108,7 @@ def test_optional_events_come_in_order_and_the_reserve_is_asked(tmp_path: Path) 
     assert job.budget.end_reserve() == pytest.approx(1.5 + 0.03 * 120 + 2.0)
     assert [c.key for c in events.space.resolved()] == ["linear-learner"]
     assert events.best_at_packaging is not None
-    assert events.best_at_packaging["CandidateName"] == job.record["BestCandidate"]["CandidateName"]
+    assert events.best_at_packaging == job.record["BestCandidate"]["CandidateName"]
     # An observer without the optional events still hears of every status and candidate.
     assert plain.statuses[-1] == "Completed"
     assert len(plain.candidates) == 2
@@ -155,7 +155,7 @@ def test_a_job_failing_before_its_candidates_tells_the_white_box_to_finish(
 ) -> None:
     box = WhiteBox()
     events = Events()
-    bad = JobConfig(
+    bad = JobConfig.tabular(
         name="observed",
         training_data=table().drop(columns=["label"]).assign(label=np.nan),
         target="label",

@@ -21,6 +21,7 @@ from mlpilot.problems import (
     PROBLEM_TYPES,
     Analysis,
     CandidateReport,
+    CandidateView,
     JobSession,
     PackagedModel,
     get_problem,
@@ -60,7 +61,7 @@ class ScriptedProblem:
         self.script = candidates
         self.fail = fail
         self.calls: list[str] = []
-        self.packaged: dict[str, Any] | None = None
+        self.packaged: CandidateView | None = None
 
     def analyse(self, session: JobSession) -> Analysis:
         self.calls.append("analyse")
@@ -102,10 +103,10 @@ class ScriptedProblem:
             )
         return "MaxCandidatesReached"
 
-    def package(self, session: JobSession, best: dict[str, Any]) -> PackagedModel:
+    def package(self, session: JobSession, best: CandidateView) -> PackagedModel:
         self.calls.append("package")
         self.packaged = best
-        where = session.layout.final_model(best["CandidateName"])
+        where = session.layout.final_model(best.name)
         where.mkdir(parents=True)
         (where / "model.tar.gz").write_bytes(b"scripted")
         return PackagedModel(where, refit=True, note="refit (scripted)", details={"Extra": 1})
@@ -142,7 +143,7 @@ class EventLog:
 def make_job(
     tmp_path: Path, problem: ScriptedProblem, observer: EventLog, **config: Any
 ) -> AutoMLJob:
-    cfg = JobConfig(
+    cfg = JobConfig.tabular(
         name="seam",
         training_data="unused.csv",
         target="y",
@@ -191,7 +192,7 @@ def test_the_job_runs_a_problems_phases_and_records_what_it_reports(tmp_path: Pa
     # Records: the best is the one with the higher F1, packaged with its container.
     best = record["BestCandidate"]
     assert best["CandidateName"] == "c" and problem.packaged is not None
-    assert problem.packaged["CandidateName"] == "c"
+    assert problem.packaged.name == "c" and problem.packaged.objective_value == 0.7
     assert best["FinalAutoMLJobObjectiveMetric"]["Value"] == 0.7
     assert best["InferenceContainers"][0]["ModelDataUrl"].endswith("/c/model.tar.gz")
     supported = best["InferenceContainers"][0]["Environment"]["SAGEMAKER_INFERENCE_SUPPORTED"]
@@ -262,7 +263,7 @@ def test_a_stop_during_training_ends_the_job_stopped_and_closes_open_candidates(
     job = make_job(tmp_path, problem, EventLog())
     record = job.run()
     assert record["AutoMLJobStatus"] == "Stopped"
-    assert job.best is not None and job.best["CandidateName"] == "a"
+    assert job.best is not None and job.best.name == "a"
     assert "package" in problem.calls  # the best so far is still packaged
     b = job.candidates["b"]
     assert b["CandidateStatus"] == "Stopped"

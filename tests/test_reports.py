@@ -259,7 +259,7 @@ def test_job_generates_reports_with_autopilot_statuses(regression: Any) -> None:
 
 def test_regression_model_quality_matches_scikit_learn(regression: Any) -> None:
     job, path, _ = regression
-    name = job.best["CandidateName"]
+    name = job.record["BestCandidate"]["CandidateName"]
     stats = read(job.layout.model_insights_for(name), "statistics.json")
     rows, _, predicted = load_validation_predictions(str(job.layout.candidate_model(name)))
     truth = pd.read_csv(path)["Rings"].to_numpy(dtype=float)[rows]
@@ -277,13 +277,13 @@ def test_regression_model_quality_matches_scikit_learn(regression: Any) -> None:
 
 def test_regression_explanations_add_up_to_the_prediction(regression: Any) -> None:
     job, _, _ = regression
-    name = job.best["CandidateName"]
+    name = job.record["BestCandidate"]["CandidateName"]
     folder = job.layout.explainability_for(name)
     analysis = read(folder, "analysis.json")
     (label,) = analysis["explanations"]["kernel_shap"]
     assert label == "label0"
     assert analysis["mlpilot"]["units"] == "Rings units"
-    model = InferenceModel.load(Path(job.best["Mlpilot"]["FinalModel"]))
+    model = InferenceModel.load(Path(job.record["BestCandidate"]["Mlpilot"]["FinalModel"]))
     local = local_shap(folder)
     sample = pd.read_parquet(job.layout.data_sample / "rows.parquet")
     predicted = model.predict_raw(sample.loc[local.index])
@@ -331,7 +331,7 @@ def test_multiclass_reports_after_a_failure(multiclass: Any) -> None:
     job = multiclass
     made = {a.name: a for a in generate_reports(job.layout.root, notebook=False)}
     assert made["Explainability report"].status == "Completed"
-    name = job.best["CandidateName"]
+    name = job.record["BestCandidate"]["CandidateName"]
     stats = read(job.layout.model_insights_for(name), "statistics.json")
     rows, _, proba = load_validation_predictions(str(job.layout.candidate_model(name)))
     labels = ["Adelie", "Chinstrap", "Gentoo"]
@@ -361,7 +361,7 @@ def test_multiclass_reports_after_a_failure(multiclass: Any) -> None:
     assert set(analysis["explanations"]["kernel_shap"]) == set(labels)
     assert analysis["mlpilot"]["units"] == "probability"
     local = local_shap(job.layout.explainability_for(name))
-    model = InferenceModel.load(Path(job.best["Mlpilot"]["FinalModel"]))
+    model = InferenceModel.load(Path(job.record["BestCandidate"]["Mlpilot"]["FinalModel"]))
     sample = pd.read_parquet(job.layout.data_sample / "rows.parquet")
     proba_rows = model.predict_proba(sample.loc[local.index])
     for label in labels:

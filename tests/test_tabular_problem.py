@@ -22,6 +22,7 @@ from mlpilot.problems.tabular._analysis import (
     csv_bytes,
     read_channels,
     search_row_cap,
+    tabular_config,
     usable_rows,
 )
 from mlpilot.problems.tabular._training import final_tail, refits
@@ -37,7 +38,7 @@ def config(tmp_path: Path, **values: Any) -> JobConfig:
         "target": "y",
         "output_path": str(tmp_path / "out"),
     }
-    return JobConfig(**{**defaults, **values})
+    return JobConfig.tabular(**{**defaults, **values})
 
 
 def test_read_channels_appends_the_validation_rows_and_counts_them(tmp_path: Path) -> None:
@@ -66,7 +67,7 @@ def test_rows_without_a_target_or_weight_leave_and_the_validation_count_follows(
     cfg = config(tmp_path, sample_weight="w")
     profile = build_profile(table, "y", sample_weight="w")
     # The last three rows are the validation channel's; one of them has no target.
-    rows = usable_rows(table, 3, cfg, profile)
+    rows = usable_rows(table, 3, tabular_config(cfg), profile)
     assert list(rows.table["x"]) == [0, 1, 4, 5, 7]  # 2: no weight; 3 and 6: no target
     assert rows.n_validation == 2
     assert len(rows.y) == 5 and set(np.unique(rows.y)) <= {0, 1}
@@ -74,11 +75,11 @@ def test_rows_without_a_target_or_weight_leave_and_the_validation_count_follows(
 
 def test_auto_mode_follows_the_data_size_and_candidate_definitions(tmp_path: Path) -> None:
     small = pd.DataFrame({"x": range(100), "y": [0, 1] * 50})
-    mode, why = choose_mode(config(tmp_path), small)
+    mode, why = choose_mode(tabular_config(config(tmp_path)), small)
     assert mode is Mode.ENSEMBLING and why.startswith("AUTO chose ENSEMBLING")
-    mode, why = choose_mode(config(tmp_path, candidates_only=True), small)
+    mode, why = choose_mode(tabular_config(config(tmp_path, candidates_only=True)), small)
     assert mode is Mode.HYPERPARAMETER_TUNING and "candidate definitions" in why
-    mode, why = choose_mode(config(tmp_path, mode="HYPERPARAMETER_TUNING"), small)
+    mode, why = choose_mode(tabular_config(config(tmp_path, mode="HYPERPARAMETER_TUNING")), small)
     assert mode is Mode.HYPERPARAMETER_TUNING and why == "set by the job"
     # The size is the table's as CSV, estimated from a sample.
     exact = len(small.to_csv(index=False, header=False).encode())
@@ -140,8 +141,9 @@ def _problem(mode: Mode, eval_folds: tuple[int, ...]) -> TabularProblem:
     return problem
 
 
-def _best(algorithm: str, seconds: float = 10.0, fits: int = 5) -> dict[str, Any]:
-    return {"Mlpilot": {"Algorithm": algorithm, "TrainSeconds": seconds, "Fits": fits}}
+def _best(algorithm: str, seconds: float = 10.0, fits: int = 5) -> SimpleNamespace:
+    details = {"Algorithm": algorithm, "TrainSeconds": seconds, "Fits": fits}
+    return SimpleNamespace(name="best", objective_value=0.5, details=details)
 
 
 def test_refit_or_bag_follows_validation_mode_and_early_stopping() -> None:

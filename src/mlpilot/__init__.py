@@ -1,6 +1,6 @@
 """mlpilot: white-box tabular AutoML that speaks the SageMaker Autopilot API.
 
-The Python API in five names::
+The Python API in a few names::
 
     import mlpilot
     job = mlpilot.run_job("examples/churn.csv", target="Churn", output="runs/churn",
@@ -21,7 +21,7 @@ from mlpilot._version import __version__
 
 if TYPE_CHECKING:
     from mlpilot.api import run_job
-    from mlpilot.config import JobConfig
+    from mlpilot.config import JobConfig, TabularConfig
     from mlpilot.jobs import AutoMLJob, JobResults, load_job
     from mlpilot.package import InferenceModel, load_model
 
@@ -30,6 +30,7 @@ __all__ = [
     "InferenceModel",
     "JobConfig",
     "JobResults",
+    "TabularConfig",
     "__version__",
     "load_job",
     "load_model",
@@ -41,6 +42,7 @@ _LAZY = {
     "JobResults": "mlpilot.jobs",
     "load_job": "mlpilot.jobs",
     "JobConfig": "mlpilot.config",
+    "TabularConfig": "mlpilot.config",
     "InferenceModel": "mlpilot.package",
     "load_model": "mlpilot.package",
     "run_job": "mlpilot.api",

@@ -75,6 +75,11 @@ class JobLayout:
         return self.root / "job.json"
 
     @property
+    def spec(self) -> Path:
+        """The job's :class:`~mlpilot.config.JobConfig`, as :meth:`JobConfig.to_dict` wrote it."""
+        return self.root / "spec.json"
+
+    @property
     def candidates_log(self) -> Path:
         return self.root / "candidates.jsonl"
 

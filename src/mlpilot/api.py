@@ -33,7 +33,8 @@ def run_job(
     """Run an AutoML job on ``data`` and return it, finished.
 
     ``settings`` are :class:`~mlpilot.config.JobConfig` fields (``max_runtime``,
-    ``max_candidates``, ``objective``, ``problem_type``, ``algorithms``, ``seed``...). The job
+    ``max_candidates``, ``objective``, ``seed``...) and :class:`~mlpilot.config.TabularConfig`
+    fields (``problem_type``, ``mode``, ``algorithms``, ``sample_weight``...). The job
     writes its notebooks and reports (a :class:`~mlpilot.reports.WhiteBox` observes it) besides
     telling ``observers``.
 
@@ -44,11 +45,11 @@ def run_job(
     """
     name = name or default_job_name(data)
     output = output or Path("runs") / name
-    config = JobConfig(
+    config = JobConfig.tabular(
         name=name,
         training_data=data if isinstance(data, pd.DataFrame) else str(data),
-        target=target,
         output_path=str(output),
+        target=target,
         **settings,
     )
     job = AutoMLJob(config, observers=[*(observers or []), WhiteBox()])

@@ -171,7 +171,7 @@ def run(
     started = job_clock(ctx)
 
     from mlpilot.api import default_job_name
-    from mlpilot.config import JobConfig
+    from mlpilot.config import JobConfig, TabularConfig
     from mlpilot.jobs import AutoMLJob
     from mlpilot.reports import WhiteBox
 
@@ -181,22 +181,24 @@ def run(
     config = JobConfig(
         name=job_name,
         training_data=data,
-        target=target,
         output_path=str(output or Path("runs") / job_name),
+        problem=TabularConfig(
+            target=target,
+            problem_type=problem_type,  # type: ignore[arg-type]
+            mode=mode.upper(),  # type: ignore[arg-type]
+            algorithms=tuple(a.strip() for a in algorithms.split(",") if a.strip())
+            if algorithms
+            else None,
+            sample_weight=sample_weight,
+            feature_specification=feature_spec,
+            candidates_only=candidates_only,
+        ),
         validation_data=validation_data,
-        problem_type=problem_type,  # type: ignore[arg-type]
         objective=objective,
-        mode=mode.upper(),  # type: ignore[arg-type]
-        algorithms=tuple(a.strip() for a in algorithms.split(",") if a.strip())
-        if algorithms
-        else None,
         max_candidates=max_candidates,
         max_runtime_per_candidate=max_runtime_per_candidate,
         max_runtime=max_runtime,
         validation_fraction=validation_fraction,
-        sample_weight=sample_weight,
-        feature_specification=feature_spec,
-        candidates_only=candidates_only,
         seed=seed,
         parallelism=parallelism,
         generate_reports=reports,

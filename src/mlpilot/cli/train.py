@@ -75,7 +75,11 @@ def train(
     )
     automl.observers.append(display)
     if not quiet:
-        pipelines = ", ".join(c.key for c in automl.config.candidates or ())
+        from mlpilot.config import TabularConfig
+
+        problem = automl.config.problem
+        chosen = problem.candidates if isinstance(problem, TabularConfig) else None
+        pipelines = ", ".join(c.key for c in chosen or ())
         console.print(
             f"Training job [bold]{automl.config.name}[/]: {escape(pipelines)}", soft_wrap=True
         )

@@ -23,7 +23,13 @@ from mlpilot._types import CandidateStatus, JobStatus, Mode, ProblemType, Second
 from mlpilot.config import JobConfig
 from mlpilot.errors import ConfigError, MlpilotError
 from mlpilot.jobs._leaderboard import leaderboard_frame
-from mlpilot.jobs._records import arn, candidate_record, inference_container
+from mlpilot.jobs._records import (
+    CandidateRecord,
+    JobRecord,
+    arn,
+    echo_request,
+    inference_container,
+)
 from mlpilot.metrics import get_metric
 from mlpilot.package import load_model, package_bytes
 from mlpilot.problems import Analysis, CandidateReport, Problem, get_problem
@@ -125,7 +131,7 @@ class AutoMLJob:
         self.config = config
         self.layout = JobLayout(config.output_dir, config.name)
         #: What is trained and how (one problem type's implementation).
-        self.problem: Problem = problem or get_problem(config.problem_config_name)
+        self.problem: Problem = problem or get_problem(config.problem.config_name)
         self._executor = executor
         self._owns_executor = executor is None
         self.observers = list(observers or [])
@@ -139,29 +145,47 @@ class AutoMLJob:
             stop=self._stop,
         )
         self.analysis: Analysis | None = None
-        self.candidates: dict[str, dict[str, Any]] = {}
-        self.best: dict[str, Any] | None = None
+        self._candidates: dict[str, CandidateRecord] = {}
         self.best_package_bytes = 0
         self.failures: list[str] = []
         now = time.time()
-        self.record: dict[str, Any] = {
-            **config.to_request(),
-            "AutoMLJobArn": arn(config.region, config.account_id, "automl-job", config.name),
-            "AutoMLProblemTypeConfigName": self.problem.config_name,
-            "CreationTime": now,
-            "LastModifiedTime": now,
-            "AutoMLJobStatus": JobStatus.IN_PROGRESS.value,
-            "AutoMLJobSecondaryStatus": SecondaryStatus.STARTING.value,
-        }
+        #: The job's state; :attr:`record` renders it as DescribeAutoMLJobV2.
+        self.state = JobRecord(
+            request=echo_request(config.to_request()),
+            arn=arn(config.region, config.account_id, "automl-job", config.name),
+            config_name=self.problem.config_name,
+            created=now,
+            modified=now,
+        )
 
     # -- public ---------------------------------------------------------------------------
     @property
+    def record(self) -> dict[str, Any]:
+        """The job's record in DescribeAutoMLJobV2's shape (a copy: change the job through its
+        methods)."""
+        return self.state.shape()
+
+    @property
+    def candidates(self) -> dict[str, dict[str, Any]]:
+        """Every candidate's AutoMLCandidate record, by name (copies)."""
+        return {name: c.shape() for name, c in self._candidates.items()}
+
+    def candidate(self, name: str) -> CandidateRecord:
+        """One candidate's record (:class:`~mlpilot.jobs.CandidateRecord`)."""
+        return self._candidates[name]
+
+    @property
+    def best(self) -> CandidateRecord | None:
+        """The best candidate so far."""
+        return self.state.best
+
+    @property
     def status(self) -> str:
-        return str(self.record["AutoMLJobStatus"])
+        return self.state.status.value
 
     @property
     def secondary_status(self) -> str:
-        return str(self.record["AutoMLJobSecondaryStatus"])
+        return self.state.secondary.value
 
     def stop(self) -> None:
         """Ask the job to stop: no new candidates; running ones are cancelled; the best
@@ -169,9 +193,9 @@ class AutoMLJob:
         if self._stop.is_set():
             return
         self._stop.set()
-        if self.record["AutoMLJobStatus"] == JobStatus.IN_PROGRESS.value:
-            self.record["AutoMLJobStatus"] = JobStatus.STOPPING.value
-            self.record["AutoMLJobSecondaryStatus"] = SecondaryStatus.STOPPING.value
+        if self.state.status is JobStatus.IN_PROGRESS:
+            self.state.status = JobStatus.STOPPING
+            self.state.secondary = SecondaryStatus.STOPPING
             self._save()
 
     @property
@@ -200,17 +224,15 @@ class AutoMLJob:
     # What the analysis resolved (None before it ran).
     @property
     def problem_type(self) -> ProblemType | None:
-        if self.analysis is None:
-            return self.config.problem_type
-        return ProblemType(self.analysis.problem_type)
+        return None if self.analysis is None else ProblemType(self.analysis.problem_type)
 
     @property
     def objective(self) -> str | None:
         return self.config.objective if self.analysis is None else self.analysis.objective
 
     @property
-    def mode(self) -> Mode:
-        return self.config.mode if self.analysis is None else self.analysis.mode
+    def mode(self) -> Mode | None:
+        return None if self.analysis is None else self.analysis.mode
 
     @property
     def mode_reason(self) -> str:
@@ -229,6 +251,20 @@ class AutoMLJob:
         """Set the secondary status (an observer's phase, e.g. writing reports) and save."""
         self.set_status(secondary)
 
+    # What observers add to the record (the white box's notebooks and reports).
+    def add_artifacts(self, **locations: str) -> None:
+        """Add ``AutoMLJobArtifacts`` members (e.g. ``DataExplorationNotebookLocation``)."""
+        self.state.artifacts = {**(self.state.artifacts or {}), **locations}
+
+    def add_partial_failure(self, message: str) -> None:
+        """Add a ``PartialFailureReasons`` entry (SageMaker keeps five)."""
+        self.state.add_partial_failure(message)
+
+    def set_candidate_artifacts(self, name: str, **locations: str) -> None:
+        """Add ``CandidateArtifactLocations`` members to candidate ``name``."""
+        candidate = self._candidates[name]
+        candidate.artifacts = {**candidate.artifacts, **locations}
+
     def leaderboard(self) -> pd.DataFrame:
         return leaderboard_frame(list(self.candidates.values()), self.objective or "F1")
 
@@ -245,6 +281,7 @@ class AutoMLJob:
                 f"{self.layout.root} already holds a job; choose another output folder or remove it"
             )
         self.layout.root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.layout.spec, self.config.to_dict())
         self.budget.end_extra = self._observer_reserve()
         self._save()
         try:
@@ -288,7 +325,7 @@ class AutoMLJob:
         plan = problem.define_candidates(self)
         self._save()
         self._tell("on_candidates_defined", plan)
-        if cfg.candidates_only:
+        if cfg.problem.candidates_only:
             return self._finish(
                 JobStatus.COMPLETED, SecondaryStatus.CANDIDATE_DEFINITIONS_GENERATED
             )
@@ -312,158 +349,139 @@ class AutoMLJob:
     def _record_analysis(self, analysis: Analysis) -> None:
         resolved: dict[str, Any] = {
             "AutoMLJobObjective": {"MetricName": analysis.objective},
-            "CompletionCriteria": self._criteria(),
+            "CompletionCriteria": {
+                "MaxCandidates": self.config.effective_max_candidates,
+                **self.config.completion_criteria(),
+            },
         }
         if analysis.resolved:
             resolved["AutoMLProblemTypeResolvedAttributes"] = {
                 f"{self.problem.config_name}ResolvedAttributes": analysis.resolved
             }
-        self.record["ResolvedAttributes"] = resolved
-        self.record["AutoMLJobArtifacts"] = {}
+        self.state.resolved = resolved
+        self.state.artifacts = {}
         self.note("Profile", analysis.summary)
         self._save()
-
-    def _criteria(self) -> dict[str, Any]:
-        cfg = self.config
-        out: dict[str, Any] = {"MaxCandidates": cfg.effective_max_candidates}
-        if cfg.max_runtime_per_candidate is not None:
-            out["MaxRuntimePerTrainingJobInSeconds"] = cfg.max_runtime_per_candidate
-        if cfg.max_runtime is not None:
-            out["MaxAutoMLJobRuntimeInSeconds"] = cfg.max_runtime
-        return out
 
     # -- what the problem reports (its JobSession) ---------------------------------------------
     def set_status(self, secondary: SecondaryStatus) -> None:
         if self._stop.is_set():  # once stopping, the record says so until the job ends
             secondary = SecondaryStatus.STOPPING
-        self.record["AutoMLJobSecondaryStatus"] = secondary.value
+        self.state.secondary = secondary
         self._save()
 
     def note(self, key: str, value: Any) -> None:
-        self._mlpilot()[key] = value
+        """Record ``value`` under ``key`` in the record's ``Mlpilot`` block."""
+        self.state.notes[key] = value
 
     def candidate_started(self, report: CandidateReport) -> None:
-        self.candidates[report.name] = self._render(report)
+        self._candidates[report.name] = self._new_candidate(report)
 
     def candidate_finished(self, report: CandidateReport) -> None:
-        created = self.candidates.get(report.name, {}).get("CreationTime")
-        record = self._render(report, created)
-        self.candidates[report.name] = record
+        previous = self._candidates.get(report.name)
+        candidate = self._new_candidate(report, None if previous is None else previous.created)
+        self._candidates[report.name] = candidate
+        shape = candidate.shape()
         with open(self.layout.candidates_log, "a") as fh:
-            fh.write(json.dumps(record, default=str) + "\n")
-        if report.status == CandidateStatus.FAILED.value:
+            fh.write(json.dumps(shape, default=str) + "\n")
+        if candidate.status is CandidateStatus.FAILED:
             self.failures.append(f"{report.name}: {report.failure_reason}")
-            partial = self.record.setdefault("PartialFailureReasons", [])
-            if len(partial) < 5:
-                message = f"{report.name}: {report.failure_reason}"[:1024]
-                partial.append({"PartialFailureMessage": message})
+            self.state.add_partial_failure(f"{report.name}: {report.failure_reason}")
         metric = get_metric(self.objective or "F1")
-        value = report.objective_value
+        value = candidate.objective_value
+        best = self.state.best
         if (
             report.standalone
-            and report.status == CandidateStatus.COMPLETED.value
+            and candidate.completed
             and value is not None
             and (
-                self.best is None
-                or metric.is_better(value, self.best["FinalAutoMLJobObjectiveMetric"]["Value"])
+                best is None
+                or best.objective_value is None
+                or metric.is_better(value, best.objective_value)
             )
         ):
-            self.best = record
-            self.record["BestCandidate"] = record
+            self.state.best = candidate
             self.best_package_bytes = package_bytes(report.package_dir or "")
         self._save()
         for observer in self.observers:
-            observer.on_candidate(self, record)
+            observer.on_candidate(self, shape)
 
     def choose_best(self, name: str) -> None:
-        record = self.candidates.get(name)
-        if record is not None and record["CandidateStatus"] == CandidateStatus.COMPLETED.value:
-            self.best = record
-            self.record["BestCandidate"] = record
+        candidate = self._candidates.get(name)
+        if candidate is not None and candidate.completed:
+            self.state.best = candidate
         self._save()
 
-    def _render(self, report: CandidateReport, created: float | None = None) -> dict[str, Any]:
-        """The candidate's AutoMLCandidate record (+ its ``Mlpilot`` details)."""
+    def _new_candidate(
+        self, report: CandidateReport, created: float | None = None
+    ) -> CandidateRecord:
+        """The candidate's record as the problem reports it."""
         assert self.objective is not None
-        done = report.status != CandidateStatus.IN_PROGRESS.value
-        return candidate_record(
+        now = time.time()
+        return CandidateRecord(
             name=report.name,
-            status=report.status,
+            status=CandidateStatus(report.status),
             objective=self.objective,
             region=self.config.region,
             account=self.config.account_id,
             processing_job=self.layout.processing_job,
-            created=created or time.time(),
-            ended=time.time() if done else None,
+            created=created or now,
+            modified=now,
+            ended=None if report.status == CandidateStatus.IN_PROGRESS.value else now,
             objective_value=report.objective_value,
-            metrics=report.metrics,
+            metrics=dict(report.metrics),
             failure_reason=report.failure_reason,
-            classification=bool(self.analysis and self.analysis.classification),
-            extra=report.details,
+            details=dict(report.details),
         )
 
     # -- final model ----------------------------------------------------------------------
     def _package_best(self) -> None:
         """Package the best candidate (the problem decides how) and record where it is."""
-        assert self.best is not None and self.analysis is not None
-        best = dict(self.best)
-        name = best["CandidateName"]
+        best = self.state.best
+        assert best is not None and self.analysis is not None
         packaged = self.problem.package(self, best)
         archive = packaged.location / "model.tar.gz"
-        best["InferenceContainers"] = [
-            inference_container(str(archive), self.analysis.classification, name)
+        best.containers = [
+            inference_container(str(archive), self.analysis.classification, best.name)
         ]
-        best["CandidateProperties"] = {
-            **best.get("CandidateProperties", {}),
-            "CandidateArtifactLocations": {
-                "Explainability": str(self.layout.explainability),
-                "ModelInsights": str(self.layout.model_insights),
-            },
+        best.artifacts = {
+            **best.artifacts,
+            "Explainability": str(self.layout.explainability),
+            "ModelInsights": str(self.layout.model_insights),
         }
-        best["Mlpilot"] = {
-            **best["Mlpilot"],
+        best.details = {
+            **best.details,
             **packaged.details,
             "FinalModel": str(packaged.location),
             "Refit": packaged.refit,
             "RefitNote": packaged.note,
         }
-        self.best = best
-        self.candidates[name] = best
-        self.record["BestCandidate"] = best
+        best.modified = time.time()
         self._save()
 
     def _write_leaderboard(self) -> None:
         frame = self.leaderboard()
         frame.to_csv(self.layout.leaderboard_csv, index=False)
-        ordered = [self.candidates[n] for n in frame["candidate"]]
-        write_json_atomic(self.layout.leaderboard_json, ordered)
+        shapes = self.candidates
+        write_json_atomic(self.layout.leaderboard_json, [shapes[n] for n in frame["candidate"]])
         self.note("Leaderboard", str(self.layout.leaderboard_csv))
 
     # -- state ----------------------------------------------------------------------------
-    def _mlpilot(self) -> dict[str, Any]:
-        block: dict[str, Any] = self.record.setdefault("Mlpilot", {})
-        return block
-
     def _finish(self, status: JobStatus, secondary: SecondaryStatus, failure: str = "") -> None:
         self._tell("on_finishing")
         now = time.time()
-        self.record["AutoMLJobStatus"] = status.value
-        self.record["AutoMLJobSecondaryStatus"] = secondary.value
-        self.record["EndTime"] = now
+        self.state.status = status
+        self.state.secondary = secondary
+        self.state.ended = now
         if failure:
-            self.record["FailureReason"] = failure[:1024]
+            self.state.failure_reason = failure[:1024]
         self.note("ElapsedSeconds", round(self.elapsed(), 3))
         self.note("Seed", self.config.seed)
-        for name, record in list(self.candidates.items()):
-            if record["CandidateStatus"] == CandidateStatus.IN_PROGRESS.value:
-                record = {
-                    **record,
-                    "CandidateStatus": CandidateStatus.STOPPED.value,
-                    "FailureReason": "the job ended before the candidate finished",
-                    "EndTime": now,
-                    "LastModifiedTime": now,
-                }
-                self.candidates[name] = record
+        for candidate in self._candidates.values():
+            if candidate.status is CandidateStatus.IN_PROGRESS:
+                candidate.status = CandidateStatus.STOPPED
+                candidate.failure_reason = "the job ended before the candidate finished"
+                candidate.ended = candidate.modified = now
         self._save()
 
     def _tell(self, event: str, *args: Any) -> None:
@@ -485,7 +503,7 @@ class AutoMLJob:
 
     def _save(self) -> None:
         with self._lock:
-            self.record["LastModifiedTime"] = time.time()
-            write_json_atomic(self.layout.record, self.record)
+            self.state.modified = time.time()
+            write_json_atomic(self.layout.record, self.state.shape())
         for observer in self.observers:
             observer.on_status(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode, SecondaryStatus
-from mlpilot.config import JobConfig
+from mlpilot.config import JobConfig, TabularConfig
 from mlpilot.errors import ConfigError
 from mlpilot.jobs import AutoMLJob, load_job
 from mlpilot.reports import WhiteBox
@@ -26,18 +27,6 @@ __all__ = [
     "run_training",
     "train_candidates",
 ]
-
-#: Request fields of a job record (DescribeAutoMLJobV2 echoes CreateAutoMLJobV2's request).
-_REQUEST_FIELDS = (
-    "AutoMLJobName",
-    "AutoMLJobInputDataConfig",
-    "OutputDataConfig",
-    "AutoMLProblemTypeConfig",
-    "AutoMLJobObjective",
-    "DataSplitConfig",
-    "RoleArn",
-    "Tags",
-)
 
 
 class ProgressPrinter:
@@ -167,57 +156,66 @@ def prepare_training(
                 f"candidates are {', '.join(by_name)}"
             )
         chosen = [by_name[a] for a in algorithms]
-    request = json.loads(json.dumps({k: record[k] for k in _REQUEST_FIELDS if k in record}))
-    tabular = request["AutoMLProblemTypeConfig"]["TabularJobConfig"]
-    tabular.pop("GenerateCandidateDefinitionsOnly", None)
-    # The candidates define the algorithms; the mode is the one candidates belong to.
-    (tabular.get("CandidateGenerationConfig") or {}).pop("AlgorithmsConfig", None)
-    tabular["Mode"] = Mode.HYPERPARAMETER_TUNING.value
-    criteria = dict(tabular.get("CompletionCriteria") or {})
-    for key, value in (
-        ("MaxCandidates", max_candidates),
-        ("MaxAutoMLJobRuntimeInSeconds", max_runtime),
-        ("MaxRuntimePerTrainingJobInSeconds", max_runtime_per_candidate),
-    ):
-        if value is not None:
-            criteria[key] = value
-    tabular["CompletionCriteria"] = criteria
-    arn_parts = str(record.get("AutoMLJobArn", "")).split(":")
-    extra: dict[str, Any] = {}
-    if len(arn_parts) > 4:
-        extra = {"region": arn_parts[3], "account_id": arn_parts[4]}
-    config = JobConfig.from_request(
-        request,
+    spec = read_spec(results.layout.spec, results.name)
+    problem = spec.problem
+    if not isinstance(problem, TabularConfig):
+        raise ConfigError(f"Job {results.name} is not a tabular job; it has no candidates to train")
+    config = replace(
+        spec,
+        max_candidates=spec.max_candidates if max_candidates is None else max_candidates,
+        max_runtime=spec.max_runtime if max_runtime is None else max_runtime,
+        max_runtime_per_candidate=spec.max_runtime_per_candidate
+        if max_runtime_per_candidate is None
+        else max_runtime_per_candidate,
         output_path=str(results.root),
-        candidates=tuple(chosen),
-        seed=int(record.get("Mlpilot", {}).get("Seed", 0)),
         parallelism=parallelism,
         generate_reports=generate_reports,
-        **extra,
+        # The candidates define the algorithms; the mode is the one candidates belong to.
+        problem=replace(
+            problem,
+            candidates=tuple(chosen),
+            algorithms=None,
+            mode=Mode.HYPERPARAMETER_TUNING,
+            candidates_only=False,
+        ),
     )
     job = AutoMLJob(config, observers=[*(observers or []), WhiteBox()], started=started)
-    job.record["CreationTime"] = record.get("CreationTime", job.record["CreationTime"])
-    job.record["Mlpilot"] = {
-        "CandidateDefinitionsGenerated": {
-            "Time": record.get("EndTime"),
-            "Trained": [c.key for c in chosen],
-        }
-    }
+    job.state.created = record.get("CreationTime", job.state.created)
+    job.note(
+        "CandidateDefinitionsGenerated",
+        {"Time": record.get("EndTime"), "Trained": [c.key for c in chosen]},
+    )
     return job, record
 
 
 def run_training(job: Any, old_record: dict[str, Any]) -> Any:
     """Run a job from :func:`prepare_training` in place of the candidates-only record."""
+    old_spec = job.layout.spec.read_text()
     job.layout.record.unlink(missing_ok=True)
     try:
         job.run()
     except ConfigError:
-        # Nothing was trained: put the candidates-only record back so the user can fix the
-        # request and train again.
+        # Nothing was trained: put the candidates-only record and spec back so the user can
+        # fix the request and train again.
         if not job.candidates:
+            job.layout.spec.write_text(old_spec)
             _restore(job.layout.record, old_record)
         raise
     return job
+
+
+def read_spec(path: Path, job_name: str) -> JobConfig:
+    """The job's :class:`~mlpilot.config.JobConfig` as it wrote it when it started."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Job {job_name} has no {path.name} (an earlier mlpilot made it); run it again "
+            "with --candidates-only"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not readable JSON: {exc}") from None
+    return JobConfig.from_dict(data)
 
 
 def _restore(path: Path, record: dict[str, Any]) -> None:

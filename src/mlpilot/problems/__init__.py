@@ -13,6 +13,7 @@ from mlpilot.errors import ConfigError
 from mlpilot.problems._protocol import (
     Analysis,
     CandidateReport,
+    CandidateView,
     JobSession,
     PackagedModel,
     Problem,
@@ -23,6 +24,7 @@ __all__ = [
     "PROBLEM_TYPES",
     "Analysis",
     "CandidateReport",
+    "CandidateView",
     "JobSession",
     "PackagedModel",
     "Problem",

@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from mlpilot.config import JobConfig
     from mlpilot.runtime import Budget, Executor
 
-__all__ = ["Analysis", "CandidateReport", "JobSession", "PackagedModel", "Problem", "StopReason"]
+__all__ = [
+    "Analysis",
+    "CandidateReport",
+    "CandidateView",
+    "JobSession",
+    "PackagedModel",
+    "Problem",
+    "StopReason",
+]
 
 #: Why training ended: ``"MaxCandidatesReached"``, ``"MaxAutoMLJobRuntimeReached"`` or
 #: ``"Stopped"`` (the job's secondary statuses of the same names follow).
@@ -82,6 +90,16 @@ class PackagedModel:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+class CandidateView(Protocol):
+    """What a problem reads of a candidate the job recorded (the job's ``CandidateRecord``)."""
+
+    name: str
+    objective_value: float | None
+    #: The ``Mlpilot`` block the problem reported (:attr:`CandidateReport.details`), with what
+    #: the job added.
+    details: dict[str, Any]
+
+
 class JobSession(Protocol):
     """What a problem's phases see of the running job."""
 
@@ -98,8 +116,8 @@ class JobSession(Protocol):
     def executor(self) -> Executor: ...
 
     @property
-    def best(self) -> dict[str, Any] | None:
-        """The best candidate's record so far."""
+    def best(self) -> CandidateView | None:
+        """The best candidate so far."""
 
     @property
     def best_package_bytes(self) -> int:
@@ -134,4 +152,4 @@ class Problem(Protocol):
 
     def train(self, session: JobSession) -> StopReason: ...
 
-    def package(self, session: JobSession, best: dict[str, Any]) -> PackagedModel: ...
+    def package(self, session: JobSession, best: CandidateView) -> PackagedModel: ...

@@ -94,6 +94,8 @@ class CandidateNotebookFacts:
     max_runtime_per_candidate: int | None
     candidates_only: bool
     data_options: dict[str, Any] = field(default_factory=dict)
+    #: TabularConfig fields the job set besides the target, problem type and candidates.
+    table_options: dict[str, Any] = field(default_factory=dict)
     pipelines: dict[str, PipelineFacts] = field(default_factory=dict)
     trials_run: int | None = None
     best: dict[str, Any] | None = None
@@ -244,6 +246,15 @@ def build_candidate_notebook(facts: CandidateNotebookFacts) -> Any:
             if facts.data_options
             else ["DATA_OPTIONS = {}"]
         ),
+        *(
+            [
+                "TABLE_OPTIONS = {",
+                *[f"    {_py(k)}: {_py(v)}," for k, v in facts.table_options.items()],
+                "}",
+            ]
+            if facts.table_options
+            else ["TABLE_OPTIONS = {}"]
+        ),
     ]
     cells: list[Any] = [
         new_markdown_cell(intro),
@@ -266,7 +277,7 @@ def build_candidate_notebook(facts: CandidateNotebookFacts) -> Any:
             ")\n\n"
             'warnings.filterwarnings("ignore", message="IProgress not found")\n'
             "import mlpilot\n"
-            "from mlpilot import AutoMLJob, JobConfig\n"
+            "from mlpilot import AutoMLJob, JobConfig, TabularConfig\n"
             "from mlpilot.features import PreprocessingOptions\n"
             "from mlpilot.notebooks import ProgressPrinter, describe_candidates, "
             "train_candidates\n"
@@ -283,7 +294,8 @@ def build_candidate_notebook(facts: CandidateNotebookFacts) -> Any:
             + _knobs(
                 "Point `TRAINING_DATA` at another file (CSV, Parquet, a folder or an `s3://` "
                 "URI) with the same columns to train on new data; `DATA_OPTIONS` takes any "
-                "`JobConfig` field (`validation_fraction`, `validation_data`, `sample_weight`, "
+                "`JobConfig` field (`validation_fraction`, `validation_data`, `content_type`...), "
+                "`TABLE_OPTIONS` any `TabularConfig` field (`sample_weight`, "
                 "`feature_specification`...)."
             )
         ),
@@ -413,12 +425,15 @@ def build_candidate_notebook(facts: CandidateNotebookFacts) -> Any:
                 "config = JobConfig(\n"
                 "    name=RUN_NAME,\n"
                 "    training_data=TRAINING_DATA,\n"
-                "    target=TARGET,\n"
                 "    output_path=str(RUN_DIR),\n"
-                "    problem_type=PROBLEM_TYPE,\n"
+                "    problem=TabularConfig(\n"
+                "        target=TARGET,\n"
+                "        problem_type=PROBLEM_TYPE,\n"
+                '        mode="HYPERPARAMETER_TUNING",\n'
+                "        candidates=tuple(CANDIDATES),\n"
+                "        **TABLE_OPTIONS,\n"
+                "    ),\n"
                 "    objective=OBJECTIVE,\n"
-                '    mode="HYPERPARAMETER_TUNING",\n'
-                "    candidates=tuple(CANDIDATES),\n"
                 "    max_candidates=MAX_CANDIDATES,\n"
                 "    parallelism=PARALLELISM,\n"
                 "    max_runtime=MAX_RUNTIME,\n"

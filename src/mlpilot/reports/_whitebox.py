@@ -36,6 +36,7 @@ import nbformat
 import pandas as pd
 
 from mlpilot._types import SecondaryStatus
+from mlpilot.config import TabularConfig
 from mlpilot.jobs import JobHooks
 from mlpilot.metrics import get_metric
 from mlpilot.reports._build_candidates import (
@@ -141,7 +142,7 @@ class WhiteBox(JobHooks):
             self._failed(CANDIDATES, exc)
         if best is None:
             return
-        name = best["CandidateName"]
+        name = best.name
         if not self.enabled:
             why = "report generation is turned off (generate_reports=False / --no-reports)"
             self._skip(EXPLAINABILITY, why, name)
@@ -150,8 +151,13 @@ class WhiteBox(JobHooks):
             self._skip(EXPLAINABILITY, "the job was stopped", name)
             self._skip(INSIGHTS, "the job was stopped", name)
         else:
-            self._reports_for_best(best)
-        self._point_best_to_reports()
+            self._reports_for_best(best.shape())
+        # The best candidate's CandidateArtifactLocations name its own report folders.
+        job.set_candidate_artifacts(
+            name,
+            Explainability=str(job.layout.explainability_for(name)),
+            ModelInsights=str(job.layout.model_insights_for(name)),
+        )
 
     def on_finishing(self, job: Any) -> None:
         """Wait for (or end) the exploration notebook; write every location into the record."""
@@ -179,7 +185,7 @@ class WhiteBox(JobHooks):
                 if status == "Completed":
                     entry["Html"] = str(self.layout.exploration_notebook.with_suffix(".html"))
                 if status == "Failed":
-                    self._partial_failure(f"Data exploration notebook failed: {reason}")
+                    job.add_partial_failure(f"Data exploration notebook failed: {reason}")
         elif self._thread is not None and self._thread.is_alive():
             self._skip(EXPLORATION, "the job's time ran out before the data sample was saved")
         self._record()
@@ -249,10 +255,8 @@ class WhiteBox(JobHooks):
 
     # -- candidate notebook ---------------------------------------------------------------
     def _mode(self) -> str:
-        mode = getattr(self.job, "mode", None)
-        if mode is not None:
-            return str(getattr(mode, "value", mode))
-        return str(self.job.record.get("Mlpilot", {}).get("Profile", {}).get("Mode", ""))
+        mode = self.job.mode
+        return "" if mode is None else str(mode.value)
 
     def _planned_inputs(self) -> dict[str, str]:
         """Where the candidate notebook finds the job's data."""
@@ -273,17 +277,25 @@ class WhiteBox(JobHooks):
         return out
 
     def _data_options(self) -> dict[str, Any]:
+        """The JobConfig fields the notebook's run repeats (the channels and their formats)."""
         cfg = self.config
         options: dict[str, Any] = {}
         if "validation_data" in self._input_paths:
             options["validation_data"] = self._input_paths["validation_data"]
-        for name in ("validation_fraction", "sample_weight", "content_type", "compression"):
+        for name in ("validation_fraction", "content_type", "compression"):
             value = getattr(cfg, name)
             if value is not None:
                 options[name] = value
         if cfg.data_type != "S3Prefix":
             options["data_type"] = cfg.data_type
-        spec = cfg.feature_specification
+        return options
+
+    def _table_options(self, table: TabularConfig) -> dict[str, Any]:
+        """The TabularConfig fields the notebook's run repeats (weights, feature types)."""
+        options: dict[str, Any] = {}
+        if table.sample_weight is not None:
+            options["sample_weight"] = table.sample_weight
+        spec = table.feature_specification
         if isinstance(spec, str):
             options["feature_specification"] = spec
         elif spec is not None:
@@ -330,18 +342,20 @@ class WhiteBox(JobHooks):
         parallelism = job.parallelism
         if parallelism is None:
             parallelism = LocalProcessExecutor(cfg.parallelism).capacity
+        table = cfg.problem
+        assert isinstance(table, TabularConfig), "the candidate notebook is a tabular job's"
         best = None
         if job.best is not None:
             best = {
-                "name": job.best["CandidateName"],
-                "algorithm": job.best.get("Mlpilot", {}).get("Algorithm"),
-                "value": job.best["FinalAutoMLJobObjectiveMetric"]["Value"],
+                "name": job.best.name,
+                "algorithm": job.best.algorithm,
+                "value": job.best.objective_value,
             }
         validation = job.validation.reason if job.validation is not None else ""
         facts = CandidateNotebookFacts(
             job_name=cfg.name,
             training_data=self._input_paths.get("training_data", str(cfg.training_data)),
-            target=cfg.target,
+            target=table.target,
             problem_type=profile.problem_type.value,
             objective=str(job.objective),
             seed=cfg.seed,
@@ -355,8 +369,9 @@ class WhiteBox(JobHooks):
             parallelism=parallelism,
             max_runtime=cfg.max_runtime,
             max_runtime_per_candidate=cfg.max_runtime_per_candidate,
-            candidates_only=cfg.candidates_only,
+            candidates_only=table.candidates_only,
             data_options=self._data_options(),
+            table_options=self._table_options(table),
             pipelines=self._pipeline_facts(),
             trials_run=trials_run,
             best=best,
@@ -415,21 +430,6 @@ class WhiteBox(JobHooks):
         except Exception as exc:
             self._failed(EXPLAINABILITY, exc, name)
 
-    def _point_best_to_reports(self) -> None:
-        """The best candidate's CandidateArtifactLocations name its own report folders."""
-        job = self.job
-        best = dict(job.best)
-        name = best["CandidateName"]
-        properties = dict(best.get("CandidateProperties", {}))
-        locations = dict(properties.get("CandidateArtifactLocations", {}))
-        locations["Explainability"] = str(job.layout.explainability_for(name))
-        locations["ModelInsights"] = str(job.layout.model_insights_for(name))
-        properties["CandidateArtifactLocations"] = locations
-        best["CandidateProperties"] = properties
-        job.best = best
-        job.candidates[name] = best
-        job.record["BestCandidate"] = best
-
     # -- bookkeeping ----------------------------------------------------------------------
     def _done(self, key: str, candidate: str, location: Path, started: float) -> None:
         self.reports[key] = {
@@ -454,21 +454,16 @@ class WhiteBox(JobHooks):
         if candidate:
             entry["Candidate"] = candidate
 
-    def _partial_failure(self, message: str) -> None:
-        partial = self.job.record.setdefault("PartialFailureReasons", [])
-        if len(partial) < 5:  # SageMaker's limit
-            partial.append({"PartialFailureMessage": message[:1024]})
-
     def _record(self) -> None:
         job = self.job
-        artifacts = dict(job.record.get("AutoMLJobArtifacts") or {})
+        artifacts: dict[str, str] = {}
         exploration = self.reports.get(EXPLORATION, {})
         if exploration.get("Location") and Path(exploration["Location"]).exists():
             artifacts["DataExplorationNotebookLocation"] = exploration["Location"]
         candidates = self.reports.get(CANDIDATES, {})
         if candidates.get("Status") == "Completed":
             artifacts["CandidateDefinitionNotebookLocation"] = candidates["Location"]
-        job.record["AutoMLJobArtifacts"] = artifacts
+        job.add_artifacts(**artifacts)
         for key, label in (
             (EXPLAINABILITY, "Explainability report"),
             (INSIGHTS, "Model insights report"),
@@ -476,5 +471,5 @@ class WhiteBox(JobHooks):
         ):
             entry = self.reports.get(key, {})
             if entry.get("Status") == "Failed":
-                self._partial_failure(f"{label} failed: {entry.get('Reason', '')}")
-        job.record.setdefault("Mlpilot", {})["Reports"] = self.reports
+                job.add_partial_failure(f"{label} failed: {entry.get('Reason', '')}")
+        job.note("Reports", self.reports)

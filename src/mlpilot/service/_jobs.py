@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -29,6 +29,9 @@ from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError, validation
 from mlpilot.service._runners import RunnerSupervisor, ending, pid_is_runner
 from mlpilot.service._store import Store
+
+if TYPE_CHECKING:
+    from mlpilot.config import JobConfig
 
 __all__ = [
     "JobManager",
@@ -170,12 +173,15 @@ class JobManager(RunnerSupervisor):
             return f"{output}/{name}", path / name
         path = Path(output)
         if not path.is_absolute():
-            raise validation(f"S3OutputPath {output!r}: a local output path must be absolute")
+            raise validation(
+                f"S3OutputPath {output!r}: give an s3:// URI, a file:// URI or an absolute path"
+            )
         return str(path / name), path / name
 
     def start(
         self,
         request: dict[str, Any],
+        config: JobConfig,
         *,
         arn: str,
         api_version: str,
@@ -183,9 +189,9 @@ class JobManager(RunnerSupervisor):
         output_root: str,
         local_root: Path,
     ) -> None:
-        from mlpilot.service._automl import echo_request
+        from mlpilot.jobs import JobRecord, echo_request
 
-        name = request["AutoMLJobName"]
+        name = config.name
         with self._lock:
             active = self.store.count_active_jobs()
             if active >= self.config.max_concurrent_jobs:
@@ -201,15 +207,13 @@ class JobManager(RunnerSupervisor):
                     "choose another S3OutputPath or job name"
                 )
             now = round(time.time(), 3)
-            record = {
-                **echo_request(request),
-                "AutoMLJobArn": arn,
-                "AutoMLProblemTypeConfigName": "Tabular",
-                "CreationTime": now,
-                "LastModifiedTime": now,
-                "AutoMLJobStatus": "InProgress",
-                "AutoMLJobSecondaryStatus": "Starting",
-            }
+            record = JobRecord(
+                request=echo_request(request),
+                arn=arn,
+                config_name=config.problem.config_name,
+                created=now,
+                modified=now,
+            ).shape()
             self.store.insert_job(
                 {
                     "name": name,
@@ -228,14 +232,15 @@ class JobManager(RunnerSupervisor):
                     "heartbeat": now,
                 }
             )
-            self._spawn(name, request)
+            self._spawn(config)
 
-    def _spawn(self, name: str, request: dict[str, Any]) -> None:
+    def _spawn(self, config: JobConfig) -> None:
         import json
 
         cfg = self.config
-        request_file = cfg.staging_dir / f".{name}.request.json"
-        request_file.write_text(json.dumps(request))
+        name = config.name
+        spec_file = cfg.staging_dir / f".{name}.spec.json"
+        spec_file.write_text(json.dumps(config.to_dict()))
         command = [
             sys.executable,
             "-m",
@@ -244,15 +249,9 @@ class JobManager(RunnerSupervisor):
             cfg.database_url,
             "--job",
             name,
-            "--request",
-            str(request_file),
-            "--region",
-            cfg.region,
-            "--account",
-            cfg.account_id,
+            "--spec",
+            str(spec_file),
         ]
-        if cfg.job_parallelism:
-            command += ["--parallelism", str(cfg.job_parallelism)]
         proc = self._launch(name, command, cfg.log_dir / f"{name}.log")
         self.store.update_job(
             name, runner_pid=proc.pid, runner_host=self._host, heartbeat=time.time()

@@ -111,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlpilot-job-runner")
     parser.add_argument("--store", required=True)
     parser.add_argument("--job", required=True)
-    parser.add_argument("--request", required=True)
-    parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--account", default="000000000000")
-    parser.add_argument("--parallelism", type=int, default=None)
+    parser.add_argument("--spec", required=True, help="the job's JobConfig.to_dict() as JSON")
     args = parser.parse_args(argv)
 
     store = Store(args.store)
@@ -122,12 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     if row is None:
         print(f"no job {args.job} in the store", flush=True)
         return 2
-    request = json.loads(Path(args.request).read_text())
+    spec = json.loads(Path(args.spec).read_text())
     mirror = StoreMirror(store, row)
     done = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, mirror, done), daemon=True)
     beat.start()
-    local_root = Path(row["local_root"])
     engine_record: dict[str, Any]
     finished: list[dict[str, Any]] = []
     try:
@@ -135,13 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         from mlpilot.jobs import AutoMLJob
         from mlpilot.reports import WhiteBox
 
-        config = JobConfig.from_request(
-            request,
-            output_path=str(local_root),
-            region=args.region,
-            account_id=args.account,
-            parallelism=args.parallelism,
-        )
+        config = JobConfig.from_dict(spec)
         job = AutoMLJob(config, observers=[mirror, WhiteBox()])
         mirror.job = job
 
@@ -171,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         mirror.on_candidate(None, candidate)
     mirror.write(engine_record, final=True)
     done.set()
-    Path(args.request).unlink(missing_ok=True)
+    Path(args.spec).unlink(missing_ok=True)
     store.close()
     return 0
 

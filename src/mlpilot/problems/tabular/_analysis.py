@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from mlpilot._types import Mode
-from mlpilot.config import JobConfig
+from mlpilot.config import JobConfig, TabularConfig
 from mlpilot.data import read_table
-from mlpilot.errors import DataError
+from mlpilot.errors import ConfigError, DataError
 from mlpilot.profile import MISSING_TOKENS, DatasetProfile, clean_labels, parse_numeric
 
 __all__ = ["AUTO_ENSEMBLING_MAX_BYTES", "SEARCH_ROW_CAPS", "choose_mode", "read_channels"]
@@ -20,6 +20,15 @@ __all__ = ["AUTO_ENSEMBLING_MAX_BYTES", "SEARCH_ROW_CAPS", "choose_mode", "read_
 SEARCH_ROW_CAPS = ((120, 50_000), (900, 200_000))
 #: Above this size (bytes in memory), AUTO mode would pick HYPERPARAMETER_TUNING anyway.
 AUTO_ENSEMBLING_MAX_BYTES = 100 * 1024 * 1024
+
+
+def tabular_config(cfg: JobConfig) -> TabularConfig:
+    """The job's table settings (a tabular problem serves only jobs configured for a table)."""
+    if not isinstance(cfg.problem, TabularConfig):
+        raise ConfigError(
+            f"The tabular problem type cannot run a {cfg.problem.config_name} job's config"
+        )
+    return cfg.problem
 
 
 def read_channels(cfg: JobConfig) -> tuple[pd.DataFrame, int]:
@@ -58,7 +67,7 @@ class UsableRows:
 
 
 def usable_rows(
-    table: pd.DataFrame, n_validation: int, cfg: JobConfig, profile: DatasetProfile
+    table: pd.DataFrame, n_validation: int, cfg: TabularConfig, profile: DatasetProfile
 ) -> UsableRows:
     """Rows the profile says cannot be used (no target, no weight) leave the table here."""
     labels = clean_labels(table[cfg.target])
@@ -73,7 +82,7 @@ def usable_rows(
     return UsableRows(table, profile.target.encode(table[cfg.target]), n_validation)
 
 
-def choose_mode(cfg: JobConfig, table: pd.DataFrame) -> tuple[Mode, str]:
+def choose_mode(cfg: TabularConfig, table: pd.DataFrame) -> tuple[Mode, str]:
     """The training mode and why: AUTO picks ENSEMBLING under 100 MB of data (as CSV, as
     Autopilot measures it in storage), else HYPERPARAMETER_TUNING."""
     if cfg.mode is not Mode.AUTO:
@@ -100,7 +109,7 @@ def search_row_cap(max_runtime: float | None) -> int | None:
     return next((rows for seconds, rows in SEARCH_ROW_CAPS if max_runtime <= seconds), None)
 
 
-def sample_weights(cfg: JobConfig, table: pd.DataFrame) -> np.ndarray | None:
+def sample_weights(cfg: TabularConfig, table: pd.DataFrame) -> np.ndarray | None:
     if not cfg.sample_weight:
         return None
     return parse_numeric(table[cfg.sample_weight], MISSING_TOKENS).to_numpy()

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlpilot._types import Mode
 from mlpilot.package import InferenceModel
-from mlpilot.problems._protocol import JobSession, PackagedModel
+from mlpilot.problems._protocol import CandidateView, JobSession, PackagedModel
 from mlpilot.problems.tabular._training import refits
 from mlpilot.runtime import TaskOutcome, TaskQueue
 
@@ -18,11 +18,11 @@ __all__ = ["package_best"]
 
 
 def package_best(
-    problem: TabularProblem, session: JobSession, best: dict[str, Any]
+    problem: TabularProblem, session: JobSession, best: CandidateView
 ) -> PackagedModel:
     assert problem.validation is not None and problem.analysis is not None
-    name = best["CandidateName"]
-    details = best["Mlpilot"]
+    name = best.name
+    details = best.details
     destination = session.layout.final_model(name)
     stopped = session.budget.stop_requested()
     final = problem.ensemble.final if problem.ensemble is not None else None
@@ -63,10 +63,10 @@ def package_best(
 
 
 def _refit(
-    problem: TabularProblem, session: JobSession, best: dict[str, Any], remaining: float | None
+    problem: TabularProblem, session: JobSession, best: CandidateView, remaining: float | None
 ) -> tuple[bool, str]:
     """Refit the best candidate on every row into its final folder; ``(done, note)``."""
-    destination = session.layout.final_model(best["CandidateName"])
+    destination = session.layout.final_model(best.name)
     task = problem.refit_task(session, best, destination, remaining)
     outcomes: list[TaskOutcome] = []
     queue = TaskQueue(session.executor, session.budget)

@@ -13,12 +13,13 @@ from mlpilot._types import Mode, ProblemType, SecondaryStatus
 from mlpilot.algorithms import DEFAULT_ALGORITHMS, ENSEMBLING_ALGORITHMS, algorithm_path
 from mlpilot.ensemble import BaggingPlan, PortfolioEntry, build_portfolio, plan_bagging, sample_rows
 from mlpilot.metrics import default_objective, get_metric
-from mlpilot.problems._protocol import Analysis, JobSession, PackagedModel
+from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
 from mlpilot.problems.tabular._analysis import (
     choose_mode,
     read_channels,
     sample_weights,
     search_row_cap,
+    tabular_config,
     usable_rows,
 )
 from mlpilot.problems.tabular._final import package_best
@@ -71,22 +72,23 @@ class TabularProblem:
     # -- 1. analyse -------------------------------------------------------------------------
     def analyse(self, session: JobSession) -> Analysis:
         cfg = session.config
+        spec = tabular_config(cfg)
         table, n_validation = read_channels(cfg)
         profile = build_profile(
             table,
-            cfg.target,
-            problem_type=cfg.problem_type,
-            sample_weight=cfg.sample_weight,
-            feature_spec=cfg.load_feature_specification(),
+            spec.target,
+            problem_type=spec.problem_type,
+            sample_weight=spec.sample_weight,
+            feature_spec=spec.load_feature_specification(),
         )
         objective = cfg.objective
         if objective is None:
             objective = default_objective(profile.problem_type)
         else:
             get_metric(objective, profile.problem_type)
-        rows = usable_rows(table, n_validation, cfg, profile)
+        rows = usable_rows(table, n_validation, spec, profile)
         table, y = rows.table, rows.y
-        mode, mode_reason = choose_mode(cfg, table)
+        mode, mode_reason = choose_mode(spec, table)
         if mode is Mode.ENSEMBLING:
             table, y = self._plan_bagging(session, table, y, profile, rows.n_validation)
             assert self.validation is not None
@@ -163,21 +165,22 @@ class TabularProblem:
         self.validation = plan.validation
         self.bagging = plan
         self.y = y
-        self.weight = sample_weights(cfg, table)
+        self.weight = sample_weights(tabular_config(cfg), table)
         return table, y
 
     # -- 2. candidates ----------------------------------------------------------------------
     def define_candidates(self, session: JobSession) -> SearchSpace:
         assert self.profile is not None and self.analysis is not None
         cfg = session.config
+        spec = tabular_config(cfg)
         ensembling = self.analysis.mode is Mode.ENSEMBLING
         defaults = ENSEMBLING_ALGORITHMS if ensembling else DEFAULT_ALGORITHMS
-        names = list(cfg.algorithms or defaults)
+        names = list(spec.algorithms or defaults)
         space = SearchSpace(
             names,
             self.profile.problem_type,
             self.profile.n_rows,
-            definitions=None if ensembling else cfg.candidates,
+            definitions=None if ensembling else spec.candidates,
         )
         definitions: dict[str, Any] = {
             "ProblemType": self.profile.problem_type.value,
@@ -213,18 +216,18 @@ class TabularProblem:
         return tune(self, session, self.space)
 
     # -- 4. package -------------------------------------------------------------------------
-    def package(self, session: JobSession, best: dict[str, Any]) -> PackagedModel:
+    def package(self, session: JobSession, best: CandidateView) -> PackagedModel:
         return package_best(self, session, best)
 
     def refit_task(
-        self, session: JobSession, best: dict[str, Any], destination: Path, time_limit: float | None
+        self, session: JobSession, best: CandidateView, destination: Path, time_limit: float | None
     ) -> TrialTask:
         """The task that refits the best candidate on every row."""
-        details = best["Mlpilot"]
+        details = best.details
         assert self.analysis is not None
         return TrialTask(
             number=details["TrialNumber"],
-            candidate_name=best["CandidateName"],
+            candidate_name=best.name,
             algorithm=details["Algorithm"],
             algorithm_path=algorithm_path(details["Algorithm"]),
             params=details["RefitParameters"] or details["Hyperparameters"],

@@ -10,7 +10,8 @@ from mlpilot.algorithms import algorithm_path, algorithm_tags
 from mlpilot.ensemble import EnsembleBuilder, EnsembleLimits
 from mlpilot.features import PreprocessingOptions
 from mlpilot.metrics import get_metric
-from mlpilot.problems._protocol import CandidateReport, JobSession
+from mlpilot.problems._protocol import CandidateReport, CandidateView, JobSession
+from mlpilot.problems.tabular._analysis import tabular_config
 from mlpilot.search import CandidateSpec, SearchSpace, TrialResult, TrialTask, run_search
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def trial_report(
     )
 
 
-def refits(problem: TabularProblem, best: dict[str, Any] | None) -> bool:
+def refits(problem: TabularProblem, best: CandidateView | None) -> bool:
     """Whether the final model is a refit on all rows.
 
     A cross-validated candidate of an iterative algorithm (boosting, MLP) is packaged as its
@@ -74,7 +75,7 @@ def refits(problem: TabularProblem, best: dict[str, Any] | None) -> bool:
         return True
     if best is None:
         return False
-    return not algorithm_tags(best["Mlpilot"]["Algorithm"]).early_stopping
+    return not algorithm_tags(best.details["Algorithm"]).early_stopping
 
 
 def final_tail(problem: TabularProblem, session: JobSession) -> float:
@@ -85,7 +86,7 @@ def final_tail(problem: TabularProblem, session: JobSession) -> float:
     best = session.best
     if best is None:
         return tail
-    details = best.get("Mlpilot", {})
+    details = best.details
     if refits(problem, best):
         per_fit = details.get("TrainSeconds", 0.0) / max(1, details.get("Fits", 1))
         tail += min(1.3 * per_fit, FINAL_TAIL_SHARE * (budget.total or 0))
@@ -156,9 +157,10 @@ def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
     assert problem.y is not None and problem.bagging is not None
     target = profile.target
     layout = session.layout
+    latency_ms = tabular_config(cfg).max_latency_ms
     limits = EnsembleLimits(
         max_candidates=cfg.effective_max_candidates,
-        latency_limit=None if cfg.max_latency_ms is None else cfg.max_latency_ms / 1000,
+        latency_limit=None if latency_ms is None else latency_ms / 1000,
     )
 
     def started(task: TrialTask, more: dict[str, Any]) -> None:

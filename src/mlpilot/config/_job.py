@@ -1,0 +1,360 @@
+"""The job spec: what a job is asked to do, built once and validated once.
+
+A :class:`JobConfig` holds what every problem type shares (name, data channels, output,
+completion criteria, seed, parallelism) and one problem type's own settings (``problem``: a
+:class:`ProblemConfig`, e.g. :class:`~mlpilot.config.TabularConfig`). It is built from the
+Python API, the CLI or a CreateAutoMLJobV2 request (:meth:`JobConfig.from_request`, where every
+rule the request's shapes cannot state is checked), and written beside the job's record
+(:meth:`JobConfig.to_dict`) so a later step (the candidate-definition notebook's training, the
+service's job runner) reads it back instead of parsing the request again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import pandas as pd
+
+from mlpilot.config._tabular import TabularConfig
+from mlpilot.errors import ConfigError
+
+__all__ = ["JobConfig", "ProblemConfig", "problem_configs"]
+
+JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
+DEFAULT_MAX_CANDIDATES = 100  # SageMaker's HPO default
+MAX_CANDIDATES_LIMIT = 750
+#: What a DataFrame given to the Python API is called in the request and the spec file.
+IN_MEMORY = "dataframe://in-memory"
+
+
+class ProblemConfig(Protocol):
+    """One problem type's settings: the body of CreateAutoMLJobV2's
+    ``AutoMLProblemTypeConfig.<config_name>JobConfig`` (less its ``CompletionCriteria``, which
+    the job holds).
+
+    Each problem type's config is a frozen dataclass that validates its own fields on
+    construction; :meth:`check` validates what depends on the job's common fields too.
+    """
+
+    #: ``AutoMLProblemTypeConfigName``: ``"Tabular"``, ``"TimeSeriesForecasting"``...
+    config_name: ClassVar[str]
+    #: The channels' ``ContentType`` when the request gives none.
+    default_content_type: ClassVar[str]
+
+    @property
+    def candidates_only(self) -> bool:
+        """Stop once the candidates are defined (``GenerateCandidateDefinitionsOnly``)."""
+        ...
+
+    def check(self, job: JobConfig) -> None:
+        """Raise :class:`~mlpilot.errors.ConfigError` for a combination with the job's own
+        fields this problem type cannot run (content type, objective, data type...)."""
+        ...
+
+    def to_request(self) -> dict[str, Any]:
+        """The request's ``<config_name>JobConfig`` body (without ``CompletionCriteria``)."""
+        ...
+
+    @classmethod
+    def from_request(cls, body: dict[str, Any]) -> ProblemConfig:
+        """Read the request's ``<config_name>JobConfig`` body."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; :meth:`from_dict` reads it back."""
+        ...
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProblemConfig: ...
+
+
+def problem_configs() -> dict[str, type[ProblemConfig]]:
+    """The problem types a job can be configured for, by ``AutoMLProblemTypeConfigName``."""
+    return {TabularConfig.config_name: TabularConfig}
+
+
+@dataclass(frozen=True, eq=False)
+class JobConfig:
+    """Everything that defines an AutoML job.
+
+    Parameters mirror ``CreateAutoMLJobV2``: the input channels, ``OutputDataConfig``,
+    ``AutoMLJobObjective``, ``CompletionCriteria``, ``DataSplitConfig``; ``problem`` is the
+    ``AutoMLProblemTypeConfig`` (:class:`~mlpilot.config.TabularConfig` for a table).
+    ``training_data`` and ``validation_data`` are paths, ``file://`` or ``s3://`` URIs, or
+    DataFrames (Python API only).
+
+    Examples
+    --------
+    >>> JobConfig(name="churn", training_data="examples/churn.csv", output_path="runs/churn",
+    ...           problem=TabularConfig(target="Churn"), max_runtime=60)  # doctest: +SKIP
+    """
+
+    name: str
+    training_data: str | pd.DataFrame
+    output_path: str
+    problem: ProblemConfig
+    validation_data: str | pd.DataFrame | None = None
+    content_type: str | None = None
+    compression: str | None = None
+    data_type: str = "S3Prefix"
+    objective: str | None = None
+    max_candidates: int | None = None
+    max_runtime_per_candidate: int | None = None
+    max_runtime: int | None = None
+    validation_fraction: float | None = None
+    seed: int = 0
+    parallelism: int | None = None
+    #: Run the data-exploration notebook and write the explainability and model-quality
+    #: reports (``mlpilot report JOB --generate`` makes them later when off).
+    generate_reports: bool = True
+    role_arn: str = "arn:aws:iam::000000000000:role/mlpilot"
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    tags: tuple[dict[str, str], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # SageMaker's pattern, whole string (``$`` alone lets a trailing newline through), and its
+        # length limit (the pattern alone allows any number of hyphens).
+        if (
+            not isinstance(self.name, str)
+            or len(self.name) > 32
+            or not JOB_NAME.fullmatch(self.name)
+        ):
+            raise ConfigError(
+                f"Job name {self.name!r} must be 1-32 letters, digits or hyphens, starting and "
+                "ending with a letter or digit"
+            )
+        known = problem_configs()
+        if type(self.problem) not in known.values():
+            raise ConfigError(
+                f"problem must be one of {', '.join(c.__name__ for c in known.values())}; got "
+                f"{type(self.problem).__name__}"
+            )
+        object.__setattr__(self, "tags", tuple(self.tags))
+        if self.max_candidates is not None and not 1 <= self.max_candidates <= MAX_CANDIDATES_LIMIT:
+            raise ConfigError(
+                f"MaxCandidates must be between 1 and {MAX_CANDIDATES_LIMIT}; got "
+                f"{self.max_candidates}"
+            )
+        for label, value in (
+            ("MaxRuntimePerTrainingJobInSeconds", self.max_runtime_per_candidate),
+            ("MaxAutoMLJobRuntimeInSeconds", self.max_runtime),
+        ):
+            if value is not None and value < 1:
+                raise ConfigError(f"{label} must be at least 1; got {value}")
+        if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
+            raise ConfigError(
+                f"ValidationFraction must be between 0 and 1 (exclusive); got "
+                f"{self.validation_fraction}"
+            )
+        if self.validation_fraction is not None and self.validation_data is not None:
+            raise ConfigError("Give either a validation channel or ValidationFraction, not both")
+        if self.compression not in (None, "None", "Gzip"):
+            raise ConfigError(f"CompressionType must be None or Gzip; got {self.compression!r}")
+        if self.parallelism is not None and self.parallelism < 1:
+            raise ConfigError(f"Parallelism must be at least 1; got {self.parallelism}")
+        if isinstance(self.output_path, str) and self.output_path.startswith("s3://"):
+            raise ConfigError(
+                "The engine writes its output to a local folder; S3 output is the service's job"
+            )
+        self.problem.check(self)
+
+    @classmethod
+    def tabular(cls, *, target: str, **settings: Any) -> JobConfig:
+        """A table's job from flat settings: :class:`~mlpilot.config.TabularConfig`'s fields
+        (``problem_type``, ``mode``, ``algorithms``, ``sample_weight``...) make ``problem``, the
+        others are the job's own (``name``, ``training_data``, ``max_runtime``...)."""
+        table = {f.name for f in fields(TabularConfig)}
+        return cls(
+            problem=TabularConfig(
+                target=target, **{k: v for k, v in settings.items() if k in table}
+            ),
+            **{k: v for k, v in settings.items() if k not in table},
+        )
+
+    # -- derived --------------------------------------------------------------------------
+    @property
+    def output_dir(self) -> Path:
+        path = str(self.output_path)
+        return Path(path[len("file://") :] if path.startswith("file://") else path)
+
+    @property
+    def effective_max_candidates(self) -> int:
+        return self.max_candidates or DEFAULT_MAX_CANDIDATES
+
+    def completion_criteria(self) -> dict[str, int]:
+        """``CompletionCriteria`` as given (members left out are not set)."""
+        return {
+            k: v
+            for k, v in (
+                ("MaxCandidates", self.max_candidates),
+                ("MaxRuntimePerTrainingJobInSeconds", self.max_runtime_per_candidate),
+                ("MaxAutoMLJobRuntimeInSeconds", self.max_runtime),
+            )
+            if v is not None
+        }
+
+    # -- the spec file --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (a DataFrame channel is written as ``dataframe://in-memory``);
+        :meth:`from_dict` reads it back."""
+        out: dict[str, Any] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if spec.name == "problem":
+                value = {"ConfigName": self.problem.config_name, **self.problem.to_dict()}
+            elif isinstance(value, pd.DataFrame):
+                value = IN_MEMORY
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[spec.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"Job spec: unknown field(s) {', '.join(unknown)}")
+        values = dict(data)
+        for channel in ("training_data", "validation_data"):
+            if values.get(channel) == IN_MEMORY:
+                raise ConfigError(
+                    f"Job {values.get('name')}: its {channel.replace('_', ' ')} was a DataFrame "
+                    "given in memory; give it again as a file"
+                )
+        problem = dict(values.pop("problem"))
+        config_name = problem.pop("ConfigName", None)
+        kinds = problem_configs()
+        if config_name not in kinds:
+            raise ConfigError(f"Job spec: unknown problem type config {config_name!r}")
+        values["tags"] = tuple(values.get("tags") or ())
+        return cls(problem=kinds[config_name].from_dict(problem), **values)
+
+    # -- SageMaker request shapes ---------------------------------------------------------
+    @classmethod
+    def from_request(
+        cls, request: dict[str, Any], *, output_path: str | None = None, **settings: Any
+    ) -> JobConfig:
+        """Build from a CreateAutoMLJobV2 request body whose shapes botocore's service model
+        has checked; the rules the shapes cannot state are checked here (and by the problem
+        config's own validation). ``settings`` set the fields a request has no member for
+        (``region``, ``parallelism``, ``seed``...)."""
+        config_name, body = _problem_block(request)
+        kind = problem_configs()[config_name]
+        training, validation = _channels(request, kind.default_content_type)
+        if validation is not None and request.get("DataSplitConfig"):
+            raise ConfigError("Give either a validation channel or DataSplitConfig, not both")
+        output = request["OutputDataConfig"]["S3OutputPath"]
+        if output.startswith("https://"):
+            raise ConfigError(
+                f"S3OutputPath {output!r}: give an s3:// URI, a file:// URI or an absolute path"
+            )
+        source = training["DataSource"]["S3DataSource"]
+        criteria = body.get("CompletionCriteria") or {}
+        name = request["AutoMLJobName"]
+        values: dict[str, Any] = {
+            "name": name,
+            "training_data": source["S3Uri"],
+            "data_type": source.get("S3DataType", "S3Prefix"),
+            "content_type": training.get("ContentType"),
+            "compression": training.get("CompressionType"),
+            "validation_data": (
+                None if validation is None else validation["DataSource"]["S3DataSource"]["S3Uri"]
+            ),
+            "output_path": output_path or f"{output.rstrip('/')}/{name}",
+            "problem": kind.from_request(body),
+            # SageMaker's documentation asks for ProblemType and the objective together; AWS's
+            # own recipes give ProblemType alone. A missing objective is the problem type's
+            # default; a lone objective is checked against the inferred problem type once the
+            # data is analysed.
+            "objective": (request.get("AutoMLJobObjective") or {}).get("MetricName"),
+            "max_candidates": criteria.get("MaxCandidates"),
+            "max_runtime_per_candidate": criteria.get("MaxRuntimePerTrainingJobInSeconds"),
+            "max_runtime": criteria.get("MaxAutoMLJobRuntimeInSeconds"),
+            "validation_fraction": (request.get("DataSplitConfig") or {}).get("ValidationFraction"),
+            "role_arn": request.get("RoleArn", cls.role_arn),
+            "tags": tuple(request.get("Tags") or ()),
+        }
+        values.update(settings)
+        return cls(**values)
+
+    def to_request(self) -> dict[str, Any]:
+        """The CreateAutoMLJobV2 request this configuration corresponds to."""
+
+        def channel(kind: str, uri: Any) -> dict[str, Any]:
+            return {
+                "ChannelType": kind,
+                "ContentType": self.content_type or self.problem.default_content_type,
+                "CompressionType": self.compression or "None",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": self.data_type,
+                        "S3Uri": uri if isinstance(uri, str) else IN_MEMORY,
+                    }
+                },
+            }
+
+        channels = [channel("training", self.training_data)]
+        if self.validation_data is not None:
+            channels.append(channel("validation", self.validation_data))
+        body = self.problem.to_request()
+        criteria = self.completion_criteria()
+        if criteria:
+            body["CompletionCriteria"] = criteria
+        request: dict[str, Any] = {
+            "AutoMLJobName": self.name,
+            "AutoMLJobInputDataConfig": channels,
+            "OutputDataConfig": {"S3OutputPath": str(Path(str(self.output_path)).parent)},
+            "AutoMLProblemTypeConfig": {f"{self.problem.config_name}JobConfig": body},
+            "RoleArn": self.role_arn,
+        }
+        if self.objective is not None:
+            request["AutoMLJobObjective"] = {"MetricName": self.objective}
+        if self.validation_fraction is not None:
+            request["DataSplitConfig"] = {"ValidationFraction": self.validation_fraction}
+        if self.tags:
+            request["Tags"] = list(self.tags)
+        return request
+
+
+def _problem_block(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(config name, body)`` of the request's one supported ``AutoMLProblemTypeConfig``."""
+    given = {
+        k: v for k, v in (request.get("AutoMLProblemTypeConfig") or {}).items() if v is not None
+    }
+    supported = {f"{name}JobConfig": name for name in problem_configs()}
+    if len(given) != 1 or next(iter(given)) not in supported:
+        names = ", ".join(supported)
+        got = ", ".join(given) or "nothing"
+        raise ConfigError(
+            f"mlpilot runs these AutoML problem types: {names} (tabular jobs); got {got}"
+        )
+    key, body = next(iter(given.items()))
+    return supported[key], body
+
+
+def _channels(
+    request: dict[str, Any], default_content_type: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The training channel and the validation channel (if any)."""
+    channels = request.get("AutoMLJobInputDataConfig") or []
+    types = [c.get("ChannelType", "training") for c in channels]
+    if types.count("training") != 1 or types.count("validation") > 1:
+        raise ConfigError(
+            "AutoMLJobInputDataConfig must have exactly one training channel and at most one "
+            f"validation channel; got {types}"
+        )
+    contents = {c.get("ContentType") or default_content_type for c in channels}
+    if len(contents) > 1:
+        raise ConfigError(
+            "The training and validation channels must have the same ContentType; got "
+            f"{sorted(contents)}"
+        )
+    training = channels[types.index("training")]
+    validation = channels[types.index("validation")] if "validation" in types else None
+    return training, validation

@@ -1,0 +1,184 @@
+"""A table's settings: CreateAutoMLJobV2's ``TabularJobConfig``, plus mlpilot's own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mlpilot._types import Mode, ProblemType
+from mlpilot.algorithms import algorithm_path
+from mlpilot.errors import ConfigError
+from mlpilot.metrics import get_metric
+from mlpilot.profile import FeatureSpecification
+from mlpilot.search import CandidateDefinition
+
+if TYPE_CHECKING:
+    from mlpilot.config._job import JobConfig
+
+__all__ = ["TabularConfig"]
+
+CSV = "text/csv;header=present"
+PARQUET = "x-application/vnd.amazon+parquet"
+CONTENT_TYPES = (CSV, "text/csv", PARQUET)
+#: Autopilot's time-series algorithms: named in a tabular job, they get their own message.
+TIME_SERIES_ALGORITHMS = frozenset({"cnn-qr", "deepar", "prophet", "npts", "arima", "ets"})
+
+
+@dataclass(frozen=True, eq=False)
+class TabularConfig:
+    """Binary or multiclass classification or regression of one column of a table.
+
+    Fields mirror ``TabularJobConfig`` (``TargetAttributeName``, ``ProblemType``, ``Mode``,
+    ``CandidateGenerationConfig.AlgorithmsConfig``, ``SampleWeightAttributeName``,
+    ``FeatureSpecificationS3Uri``, ``GenerateCandidateDefinitionsOnly``); ``max_latency_ms``
+    and ``candidates`` are mlpilot's own.
+    """
+
+    config_name: ClassVar[str] = "Tabular"
+    default_content_type: ClassVar[str] = CSV
+
+    target: str
+    problem_type: ProblemType | None = None
+    mode: Mode = Mode.AUTO
+    algorithms: tuple[str, ...] | None = None
+    sample_weight: str | None = None
+    #: A JSON document's URI, or the document itself.
+    feature_specification: str | FeatureSpecification | None = None
+    candidates_only: bool = False
+    #: ENSEMBLING: the packaged model must predict one row within this many milliseconds
+    #: (the ensemble gives up accuracy for it); not a SageMaker field.
+    max_latency_ms: float | None = None
+    #: Candidate pipelines searched instead of the algorithms' built-in ones: the
+    #: candidate-definition notebook's knob (see :class:`mlpilot.search.CandidateDefinition`).
+    candidates: tuple[CandidateDefinition, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.target or not isinstance(self.target, str):
+            raise ConfigError("A target column is required")
+        if self.problem_type is not None:
+            object.__setattr__(
+                self, "problem_type", _enum(ProblemType, self.problem_type, "problem type")
+            )
+        object.__setattr__(self, "mode", _enum(Mode, self.mode, "mode"))
+        if self.algorithms is not None:
+            object.__setattr__(self, "algorithms", tuple(self.algorithms))
+            if self.mode is Mode.AUTO:
+                raise ConfigError(
+                    "AlgorithmsConfig cannot be set when Mode is AUTO; set Mode to ENSEMBLING or "
+                    "HYPERPARAMETER_TUNING"
+                )
+            for name in self.algorithms:
+                if name in TIME_SERIES_ALGORITHMS:
+                    raise ConfigError(f"Algorithm {name} is for time-series forecasting jobs only")
+                algorithm_path(name)
+        if self.candidates is not None:
+            object.__setattr__(self, "candidates", tuple(self.candidates))
+            if not self.candidates or not all(
+                isinstance(c, CandidateDefinition) for c in self.candidates
+            ):
+                raise ConfigError("candidates must be one or more CandidateDefinition objects")
+            if self.algorithms is not None and set(self.algorithms) != {
+                c.algorithm for c in self.candidates
+            }:
+                raise ConfigError(
+                    "Give either algorithms or candidates: the candidates' algorithms "
+                    "differ from the algorithms given"
+                )
+        if self.max_latency_ms is not None and not self.max_latency_ms > 0:
+            raise ConfigError(f"The latency limit must be positive; got {self.max_latency_ms} ms")
+
+    def check(self, job: JobConfig) -> None:
+        if job.objective is not None:
+            get_metric(job.objective, self.problem_type)
+        if job.content_type not in (None, *CONTENT_TYPES):
+            raise ConfigError(
+                f"ContentType {job.content_type!r} is not supported for tabular jobs; use "
+                f"{CSV!r} or {PARQUET!r}"
+            )
+        if job.data_type not in ("S3Prefix", "ManifestFile"):
+            raise ConfigError(
+                f"S3DataType must be S3Prefix or ManifestFile for tabular jobs; got "
+                f"{job.data_type!r}"
+            )
+
+    def load_feature_specification(self) -> FeatureSpecification | None:
+        spec = self.feature_specification
+        if spec is None or isinstance(spec, FeatureSpecification):
+            return spec
+        return FeatureSpecification.load(spec)
+
+    # -- TabularJobConfig ------------------------------------------------------------------
+    @classmethod
+    def from_request(cls, body: dict[str, Any]) -> TabularConfig:
+        generation = body.get("CandidateGenerationConfig") or {}
+        algorithms = None
+        if generation.get("AlgorithmsConfig"):
+            names = generation["AlgorithmsConfig"][0].get("AutoMLAlgorithms") or []
+            algorithms = tuple(names) if names else None
+        return cls(
+            target=body["TargetAttributeName"],
+            problem_type=body.get("ProblemType"),
+            mode=body.get("Mode", Mode.AUTO.value),
+            algorithms=algorithms,
+            sample_weight=body.get("SampleWeightAttributeName"),
+            feature_specification=body.get("FeatureSpecificationS3Uri"),
+            candidates_only=bool(body.get("GenerateCandidateDefinitionsOnly", False)),
+        )
+
+    def to_request(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"TargetAttributeName": self.target, "Mode": self.mode.value}
+        if self.problem_type is not None:
+            body["ProblemType"] = self.problem_type.value
+        if self.algorithms is not None:
+            body["CandidateGenerationConfig"] = {
+                "AlgorithmsConfig": [{"AutoMLAlgorithms": list(self.algorithms)}]
+            }
+        if self.sample_weight:
+            body["SampleWeightAttributeName"] = self.sample_weight
+        if isinstance(self.feature_specification, str):
+            body["FeatureSpecificationS3Uri"] = self.feature_specification
+        if self.candidates_only:
+            body["GenerateCandidateDefinitionsOnly"] = True
+        return body
+
+    # -- the spec file ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.feature_specification
+        return {
+            "target": self.target,
+            "problem_type": None if self.problem_type is None else self.problem_type.value,
+            "mode": self.mode.value,
+            "algorithms": None if self.algorithms is None else list(self.algorithms),
+            "sample_weight": self.sample_weight,
+            "feature_specification": spec.to_dict()
+            if isinstance(spec, FeatureSpecification)
+            else spec,
+            "candidates_only": self.candidates_only,
+            "max_latency_ms": self.max_latency_ms,
+            "candidates": None
+            if self.candidates is None
+            else [c.to_dict() for c in self.candidates],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TabularConfig:
+        values = dict(data)
+        spec = values.get("feature_specification")
+        if isinstance(spec, dict):
+            values["feature_specification"] = FeatureSpecification.from_dict(spec)
+        if values.get("candidates") is not None:
+            values["candidates"] = tuple(
+                CandidateDefinition.from_dict(c) for c in values["candidates"]
+            )
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"Job spec: bad tabular config: {exc}") from None
+
+
+def _enum(cls: Any, value: Any, what: str) -> Any:
+    try:
+        return cls(value)
+    except ValueError:
+        valid = ", ".join(m.value for m in cls)
+        raise ConfigError(f"Unknown {what} {value!r}; valid values: {valid}") from None

@@ -1,0 +1,259 @@
+"""The job spec: built once from a request, the API or the CLI, validated once, written and read
+back whole; V1 requests read as the V2 request they amount to."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mlpilot._types import Mode, ProblemType
+from mlpilot.config import JobConfig, TabularConfig, problem_configs, v2_request
+from mlpilot.errors import ConfigError
+from mlpilot.problems import PROBLEM_TYPES
+from mlpilot.profile import FeatureSpecification
+from mlpilot.search import CandidateDefinition
+
+ROLE = "arn:aws:iam::123456789012:role/mlpilot"
+
+
+def request(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "AutoMLJobName": "churn",
+        "AutoMLJobInputDataConfig": [
+            {
+                "ChannelType": "training",
+                "ContentType": "text/csv;header=present",
+                "CompressionType": "None",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/d/train"}},
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": "/out"},
+        "AutoMLProblemTypeConfig": {
+            "TabularJobConfig": {
+                "TargetAttributeName": "Churn",
+                "Mode": "HYPERPARAMETER_TUNING",
+                "ProblemType": "BinaryClassification",
+                "CompletionCriteria": {"MaxCandidates": 7, "MaxAutoMLJobRuntimeInSeconds": 90},
+                "CandidateGenerationConfig": {
+                    "AlgorithmsConfig": [{"AutoMLAlgorithms": ["xgboost", "linear-learner"]}]
+                },
+                "SampleWeightAttributeName": "w",
+            }
+        },
+        "AutoMLJobObjective": {"MetricName": "AUC"},
+        "RoleArn": ROLE,
+        "Tags": [{"Key": "team", "Value": "ml"}],
+    }
+    body.update(changes)
+    return body
+
+
+def tabular(**changes: Any) -> dict[str, Any]:
+    body = request()
+    body["AutoMLProblemTypeConfig"]["TabularJobConfig"].update(changes)
+    return body
+
+
+def test_a_request_becomes_one_typed_spec() -> None:
+    config = JobConfig.from_request(request(), region="eu-west-1", parallelism=2)
+    assert config.name == "churn" and config.output_path == "/out/churn"
+    assert config.training_data == "/d/train" and config.validation_data is None
+    assert config.objective == "AUC" and config.max_candidates == 7 and config.max_runtime == 90
+    assert config.region == "eu-west-1" and config.parallelism == 2
+    assert config.tags == ({"Key": "team", "Value": "ml"},)
+    table = config.problem
+    assert isinstance(table, TabularConfig) and table.config_name == "Tabular"
+    assert table.target == "Churn" and table.problem_type is ProblemType.BINARY
+    assert table.mode is Mode.HYPERPARAMETER_TUNING
+    assert table.algorithms == ("xgboost", "linear-learner") and table.sample_weight == "w"
+    # Written back, it is the request it was read from (the edge's shape round-trips).
+    again = config.to_request()
+    assert again == {**request(), "OutputDataConfig": {"S3OutputPath": "/out"}}
+
+
+def test_the_spec_file_keeps_every_field_including_mlpilots_own() -> None:
+    definition = CandidateDefinition.builtin("lightgbm", "BinaryClassification", 500)
+    config = JobConfig(
+        name="spec",
+        training_data="/d/train.csv",
+        output_path="/out/spec",
+        problem=TabularConfig(
+            target="y",
+            mode=Mode.HYPERPARAMETER_TUNING,
+            feature_specification=FeatureSpecification(("a", "b"), {"a": "categorical"}),
+            max_latency_ms=3.5,
+            candidates=(definition,),
+        ),
+        validation_fraction=0.25,
+        seed=7,
+        generate_reports=False,
+        region="ap-south-1",
+        extra={"note": "kept"},
+    )
+    data = json.loads(json.dumps(config.to_dict()))
+    assert data["problem"]["ConfigName"] == "Tabular"
+    back = JobConfig.from_dict(data)
+    assert back.to_dict() == config.to_dict()
+    table = back.problem
+    assert isinstance(table, TabularConfig)
+    assert table.candidates == (definition,) and table.max_latency_ms == 3.5
+    assert table.feature_specification == FeatureSpecification(("a", "b"), {"a": "categorical"})
+    assert back.seed == 7 and back.region == "ap-south-1" and back.extra == {"note": "kept"}
+
+
+def test_a_dataframe_channel_is_named_but_not_reloaded() -> None:
+    config = JobConfig.tabular(
+        name="frame",
+        training_data=pd.DataFrame({"x": [1, 2], "y": [0, 1]}),
+        output_path="/out/frame",
+        target="y",
+    )
+    data = config.to_dict()
+    assert data["training_data"] == "dataframe://in-memory"
+    with pytest.raises(ConfigError, match="training data was a DataFrame given in memory"):
+        JobConfig.from_dict(data)
+    with pytest.raises(ConfigError, match="unknown field"):
+        JobConfig.from_dict({**data, "training_data": "/d.csv", "colour": "red"})
+
+
+def test_flat_settings_split_between_the_job_and_the_table() -> None:
+    config = JobConfig.tabular(
+        name="flat",
+        training_data="/d.csv",
+        output_path="/out/flat",
+        target="y",
+        mode="ENSEMBLING",
+        max_runtime=60,
+        max_latency_ms=2.0,
+    )
+    assert config.max_runtime == 60
+    assert isinstance(config.problem, TabularConfig)
+    assert config.problem.mode is Mode.ENSEMBLING and config.problem.max_latency_ms == 2.0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            request(AutoMLProblemTypeConfig={"ImageClassificationJobConfig": {}}),
+            r"TabularJobConfig \(tabular jobs\); got ImageClassificationJobConfig",
+        ),
+        (
+            request(
+                AutoMLJobInputDataConfig=[
+                    {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/a"}}},
+                    {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/b"}}},
+                ]
+            ),
+            "exactly one training channel",
+        ),
+        (
+            request(
+                AutoMLJobInputDataConfig=[
+                    {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/a"}}},
+                    {
+                        "ChannelType": "validation",
+                        "ContentType": "x-application/vnd.amazon+parquet",
+                        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/b"}},
+                    },
+                ]
+            ),
+            "same ContentType",
+        ),
+        (
+            request(
+                AutoMLJobInputDataConfig=[
+                    {
+                        "ContentType": "application/json",
+                        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/a"}},
+                    }
+                ]
+            ),
+            "ContentType 'application/json' is not supported for tabular jobs",
+        ),
+        (
+            request(
+                AutoMLJobInputDataConfig=[
+                    {
+                        "DataSource": {
+                            "S3DataSource": {"S3DataType": "AugmentedManifestFile", "S3Uri": "/a"}
+                        }
+                    }
+                ]
+            ),
+            "S3DataType must be S3Prefix or ManifestFile for tabular jobs",
+        ),
+        (
+            request(
+                AutoMLJobInputDataConfig=[
+                    {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/a"}}},
+                    {
+                        "ChannelType": "validation",
+                        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/b"}},
+                    },
+                ],
+                DataSplitConfig={"ValidationFraction": 0.2},
+            ),
+            "validation channel or DataSplitConfig, not both",
+        ),
+        (request(DataSplitConfig={"ValidationFraction": 1.0}), "ValidationFraction must be"),
+        (request(OutputDataConfig={"S3OutputPath": "https://b.s3/x"}), "give an s3:// URI"),
+        (tabular(Mode="AUTO"), "AlgorithmsConfig cannot be set when Mode is AUTO"),
+        (
+            tabular(
+                CandidateGenerationConfig={"AlgorithmsConfig": [{"AutoMLAlgorithms": ["ets"]}]}
+            ),
+            "ets is for time-series forecasting jobs only",
+        ),
+        (tabular(ProblemType="Regression"), "'AUC' does not apply to Regression"),
+        (tabular(CompletionCriteria={"MaxCandidates": 0}), "MaxCandidates must be between"),
+        (tabular(TargetAttributeName=""), "A target column is required"),
+    ],
+)
+def test_each_rule_the_shapes_cannot_state_is_checked_once_when_the_spec_is_built(
+    body: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        JobConfig.from_request(body, output_path="/out/x")
+
+
+def test_a_v1_request_reads_as_the_v2_request_it_amounts_to() -> None:
+    v1 = {
+        "AutoMLJobName": "old",
+        "InputDataConfig": [
+            {
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "/d"}},
+                "TargetAttributeName": "y",
+                "SampleWeightAttributeName": "w",
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": "/out"},
+        "ProblemType": "Regression",
+        "AutoMLJobConfig": {"CompletionCriteria": {"MaxCandidates": 3}, "Mode": "ENSEMBLING"},
+        "RoleArn": ROLE,
+    }
+    v2 = v2_request(copy.deepcopy(v1))
+    table = v2["AutoMLProblemTypeConfig"]["TabularJobConfig"]
+    assert table == {
+        "TargetAttributeName": "y",
+        "SampleWeightAttributeName": "w",
+        "ProblemType": "Regression",
+        "CompletionCriteria": {"MaxCandidates": 3},
+        "Mode": "ENSEMBLING",
+    }
+    config = JobConfig.from_request(v2)
+    assert isinstance(config.problem, TabularConfig) and config.problem.sample_weight == "w"
+    two_targets = copy.deepcopy(v1)
+    two_targets["InputDataConfig"].append({**v1["InputDataConfig"][0], "TargetAttributeName": "z"})
+    with pytest.raises(ConfigError, match="same TargetAttributeName"):
+        v2_request(two_targets)
+
+
+def test_every_configurable_problem_type_has_an_implementation() -> None:
+    assert set(problem_configs()) == set(PROBLEM_TYPES)
+    with pytest.raises(ConfigError, match="problem must be one of TabularConfig"):
+        JobConfig(name="x", training_data="/d", output_path="/o", problem="Tabular")  # type: ignore[arg-type]
