@@ -14,7 +14,7 @@ import numpy as np
 from optuna.distributions import FloatDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms import Algorithm, FitContext, FitData
 
 #: What :class:`Crashing` raises, so tests can look for it in the failure reason.
 CRASH_MESSAGE = "helper algorithm crashed on purpose"
@@ -34,20 +34,13 @@ class _Helper(Algorithm):
     def search_space(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
         return {"alpha": FloatDistribution(0.1, 10.0, log=True)}
 
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None:
-        self.misbehave(context)
+    def _fit(self, data: FitData) -> None:
+        self.misbehave(data.context)
         if self.problem_type.is_classification:
-            counts = np.bincount(y.astype(int), minlength=self.n_classes).astype(float)
+            counts = np.bincount(data.y.astype(int), minlength=self.n_classes).astype(float)
             self.constant_ = counts / counts.sum()
         else:
-            self.constant_ = np.asarray(float(np.mean(y)))
+            self.constant_ = np.asarray(float(np.mean(data.y)))
 
     def misbehave(self, context: FitContext) -> None:
         """Nothing: a well-behaved constant model."""

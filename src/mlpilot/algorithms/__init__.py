@@ -4,7 +4,7 @@ Each declares what it is in its :class:`AlgorithmTags`; code outside this packag
 those tags, never by an algorithm's name.
 """
 
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, FitData
 from mlpilot.algorithms._registry import (
     DEFAULT_ALGORITHMS,
     ENSEMBLING_ALGORITHMS,
@@ -26,6 +26,7 @@ __all__ = [
     "EvalSet",
     "Family",
     "FitContext",
+    "FitData",
     "ShapMethod",
     "StackerRole",
     "algorithm_names",

@@ -12,7 +12,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,7 +22,7 @@ from mlpilot._types import ProblemType
 from mlpilot.algorithms._tags import AlgorithmTags
 from mlpilot.features import PreprocessingOptions
 
-__all__ = ["Algorithm", "EvalSet", "FitContext"]
+__all__ = ["Algorithm", "EvalSet", "FitContext", "FitData"]
 
 EvalSet = tuple[Any, np.ndarray, np.ndarray | None]  # (X_val, y_val, w_val)
 
@@ -60,6 +60,19 @@ class FitContext:
 
     def out_of_time(self, reserve: float = 0.0) -> bool:
         return self.time_left() <= reserve
+
+
+# eq=False: fields hold arrays, which do not compare to one bool.
+@dataclass(frozen=True, eq=False)
+class FitData:
+    """One fit's inputs, as :meth:`Algorithm._fit` receives them: the training rows, their
+    target and weights, the validation rows iterative models stop early on, and the context."""
+
+    X: Any
+    y: np.ndarray
+    sample_weight: np.ndarray | None
+    eval_set: EvalSet | None
+    context: FitContext
 
 
 class Algorithm(ABC):
@@ -143,22 +156,16 @@ class Algorithm(ABC):
         context: FitContext | None = None,
     ) -> Algorithm:
         """Train. With ``eval_set``, iterative models stop early on it."""
-        context = context or FitContext()
+        data = FitData(X, y, sample_weight, eval_set, context or FitContext())
         self.classes_seen_ = np.unique(y) if self.problem_type.is_classification else None
         started = time.monotonic()
-        self._fit(X, y, sample_weight, eval_set, context)
+        self._fit(data)
         self.fit_seconds_ = time.monotonic() - started
         return self
 
     @abstractmethod
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None: ...
+    def _fit(self, data: FitData) -> None:
+        """Train on ``data``; :meth:`fit` has recorded the classes seen and times the call."""
 
     @abstractmethod
     def _predict_raw(self, X: Any) -> np.ndarray:

@@ -1,25 +1,43 @@
-"""What the two PyTorch networks (``mlp``, ``nn-torch``) share: their tags, targets and weights
-as tensors, the training loop with its weighted loss and early stopping on the validation fold,
-and pickling as weights. torch is imported only when a network trains or loads."""
+"""What the two PyTorch networks (``mlp``, ``nn-torch``) share: their tags and numeric
+preprocessing, the feed-forward body, targets and weights as tensors, the training loop with its
+weighted loss and early stopping on the validation fold, regression outputs scaled back, and
+pickling as weights. torch is imported only when a network trains or loads."""
 
 from __future__ import annotations
 
 import io
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._base import Algorithm, FitContext, FitData
 from mlpilot.algorithms._tags import AlgorithmTags, Family
+from mlpilot.features import PreprocessingOptions
 
-__all__ = ["BestEpoch", "TorchNetwork", "dense32", "weighted_loss"]
+__all__ = ["BestEpoch", "TorchNetwork", "dense32", "feed_forward", "weighted_loss"]
 
 
 def dense32(X: Any) -> np.ndarray:
     return np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float32)
+
+
+def feed_forward(
+    size: int, widths: list[int], activation: Callable[[], Any], dropout: float, n_out: int
+) -> Any:
+    """A ``torch.nn.Sequential`` from ``size`` inputs: per width a linear layer, batch norm,
+    ``activation()`` and dropout, then a linear layer to ``n_out`` outputs."""
+    import torch.nn as nn
+
+    layers: list[Any] = []
+    for width in widths:
+        layers += [nn.Linear(size, width), nn.BatchNorm1d(width), activation(), nn.Dropout(dropout)]
+        size = width
+    layers.append(nn.Linear(size, n_out))
+    return nn.Sequential(*layers)
 
 
 def weighted_loss(out: Any, target: Any, weight: Any, regression: bool) -> Any:
@@ -61,10 +79,12 @@ class BestEpoch:
 
 
 class TorchNetwork(Algorithm):
-    """Base of the PyTorch networks: subclasses build the network (:meth:`_network`) and say
-    which tensors it reads (:meth:`_inputs`); this class trains it (AdamW, shuffled
-    mini-batches, early stopping) and pickles it as its weights."""
+    """Base of the PyTorch networks: subclasses build the network (:meth:`_network`), say
+    which tensors it reads (:meth:`_inputs`) and run it (:meth:`_forward`); this class trains it
+    (AdamW, shuffled mini-batches, early stopping) and pickles it as its weights."""
 
+    # A network takes no missing values, and learns best from inputs on one (normal) scale.
+    preprocessing = PreprocessingOptions(impute=True, numeric_scaling="quantile")
     tags = AlgorithmTags(family=Family.NEURAL_NETWORK, iteration_param="epochs")
     #: Epochs without a validation improvement larger than ``min_delta`` before stopping.
     patience: ClassVar[int]
@@ -78,6 +98,10 @@ class TorchNetwork(Algorithm):
     def _inputs(self, X: Any) -> tuple[Any, ...]:
         """The tensors the network's forward takes for the rows of ``X``."""
 
+    @abstractmethod
+    def _forward(self, X: Any) -> np.ndarray:
+        """:meth:`_outputs` of the trained network for the rows of ``X``."""
+
     def _fit_inputs(self, X: Any, context: FitContext) -> tuple[Any, ...]:
         """:meth:`_inputs` of the training rows, after recording what the network's shape
         depends on."""
@@ -90,23 +114,17 @@ class TorchNetwork(Algorithm):
         """A learning-rate schedule stepped after every batch, if any."""
         return None
 
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None:
+    def _fit(self, data: FitData) -> None:
+        context = data.context
         generator = self._seeded(context)
-        inputs = self._fit_inputs(X, context)
-        targets = self._targets(y, sample_weight, fitting=True)
+        inputs = self._fit_inputs(data.X, context)
+        targets = self._targets(data.y, data.sample_weight, fitting=True)
         net = self._network()
         epochs = self._epochs()
         optimizer = self._optimizer(net)
         valid = None
-        if eval_set is not None:
-            X_val, y_val, w_val = eval_set
+        if data.eval_set is not None:
+            X_val, y_val, w_val = data.eval_set
             valid = (*self._inputs(X_val), *self._targets(y_val, w_val))
         self._train(
             net,
@@ -117,7 +135,7 @@ class TorchNetwork(Algorithm):
             epochs=epochs,
             generator=generator,
             context=context,
-            schedule=self._schedule(optimizer, epochs, len(y)),
+            schedule=self._schedule(optimizer, epochs, len(data.y)),
         )
 
     def _n_outputs(self) -> int:
@@ -207,6 +225,12 @@ class TorchNetwork(Algorithm):
         self.iterations_ = best.restore(net, done)
         net.eval()
         self.net_ = net
+
+    def _predict_raw(self, X: Any) -> np.ndarray:
+        result = self._forward(X)
+        if self.problem_type is ProblemType.REGRESSION:
+            return self._unscaled(result)
+        return result
 
     def _outputs(self, out: Any) -> np.ndarray:
         """The network's output in NumPy: values (regression, still scaled) or probabilities."""

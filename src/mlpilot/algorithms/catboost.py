@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import EvalSet, FitContext, predict_threads
-from mlpilot.algorithms._boosting import MAX_ROUNDS, Boosting, min_delta, patience
+from mlpilot.algorithms._base import FitContext, FitData, predict_threads
+from mlpilot.algorithms._boosting import MAX_ROUNDS, Boosting, EarlyStopping, Objectives
 from mlpilot.algorithms._shap import TreeShap, shap_tree_explainer
 from mlpilot.features import PreprocessingOptions
 
@@ -27,6 +27,12 @@ class CatBoost(Boosting):
         slow_on_many_rows=True,
         slow_on_many_classes=True,
     )
+    objectives: ClassVar[Objectives] = {
+        ProblemType.REGRESSION: {"loss_function": "RMSE"},
+        ProblemType.BINARY: {"loss_function": "Logloss"},
+        ProblemType.MULTICLASS: {"loss_function": "MultiClass"},
+    }
+    num_class_key = "classes_count"
 
     @classmethod
     def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
@@ -62,54 +68,41 @@ class CatBoost(Boosting):
             out[:, self.cat_features_] = dense[:, self.cat_features_].astype(np.int64)
         return out
 
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None:
-        from catboost import CatBoostClassifier, CatBoostRegressor, Pool
+    def _boost(self, data: FitData, rounds: int, stopping: EarlyStopping | None) -> tuple[Any, int]:
+        from catboost import CatBoostClassifier, CatBoostRegressor
 
-        p = dict(self.params)
-        self.cat_features_ = list(context.categorical_features)
+        p = self.params
+        self.cat_features_ = list(data.context.categorical_features)
         common: dict[str, Any] = {
-            "iterations": self._rounds(eval_set, X.shape[0]),
+            "iterations": rounds,
             "learning_rate": p["learning_rate"],
             "depth": int(p["depth"]),
             "l2_leaf_reg": p["l2_leaf_reg"],
             "random_strength": p["random_strength"],
             "one_hot_max_size": int(p["one_hot_max_size"]),
-            "thread_count": context.n_jobs,
+            "thread_count": data.context.n_jobs,
             "random_seed": self.seed,
             "allow_writing_files": False,
             "logging_level": "Silent",
         }
-        if self.problem_type is ProblemType.REGRESSION:
-            model: Any = CatBoostRegressor(loss_function="RMSE", **common)
-        elif self.problem_type is ProblemType.BINARY:
-            model = CatBoostClassifier(loss_function="Logloss", **common)
-        else:
-            model = CatBoostClassifier(
-                loss_function="MultiClass", classes_count=self.n_classes, **common
-            )
-        train = Pool(self._frame(X), y, weight=sample_weight, cat_features=self.cat_features_)
-        fit_args: dict[str, Any] = {"callbacks": [_Deadline(context)]}
-        if eval_set is not None:
-            X_val, y_val, w_val = eval_set
-            fit_args["eval_set"] = Pool(
-                self._frame(X_val), y_val, weight=w_val, cat_features=self.cat_features_
-            )
-            rounds = patience(p["learning_rate"])
-            fit_args["early_stopping_rounds"] = rounds
+        regression = self.problem_type is ProblemType.REGRESSION
+        kind = CatBoostRegressor if regression else CatBoostClassifier
+        model = kind(**self._objective(), **common)
+        train = self._pool(data.X, data.y, data.sample_weight)
+        fit_args: dict[str, Any] = {"callbacks": [_Deadline(data.context)]}
+        if stopping is not None:
+            fit_args["eval_set"] = self._pool(stopping.X, stopping.y, stopping.sample_weight)
+            fit_args["early_stopping_rounds"] = stopping.patience
             fit_args["use_best_model"] = True
-            delta = min_delta(self.problem_type.is_classification)
-            if delta > 0:
-                fit_args["callbacks"].append(_Plateau(rounds, delta))
+            if stopping.min_delta > 0:
+                fit_args["callbacks"].append(_Plateau(stopping.patience, stopping.min_delta))
         model.fit(train, **fit_args)
-        self.model_ = model
-        self.iterations_ = int(model.tree_count_)
+        return model, int(model.tree_count_)
+
+    def _pool(self, X: Any, y: np.ndarray, weight: np.ndarray | None) -> Any:
+        from catboost import Pool
+
+        return Pool(self._frame(X), y, weight=weight, cat_features=self.cat_features_)
 
     def _predict_raw(self, X: Any) -> np.ndarray:
         # A few rows: an object array (ints for categories) skips building a DataFrame, which

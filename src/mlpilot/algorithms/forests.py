@@ -11,7 +11,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from scipy import sparse
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext, predict_threads
+from mlpilot.algorithms._base import Algorithm, FitData, predict_threads
 from mlpilot.algorithms._shap import TreeShap, shap_tree_explainer
 from mlpilot.algorithms._tags import AlgorithmTags, Family, ShapMethod
 from mlpilot.features import PreprocessingOptions
@@ -75,14 +75,8 @@ class _Forest(Algorithm):
             random_state=self.seed,
         )
 
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None:
+    def _fit(self, data: FitData) -> None:
+        X, y, sample_weight, context = data.X, data.y, data.sample_weight, data.context
         model = self._estimator(context.n_jobs)
         if X.shape[0] > _MAX_SAMPLES and not self.extra:
             model.set_params(max_samples=_MAX_SAMPLES)

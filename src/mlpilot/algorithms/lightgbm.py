@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import EvalSet, FitContext, predict_threads
-from mlpilot.algorithms._boosting import MAX_ROUNDS, Boosting, min_delta, patience
+from mlpilot.algorithms._base import FitContext, FitData, predict_threads
+from mlpilot.algorithms._boosting import MAX_ROUNDS, Boosting, EarlyStopping, Objectives
 from mlpilot.algorithms._shap import TreeShap, dense, split_bias
 
 
@@ -18,6 +18,11 @@ class LightGBM(Boosting):
     name = "lightgbm"
     description = "LightGBM gradient-boosted trees"
     tags = replace(Boosting.tags, iteration_param="n_estimators", native_categorical=True)
+    objectives: ClassVar[Objectives] = {
+        ProblemType.REGRESSION: {"objective": "regression"},
+        ProblemType.BINARY: {"objective": "binary"},
+        ProblemType.MULTICLASS: {"objective": "multiclass"},
+    }
 
     @classmethod
     def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
@@ -67,36 +72,23 @@ class LightGBM(Boosting):
         )
         return params
 
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None:
+    def _boost(self, data: FitData, rounds: int, stopping: EarlyStopping | None) -> tuple[Any, int]:
         import lightgbm as lgb
 
-        p = dict(self.params)
-        if self.problem_type is ProblemType.REGRESSION:
-            objective: dict[str, Any] = {"objective": "regression"}
-        elif self.problem_type is ProblemType.BINARY:
-            objective = {"objective": "binary"}
-        else:
-            objective = {"objective": "multiclass", "num_class": self.n_classes}
+        p = self.params
         # The validation set takes the same dataset parameters (else LightGBM warns that the
         # reference's override its own).
         dataset_params = {"verbose": -1, "max_bin": 255}
         train = lgb.Dataset(
-            X,
-            y,
-            weight=sample_weight,
-            categorical_feature=context.categorical_features or "auto",
+            data.X,
+            data.y,
+            weight=data.sample_weight,
+            categorical_feature=data.context.categorical_features or "auto",
             free_raw_data=False,
             params=dataset_params,
         )
         params = {
-            **objective,
+            **self._objective(),
             "learning_rate": p["learning_rate"],
             "num_leaves": int(p["num_leaves"]),
             "min_child_samples": int(p["min_child_samples"]),
@@ -107,37 +99,33 @@ class LightGBM(Boosting):
             "lambda_l2": p["reg_lambda"],
             "cat_smooth": p["cat_smooth"],
             "extra_trees": bool(p.get("extra_trees", False)),
-            "num_threads": context.n_jobs,
+            "num_threads": data.context.n_jobs,
             "seed": self.seed,
             "deterministic": True,
             "force_row_wise": True,
             "verbose": -1,
         }
-        callbacks: list[Any] = [self._deadline_callback(context)]
+        callbacks: list[Any] = [self._deadline_callback(data.context)]
         valid_sets = []
-        if eval_set is not None:
-            X_val, y_val, w_val = eval_set
+        if stopping is not None:
             valid_sets.append(
-                lgb.Dataset(X_val, y_val, weight=w_val, reference=train, params=dataset_params)
-            )
-            callbacks.append(
-                lgb.early_stopping(
-                    patience(p["learning_rate"]),
-                    verbose=False,
-                    min_delta=min_delta(self.problem_type.is_classification),
+                lgb.Dataset(
+                    stopping.X,
+                    stopping.y,
+                    weight=stopping.sample_weight,
+                    reference=train,
+                    params=dataset_params,
                 )
             )
-        self.model_ = lgb.train(
-            params,
-            train,
-            num_boost_round=self._rounds(eval_set, X.shape[0]),
-            valid_sets=valid_sets,
-            callbacks=callbacks,
+            callbacks.append(
+                lgb.early_stopping(stopping.patience, verbose=False, min_delta=stopping.min_delta)
+            )
+        model = lgb.train(
+            params, train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
         )
-        if eval_set is not None and self.model_.best_iteration > 0:
-            self.iterations_ = int(self.model_.best_iteration)
-        else:
-            self.iterations_ = int(self.model_.current_iteration())
+        if stopping is not None and model.best_iteration > 0:
+            return model, int(model.best_iteration)
+        return model, int(model.current_iteration())
 
     @staticmethod
     def _deadline_callback(context: FitContext) -> Any:

@@ -9,7 +9,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from scipy import sparse, special
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import Algorithm, EvalSet, FitContext
+from mlpilot.algorithms._base import Algorithm, FitData
 from mlpilot.algorithms._tags import AlgorithmTags, Family, StackerRole
 from mlpilot.features import PreprocessingOptions
 
@@ -41,17 +41,11 @@ class LinearLearner(Algorithm):
             }
         return {"alpha": FloatDistribution(1e-3, 1e3, log=True)}
 
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None:
+    def _fit(self, data: FitData) -> None:
         from sklearn.linear_model import LogisticRegression, Ridge
 
         p = self.params
+        y = data.y
         if self.problem_type.is_classification:
             weight = None if p["class_weight"] == "none" else p["class_weight"]
             model: Any = LogisticRegression(
@@ -61,7 +55,7 @@ class LinearLearner(Algorithm):
             model = Ridge(alpha=p["alpha"], random_state=self.seed)
             # Ridge fits the target's scale: centre and scale it so alpha means the same everywhere.
             y = self._scale_target(y)
-        model.fit(X, y, sample_weight=sample_weight)
+        model.fit(data.X, y, sample_weight=data.sample_weight)
         self.model_ = model
 
     def _predict_raw(self, X: Any) -> np.ndarray:

@@ -9,19 +9,14 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms._base import FitContext
-from mlpilot.algorithms._torch import TorchNetwork, dense32
-from mlpilot.features import PreprocessingOptions
+from mlpilot.algorithms._torch import TorchNetwork, dense32, feed_forward
 
 
 class MLP(TorchNetwork):
     name = "mlp"
     description = "Multilayer perceptron (PyTorch)"
-    preprocessing = PreprocessingOptions(
-        categorical="onehot",
-        high_cardinality="target",
-        impute=True,
-        numeric_scaling="quantile",
-        text_svd=64,
+    preprocessing = TorchNetwork.preprocessing.with_(
+        categorical="onehot", high_cardinality="target", text_svd=64
     )
     patience, min_delta = 10, 1e-6
 
@@ -52,19 +47,8 @@ class MLP(TorchNetwork):
         import torch.nn as nn
 
         p = self.params
-        width = int(p["hidden_size"])
-        layers: list[Any] = []
-        size = self.n_inputs_
-        for _ in range(int(p["layers"])):
-            layers += [
-                nn.Linear(size, width),
-                nn.BatchNorm1d(width),
-                nn.SiLU(),
-                nn.Dropout(float(p["dropout"])),
-            ]
-            size = width
-        layers.append(nn.Linear(size, self._n_outputs()))
-        return nn.Sequential(*layers)
+        widths = [int(p["hidden_size"])] * int(p["layers"])
+        return feed_forward(self.n_inputs_, widths, nn.SiLU, float(p["dropout"]), self._n_outputs())
 
     def _inputs(self, X: Any) -> tuple[Any, ...]:
         import torch
@@ -75,11 +59,8 @@ class MLP(TorchNetwork):
         self.n_inputs_ = X.shape[1]
         return self._inputs(X)
 
-    def _predict_raw(self, X: Any) -> np.ndarray:
+    def _forward(self, X: Any) -> np.ndarray:
         import torch
 
         with torch.no_grad():
-            result = self._outputs(self.net_(*self._inputs(X)))
-        if self.problem_type is ProblemType.REGRESSION:
-            return self._unscaled(result)
-        return result
+            return self._outputs(self.net_(*self._inputs(X)))

@@ -21,8 +21,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms._base import FitContext
-from mlpilot.algorithms._torch import TorchNetwork, dense32
-from mlpilot.features import PreprocessingOptions
+from mlpilot.algorithms._torch import TorchNetwork, dense32, feed_forward
 
 #: Rows scored at once when predicting (bounds memory on large batches).
 _PREDICT_CHUNK = 65_536
@@ -39,12 +38,8 @@ def _embedding_size(levels: int, rule: str) -> int:
 class NNTorch(TorchNetwork):
     name = "nn-torch"
     description = "PyTorch neural network with categorical embeddings"
-    preprocessing = PreprocessingOptions(
-        categorical="ordinal",
-        high_cardinality="ordinal",
-        impute=True,
-        numeric_scaling="quantile",
-        text_svd=32,
+    preprocessing = TorchNetwork.preprocessing.with_(
+        categorical="ordinal", high_cardinality="ordinal", text_svd=32
     )
     tags = replace(TorchNetwork.tags, native_categorical=True, slow_on_many_rows=True)
     patience, min_delta = 8, 1e-7
@@ -92,17 +87,7 @@ class NNTorch(TorchNetwork):
                 )
                 dims = [_embedding_size(c + 2, rule) for c in cards]
                 size = sum(dims) + n_numeric
-                layers: list[Any] = []
-                for width in widths:
-                    layers += [
-                        nn.Linear(size, width),
-                        nn.BatchNorm1d(width),
-                        nn.ReLU(),
-                        nn.Dropout(float(p["dropout"])),
-                    ]
-                    size = width
-                layers.append(nn.Linear(size, n_out))
-                self.body = nn.Sequential(*layers)
+                self.body = feed_forward(size, widths, nn.ReLU, float(p["dropout"]), n_out)
 
             def forward(self, codes: Any, numbers: Any) -> Any:
                 parts = [emb(codes[:, i]) for i, emb in enumerate(self.embeddings)]
@@ -148,12 +133,9 @@ class NNTorch(TorchNetwork):
             pct_start=0.25,
         )
 
-    def _predict_raw(self, X: Any) -> np.ndarray:
+    def _forward(self, X: Any) -> np.ndarray:
         few = X.shape[0] <= _FEW_ROWS
-        result = self._forward_numpy(X) if few else self._forward_torch(X)
-        if self.problem_type is ProblemType.REGRESSION:
-            return self._unscaled(result)
-        return result
+        return self._forward_numpy(X) if few else self._forward_torch(X)
 
     def _forward_torch(self, X: Any) -> np.ndarray:
         import torch
@@ -229,11 +211,12 @@ class FastAI(NNTorch):
 
     @classmethod
     def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
+        # nn-torch's, fastai's where they differ (the keys keep nn-torch's order).
         return {
+            **super().default_params(problem_type, n_rows),
             "layers": "200-100",
             "dropout": 0.0,
             "learning_rate": 1e-2,
             "weight_decay": 1e-2,
             "batch_size": 256 if n_rows < 20_000 else 512,
-            "epochs": 60,
         }

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from mlpilot._types import ProblemType
-from mlpilot.algorithms._base import EvalSet, FitContext, predict_threads
-from mlpilot.algorithms._boosting import MAX_ROUNDS, Boosting, min_delta, patience
+from mlpilot.algorithms._base import FitContext, FitData, predict_threads
+from mlpilot.algorithms._boosting import MAX_ROUNDS, Boosting, EarlyStopping, Objectives
 from mlpilot.algorithms._shap import TreeShap, dense, split_bias
 
 
@@ -18,6 +18,11 @@ class XGBoost(Boosting):
     name = "xgboost"
     description = "XGBoost gradient-boosted trees"
     tags = replace(Boosting.tags, iteration_param="n_estimators", slow_on_many_classes=True)
+    objectives: ClassVar[Objectives] = {
+        ProblemType.REGRESSION: {"objective": "reg:squarederror", "eval_metric": "rmse"},
+        ProblemType.BINARY: {"objective": "binary:logistic", "eval_metric": "logloss"},
+        ProblemType.MULTICLASS: {"objective": "multi:softprob", "eval_metric": "mlogloss"},
+    }
 
     @classmethod
     def default_params(cls, problem_type: ProblemType, n_rows: int) -> dict[str, Any]:
@@ -44,29 +49,13 @@ class XGBoost(Boosting):
             "reg_alpha": FloatDistribution(1e-8, 1.0, log=True),
         }
 
-    def _fit(
-        self,
-        X: Any,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        eval_set: EvalSet | None,
-        context: FitContext,
-    ) -> None:
+    def _boost(self, data: FitData, rounds: int, stopping: EarlyStopping | None) -> tuple[Any, int]:
         import xgboost as xgb
 
-        p = dict(self.params)
-        if self.problem_type is ProblemType.REGRESSION:
-            objective: dict[str, Any] = {"objective": "reg:squarederror", "eval_metric": "rmse"}
-        elif self.problem_type is ProblemType.BINARY:
-            objective = {"objective": "binary:logistic", "eval_metric": "logloss"}
-        else:
-            objective = {
-                "objective": "multi:softprob",
-                "num_class": self.n_classes,
-                "eval_metric": "mlogloss",
-            }
+        p = self.params
+        threads = data.context.n_jobs
         params = {
-            **objective,
+            **self._objective(),
             "tree_method": "hist",
             "eta": p["learning_rate"],
             "max_depth": int(p["max_depth"]),
@@ -75,33 +64,31 @@ class XGBoost(Boosting):
             "colsample_bytree": p["colsample_bytree"],
             "lambda": p["reg_lambda"],
             "alpha": p["reg_alpha"],
-            "nthread": context.n_jobs,
+            "nthread": threads,
             "seed": self.seed,
             "verbosity": 0,
         }
-        train = xgb.DMatrix(X, label=y, weight=sample_weight, nthread=context.n_jobs)
+        train = xgb.DMatrix(data.X, label=data.y, weight=data.sample_weight, nthread=threads)
         evals = []
-        callbacks: list[Any] = [_deadline(context)]
-        if eval_set is not None:
-            X_val, y_val, w_val = eval_set
-            evals.append((xgb.DMatrix(X_val, label=y_val, weight=w_val), "validation"))
+        callbacks: list[Any] = [_deadline(data.context)]
+        if stopping is not None:
+            validation = xgb.DMatrix(stopping.X, label=stopping.y, weight=stopping.sample_weight)
+            evals.append((validation, "validation"))
             callbacks.append(
                 xgb.callback.EarlyStopping(
-                    rounds=patience(p["learning_rate"]),
-                    save_best=True,
-                    min_delta=min_delta(self.problem_type.is_classification),
+                    rounds=stopping.patience, save_best=True, min_delta=stopping.min_delta
                 )
             )
-        self.model_ = xgb.train(
+        model = xgb.train(
             params,
             train,
-            num_boost_round=self._rounds(eval_set, X.shape[0]),
+            num_boost_round=rounds,
             evals=evals,
             callbacks=callbacks,
             verbose_eval=False,
         )
-        self.model_.set_param({"nthread": 1})
-        self.iterations_ = int(self.model_.num_boosted_rounds())
+        model.set_param({"nthread": 1})
+        return model, int(model.num_boosted_rounds())
 
     def _predict_raw(self, X: Any) -> np.ndarray:
         import xgboost as xgb
