@@ -20,6 +20,7 @@ from typing import Any
 import nbformat
 
 from mlpilot.reports._build_exploration import write_notebook
+from mlpilot.runtime import start_detached
 
 __all__ = [
     "NotebookRun",
@@ -142,13 +143,7 @@ def start_execution(path: Path, *, html: bool = True) -> NotebookRun:
     if not html:
         args.append("--no-html")
     with os.fdopen(fd, "wb") as log:
-        process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = start_detached(args, log)
     return NotebookRun(path, process, Path(log_name))
 
 

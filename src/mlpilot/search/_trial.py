@@ -195,6 +195,35 @@ def load_validation_predictions(model_dir: str) -> tuple[np.ndarray, np.ndarray,
         return saved["rows"], saved["folds"], saved["predictions"]
 
 
+def _scored(
+    task: TrialTask,
+    metrics: dict[str, float],
+    scored_on: str,
+    *,
+    intermediate_values: dict[int, float],
+    refit_params: dict[str, Any],
+    n_train_rows: int,
+) -> TrialResult:
+    """A Completed result with the task's objective taken from ``metrics``, or a Failed one
+    where the objective came out undefined (NaN or missing) on what was scored (``scored_on``)."""
+    objective = get_metric(task.objective)
+    value = metrics.get(objective.name)
+    result = TrialResult(
+        task.number,
+        task.candidate_name,
+        "Completed",
+        metrics=metrics,
+        objective_value=None if value is None or np.isnan(value) else float(value),
+        intermediate_values=intermediate_values,
+        refit_params=refit_params,
+        n_train_rows=n_train_rows,
+    )
+    if result.objective_value is None and objective.fn is not None:
+        result.status = "Failed"
+        result.failure_reason = f"{objective.name} is undefined on {scored_on}"
+    return result
+
+
 def _evaluate(
     task: TrialTask, data: PreparedData, time_left: Any
 ) -> tuple[TrialResult, list[Any], tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -262,7 +291,6 @@ def _evaluate(
         positive_index=profile.target.positive_index,
         n_classes=data.n_classes,
     )
-    value = metrics.get(objective.name)
     iterations = [m.iterations_ for _, m in members if m.iterations_]
     refit = dict(members[0][1].refit_params())
     cls = type(members[0][1])
@@ -271,19 +299,14 @@ def _evaluate(
         n_eval = sum(len(t) for t in truth)
         share = 1.0 + n_eval / max(1, len(data.y) - n_eval) / max(1, len(task.eval_folds))
         refit[cls.iteration_param] = max(1, round(float(np.mean(iterations)) * min(share, 1.25)))
-    result = TrialResult(
-        task.number,
-        task.candidate_name,
-        "Completed",
-        metrics=metrics,
-        objective_value=None if value is None or np.isnan(value) else float(value),
+    result = _scored(
+        task,
+        metrics,
+        "the validation data",
         intermediate_values=intermediate,
         refit_params=refit,
         n_train_rows=int(np.sum(data.folds >= 0)),
     )
-    if result.objective_value is None and objective.fn is not None:
-        result.status = "Failed"
-        result.failure_reason = f"{objective.name} is undefined on the validation data"
     row_all = np.concatenate(rows)
     return result, members, (row_all, data.folds[row_all].astype(np.int16), p_all)
 
@@ -315,20 +338,14 @@ def _evaluate_out_of_bag(
         positive_index=profile.target.positive_index,
         n_classes=data.n_classes,
     )
-    objective = get_metric(task.objective)
-    value = metrics.get(objective.name)
-    result = TrialResult(
-        task.number,
-        task.candidate_name,
-        "Completed",
-        metrics=metrics,
-        objective_value=None if value is None or np.isnan(value) else float(value),
+    result = _scored(
+        task,
+        metrics,
+        "the out-of-bag predictions",
+        intermediate_values={},
         refit_params=model.refit_params(),
         n_train_rows=len(rows),
     )
-    if result.objective_value is None and objective.fn is not None:
-        result.status = "Failed"
-        result.failure_reason = f"{objective.name} is undefined on the out-of-bag predictions"
     return result, [(pipeline, model)], (rows, data.folds[rows].astype(np.int16), oob)
 
 

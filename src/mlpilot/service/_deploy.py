@@ -113,10 +113,7 @@ class DeployOperations:
         ):
             if params.get(key) is not None:
                 record[key] = params[key]
-        try:
-            self.store.insert_resource(MODEL, name, arn, record)
-        except AlreadyExists:
-            raise validation(f'Cannot create already existing model "{arn}".') from None
+        self._insert(MODEL, name, arn, record, "model")
         return {"ModelArn": arn}
 
     def DescribeModel(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -170,12 +167,7 @@ class DeployOperations:
         for key in ("DataCaptureConfig", "KmsKeyId", "ExecutionRoleArn", "EnableNetworkIsolation"):
             if params.get(key) is not None:
                 record[key] = params[key]
-        try:
-            self.store.insert_resource(ENDPOINT_CONFIG, name, arn, record)
-        except AlreadyExists:
-            raise validation(
-                f'Cannot create already existing endpoint configuration "{arn}".'
-            ) from None
+        self._insert(ENDPOINT_CONFIG, name, arn, record, "endpoint configuration")
         return {"EndpointConfigArn": arn}
 
     def DescribeEndpointConfig(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -205,10 +197,7 @@ class DeployOperations:
             "CreationTime": now,
             "LastModifiedTime": now,
         }
-        try:
-            self.store.insert_resource(ENDPOINT, name, arn, record)
-        except AlreadyExists:
-            raise validation(f'Cannot create already existing endpoint "{arn}".') from None
+        self._insert(ENDPOINT, name, arn, record, "endpoint")
         self.host.wait(self.host.launch(name), wait)
         return arn
 
@@ -281,6 +270,12 @@ class DeployOperations:
         return list_answer("Endpoints", page.rows, page.next_token, _ENDPOINT_SUMMARY)
 
     # -- helpers --------------------------------------------------------------------------
+    def _insert(self, kind: str, name: str, arn: str, record: dict[str, Any], noun: str) -> None:
+        try:
+            self.store.insert_resource(kind, name, arn, record)
+        except AlreadyExists:
+            raise validation(f'Cannot create already existing {noun} "{arn}".') from None
+
     def _get(self, kind: str, name: str, noun: str) -> dict[str, Any]:
         record = self.store.get_resource(kind, name)
         if record is None:

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mlpilot.runtime import start_detached
+
 __all__ = ["RunnerSupervisor", "ending", "pid_is_runner"]
 
 _TICK_SECONDS = 1.0
@@ -72,17 +74,8 @@ class RunnerSupervisor(abc.ABC):
 
     def _launch(self, name: str, command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         """Start ``name``'s runner, its output appended to ``log_path``."""
-        log = open(log_path, "ab")  # noqa: SIM115 - the child owns it
-        try:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        with log_path.open("ab") as log:
+            proc = start_detached(command, log)
         with self._lock:
             self._procs[name] = proc
         return proc
