@@ -53,20 +53,19 @@ def train(
     started = job_clock(ctx)
 
     from mlpilot.cli.run import _Display, _progress, _summary, run_watched
-    from mlpilot.notebooks import prepare_training, run_training
+    from mlpilot.notebooks import TrainingSettings, prepare_training, run_training
 
     names = [a.strip() for a in algorithms.split(",") if a.strip()] if algorithms else None
     progress = _progress(quiet)
-    automl, old = prepare_training(
-        job,
+    settings = TrainingSettings(
         algorithms=names,
         max_candidates=max_candidates,
         parallelism=parallelism,
         max_runtime=max_runtime,
         max_runtime_per_candidate=max_runtime_per_candidate,
         generate_reports=reports,
-        started=started,
     )
+    automl, old = prepare_training(job, settings, started=started)
     display = _Display(
         progress,
         automl.config.max_runtime,

@@ -31,8 +31,9 @@ __all__ = ["BuiltModel", "FinalModel", "FinalPhase", "choose_final"]
 TRIAL = "mlpilot.search._trial:run_trial"
 ASSEMBLE = "mlpilot.ensemble._predictor:assemble"
 #: The bagged ensemble is packaged when it answers a row within this (seconds); otherwise the
-#: refit ensemble (see docs/ensembling.md for the evidence).
-BAG_LATENCY_TARGET = 0.005
+#: refit ensemble (see docs/ensembling.md for the evidence). An endpoint should answer a row in
+#: 5 ms, and the HTTP hops through the service take 2-3 ms of that: the model gets 2.
+BAG_LATENCY_TARGET = 0.002
 #: Share of the target the bag's timing inside the job must stay under: timings taken while the
 #: job runs vary by 10-20 % (churn's bag timed 4.7 ms in the job, 5.2 ms alone), and the
 #: shipped model must meet the target when measured on its own.

@@ -11,6 +11,7 @@ from mlpilot.notebooks._exploration import DataExploration
 from mlpilot.notebooks._findings import Insight
 from mlpilot.notebooks._train import (
     ProgressPrinter,
+    TrainingSettings,
     describe_candidates,
     load_candidate_definitions,
     prepare_training,
@@ -23,6 +24,7 @@ __all__ = [
     "DataExploration",
     "Insight",
     "ProgressPrinter",
+    "TrainingSettings",
     "describe_candidates",
     "execute_notebook",
     "export_html",

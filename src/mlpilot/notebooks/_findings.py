@@ -55,6 +55,18 @@ class Insight:
     columns: tuple[str, ...] = ()
 
 
+#: Share of the rows above which a finding about some rows is of high severity.
+HIGH_ROW_SHARE = 0.05
+
+
+def _rows_insight(count: int, n_rows: int, title: str, what: str, check: str, fix: str) -> Insight:
+    """A finding about ``count`` of the ``n_rows`` rows; ``what`` follows their count and
+    share."""
+    share = count / n_rows
+    severity = "high" if share > HIGH_ROW_SHARE else "low"
+    return Insight(severity, title, f"{count:,} rows ({pct(share)}) {what}", check, fix)
+
+
 def find_insights(exploration: DataExploration) -> list[Insight]:
     """Every finding of ``exploration``, high severity first."""
     found: list[Insight] = []
@@ -75,13 +87,12 @@ def find_insights(exploration: DataExploration) -> list[Insight]:
             )
         )
     if t.missing_rows:
-        share = t.missing_rows / p.n_rows
         found.append(
-            Insight(
-                "high" if share > 0.05 else "low",
+            _rows_insight(
+                t.missing_rows,
+                p.n_rows,
                 "Rows without a target value",
-                f"{t.missing_rows:,} rows ({pct(share)}) have no valid {t.name!r}; they are "
-                "not used for training.",
+                f"have no valid {t.name!r}; they are not used for training.",
                 f"Count the empty or invalid values of {t.name!r} in the source table.",
                 "Fill in the missing labels if they can be recovered; otherwise nothing to do.",
             )
@@ -122,12 +133,12 @@ def find_insights(exploration: DataExploration) -> list[Insight]:
                 )
             )
     if p.duplicate_rows:
-        share = p.duplicate_rows / p.n_rows
         found.append(
-            Insight(
-                "high" if share > 0.05 else "low",
+            _rows_insight(
+                p.duplicate_rows,
+                p.n_rows,
                 "Duplicate rows",
-                f"{p.duplicate_rows:,} rows ({pct(share)}) repeat an earlier row.",
+                "repeat an earlier row.",
                 "See the examples under Duplicate rows.",
                 "Remove copies that come from the data collection (joins, repeated "
                 "exports); keep them only if they are real repeated observations.",

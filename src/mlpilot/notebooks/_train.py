@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from mlpilot.search import CandidateDefinition
 
 __all__ = [
     "ProgressPrinter",
+    "TrainingSettings",
     "describe_candidates",
     "load_candidate_definitions",
     "prepare_training",
@@ -105,8 +106,7 @@ def train_candidates(
     ...                                                                 # doctest: +SKIP
     >>> job.leaderboard().head()                                        # doctest: +SKIP
     """
-    job, old = prepare_training(
-        job_dir,
+    settings = TrainingSettings(
         candidates=candidates,
         algorithms=algorithms,
         max_candidates=max_candidates,
@@ -114,21 +114,30 @@ def train_candidates(
         max_runtime=max_runtime,
         max_runtime_per_candidate=max_runtime_per_candidate,
         generate_reports=generate_reports,
-        observers=observers,
     )
+    job, old = prepare_training(job_dir, settings, observers=observers)
     return run_training(job, old)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What training a candidates-only job may change (None keeps the job's own)."""
+
+    #: The pipelines to train (default: the job's candidate definitions).
+    candidates: Sequence[CandidateDefinition] | None = None
+    #: Names of the pipelines to train, out of ``candidates``.
+    algorithms: Sequence[str] | None = None
+    max_candidates: int | None = None
+    parallelism: int | None = None
+    max_runtime: int | None = None
+    max_runtime_per_candidate: int | None = None
+    generate_reports: bool = True
 
 
 def prepare_training(
     job_dir: str | Path,
+    settings: TrainingSettings,
     *,
-    candidates: Sequence[CandidateDefinition] | None = None,
-    algorithms: Sequence[str] | None = None,
-    max_candidates: int | None = None,
-    parallelism: int | None = None,
-    max_runtime: int | None = None,
-    max_runtime_per_candidate: int | None = None,
-    generate_reports: bool = True,
     observers: list[Any] | None = None,
     started: float | None = None,
 ) -> tuple[Any, dict[str, Any]]:
@@ -136,6 +145,9 @@ def prepare_training(
     with its notebooks and reports (a :class:`~mlpilot.reports.WhiteBox`) besides
     ``observers``, and the job's current record. Checks everything first: nothing changes on
     error."""
+    candidates, algorithms = settings.candidates, settings.algorithms
+    max_candidates, max_runtime = settings.max_candidates, settings.max_runtime
+    max_runtime_per_candidate = settings.max_runtime_per_candidate
     results = load_job(job_dir)
     record = results.record
     if record.get("AutoMLJobSecondaryStatus") != SecondaryStatus.CANDIDATE_DEFINITIONS_GENERATED:
@@ -168,8 +180,8 @@ def prepare_training(
         if max_runtime_per_candidate is None
         else max_runtime_per_candidate,
         output_path=str(results.root),
-        parallelism=parallelism,
-        generate_reports=generate_reports,
+        parallelism=settings.parallelism,
+        generate_reports=settings.generate_reports,
         # The candidates define the algorithms; the mode is the one candidates belong to.
         problem=replace(
             problem,

@@ -28,16 +28,6 @@ if TYPE_CHECKING:
     from mlpilot.config import JobConfig
     from mlpilot.runtime import Budget, Executor
 
-__all__ = [
-    "Analysis",
-    "CandidateReport",
-    "CandidateView",
-    "JobSession",
-    "PackagedModel",
-    "Problem",
-    "StopReason",
-]
-
 #: Why training ended: ``"MaxCandidatesReached"``, ``"MaxAutoMLJobRuntimeReached"`` or
 #: ``"Stopped"`` (the job's secondary statuses of the same names follow).
 StopReason = str

@@ -32,22 +32,6 @@ from mlpilot.errors import ConfigError, PredictionInputError
 from mlpilot.profile import label_key
 from mlpilot.serving._errors import InvocationError
 
-__all__ = [
-    "CONTENT_KEYS",
-    "CSV",
-    "JSON",
-    "JSONLINES",
-    "MAX_PAYLOAD_BYTES",
-    "InvocationResult",
-    "Predictor",
-    "ServingSettings",
-    "choose_accept",
-    "decode_rows",
-    "encode_predictions",
-    "media_type",
-    "parse_output_keys",
-]
-
 CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
