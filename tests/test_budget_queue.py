@@ -128,6 +128,9 @@ def test_a_reserving_view_ends_earlier_and_follows_its_reserve() -> None:
     budget.stop.set()
     assert view.stop_requested() and nested.stop_requested()
     assert nested.total == budget.total and nested.started == budget.started
+    # What the job sets on its budget later (its observers' reserve) holds for the views too.
+    budget.end_extra = 7.0
+    assert nested.end_reserve() == pytest.approx(budget.end_reserve()) == pytest.approx(11.5)
 
 
 def test_package_seconds_scales_with_size() -> None:

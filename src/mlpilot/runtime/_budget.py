@@ -64,6 +64,8 @@ class Budget:
     stop: threading.Event = field(default_factory=threading.Event)
     #: Seconds this view keeps back before the job's deadline (see :meth:`reserving`).
     reserve: Callable[[], float] = field(default=_no_reserve, repr=False)
+    #: The job's own budget, for a view: what is set on it later (``end_extra``) holds here too.
+    root: Budget | None = field(default=None, repr=False, compare=False)
 
     @property
     def limited(self) -> bool:
@@ -94,14 +96,17 @@ class Budget:
         def both() -> float:
             return outer() + reserve()
 
-        return Budget(self.total, self.started, self.per_task, self.end_extra, self.stop, both)
+        root = self.root or self
+        return Budget(
+            self.total, self.started, self.per_task, root.end_extra, self.stop, both, root
+        )
 
     def end_reserve(self) -> float:
         """Seconds kept back for the job's own end: writing records and the leaderboard, and
         what the observers asked for."""
         if self.total is None:
             return 0.0
-        return END_SECONDS + END_SHARE * self.total + self.end_extra
+        return END_SECONDS + END_SHARE * self.total + (self.root or self).end_extra
 
     def task_limit(self, left: float | None, share: float | None = None) -> float | None:
         """A task's time limit: the per-task limit, within ``left`` seconds, and (for a limited
