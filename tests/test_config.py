@@ -257,3 +257,134 @@ def test_every_configurable_problem_type_has_an_implementation() -> None:
     assert set(problem_configs()) == set(PROBLEM_TYPES)
     with pytest.raises(ConfigError, match="problem must be one of TabularConfig"):
         JobConfig(name="x", training_data="/d", output_path="/o", problem="Tabular")  # type: ignore[arg-type]
+
+
+# -- forecasting ---------------------------------------------------------------------------------
+def forecasting_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "ForecastFrequency": "W",
+        "ForecastHorizon": 4,
+        "ForecastQuantiles": ["p50", "p60", "p70", "p80", "p90"],
+        "TimeSeriesConfig": {
+            "TargetAttributeName": "demand",
+            "TimestampAttributeName": "timestamp",
+            "ItemIdentifierAttributeName": "product_code",
+            "GroupingAttributeNames": ["location_code"],
+        },
+        "Transformations": {
+            "Filling": {
+                "demand": {"middlefill": "zero", "backfill": "value", "backfill_value": "2"},
+                "price": {"futurefill": "mean", "middlefill": "median"},
+            },
+            "Aggregation": {"demand": "avg"},
+        },
+        "HolidayConfig": [{"CountryCode": "US"}],
+        "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["ets", "npts"]}]},
+    }
+    body.update(changes)
+    return body
+
+
+def test_a_forecasting_request_body_round_trips_and_is_kept_whole() -> None:
+    from mlpilot.config import ForecastingConfig
+
+    body = forecasting_body()
+    config = ForecastingConfig.from_request(body)
+    assert config.config_name == "TimeSeriesForecasting"
+    assert config.key_columns == ("product_code", "location_code")
+    assert config.quantiles == ("p50", "p60", "p70", "p80", "p90") and config.horizon == 4
+    assert config.algorithms == ("ets", "npts") and config.holiday_country == "US"
+    assert config.to_request() == body
+    again = ForecastingConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again.to_dict() == config.to_dict()
+    defaults = ForecastingConfig(target="y", timestamp="t", item_id="i", frequency="1D", horizon=7)
+    assert defaults.quantiles == ("p10", "p50", "p90") and not defaults.candidates_only
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"ForecastHorizon": 501}, "ForecastHorizon must be between 1 and 500"),
+        ({"ForecastQuantiles": ["p0"]}, "must be p1 to p99"),
+        ({"ForecastQuantiles": ["p100"]}, "must be p1 to p99"),
+        ({"ForecastQuantiles": ["p10", "p10"]}, "repeats a quantile"),
+        ({"ForecastQuantiles": ["p1", "p2", "p3", "p4", "p5", "p6"]}, "1 to 5 quantiles"),
+        ({"HolidayConfig": [{"CountryCode": "usa"}]}, "two capital letters"),
+        (
+            {
+                "CandidateGenerationConfig": {
+                    "AlgorithmsConfig": [{"AutoMLAlgorithms": ["xgboost"]}]
+                }
+            },
+            "xgboost is not a time-series forecasting algorithm",
+        ),
+        (
+            {"Transformations": {"Aggregation": {"price": "sum"}}},
+            "applies to the target column 'demand' only",
+        ),
+        ({"Transformations": {"Aggregation": {"demand": "median"}}}, "must be one of sum"),
+        (
+            {"Transformations": {"Filling": {"demand": {"frontfill": "zero"}}}},
+            "frontfill can only be 'none'",
+        ),
+        (
+            {"Transformations": {"Filling": {"demand": {"futurefill": "zero"}}}},
+            "futurefill applies to covariates only",
+        ),
+        (
+            {"Transformations": {"Filling": {"price": {"middlefill": "value"}}}},
+            "middlefill_value is missing",
+        ),
+        (
+            {"Transformations": {"Filling": {"price": {"backfill_value": "3"}}}},
+            "backfill is not 'value'",
+        ),
+        (
+            {
+                "Transformations": {
+                    "Filling": {"price": {"backfill": "value", "backfill_value": "x"}}
+                }
+            },
+            "must be a number",
+        ),
+        (
+            {"Transformations": {"Filling": {"price": {"sidefill": "zero"}}}},
+            "unknown filling type 'sidefill'",
+        ),
+        (
+            {
+                "TimeSeriesConfig": {
+                    "TargetAttributeName": "demand",
+                    "TimestampAttributeName": "demand",
+                    "ItemIdentifierAttributeName": "product_code",
+                }
+            },
+            "names a column twice",
+        ),
+    ],
+)
+def test_each_forecasting_rule_is_checked_with_a_message_naming_it(
+    changes: dict[str, Any], message: str
+) -> None:
+    from mlpilot.config import ForecastingConfig
+
+    with pytest.raises(ConfigError, match=message):
+        ForecastingConfig.from_request(forecasting_body(**changes))
+
+
+def test_a_forecasting_job_refuses_what_the_api_refuses_for_it() -> None:
+    from mlpilot.config import ForecastingConfig
+
+    series = ForecastingConfig(target="y", timestamp="t", item_id="i", frequency="D", horizon=7)
+    with pytest.raises(ConfigError, match="DataSplitConfig and a validation channel"):
+        series.check(
+            JobConfig.tabular(
+                name="x", training_data="/d", output_path="/o", target="y", validation_fraction=0.2
+            )
+        )
+    with pytest.raises(ConfigError, match="does not apply to time-series forecasting"):
+        series.check(
+            JobConfig.tabular(
+                name="x", training_data="/d", output_path="/o", target="y", objective="F1"
+            )
+        )
