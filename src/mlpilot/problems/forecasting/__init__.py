@@ -1,0 +1,1 @@
+"""Time-series forecasting: the second problem type (work in progress, issue 12)."""

@@ -1,0 +1,91 @@
+"""Backtests: each model forecasts the last ``horizon`` steps of every series from the history
+before them, in one or more windows back from the end, so models are compared (and ensembled)
+on forecasts of data they did not see."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlpilot.problems.forecasting.models import Forecast, Forecaster
+
+__all__ = ["BacktestPlan", "WindowForecast", "plan_backtests", "run_backtest"]
+
+#: The most windows a job backtests on (Amazon Forecast's limit).
+MAX_WINDOWS = 5
+#: A series takes part in a window when the history before the window is at least this many
+#: horizons long (Forecast's rule: the backtest offset stays under half the series).
+MIN_HISTORY_HORIZONS = 1
+
+
+@dataclass(frozen=True)
+class BacktestPlan:
+    """``windows`` windows of ``horizon`` steps; window ``k`` (0 is the latest) ends ``k *
+    horizon`` steps before each series' end."""
+
+    horizon: int
+    windows: int
+    reason: str
+
+    def cutoff(self, length: int, window: int) -> int | None:
+        """Where the history of a series of ``length`` steps ends in ``window`` (the window
+        is ``[cutoff, cutoff + horizon)``); None when the series is too short for it."""
+        cutoff = length - (window + 1) * self.horizon
+        return cutoff if cutoff >= MIN_HISTORY_HORIZONS * self.horizon else None
+
+
+@dataclass(frozen=True)
+class WindowForecast:
+    """One model's forecasts in one backtest window: the series that took part (their
+    indices), what happened and what was forecast."""
+
+    window: int
+    series: tuple[int, ...]
+    actual: np.ndarray  # (len(series), horizon)
+    forecast: Forecast
+
+
+def plan_backtests(
+    lengths: Sequence[int], horizon: int, max_windows: int = MAX_WINDOWS
+) -> BacktestPlan:
+    """As many windows as the typical (median) series affords while every window keeps at
+    least as much history before it as it holds, up to ``max_windows``; at least one."""
+    typical = int(np.median(lengths))
+    affordable = typical // horizon - MIN_HISTORY_HORIZONS
+    windows = max(1, min(max_windows, affordable))
+    reason = (
+        f"{windows} backtest window(s) of {horizon} steps from the end of each series "
+        f"(typical series: {typical} steps; at most {max_windows} windows, each with at "
+        "least one horizon of history before it)"
+    )
+    return BacktestPlan(horizon, windows, reason)
+
+
+def run_backtest(
+    model: Forecaster,
+    series: Sequence[np.ndarray],
+    plan: BacktestPlan,
+    quantiles: Sequence[float],
+    deadline: float | None = None,
+) -> list[WindowForecast]:
+    """``model``'s forecasts in every window of ``plan``, the latest window first. A global
+    model is fit on each window's history before forecasting it."""
+    out = []
+    for window in range(plan.windows):
+        taking_part, histories, actuals = [], [], []
+        for index, y in enumerate(series):
+            cutoff = plan.cutoff(len(y), window)
+            if cutoff is None:
+                continue
+            taking_part.append(index)
+            histories.append(y[:cutoff])
+            actuals.append(y[cutoff : cutoff + plan.horizon])
+        if not taking_part:
+            continue
+        if not model.local:
+            model.fit(histories, deadline)
+        forecast = model.forecast(histories, plan.horizon, quantiles, deadline)
+        out.append(WindowForecast(window, tuple(taking_part), np.array(actuals), forecast))
+    return out

@@ -1,0 +1,113 @@
+"""What every forecasting model is: series in, mean and quantile forecasts out."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mlpilot.errors import MlpilotError
+
+__all__ = ["Forecast", "ForecastTimeout", "Forecaster", "quantile_levels"]
+
+
+class ForecastTimeout(MlpilotError):
+    """The model could not forecast every series before its deadline."""
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Forecasts of several series, ``horizon`` steps each: ``mean`` and ``quantiles`` are
+    ``(n_series, horizon)`` arrays, the quantiles keyed by their level (0.1 for p10) and
+    ordered along the level for every point."""
+
+    mean: np.ndarray
+    quantiles: dict[float, np.ndarray]
+
+    @property
+    def horizon(self) -> int:
+        return int(self.mean.shape[1])
+
+    def ordered(self) -> Forecast:
+        """The same forecast with quantiles sorted point by point (models that produce each
+        quantile separately can cross them; a forecast's quantiles must not)."""
+        levels = sorted(self.quantiles)
+        if len(levels) < 2:
+            return self
+        stacked = np.sort(np.stack([self.quantiles[q] for q in levels]), axis=0)
+        return Forecast(self.mean, {q: stacked[i] for i, q in enumerate(levels)})
+
+
+def quantile_levels(quantiles: Sequence[float]) -> dict[float, tuple[str, float]]:
+    """For each quantile, the side and the central interval level (in %) whose bound it is:
+    0.1 → ("lo", 80.0), 0.9 → ("hi", 80.0), 0.5 → ("mean", 0.0)."""
+    out: dict[float, tuple[str, float]] = {}
+    for q in quantiles:
+        if not 0 < q < 1:
+            raise ValueError(f"quantile {q} is not between 0 and 1")
+        if abs(q - 0.5) < 1e-12:
+            out[q] = ("mean", 0.0)
+        else:
+            out[q] = ("lo" if q < 0.5 else "hi", round(abs(2 * q - 1) * 100, 6))
+    return out
+
+
+class Forecaster(ABC):
+    """A forecasting model.
+
+    Local models (``local = True``: a model per series, such as ETS) learn nothing across
+    series: :meth:`forecast` fits each history it is given and forecasts it, so a history sent
+    to an endpoint is forecast the same way as one seen in training. Global models learn one
+    model over all series in :meth:`fit` and forecast any history with it.
+    """
+
+    #: The name jobs and leaderboards know the model by.
+    name: ClassVar[str]
+    description: ClassVar[str]
+    #: One model per series, fit when forecasting (no state from :meth:`fit`).
+    local: ClassVar[bool] = True
+
+    def __init__(
+        self, season_length: int, params: dict[str, Any] | None = None, seed: int = 0
+    ) -> None:
+        self.season_length = max(1, int(season_length))
+        self.params = dict(params or {})
+        self.seed = seed
+
+    def fit(self, history: Sequence[np.ndarray], deadline: float | None = None) -> None:
+        """Learn from every series' history (regular steps, no missing values). Local models
+        have nothing to learn ahead of forecasting."""
+        return None
+
+    @abstractmethod
+    def forecast_one(self, y: np.ndarray, horizon: int, quantiles: Sequence[float]) -> Forecast:
+        """One series' forecast (``mean`` and quantiles of shape ``(1, horizon)``)."""
+
+    def forecast(
+        self,
+        history: Sequence[np.ndarray],
+        horizon: int,
+        quantiles: Sequence[float],
+        deadline: float | None = None,
+    ) -> Forecast:
+        """Every series' forecast, ``horizon`` steps after its last value."""
+        means: list[np.ndarray] = []
+        bands: dict[float, list[np.ndarray]] = {q: [] for q in quantiles}
+        for y in history:
+            if deadline is not None and time.monotonic() > deadline:
+                raise ForecastTimeout(
+                    f"{self.name} forecast {len(means)} of {len(history)} series before its "
+                    "deadline"
+                )
+            one = self.forecast_one(np.asarray(y, dtype="float64"), horizon, quantiles)
+            means.append(one.mean[0])
+            for q in quantiles:
+                bands[q].append(one.quantiles[q][0])
+        return Forecast(
+            np.array(means).reshape(len(history), horizon),
+            {q: np.array(v).reshape(len(history), horizon) for q, v in bands.items()},
+        ).ordered()

@@ -1,0 +1,137 @@
+"""Forecasting models and backtests, at the model seam: series in, ordered quantile forecasts
+out; backtest windows at the end of each series."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from mlpilot.problems.forecasting._backtest import plan_backtests, run_backtest
+from mlpilot.problems.forecasting.models import (
+    AUTOPILOT_ALGORITHMS,
+    FORECASTERS,
+    Forecast,
+    ForecastTimeout,
+    get_forecaster,
+    quantile_levels,
+)
+from mlpilot.problems.forecasting.models.npts import weighted_quantile
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def seasonal(n: int, season: int = 12, seed: int = 0, noise: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 50 + 0.3 * t + 10 * np.sin(2 * np.pi * t / season) + noise * rng.normal(size=n)
+
+
+def test_quantiles_map_to_the_bounds_of_central_intervals() -> None:
+    assert quantile_levels([0.1, 0.5, 0.9, 0.25]) == {
+        0.1: ("lo", 80.0),
+        0.5: ("mean", 0.0),
+        0.9: ("hi", 80.0),
+        0.25: ("lo", 50.0),
+    }
+    with pytest.raises(ValueError):
+        quantile_levels([1.0])
+
+
+@pytest.mark.parametrize("name", list(FORECASTERS))
+def test_every_model_forecasts_every_series_with_ordered_quantiles(name: str) -> None:
+    model = get_forecaster(name)(season_length=12)
+    history = [seasonal(60, seed=1), seasonal(36, seed=2), np.full(30, 7.0), np.array([3.0, 4.0])]
+    forecast = model.forecast(history, 6, QUANTILES)
+    assert forecast.mean.shape == (4, 6) and forecast.horizon == 6
+    for q in QUANTILES:
+        assert forecast.quantiles[q].shape == (4, 6)
+        assert np.isfinite(forecast.quantiles[q]).all()
+    assert np.isfinite(forecast.mean).all()
+    assert (forecast.quantiles[0.1] <= forecast.quantiles[0.5]).all()
+    assert (forecast.quantiles[0.5] <= forecast.quantiles[0.9]).all()
+    # A constant series is forecast as that constant.
+    assert np.allclose(forecast.mean[2], 7.0, atol=1e-6)
+
+
+def test_statistical_models_follow_a_clear_season_better_than_its_mean() -> None:
+    y = seasonal(96, noise=0.5)
+    history, future = y[:-12], y[-12:]
+    flat = np.abs(future - history.mean()).mean()
+    for name in ("seasonal-naive", "ets", "arima", "theta"):
+        forecast = get_forecaster(name)(season_length=12).forecast([history], 12, QUANTILES)
+        error = np.abs(future - forecast.mean[0]).mean()
+        assert error < flat / 2, (name, error, flat)
+    # NPTS draws on past values, so it follows a season but not a trend.
+    level = (
+        50 + 10 * np.sin(2 * np.pi * np.arange(96) / 12) + np.random.default_rng(4).normal(size=96)
+    )
+    forecast = get_forecaster("npts")(season_length=12).forecast([level[:-12]], 12, QUANTILES)
+    flat = np.abs(level[-12:] - level[:-12].mean()).mean()
+    assert np.abs(level[-12:] - forecast.mean[0]).mean() < flat / 2
+
+
+def test_seasonal_naive_and_npts_repeat_an_exact_season() -> None:
+    pattern = np.array([1.0, 5.0, 2.0, 8.0])
+    y = np.tile(pattern, 6)
+    for name in ("seasonal-naive", "npts"):
+        forecast = get_forecaster(name)(season_length=4).forecast([y], 6, (0.5,))
+        assert np.allclose(forecast.mean[0], np.tile(pattern, 2)[:6]), name
+
+
+def test_npts_forecasts_an_intermittent_series_as_often_zero() -> None:
+    y = np.zeros(60)
+    y[::6] = 12.0  # a spike every sixth step, no season given
+    forecast = get_forecaster("npts")(season_length=1, params={"decay": 0.0}).forecast(
+        [y], 3, (0.5, 0.9)
+    )
+    assert np.allclose(forecast.quantiles[0.5], 0.0)
+    assert np.allclose(forecast.mean, 12.0 / 6)
+    assert np.allclose(forecast.quantiles[0.9], 12.0)
+
+
+def test_weighted_quantile_equals_the_quantile_of_the_repeated_values() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=9)
+    counts = rng.integers(1, 5, size=9)
+    repeated = np.sort(np.repeat(values, counts))
+    for q in (0.05, 0.25, 0.5, 0.75, 0.95):
+        # The smallest value whose cumulative share reaches q.
+        expected = repeated[int(np.ceil(q * len(repeated))) - 1]
+        assert weighted_quantile(values, counts.astype(float), q) == pytest.approx(expected)
+
+
+def test_crossed_quantiles_are_put_in_order() -> None:
+    crossed = Forecast(np.zeros((1, 2)), {0.1: np.array([[3.0, 0.0]]), 0.9: np.array([[1.0, 2.0]])})
+    ordered = crossed.ordered()
+    assert ordered.quantiles[0.1].tolist() == [[1.0, 0.0]]
+    assert ordered.quantiles[0.9].tolist() == [[3.0, 2.0]]
+
+
+def test_a_model_past_its_deadline_stops() -> None:
+    model = get_forecaster("ets")(season_length=12)
+    with pytest.raises(ForecastTimeout, match="0 of 2 series"):
+        model.forecast([seasonal(48), seasonal(48)], 3, QUANTILES, deadline=time.monotonic() - 1)
+
+
+def test_autopilot_names_map_onto_registered_models() -> None:
+    assert set(AUTOPILOT_ALGORITHMS.values()) <= set(FORECASTERS)
+
+
+def test_backtest_windows_hold_out_the_end_of_each_series() -> None:
+    series = [np.arange(40.0), np.arange(100.0, 124.0), np.arange(8.0)]
+    plan = plan_backtests([len(s) for s in series], horizon=4, max_windows=3)
+    assert plan.windows == 3 and "3 backtest window(s) of 4 steps" in plan.reason
+    windows = run_backtest(get_forecaster("seasonal-naive")(1), series, plan, (0.5,))
+    assert [w.window for w in windows] == [0, 1, 2]
+    latest = windows[0]
+    # The 8-step series has one horizon of history before the latest window only.
+    assert latest.series == (0, 1, 2)
+    assert latest.actual[0].tolist() == [36.0, 37.0, 38.0, 39.0]
+    assert latest.actual[2].tolist() == [4.0, 5.0, 6.0, 7.0]
+    assert windows[1].series == (0, 1) and windows[1].actual[1].tolist() == [116, 117, 118, 119]
+    # Naive forecasts repeat the last value before each window.
+    assert windows[1].forecast.mean[0].tolist() == [31.0] * 4
+    short = plan_backtests([6, 7], horizon=4)
+    assert short.windows == 1  # always at least one window
