@@ -34,6 +34,7 @@ FORECASTERS: dict[str, str] = {
     "arima": f"{_PACKAGE}.arima:ARIMA",
     "theta": f"{_PACKAGE}.theta:Theta",
     "npts": f"{_PACKAGE}.npts:NPTS",
+    "gbm": f"{_PACKAGE}.gbm:GlobalGBM",
 }
 #: Autopilot's algorithm name → the model that implements it here.
 AUTOPILOT_ALGORITHMS: dict[str, str] = {"ets": "ets", "arima": "arima", "npts": "npts"}
