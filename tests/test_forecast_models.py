@@ -157,3 +157,37 @@ def test_the_global_model_learns_across_series_of_any_scale() -> None:
     # Conformal bands: the held-out errors put p10 below p90, widening with the scale.
     width = (forecast.quantiles[0.9] - forecast.quantiles[0.1]).mean(axis=1)
     assert (width > 0).all() and width[-1] > 100 * width[0]
+
+
+def _average_wql(actual: np.ndarray, forecast: Forecast) -> float:
+    """Average weighted quantile loss, written out independently of mlpilot.metrics."""
+    total = 0.0
+    for q, band in forecast.quantiles.items():
+        diff = actual - band
+        total += 2 * np.sum(np.maximum(q * diff, (q - 1) * diff)) / np.sum(np.abs(actual))
+    return total / len(forecast.quantiles)
+
+
+def test_forward_selection_blends_models_and_never_loses_to_the_best_single() -> None:
+    from mlpilot.problems.forecasting._ensemble import blend_forecasts, select_ensemble
+
+    series = [seasonal(96, seed=s, noise=2.0) for s in range(6)]
+    plan = plan_backtests([len(s) for s in series], horizon=12, max_windows=2)
+    backtests = {
+        name: run_backtest(
+            get_forecaster(name)(12, params={"horizon": 12}), series, plan, QUANTILES
+        )
+        for name in ("seasonal-naive", "ets", "npts")
+    }
+    selection = select_ensemble(backtests, _average_wql)
+    assert sum(selection.weights.values()) == pytest.approx(1.0)
+    assert selection.loss <= selection.best_single_loss + 1e-12
+    assert len(selection.window_losses) == 2
+    assert selection.loss == pytest.approx(np.mean(selection.window_losses))
+    # The blend is the weighted average of each model's mean and quantiles.
+    window = {n: backtests[n][0].forecast for n in backtests}
+    blended = blend_forecasts(window, {"ets": 0.75, "npts": 0.25})
+    expected = 0.75 * window["ets"].mean + 0.25 * window["npts"].mean
+    assert np.allclose(blended.mean, expected)
+    # NPTS cannot follow the trend: the selection gives it little or no weight.
+    assert selection.weights.get("npts", 0.0) <= 0.2
