@@ -839,6 +839,7 @@ def test_bad_input_fails_the_job_with_a_clear_reason(case: str, tmp_path: Path) 
         ({"mode": "SOMETIMES"}, r"Unknown mode 'SOMETIMES'"),
         ({"problem_type": "BinaryClassification", "objective": "RMSE"}, r"does not apply"),
         ({"objective": "Happiness"}, r"Unknown objective metric 'Happiness'"),
+        ({"objective": "MASE"}, r"'MASE' is a time-series forecasting metric"),
         (
             {"mode": "HYPERPARAMETER_TUNING", "algorithms": ("lightgbm", "gradient-magic")},
             r"Unknown algorithm 'gradient-magic'",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from mlpilot._types import Mode, ProblemType
 from mlpilot.algorithms import algorithm_path
 from mlpilot.errors import ConfigError
-from mlpilot.metrics import get_metric
+from mlpilot.metrics import get_metric, metric_names
 from mlpilot.profile import FeatureSpecification
 from mlpilot.search import CandidateDefinition
 
@@ -89,7 +89,12 @@ class TabularConfig:
 
     def check(self, job: JobConfig) -> None:
         if job.objective is not None:
-            get_metric(job.objective, self.problem_type)
+            metric = get_metric(job.objective, self.problem_type)
+            if not metric.problem_types:  # resolved without a problem type: forecasting's own
+                raise ConfigError(
+                    f"Objective metric {job.objective!r} is a time-series forecasting metric; "
+                    f"valid names for a tabular job: {', '.join(metric_names())}"
+                )
         if job.content_type not in (None, *CONTENT_TYPES):
             raise ConfigError(
                 f"ContentType {job.content_type!r} is not supported for tabular jobs; use "

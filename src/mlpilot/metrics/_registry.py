@@ -4,6 +4,11 @@ Each :class:`Metric` is keyed by SageMaker's name (``F1``, ``AUC``, ``MSE``...).
 metrics take integer-coded labels and an ``(n, K)`` probability matrix; regression metrics take
 the true and predicted values. ``InferenceLatency`` is not computed from predictions: it is the
 measured seconds per row, handed to :func:`score_all` by the caller.
+
+Time-series forecasting's objectives (``AverageWeightedQuantileLoss``, ``MASE``, ``MAPE``,
+``WAPE``, and ``RMSE`` shared with regression) are looked up here too, so that a job's records
+can state their direction and enum membership; they are computed over whole backtest windows
+by :mod:`mlpilot.metrics._forecast`, not by :func:`score_all`.
 """
 
 from __future__ import annotations
@@ -34,10 +39,13 @@ class Metric:
     maximize:
         Whether larger is better (``FinalAutoMLJobObjectiveMetric.Type`` is ``Maximize``).
     problem_types:
-        Problem types the metric applies to.
+        Tabular problem types the metric applies to; empty for the forecasting-only metrics.
     in_metric_enum:
         Whether the name is in ``AutoMLMetricEnum`` (``LogLoss`` and ``InferenceLatency`` are
         only in the extended enum, so they go in ``StandardMetricName`` alone).
+    fn:
+        The scorer of one tabular prediction; ``None`` for ``InferenceLatency`` (measured) and
+        the forecasting-only metrics (scored per window by ``score_forecasts``).
     """
 
     name: str
@@ -139,6 +147,20 @@ _METRICS: dict[str, Metric] = {
 
 _DEFAULTS = {_B: "F1", _M: "Accuracy", _R: "MSE"}
 
+#: The time-series problem type, as AutoMLProblemTypeConfigName spells it. Not a ProblemType
+#: member: ProblemType is the inferred tabular type.
+TIME_SERIES_FORECASTING = "TimeSeriesForecasting"
+
+# Forecasting-only objectives: all in AutoMLMetricEnum, all minimized, none tabular. The
+# per-quantile wQL[τ] values have no enum name, so they are not objectives.
+_FORECAST_ONLY: dict[str, Metric] = {
+    name: _metric(name, False, [], None)
+    for name in ("AverageWeightedQuantileLoss", "MASE", "MAPE", "WAPE")
+}
+
+# The order of AutoMLJobObjective's documentation: RMSE, (wQL,) Average wQL, MASE, MAPE, WAPE.
+_FORECAST_ORDER = ["RMSE", "AverageWeightedQuantileLoss", "MASE", "MAPE", "WAPE"]
+
 # The order SageMaker lists them in, per problem type.
 _ORDER = {
     _B: [
@@ -164,18 +186,38 @@ _ORDER = {
 }
 
 
-def metric_names(problem_type: ProblemType | None = None) -> list[str]:
-    """All metric names, or those computed for one problem type."""
+def metric_names(problem_type: ProblemType | str | None = None) -> list[str]:
+    """All tabular metric names, or those of one problem type (``TimeSeriesForecasting``
+    included)."""
     if problem_type is None:
         return list(_METRICS)
+    if problem_type == TIME_SERIES_FORECASTING:
+        return forecast_metric_names()
     return list(_ORDER[ProblemType(problem_type)])
 
 
-def get_metric(name: str, problem_type: ProblemType | None = None) -> Metric:
-    """Look a metric up by its SageMaker name; the error lists the valid names."""
-    metric = _METRICS.get(name)
+def forecast_metric_names() -> list[str]:
+    """Time-series forecasting's objective metrics, in SageMaker's order."""
+    return list(_FORECAST_ORDER)
+
+
+def default_forecast_objective() -> str:
+    """SageMaker's default objective for time-series forecasting."""
+    return "AverageWeightedQuantileLoss"
+
+
+def get_metric(name: str, problem_type: ProblemType | str | None = None) -> Metric:
+    """Look a metric up by its SageMaker name; the error lists the valid names.
+
+    Without a problem type, forecasting's objectives resolve too; a tabular problem type
+    rejects them ("does not apply"), and ``TimeSeriesForecasting`` rejects the tabular ones."""
+    if problem_type == TIME_SERIES_FORECASTING:
+        return get_forecast_metric(name)
+    metric = _METRICS.get(name) or _FORECAST_ONLY.get(name)
     if metric is None:
         valid = metric_names(problem_type)
+        if problem_type is None:
+            valid += list(_FORECAST_ONLY)
         raise ConfigError(f"Unknown objective metric {name!r}; valid names: {', '.join(valid)}")
     if problem_type is not None and ProblemType(problem_type) not in metric.problem_types:
         valid = metric_names(problem_type)
@@ -184,6 +226,19 @@ def get_metric(name: str, problem_type: ProblemType | None = None) -> Metric:
             f"valid names: {', '.join(valid)}"
         )
     return metric
+
+
+def get_forecast_metric(name: str) -> Metric:
+    """Look a time-series forecasting objective up; a tabular-only name does not apply."""
+    if name in _FORECAST_ORDER:
+        return get_metric(name)
+    valid = ", ".join(_FORECAST_ORDER)
+    if name in _METRICS:
+        raise ConfigError(
+            f"Objective metric {name!r} does not apply to {TIME_SERIES_FORECASTING}; "
+            f"valid names: {valid}"
+        )
+    raise ConfigError(f"Unknown objective metric {name!r}; valid names: {valid}")
 
 
 def metrics_for(problem_type: ProblemType) -> list[Metric]:
