@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpilot.errors import ConfigError
+from mlpilot.metrics import forecast_metric_names
 
 if TYPE_CHECKING:
     from mlpilot.config._job import JobConfig
@@ -21,9 +22,6 @@ MAX_HORIZON = 500
 #: Autopilot's time-series algorithms (``AutoMLAlgorithms`` for this problem type); none given
 #: means all of them.
 ALGORITHMS = ("cnn-qr", "deepar", "prophet", "npts", "arima", "ets")
-#: The objective metrics of forecasting jobs (``AutoMLMetricEnum`` spellings); the first is the
-#: default.
-OBJECTIVES = ("AverageWeightedQuantileLoss", "RMSE", "MASE", "MAPE", "WAPE")
 _QUANTILE = re.compile(r"^p[1-9]\d?$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 #: Transformations.Filling: the ways a gap is filled, by where it is (SageMaker's FillingType).
@@ -151,10 +149,11 @@ class ForecastingConfig:
         return (self.item_id, *self.grouping)
 
     def check(self, job: JobConfig) -> None:
-        if job.objective is not None and job.objective not in OBJECTIVES:
+        names = forecast_metric_names()
+        if job.objective is not None and job.objective not in names:
             raise ConfigError(
                 f"Objective metric {job.objective!r} does not apply to time-series forecasting; "
-                f"valid names: {', '.join(OBJECTIVES)}"
+                f"valid names: {', '.join(names)}"
             )
         if job.content_type not in (None, *CONTENT_TYPES):
             raise ConfigError(
