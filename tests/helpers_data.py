@@ -35,3 +35,9 @@ KDD = DATA / "kddcup99_10pct.csv.gz"  # 20,000 of 494,021
 ADULT = DATA / "adult_census_income.csv.gz"  # 10,000 of 32,561
 BANK = DATA / "bank_marketing.csv.gz"  # 4,001 of 41,188, every level of each category
 CALIFORNIA = DATA / "california_housing.csv.gz"  # 3,004 of 20,640, all 5 ISLAND rows
+
+# Forecasting: long tables (one row per item and timestamp), whole series.
+AIR_PASSENGERS = DATA / "air_passengers.csv"  # one monthly series (MS), 144 months
+TOURISM = DATA / "australian_tourism_quarterly.csv.gz"  # 9 quarterly series (QS-JAN), 80 each
+M4_HOURLY = DATA / "m4_hourly.csv.gz"  # H1, H2 (748 hours), H170, H171 (1,008 hours)
+VICTORIA = DATA / "victoria_electricity_demand.csv.gz"  # one half-hourly series (UTC), 28 days

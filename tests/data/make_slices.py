@@ -23,6 +23,17 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 DEFAULT_SOURCE = HERE.parents[2] / "shared" / "datasets"
 SEED = 0
+#: Two regions' four purposes (a composite key with Region), and the most intermittent series.
+TOURISM_SERIES = (
+    *(f"Adelaide | South Australia | {p}" for p in ("Business", "Holiday", "Other", "Visiting")),
+    *(
+        f"Adelaide Hills | South Australia | {p}"
+        for p in ("Business", "Holiday", "Other", "Visiting")
+    ),
+    "Kangaroo Island | South Australia | Other",
+)
+#: Two series of each length (748 and 1,008 hours).
+M4_SERIES = ("H1", "H2", "H170", "H171")
 
 
 def read_lines(path: Path) -> list[bytes]:
@@ -62,6 +73,11 @@ def stratified(
             if level not in present:
                 chosen.add(int(first))
     return sorted(chosen)
+
+
+def series(frame: pd.DataFrame, column: str, names: Sequence[str]) -> list[int]:
+    """Row positions of every row of the series named, in the source's order."""
+    return [int(i) for i in np.flatnonzero(frame[column].isin(names).to_numpy())]
 
 
 def write(name: str, lines: Sequence[bytes], compress: bool, rows: int | None = None) -> None:
@@ -108,7 +124,7 @@ def main(argv: Sequence[str]) -> None:
     if not source.is_dir():
         sys.exit(f"no shared data sets at {source}")
     small = ("pima_indians_diabetes", "titanic", "palmer_penguins", "car_evaluation")
-    for name in (*small, "medical_insurance_charges"):
+    for name in (*small, "medical_insurance_charges", "air_passengers"):
         whole(source, name, compress=False)
     for name in ("abalone", "wine_quality_white", "ames_house_prices"):
         whole(source, name, compress=True)
@@ -116,6 +132,7 @@ def main(argv: Sequence[str]) -> None:
     head(source, "sentiment_labelled_sentences", 1500, compress=True)
     head(source, "sms_spam_collection", 1500, compress=True)
     head(source, "kddcup99_10pct", 20_000, compress=True)
+    head(source, "victoria_electricity_demand", 1_344, compress=True)
 
     def frame(name: str) -> pd.DataFrame:
         return read_frame(read_lines(source / name / _file(source, name)))
@@ -128,6 +145,11 @@ def main(argv: Sequence[str]) -> None:
     housing = frame("california_housing")
     rows = stratified(housing, "ocean_proximity", 3_000, at_least=5)
     sample(source, "california_housing", rows, compress=True)
+    tourism = frame("australian_tourism_quarterly")
+    rows = series(tourism, "item_id", TOURISM_SERIES)
+    sample(source, "australian_tourism_quarterly", rows, compress=True)
+    m4 = frame("m4_hourly")
+    sample(source, "m4_hourly", series(m4, "item_id", M4_SERIES), compress=True)
 
 
 if __name__ == "__main__":
