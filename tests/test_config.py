@@ -320,36 +320,39 @@ def test_a_forecasting_request_body_round_trips_and_is_kept_whole() -> None:
         ),
         (
             {"Transformations": {"Aggregation": {"price": "sum"}}},
-            "applies to the target column 'demand' only",
+            "Aggregation applies to the target column only; 'price' is not the target",
         ),
-        ({"Transformations": {"Aggregation": {"demand": "median"}}}, "must be one of sum"),
+        (
+            {"Transformations": {"Aggregation": {"demand": "median"}}},
+            "Aggregation 'median' for 'demand' is not one of sum",
+        ),
         (
             {"Transformations": {"Filling": {"demand": {"frontfill": "zero"}}}},
-            "frontfill can only be 'none'",
+            "frontfill takes only 'none', for the target column only",
         ),
         (
             {"Transformations": {"Filling": {"demand": {"futurefill": "zero"}}}},
-            "futurefill applies to covariates only",
+            "futurefill applies to covariates, not the target",
         ),
         (
             {"Transformations": {"Filling": {"price": {"middlefill": "value"}}}},
-            "middlefill_value is missing",
+            "middlefill 'value' and middlefill_value go together",
         ),
         (
             {"Transformations": {"Filling": {"price": {"backfill_value": "3"}}}},
-            "backfill is not 'value'",
+            "backfill_value needs backfill 'value'",
         ),
         (
             {
                 "Transformations": {
-                    "Filling": {"price": {"backfill": "value", "backfill_value": "x"}}
+                    "Filling": {"demand": {"backfill": "value", "backfill_value": "x"}}
                 }
             },
-            "must be a number",
+            "is not a number",
         ),
         (
             {"Transformations": {"Filling": {"price": {"sidefill": "zero"}}}},
-            "unknown filling type 'sidefill'",
+            "unknown key 'sidefill'",
         ),
         (
             {

@@ -13,17 +13,11 @@ import pandas as pd
 import pytest
 
 from helpers_data import AIR_PASSENGERS, M4_HOURLY, TOURISM, VICTORIA
-from mlpilot.data import read_table
+from mlpilot.config import parse_transformations
+from mlpilot.data import Frequency, infer_frequency, parse_frequency, read_table
 from mlpilot.errors import ConfigError, DataError
-from mlpilot.problems.forecasting import (
-    SERIES,
-    Frequency,
-    SeriesSet,
-    infer_frequency,
-    parse_frequency,
-    parse_transformations,
-    prepare_series,
-)
+from mlpilot.metrics import season_length
+from mlpilot.problems.forecasting import SERIES, SeriesSet, prepare_series
 
 # -- frequencies ---------------------------------------------------------------------------------
 
@@ -76,7 +70,7 @@ AUTOPILOT_PATTERN = re.compile(
 )
 def test_frequency_strings(text: str, alias: str, autopilot: str, season: int) -> None:
     freq = parse_frequency(text)
-    assert (freq.alias, freq.autopilot, freq.season) == (alias, autopilot, season)
+    assert (freq.alias, freq.autopilot, season_length(freq.alias)) == (alias, autopilot, season)
     assert freq.offset == pd.tseries.frequencies.to_offset(alias)
     assert parse_frequency(freq) is freq
     assert AUTOPILOT_PATTERN.fullmatch(freq.autopilot)
@@ -365,7 +359,7 @@ def test_tourism_quarters_and_static_attributes() -> None:
     source = table(TOURISM)
     result = tourism()
     assert result.n_series == 9 and set(result.lengths) == {80}
-    assert result.frequency.alias == "QS-JAN" and result.frequency.season == 4
+    assert result.frequency.alias == "QS-JAN" and season_length(result.frequency.alias) == 4
     assert result.static_columns == dict.fromkeys(("Region", "State", "Purpose"), "categorical")
     assert result.covariates == {}
     assert result.keys["item_id"].tolist() == sorted(source["item_id"].unique())
@@ -411,7 +405,7 @@ def test_m4_series_of_different_lengths() -> None:
     result = m4()
     assert result.keys["item_id"].tolist() == ["H1", "H170", "H171", "H2"]
     assert result.lengths.tolist() == [748, 1008, 1008, 748]
-    assert result.frequency.season == 24
+    assert season_length(result.frequency.alias) == 24
     ends = result.history.groupby(SERIES)["timestamp"].max()
     starts = result.future.groupby(SERIES)["timestamp"].min()
     assert ((starts - ends) == pd.Timedelta("1h")).all()

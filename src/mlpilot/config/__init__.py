@@ -2,16 +2,34 @@
 problem type's settings (:class:`TabularConfig`), built from the Python API, the CLI or a
 CreateAutoMLJob[V2] request and validated once."""
 
-from mlpilot.config._forecasting import ForecastingConfig
+from mlpilot.config._forecasting import (
+    AGGREGATIONS,
+    FILL_METHODS,
+    MAX_HORIZON,
+    ColumnFilling,
+    Fill,
+    ForecastingConfig,
+    Transformations,
+    fill_number,
+    parse_transformations,
+)
 from mlpilot.config._job import JobConfig, ProblemConfig, problem_configs
 from mlpilot.config._tabular import TabularConfig
 from mlpilot.config._v1 import v2_request
 
 __all__ = [
+    "AGGREGATIONS",
+    "FILL_METHODS",
+    "MAX_HORIZON",
+    "ColumnFilling",
+    "Fill",
     "ForecastingConfig",
     "JobConfig",
     "ProblemConfig",
     "TabularConfig",
+    "Transformations",
+    "fill_number",
+    "parse_transformations",
     "problem_configs",
     "v2_request",
 ]

@@ -2,32 +2,127 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mlpilot.config._channels import CSV, check_table_channels
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import forecast_metric_names
 
 if TYPE_CHECKING:
     from mlpilot.config._job import JobConfig
 
-__all__ = ["ForecastingConfig"]
-
-CSV = "text/csv;header=present"
-PARQUET = "x-application/vnd.amazon+parquet"
-CONTENT_TYPES = (CSV, "text/csv", PARQUET)
 DEFAULT_QUANTILES = ("p10", "p50", "p90")
-MAX_HORIZON = 500
 #: Autopilot's time-series algorithms (``AutoMLAlgorithms`` for this problem type); none given
 #: means all of them.
 ALGORITHMS = ("cnn-qr", "deepar", "prophet", "npts", "arima", "ets")
 _QUANTILE = re.compile(r"^p[1-9]\d?$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-#: Transformations.Filling: the ways a gap is filled, by where it is (SageMaker's FillingType).
-_FILL_WHERE = ("frontfill", "middlefill", "backfill", "futurefill")
-_FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")
+
+
+MAX_HORIZON = 500
+FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")
 AGGREGATIONS = ("sum", "avg", "first", "min", "max")
+_REGIONS = {"middlefill": "middle", "backfill": "back", "futurefill": "future"}
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One filling method: ``zero``, ``value`` (with its value), ``median``, ``mean``, ``min``
+    or ``max``."""
+
+    method: str
+    value: str | None = None
+
+    def __str__(self) -> str:
+        return f"value {self.value}" if self.method == "value" else self.method
+
+
+@dataclass(frozen=True)
+class ColumnFilling:
+    """A column's filling; None leaves that region to the defaults."""
+
+    middle: Fill | None = None
+    back: Fill | None = None
+    future: Fill | None = None
+
+
+@dataclass(frozen=True)
+class Transformations:
+    """TimeSeriesTransformations, checked: per-column filling and the target's aggregation."""
+
+    filling: Mapping[str, ColumnFilling] = field(default_factory=dict)
+    #: None: not set (sum applies when the data are finer than the frequency).
+    aggregation: str | None = None
+
+
+def parse_transformations(
+    filling: Mapping[str, Mapping[str, str]] | None,
+    aggregation: Mapping[str, str] | None,
+    *,
+    target: str,
+    reserved: Sequence[str] = (),
+) -> Transformations:
+    """TimeSeriesTransformations' Filling and Aggregation maps as :class:`Transformations`;
+    :class:`ConfigError` for what the API does not allow. ``reserved``: the timestamp, item id
+    and grouping columns, which nothing fills."""
+    columns: dict[str, ColumnFilling] = {}
+    for column, spec in (filling or {}).items():
+        if column in reserved:
+            raise ConfigError(f"Filling cannot name {column!r}: it is a TimeSeriesConfig column")
+        columns[column] = _column_filling(column, dict(spec), column == target)
+    method = None
+    for column, value in (aggregation or {}).items():
+        if column != target:
+            raise ConfigError(
+                f"Aggregation applies to the target column only; {column!r} is not the target"
+            )
+        if value not in AGGREGATIONS:
+            raise ConfigError(
+                f"Aggregation {value!r} for {column!r} is not one of {', '.join(AGGREGATIONS)}"
+            )
+        method = value
+    return Transformations(columns, method)
+
+
+def _column_filling(column: str, spec: dict[str, str], is_target: bool) -> ColumnFilling:
+    where = f"Filling for {column!r}"
+    front = spec.pop("frontfill", None)
+    if front is not None and (not is_target or front != "none"):
+        raise ConfigError(f"{where}: frontfill takes only 'none', for the target column only")
+    if spec.pop("frontfill_value", None) is not None:
+        raise ConfigError(f"{where}: frontfill takes no value")
+    fills: dict[str, Fill] = {}
+    for key in list(spec):
+        if key.endswith("_value"):
+            continue
+        if key not in _REGIONS:
+            raise ConfigError(
+                f"{where}: unknown key {key!r} (frontfill, middlefill, backfill, futurefill, "
+                "and <method>_value for a value)"
+            )
+        if key == "futurefill" and is_target:
+            raise ConfigError(f"{where}: futurefill applies to covariates, not the target")
+        method = spec[key]
+        if method not in FILL_METHODS:
+            raise ConfigError(f"{where}: {key} {method!r} is not one of {', '.join(FILL_METHODS)}")
+        value = spec.get(f"{key}_value")
+        if (method == "value") != (value is not None):
+            raise ConfigError(
+                f"{where}: {key} 'value' and {key}_value go together"
+                if method == "value"
+                else f"{where}: {key}_value needs {key} 'value'"
+            )
+        if is_target and value is not None:
+            fill_number(value, f"{where}: {key}_value")
+        fills[_REGIONS[key]] = Fill(method, value)
+    for key in spec:
+        if key.endswith("_value") and key.removesuffix("_value") not in spec:
+            raise ConfigError(f"{where}: {key} needs {key.removesuffix('_value')} 'value'")
+    return ColumnFilling(**fills)
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +157,8 @@ class ForecastingConfig:
     holiday_country: str | None = None
     feature_specification: str | None = None
     algorithms: tuple[str, ...] | None = None
+    #: ``filling`` and ``aggregation``, checked (see :attr:`transformations`).
+    _transformations: Transformations = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for label, name in (
@@ -126,18 +223,19 @@ class ForecastingConfig:
             raise ConfigError(
                 f"Transformations.Filling takes at most 50 columns; got {len(self.filling)}"
             )
-        for column, rules in self.filling.items():
-            _check_filling(column, rules, is_target=column == self.target)
-        for column, how in self.aggregation.items():
-            if column != self.target:
-                raise ConfigError(
-                    f"Transformations.Aggregation applies to the target column "
-                    f"{self.target!r} only; got {column!r}"
-                )
-            if how not in AGGREGATIONS:
-                raise ConfigError(
-                    f"Aggregation {how!r} of {column!r} must be one of {', '.join(AGGREGATIONS)}"
-                )
+        # Parsed (and so checked) once; the series preparation applies it.
+        parsed = parse_transformations(
+            self.filling,
+            self.aggregation,
+            target=self.target,
+            reserved=(self.timestamp, *self.key_columns),
+        )
+        object.__setattr__(self, "_transformations", parsed)
+
+    @property
+    def transformations(self) -> Transformations:
+        """``Transformations`` checked: each column's filling and the target's aggregation."""
+        return self._transformations
 
     @property
     def candidates_only(self) -> bool:
@@ -155,16 +253,7 @@ class ForecastingConfig:
                 f"Objective metric {job.objective!r} does not apply to time-series forecasting; "
                 f"valid names: {', '.join(names)}"
             )
-        if job.content_type not in (None, *CONTENT_TYPES):
-            raise ConfigError(
-                f"ContentType {job.content_type!r} is not supported for time-series forecasting "
-                f"jobs; use {CSV!r} or {PARQUET!r}"
-            )
-        if job.data_type not in ("S3Prefix", "ManifestFile"):
-            raise ConfigError(
-                f"S3DataType must be S3Prefix or ManifestFile for time-series forecasting jobs; "
-                f"got {job.data_type!r}"
-            )
+        check_table_channels(job, "time-series forecasting jobs")
         if job.validation_fraction is not None or job.validation_data is not None:
             raise ConfigError(
                 "DataSplitConfig and a validation channel must not be set for time-series "
@@ -253,47 +342,12 @@ class ForecastingConfig:
             raise ConfigError(f"Job spec: bad forecasting config: {exc}") from None
 
 
-def _check_filling(column: str, rules: dict[str, str], *, is_target: bool) -> None:
-    """One column's Filling rules: ``{"middlefill": "zero", "backfill": "value",
-    "backfill_value": "2"}``."""
-    if not isinstance(rules, dict) or len(rules) > 6:
-        raise ConfigError(f"Filling of {column!r} must map at most 6 filling types to methods")
-    valid_keys = {*_FILL_WHERE, *(f"{w}_value" for w in _FILL_WHERE)}
-    for key, method in rules.items():
-        if key not in valid_keys:
-            raise ConfigError(
-                f"Filling of {column!r}: unknown filling type {key!r}; use "
-                f"{', '.join(_FILL_WHERE)} (or <type>_value with the value)"
-            )
-        if key.endswith("_value"):
-            if rules.get(key[: -len("_value")]) != "value":
-                raise ConfigError(
-                    f"Filling of {column!r}: {key} is given but {key[: -len('_value')]} is not "
-                    "'value'"
-                )
-            try:
-                float(method)
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    f"Filling of {column!r}: {key} must be a number; got {method!r}"
-                ) from None
-            continue
-        if key == "frontfill":
-            if method != "none":
-                raise ConfigError(
-                    f"Filling of {column!r}: frontfill can only be 'none' (series start when "
-                    f"their data starts); got {method!r}"
-                )
-            continue
-        if is_target and key == "futurefill":
-            raise ConfigError(
-                f"Filling of the target {column!r}: futurefill applies to covariates only (the "
-                "future target is what is forecast)"
-            )
-        if method not in _FILL_METHODS:
-            raise ConfigError(
-                f"Filling of {column!r}: {key} must be one of {', '.join(_FILL_METHODS)}; got "
-                f"{method!r}"
-            )
-        if method == "value" and f"{key}_value" not in rules:
-            raise ConfigError(f"Filling of {column!r}: {key} is 'value' but {key}_value is missing")
+def fill_number(text: str | None, what: str) -> float:
+    """A filling value given as text (``backfill_value``), as a finite number."""
+    try:
+        value = float(str(text))
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value):
+        raise ConfigError(f"{what} {text!r} is not a number")
+    return value

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpilot._types import Mode, ProblemType
 from mlpilot.algorithms import algorithm_path
+from mlpilot.config._channels import CSV, check_table_channels
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import get_metric, metric_names
 from mlpilot.profile import FeatureSpecification
@@ -17,9 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TabularConfig"]
 
-CSV = "text/csv;header=present"
-PARQUET = "x-application/vnd.amazon+parquet"
-CONTENT_TYPES = (CSV, "text/csv", PARQUET)
 #: Autopilot's time-series algorithms: named in a tabular job, they get their own message.
 TIME_SERIES_ALGORITHMS = frozenset({"cnn-qr", "deepar", "prophet", "npts", "arima", "ets"})
 
@@ -95,16 +93,7 @@ class TabularConfig:
                     f"Objective metric {job.objective!r} is a time-series forecasting metric; "
                     f"valid names for a tabular job: {', '.join(metric_names())}"
                 )
-        if job.content_type not in (None, *CONTENT_TYPES):
-            raise ConfigError(
-                f"ContentType {job.content_type!r} is not supported for tabular jobs; use "
-                f"{CSV!r} or {PARQUET!r}"
-            )
-        if job.data_type not in ("S3Prefix", "ManifestFile"):
-            raise ConfigError(
-                f"S3DataType must be S3Prefix or ManifestFile for tabular jobs; got "
-                f"{job.data_type!r}"
-            )
+        check_table_channels(job, "tabular jobs")
 
     def load_feature_specification(self) -> FeatureSpecification | None:
         spec = self.feature_specification

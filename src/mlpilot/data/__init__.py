@@ -1,5 +1,7 @@
-"""Input readers: CSV/Parquet tables from local paths, S3 prefixes and SageMaker manifests."""
+"""Input readers: CSV/Parquet tables from local paths, S3 prefixes and SageMaker manifests;
+the time grid of forecast frequencies."""
 
+from mlpilot.data._frequency import Frequency, infer_frequency, parse_frequency
 from mlpilot.data._readers import (
     CSV_CONTENT_TYPE,
     PARQUET_CONTENT_TYPE,
@@ -17,8 +19,11 @@ __all__ = [
     "CSV_CONTENT_TYPE",
     "PARQUET_CONTENT_TYPE",
     "SUPPORTED_CONTENT_TYPES",
+    "Frequency",
+    "infer_frequency",
     "list_objects",
     "one_line",
+    "parse_frequency",
     "read_table",
     "resolve_uri",
     "s3_filesystem",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import regex
@@ -97,20 +98,12 @@ def _check(shape: Any, value: Any, path: str, errors: list[str]) -> None:
                 at = f"{path}.{_camel(name)}" if path else _camel(name)
                 _check(members[name], item, at, errors)
         return
-    if kind == "list":
-        if not isinstance(value, list):
-            raise _type_error(path, "a list")
+    if kind in ("list", "map"):
+        if not isinstance(value, list if kind == "list" else dict):
+            raise _type_error(path, "a list" if kind == "list" else "an object")
         _length(meta, len(value), value, path, errors)
-        for i, item in enumerate(value, start=1):
-            _check(shape.member, item, f"{path}.{i}.member", errors)
-        return
-    if kind == "map":
-        if not isinstance(value, dict):
-            raise _type_error(path, "an object")
-        _length(meta, len(value), value, path, errors)
-        for key, item in value.items():
-            _check(shape.key, key, f"{path}.{key}.key", errors)
-            _check(shape.value, item, f"{path}.{key}.value", errors)
+        for child, item, at in _elements(shape, value, path):
+            _check(child, item, at, errors)
         return
     if kind == "string":
         if not isinstance(value, str):
@@ -146,6 +139,18 @@ def _check(shape: Any, value: Any, path: str, errors: list[str]) -> None:
         return
     if kind == "blob" and not isinstance(value, str | bytes):
         raise _type_error(path, "a blob")
+
+
+def _elements(shape: Any, value: Any, path: str) -> Iterator[tuple[Any, Any, str]]:
+    """A list's members or a map's keys and values: (their shape, the value, its path, as
+    botocore's messages name it)."""
+    if isinstance(value, list):
+        for i, item in enumerate(value, start=1):
+            yield shape.member, item, f"{path}.{i}.member"
+        return
+    for key, item in value.items():
+        yield shape.key, key, f"{path}.{key}.key"
+        yield shape.value, item, f"{path}.{key}.value"
 
 
 def _length(meta: dict[str, Any], size: int, value: Any, path: str, errors: list[str]) -> None:

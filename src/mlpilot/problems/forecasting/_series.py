@@ -48,113 +48,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpilot.config import (
+    MAX_HORIZON,
+    ColumnFilling,
+    Fill,
+    Transformations,
+    fill_number,
+    parse_transformations,
+)
+from mlpilot.data import Frequency, infer_frequency, parse_frequency
 from mlpilot.errors import ConfigError, DataError
-from mlpilot.problems.forecasting._frequency import Frequency, infer_frequency, parse_frequency
+from mlpilot.metrics import season_length
 from mlpilot.profile import MISSING_TOKENS, parse_numeric
 
 #: The series code column of :attr:`SeriesSet.history` and :attr:`SeriesSet.future`.
 SERIES = "_series"
-MAX_HORIZON = 500
-FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")
-AGGREGATIONS = ("sum", "avg", "first", "min", "max")
-_REGIONS = {"middlefill": "middle", "backfill": "back", "futurefill": "future"}
 _FEATURE_TYPES = ("numeric", "categorical", "text", "datetime")
-
-
-@dataclass(frozen=True)
-class Fill:
-    """One filling method: ``zero``, ``value`` (with its value), ``median``, ``mean``, ``min``
-    or ``max``."""
-
-    method: str
-    value: str | None = None
-
-    def __str__(self) -> str:
-        return f"value {self.value}" if self.method == "value" else self.method
-
-
-@dataclass(frozen=True)
-class ColumnFilling:
-    """A column's filling; None leaves that region to the defaults."""
-
-    middle: Fill | None = None
-    back: Fill | None = None
-    future: Fill | None = None
-
-
-@dataclass(frozen=True)
-class Transformations:
-    """TimeSeriesTransformations, checked: per-column filling and the target's aggregation."""
-
-    filling: Mapping[str, ColumnFilling] = field(default_factory=dict)
-    #: None: not set (sum applies when the data are finer than the frequency).
-    aggregation: str | None = None
-
-
-def parse_transformations(
-    filling: Mapping[str, Mapping[str, str]] | None,
-    aggregation: Mapping[str, str] | None,
-    *,
-    target: str,
-    reserved: Sequence[str] = (),
-) -> Transformations:
-    """TimeSeriesTransformations' Filling and Aggregation maps as :class:`Transformations`;
-    :class:`ConfigError` for what the API does not allow. ``reserved``: the timestamp, item id
-    and grouping columns, which nothing fills."""
-    columns: dict[str, ColumnFilling] = {}
-    for column, spec in (filling or {}).items():
-        if column in reserved:
-            raise ConfigError(f"Filling cannot name {column!r}: it is a TimeSeriesConfig column")
-        columns[column] = _column_filling(column, dict(spec), column == target)
-    method = None
-    for column, value in (aggregation or {}).items():
-        if column != target:
-            raise ConfigError(
-                f"Aggregation applies to the target column only; {column!r} is not the target"
-            )
-        if value not in AGGREGATIONS:
-            raise ConfigError(
-                f"Aggregation {value!r} for {column!r} is not one of {', '.join(AGGREGATIONS)}"
-            )
-        method = value
-    return Transformations(columns, method)
-
-
-def _column_filling(column: str, spec: dict[str, str], is_target: bool) -> ColumnFilling:
-    where = f"Filling for {column!r}"
-    front = spec.pop("frontfill", None)
-    if front is not None and (not is_target or front != "none"):
-        raise ConfigError(f"{where}: frontfill takes only 'none', for the target column only")
-    if spec.pop("frontfill_value", None) is not None:
-        raise ConfigError(f"{where}: frontfill takes no value")
-    fills: dict[str, Fill] = {}
-    for key in list(spec):
-        if key.endswith("_value"):
-            continue
-        if key not in _REGIONS:
-            raise ConfigError(
-                f"{where}: unknown key {key!r} (frontfill, middlefill, backfill, futurefill, "
-                "and <method>_value for a value)"
-            )
-        if key == "futurefill" and is_target:
-            raise ConfigError(f"{where}: futurefill applies to covariates, not the target")
-        method = spec[key]
-        if method not in FILL_METHODS:
-            raise ConfigError(f"{where}: {key} {method!r} is not one of {', '.join(FILL_METHODS)}")
-        value = spec.get(f"{key}_value")
-        if (method == "value") != (value is not None):
-            raise ConfigError(
-                f"{where}: {key} 'value' and {key}_value go together"
-                if method == "value"
-                else f"{where}: {key}_value needs {key} 'value'"
-            )
-        if is_target and value is not None:
-            _float(value, f"{where}: {key}_value")
-        fills[_REGIONS[key]] = Fill(method, value)
-    for key in spec:
-        if key.endswith("_value") and key.removesuffix("_value") not in spec:
-            raise ConfigError(f"{where}: {key} needs {key.removesuffix('_value')} 'value'")
-    return ColumnFilling(**fills)
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,7 +135,7 @@ class SeriesSet:
             "Series": self.n_series,
             "Frequency": self.frequency.alias,
             "ForecastFrequency": self.frequency.autopilot,
-            "Season": self.frequency.season,
+            "Season": season_length(self.frequency.alias),
             "Horizon": self.horizon,
             "HistoryRows": len(self.history),
             "ShortestSeries": int(self.lengths.min()),
@@ -752,20 +661,10 @@ class _Stats:
 
 def _fill_value(text: str | None, what: str, column: _Column | None) -> float:
     if column is None or column.numeric:
-        return _float(text, what)
+        return fill_number(text, what)
     if text not in column.categories:
         column.categories.append(text)
     return float(column.categories.index(text))
-
-
-def _float(text: str | None, what: str) -> float:
-    try:
-        value = float(str(text))
-    except ValueError:
-        value = float("nan")
-    if not np.isfinite(value):
-        raise ConfigError(f"{what} {text!r} is not a number")
-    return value
 
 
 # -- parsing columns ----------------------------------------------------------------------------

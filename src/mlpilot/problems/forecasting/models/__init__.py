@@ -14,6 +14,7 @@ from mlpilot.problems.forecasting.models._base import (
     Forecast,
     Forecaster,
     ForecastTimeout,
+    LocalForecaster,
     quantile_levels,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "Forecast",
     "ForecastTimeout",
     "Forecaster",
+    "LocalForecaster",
     "get_forecaster",
     "quantile_levels",
 ]

@@ -59,17 +59,17 @@ def quantile_levels(quantiles: Sequence[float]) -> dict[float, tuple[str, float]
 class Forecaster(ABC):
     """A forecasting model.
 
-    Local models (``local = True``: a model per series, such as ETS) learn nothing across
-    series: :meth:`forecast` fits each history it is given and forecasts it, so a history sent
-    to an endpoint is forecast the same way as one seen in training. Global models learn one
-    model over all series in :meth:`fit` and forecast any history with it.
+    Local models (:class:`LocalForecaster`: a model per series, such as ETS) learn nothing
+    across series: forecasting fits each history it is given, so a history sent to an endpoint
+    is forecast the same way as one seen in training. Global models learn one model over all
+    series in :meth:`fit` and forecast any history with it.
     """
 
     #: The name jobs and leaderboards know the model by.
     name: ClassVar[str]
     description: ClassVar[str]
     #: One model per series, fit when forecasting (no state from :meth:`fit`).
-    local: ClassVar[bool] = True
+    local: ClassVar[bool] = False
 
     def __init__(
         self, season_length: int, params: dict[str, Any] | None = None, seed: int = 0
@@ -83,10 +83,6 @@ class Forecaster(ABC):
         have nothing to learn ahead of forecasting."""
         return None
 
-    @abstractmethod
-    def forecast_one(self, y: np.ndarray, horizon: int, quantiles: Sequence[float]) -> Forecast:
-        """One series' forecast (``mean`` and quantiles of shape ``(1, horizon)``)."""
-
     def forecast(
         self,
         history: Sequence[np.ndarray],
@@ -94,20 +90,42 @@ class Forecaster(ABC):
         quantiles: Sequence[float],
         deadline: float | None = None,
     ) -> Forecast:
-        """Every series' forecast, ``horizon`` steps after its last value."""
+        """Every series' forecast, ``horizon`` steps after its last value, quantiles in
+        order."""
+        arrays = [np.asarray(y, dtype="float64") for y in history]
+        return self._forecast(arrays, horizon, quantiles, deadline).ordered()
+
+    @abstractmethod
+    def _forecast(
+        self, history: list[np.ndarray], horizon: int, q: Sequence[float], deadline: float | None
+    ) -> Forecast: ...
+
+
+class LocalForecaster(Forecaster):
+    """A model fit to each series on its own, when it is forecast."""
+
+    local: ClassVar[bool] = True
+
+    @abstractmethod
+    def forecast_one(self, y: np.ndarray, horizon: int, quantiles: Sequence[float]) -> Forecast:
+        """One series' forecast (``mean`` and quantiles of shape ``(1, horizon)``)."""
+
+    def _forecast(
+        self, history: list[np.ndarray], horizon: int, q: Sequence[float], deadline: float | None
+    ) -> Forecast:
         means: list[np.ndarray] = []
-        bands: dict[float, list[np.ndarray]] = {q: [] for q in quantiles}
+        bands: dict[float, list[np.ndarray]] = {level: [] for level in q}
         for y in history:
             if deadline is not None and time.monotonic() > deadline:
                 raise ForecastTimeout(
                     f"{self.name} forecast {len(means)} of {len(history)} series before its "
                     "deadline"
                 )
-            one = self.forecast_one(np.asarray(y, dtype="float64"), horizon, quantiles)
+            one = self.forecast_one(y, horizon, q)
             means.append(one.mean[0])
-            for q in quantiles:
-                bands[q].append(one.quantiles[q][0])
+            for level in q:
+                bands[level].append(one.quantiles[level][0])
         return Forecast(
             np.array(means).reshape(len(history), horizon),
-            {q: np.array(v).reshape(len(history), horizon) for q, v in bands.items()},
-        ).ordered()
+            {level: np.array(v).reshape(len(history), horizon) for level, v in bands.items()},
+        )

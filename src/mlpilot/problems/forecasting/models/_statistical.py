@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from mlpilot.problems.forecasting.models._base import Forecast, Forecaster, quantile_levels
+from mlpilot.problems.forecasting.models._base import Forecast, LocalForecaster, quantile_levels
 
 __all__ = ["StatsForecaster"]
 
@@ -17,16 +16,18 @@ __all__ = ["StatsForecaster"]
 MIN_SEASONS = 2
 
 
-class StatsForecaster(Forecaster):
-    """A statsforecast model per series; its prediction intervals give the quantiles. A series
-    too short for the model (or on which it fails to fit) gets the seasonal naive forecast,
-    so every series is forecast."""
+class StatsForecaster(LocalForecaster):
+    """A statsforecast model per series (``model_class``, a class of ``statsforecast.models``
+    taking the season length); its prediction intervals give the quantiles. A series too short
+    for the model (or on which it fails to fit) gets the seasonal naive forecast, so every
+    series is forecast."""
 
-    local: ClassVar[bool] = True
+    model_class: ClassVar[str]
 
-    @abstractmethod
     def _model(self, season_length: int) -> Any:
-        """The statsforecast model for one series."""
+        from statsforecast import models
+
+        return getattr(models, self.model_class)(season_length=season_length)
 
     def forecast_one(self, y: np.ndarray, horizon: int, quantiles: Sequence[float]) -> Forecast:
         season = self.season_length if len(y) >= MIN_SEASONS * self.season_length else 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +27,6 @@ MAX_ROWS = 200_000
 class GlobalGBM(Forecaster):
     name = "gbm"
     description = "Global LightGBM over lags, rolling means and season position (recursive)"
-    local: ClassVar[bool] = False
 
     def __init__(
         self, season_length: int, params: dict[str, Any] | None = None, seed: int = 0
@@ -119,22 +118,17 @@ class GlobalGBM(Forecaster):
             past = np.column_stack([past[:, 1:], out[:, step]])
         return out
 
-    def forecast(
-        self,
-        history: Sequence[np.ndarray],
-        horizon: int,
-        quantiles: Sequence[float],
-        deadline: float | None = None,
+    def _forecast(
+        self, history: list[np.ndarray], horizon: int, q: Sequence[float], deadline: float | None
     ) -> Forecast:
         if self.model is None:
-            raise RuntimeError("GlobalGBM.forecast before fit")
-        scales = np.array([_scale(np.asarray(y, "float64")) for y in history])
-        scaled = [np.asarray(y, "float64") / s for y, s in zip(history, scales, strict=True)]
-        mean = self._recursive(scaled, horizon)
-        bands = {q: mean + self._error_quantile(q, horizon) for q in quantiles}
+            raise RuntimeError("GlobalGBM forecasts after fit")
+        scales = np.array([_scale(y) for y in history])
+        mean = self._recursive([y / s for y, s in zip(history, scales, strict=True)], horizon)
+        bands = {level: mean + self._error_quantile(level, horizon) for level in q}
         return Forecast(
-            mean * scales[:, None], {q: v * scales[:, None] for q, v in bands.items()}
-        ).ordered()
+            mean * scales[:, None], {level: v * scales[:, None] for level, v in bands.items()}
+        )
 
     def _error_quantile(self, q: float, horizon: int) -> np.ndarray:
         """The ``q`` quantile of the held-out scaled errors at each step ahead (the last
@@ -145,9 +139,6 @@ class GlobalGBM(Forecaster):
         if len(per_step) < horizon:
             per_step = np.concatenate([per_step, np.full(horizon - len(per_step), per_step[-1])])
         return per_step[:horizon]
-
-    def forecast_one(self, y: np.ndarray, horizon: int, quantiles: Sequence[float]) -> Forecast:
-        return self.forecast([y], horizon, quantiles)
 
 
 def _scale(y: np.ndarray) -> float:

@@ -12,19 +12,17 @@ position in the season; the weight of a value ``k`` seasons (or steps) back is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
 
 import numpy as np
 
-from mlpilot.problems.forecasting.models._base import Forecast, Forecaster
+from mlpilot.problems.forecasting.models._base import Forecast, LocalForecaster
 
 __all__ = ["NPTS", "weighted_quantile"]
 
 
-class NPTS(Forecaster):
+class NPTS(LocalForecaster):
     name = "npts"
     description = "Non-parametric forecaster (recency-weighted past values, seasonal)"
-    local: ClassVar[bool] = True
 
     def forecast_one(self, y: np.ndarray, horizon: int, quantiles: Sequence[float]) -> Forecast:
         decay = float(self.params.get("decay", 0.1))

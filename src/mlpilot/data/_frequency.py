@@ -1,5 +1,5 @@
 """Forecast frequencies: Autopilot's ForecastFrequency strings and pandas offset aliases, the
-grid each one draws, and the season length that MASE and seasonal naive use.
+grid each one draws.
 
 A :class:`Frequency` is a unit (``min``, ``h``, ``D``, ``W``, ``M``, ``Q``, ``Y``), a multiple and,
 for the calendar units, an anchor: the weekday of a week, whether months, quarters and years are
@@ -14,19 +14,8 @@ Every multiple keeps Autopilot's rule that a frequency must not overlap the next
 minutes 1-59, hours 1-23, days 1-6, weeks 1-4, months 1-11, quarters 1-3 (pandas only) and years 1,
 so ``60min`` asks for ``1H`` and ``7D`` for ``1W``, for pandas aliases too.
 
-Season lengths (steps per season), a multiple dividing the base season or else 1:
-
-=========  ==================  =====================================
-unit       base season         e.g.
-=========  ==================  =====================================
-min        1440 (a day)        30min → 48, 15min → 96, 7min → 1
-h          24 (a day)          h → 24, 2H → 12, 5H → 1
-D          7 (a week)          D → 7, 2D → 1
-W          52 (a year)         W → 52, 2W → 26, 4W → 13, 3W → 1
-M          12 (a year)         M → 12, 3M → 4, 5M → 1
-Q          4 (a year)          Q → 4, 2Q → 2
-Y          1                   Y → 1
-=========  ==================  =====================================
+The season length of a frequency (for MASE and seasonal models) is
+:func:`mlpilot.metrics.season_length` of its :attr:`Frequency.alias`.
 """
 
 from __future__ import annotations
@@ -69,7 +58,6 @@ _UNIT_NAMES = {
     "Q": "quarters",
     "Y": "years",
 }
-_BASE_SEASON = {"min": 1440, "h": 24, "D": 7, "W": 52, "M": 12, "Q": 4, "Y": 1}
 
 #: Unit letters as written → (unit, side). A side of None is read from the data.
 _BODIES: dict[str, tuple[str, str | None]] = {
@@ -201,12 +189,6 @@ class Frequency:
         if self.unit == "min" or self.n > 1:
             return f"{self.n}{letter}"
         return letter
-
-    @property
-    def season(self) -> int:
-        """Steps in one season (the table in the module docstring)."""
-        base = _BASE_SEASON[self.unit]
-        return base // self.n if base % self.n == 0 else 1
 
     @property
     def resolved(self) -> bool:
