@@ -4,6 +4,7 @@ out; backtest windows at the end of each series."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +192,54 @@ def test_forward_selection_blends_models_and_never_loses_to_the_best_single() ->
     assert np.allclose(blended.mean, expected)
     # NPTS cannot follow the trend: the selection gives it little or no weight.
     assert selection.weights.get("npts", 0.0) <= 0.2
+
+
+def test_a_trial_backtests_scores_and_keeps_its_forecasts(tmp_path: Path) -> None:
+    from mlpilot.problems.forecasting._trial import (
+        ForecastTask,
+        load_backtests,
+        load_series,
+        run_forecast_trial,
+        save_series,
+    )
+
+    series = [seasonal(72, seed=s) for s in range(3)] + [np.arange(10.0)]
+    save_series(tmp_path / "series.npz", series)
+    loaded = load_series(tmp_path / "series.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(loaded, series, strict=True))
+    plan = plan_backtests([len(s) for s in series], horizon=6, max_windows=2)
+    task = ForecastTask(
+        number=1,
+        candidate_name="job-ets-001",
+        model="ets",
+        params={},
+        season_length=12,
+        series_path=str(tmp_path / "series.npz"),
+        plan=plan,
+        quantiles=QUANTILES,
+        output_path=str(tmp_path / "ets.npz"),
+    )
+    result = run_forecast_trial(task)
+    assert result.status == "Completed", result.failure_reason
+    assert len(result.window_metrics) == 2
+    assert set(result.metrics) >= {"RMSE", "AverageWeightedQuantileLoss", "MASE", "MAPE", "WAPE"}
+    windows = load_backtests(tmp_path / "ets.npz", QUANTILES)
+    # The latest window: its RMSE is the forecasts' against the last six values of each series
+    # (the 10-step series has too little history before it to take part).
+    latest = windows[0]
+    assert latest.series == (0, 1, 2)
+    errors = latest.actual - latest.forecast.mean
+    assert result.window_metrics[0]["RMSE"] == pytest.approx(np.sqrt(np.mean(errors**2)))
+    assert np.mean([w["RMSE"] for w in result.window_metrics]) == pytest.approx(
+        result.metrics["RMSE"]
+    )
+    # Past its time limit the model stops and the trial says why.
+    slow = run_forecast_trial(
+        ForecastTask(**{**task.__dict__, "time_limit": -1.0, "output_path": str(tmp_path / "x")})
+    )
+    assert slow.status == "Failed" and "stopped at its time limit" in slow.failure_reason
+    broken = run_forecast_trial(ForecastTask(**{**task.__dict__, "model": "prophecy"}))
+    assert (
+        broken.status == "Failed"
+        and "Unknown forecasting model 'prophecy'" in broken.failure_reason
+    )
