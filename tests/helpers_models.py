@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,18 @@ class TrainedModel:
     def csv_body(self, start: int = 0, stop: int = 1) -> bytes:
         """Rows ``start:stop`` as a headerless ``text/csv`` invocation body."""
         return csv_lines(self.rows.iloc[start:stop])
+
+
+def with_recorded_version(source: Path, destination: Path, library: str, version: str) -> Path:
+    """A copy of the package ``source`` (without its archive) whose manifest says it was
+    written with ``library`` at ``version``."""
+    shutil.copytree(source, destination)
+    (destination / "model.tar.gz").unlink(missing_ok=True)
+    manifest = destination / "mlpilot-model.json"
+    info = json.loads(manifest.read_text())
+    info["versions"][library] = version
+    manifest.write_text(json.dumps(info))
+    return destination
 
 
 def csv_lines(frame: pd.DataFrame) -> bytes:

@@ -24,9 +24,11 @@ from typer.testing import CliRunner, Result
 
 import mlpilot
 from helpers_algorithms import CRASH_MESSAGE
-from helpers_data import ABALONE, PIMA, TELCO, WINE
+from helpers_data import ABALONE, PIMA, TELCO, TOURISM, WINE
+from helpers_forecast import TOURISM_SETTINGS, fit_predictor, job_folder, save_package, table
+from helpers_models import with_recorded_version
 from mlpilot.cli.main import app
-from mlpilot.package import installed_versions
+from mlpilot.package import InferenceModel, installed_versions
 
 REPO = Path(__file__).resolve().parents[1]
 CHURN = TELCO  # the bundled examples/churn.csv
@@ -293,12 +295,7 @@ def test_predict_version_mismatch_warns_or_refuses(
 ) -> None:
     data, _ = new_rows
     final = Path(job_record(cli_job["output"])["BestCandidate"]["Mlpilot"]["FinalModel"])
-    package = tmp_path / "model"
-    shutil.copytree(final, package)
-    manifest = package / "mlpilot-model.json"
-    info = json.loads(manifest.read_text())
-    info["versions"]["scikit-learn"] = "0.24.2"
-    manifest.write_text(json.dumps(info))
+    package = with_recorded_version(final, tmp_path / "model", "scikit-learn", "0.24.2")
     installed = installed_versions()["scikit-learn"]
 
     result = invoke("predict", package, data)
@@ -311,6 +308,65 @@ def test_predict_version_mismatch_warns_or_refuses(
     assert strict.exit_code == 2
     assert strict.stdout == ""
     assert_one_line_error(strict.stderr, "scikit-learn", "0.24.2", installed)
+
+
+# -- mlpilot predict with a forecasting model ----------------------------------------------------
+@pytest.fixture(scope="module")
+def forecast_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A job folder whose best model forecasts the nine tourism series, 8 quarters ahead."""
+    root = tmp_path_factory.mktemp("cli-forecast")
+    weights = {"ets": 0.5, "seasonal-naive": 0.5}
+    predictor = fit_predictor(table(TOURISM), weights, **TOURISM_SETTINGS)
+    return job_folder(root / "sales", save_package(predictor, root / "model"))
+
+
+def test_predict_forecasts_from_a_history_or_the_training_history(
+    forecast_job: Path, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.csv"
+    table(TOURISM).to_csv(history, index=False)
+    given = tmp_path / "forecast.csv"
+    result = invoke("predict", forecast_job, history, "--output", given)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"Wrote 72 forecast row(s) for 9 series, from the given history, to {given}"
+        in result.stderr
+    )
+    got = pd.read_csv(given)
+    assert got.columns.tolist() == ["item_id", "timestamp", "mean", "p10", "p50", "p90"]
+    assert got["timestamp"].iloc[:8].tolist() == [
+        f"{year}-{month:02d}-01" for year in (2018, 2019) for month in (1, 4, 7, 10)
+    ]
+    assert (got["p10"] <= got["p90"]).all()
+
+    stored = tmp_path / "stored.csv"
+    result = invoke("predict", forecast_job, "--output", stored)
+    assert result.exit_code == 0, result.output
+    assert "from the training history" in result.stderr
+    assert stored.read_text() == given.read_text()
+
+    package = Path(job_record(forecast_job)["BestCandidate"]["Mlpilot"]["FinalModel"])
+    to_stdout = invoke("predict", package / "model.tar.gz")
+    assert to_stdout.exit_code == 0, to_stdout.output
+    assert to_stdout.stdout == given.read_text()
+
+
+def test_predict_forecasting_user_errors(forecast_job: Path, tmp_path: Path) -> None:
+    source = table(TOURISM)
+    short = tmp_path / "short.csv"
+    source.groupby("item_id").tail(3).to_csv(short, index=False)
+    tabular = InferenceModel([], {"problem_type": "Regression", "versions": {}})
+    tabular.save(tmp_path / "tabular", archive=False)
+    cases: list[tuple[list[Any], list[str]]] = [
+        (["predict", forecast_job, short], ["Too little history", "3 target value(s)"]),
+        (["predict", forecast_job, "--probabilities"], ["--probabilities is for classification"]),
+        (["predict", tmp_path / "tabular"], ["Missing argument 'DATA'", "Regression model"]),
+    ]
+    for args, fragments in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stdout == "", args
+        assert_one_line_error(result.stderr, *fragments)
 
 
 # -- user errors: one line, exit code 2 ---------------------------------------------------------

@@ -8,7 +8,6 @@ import shutil
 import tarfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ import pytest
 
 import mlpilot
 from helpers_data import TELCO
+from helpers_models import with_recorded_version
 from mlpilot.errors import JobNotFoundError, ModelPackageError, PredictionInputError
 from mlpilot.package import InferenceModel, ModelVersionWarning, installed_versions
 
@@ -266,21 +266,11 @@ def test_a_named_candidate_can_be_loaded(job_dir: Path, rows: pd.DataFrame) -> N
         mlpilot.load_model(job_dir, candidate="nope")
 
 
-def _with_recorded_version(source: Path, destination: Path, library: str, version: str) -> Path:
-    shutil.copytree(source, destination)
-    (destination / "model.tar.gz").unlink()
-    manifest = destination / "mlpilot-model.json"
-    info: dict[str, Any] = json.loads(manifest.read_text())
-    info["versions"][library] = version
-    manifest.write_text(json.dumps(info))
-    return destination
-
-
 def test_other_library_version_warns_or_refuses(
     job_dir: Path, tmp_path: Path, rows: pd.DataFrame
 ) -> None:
     installed = installed_versions()["scikit-learn"]
-    package = _with_recorded_version(
+    package = with_recorded_version(
         best_final_model(job_dir), tmp_path / "old-model", "scikit-learn", "0.24.2"
     )
     with pytest.warns(ModelVersionWarning) as caught:

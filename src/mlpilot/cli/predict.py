@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from mlpilot.cli._common import console, one_line_errors
 from mlpilot.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlpilot.package import SeriesModel
 
 app = typer.Typer()
 
@@ -26,12 +31,14 @@ def predict(
         typer.Argument(help="A job's output folder, a model package folder, or a model.tar.gz."),
     ],
     data: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            help="Rows to predict: CSV/Parquet file, folder or URI "
-            "(with a header; the target may be present)."
+            help="Rows to predict: CSV/Parquet file, folder or URI (with a header; the target "
+            "may be present). For a forecasting model, the history to forecast from (the "
+            "training schema); without it, the training history.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="CSV to write.", show_default="standard output"),
@@ -47,14 +54,16 @@ def predict(
         typer.Option("--strict-versions", help="Refuse a model saved with other library versions."),
     ] = False,
 ) -> None:
-    """Predict with a trained model; writes predicted_label (and probabilities).
+    """Predict with a trained model; writes predicted_label (and probabilities), or for a
+    forecasting model the item id and timestamp, mean and one column per quantile.
 
-    Example: mlpilot predict runs/churn new_customers.csv --output preds.csv --probabilities
+    Examples: mlpilot predict runs/churn new_customers.csv --output preds.csv --probabilities;
+    mlpilot predict runs/sales --output forecast.csv (from the training history)
     """
     import warnings
 
     from mlpilot.data import read_table
-    from mlpilot.package import ModelVersionWarning, load_model
+    from mlpilot.package import ModelVersionWarning, SeriesModel, load_model
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelVersionWarning)
@@ -62,6 +71,16 @@ def predict(
     for warning in caught:
         if issubclass(warning.category, ModelVersionWarning):
             console.print(f"[yellow]Warning:[/] {escape(str(warning.message))}", soft_wrap=True)
+    if isinstance(loaded, SeriesModel):
+        if probabilities:
+            raise ConfigError("--probabilities is for classification; forecasts have quantiles")
+        _forecast(loaded, None if data is None else read_table(data), output)
+        return
+    if data is None:
+        raise ConfigError(
+            f"Missing argument 'DATA': a {loaded.problem_type} model predicts the rows it is "
+            "given (mlpilot predict MODEL DATA)"
+        )
     table = read_table(data)
     target = loaded.info.get("target")
     if target in table.columns:
@@ -79,6 +98,25 @@ def predict(
     if output:
         console.print(
             f"Wrote {len(table):,} prediction(s) to {escape(str(output))}", soft_wrap=True
+        )
+
+
+def _forecast(model: SeriesModel, table: pd.DataFrame | None, output: Path | None) -> None:
+    """Every series forecast at once (a series is never split across chunks)."""
+    frame = model.forecast(table)
+    sink = _open_output(output) if output else sys.stdout
+    try:
+        frame.to_csv(sink, index=False)
+    finally:
+        if output:
+            sink.close()
+    if output:
+        series = len(frame) // model.horizon
+        source = "the training history" if table is None else "the given history"
+        console.print(
+            f"Wrote {len(frame):,} forecast row(s) for {series:,} series, from {source}, to "
+            f"{escape(str(output))}",
+            soft_wrap=True,
         )
 
 

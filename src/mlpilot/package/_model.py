@@ -1,50 +1,37 @@
-"""The model package: one directory holding the whole inference pipeline.
+"""The tabular model package: a trained candidate that predicts rows.
 
-Layout::
-
-    <dir>/mlpilot-model.json   schema, labels, metrics, versions (readable without unpickling)
-    <dir>/pipeline.joblib      the members: (FeaturePipeline, Algorithm) pairs; bagged
-                               candidates have one member per fold, averaged at prediction.
-                               An ensemble package holds one predictor object instead (with
-                               ``cleaner_`` and ``predict_clean``; see mlpilot.ensemble)
-
-``model.tar.gz`` beside it holds the same two files, for ``ModelDataUrl`` and containers.
+Its payload (``pipeline.joblib``, see :mod:`._files` for the layout) holds the members:
+(FeaturePipeline, Algorithm) pairs; bagged candidates have one member per fold, averaged at
+prediction. An ensemble package holds one predictor object instead (with ``cleaner_`` and
+``predict_clean``; see mlpilot.ensemble).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tarfile
-import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
-from mlpilot._layout import model_location
 from mlpilot._types import ProblemType
-from mlpilot.errors import JobNotFoundError, ModelPackageError, PredictionInputError
-from mlpilot.package._versions import compare_versions, installed_versions
+from mlpilot.errors import ModelPackageError, PredictionInputError
+from mlpilot.package._files import (
+    FORECASTING,
+    FORMAT_VERSION,
+    PIPELINE,
+    copy_package,
+    publish,
+    read_package,
+)
+from mlpilot.package._versions import installed_versions
 from mlpilot.profile import DatasetProfile, label_key
 
-__all__ = ["InferenceModel", "ModelVersionWarning", "load_model"]
+__all__ = ["InferenceModel", "package_bytes"]
 
 #: Rows predicted through the pipelines' small-batch path (see features._fast).
 SMALL_BATCH = 64
-MANIFEST = "mlpilot-model.json"
-PIPELINE = "pipeline.joblib"
-ARCHIVE = "model.tar.gz"
-FORMAT_VERSION = 1
-
-
-class ModelVersionWarning(UserWarning):
-    """The package was written with other library versions than those installed."""
 
 
 class InferenceModel:
@@ -197,113 +184,35 @@ class InferenceModel:
     # -- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path, *, archive: bool = True) -> Path:
         """Write the package atomically: a half-written package is never visible."""
-
-        def write(staging: Path) -> None:
-            (staging / MANIFEST).write_text(json.dumps(self.info, indent=1, default=str))
-            joblib.dump(self.members, staging / PIPELINE)
-
-        return _publish(Path(directory), write, archive=archive)
+        return publish(Path(directory), self.info, self.members, archive=archive)
 
     @staticmethod
     def copy_package(source: str | Path, directory: str | Path, *, archive: bool = True) -> Path:
         """Copy a saved package (files as they are, nothing unpickled), adding the archive."""
-        src = Path(source)
-        if not (src / MANIFEST).exists():
-            raise JobNotFoundError(f"No model package at {src} (no {MANIFEST})")
-
-        def write(staging: Path) -> None:
-            for name in (MANIFEST, PIPELINE):
-                shutil.copyfile(src / name, staging / name)
-
-        return _publish(Path(directory), write, archive=archive)
+        return copy_package(source, directory, archive=archive)
 
     @classmethod
     def load(cls, directory: str | Path, *, strict: bool = False) -> InferenceModel:
         """Load a package directory (or a ``model.tar.gz``) and check library versions.
 
         Differences are reported as a :class:`ModelVersionWarning` naming each library, or as a
-        :class:`ModelPackageError` with ``strict=True``.
+        :class:`ModelPackageError` with ``strict=True``. A forecasting package is a
+        :class:`ModelPackageError` (load it with :func:`load_model`, which gives a
+        :class:`~mlpilot.package.SeriesModel`).
         """
-        path = Path(directory)
-        if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
-            return cls._load_archive(path, strict=strict)
-        manifest = path / MANIFEST
-        if not manifest.exists():
-            raise JobNotFoundError(f"No model package at {path} (no {MANIFEST})")
-        try:
-            info = json.loads(manifest.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelPackageError(f"{manifest} is corrupt: {exc}") from exc
-        differences = compare_versions(info.get("versions", {}))
-        if differences and strict:
-            raise ModelPackageError(
-                "Model package was written with other library versions: " + "; ".join(differences)
-            )
-        if differences:
-            warnings.warn(
-                "Model package was written with other library versions: " + "; ".join(differences),
-                ModelVersionWarning,
-                stacklevel=2,
-            )
-        try:
-            members = joblib.load(path / PIPELINE)
-        except FileNotFoundError as exc:
-            raise ModelPackageError(f"Model package {path} has no {PIPELINE}") from exc
-        except Exception as exc:
-            hint = f" (version differences: {'; '.join(differences)})" if differences else ""
-            raise ModelPackageError(f"Model package {path} cannot be loaded: {exc}{hint}") from exc
+        info, members = read_package(directory, strict=strict, accept=_tabular_only)
         return cls(members, info)
 
-    @classmethod
-    def _load_archive(cls, archive: Path, *, strict: bool) -> InferenceModel:
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                with tarfile.open(archive, "r:gz") as tar:
-                    tar.extractall(tmp, filter="data")
-            except (tarfile.TarError, OSError) as exc:
-                raise ModelPackageError(
-                    f"{archive} is not a readable model archive: {exc}"
-                ) from exc
-            return cls.load(tmp, strict=strict)
 
-
-def _publish(target: Path, write: Any, *, archive: bool) -> Path:
-    """Fill a staging folder beside ``target`` with ``write``, add ``model.tar.gz``, and rename
-    it into place, so readers never see a half-written package."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
-    try:
-        write(staging)
-        if archive:
-            with tarfile.open(staging / ARCHIVE, "w:gz", compresslevel=1) as tar:
-                tar.add(staging / MANIFEST, arcname=MANIFEST)
-                tar.add(staging / PIPELINE, arcname=PIPELINE)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+def _tabular_only(path: Path, info: dict[str, Any]) -> None:
+    if info.get("problem_type") == FORECASTING:
+        raise ModelPackageError(
+            f"{path} holds a {FORECASTING} model, which forecasts series rather than predicting "
+            "rows: load it with mlpilot.load_model"
+        )
 
 
 def package_bytes(directory: str | Path) -> int:
     """Size of a saved package's pickled pipeline (0 if absent)."""
     path = Path(directory) / PIPELINE
     return path.stat().st_size if path.exists() else 0
-
-
-def load_model(
-    path: str | Path, *, candidate: str | None = None, strict: bool = False
-) -> InferenceModel:
-    """Load a model from a job's output folder (its best candidate, or ``candidate``), a model
-    package folder, or a ``model.tar.gz``."""
-    root = Path(path)
-    record_path = root / "job.json"
-    if record_path.exists():
-        return InferenceModel.load(model_location(root, candidate), strict=strict)
-    if candidate is not None:
-        raise JobNotFoundError(f"{root} is not a job folder (no job.json); cannot pick a candidate")
-    if not root.exists():
-        raise JobNotFoundError(f"No job or model at {root}")
-    return InferenceModel.load(root, strict=strict)

@@ -19,6 +19,7 @@ TRACKED_LIBRARIES = (
     "catboost",
     "torch",
     "optuna",
+    "statsforecast",  # forecasting packages fit their local models with it when forecasting
 )
 
 

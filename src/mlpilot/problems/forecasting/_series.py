@@ -35,6 +35,10 @@ Rules and defaults
   forecast); a series of zeros among others is kept and reported.
 - **Horizon.** ForecastHorizon at most 500 and at most a quarter of the time steps of the longest
   series (first to last target value, on the grid).
+- **Inference** (``inference=True``: a history to forecast from, sent to a trained model). The
+  horizon and zero rules are training rules and do not apply (a history of zeros is forecast as
+  such); a series without any target value is an error naming it, not left out, since the caller
+  asked for its forecast.
 """
 
 from __future__ import annotations
@@ -161,10 +165,12 @@ def prepare_series(
     aggregation: Mapping[str, str] | None = None,
     features: Sequence[str] | None = None,
     feature_types: Mapping[str, str] | None = None,
+    inference: bool = False,
 ) -> SeriesSet:
     """Check ``table`` and turn it into a :class:`SeriesSet` (the module docstring states the
-    rules). Settings the API does not allow raise :class:`ConfigError`; data that cannot be
-    used raise :class:`DataError`; both with one line that names the problem and an example."""
+    rules; ``inference`` relaxes the training ones). Settings the API does not allow raise
+    :class:`ConfigError`; data that cannot be used raise :class:`DataError`; both with one line
+    that names the problem and an example."""
     freq = parse_frequency(frequency)
     _check_horizon(horizon)
     key_columns = (item_id, *grouping)
@@ -177,7 +183,9 @@ def prepare_series(
     others = _other_columns(table, roles, features, feature_types, transforms)
     if len(table) == 0:
         raise DataError("The data have no rows")
-    prep = _Preparation(table, freq, horizon, target, timestamp, key_columns, transforms)
+    prep = _Preparation(
+        table, freq, horizon, target, timestamp, key_columns, transforms, inference=inference
+    )
     return prep.run(others, dict(feature_types or {}))
 
 
@@ -253,6 +261,8 @@ class _Preparation:
     timestamp: str
     key_columns: tuple[str, ...]
     transforms: Transformations
+    #: A history to forecast from rather than to train on (see the module docstring).
+    inference: bool = False
     notes: list[str] = field(default_factory=list)
     #: The series' keys (one row per series code), once read.
     keys: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -332,6 +342,11 @@ class _Preparation:
             raise DataError(f"Target {self.target!r} has no values")
         if not with_target.all():
             dropped = np.flatnonzero(~with_target)
+            if self.inference:
+                raise DataError(
+                    f"{self._key_text(int(dropped[0]))} has no target values: nothing to "
+                    f"forecast it from ({len(dropped)} series without any)"
+                )
             self.notes.append(
                 f"Series without any target value left out: {len(dropped)}, e.g. "
                 f"{self._key_text(int(dropped[0]))}"
@@ -349,7 +364,7 @@ class _Preparation:
         observed = ~np.isnan(y)
         nonzero = np.zeros(len(self.keys), dtype=bool)
         nonzero[codes[observed & (y != 0)]] = True
-        if not nonzero.any():
+        if not nonzero.any() and not self.inference:
             raise DataError(
                 f"Target {self.target!r} is zero in every row of every series: there is "
                 "nothing to forecast"
@@ -447,7 +462,8 @@ class _Preparation:
         if not on.all():
             self._irregular(codes, ts, on)
         observed_span = self.freq.positions(last, first)[0] + 1
-        self._check_horizon_fits(int(observed_span.max()))
+        if not self.inference:
+            self._check_horizon_fits(int(observed_span.max()))
         lengths = observed_span
         if self.transforms.filling.get(self.target, ColumnFilling()).back is not None:
             end = np.full(n, last.max())

@@ -1,0 +1,281 @@
+"""What a forecasting job ships: the series settings, the fitted models and their ensemble
+weights, and the training history, forecasting any history table in the training schema.
+
+A forecast has ``horizon`` rows per series, on the series' grid after its last target value:
+the key columns (item id, then grouping), the timestamp column (both named as the user's),
+``mean``, then one column per quantile (``p10``…), lowest level first. Local models fit each
+history they are given; global ones keep what they learnt from the whole training history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpilot.config import ForecastingConfig
+from mlpilot.data import Frequency
+from mlpilot.errors import ConfigError, MlpilotError, PredictionInputError
+from mlpilot.metrics import quantile_level, season_length
+from mlpilot.problems.forecasting._ensemble import blend_forecasts
+from mlpilot.problems.forecasting._series import SeriesSet, prepare_series
+from mlpilot.problems.forecasting.models import Forecast, Forecaster, get_forecaster
+
+__all__ = ["MIN_HISTORY", "ForecastPredictor", "SeriesSettings"]
+
+#: Target values a series must give to be forecast (Autopilot's rule for inference data).
+MIN_HISTORY = 4
+MEAN = "mean"
+
+
+@dataclass(frozen=True)
+class SeriesSettings:
+    """How a table becomes series, as the job prepared its training data: the
+    TimeSeriesConfig columns, the frequency (its anchors as the training data resolved them, so
+    every history is put on the same grid), the horizon, the quantile names (lowest level
+    first), Transformations, and the feature specification."""
+
+    target: str
+    timestamp: str
+    item_id: str
+    frequency: Frequency
+    horizon: int
+    quantiles: tuple[str, ...]
+    grouping: tuple[str, ...] = ()
+    filling: dict[str, dict[str, str]] = field(default_factory=dict)
+    aggregation: dict[str, str] = field(default_factory=dict)
+    features: tuple[str, ...] | None = None
+    feature_types: dict[str, str] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        config: ForecastingConfig,
+        frequency: Frequency,
+        *,
+        features: Sequence[str] | None = None,
+        feature_types: Mapping[str, str] | None = None,
+    ) -> SeriesSettings:
+        """The settings of ``config``, on ``frequency`` (the training series' resolved one)."""
+        return cls(
+            target=config.target,
+            timestamp=config.timestamp,
+            item_id=config.item_id,
+            frequency=frequency,
+            horizon=config.horizon,
+            quantiles=tuple(sorted(config.quantiles, key=quantile_level)),
+            grouping=tuple(config.grouping),
+            filling={k: dict(v) for k, v in config.filling.items()},
+            aggregation=dict(config.aggregation),
+            features=None if features is None else tuple(features),
+            feature_types=None if feature_types is None else dict(feature_types),
+        )
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return (self.item_id, *self.grouping)
+
+    @property
+    def levels(self) -> list[float]:
+        return [quantile_level(q) for q in self.quantiles]
+
+    @property
+    def output_columns(self) -> list[str]:
+        return [*self.key_columns, self.timestamp, MEAN, *self.quantiles]
+
+    def prepare(self, table: pd.DataFrame, *, inference: bool = False) -> SeriesSet:
+        return prepare_series(
+            table,
+            target=self.target,
+            timestamp=self.timestamp,
+            item_id=self.item_id,
+            frequency=self.frequency,
+            horizon=self.horizon,
+            grouping=self.grouping,
+            filling=self.filling,
+            aggregation=self.aggregation,
+            features=self.features,
+            feature_types=self.feature_types,
+            inference=inference,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _History:
+    """Series as the models read them, and where each starts on the grid: the targets of every
+    series, one after another (a SeriesSet without its covariates and frames)."""
+
+    keys: pd.DataFrame
+    values: np.ndarray
+    lengths: np.ndarray
+    starts: np.ndarray
+    timezone: str | None
+
+    @classmethod
+    def of(cls, series: SeriesSet) -> _History:
+        stamps = series.history[series.timestamp].to_numpy("datetime64[ns]")
+        return cls(
+            keys=series.keys.reset_index(drop=True),
+            values=series.history[series.target].to_numpy(np.float64).copy(),
+            lengths=series.lengths.astype(np.int64),
+            starts=stamps[series.offsets[:-1]],
+            timezone=series.timezone,
+        )
+
+    def arrays(self) -> list[np.ndarray]:
+        return np.split(self.values, np.cumsum(self.lengths)[:-1])
+
+
+class ForecastPredictor:
+    """The forecasting job's final model.
+
+    Parameters
+    ----------
+    settings:
+        How tables become series (:class:`SeriesSettings`).
+    models:
+        Fitted models by name; global ones fitted on the whole training history.
+    weights:
+        The ensemble's weight of each model (a single model: ``{name: 1.0}``); models of weight
+        0 are not run.
+    history:
+        The training series, kept (targets only) to forecast from when no table is given.
+    """
+
+    def __init__(
+        self,
+        settings: SeriesSettings,
+        models: Mapping[str, Forecaster],
+        weights: Mapping[str, float],
+        history: SeriesSet,
+    ) -> None:
+        chosen = {name: float(w) for name, w in weights.items() if w > 0}
+        if not chosen:
+            raise ConfigError("An ensemble needs a model of positive weight")
+        missing = sorted(set(chosen) - set(models))
+        if missing:
+            raise ConfigError(f"Ensemble weights name models that were not given: {missing}")
+        taken = set(settings.key_columns) | {settings.timestamp}
+        clash = [c for c in (MEAN, *settings.quantiles) if c in taken]
+        if clash:
+            raise ConfigError(
+                f"Column {clash[0]!r} would name a key or timestamp and a forecast column: "
+                "rename it"
+            )
+        self.settings = settings
+        self.models = {name: models[name] for name in chosen}
+        self.weights = chosen
+        self.season_length = season_length(settings.frequency.alias)
+        self._history = _History.of(history)
+
+    @classmethod
+    def fit(
+        cls,
+        config: ForecastingConfig,
+        series: SeriesSet,
+        weights: Mapping[str, float],
+        *,
+        params: Mapping[str, dict[str, Any]] | None = None,
+        seed: int = 0,
+        deadline: float | None = None,
+        features: Sequence[str] | None = None,
+        feature_types: Mapping[str, str] | None = None,
+    ) -> ForecastPredictor:
+        """The models of positive weight (registry names) fitted on every series of
+        ``series`` (prepared with ``config``), each with its ``params``."""
+        if (series.target, series.timestamp, series.key_columns, series.horizon) != (
+            config.target,
+            config.timestamp,
+            config.key_columns,
+            config.horizon,
+        ):
+            raise ConfigError("The series were not prepared with this forecasting config")
+        settings = SeriesSettings.of(
+            config, series.frequency, features=features, feature_types=feature_types
+        )
+        season = season_length(series.frequency.alias)
+        arrays = [series.values(i) for i in range(series.n_series)]
+        models: dict[str, Forecaster] = {}
+        for name, weight in weights.items():
+            if weight > 0:
+                model = get_forecaster(name)(season, (params or {}).get(name), seed)
+                model.fit(arrays, deadline)
+                models[name] = model
+        return cls(settings, models, weights, series)
+
+    # -- forecasting ------------------------------------------------------------------------------
+
+    def forecast(self, table: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecasts of every series of ``table`` (history rows, plus future-dated rows with an
+        empty target carrying known covariates, in the training schema), or of the training
+        history with None. New items are forecast like any other.
+
+        Raises :class:`PredictionInputError` for a table that cannot be read as series, and for
+        a series with fewer than :data:`MIN_HISTORY` target values, naming it. (The training
+        history is forecast as it was trained on, short series included.)
+        """
+        history = self._history if table is None else _History.of(self._prepare(table))
+        arrays = history.arrays()
+        forecasts = {
+            name: model.forecast(arrays, self.settings.horizon, self.settings.levels)
+            for name, model in self.models.items()
+        }
+        return self._frame(history, blend_forecasts(forecasts, self.weights))
+
+    def _prepare(self, table: pd.DataFrame) -> SeriesSet:
+        if not isinstance(table, pd.DataFrame):
+            raise PredictionInputError("A history to forecast from must be a pandas DataFrame")
+        if len(table) == 0:
+            raise PredictionInputError("No rows to forecast from")
+        try:
+            series = self.settings.prepare(table, inference=True)
+        except MlpilotError as exc:  # the request's data, whichever check it failed
+            raise PredictionInputError(str(exc)) from None
+        given = np.add.reduceat((~series.target_filled).astype(np.int64), series.offsets[:-1])
+        short = np.flatnonzero(given < MIN_HISTORY)
+        if len(short):
+            first = int(short[0])
+            others = f"; {len(short) - 1} more series too short" if len(short) > 1 else ""
+            raise PredictionInputError(
+                f"Too little history to forecast {series.key_text(first)}: {int(given[first])} "
+                f"target value(s), at least {MIN_HISTORY} needed per series{others}"
+            )
+        return series
+
+    def _frame(self, history: _History, forecast: Forecast) -> pd.DataFrame:
+        n, horizon = forecast.mean.shape
+        series = np.repeat(np.arange(n), horizon)
+        steps = history.lengths[series] + np.tile(np.arange(horizon), n)
+        stamps = pd.DatetimeIndex(self.settings.frequency.timestamps(history.starts[series], steps))
+        if history.timezone is not None:  # back in the zone the history was given in
+            stamps = stamps.tz_localize("UTC").tz_convert(history.timezone)
+        out = history.keys.iloc[series].reset_index(drop=True)
+        out[self.settings.timestamp] = stamps
+        out[MEAN] = forecast.mean.ravel()
+        for name, level in zip(self.settings.quantiles, self.settings.levels, strict=True):
+            out[name] = forecast.quantiles[level].ravel()
+        return out
+
+    # -- what the package's manifest records -------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "target": s.target,
+            "timestamp": s.timestamp,
+            "item_id": s.item_id,
+            "grouping": list(s.grouping),
+            "key_columns": list(s.key_columns),
+            "frequency": s.frequency.alias,
+            "forecast_frequency": s.frequency.autopilot,
+            "horizon": s.horizon,
+            "quantiles": list(s.quantiles),
+            "output_columns": s.output_columns,
+            "season_length": self.season_length,
+            "weights": dict(sorted(self.weights.items())),
+            "series": len(self._history.lengths),
+            "history_rows": int(self._history.lengths.sum()),
+        }
