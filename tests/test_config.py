@@ -140,7 +140,8 @@ def test_flat_settings_split_between_the_job_and_the_table() -> None:
     [
         (
             request(AutoMLProblemTypeConfig={"ImageClassificationJobConfig": {}}),
-            r"TabularJobConfig \(tabular jobs\); got ImageClassificationJobConfig",
+            r"TabularJobConfig \(tabular jobs\), TimeSeriesForecastingJobConfig \(time-series "
+            r"forecasting jobs\); got ImageClassificationJobConfig",
         ),
         (
             request(

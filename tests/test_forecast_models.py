@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpilot.problems.forecasting._backtest import plan_backtests, run_backtest
+from mlpilot.problems.forecasting._backtest import WindowForecast, plan_backtests, run_backtest
 from mlpilot.problems.forecasting.models import (
     AUTOPILOT_ALGORITHMS,
     FORECASTERS,
@@ -160,8 +160,9 @@ def test_the_global_model_learns_across_series_of_any_scale() -> None:
     assert (width > 0).all() and width[-1] > 100 * width[0]
 
 
-def _average_wql(actual: np.ndarray, forecast: Forecast) -> float:
+def _average_wql(window: WindowForecast, forecast: Forecast) -> float:
     """Average weighted quantile loss, written out independently of mlpilot.metrics."""
+    actual = window.actual
     total = 0.0
     for q, band in forecast.quantiles.items():
         diff = actual - band

@@ -16,7 +16,10 @@ from mlpilot.errors import ConfigError
 
 app = typer.Typer()
 
+FORECASTING = "TimeSeriesForecasting"
 _PROBLEM_TYPES = {
+    "timeseriesforecasting": FORECASTING,
+    "forecasting": FORECASTING,
     "binary": "BinaryClassification",
     "binaryclassification": "BinaryClassification",
     "multiclass": "MulticlassClassification",
@@ -101,10 +104,35 @@ def run(
     problem_type: Annotated[
         str | None,
         typer.Option(
-            help="BinaryClassification, MulticlassClassification or Regression.",
-            show_default="inferred",
+            help="BinaryClassification, MulticlassClassification, Regression, or "
+            "TimeSeriesForecasting (with --timestamp, --item-id, --frequency, --horizon).",
+            show_default="inferred from the target (a table)",
         ),
     ] = None,
+    timestamp: Annotated[
+        str | None, typer.Option(help="Forecasting: the timestamp column.")
+    ] = None,
+    item_id: Annotated[
+        str | None, typer.Option(help="Forecasting: the column naming each series.")
+    ] = None,
+    grouping: Annotated[
+        str | None,
+        typer.Option(help="Forecasting: comma-separated columns that key a series with --item-id."),
+    ] = None,
+    frequency: Annotated[
+        str | None,
+        typer.Option(
+            help="Forecasting: ForecastFrequency (1D, W, 1M, 1H, 30min…) or a pandas alias "
+            "(MS, QS-JAN, W-FRI, h…)."
+        ),
+    ] = None,
+    horizon: Annotated[
+        int | None, typer.Option(help="Forecasting: steps to forecast (ForecastHorizon).")
+    ] = None,
+    quantiles: Annotated[
+        str,
+        typer.Option(help="Forecasting: comma-separated ForecastQuantiles (p1-p99)."),
+    ] = "p10,p50,p90",
     objective: Annotated[
         str | None,
         typer.Option(
@@ -171,28 +199,57 @@ def run(
     started = job_clock(ctx)
 
     from mlpilot.api import default_job_name
-    from mlpilot.config import JobConfig, TabularConfig
+    from mlpilot.config import ForecastingConfig, JobConfig, TabularConfig
     from mlpilot.jobs import AutoMLJob
     from mlpilot.reports import WhiteBox
 
     if problem_type is not None:
         problem_type = _PROBLEM_TYPES.get(problem_type.lower(), problem_type)
     job_name = name or default_job_name(data)
+    algorithm_names = (
+        tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
+    )
+    problem: TabularConfig | ForecastingConfig
+    if problem_type == FORECASTING:
+        missing = [
+            flag
+            for flag, value in (
+                ("--timestamp", timestamp),
+                ("--item-id", item_id),
+                ("--frequency", frequency),
+                ("--horizon", horizon),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ConfigError(f"A forecasting job needs {', '.join(missing)}")
+        assert timestamp and item_id and frequency and horizon is not None
+        problem = ForecastingConfig(
+            target=target,
+            timestamp=timestamp,
+            item_id=item_id,
+            grouping=_names(grouping),
+            frequency=frequency,
+            horizon=horizon,
+            quantiles=_names(quantiles),
+            algorithms=algorithm_names,
+            feature_specification=feature_spec,
+        )
+    else:
+        problem = TabularConfig(
+            target=target,
+            problem_type=problem_type,  # type: ignore[arg-type]
+            mode=mode.upper(),  # type: ignore[arg-type]
+            algorithms=algorithm_names,
+            sample_weight=sample_weight,
+            feature_specification=feature_spec,
+            candidates_only=candidates_only,
+        )
     config = JobConfig(
         name=job_name,
         training_data=data,
         output_path=str(output or Path("runs") / job_name),
-        problem=TabularConfig(
-            target=target,
-            problem_type=problem_type,  # type: ignore[arg-type]
-            mode=mode.upper(),  # type: ignore[arg-type]
-            algorithms=tuple(a.strip() for a in algorithms.split(",") if a.strip())
-            if algorithms
-            else None,
-            sample_weight=sample_weight,
-            feature_specification=feature_spec,
-            candidates_only=candidates_only,
-        ),
+        problem=problem,
         validation_data=validation_data,
         objective=objective,
         max_candidates=max_candidates,
@@ -220,6 +277,11 @@ def run(
         console.print(f"Job [bold]{job_name}[/] → {escape(str(config.output_dir))}", soft_wrap=True)
     run_watched(job, job.run, progress, display, name="mlpilot-job")
     _summary(job, quiet)
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    """A comma-separated option's names."""
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
 
 
 def _progress(quiet: bool) -> Progress | None:

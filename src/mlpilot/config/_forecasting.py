@@ -141,6 +141,7 @@ class ForecastingConfig:
 
     config_name: ClassVar[str] = "TimeSeriesForecasting"
     default_content_type: ClassVar[str] = CSV
+    jobs: ClassVar[str] = "time-series forecasting jobs"
 
     target: str
     timestamp: str
@@ -253,7 +254,7 @@ class ForecastingConfig:
                 f"Objective metric {job.objective!r} does not apply to time-series forecasting; "
                 f"valid names: {', '.join(names)}"
             )
-        check_table_channels(job, "time-series forecasting jobs")
+        check_table_channels(job, self.jobs)
         if job.validation_fraction is not None or job.validation_data is not None:
             raise ConfigError(
                 "DataSplitConfig and a validation channel must not be set for time-series "

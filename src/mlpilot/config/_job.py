@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 
+from mlpilot.config._forecasting import ForecastingConfig
 from mlpilot.config._tabular import TabularConfig
 from mlpilot.errors import ConfigError
 
@@ -43,6 +44,8 @@ class ProblemConfig(Protocol):
     config_name: ClassVar[str]
     #: The channels' ``ContentType`` when the request gives none.
     default_content_type: ClassVar[str]
+    #: What the jobs are called in messages (``"tabular jobs"``).
+    jobs: ClassVar[str]
 
     @property
     def candidates_only(self) -> bool:
@@ -73,7 +76,7 @@ class ProblemConfig(Protocol):
 
 def problem_configs() -> dict[str, type[ProblemConfig]]:
     """The problem types a job can be configured for, by ``AutoMLProblemTypeConfigName``."""
-    return {TabularConfig.config_name: TabularConfig}
+    return {c.config_name: c for c in (TabularConfig, ForecastingConfig)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -327,13 +330,12 @@ def _problem_block(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     given = {
         k: v for k, v in (request.get("AutoMLProblemTypeConfig") or {}).items() if v is not None
     }
-    supported = {f"{name}JobConfig": name for name in problem_configs()}
+    kinds = problem_configs()
+    supported = {f"{name}JobConfig": name for name in kinds}
     if len(given) != 1 or next(iter(given)) not in supported:
-        names = ", ".join(supported)
+        names = ", ".join(f"{key} ({kinds[name].jobs})" for key, name in supported.items())
         got = ", ".join(given) or "nothing"
-        raise ConfigError(
-            f"mlpilot runs these AutoML problem types: {names} (tabular jobs); got {got}"
-        )
+        raise ConfigError(f"mlpilot runs these AutoML problem types: {names}; got {got}")
     key, body = next(iter(given.items()))
     return supported[key], body
 

@@ -34,6 +34,7 @@ class TabularConfig:
 
     config_name: ClassVar[str] = "Tabular"
     default_content_type: ClassVar[str] = CSV
+    jobs: ClassVar[str] = "tabular jobs"
 
     target: str
     problem_type: ProblemType | None = None
@@ -93,7 +94,7 @@ class TabularConfig:
                     f"Objective metric {job.objective!r} is a time-series forecasting metric; "
                     f"valid names for a tabular job: {', '.join(metric_names())}"
                 )
-        check_table_channels(job, "tabular jobs")
+        check_table_channels(job, self.jobs)
 
     def load_feature_specification(self) -> FeatureSpecification | None:
         spec = self.feature_specification

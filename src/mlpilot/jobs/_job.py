@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from mlpilot._layout import JobLayout, write_json_atomic
-from mlpilot._types import CandidateStatus, JobStatus, Mode, ProblemType, SecondaryStatus
+from mlpilot._types import CandidateStatus, JobStatus, Mode, SecondaryStatus
 from mlpilot.config import JobConfig
 from mlpilot.errors import ConfigError, MlpilotError
 from mlpilot.jobs._leaderboard import leaderboard_frame
@@ -223,8 +223,9 @@ class AutoMLJob:
 
     # What the analysis resolved (None before it ran).
     @property
-    def problem_type(self) -> ProblemType | None:
-        return None if self.analysis is None else ProblemType(self.analysis.problem_type)
+    def problem_type(self) -> str | None:
+        """The resolved problem type (``BinaryClassification``… or ``TimeSeriesForecasting``)."""
+        return None if self.analysis is None else self.analysis.problem_type
 
     @property
     def objective(self) -> str | None:

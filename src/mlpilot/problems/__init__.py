@@ -35,6 +35,7 @@ __all__ = [
 #: AutoMLProblemTypeConfigName -> "module:Class" of its implementation.
 PROBLEM_TYPES = {
     "Tabular": "mlpilot.problems.tabular:TabularProblem",
+    "TimeSeriesForecasting": "mlpilot.problems.forecasting:ForecastingProblem",
 }
 
 

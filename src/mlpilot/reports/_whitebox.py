@@ -75,9 +75,15 @@ EXPLAINABILITY = "Explainability"
 INSIGHTS = "ModelInsights"
 
 
+#: Why a job that is not on a table gets none of these (yet).
+NOT_TABULAR = "written for tabular jobs only so far (time-series reports: issue 12)"
+
+
 def report_reserve(config: Any) -> float:
     """Seconds of the runtime budget the search leaves for the reports."""
     if not getattr(config, "generate_reports", True) or not config.max_runtime:
+        return 0.0
+    if not isinstance(config.problem, TabularConfig):
         return 0.0
     return min(REPORT_TAIL_SECONDS, REPORT_TAIL_SHARE * config.max_runtime)
 
@@ -103,6 +109,7 @@ class WhiteBox(JobHooks):
         self.layout: Any = getattr(job, "layout", None)
         self.config: Any = getattr(job, "config", None)
         self.enabled = bool(getattr(self.config, "generate_reports", True))
+        self._tabular = isinstance(getattr(self.config, "problem", None), TabularConfig)
         self.reports: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -121,6 +128,10 @@ class WhiteBox(JobHooks):
         """The candidate notebook now; the data sample and exploration notebook beside the
         search."""
         self._bind(job)
+        if not self._tabular:
+            for key in (EXPLORATION, CANDIDATES, EXPLAINABILITY, INSIGHTS):
+                self._skip(key, NOT_TABULAR)
+            return
         try:
             self._definitions = space.resolved()
             self._descriptions = {k: c.description for k, c in space.classes.items()}
@@ -136,6 +147,8 @@ class WhiteBox(JobHooks):
     def on_packaged(self, job: Any) -> None:
         """The best candidate's reports, within the deadline; the final candidate notebook."""
         best = job.best
+        if not self._tabular:
+            return
         try:
             self._write_candidate_notebook(trials_run=len(job.candidates))
         except Exception as exc:

@@ -1,17 +1,19 @@
-"""Time-series forecasting: the preparation of series (a long table into regular series on the
-frequency's grid, :func:`prepare_series`), the models (:mod:`.models`), backtests, ensembles,
-and the job's final model (:class:`ForecastPredictor`, shipped in a
-:class:`mlpilot.package.SeriesModel`). The problem type builds on these (issue 12, in
-progress). The settings they apply are :class:`mlpilot.config.ForecastingConfig`'s;
+"""Time-series forecasting (``TimeSeriesForecastingJobConfig``): :class:`ForecastingProblem`
+prepares the series (a long table into regular series on the frequency's grid,
+:func:`prepare_series`), backtests the models (:mod:`.models`), ensembles their backtest
+forecasts and ships the best as a :class:`ForecastPredictor` in a
+:class:`mlpilot.package.SeriesModel`. The settings are :class:`mlpilot.config.ForecastingConfig`'s;
 frequencies are :mod:`mlpilot.data`'s."""
 
 from mlpilot.problems.forecasting._predictor import MIN_HISTORY, ForecastPredictor, SeriesSettings
+from mlpilot.problems.forecasting._problem import ForecastingProblem
 from mlpilot.problems.forecasting._series import SERIES, SeriesSet, prepare_series
 
 __all__ = [
     "MIN_HISTORY",
     "SERIES",
     "ForecastPredictor",
+    "ForecastingProblem",
     "SeriesSet",
     "SeriesSettings",
     "prepare_series",

@@ -15,8 +15,9 @@ from mlpilot.problems.forecasting.models import Forecast
 
 __all__ = ["EnsembleSelection", "blend_forecasts", "select_ensemble"]
 
-#: Loss of forecasts against what happened (smaller is better): ``(actual, forecast)``.
-Loss = Callable[[np.ndarray, Forecast], float]
+#: Loss of a window's blended forecast (smaller is better): ``(window, forecast)``, the window
+#: giving what happened, which series and where (for losses scaled by each series' history).
+Loss = Callable[[WindowForecast, Forecast], float]
 #: Selection rounds: each adds one model (again, if it helps most), so weights are multiples
 #: of 1/ROUNDS.
 ROUNDS = 25
@@ -68,7 +69,7 @@ def select_ensemble(
         per_window = []
         for i in range(len(windows)):
             blended = blend_forecasts({n: backtests[n][i].forecast for n in weights}, weights)
-            per_window.append(loss(backtests[names[0]][i].actual, blended))
+            per_window.append(loss(backtests[names[0]][i], blended))
         return float(np.mean(per_window)), tuple(per_window)
 
     singles = {name: average_loss({name: 1.0})[0] for name in names}
@@ -90,7 +91,7 @@ def select_ensemble(
             best_loss, best_weights = value, weights
     final_loss, per_window = average_loss(best_weights)
     return EnsembleSelection(
-        {n: round(w, 6) for n, w in sorted(best_weights.items())},
+        dict(sorted(best_weights.items())),
         per_window,
         final_loss,
         best_single,

@@ -1,0 +1,243 @@
+"""The time-series forecasting problem type (``TimeSeriesForecastingJobConfig``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mlpilot._layout import write_json_atomic
+from mlpilot._types import Mode
+from mlpilot.config import ForecastingConfig, JobConfig
+from mlpilot.data import read_table
+from mlpilot.errors import ConfigError
+from mlpilot.metrics import default_forecast_objective, get_forecast_metric, quantile_level
+from mlpilot.metrics import season_length as season_of
+from mlpilot.package import SeriesModel
+from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
+from mlpilot.problems.forecasting._backtest import BacktestPlan, plan_backtests
+from mlpilot.problems.forecasting._predictor import ForecastPredictor
+from mlpilot.problems.forecasting._series import SeriesSet, prepare_series
+from mlpilot.problems.forecasting._training import (
+    ENSEMBLE,
+    candidate_name,
+    model_order,
+    train_models,
+    write_backtest_path,
+)
+from mlpilot.problems.forecasting._trial import ForecastTask, save_series
+from mlpilot.problems.forecasting.models import (
+    AUTOPILOT_ALGORITHMS,
+    FORECASTERS,
+    ForecastTimeout,
+    get_forecaster,
+)
+from mlpilot.profile import FeatureSpecification
+
+__all__ = ["DEFAULT_MODELS", "ForecastingProblem", "forecasting_config"]
+
+#: The models a job backtests when AlgorithmsConfig names none.
+DEFAULT_MODELS = ("seasonal-naive", "npts", "theta", "ets", "gbm", "arima")
+
+
+def forecasting_config(cfg: JobConfig) -> ForecastingConfig:
+    if not isinstance(cfg.problem, ForecastingConfig):
+        raise ConfigError(
+            f"The forecasting problem type cannot run a {cfg.problem.config_name} job's config"
+        )
+    return cfg.problem
+
+
+class ForecastingProblem:
+    """Forecasts of many series: the table becomes regular series (:func:`prepare_series`),
+    every model is backtested on the end of each series, the backtest forecasts are
+    ensembled by forward selection, and the best candidate's models are refit on all history
+    and packaged with the series settings."""
+
+    config_name: ClassVar[str] = "TimeSeriesForecasting"
+    trial_function: ClassVar[str] = "mlpilot.problems.forecasting._trial:run_forecast_trial"
+
+    def __init__(self) -> None:
+        self.series: SeriesSet | None = None
+        self.values: list[np.ndarray] = []
+        self.plan: BacktestPlan | None = None
+        self.season = 1
+        self.analysis: Analysis | None = None
+        self.models: list[str] = []
+        self.quantile_levels: tuple[float, ...] = ()
+        #: Model → its backtest forecasts' file, once it completed.
+        self.backtests: dict[str, str] = {}
+        self.ensemble_weights: dict[str, float] | None = None
+        self._series_path: Path | None = None
+        #: Seconds each global model's backtest took (for the final refit's reserve).
+        self.global_seconds: dict[str, float] = {}
+        #: FeatureSpecification's columns and types, when the job gave one.
+        self.features: tuple[str, ...] | None = None
+        self.feature_types: dict[str, str] | None = None
+
+    # -- 1. analyse -------------------------------------------------------------------------
+    def analyse(self, session: JobSession) -> Analysis:
+        cfg = session.config
+        spec = forecasting_config(cfg)
+        objective = cfg.objective or default_forecast_objective()
+        get_forecast_metric(objective)
+        table = read_table(
+            cfg.training_data,
+            content_type=cfg.content_type,
+            compression=cfg.compression,
+            data_type=cfg.data_type,
+        )
+        if spec.feature_specification:
+            document = FeatureSpecification.load(spec.feature_specification)
+            self.features = document.attribute_names
+            self.feature_types = document.data_types or None
+        series = prepare_series(
+            table,
+            target=spec.target,
+            timestamp=spec.timestamp,
+            item_id=spec.item_id,
+            frequency=spec.frequency,
+            horizon=spec.horizon,
+            grouping=spec.grouping,
+            filling=spec.filling,
+            aggregation=spec.aggregation,
+            features=self.features,
+            feature_types=self.feature_types,
+        )
+        self.series = series
+        self.values = [series.values(i).astype("float64") for i in range(series.n_series)]
+        self.season = season_of(series.frequency.alias)
+        self.plan = plan_backtests([int(n) for n in series.lengths], spec.horizon)
+        self.quantile_levels = tuple(quantile_level(q) for q in spec.quantiles)
+        session.layout.prepared_data.mkdir(parents=True, exist_ok=True)
+        self._series_path = session.layout.prepared_data / "series.npz"
+        save_series(self._series_path, self.values)
+        summary = {
+            **series.summary(),
+            "Backtest": self.plan.reason,
+            "SeasonLength": self.season,
+        }
+        self.analysis = Analysis(
+            problem_type=self.config_name,
+            objective=objective,
+            mode=Mode.ENSEMBLING,
+            mode_reason="forecasting jobs backtest every model and ensemble their forecasts",
+            classification=False,
+            summary=summary,
+        )
+        return self.analysis
+
+    # -- 2. candidates ----------------------------------------------------------------------
+    def define_candidates(self, session: JobSession) -> list[str]:
+        spec = forecasting_config(session.config)
+        if spec.algorithms:
+            missing = [a for a in spec.algorithms if a not in AUTOPILOT_ALGORITHMS]
+            chosen = [AUTOPILOT_ALGORITHMS[a] for a in spec.algorithms if a in AUTOPILOT_ALGORITHMS]
+            if not chosen:
+                raise ConfigError(
+                    f"mlpilot does not implement {', '.join(missing)} yet; choose from "
+                    f"{', '.join(AUTOPILOT_ALGORITHMS)} or give no AlgorithmsConfig"
+                )
+            if missing:
+                session.note("AlgorithmsNotImplemented", missing)
+        else:
+            chosen = list(DEFAULT_MODELS)
+        self.models = model_order(chosen)
+        definitions = {
+            "ProblemType": self.config_name,
+            "Objective": self.analysis.objective if self.analysis else None,
+            "Backtest": self.plan.reason if self.plan else "",
+            "Models": {m: FORECASTERS[m] for m in self.models},
+            "AutopilotAlgorithms": AUTOPILOT_ALGORITHMS,
+        }
+        write_json_atomic(session.layout.candidate_definitions, definitions)
+        session.note("CandidateDefinitions", str(session.layout.candidate_definitions))
+        return self.models
+
+    def task(
+        self, session: JobSession, number: int, model: str, limit: float | None
+    ) -> ForecastTask:
+        """The worker task that backtests ``model``."""
+        assert self.plan is not None and self._series_path is not None
+        spec = forecasting_config(session.config)
+        params = self.model_params(spec, model)
+        return ForecastTask(
+            number=number,
+            candidate_name=candidate_name(session.config.name, number, model, params),
+            model=model,
+            params=params,
+            season_length=self.season,
+            series_path=str(self._series_path),
+            plan=self.plan,
+            quantiles=self.quantile_levels,
+            output_path=write_backtest_path(session.layout.prepared_data / "backtests", model),
+            time_limit=limit,
+            seed=session.config.seed,
+        )
+
+    def tail_seconds(self) -> float:
+        """Seconds kept back from the backtests for refitting and packaging the best: a global
+        model's refit takes about what one backtest window took it."""
+        windows = self.plan.windows if self.plan else 1
+        refit = max((t / windows for t in self.global_seconds.values()), default=0.0)
+        return 2.0 + 0.02 * sum(len(v) for v in self.values) / 1000 + refit
+
+    # -- 3. train ---------------------------------------------------------------------------
+    def train(self, session: JobSession) -> str:
+        return train_models(self, session)
+
+    # -- 4. package -------------------------------------------------------------------------
+    def package(self, session: JobSession, best: CandidateView) -> PackagedModel:
+        """The best candidate's models (an ensemble's members, with its weights) refit on every
+        series' whole history, packaged with the series settings and that history."""
+        spec = forecasting_config(session.config)
+        assert self.series is not None
+        details = best.details
+        if details.get("Algorithm") == ENSEMBLE:
+            weights = {m: float(w) for m, w in details["Weights"].items()}
+        else:
+            weights = {str(details["Algorithm"]): 1.0}
+        note = ""
+        try:
+            predictor = self._fit_final(session, spec, weights, session.budget.deadline())
+        except ForecastTimeout:
+            # No time to refit the global models: the local ones (fit when forecasting) ship.
+            local = {m: w for m, w in weights.items() if get_forecaster(m).local}
+            if not local:
+                local = {"seasonal-naive": 1.0}
+            total = sum(local.values())
+            dropped = sorted(set(weights) - set(local))
+            weights = {m: w / total for m, w in local.items()}
+            note = f"; {', '.join(dropped)} left out: no time left to refit it on all history"
+            predictor = self._fit_final(session, spec, weights, None)
+        candidate = {"CandidateName": best.name, "Algorithm": details.get("Algorithm")}
+        destination = session.layout.final_model(best.name)
+        SeriesModel.build(predictor, candidate=candidate).save(destination)
+        models = " + ".join(f"{m} ({w:.2f})" for m, w in weights.items())
+        note = f"refit {models} on the whole history of {self.series.n_series:,} series{note}"
+        return PackagedModel(destination, refit=True, note=note, details={"Weights": weights})
+
+    def _fit_final(
+        self,
+        session: JobSession,
+        spec: ForecastingConfig,
+        weights: dict[str, float],
+        deadline: float | None,
+    ) -> ForecastPredictor:
+        assert self.series is not None
+        return ForecastPredictor.fit(
+            spec,
+            self.series,
+            weights,
+            params={m: self.model_params(spec, m) for m in weights},
+            seed=session.config.seed,
+            deadline=deadline,
+            features=self.features,
+            feature_types=self.feature_types,
+        )
+
+    @staticmethod
+    def model_params(spec: ForecastingConfig, model: str) -> dict[str, Any]:
+        """A model's settings: the global model forecasts the job's horizon."""
+        return {"horizon": spec.horizon} if model == "gbm" else {}

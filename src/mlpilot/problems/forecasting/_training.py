@@ -1,0 +1,191 @@
+"""Training a forecasting job: every model backtested in the executor's workers within the
+budget, then the forward-selection ensemble of their backtest forecasts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlpilot.metrics import average_over_windows, forecast_metric_names
+from mlpilot.problems._protocol import CandidateReport, JobSession
+from mlpilot.problems.forecasting._backtest import WindowForecast
+from mlpilot.problems.forecasting._ensemble import blend_forecasts, select_ensemble
+from mlpilot.problems.forecasting._trial import (
+    ForecastTask,
+    ForecastTrialResult,
+    load_backtests,
+    score_windows,
+)
+from mlpilot.problems.forecasting.models import Forecast, get_forecaster
+from mlpilot.runtime import TaskOutcome, TaskQueue
+
+if TYPE_CHECKING:
+    from mlpilot.problems.forecasting._problem import ForecastingProblem
+
+__all__ = ["ENSEMBLE", "candidate_name", "train_models"]
+
+ENSEMBLE = "weighted-ensemble"
+#: Largest share of the job's runtime budget one model's backtest may take.
+MAX_TRIAL_SHARE = 0.4
+
+
+def candidate_name(job_name: str, number: int, model: str, params: dict[str, Any]) -> str:
+    digest = hashlib.sha1(json.dumps([model, params], sort_keys=True).encode()).hexdigest()[:8]
+    return f"{job_name[:24]}-{model[:16]}-{number:03d}-{digest}"
+
+
+def _reported(
+    result: ForecastTrialResult, objective: str, details: dict[str, Any]
+) -> CandidateReport:
+    """A trial's result as the job records it: the objective, and the metrics AutoMLCandidate
+    lists (the per-quantile wQL stay in the details: they have no metric name of their own)."""
+    named = set(forecast_metric_names())
+    metrics = {k: v for k, v in result.metrics.items() if k in named and np.isfinite(v)}
+    value = result.metrics.get(objective)
+    ok = result.status == "Completed" and value is not None and np.isfinite(value)
+    return CandidateReport(
+        name=result.candidate_name,
+        status="Completed" if ok else "Failed",
+        objective_value=float(value) if ok and value is not None else None,
+        metrics=metrics,
+        failure_reason=result.failure_reason
+        or ("" if ok else f"the objective {objective} could not be computed on the backtests"),
+        details={
+            **details,
+            "BacktestMetrics": result.metrics,
+            "BacktestWindowMetrics": result.window_metrics,
+            "TrainSeconds": round(result.seconds, 3),
+        },
+    )
+
+
+def train_models(problem: ForecastingProblem, session: JobSession) -> str:
+    """Backtest each planned model (cheapest first), then ensemble the completed ones."""
+    cfg = session.config
+    assert problem.analysis is not None and problem.plan is not None
+    objective = problem.analysis.objective
+    budget = session.budget
+    queue = TaskQueue(session.executor, budget)
+    pending = list(enumerate(problem.models, start=1))[: cfg.effective_max_candidates]
+    completed: dict[str, str] = {}  # model → candidate name
+
+    def fill() -> None:
+        while pending and queue.free > 0:
+            number, model = pending.pop(0)
+            left = budget.left(budget.end_reserve() + problem.tail_seconds())
+            limit = budget.task_limit(left, MAX_TRIAL_SHARE)
+            if limit is not None and limit < 1.0:
+                name = candidate_name(cfg.name, number, model, {})
+                session.candidate_started(CandidateReport(name, "InProgress"))
+                session.candidate_finished(
+                    CandidateReport(
+                        name,
+                        "Failed",
+                        failure_reason="skipped: no time left in the job's budget to backtest it",
+                        details={"Algorithm": model},
+                    )
+                )
+                continue
+            task = problem.task(session, number, model, limit)
+            session.candidate_started(
+                CandidateReport(task.candidate_name, "InProgress", details={"Algorithm": model})
+            )
+            queue.submit(problem.trial_function, task, limit=limit, key=task)
+
+    def handle(task: ForecastTask, outcome: TaskOutcome) -> None:
+        if outcome.state == "ok":
+            result: ForecastTrialResult = outcome.value
+        else:
+            why = {
+                "timeout": "stopped at its time limit",
+                "cancelled": "the job was stopped",
+            }.get(outcome.state, outcome.error or outcome.state)
+            result = ForecastTrialResult(
+                task.number, task.candidate_name, "Failed", failure_reason=why
+            )
+        details = {
+            "Algorithm": task.model,
+            "TrialNumber": task.number,
+            "Hyperparameters": task.params,
+            "BacktestForecasts": result.backtest_path,
+        }
+        report = _reported(result, objective, details)
+        if not get_forecaster(task.model).local:
+            problem.global_seconds[task.model] = result.seconds or outcome.seconds
+        if report.status == "Completed":
+            completed[task.model] = task.candidate_name
+            problem.backtests[task.model] = result.backtest_path or ""
+        session.candidate_finished(report)
+
+    queue.run(fill, handle)
+    if budget.stop_requested():
+        return "Stopped"
+    if len(completed) >= 2 and not budget.stop_requested():
+        _ensemble(problem, session, completed)
+    left = budget.left()
+    return (
+        "MaxAutoMLJobRuntimeReached" if left is not None and left <= 0 else "MaxCandidatesReached"
+    )
+
+
+def _ensemble(problem: ForecastingProblem, session: JobSession, completed: dict[str, str]) -> None:
+    """Forward selection over the completed models' backtests; recorded as a candidate (the
+    job's best if it beats every single model on the objective)."""
+    assert problem.analysis is not None and problem.plan is not None
+    objective = problem.analysis.objective
+    quantiles = problem.quantile_levels
+    backtests = {m: load_backtests(problem.backtests[m], quantiles) for m in completed}
+    series, plan, season = problem.values, problem.plan, problem.season
+
+    def loss(window: WindowForecast, blended: Forecast) -> float:
+        scored = WindowForecast(window.window, window.series, window.actual, blended)
+        return float(score_windows([scored], series, plan, season)[0][objective])
+
+    selection = select_ensemble(backtests, loss)
+    number = len(problem.models) + 1
+    name = candidate_name(session.config.name, number, ENSEMBLE, selection.weights)
+    session.candidate_started(CandidateReport(name, "InProgress", details={"Algorithm": ENSEMBLE}))
+    windows = _blended_windows(backtests, selection.weights)
+    window_metrics = score_windows(windows, series, plan, season)
+    result = ForecastTrialResult(
+        number,
+        name,
+        "Completed",
+        metrics=average_over_windows(window_metrics),
+        window_metrics=window_metrics,
+    )
+    problem.ensemble_weights = selection.weights
+    details = {
+        "Algorithm": ENSEMBLE,
+        "Weights": selection.weights,
+        "Members": {m: completed[m] for m in selection.weights},
+        "BestSingleModel": selection.best_single,
+    }
+    session.candidate_finished(_reported(result, objective, details))
+
+
+def _blended_windows(
+    backtests: dict[str, list[WindowForecast]], weights: dict[str, float]
+) -> list[WindowForecast]:
+    first = backtests[next(iter(weights))]
+    out = []
+    for i, window in enumerate(first):
+        blended = blend_forecasts({m: backtests[m][i].forecast for m in weights}, weights)
+        out.append(WindowForecast(window.window, window.series, window.actual, blended))
+    return out
+
+
+def model_order(names: Sequence[str]) -> list[str]:
+    """Models cheapest first, so the job has forecasts early whatever its budget."""
+    cost = {"seasonal-naive": 0, "npts": 1, "theta": 2, "ets": 3, "gbm": 4, "arima": 5}
+    return sorted(names, key=lambda n: (cost.get(n, 9), n))
+
+
+def write_backtest_path(root: Path, model: str) -> str:
+    root.mkdir(parents=True, exist_ok=True)
+    return str(root / f"{model}.npz")

@@ -1,0 +1,204 @@
+"""Whole forecasting jobs: the Python API, the CLI the benchmark harness drives, and
+CreateAutoMLJobV2 with TimeSeriesForecastingJobConfig through boto3 against ``mlpilot serve``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from helpers_data import AIR_PASSENGERS, TOURISM
+from helpers_service import ROLE, ServiceProcess
+from mlpilot.cli.main import app
+from mlpilot.config import ForecastingConfig, JobConfig
+from mlpilot.jobs import AutoMLJob
+from mlpilot.package import SeriesModel, load_model
+
+pytestmark = pytest.mark.slow
+
+FAST = ("ets", "npts", "arima")  # Autopilot's names: ETS, NPTS and ARIMA
+
+
+def tourism_config(output: Path, **settings: Any) -> JobConfig:
+    return JobConfig(
+        name="tourism",
+        training_data=str(TOURISM),
+        output_path=str(output),
+        problem=ForecastingConfig(
+            target="Trips",
+            timestamp="timestamp",
+            item_id="item_id",
+            frequency="QS-JAN",
+            horizon=4,
+            algorithms=settings.pop("algorithms", None),
+        ),
+        max_runtime=settings.pop("max_runtime", 60),
+        parallelism=2,
+        **settings,
+    )
+
+
+def test_a_forecasting_job_backtests_ensembles_and_ships_the_best(tmp_path: Path) -> None:
+    job = AutoMLJob(tourism_config(tmp_path / "job"))
+    record = job.run()
+    assert record["AutoMLJobStatus"] == "Completed", record.get("FailureReason")
+    assert record["AutoMLProblemTypeConfigName"] == "TimeSeriesForecasting"
+    resolved = record["ResolvedAttributes"]
+    assert resolved["AutoMLJobObjective"]["MetricName"] == "AverageWeightedQuantileLoss"
+    assert "backtest window" in record["Mlpilot"]["Profile"]["Backtest"]
+    board = job.leaderboard()
+    completed = board[board["status"] == "Completed"]
+    algorithms = {c["Mlpilot"]["Algorithm"] for c in job.candidates.values()}
+    assert {"seasonal-naive", "ets", "npts", "theta", "weighted-ensemble"} <= algorithms
+    # Ranked by the objective (smaller is better); the best is the job's best candidate.
+    assert list(completed["objective"]) == sorted(completed["objective"])
+    best = record["BestCandidate"]
+    assert best["CandidateName"] == completed.iloc[0]["candidate"]
+    assert best["FinalAutoMLJobObjectiveMetric"]["Type"] == "Minimize"
+    metrics = {m["MetricName"] for m in best["CandidateProperties"]["CandidateMetrics"]}
+    assert {"AverageWeightedQuantileLoss", "RMSE", "WAPE", "MASE", "MAPE"} <= metrics
+    # The ensemble is never worse on the backtests than the best single model.
+    ensemble = next(
+        c for c in job.candidates.values() if c["Mlpilot"]["Algorithm"] == "weighted-ensemble"
+    )
+    singles = [
+        c["FinalAutoMLJobObjectiveMetric"]["Value"]
+        for c in job.candidates.values()
+        if c["CandidateStatus"] == "Completed" and c["Mlpilot"]["Algorithm"] != "weighted-ensemble"
+    ]
+    assert ensemble["FinalAutoMLJobObjectiveMetric"]["Value"] <= min(singles) + 1e-12
+    assert sum(ensemble["Mlpilot"]["Weights"].values()) == pytest.approx(1.0)
+    # The spec and the package: the forecast continues each series on its quarter grid.
+    spec = json.loads((tmp_path / "job" / "spec.json").read_text())
+    assert spec["problem"]["ConfigName"] == "TimeSeriesForecasting"
+    model = load_model(tmp_path / "job")
+    assert isinstance(model, SeriesModel)
+    forecast = model.forecast()
+    assert list(forecast.columns) == ["item_id", "timestamp", "mean", "p10", "p50", "p90"]
+    assert len(forecast) == 9 * 4
+    assert set(pd.to_datetime(forecast["timestamp"]).dt.strftime("%m-%d")) == {
+        "01-01",
+        "04-01",
+        "07-01",
+        "10-01",
+    }
+    assert (forecast["p10"] <= forecast["p50"]).all() and (forecast["p50"] <= forecast["p90"]).all()
+    # The white box is for tabular jobs so far: skipped, with the reason.
+    reports = record["Mlpilot"].get("Reports", {})
+    assert all(r.get("Status") == "Skipped" for r in reports.values())
+
+
+def test_only_the_algorithms_asked_for_run(tmp_path: Path) -> None:
+    job = AutoMLJob(tourism_config(tmp_path / "job", algorithms=FAST, max_runtime=40))
+    job.run()
+    algorithms = {c["Mlpilot"]["Algorithm"] for c in job.candidates.values()}
+    assert algorithms <= {"ets", "npts", "arima", "weighted-ensemble"}
+    assert {"ets", "npts"} <= algorithms
+
+
+def test_the_benchmark_harness_commands_run_and_forecast(tmp_path: Path) -> None:
+    """`mlpilot run … --problem-type TimeSeriesForecasting` then `mlpilot predict JOB DATA`."""
+    table = pd.read_csv(AIR_PASSENGERS)
+    train = pd.DataFrame(
+        {"item_id": "air", "timestamp": table["Month"] + "-01", "target": table["Passengers"]}
+    ).iloc[:-12]
+    train.to_csv(tmp_path / "train.csv", index=False)
+    runner = CliRunner()
+    missing = runner.invoke(
+        app, ["run", str(tmp_path / "train.csv"), "--target", "target", "--problem-type",
+              "TimeSeriesForecasting", "--timestamp", "timestamp"],
+    )  # fmt: skip
+    assert missing.exit_code != 0
+    assert "needs --item-id, --frequency, --horizon" in missing.output
+    started = time.monotonic()
+    result = runner.invoke(
+        app,
+        ["run", str(tmp_path / "train.csv"), "--problem-type", "TimeSeriesForecasting",
+         "--target", "target", "--timestamp", "timestamp", "--item-id", "item_id",
+         "--frequency", "MS", "--horizon", "12", "--quantiles", "p10,p50,p90",
+         "--max-runtime", "30", "--output", str(tmp_path / "job"), "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started < 600  # a hang guard, not a timing claim
+    out = tmp_path / "forecast.csv"
+    predicted = runner.invoke(
+        app, ["predict", str(tmp_path / "job"), str(tmp_path / "train.csv"), "--output", str(out)]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    forecast = pd.read_csv(out)
+    assert list(forecast.columns) == ["item_id", "timestamp", "mean", "p10", "p50", "p90"]
+    expected = pd.date_range("1960-01-01", periods=12, freq="MS").strftime("%Y-%m-%d").tolist()
+    assert forecast["timestamp"].tolist() == expected
+    actual = table["Passengers"].iloc[-12:].to_numpy()
+    # Better than repeating last year's values (seasonal naive).
+    naive = table["Passengers"].iloc[-24:-12].to_numpy()
+    error = abs(forecast["mean"].to_numpy() - actual).mean()
+    assert error < abs(naive - actual).mean()
+
+
+def test_create_automl_job_v2_runs_a_forecasting_job(tmp_path: Path) -> None:
+    service = ServiceProcess(tmp_path / "svc").start()
+    try:
+        sm = service.boto()
+        request = {
+            "AutoMLJobName": "tourism-fc",
+            "AutoMLJobInputDataConfig": [
+                {
+                    "ChannelType": "training",
+                    "ContentType": "text/csv;header=present",
+                    "DataSource": {
+                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(TOURISM)}
+                    },
+                }
+            ],
+            "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
+            "AutoMLProblemTypeConfig": {
+                "TimeSeriesForecastingJobConfig": {
+                    "ForecastFrequency": "3M",
+                    "ForecastHorizon": 4,
+                    "ForecastQuantiles": ["p10", "p50", "p90"],
+                    "TimeSeriesConfig": {
+                        "TargetAttributeName": "Trips",
+                        "TimestampAttributeName": "timestamp",
+                        "ItemIdentifierAttributeName": "Region",
+                        "GroupingAttributeNames": ["Purpose"],
+                    },
+                    "CandidateGenerationConfig": {
+                        "AlgorithmsConfig": [{"AutoMLAlgorithms": ["ets", "npts"]}]
+                    },
+                    "CompletionCriteria": {"MaxAutoMLJobRuntimeInSeconds": 60},
+                }
+            },
+            "RoleArn": ROLE,
+        }
+        split = {
+            **request,
+            "AutoMLJobName": "tourism-split",
+            "DataSplitConfig": {"ValidationFraction": 0.2},
+        }
+        with pytest.raises(Exception, match="DataSplitConfig and a validation channel"):
+            sm.create_auto_ml_job_v2(**split)
+        sm.create_auto_ml_job_v2(**request)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            record = sm.describe_auto_ml_job_v2(AutoMLJobName="tourism-fc")
+            if record["AutoMLJobStatus"] not in ("InProgress", "Stopping"):
+                break
+            time.sleep(0.5)
+        assert record["AutoMLJobStatus"] == "Completed", record.get("FailureReason")
+        assert record["AutoMLProblemTypeConfigName"] == "TimeSeriesForecasting"
+        config = record["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]
+        assert config["TimeSeriesConfig"]["GroupingAttributeNames"] == ["Purpose"]
+        best = record["BestCandidate"]
+        assert best["FinalAutoMLJobObjectiveMetric"]["MetricName"] == "AverageWeightedQuantileLoss"
+        listed = sm.list_candidates_for_auto_ml_job(
+            AutoMLJobName="tourism-fc", SortBy="FinalObjectiveMetricValue"
+        )["Candidates"]
+        assert {c["CandidateName"] for c in listed} >= {best["CandidateName"]}
+    finally:
+        service.stop()
