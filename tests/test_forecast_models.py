@@ -4,6 +4,7 @@ out; backtest windows at the end of each series."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,7 @@ def test_forward_selection_blends_models_and_never_loses_to_the_best_single() ->
 
 def test_a_trial_backtests_scores_and_keeps_its_forecasts(tmp_path: Path) -> None:
     from mlpilot.problems.forecasting._trial import (
+        BacktestData,
         ForecastTask,
         load_backtests,
         load_series,
@@ -209,22 +211,14 @@ def test_a_trial_backtests_scores_and_keeps_its_forecasts(tmp_path: Path) -> Non
     loaded = load_series(tmp_path / "series.npz")
     assert all(np.array_equal(a, b) for a, b in zip(loaded, series, strict=True))
     plan = plan_backtests([len(s) for s in series], horizon=6, max_windows=2)
-    task = ForecastTask(
-        number=1,
-        candidate_name="job-ets-001",
-        model="ets",
-        params={},
-        season_length=12,
-        series_path=str(tmp_path / "series.npz"),
-        plan=plan,
-        quantiles=QUANTILES,
-        output_path=str(tmp_path / "ets.npz"),
-    )
+    data = BacktestData(str(tmp_path / "series.npz"), plan, QUANTILES, 12, str(tmp_path))
+    task = ForecastTask(1, "job-ets-001", "ets", {}, data)
     result = run_forecast_trial(task)
     assert result.status == "Completed", result.failure_reason
     assert len(result.window_metrics) == 2
     assert set(result.metrics) >= {"RMSE", "AverageWeightedQuantileLoss", "MASE", "MAPE", "WAPE"}
-    windows = load_backtests(tmp_path / "ets.npz", QUANTILES)
+    assert task.output_path == str(tmp_path / "job-ets-001.npz")
+    windows = load_backtests(task.output_path, QUANTILES)
     # The latest window: its RMSE is the forecasts' against the last six values of each series
     # (the 10-step series has too little history before it to take part).
     latest = windows[0]
@@ -235,11 +229,9 @@ def test_a_trial_backtests_scores_and_keeps_its_forecasts(tmp_path: Path) -> Non
         result.metrics["RMSE"]
     )
     # Past its time limit the model stops and the trial says why.
-    slow = run_forecast_trial(
-        ForecastTask(**{**task.__dict__, "time_limit": -1.0, "output_path": str(tmp_path / "x")})
-    )
+    slow = run_forecast_trial(replace(task, time_limit=-1.0))
     assert slow.status == "Failed" and "stopped at its time limit" in slow.failure_reason
-    broken = run_forecast_trial(ForecastTask(**{**task.__dict__, "model": "prophecy"}))
+    broken = run_forecast_trial(replace(task, model="prophecy"))
     assert (
         broken.status == "Failed"
         and "Unknown forecasting model 'prophecy'" in broken.failure_reason

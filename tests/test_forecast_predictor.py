@@ -88,10 +88,11 @@ def test_manifest_records_what_a_reader_needs(tourism_package: Path, tourism: Se
     assert info["season_length"] == 4 and info["series"] == 9 and info["history_rows"] == 720
     assert info["candidate"] == {"CandidateName": "best"}
     assert info["versions"]["statsforecast"] == installed_versions()["statsforecast"]
-    assert tourism.key_columns == ["item_id"] and tourism.timestamp == "timestamp"
-    assert tourism.quantiles == QUANTILES and tourism.horizon == 8
-    assert tourism.frequency == "QS-JAN" and tourism.candidate_name == "best"
-    assert tourism.problem_type == FORECASTING and tourism.target == "Trips"
+    facts = tourism.facts
+    assert facts.key_columns == ("item_id",) and facts.timestamp == "timestamp"
+    assert list(facts.quantiles) == list(QUANTILES) and facts.horizon == 8
+    assert facts.frequency == "QS-JAN" and facts.candidate_name == "best"
+    assert tourism.problem_type == FORECASTING and facts.target == "Trips"
     assert sorted(p.name for p in tourism_package.iterdir()) == [
         "mlpilot-model.json",
         "model.tar.gz",

@@ -207,7 +207,7 @@ def test_the_job_runs_a_problems_phases_and_records_what_it_reports(tmp_path: Pa
     ]
     assert job.layout.candidates_log.read_text().count("\n") == 3
     assert list(job.leaderboard()["candidate"])[:2] == ["c", "a"]
-    assert job.problem_type is not None and job.problem_type.value == "BinaryClassification"
+    assert job.problem_type == "BinaryClassification"
     assert job.objective == "F1" and job.mode is Mode.HYPERPARAMETER_TUNING
 
 

@@ -111,7 +111,7 @@ def _forecast(model: SeriesModel, table: pd.DataFrame | None, output: Path | Non
         if output:
             sink.close()
     if output:
-        series = len(frame) // model.horizon
+        series = len(frame) // model.facts.horizon
         source = "the training history" if table is None else "the given history"
         console.print(
             f"Wrote {len(frame):,} forecast row(s) for {series:,} series, from {source}, to "

@@ -109,30 +109,12 @@ def run(
             show_default="inferred from the target (a table)",
         ),
     ] = None,
-    timestamp: Annotated[
-        str | None, typer.Option(help="Forecasting: the timestamp column.")
-    ] = None,
-    item_id: Annotated[
-        str | None, typer.Option(help="Forecasting: the column naming each series.")
-    ] = None,
-    grouping: Annotated[
-        str | None,
-        typer.Option(help="Forecasting: comma-separated columns that key a series with --item-id."),
-    ] = None,
-    frequency: Annotated[
-        str | None,
-        typer.Option(
-            help="Forecasting: ForecastFrequency (1D, W, 1M, 1H, 30min…) or a pandas alias "
-            "(MS, QS-JAN, W-FRI, h…)."
-        ),
-    ] = None,
-    horizon: Annotated[
-        int | None, typer.Option(help="Forecasting: steps to forecast (ForecastHorizon).")
-    ] = None,
-    quantiles: Annotated[
-        str,
-        typer.Option(help="Forecasting: comma-separated ForecastQuantiles (p1-p99)."),
-    ] = "p10,p50,p90",
+    timestamp: Annotated[str | None, typer.Option(help="Forecasting: timestamp column.")] = None,
+    item_id: Annotated[str | None, typer.Option(help="Forecasting: series column.")] = None,
+    grouping: Annotated[str | None, typer.Option(help="Forecasting: more key columns.")] = None,
+    frequency: Annotated[str | None, typer.Option(help="Forecasting: 1D, W, MS, h...")] = None,
+    horizon: Annotated[int | None, typer.Option(help="Forecasting: steps ahead.")] = None,
+    quantiles: Annotated[str, typer.Option(help="Forecasting: quantiles.")] = "p10,p50,p90",
     objective: Annotated[
         str | None,
         typer.Option(

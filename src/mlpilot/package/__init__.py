@@ -4,7 +4,7 @@ or forecast series (:class:`SeriesModel`); :func:`load_model` gives whichever a 
 from mlpilot.package._files import ARCHIVE, FORECASTING, PIPELINE, ModelVersionWarning
 from mlpilot.package._load import load_model
 from mlpilot.package._model import InferenceModel, package_bytes
-from mlpilot.package._series import SeriesModel, SeriesPredictor
+from mlpilot.package._series import SeriesFacts, SeriesModel, SeriesPredictor
 from mlpilot.package._versions import compare_versions, installed_versions
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "PIPELINE",
     "InferenceModel",
     "ModelVersionWarning",
+    "SeriesFacts",
     "SeriesModel",
     "SeriesPredictor",
     "compare_versions",

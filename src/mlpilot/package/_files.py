@@ -16,6 +16,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import joblib
 
 from mlpilot.errors import JobNotFoundError, ModelPackageError
-from mlpilot.package._versions import compare_versions
+from mlpilot.package._versions import compare_versions, installed_versions
 
 __all__ = [
     "ARCHIVE",
@@ -48,6 +49,19 @@ FORECASTING = "TimeSeriesForecasting"
 
 class ModelVersionWarning(UserWarning):
     """The package was written with other library versions than those installed."""
+
+
+def manifest(problem_type: str, candidate: dict[str, Any], **facts: Any) -> dict[str, Any]:
+    """A package's manifest: its format and problem type, what the reader needs (``facts``),
+    the candidate it packages, the library versions it was made with and when."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "problem_type": problem_type,
+        **facts,
+        "candidate": candidate,
+        "versions": installed_versions(),
+        "created": time.time(),
+    }
 
 
 def publish(target: Path, info: dict[str, Any], payload: Any, *, archive: bool) -> Path:

@@ -8,7 +8,6 @@ prediction. An ensemble package holds one predictor object instead (with ``clean
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,12 @@ from mlpilot._types import ProblemType
 from mlpilot.errors import ModelPackageError, PredictionInputError
 from mlpilot.package._files import (
     FORECASTING,
-    FORMAT_VERSION,
     PIPELINE,
     copy_package,
+    manifest,
     publish,
     read_package,
 )
-from mlpilot.package._versions import installed_versions
 from mlpilot.profile import DatasetProfile, label_key
 
 __all__ = ["InferenceModel", "package_bytes"]
@@ -60,18 +58,15 @@ class InferenceModel:
         candidate: dict[str, Any],
     ) -> InferenceModel:
         target = profile.target
-        info = {
-            "format_version": FORMAT_VERSION,
-            "problem_type": profile.problem_type.value,
-            "target": target.name,
-            "labels": target.labels,
-            "positive_label": target.positive_label,
-            "input_columns": [{"name": c.name, "kind": c.kind} for c in profile.columns],
-            "feature_columns": profile.features(),
-            "candidate": candidate,
-            "versions": installed_versions(),
-            "created": time.time(),
-        }
+        info = manifest(
+            profile.problem_type.value,
+            candidate,
+            target=target.name,
+            labels=target.labels,
+            positive_label=target.positive_label,
+            input_columns=[{"name": c.name, "kind": c.kind} for c in profile.columns],
+            feature_columns=profile.features(),
+        )
         return cls(members, info)
 
     # -- facts ----------------------------------------------------------------------------

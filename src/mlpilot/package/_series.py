@@ -10,15 +10,14 @@ their weights, the output columns and the candidate.
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 
 from mlpilot.errors import ModelPackageError
-from mlpilot.package._files import FORECASTING, FORMAT_VERSION, publish, read_package
-from mlpilot.package._versions import installed_versions
+from mlpilot.package._files import FORECASTING, manifest, publish, read_package
 
 __all__ = ["SeriesModel", "SeriesPredictor"]
 
@@ -35,6 +34,34 @@ class SeriesPredictor(Protocol):
     def describe(self) -> dict[str, Any]:
         """The settings a reader of the manifest needs (JSON-ready)."""
         ...
+
+
+@dataclass(frozen=True)
+class SeriesFacts:
+    """A forecasting package's facts, as its manifest gives them."""
+
+    #: The item id column, then the grouping columns.
+    key_columns: tuple[str, ...]
+    timestamp: str
+    target: str
+    #: The quantile columns of a forecast (``p10``…), lowest level first.
+    quantiles: tuple[str, ...]
+    horizon: int
+    #: The pandas offset alias of the series' grid.
+    frequency: str
+    candidate_name: str
+
+    @classmethod
+    def of(cls, info: dict[str, Any]) -> SeriesFacts:
+        return cls(
+            tuple(info["key_columns"]),
+            str(info["timestamp"]),
+            str(info["target"]),
+            tuple(info["quantiles"]),
+            int(info["horizon"]),
+            str(info["frequency"]),
+            str(info["candidate"].get("CandidateName", "")),
+        )
 
 
 class SeriesModel:
@@ -58,15 +85,7 @@ class SeriesModel:
 
     @classmethod
     def build(cls, predictor: SeriesPredictor, *, candidate: dict[str, Any]) -> SeriesModel:
-        info = {
-            "format_version": FORMAT_VERSION,
-            "problem_type": FORECASTING,
-            **predictor.describe(),
-            "candidate": candidate,
-            "versions": installed_versions(),
-            "created": time.time(),
-        }
-        return cls(predictor, info)
+        return cls(predictor, manifest(FORECASTING, candidate, **predictor.describe()))
 
     # -- facts ----------------------------------------------------------------------------
     @property
@@ -74,35 +93,9 @@ class SeriesModel:
         return FORECASTING
 
     @property
-    def key_columns(self) -> list[str]:
-        """The item id column, then the grouping columns."""
-        return list(self.info["key_columns"])
-
-    @property
-    def timestamp(self) -> str:
-        return str(self.info["timestamp"])
-
-    @property
-    def target(self) -> str:
-        return str(self.info["target"])
-
-    @property
-    def quantiles(self) -> list[str]:
-        """The quantile columns of a forecast (``p10``…), lowest level first."""
-        return list(self.info["quantiles"])
-
-    @property
-    def horizon(self) -> int:
-        return int(self.info["horizon"])
-
-    @property
-    def frequency(self) -> str:
-        """The pandas offset alias of the series' grid."""
-        return str(self.info["frequency"])
-
-    @property
-    def candidate_name(self) -> str:
-        return str(self.info["candidate"].get("CandidateName", ""))
+    def facts(self) -> SeriesFacts:
+        """What the manifest says of the forecasts (columns, quantiles, horizon, grid)."""
+        return SeriesFacts.of(self.info)
 
     # -- forecasting ----------------------------------------------------------------------
     def forecast(self, table: pd.DataFrame | None = None) -> pd.DataFrame:

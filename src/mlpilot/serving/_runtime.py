@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,9 +271,7 @@ class EndpointRuntime:
         """
         variant = self._choose(target_variant)
         headers = self._headers(content_type, accept, custom_attributes)
-        attempt = _Attempt()
-        for _ in range(len(variant.instances) + 2):
-            instance = self._instance(variant)
+        for instance, attempt in self._attempts(variant):
             started = time.perf_counter()
             try:
                 response = self._client.post(
@@ -283,7 +281,7 @@ class EndpointRuntime:
                 self._retry_or_raise(variant, instance, exc, attempt)
                 continue
             return self._answer(variant, instance, response, time.perf_counter() - started)
-        raise EndpointUnavailableError(f"variant {variant.name!r} has no reachable instance")
+        raise AssertionError("_attempts raises once no instance is left to try")
 
     async def ainvoke(
         self,
@@ -298,9 +296,7 @@ class EndpointRuntime:
         variant = self._choose(target_variant)
         headers = self._headers(content_type, accept, custom_attributes)
         client = self._async_client()
-        attempt = _Attempt()
-        for _ in range(len(variant.instances) + 2):
-            instance = self._instance(variant)
+        for instance, attempt in self._attempts(variant):
             started = time.perf_counter()
             try:
                 response = await client.post(
@@ -310,7 +306,7 @@ class EndpointRuntime:
                 self._retry_or_raise(variant, instance, exc, attempt)
                 continue
             return self._answer(variant, instance, response, time.perf_counter() - started)
-        raise EndpointUnavailableError(f"variant {variant.name!r} has no reachable instance")
+        raise AssertionError("_attempts raises once no instance is left to try")
 
     # -- facts ----------------------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, Any]]:
@@ -375,6 +371,14 @@ class EndpointRuntime:
             if point < 0:
                 return variant
         return candidates[-1]
+
+    def _attempts(self, variant: Variant) -> Iterator[tuple[Instance, _Attempt]]:
+        """The instances one invocation tries in turn (another after a failed try, each
+        instance and then two more at most); raises EndpointUnavailableError after the last."""
+        attempt = _Attempt()
+        for _ in range(len(variant.instances) + 2):
+            yield self._instance(variant), attempt
+        raise EndpointUnavailableError(f"variant {variant.name!r} has no reachable instance")
 
     def _instance(self, variant: Variant) -> Instance:
         instance = variant.pick()

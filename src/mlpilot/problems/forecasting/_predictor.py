@@ -10,7 +10,7 @@ history they are given; global ones keep what they learnt from the whole trainin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -87,20 +87,9 @@ class SeriesSettings:
         return [*self.key_columns, self.timestamp, MEAN, *self.quantiles]
 
     def prepare(self, table: pd.DataFrame, *, inference: bool = False) -> SeriesSet:
-        return prepare_series(
-            table,
-            target=self.target,
-            timestamp=self.timestamp,
-            item_id=self.item_id,
-            frequency=self.frequency,
-            horizon=self.horizon,
-            grouping=self.grouping,
-            filling=self.filling,
-            aggregation=self.aggregation,
-            features=self.features,
-            feature_types=self.feature_types,
-            inference=inference,
-        )
+        # Every setting but the quantiles is an argument of prepare_series, by the same name.
+        arguments = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "quantiles"}
+        return prepare_series(table, **arguments, inference=inference)
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,23 +9,22 @@ import numpy as np
 from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode
 from mlpilot.config import ForecastingConfig, JobConfig
-from mlpilot.data import read_table
+from mlpilot.data import parse_frequency, read_table
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import default_forecast_objective, get_forecast_metric, quantile_level
 from mlpilot.metrics import season_length as season_of
 from mlpilot.package import SeriesModel
 from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
 from mlpilot.problems.forecasting._backtest import BacktestPlan, plan_backtests
-from mlpilot.problems.forecasting._predictor import ForecastPredictor
-from mlpilot.problems.forecasting._series import SeriesSet, prepare_series
+from mlpilot.problems.forecasting._predictor import ForecastPredictor, SeriesSettings
+from mlpilot.problems.forecasting._series import SeriesSet
 from mlpilot.problems.forecasting._training import (
     ENSEMBLE,
     candidate_name,
     model_order,
     train_models,
-    write_backtest_path,
 )
-from mlpilot.problems.forecasting._trial import ForecastTask, save_series
+from mlpilot.problems.forecasting._trial import BacktestData, ForecastTask, save_series
 from mlpilot.problems.forecasting.models import (
     AUTOPILOT_ALGORITHMS,
     FORECASTERS,
@@ -69,7 +67,8 @@ class ForecastingProblem:
         #: Model → its backtest forecasts' file, once it completed.
         self.backtests: dict[str, str] = {}
         self.ensemble_weights: dict[str, float] | None = None
-        self._series_path: Path | None = None
+        #: What every backtest runs on, once the data is analysed.
+        self.data: BacktestData | None = None
         #: Seconds each global model's backtest took (for the final refit's reserve).
         self.global_seconds: dict[str, float] = {}
         #: FeatureSpecification's columns and types, when the job gave one.
@@ -92,27 +91,31 @@ class ForecastingProblem:
             document = FeatureSpecification.load(spec.feature_specification)
             self.features = document.attribute_names
             self.feature_types = document.data_types or None
-        series = prepare_series(
-            table,
-            target=spec.target,
-            timestamp=spec.timestamp,
-            item_id=spec.item_id,
-            frequency=spec.frequency,
-            horizon=spec.horizon,
-            grouping=spec.grouping,
-            filling=spec.filling,
-            aggregation=spec.aggregation,
+        # The frequency as given; the preparation resolves its anchors from the data.
+        settings = SeriesSettings.of(
+            spec,
+            parse_frequency(spec.frequency),
             features=self.features,
             feature_types=self.feature_types,
         )
+        series = settings.prepare(table)
         self.series = series
         self.values = [series.values(i).astype("float64") for i in range(series.n_series)]
         self.season = season_of(series.frequency.alias)
         self.plan = plan_backtests([int(n) for n in series.lengths], spec.horizon)
         self.quantile_levels = tuple(quantile_level(q) for q in spec.quantiles)
-        session.layout.prepared_data.mkdir(parents=True, exist_ok=True)
-        self._series_path = session.layout.prepared_data / "series.npz"
-        save_series(self._series_path, self.values)
+        backtests = session.layout.prepared_data / "backtests"
+        backtests.mkdir(parents=True, exist_ok=True)
+        series_path = session.layout.prepared_data / "series.npz"
+        save_series(series_path, self.values)
+        self.data = BacktestData(
+            str(series_path),
+            self.plan,
+            self.quantile_levels,
+            self.season,
+            str(backtests),
+            cfg.seed,
+        )
         summary = {
             **series.summary(),
             "Backtest": self.plan.reason,
@@ -159,22 +162,10 @@ class ForecastingProblem:
         self, session: JobSession, number: int, model: str, limit: float | None
     ) -> ForecastTask:
         """The worker task that backtests ``model``."""
-        assert self.plan is not None and self._series_path is not None
-        spec = forecasting_config(session.config)
-        params = self.model_params(spec, model)
-        return ForecastTask(
-            number=number,
-            candidate_name=candidate_name(session.config.name, number, model, params),
-            model=model,
-            params=params,
-            season_length=self.season,
-            series_path=str(self._series_path),
-            plan=self.plan,
-            quantiles=self.quantile_levels,
-            output_path=write_backtest_path(session.layout.prepared_data / "backtests", model),
-            time_limit=limit,
-            seed=session.config.seed,
-        )
+        assert self.data is not None
+        params = self.model_params(forecasting_config(session.config), model)
+        name = candidate_name(session.config.name, number, model, params)
+        return ForecastTask(number, name, model, params, self.data, limit)
 
     def tail_seconds(self) -> float:
         """Seconds kept back from the backtests for refitting and packaging the best: a global

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -184,8 +183,3 @@ def model_order(names: Sequence[str]) -> list[str]:
     """Models cheapest first, so the job has forecasts early whatever its budget."""
     cost = {"seasonal-naive": 0, "npts": 1, "theta": 2, "ets": 3, "gbm": 4, "arima": 5}
     return sorted(names, key=lambda n: (cost.get(n, 9), n))
-
-
-def write_backtest_path(root: Path, model: str) -> str:
-    root.mkdir(parents=True, exist_ok=True)
-    return str(root / f"{model}.npz")

@@ -18,6 +18,7 @@ from mlpilot.problems.forecasting._backtest import BacktestPlan, WindowForecast,
 from mlpilot.problems.forecasting.models import Forecast, ForecastTimeout, get_forecaster
 
 __all__ = [
+    "BacktestData",
     "ForecastTask",
     "ForecastTrialResult",
     "load_backtests",
@@ -29,22 +30,33 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class BacktestData:
+    """What every trial of a job backtests on (paths, not data: tasks are pickled)."""
+
+    #: The prepared series (:func:`save_series`).
+    series_path: str
+    plan: BacktestPlan
+    quantiles: tuple[float, ...]
+    season_length: int
+    #: Where each trial writes its backtest forecasts (``<candidate>.npz``).
+    output_dir: str
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class ForecastTask:
-    """What a worker needs to backtest one model (picklable, paths not data)."""
+    """One model to backtest."""
 
     number: int
     candidate_name: str
     model: str
     params: dict[str, Any]
-    season_length: int
-    #: The prepared series (:func:`save_series`).
-    series_path: str
-    plan: BacktestPlan
-    quantiles: tuple[float, ...]
-    #: Where the backtest forecasts go (:func:`load_backtests` reads them).
-    output_path: str
+    data: BacktestData
     time_limit: float | None = None
-    seed: int = 0
+
+    @property
+    def output_path(self) -> str:
+        return str(Path(self.data.output_dir) / f"{self.candidate_name}.npz")
 
 
 @dataclass
@@ -133,12 +145,13 @@ def run_forecast_trial(task: ForecastTask) -> ForecastTrialResult:
     result = ForecastTrialResult(task.number, task.candidate_name, "Failed")
     deadline = None if task.time_limit is None else started + task.time_limit
     try:
-        series = load_series(task.series_path)
-        model = get_forecaster(task.model)(task.season_length, task.params, task.seed)
-        windows = run_backtest(model, series, task.plan, task.quantiles, deadline)
+        data = task.data
+        series = load_series(data.series_path)
+        model = get_forecaster(task.model)(data.season_length, task.params, data.seed)
+        windows = run_backtest(model, series, data.plan, data.quantiles, deadline)
         if not windows:
             raise ValueError("no series is long enough for a backtest window")
-        result.window_metrics = score_windows(windows, series, task.plan, task.season_length)
+        result.window_metrics = score_windows(windows, series, data.plan, data.season_length)
         result.metrics = average_over_windows(result.window_metrics)
         _save_backtests(Path(task.output_path), windows)
         result.backtest_path = task.output_path
