@@ -236,3 +236,15 @@ def test_a_trial_backtests_scores_and_keeps_its_forecasts(tmp_path: Path) -> Non
         broken.status == "Failed"
         and "Unknown forecasting model 'prophecy'" in broken.failure_reason
     )
+
+
+def test_a_series_never_below_zero_is_not_forecast_below_zero() -> None:
+    falling = np.linspace(40.0, 0.0, 48)  # heading below zero, never there
+    crossing = np.linspace(40.0, -5.0, 48)
+    for name in ("ets", "theta", "npts", "gbm"):
+        model = get_forecaster(name)(season_length=12, params={"horizon": 12})
+        model.fit([falling, crossing])
+        forecast = model.forecast([falling, crossing], 12, QUANTILES)
+        assert (forecast.mean[0] >= 0).all() and (forecast.quantiles[0.1][0] >= 0).all(), name
+    trend = get_forecaster("ets")(season_length=1).forecast([crossing], 12, QUANTILES)
+    assert (trend.quantiles[0.1][0] < 0).any()  # a series that went negative may again

@@ -32,6 +32,13 @@ class Forecast:
     def horizon(self) -> int:
         return int(self.mean.shape[1])
 
+    def at_least(self, floor: np.ndarray) -> Forecast:
+        """The forecast with every value raised to ``floor`` (broadcast per series)."""
+        return Forecast(
+            np.maximum(self.mean, floor),
+            {q: np.maximum(v, floor) for q, v in self.quantiles.items()},
+        )
+
     def ordered(self) -> Forecast:
         """The same forecast with quantiles sorted point by point (models that produce each
         quantile separately can cross them; a forecast's quantiles must not)."""
@@ -91,9 +98,12 @@ class Forecaster(ABC):
         deadline: float | None = None,
     ) -> Forecast:
         """Every series' forecast, ``horizon`` steps after its last value, quantiles in
-        order."""
+        order. A series that never went below zero (counts, sales, demand) is not forecast
+        below zero either."""
         arrays = [np.asarray(y, dtype="float64") for y in history]
-        return self._forecast(arrays, horizon, quantiles, deadline).ordered()
+        forecast = self._forecast(arrays, horizon, quantiles, deadline)
+        floor = np.array([0.0 if len(y) and np.nanmin(y) >= 0 else -np.inf for y in arrays])
+        return forecast.at_least(floor[:, None]).ordered()
 
     @abstractmethod
     def _forecast(
