@@ -248,3 +248,18 @@ def test_a_series_never_below_zero_is_not_forecast_below_zero() -> None:
         assert (forecast.mean[0] >= 0).all() and (forecast.quantiles[0.1][0] >= 0).all(), name
     trend = get_forecaster("ets")(season_length=1).forecast([crossing], 12, QUANTILES)
     assert (trend.quantiles[0.1][0] < 0).any()  # a series that went negative may again
+
+
+@pytest.mark.parametrize(
+    "objective", ["AverageWeightedQuantileLoss", "RMSE", "WAPE", "MASE", "MAPE"]
+)
+def test_the_selection_objective_equals_the_scored_metric(objective: str) -> None:
+    from mlpilot.problems.forecasting._training import window_objective
+    from mlpilot.problems.forecasting._trial import score_windows
+
+    series = [seasonal(60, seed=s) for s in range(4)]
+    plan = plan_backtests([len(s) for s in series], horizon=6, max_windows=2)
+    for window in run_backtest(get_forecaster("ets")(12), series, plan, QUANTILES):
+        scored = score_windows([window], series, plan, 12)[0][objective]
+        fast = window_objective(objective, window, window.forecast, series, plan, 12)
+        assert fast == pytest.approx(scored, rel=1e-12)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from mlpilot._types import Mode
-from mlpilot.config import JobConfig
+from mlpilot.config import JobConfig, TabularConfig
 from mlpilot.errors import DataError
 from mlpilot.problems import Analysis
 from mlpilot.problems.tabular import TabularProblem, trial_report
@@ -22,7 +22,6 @@ from mlpilot.problems.tabular._analysis import (
     csv_bytes,
     read_channels,
     search_row_cap,
-    tabular_config,
     usable_rows,
 )
 from mlpilot.problems.tabular._training import final_tail, refits
@@ -67,7 +66,7 @@ def test_rows_without_a_target_or_weight_leave_and_the_validation_count_follows(
     cfg = config(tmp_path, sample_weight="w")
     profile = build_profile(table, "y", sample_weight="w")
     # The last three rows are the validation channel's; one of them has no target.
-    rows = usable_rows(table, 3, tabular_config(cfg), profile)
+    rows = usable_rows(table, 3, cfg.problem_as(TabularConfig), profile)
     assert list(rows.table["x"]) == [0, 1, 4, 5, 7]  # 2: no weight; 3 and 6: no target
     assert rows.n_validation == 2
     assert len(rows.y) == 5 and set(np.unique(rows.y)) <= {0, 1}
@@ -75,11 +74,13 @@ def test_rows_without_a_target_or_weight_leave_and_the_validation_count_follows(
 
 def test_auto_mode_follows_the_data_size_and_candidate_definitions(tmp_path: Path) -> None:
     small = pd.DataFrame({"x": range(100), "y": [0, 1] * 50})
-    mode, why = choose_mode(tabular_config(config(tmp_path)), small)
+    mode, why = choose_mode(config(tmp_path).problem_as(TabularConfig), small)
     assert mode is Mode.ENSEMBLING and why.startswith("AUTO chose ENSEMBLING")
-    mode, why = choose_mode(tabular_config(config(tmp_path, candidates_only=True)), small)
+    mode, why = choose_mode(config(tmp_path, candidates_only=True).problem_as(TabularConfig), small)
     assert mode is Mode.HYPERPARAMETER_TUNING and "candidate definitions" in why
-    mode, why = choose_mode(tabular_config(config(tmp_path, mode="HYPERPARAMETER_TUNING")), small)
+    mode, why = choose_mode(
+        config(tmp_path, mode="HYPERPARAMETER_TUNING").problem_as(TabularConfig), small
+    )
     assert mode is Mode.HYPERPARAMETER_TUNING and why == "set by the job"
     # The size is the table's as CSV, estimated from a sample.
     exact = len(small.to_csv(index=False, header=False).encode())

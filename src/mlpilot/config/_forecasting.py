@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpilot.config._channels import CSV, check_table_channels
 from mlpilot.errors import ConfigError
-from mlpilot.metrics import forecast_metric_names
+from mlpilot.metrics import DEFAULT_QUANTILES, forecast_metric_names
 
 if TYPE_CHECKING:
     from mlpilot.config._job import JobConfig
 
-DEFAULT_QUANTILES = ("p10", "p50", "p90")
 #: Autopilot's time-series algorithms (``AutoMLAlgorithms`` for this problem type); none given
 #: means all of them.
 ALGORITHMS = ("cnn-qr", "deepar", "prophet", "npts", "arima", "ets")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import pandas as pd
 
@@ -72,6 +72,9 @@ class ProblemConfig(Protocol):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProblemConfig: ...
+
+
+P = TypeVar("P", bound=ProblemConfig)
 
 
 def problem_configs() -> dict[str, type[ProblemConfig]]:
@@ -178,6 +181,14 @@ class JobConfig:
             ),
             **{k: v for k, v in settings.items() if k not in table},
         )
+
+    def problem_as(self, kind: type[P]) -> P:
+        """``problem``, which a problem type's code expects to be its own config ``kind``."""
+        if not isinstance(self.problem, kind):
+            raise ConfigError(
+                f"A {kind.config_name} job cannot run a {self.problem.config_name} job's config"
+            )
+        return self.problem
 
     # -- derived --------------------------------------------------------------------------
     @property

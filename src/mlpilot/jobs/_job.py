@@ -461,9 +461,9 @@ class AutoMLJob:
         self._save()
 
     def _write_leaderboard(self) -> None:
-        frame = self.leaderboard()
+        shapes = self.candidates  # rendered once for both files
+        frame = leaderboard_frame(list(shapes.values()), self.objective or "F1")
         frame.to_csv(self.layout.leaderboard_csv, index=False)
-        shapes = self.candidates
         write_json_atomic(self.layout.leaderboard_json, [shapes[n] for n in frame["candidate"]])
         self.note("Leaderboard", str(self.layout.leaderboard_csv))
 

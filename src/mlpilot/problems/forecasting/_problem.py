@@ -8,10 +8,10 @@ import numpy as np
 
 from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode
-from mlpilot.config import ForecastingConfig, JobConfig
+from mlpilot.config import ForecastingConfig
 from mlpilot.data import parse_frequency, read_table
 from mlpilot.errors import ConfigError
-from mlpilot.metrics import default_forecast_objective, get_forecast_metric, quantile_level
+from mlpilot.metrics import default_forecast_objective, quantile_level
 from mlpilot.metrics import season_length as season_of
 from mlpilot.package import SeriesModel
 from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
@@ -33,18 +33,10 @@ from mlpilot.problems.forecasting.models import (
 )
 from mlpilot.profile import FeatureSpecification
 
-__all__ = ["DEFAULT_MODELS", "ForecastingProblem", "forecasting_config"]
+__all__ = ["DEFAULT_MODELS", "ForecastingProblem"]
 
 #: The models a job backtests when AlgorithmsConfig names none.
 DEFAULT_MODELS = ("seasonal-naive", "npts", "theta", "ets", "gbm", "arima")
-
-
-def forecasting_config(cfg: JobConfig) -> ForecastingConfig:
-    if not isinstance(cfg.problem, ForecastingConfig):
-        raise ConfigError(
-            f"The forecasting problem type cannot run a {cfg.problem.config_name} job's config"
-        )
-    return cfg.problem
 
 
 class ForecastingProblem:
@@ -78,9 +70,8 @@ class ForecastingProblem:
     # -- 1. analyse -------------------------------------------------------------------------
     def analyse(self, session: JobSession) -> Analysis:
         cfg = session.config
-        spec = forecasting_config(cfg)
-        objective = cfg.objective or default_forecast_objective()
-        get_forecast_metric(objective)
+        spec = cfg.problem_as(ForecastingConfig)
+        objective = cfg.objective or default_forecast_objective()  # checked by the config
         table = read_table(
             cfg.training_data,
             content_type=cfg.content_type,
@@ -133,7 +124,7 @@ class ForecastingProblem:
 
     # -- 2. candidates ----------------------------------------------------------------------
     def define_candidates(self, session: JobSession) -> list[str]:
-        spec = forecasting_config(session.config)
+        spec = session.config.problem_as(ForecastingConfig)
         if spec.algorithms:
             missing = [a for a in spec.algorithms if a not in AUTOPILOT_ALGORITHMS]
             chosen = [AUTOPILOT_ALGORITHMS[a] for a in spec.algorithms if a in AUTOPILOT_ALGORITHMS]
@@ -163,7 +154,7 @@ class ForecastingProblem:
     ) -> ForecastTask:
         """The worker task that backtests ``model``."""
         assert self.data is not None
-        params = self.model_params(forecasting_config(session.config), model)
+        params = self.model_params(session.config.problem_as(ForecastingConfig), model)
         name = candidate_name(session.config.name, number, model, params)
         return ForecastTask(number, name, model, params, self.data, limit)
 
@@ -182,7 +173,7 @@ class ForecastingProblem:
     def package(self, session: JobSession, best: CandidateView) -> PackagedModel:
         """The best candidate's models (an ensemble's members, with its weights) refit on every
         series' whole history, packaged with the series settings and that history."""
-        spec = forecasting_config(session.config)
+        spec = session.config.problem_as(ForecastingConfig)
         assert self.series is not None
         details = best.details
         if details.get("Algorithm") == ENSEMBLE:

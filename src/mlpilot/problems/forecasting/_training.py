@@ -10,9 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlpilot.metrics import average_over_windows, forecast_metric_names
+from mlpilot.metrics import (
+    average_over_windows,
+    forecast_metric_names,
+    rmse,
+    wape,
+    weighted_quantile_loss,
+)
 from mlpilot.problems._protocol import CandidateReport, JobSession
-from mlpilot.problems.forecasting._backtest import WindowForecast
+from mlpilot.problems.forecasting._backtest import BacktestPlan, WindowForecast
 from mlpilot.problems.forecasting._ensemble import blend_forecasts, select_ensemble
 from mlpilot.problems.forecasting._trial import (
     ForecastTask,
@@ -124,7 +130,7 @@ def train_models(problem: ForecastingProblem, session: JobSession) -> str:
     queue.run(fill, handle)
     if budget.stop_requested():
         return "Stopped"
-    if len(completed) >= 2 and not budget.stop_requested():
+    if len(completed) >= 2:
         _ensemble(problem, session, completed)
     left = budget.left()
     return (
@@ -142,8 +148,7 @@ def _ensemble(problem: ForecastingProblem, session: JobSession, completed: dict[
     series, plan, season = problem.values, problem.plan, problem.season
 
     def loss(window: WindowForecast, blended: Forecast) -> float:
-        scored = WindowForecast(window.window, window.series, window.actual, blended)
-        return float(score_windows([scored], series, plan, season)[0][objective])
+        return window_objective(objective, window, blended, series, plan, season)
 
     selection = select_ensemble(backtests, loss)
     number = len(problem.models) + 1
@@ -166,6 +171,31 @@ def _ensemble(problem: ForecastingProblem, session: JobSession, completed: dict[
         "BestSingleModel": selection.best_single,
     }
     session.candidate_finished(_reported(result, objective, details))
+
+
+def window_objective(
+    objective: str,
+    window: WindowForecast,
+    forecast: Forecast,
+    series: list[np.ndarray],
+    plan: BacktestPlan,
+    season: int,
+) -> float:
+    """The objective of ``forecast`` in ``window``. Selection asks this hundreds of times, so
+    the pooled metrics are computed alone; MASE and MAPE, per series, go through
+    :func:`score_windows`."""
+    actual = window.actual.ravel()
+    if objective == "AverageWeightedQuantileLoss":
+        losses = [
+            weighted_quantile_loss(actual, b.ravel(), q) for q, b in forecast.quantiles.items()
+        ]
+        return float(np.mean(losses))
+    if objective == "RMSE":
+        return rmse(actual, forecast.mean.ravel())
+    if objective == "WAPE":
+        return wape(actual, forecast.mean.ravel())
+    scored = WindowForecast(window.window, window.series, window.actual, forecast)
+    return float(score_windows([scored], series, plan, season)[0][objective])
 
 
 def _blended_windows(

@@ -11,7 +11,7 @@ import pandas as pd
 from mlpilot._types import Mode
 from mlpilot.config import JobConfig, TabularConfig
 from mlpilot.data import read_table
-from mlpilot.errors import ConfigError, DataError
+from mlpilot.errors import DataError
 from mlpilot.profile import MISSING_TOKENS, DatasetProfile, clean_labels, parse_numeric
 
 __all__ = ["AUTO_ENSEMBLING_MAX_BYTES", "SEARCH_ROW_CAPS", "choose_mode", "read_channels"]
@@ -20,15 +20,6 @@ __all__ = ["AUTO_ENSEMBLING_MAX_BYTES", "SEARCH_ROW_CAPS", "choose_mode", "read_
 SEARCH_ROW_CAPS = ((120, 50_000), (900, 200_000))
 #: Above this size (bytes in memory), AUTO mode would pick HYPERPARAMETER_TUNING anyway.
 AUTO_ENSEMBLING_MAX_BYTES = 100 * 1024 * 1024
-
-
-def tabular_config(cfg: JobConfig) -> TabularConfig:
-    """The job's table settings (a tabular problem serves only jobs configured for a table)."""
-    if not isinstance(cfg.problem, TabularConfig):
-        raise ConfigError(
-            f"The tabular problem type cannot run a {cfg.problem.config_name} job's config"
-        )
-    return cfg.problem
 
 
 def read_channels(cfg: JobConfig) -> tuple[pd.DataFrame, int]:

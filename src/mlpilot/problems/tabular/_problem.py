@@ -11,6 +11,7 @@ import pandas as pd
 from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode, ProblemType, SecondaryStatus
 from mlpilot.algorithms import DEFAULT_ALGORITHMS, ENSEMBLING_ALGORITHMS, algorithm_path
+from mlpilot.config import TabularConfig
 from mlpilot.ensemble import BaggingPlan, PortfolioEntry, build_portfolio, plan_bagging, sample_rows
 from mlpilot.metrics import default_objective, get_metric
 from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
@@ -19,7 +20,6 @@ from mlpilot.problems.tabular._analysis import (
     read_channels,
     sample_weights,
     search_row_cap,
-    tabular_config,
     usable_rows,
 )
 from mlpilot.problems.tabular._final import package_best
@@ -72,7 +72,7 @@ class TabularProblem:
     # -- 1. analyse -------------------------------------------------------------------------
     def analyse(self, session: JobSession) -> Analysis:
         cfg = session.config
-        spec = tabular_config(cfg)
+        spec = cfg.problem_as(TabularConfig)
         table, n_validation = read_channels(cfg)
         profile = build_profile(
             table,
@@ -165,14 +165,14 @@ class TabularProblem:
         self.validation = plan.validation
         self.bagging = plan
         self.y = y
-        self.weight = sample_weights(tabular_config(cfg), table)
+        self.weight = sample_weights(cfg.problem_as(TabularConfig), table)
         return table, y
 
     # -- 2. candidates ----------------------------------------------------------------------
     def define_candidates(self, session: JobSession) -> SearchSpace:
         assert self.profile is not None and self.analysis is not None
         cfg = session.config
-        spec = tabular_config(cfg)
+        spec = cfg.problem_as(TabularConfig)
         ensembling = self.analysis.mode is Mode.ENSEMBLING
         defaults = ENSEMBLING_ALGORITHMS if ensembling else DEFAULT_ALGORITHMS
         names = list(spec.algorithms or defaults)

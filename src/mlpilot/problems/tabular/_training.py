@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from mlpilot._types import Mode
 from mlpilot.algorithms import algorithm_path, algorithm_tags
+from mlpilot.config import TabularConfig
 from mlpilot.ensemble import EnsembleBuilder, EnsembleLimits
 from mlpilot.features import PreprocessingOptions
 from mlpilot.metrics import get_metric
 from mlpilot.problems._protocol import CandidateReport, CandidateView, JobSession
-from mlpilot.problems.tabular._analysis import tabular_config
 from mlpilot.search import CandidateSpec, SearchSpace, TrialResult, TrialTask, run_search
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
     assert problem.y is not None and problem.bagging is not None
     target = profile.target
     layout = session.layout
-    latency_ms = tabular_config(cfg).max_latency_ms
+    latency_ms = cfg.problem_as(TabularConfig).max_latency_ms
     limits = EnsembleLimits(
         max_candidates=cfg.effective_max_candidates,
         latency_limit=None if latency_ms is None else latency_ms / 1000,
