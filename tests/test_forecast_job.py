@@ -16,7 +16,7 @@ from helpers_data import AIR_PASSENGERS, TOURISM
 from helpers_service import ROLE, ServiceProcess
 from mlpilot.cli.main import app
 from mlpilot.config import ForecastingConfig, JobConfig
-from mlpilot.jobs import AutoMLJob
+from mlpilot.jobs import AutoMLJob, JobHooks
 from mlpilot.package import SeriesModel, load_model
 from mlpilot.reports import WhiteBox
 
@@ -39,7 +39,7 @@ def tourism_config(output: Path, **settings: Any) -> JobConfig:
             algorithms=settings.pop("algorithms", None),
         ),
         max_runtime=settings.pop("max_runtime", 60),
-        parallelism=2,
+        parallelism=settings.pop("parallelism", 2),
         **settings,
     )
 
@@ -210,3 +210,46 @@ def test_create_automl_job_v2_runs_a_forecasting_job(tmp_path: Path) -> None:
         assert {c["CandidateName"] for c in listed} >= {best["CandidateName"]}
     finally:
         service.stop()
+
+
+class _HoldsTheJobPastItsDeadline(JobHooks):
+    """When the first model's backtest completes, keeps the job busy until its training time is
+    over: the deadline arrives with models still to backtest."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.statuses: list[str] = []
+
+    def on_status(self, job: AutoMLJob) -> None:
+        status = job.record["AutoMLJobSecondaryStatus"]
+        if not self.statuses or self.statuses[-1] != status:
+            self.statuses.append(status)
+
+    def on_candidate(self, job: AutoMLJob, candidate: dict[str, Any]) -> None:
+        if self.held or candidate["CandidateStatus"] != "Completed":
+            return
+        self.held = True
+        left = job.budget.left(job.budget.end_reserve())
+        time.sleep(max(0.0, left or 0.0) + 0.5)
+
+
+def test_the_deadline_stops_the_work_and_the_best_so_far_ships(tmp_path: Path) -> None:
+    holder = _HoldsTheJobPastItsDeadline()
+    config = tourism_config(tmp_path / "job", algorithms=FAST, max_runtime=30, parallelism=1)
+    job = AutoMLJob(config, observers=[holder])
+    record = job.run()
+    assert holder.held
+    assert record["AutoMLJobStatus"] == "Completed", record.get("FailureReason")
+    assert holder.statuses[-2:] == ["MaxAutoMLJobRuntimeReached", "Completed"]
+    by_algorithm = {c["Mlpilot"]["Algorithm"]: c for c in job.candidates.values()}
+    # NPTS (the cheapest) was backtested; the models after it were not started.
+    assert by_algorithm["npts"]["CandidateStatus"] == "Completed"
+    for later in ("ets", "arima"):
+        assert by_algorithm[later]["CandidateStatus"] == "Failed"
+        assert "no time left" in by_algorithm[later]["FailureReason"]
+    # What was done ships: the ensemble of the completed model, and it forecasts.
+    best = record["BestCandidate"]
+    assert best["CandidateName"] == by_algorithm["weighted-ensemble"]["CandidateName"]
+    assert by_algorithm["weighted-ensemble"]["Mlpilot"]["Weights"] == {"npts": 1.0}
+    forecast = load_model(tmp_path / "job").forecast()
+    assert len(forecast) == 9 * 4 and forecast["mean"].notna().all()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mlpilot.problems.forecasting._backtest import WindowForecast, plan_backtests, run_backtest
+from mlpilot.problems.forecasting._ensemble import QuantileSpread
 from mlpilot.problems.forecasting.models import (
     AUTOPILOT_ALGORITHMS,
     FORECASTERS,
@@ -263,3 +264,39 @@ def test_the_selection_objective_equals_the_scored_metric(objective: str) -> Non
         scored = score_windows([window], series, plan, 12)[0][objective]
         fast = window_objective(objective, window, window.forecast, series, plan, 12)
         assert fast == pytest.approx(scored, rel=1e-12)
+
+
+def _gaussian_windows(band_sd: float, windows: int = 4) -> list[WindowForecast]:
+    """Backtest windows whose actuals are N(100, 10) around a median of 100, forecast with
+    p10/p90 bands as if the spread were ``band_sd``."""
+    rng = np.random.default_rng(7)
+    out = []
+    z = 1.2815515655446004
+    for w in range(windows):
+        actual = 100 + 10 * rng.standard_normal((50, 12))
+        centre = np.full_like(actual, 100.0)
+        bands = {0.1: centre - z * band_sd, 0.5: centre, 0.9: centre + z * band_sd}
+        out.append(WindowForecast(w, tuple(range(50)), actual, Forecast(centre, bands)))
+    return out
+
+
+@pytest.mark.parametrize("band_sd", [5.0, 20.0])
+def test_quantile_spread_rescales_bands_to_the_backtests(band_sd: float) -> None:
+    spread = QuantileSpread.fit(_gaussian_windows(band_sd))
+    # The true spread is 10: bands half (or twice) as wide are stretched (or shrunk) to it.
+    assert spread.factors[0.5] == 1.0
+    for q in (0.1, 0.9):
+        assert spread.factors[q] == pytest.approx(10.0 / band_sd, rel=0.15)
+    window = _gaussian_windows(band_sd)[0]
+    fitted = spread.apply(window.forecast)
+    np.testing.assert_array_equal(fitted.quantiles[0.5], window.forecast.quantiles[0.5])
+    assert (fitted.quantiles[0.1] <= fitted.quantiles[0.5]).all()
+    below = float(np.mean(window.actual < fitted.quantiles[0.1]))
+    assert 0.05 <= below <= 0.15
+
+
+def test_quantile_spread_leaves_calibrated_bands_alone() -> None:
+    spread = QuantileSpread.fit(_gaussian_windows(10.0))
+    assert spread.factors == {0.1: 1.0, 0.5: 1.0, 0.9: 1.0}
+    window = _gaussian_windows(10.0)[0]
+    assert spread.apply(window.forecast) is window.forecast

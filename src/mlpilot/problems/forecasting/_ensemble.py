@@ -1,6 +1,8 @@
 """Ensembles of forecasting models: greedy forward selection (with replacement) of the models'
 backtest forecasts, the mean and every quantile averaged with the same weights, scored by the
-job's objective over all backtest windows."""
+job's objective over all backtest windows; then each quantile's distance from the median
+rescaled so the bands are as wide as the backtests say they should be (:class:`QuantileSpread`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import numpy as np
 from mlpilot.problems.forecasting._backtest import WindowForecast
 from mlpilot.problems.forecasting.models import Forecast
 
-__all__ = ["EnsembleSelection", "blend_forecasts", "select_ensemble"]
+__all__ = ["EnsembleSelection", "QuantileSpread", "blend_forecasts", "select_ensemble"]
 
 #: Loss of a window's blended forecast (smaller is better): ``(window, forecast)``, the window
 #: giving what happened, which series and where (for losses scaled by each series' history).
@@ -21,6 +23,14 @@ Loss = Callable[[WindowForecast, Forecast], float]
 #: Selection rounds: each adds one model (again, if it helps most), so weights are multiples
 #: of 1/ROUNDS.
 ROUNDS = 25
+#: The spread factors :class:`QuantileSpread` tries, 1/4 to 4 evenly on a log scale (1 keeps
+#: a band as the models gave it).
+SPREAD_FACTORS = tuple(
+    float(f) for f in np.round(np.exp(np.linspace(-np.log(4.0), np.log(4.0), 41)), 4)
+)
+#: Relative gain in a quantile's backtest loss below which its band is left as it was (a few
+#: windows should not move a band for a rounding error's worth).
+MIN_SPREAD_GAIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -97,3 +107,55 @@ def select_ensemble(
         best_single,
         singles[best_single],
     )
+
+
+@dataclass(frozen=True)
+class QuantileSpread:
+    """A factor per quantile level by which its distance from the median (the 0.5 quantile,
+    or the mean without one) is multiplied.
+
+    Models' bands are often too narrow (a conformal band from few errors, a local model's
+    interval over a long horizon) or too wide; each quantile's factor is the one with the
+    smallest weighted quantile loss on the backtest forecasts, so p10 and p90 can move apart
+    by different amounts (a skewed error). Factors of 1 change nothing.
+    """
+
+    factors: dict[float, float]
+
+    def apply(self, forecast: Forecast) -> Forecast:
+        if all(f == 1.0 for f in self.factors.values()):
+            return forecast
+        centre = forecast.quantiles.get(0.5, forecast.mean)
+        bands = {
+            q: centre + self.factors.get(q, 1.0) * (band - centre)
+            for q, band in forecast.quantiles.items()
+        }
+        return Forecast(forecast.mean, bands).ordered()
+
+    @classmethod
+    def fit(cls, windows: Sequence[WindowForecast]) -> QuantileSpread:
+        """The factors that fit the backtest ``windows`` best (each quantile's loss averaged
+        over the windows, as the objective averages it)."""
+        if not windows:
+            return cls({})
+        levels = sorted(windows[0].forecast.quantiles)
+        factors: dict[float, float] = {}
+        for q in levels:
+            if abs(q - 0.5) < 1e-12:
+                factors[q] = 1.0
+                continue
+            losses = np.zeros(len(SPREAD_FACTORS))
+            for window in windows:
+                actual = window.actual
+                centre = window.forecast.quantiles.get(0.5, window.forecast.mean)
+                offset = window.forecast.quantiles[q] - centre
+                denominator = float(np.abs(actual).sum()) or 1.0
+                for i, factor in enumerate(SPREAD_FACTORS):
+                    error = actual - (centre + factor * offset)
+                    pinball = np.maximum(q * error, (q - 1) * error).sum()
+                    losses[i] += 2 * pinball / denominator
+            best = int(np.argmin(losses))
+            unchanged = losses[SPREAD_FACTORS.index(1.0)]
+            gain = (unchanged - losses[best]) / unchanged if unchanged > 0 else 0.0
+            factors[q] = SPREAD_FACTORS[best] if gain >= MIN_SPREAD_GAIN else 1.0
+        return cls(factors)

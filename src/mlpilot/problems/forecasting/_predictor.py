@@ -20,7 +20,7 @@ from mlpilot.config import ForecastingConfig
 from mlpilot.data import Frequency
 from mlpilot.errors import ConfigError, MlpilotError, PredictionInputError
 from mlpilot.metrics import quantile_level, season_length
-from mlpilot.problems.forecasting._ensemble import blend_forecasts
+from mlpilot.problems.forecasting._ensemble import QuantileSpread, blend_forecasts
 from mlpilot.problems.forecasting._series import SeriesSet, prepare_series
 from mlpilot.problems.forecasting.models import Forecast, Forecaster, get_forecaster
 
@@ -132,6 +132,9 @@ class ForecastPredictor:
         0 are not run.
     history:
         The training series, kept (targets only) to forecast from when no table is given.
+    spread:
+        How the blended bands are rescaled (the ensemble's :class:`QuantileSpread`); None
+        keeps them as the models give them.
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class ForecastPredictor:
         models: Mapping[str, Forecaster],
         weights: Mapping[str, float],
         history: SeriesSet,
+        spread: QuantileSpread | None = None,
     ) -> None:
         chosen = {name: float(w) for name, w in weights.items() if w > 0}
         if not chosen:
@@ -157,6 +161,7 @@ class ForecastPredictor:
         self.settings = settings
         self.models = {name: models[name] for name in chosen}
         self.weights = chosen
+        self.spread = spread or QuantileSpread({})
         self.season_length = season_length(settings.frequency.alias)
         self._history = _History.of(history)
 
@@ -169,6 +174,7 @@ class ForecastPredictor:
         *,
         params: Mapping[str, dict[str, Any]] | None = None,
         seed: int = 0,
+        spread: QuantileSpread | None = None,
         deadline: float | None = None,
         features: Sequence[str] | None = None,
         feature_types: Mapping[str, str] | None = None,
@@ -193,7 +199,7 @@ class ForecastPredictor:
                 model = get_forecaster(name)(season, (params or {}).get(name), seed)
                 model.fit(arrays, deadline)
                 models[name] = model
-        return cls(settings, models, weights, series)
+        return cls(settings, models, weights, series, spread)
 
     # -- forecasting ------------------------------------------------------------------------------
 
@@ -212,7 +218,8 @@ class ForecastPredictor:
             name: model.forecast(arrays, self.settings.horizon, self.settings.levels)
             for name, model in self.models.items()
         }
-        return self._frame(history, blend_forecasts(forecasts, self.weights))
+        blended = blend_forecasts(forecasts, self.weights)
+        return self._frame(history, self.spread.apply(blended))
 
     def _prepare(self, table: pd.DataFrame) -> SeriesSet:
         if not isinstance(table, pd.DataFrame):
@@ -265,6 +272,10 @@ class ForecastPredictor:
             "output_columns": s.output_columns,
             "season_length": self.season_length,
             "weights": dict(sorted(self.weights.items())),
+            "quantile_spread": {
+                name: self.spread.factors.get(level, 1.0)
+                for name, level in zip(s.quantiles, s.levels, strict=True)
+            },
             "series": len(self._history.lengths),
             "history_rows": int(self._history.lengths.sum()),
         }

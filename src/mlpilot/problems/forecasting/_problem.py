@@ -16,6 +16,7 @@ from mlpilot.metrics import season_length as season_of
 from mlpilot.package import SeriesModel
 from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
 from mlpilot.problems.forecasting._backtest import BacktestPlan, plan_backtests
+from mlpilot.problems.forecasting._ensemble import QuantileSpread
 from mlpilot.problems.forecasting._predictor import ForecastPredictor, SeriesSettings
 from mlpilot.problems.forecasting._series import SeriesSet
 from mlpilot.problems.forecasting._training import (
@@ -176,13 +177,16 @@ class ForecastingProblem:
         spec = session.config.problem_as(ForecastingConfig)
         assert self.series is not None
         details = best.details
+        spread = QuantileSpread({})
         if details.get("Algorithm") == ENSEMBLE:
             weights = {m: float(w) for m, w in details["Weights"].items()}
+            factors = details.get("QuantileSpread") or {}
+            spread = QuantileSpread({float(q): float(f) for q, f in factors.items()})
         else:
             weights = {str(details["Algorithm"]): 1.0}
         note = ""
         try:
-            predictor = self._fit_final(session, spec, weights, session.budget.deadline())
+            predictor = self._fit_final(session, spec, weights, spread, session.budget.deadline())
         except ForecastTimeout:
             # No time to refit the global models: the local ones (fit when forecasting) ship.
             local = {m: w for m, w in weights.items() if get_forecaster(m).local}
@@ -192,7 +196,7 @@ class ForecastingProblem:
             dropped = sorted(set(weights) - set(local))
             weights = {m: w / total for m, w in local.items()}
             note = f"; {', '.join(dropped)} left out: no time left to refit it on all history"
-            predictor = self._fit_final(session, spec, weights, None)
+            predictor = self._fit_final(session, spec, weights, spread, None)
         candidate = {"CandidateName": best.name, "Algorithm": details.get("Algorithm")}
         destination = session.layout.final_model(best.name)
         SeriesModel.build(predictor, candidate=candidate).save(destination)
@@ -205,6 +209,7 @@ class ForecastingProblem:
         session: JobSession,
         spec: ForecastingConfig,
         weights: dict[str, float],
+        spread: QuantileSpread,
         deadline: float | None,
     ) -> ForecastPredictor:
         assert self.series is not None
@@ -214,6 +219,7 @@ class ForecastingProblem:
             weights,
             params={m: self.model_params(spec, m) for m in weights},
             seed=session.config.seed,
+            spread=spread,
             deadline=deadline,
             features=self.features,
             feature_types=self.feature_types,

@@ -19,7 +19,11 @@ from mlpilot.metrics import (
 )
 from mlpilot.problems._protocol import CandidateReport, JobSession
 from mlpilot.problems.forecasting._backtest import BacktestPlan, WindowForecast
-from mlpilot.problems.forecasting._ensemble import blend_forecasts, select_ensemble
+from mlpilot.problems.forecasting._ensemble import (
+    QuantileSpread,
+    blend_forecasts,
+    select_ensemble,
+)
 from mlpilot.problems.forecasting._trial import (
     ForecastTask,
     ForecastTrialResult,
@@ -78,6 +82,7 @@ def train_models(problem: ForecastingProblem, session: JobSession) -> str:
     queue = TaskQueue(session.executor, budget)
     pending = list(enumerate(problem.models, start=1))[: cfg.effective_max_candidates]
     completed: dict[str, str] = {}  # model → candidate name
+    out_of_time: list[str] = []  # models skipped because the budget ran out
 
     def fill() -> None:
         while pending and queue.free > 0:
@@ -85,6 +90,7 @@ def train_models(problem: ForecastingProblem, session: JobSession) -> str:
             left = budget.left(budget.end_reserve() + problem.tail_seconds())
             limit = budget.task_limit(left, MAX_TRIAL_SHARE)
             if limit is not None and limit < 1.0:
+                out_of_time.append(model)
                 name = candidate_name(cfg.name, number, model, {})
                 session.candidate_started(CandidateReport(name, "InProgress"))
                 session.candidate_finished(
@@ -130,17 +136,18 @@ def train_models(problem: ForecastingProblem, session: JobSession) -> str:
     queue.run(fill, handle)
     if budget.stop_requested():
         return "Stopped"
-    if len(completed) >= 2:
+    if completed:
         _ensemble(problem, session, completed)
-    left = budget.left()
-    return (
-        "MaxAutoMLJobRuntimeReached" if left is not None and left <= 0 else "MaxCandidatesReached"
-    )
+    left = budget.left(budget.end_reserve())
+    ran_out = out_of_time or (left is not None and left <= 0)
+    return "MaxAutoMLJobRuntimeReached" if ran_out else "MaxCandidatesReached"
 
 
 def _ensemble(problem: ForecastingProblem, session: JobSession, completed: dict[str, str]) -> None:
-    """Forward selection over the completed models' backtests; recorded as a candidate (the
-    job's best if it beats every single model on the objective)."""
+    """Forward selection over the completed models' backtests, its bands rescaled to the
+    backtests (:class:`QuantileSpread`); recorded as a candidate (the job's best if it beats
+    every single model on the objective). One completed model makes an ensemble of itself with
+    rescaled bands."""
     assert problem.analysis is not None and problem.plan is not None
     objective = problem.analysis.objective
     quantiles = problem.quantile_levels
@@ -154,7 +161,11 @@ def _ensemble(problem: ForecastingProblem, session: JobSession, completed: dict[
     number = len(problem.models) + 1
     name = candidate_name(session.config.name, number, ENSEMBLE, selection.weights)
     session.candidate_started(CandidateReport(name, "InProgress", details={"Algorithm": ENSEMBLE}))
-    windows = _blended_windows(backtests, selection.weights)
+    blended = _blended_windows(backtests, selection.weights)
+    spread = QuantileSpread.fit(blended)
+    windows = [
+        WindowForecast(w.window, w.series, w.actual, spread.apply(w.forecast)) for w in blended
+    ]
     window_metrics = score_windows(windows, series, plan, season)
     result = ForecastTrialResult(
         number,
@@ -167,6 +178,7 @@ def _ensemble(problem: ForecastingProblem, session: JobSession, completed: dict[
     details = {
         "Algorithm": ENSEMBLE,
         "Weights": selection.weights,
+        "QuantileSpread": {str(q): f for q, f in spread.factors.items()},
         "Members": {m: completed[m] for m in selection.weights},
         "BestSingleModel": selection.best_single,
     }

@@ -111,10 +111,21 @@ class Forecaster(ABC):
     ) -> Forecast: ...
 
 
+#: The most recent values a local model is fit on: a model per series gains little from
+#: years of half-hourly history, and fitting ETS or ARIMA on all of it would take minutes.
+MAX_LOCAL_HISTORY = 2500
+
+
 class LocalForecaster(Forecaster):
-    """A model fit to each series on its own, when it is forecast."""
+    """A model fit to each series on its own, when it is forecast, on the last
+    :data:`MAX_LOCAL_HISTORY` values of the series (more for a long season: at least ten
+    seasons)."""
 
     local: ClassVar[bool] = True
+
+    @property
+    def max_history(self) -> int:
+        return max(MAX_LOCAL_HISTORY, 10 * self.season_length)
 
     @abstractmethod
     def forecast_one(self, y: np.ndarray, horizon: int, quantiles: Sequence[float]) -> Forecast:
@@ -131,7 +142,7 @@ class LocalForecaster(Forecaster):
                     f"{self.name} forecast {len(means)} of {len(history)} series before its "
                     "deadline"
                 )
-            one = self.forecast_one(y, horizon, q)
+            one = self.forecast_one(y[-self.max_history :], horizon, q)
             means.append(one.mean[0])
             for level in q:
                 bands[level].append(one.quantiles[level][0])
