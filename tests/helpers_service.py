@@ -1,4 +1,5 @@
-"""A real ``mlpilot serve`` process on 127.0.0.1 for the service tests, and clients for it."""
+"""A real ``mlpilot serve`` process on 127.0.0.1 for the service tests, and clients for it
+(boto3, raw HTTP, the AWS CLI)."""
 
 from __future__ import annotations
 
@@ -131,6 +132,60 @@ class ServiceProcess:
             },
             timeout=30,
         )
+
+
+class Aws:
+    """The AWS CLI (v1, from PyPI) as the recipe runs it, in a folder of its own."""
+
+    def __init__(self, cwd: Path, endpoint: str, s3_endpoint: str | None) -> None:
+        self.cwd = cwd
+        self.endpoint = endpoint
+        self.env = client_env(s3_endpoint)
+
+    def __call__(self, *args: str, endpoint: bool = True) -> str:
+        extra = ["--endpoint-url", self.endpoint] if endpoint else []
+        result = subprocess.run(
+            [sys.executable, "-m", "awscli", *args, *extra],
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=300,
+        )
+        assert result.returncode == 0, f"aws {' '.join(args)}: {result.stderr}"
+        return result.stdout.strip()
+
+    def fails(self, *args: str) -> str:
+        """A command that must fail: what the AWS CLI printed on stderr."""
+        result = subprocess.run(
+            [sys.executable, "-m", "awscli", *args, "--endpoint-url", self.endpoint],
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=300,
+        )
+        assert result.returncode != 0, f"aws {' '.join(args)} succeeded: {result.stdout}"
+        return result.stderr.strip()
+
+    def monitor(self, name: str, timeout: float = 300) -> str:
+        """The recipe's monitor_autopilot_job loop (without its 60 s sleep)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self(
+                "sagemaker",
+                "describe-auto-ml-job-v2",
+                "--auto-ml-job-name",
+                name,
+                "--query",
+                "AutoMLJobStatus",
+                "--output",
+                "text",
+            )
+            if status in ("Completed", "Failed", "Stopped"):
+                return status
+            time.sleep(1)
+        raise AssertionError(f"{name} did not finish in {timeout} s")
 
 
 def automl_request(

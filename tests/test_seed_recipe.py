@@ -8,15 +8,13 @@ paths.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers_service import ROLE, ServiceProcess, client_env
+from helpers_service import ROLE, Aws, ServiceProcess
 
 # Left out of `make test-fast`: the service and the AWS CLI in subprocesses.
 pytestmark = pytest.mark.slow
@@ -70,47 +68,6 @@ def recipe_job_config(name: str, input_uri: str, output_uri: str) -> dict[str, o
             {"Key": "Environment", "Value": "Development"},
         ],
     }
-
-
-class Aws:
-    """The AWS CLI (v1, from PyPI) as the recipe runs it, in a folder of its own."""
-
-    def __init__(self, cwd: Path, endpoint: str, s3_endpoint: str | None) -> None:
-        self.cwd = cwd
-        self.endpoint = endpoint
-        self.env = client_env(s3_endpoint)
-
-    def __call__(self, *args: str, endpoint: bool = True) -> str:
-        extra = ["--endpoint-url", self.endpoint] if endpoint else []
-        result = subprocess.run(
-            [sys.executable, "-m", "awscli", *args, *extra],
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=300,
-        )
-        assert result.returncode == 0, f"aws {' '.join(args)}: {result.stderr}"
-        return result.stdout.strip()
-
-    def monitor(self, name: str, timeout: float = 300) -> str:
-        """The recipe's monitor_autopilot_job loop (without its 60 s sleep)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = self(
-                "sagemaker",
-                "describe-auto-ml-job-v2",
-                "--auto-ml-job-name",
-                name,
-                "--query",
-                "AutoMLJobStatus",
-                "--output",
-                "text",
-            )
-            if status in ("Completed", "Failed", "Stopped"):
-                return status
-            time.sleep(1)
-        raise AssertionError(f"{name} did not finish in {timeout} s")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """One batch transform's process: ``python -m mlpilot.service._transform_runner --store URL
---job NAME``. Loads the model in-process (the same codec as the container), streams the
-inputs through it, and reports progress and the end into the store."""
+--job NAME``. Loads the model in-process (the same codec as the container; a forecasting model
+gets payloads of whole series), streams the inputs through it, and reports progress and the
+end into the store."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     status, reason = "Completed", ""
     try:
-        from mlpilot.package import InferenceModel
+        from mlpilot.package import load_model
         from mlpilot.service._deploy import MODEL
         from mlpilot.serving import ModelInvoker, TransformSpec, resolve_model, run_transform
 
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = TransformSpec.from_request(record)
         folder = resolve_model(container["ModelDataUrl"], cache_dir=args.cache)
         environment = {**(container.get("Environment") or {}), **spec.container_environment()}
-        invoker = ModelInvoker(InferenceModel.load(folder), environment)
+        invoker = ModelInvoker(load_model(folder), environment)
         result = run_transform(spec, invoker, stop_event=_STOP, progress=progress)
         status = result.status
         final_progress = {

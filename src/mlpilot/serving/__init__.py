@@ -2,7 +2,8 @@
 variants made of such containers, and batch transform.
 
 - :class:`Predictor` / :func:`create_app` / :func:`serve`: one model answering ``/ping`` and
-  ``/invocations`` (what ``mlpilot serve-model`` runs).
+  ``/invocations`` (what ``mlpilot serve-model`` runs); :class:`ForecastHandler` is the
+  forecasting sibling of :class:`Predictor`, :func:`handler_for` picks one for a package.
 - :class:`EndpointRuntime`: variants of ``serve-model`` processes with SageMaker's routing,
   scaling, updates without downtime and per-variant metrics.
 - :func:`run_transform`: CreateTransformJob's semantics over local or S3 objects, streaming.
@@ -32,6 +33,8 @@ from mlpilot.serving._errors import (
     TransformError,
     UnknownVariantError,
 )
+from mlpilot.serving._forecast import ForecastHandler, decode_history, encode_forecast
+from mlpilot.serving._handlers import Handler, handler_for
 from mlpilot.serving._invokers import EndpointInvoker, HttpInvoker, Invoker, ModelInvoker
 from mlpilot.serving._jsonpath import JsonPath, JsonPathError, JsonPathMismatch, compile_path
 from mlpilot.serving._runtime import EndpointRuntime
@@ -53,6 +56,8 @@ __all__ = [
     "EndpointRuntimeError",
     "EndpointStartError",
     "EndpointUnavailableError",
+    "ForecastHandler",
+    "Handler",
     "HttpInvoker",
     "InvocationError",
     "InvocationResult",
@@ -72,9 +77,12 @@ __all__ = [
     "choose_accept",
     "compile_path",
     "create_app",
+    "decode_history",
     "decode_rows",
     "default_cache_dir",
+    "encode_forecast",
     "encode_predictions",
+    "handler_for",
     "load_served_model",
     "parse_env_options",
     "parse_output_keys",

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mlpilot.serving._codec import ERROR_CONTENT_TYPE, InvocationResult, Predictor, ServingSettings
+from mlpilot.serving._codec import ERROR_CONTENT_TYPE, InvocationResult, ServingSettings
+from mlpilot.serving._handlers import handler_for
 
 __all__ = ["INLINE_BYTES", "create_app"]
 
@@ -33,9 +34,10 @@ def _too_large(size: int, limit: int) -> Response:
 
 
 def create_app(model: Any, settings: ServingSettings | None = None) -> Starlette:
-    """A Starlette app serving ``model`` with ``settings`` (from the process environment when
-    omitted). The model is ready when this returns, so ``/ping`` answers 200 at once."""
-    predictor = Predictor(model, settings)
+    """A Starlette app serving ``model`` (a tabular or a forecasting package) with ``settings``
+    (from the process environment when omitted). The model is ready when this returns, so
+    ``/ping`` answers 200 at once."""
+    predictor = handler_for(model, settings)
     limit = predictor.settings.max_payload_bytes
     parameters = predictor.settings.execution_parameters()
 

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from mlpilot.serving._codec import InvocationResult, Predictor, ServingSettings
+from mlpilot.serving._codec import InvocationResult, ServingSettings
 from mlpilot.serving._errors import ContainerFailure, EndpointUnavailableError
+from mlpilot.serving._handlers import handler_for
 
 __all__ = ["EndpointInvoker", "HttpInvoker", "Invoker", "ModelInvoker"]
 
@@ -26,12 +27,16 @@ class Invoker(Protocol):
 
 
 class ModelInvoker:
-    """An :class:`~mlpilot.package.InferenceModel` in this process, behind the same codec as
-    the container. ``environment`` is the container environment (content keys, default
-    ``Accept``, ``SAGEMAKER_MAX_PAYLOAD_IN_MB``...); the process environment is not read."""
+    """A model package (:class:`~mlpilot.package.InferenceModel` or
+    :class:`~mlpilot.package.SeriesModel`) in this process, behind the same codec as the
+    container. ``environment`` is the container environment (content keys, default ``Accept``,
+    ``SAGEMAKER_MAX_PAYLOAD_IN_MB``...); the process environment is not read."""
 
     def __init__(self, model: Any, environment: Mapping[str, str] | None = None) -> None:
-        self.predictor = Predictor(model, ServingSettings.from_environment(environment or {}))
+        self.predictor = handler_for(model, ServingSettings.from_environment(environment or {}))
+        #: For a forecasting model, the columns keying a series (batch transform keeps each
+        #: series whole in one payload); None for a tabular one.
+        self.series_keys: tuple[str, ...] | None = getattr(self.predictor, "series_keys", None)
 
     def __call__(
         self, body: bytes, content_type: str | None, accept: str | None

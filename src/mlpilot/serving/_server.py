@@ -42,13 +42,15 @@ def load_served_model(
     strict_versions: bool = False,
     warn: Callable[[str], None] | None = None,
 ) -> Any:
-    """Resolve ``source`` (folder, archive or URI) and load it; version warnings go to ``warn``."""
-    from mlpilot.package import InferenceModel, ModelVersionWarning
+    """Resolve ``source`` (folder, archive or URI) and load the model it holds (an
+    :class:`~mlpilot.package.InferenceModel` or a :class:`~mlpilot.package.SeriesModel`);
+    version warnings go to ``warn``."""
+    from mlpilot.package import ModelVersionWarning, load_model
 
     local = resolve_model(source, cache_dir=cache_dir)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ModelVersionWarning)
-        model = InferenceModel.load(local, strict=strict_versions)
+        model = load_model(local, strict=strict_versions)
     for warning in caught:
         if issubclass(warning.category, ModelVersionWarning) and warn:
             warn(str(warning.message))
@@ -165,7 +167,7 @@ def serve(
     name = model.info.get("candidate", {}).get("CandidateName") or Path(str(source)).name
     shown = f"[{host}]" if ":" in host else host
     say(
-        f"Serving {name} ({model.problem_type.value}) on http://{shown}:{bound} "
+        f"Serving {name} ({model.problem_type}) on http://{shown}:{bound} "
         "(POST /invocations, GET /ping)"
     )
     if port_file is not None:

@@ -6,6 +6,10 @@ the model's answers are written to a temporary file as they come, so memory stay
 ``MaxConcurrentTransforms × MaxPayloadInMB`` whatever the size of the input. An output object
 appears only once its whole input succeeded (a rename, or an upload at the end of the object).
 
+A forecasting model (an invoker with ``series_keys``) gets payloads of whole series instead
+(:mod:`._transform_series`: an object's rows are grouped by series in memory) and its answers,
+forecasts, are written one after another.
+
 Here: the run (reading records, calling the model, writing answers, publishing each object).
 The job's settings are in :mod:`._transform_spec`, the record formats in
 :mod:`._transform_records`, listing and opening the inputs in :mod:`._transform_inputs`.
@@ -25,12 +29,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlpilot.errors import DataError
-from mlpilot.serving._codec import CSV, InvocationResult
+from mlpilot.serving._codec import CSV, InvocationResult, media_type
 from mlpilot.serving._errors import ContainerFailure, TransformError
 from mlpilot.serving._jsonpath import JsonPath, JsonPathMismatch, compile_path
 from mlpilot.serving._storage import Location, locate, one_line
 from mlpilot.serving._transform_inputs import input_objects, open_input
 from mlpilot.serving._transform_records import (
+    RECORD_TYPES,
     Batch,
     Record,
     dump_record,
@@ -38,6 +43,7 @@ from mlpilot.serving._transform_records import (
     parse_record,
     split_outputs,
 )
+from mlpilot.serving._transform_series import series_batches
 from mlpilot.serving._transform_spec import (
     MAX_PAYLOAD_MB,
     MIB,
@@ -237,8 +243,12 @@ class _Run:
                 )
                 raise TransformError(f"{uri} line {record.line}: {step}: {exc}") from None
 
+    def batches_of(self, stream: IO[bytes], uri: str) -> Iterator[Batch]:
+        """The payloads of one input object, in order."""
+        return self.batches(self.records_of(stream, uri), uri)
+
     def transform(self, stream: IO[bytes], sink: IO[bytes], uri: str) -> None:
-        batches = self.batches(self.records_of(stream, uri), uri)
+        batches = self.batches_of(stream, uri)
         if self.concurrent == 1:
             for batch in batches:
                 if self.stopped():
@@ -275,6 +285,56 @@ class _Run:
         self.tell(uri)
 
 
+class _SeriesRun(_Run):
+    """A forecasting model's run: each payload holds whole series (:func:`series_batches`),
+    and the answers are forecasts, written one after another with the CSV header once."""
+
+    def __init__(
+        self,
+        spec: TransformSpec,
+        invoke: Callable[[bytes, str | None, str | None], InvocationResult],
+        stop_event: threading.Event | None,
+        progress: Callable[[TransformProgress], None] | None,
+        keys: tuple[str, ...],
+    ) -> None:
+        super().__init__(spec, invoke, stop_event, progress)
+        if self.processing:
+            raise TransformError(
+                "DataProcessing (InputFilter, OutputFilter, JoinSource) does not apply to a "
+                "forecasting model: its output rows are forecasts, not one per input row"
+            )
+        self.keys = keys
+        self.first_answer = True
+
+    def batches_of(self, stream: IO[bytes], uri: str) -> Iterator[Batch]:
+        if self.spec.split_type == "None":
+            return super().batches_of(stream, uri)  # the whole object: its series are whole
+        return series_batches(
+            stream,
+            uri,
+            keys=self.keys,
+            kind=self.kind,
+            max_bytes=self.max_bytes,
+            multi=self.multi,
+        )
+
+    def transform(self, stream: IO[bytes], sink: IO[bytes], uri: str) -> None:
+        self.first_answer = True
+        super().transform(stream, sink, uri)
+
+    def blame(self, batch: Batch, uri: str) -> None:
+        """Nothing to bisect: the model's refusal names the series."""
+
+    def write(self, sink: IO[bytes], batch: Batch, result: InvocationResult, uri: str) -> None:
+        body = result.body
+        if not self.first_answer and RECORD_TYPES.get(media_type(result.content_type)[0]) == CSV:
+            body = body.partition(b"\n")[2]  # one header line per output object
+        self.first_answer = False
+        sink.write(body)
+        if self.line_end and body and not body.endswith(b"\n"):
+            sink.write(self.line_end)
+
+
 def _refusal(result: InvocationResult) -> str:
     return f"the model refused the record (status {result.status}): {result.message.strip()}"
 
@@ -304,6 +364,7 @@ def run_transform(
     *,
     stop_event: threading.Event | None = None,
     progress: Callable[[TransformProgress], None] | None = None,
+    series_keys: tuple[str, ...] | None = None,
 ) -> TransformResult:
     """Run a batch transform to the end.
 
@@ -319,12 +380,21 @@ def run_transform(
         returns ``status="Stopped"``.
     progress:
         Called with a :class:`TransformProgress` after every payload and every object.
+    series_keys:
+        For a forecasting model, the columns keying a series (item id, then grouping): each
+        payload then holds whole series and the output is the forecast. Taken from the
+        invoker's ``series_keys`` (:class:`ModelInvoker` of a forecasting model) when omitted.
 
     Raises :class:`TransformError` naming the object and line on the first failure (outputs of
     objects finished before it stay), or :class:`ConfigError` for a bad spec.
     """
     spec.validate()
-    run = _Run(spec, invoke, stop_event, progress)
+    keys = series_keys if series_keys is not None else getattr(invoke, "series_keys", None)
+    run = (
+        _SeriesRun(spec, invoke, stop_event, progress, tuple(keys))
+        if keys
+        else _Run(spec, invoke, stop_event, progress)
+    )
     try:
         inputs = input_objects(spec)
         output_root = locate(spec.output_path, what="output path")

@@ -48,8 +48,12 @@ class Batch:
 
     records: list[Record]
     payload: bytes
+    #: What messages call the batch instead of its line range (a forecast's series).
+    label: str = ""
 
     def lines(self) -> str:
+        if self.label:
+            return self.label
         first, last = self.records[0].line, self.records[-1].line
         return f"line {first}" if first == last else f"lines {first}-{last}"
 
