@@ -432,6 +432,7 @@ class AutoMLJob:
             objective_value=report.objective_value,
             metrics=dict(report.metrics),
             failure_reason=report.failure_reason,
+            artifacts=dict(report.artifacts),
             details=dict(report.details),
         )
 
