@@ -108,7 +108,9 @@ def _by_hand(actual: np.ndarray, mean: np.ndarray, history: list[np.ndarray]) ->
     for tau, q in ((0.1, f - 1.5), (0.5, f), (0.9, f + 2.0)):
         loss = np.sum(tau * np.maximum(y - q, 0) + (1 - tau) * np.maximum(q - y, 0))
         out[f"wQL[{tau}]"] = 2 * loss / np.sum(np.abs(y))
-    out["AverageWeightedQuantileLoss"] = np.mean([out["wQL[0.1]"], out["wQL[0.5]"], out["wQL[0.9]"]])
+    out["AverageWeightedQuantileLoss"] = np.mean(
+        [out["wQL[0.1]"], out["wQL[0.5]"], out["wQL[0.9]"]]
+    )
     ratios = []
     for row in range(len(actual)):
         h = history[row]
@@ -165,7 +167,9 @@ def test_timestamps_return_to_the_time_zone_given(tmp_path: Path) -> None:
             "y": np.arange(12.0) + 1,
         }
     )
-    series = prepare_series(table, target="y", timestamp="ts", item_id="id", frequency="h", horizon=3)
+    series = prepare_series(
+        table, target="y", timestamp="ts", item_id="id", frequency="h", horizon=3
+    )
     plan = BacktestPlan(horizon=3, windows=1, reason="by hand")
     actual = np.array([[10.0, 11.0, 12.0]])
     window = WindowForecast(0, (0,), actual, Forecast(actual, {0.5: actual}))

@@ -141,12 +141,12 @@ def accuracy_frame(
         )
     frame = pd.DataFrame(rows)
     if rows:
-        members = {s for w in windows for s in w.series}
+        scored = {s for w in windows for s in w.series}
         average = {
             WINDOW: AVERAGE,
             WINDOW_START: frame[WINDOW_START].min(),
             WINDOW_END: frame[WINDOW_END].max(),
-            ITEMS: len(members),
+            ITEMS: len(scored),
             **average_over_windows(window_metrics),
         }
         frame = pd.concat([frame, pd.DataFrame([average])], ignore_index=True)
