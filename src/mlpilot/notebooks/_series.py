@@ -19,6 +19,7 @@ import pandas as pd
 
 from mlpilot.notebooks._display import figure, pct
 from mlpilot.notebooks._findings import Insight, fixes, markdown_table
+from mlpilot.problems.forecasting import SERIES
 from mlpilot.reports import SERIES_FILLED, SeriesSample, load_series_sample, series_key_text
 
 __all__ = ["INTERMITTENT_INTERVAL", "SeriesExploration"]
@@ -30,7 +31,6 @@ INTERMITTENT_INTERVAL = 1.32
 SEASONAL_ACF = 0.3
 #: Share of filled target values from which a finding is raised.
 MANY_FILLED = 0.1
-SERIES = "_series"
 
 
 class SeriesExploration:
