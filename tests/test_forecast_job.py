@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -18,7 +19,7 @@ from mlpilot.cli.main import app
 from mlpilot.config import ForecastingConfig, JobConfig
 from mlpilot.jobs import AutoMLJob, JobHooks
 from mlpilot.package import SeriesModel, load_model
-from mlpilot.reports import WhiteBox
+from mlpilot.reports import WhiteBox, execute_notebook
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ def tourism_config(output: Path, **settings: Any) -> JobConfig:
 
 
 def test_a_forecasting_job_backtests_ensembles_and_ships_the_best(tmp_path: Path) -> None:
-    job = AutoMLJob(tourism_config(tmp_path / "job"), observers=[WhiteBox()])
+    job = AutoMLJob(tourism_config(tmp_path / "job", max_runtime=40), observers=[WhiteBox()])
     record = job.run()
     assert record["AutoMLJobStatus"] == "Completed", record.get("FailureReason")
     assert record["AutoMLProblemTypeConfigName"] == "TimeSeriesForecasting"
@@ -89,18 +90,58 @@ def test_a_forecasting_job_backtests_ensembles_and_ships_the_best(tmp_path: Path
         "10-01",
     }
     assert (forecast["p10"] <= forecast["p50"]).all() and (forecast["p50"] <= forecast["p90"]).all()
-    # The white box (as the CLI and the service attach it) is for tabular jobs so far: each
-    # part is skipped, with the reason.
+    # The white box (as the CLI and the service attach it): the series notebook, executed; the
+    # model-quality report from the backtests; the other two skipped, each with its reason.
     reports = record["Mlpilot"]["Reports"]
-    assert set(reports) == {
-        "DataExplorationNotebook",
-        "CandidateDefinitionNotebook",
-        "Explainability",
-        "ModelInsights",
+    assert reports["DataExplorationNotebook"]["Status"] == "Completed", reports
+    assert reports["ModelInsights"]["Status"] == "Completed", reports
+    assert reports["CandidateDefinitionNotebook"]["Status"] == "Skipped"
+    assert "HPO jobs only" in reports["CandidateDefinitionNotebook"]["Reason"]
+    assert reports["Explainability"]["Status"] == "Skipped"
+    assert "CNN-QR or DeepAR+" in reports["Explainability"]["Reason"]
+    notebook = Path(record["AutoMLJobArtifacts"]["DataExplorationNotebookLocation"])
+    nb = nbformat.read(notebook, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.execution_count is not None for c in code)
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    images = {
+        c.metadata["tags"][0]
+        for c in code
+        if any("image/png" in o.get("data", {}) for o in c.outputs)
     }
-    assert all(
-        r["Status"] == "Skipped" and "tabular jobs only" in r["Reason"] for r in reports.values()
-    )
+    assert {"lengths-plot", "series-plot", "seasonality-plot"} <= images
+    assert "Intermittent series" in notebook.with_suffix(".html").read_text()
+    # It reads only what the job kept (its working data are gone): it runs again as it is.
+    assert not job.layout.work.exists()
+    execute_notebook(notebook, html=False)
+    insights = Path(reports["ModelInsights"]["Location"])
+    stats = json.loads((insights / "statistics.json").read_text())
+    assert len(stats["mlpilot"]["items_drawn"]) == 6  # the three worst and three best of 9
+    html = (insights / "report.html").read_text()
+    assert html.count("data:image/png;base64") == 1 + 6
+    # BacktestResults: every completed candidate (the ensemble too), in the record and the
+    # candidates (ListCandidatesForAutoMLJob's members).
+    locations = best["CandidateProperties"]["CandidateArtifactLocations"]
+    assert locations["ModelInsights"] == str(insights)
+    for candidate in job.candidates.values():
+        if candidate["CandidateStatus"] != "Completed":
+            continue
+        name = candidate["CandidateName"]
+        where = candidate["CandidateProperties"]["CandidateArtifactLocations"]
+        assert set(where) >= {"Explainability", "BacktestResults"}
+        folder = Path(where["BacktestResults"])
+        forecasts = pd.read_csv(folder / "forecasted-values" / f"{name}_part0.csv")
+        accuracy = pd.read_csv(folder / "accuracy-metrics-values" / f"{name}_part0.csv")
+        windows = int(forecasts["backtest_window"].max())
+        assert len(forecasts) == windows * 9 * 4  # every series in every window
+        average = accuracy.set_index("backtest_window").loc["Average"]
+        recorded = {
+            m["MetricName"]: m["Value"]
+            for m in candidate["CandidateProperties"]["CandidateMetrics"]
+        }
+        for metric in ("RMSE", "WAPE", "AverageWeightedQuantileLoss"):
+            assert average[metric] == pytest.approx(recorded[metric])
+    assert best["CandidateProperties"]["CandidateArtifactLocations"]["BacktestResults"]
 
 
 def test_only_the_algorithms_asked_for_run(tmp_path: Path) -> None:
@@ -208,6 +249,12 @@ def test_create_automl_job_v2_runs_a_forecasting_job(tmp_path: Path) -> None:
             AutoMLJobName="tourism-fc", SortBy="FinalObjectiveMetricValue"
         )["Candidates"]
         assert {c["CandidateName"] for c in listed} >= {best["CandidateName"]}
+        locations = best["CandidateProperties"]["CandidateArtifactLocations"]
+        assert Path(locations["BacktestResults"], "accuracy-metrics-values").is_dir()
+        for candidate in listed:
+            if candidate["CandidateStatus"] == "Completed":
+                where = candidate["CandidateProperties"]["CandidateArtifactLocations"]
+                assert Path(where["BacktestResults"], "forecasted-values").is_dir()
     finally:
         service.stop()
 

@@ -21,6 +21,8 @@ CLI)::
                                                         with model.tar.gz (ModelDataUrl)
     documentation/explainability/output/<candidate>/    explainability report
     documentation/model_monitor/output/<candidate>/     model-quality report
+    documentation/backtest_results/output/<candidate>/  forecasting: each candidate's backtest
+                                                        forecasts and accuracy per window
 """
 
 from __future__ import annotations
@@ -137,11 +139,20 @@ class JobLayout:
     def model_insights(self) -> Path:
         return self.root / "documentation" / "model_monitor" / "output"
 
+    @property
+    def backtest_results(self) -> Path:
+        return self.root / "documentation" / "backtest_results" / "output"
+
     def explainability_for(self, candidate: str) -> Path:
         return self.explainability / candidate
 
     def model_insights_for(self, candidate: str) -> Path:
         return self.model_insights / candidate
+
+    def backtest_results_for(self, candidate: str) -> Path:
+        """A forecasting candidate's BacktestResults prefix (``forecasted-values/``,
+        ``accuracy-metrics-values/``)."""
+        return self.backtest_results / candidate
 
     @property
     def work(self) -> Path:

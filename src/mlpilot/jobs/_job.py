@@ -248,6 +248,11 @@ class AutoMLJob:
     def validation(self) -> Any:
         return getattr(self.problem, "validation", None)
 
+    # The forecasting problem's prepared series (a SeriesSet), for the white box.
+    @property
+    def series(self) -> Any:
+        return getattr(self.problem, "series", None)
+
     def set_phase(self, secondary: SecondaryStatus) -> None:
         """Set the secondary status (an observer's phase, e.g. writing reports) and save."""
         self.set_status(secondary)
@@ -432,6 +437,7 @@ class AutoMLJob:
             objective_value=report.objective_value,
             metrics=dict(report.metrics),
             failure_reason=report.failure_reason,
+            artifacts=dict(report.artifacts),
             details=dict(report.details),
         )
 

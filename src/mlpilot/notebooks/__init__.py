@@ -1,7 +1,8 @@
 """The generated notebooks: data exploration and candidate definitions.
 
 A job writes both into ``sagemaker-automl-candidates/<job>-pr-1-<hash>/notebooks/``. The
-exploration notebook's cells call :class:`DataExploration`; the candidate notebook's cells use
+exploration notebook's cells call :class:`DataExploration` (:class:`SeriesExploration` for a
+forecasting job's series); the candidate notebook's cells use
 :class:`~mlpilot.search.CandidateDefinition`, :class:`~mlpilot.JobConfig` and
 :func:`train_candidates`.
 """
@@ -9,6 +10,7 @@ exploration notebook's cells call :class:`DataExploration`; the candidate notebo
 from mlpilot.notebooks._display import show, table_style
 from mlpilot.notebooks._exploration import DataExploration
 from mlpilot.notebooks._findings import Insight
+from mlpilot.notebooks._series import SeriesExploration
 from mlpilot.notebooks._train import (
     ProgressPrinter,
     TrainingSettings,
@@ -24,6 +26,7 @@ __all__ = [
     "DataExploration",
     "Insight",
     "ProgressPrinter",
+    "SeriesExploration",
     "TrainingSettings",
     "describe_candidates",
     "execute_notebook",

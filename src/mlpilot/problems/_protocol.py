@@ -67,6 +67,9 @@ class CandidateReport:
     package_dir: str | None = None
     #: Whether it can be packaged on its own as it is (a stacker becomes so once assembled).
     standalone: bool = True
+    #: ``CandidateProperties.CandidateArtifactLocations`` members the problem wrote (a
+    #: forecasting candidate's ``BacktestResults``).
+    artifacts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

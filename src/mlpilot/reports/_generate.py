@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from mlpilot._layout import JobLayout
-from mlpilot.errors import JobNotFoundError
+from mlpilot.errors import ConfigError, JobNotFoundError
 from mlpilot.package import InferenceModel
 from mlpilot.profile import DatasetProfile
 from mlpilot.reports._data import load_sample, load_targets
 from mlpilot.reports._explain import explain_model, write_explainability
+from mlpilot.reports._forecast_quality import write_forecast_insights
 from mlpilot.reports._quality import Evaluation, write_model_insights
 from mlpilot.search import load_validation_predictions
 
@@ -22,6 +23,7 @@ __all__ = [
     "final_model_dir",
     "generate_explainability",
     "generate_model_insights",
+    "is_forecasting",
     "load_evaluation",
 ]
 
@@ -49,6 +51,10 @@ def final_model_dir(layout: JobLayout, record: dict[str, Any]) -> Path:
         if Path(extra["FinalModel"]).exists():
             return Path(extra["FinalModel"])
     return candidate_model_dir(layout, record)
+
+
+def is_forecasting(job_record: dict[str, Any]) -> bool:
+    return job_record.get("AutoMLProblemTypeConfigName") == "TimeSeriesForecasting"
 
 
 def _objective(record: dict[str, Any]) -> str:
@@ -90,6 +96,12 @@ def generate_model_insights(
     layout: JobLayout, job_record: dict[str, Any], candidate: dict[str, Any]
 ) -> dict[str, Any]:
     """Write the model-quality report of ``candidate``; returns its statistics."""
+    if is_forecasting(job_record):
+        try:
+            model: Path | None = final_model_dir(layout, candidate)
+        except JobNotFoundError:
+            model = None  # the report goes without the forecast after the history
+        return write_forecast_insights(layout, job_record, candidate, model_dir=model)
     evaluation = load_evaluation(layout, job_record, candidate)
     return write_model_insights(
         evaluation,
@@ -110,6 +122,11 @@ def generate_explainability(
 ) -> dict[str, Any]:
     """Write the explainability report of ``candidate`` (its packaged model); returns the
     analysis document."""
+    if is_forecasting(job_record):
+        raise ConfigError(
+            "Explainability reports are not made for forecasting jobs yet (no impact scores); "
+            "the model-quality report and BacktestResults show how the forecasts did"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         location = final_model_dir(layout, candidate)

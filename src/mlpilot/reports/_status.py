@@ -13,9 +13,15 @@ from mlpilot.errors import ConfigError, JobNotFoundError
 from mlpilot.jobs import JobResults, load_job
 from mlpilot.profile import DatasetProfile
 from mlpilot.reports._build_exploration import build_exploration_notebook, write_notebook
+from mlpilot.reports._build_series_exploration import build_series_notebook
 from mlpilot.reports._data import SAMPLE_ROWS
 from mlpilot.reports._execute import execute_notebook, is_executed
-from mlpilot.reports._generate import generate_explainability, generate_model_insights
+from mlpilot.reports._generate import (
+    generate_explainability,
+    generate_model_insights,
+    is_forecasting,
+)
+from mlpilot.reports._series_data import FACTS
 
 __all__ = ["Artifact", "artifacts", "generate_reports"]
 
@@ -81,10 +87,11 @@ def artifacts(results: JobResults, candidate: str | None = None) -> list[Artifac
         )
     )
     path = layout.candidate_notebook
+    skipped = recorded.get("CandidateDefinitionNotebook", {}).get("Status") == "Skipped"
     out.append(
         Artifact(
             "Candidate definition notebook",
-            "Completed" if path.exists() else "Missing",
+            "Completed" if path.exists() else ("Skipped" if skipped else "Missing"),
             str(path),
             reason=""
             if path.exists()
@@ -144,12 +151,15 @@ def generate_reports(
     max_rows: int | None = None,
 ) -> list[Artifact]:
     """Make what is missing: run the exploration notebook, and write the explainability and
-    model-quality reports of ``candidate`` (default: the best). ``force`` remakes them."""
+    model-quality reports of ``candidate`` (default: the best). ``force`` remakes them. A
+    forecasting job has no explainability report (the job recorded why)."""
     results = load_job(job_dir)
     if results.status in _RUNNING:
         raise ConfigError(f"Job {results.name} is still running; generate its reports afterwards")
     layout = results.layout
     record = results.record
+    if is_forecasting(record):
+        explainability = False
     reports = record.setdefault("Mlpilot", {}).setdefault("Reports", {})
     changed = False
     if notebook:
@@ -237,6 +247,16 @@ def _point_to(results: JobResults, name: str, key: str, location: str) -> None:
 
 def _write_exploration(results: JobResults) -> None:
     layout = results.layout
+    if is_forecasting(results.record):
+        facts_path = layout.data_sample / FACTS
+        if not facts_path.exists():
+            raise JobNotFoundError(
+                f"Job {results.name} kept no series sample: it did not prepare its series"
+            )
+        facts = json.loads(facts_path.read_text())
+        nb = build_series_notebook(job_name=results.name, facts=facts, facts_path=facts_path)
+        write_notebook(nb, layout.exploration_notebook)
+        return
     if not layout.profile.exists():
         raise JobNotFoundError(f"Job {results.name} has no data profile: it did not analyse data")
     profile = DatasetProfile.load(layout.profile)

@@ -17,6 +17,11 @@ runtime budget back for the reports (``time_reserve``) and acts at three points:
     ``CandidateArtifactLocations`` and ``Mlpilot.Reports`` (what was made, skipped or failed,
     and why).
 
+Forecasting jobs get their own exploration notebook (about the series,
+:func:`build_series_notebook`) and model-quality report (:func:`write_forecast_insights`, from
+the candidate's BacktestResults); their candidate-definition notebook and explainability report
+are skipped, with the reason.
+
 Nothing here may fail the job: errors become a "Failed" entry in ``Mlpilot.Reports`` and a
 ``PartialFailureReasons`` message; what was skipped is made later by
 ``mlpilot report JOB --generate``.
@@ -36,7 +41,7 @@ import nbformat
 import pandas as pd
 
 from mlpilot._types import SecondaryStatus
-from mlpilot.config import TabularConfig
+from mlpilot.config import ForecastingConfig, TabularConfig
 from mlpilot.jobs import JobHooks
 from mlpilot.metrics import get_metric
 from mlpilot.reports._build_candidates import (
@@ -49,10 +54,17 @@ from mlpilot.reports._build_exploration import (
     profile_digest,
     write_notebook,
 )
+from mlpilot.reports._build_series_exploration import build_series_notebook, facts_digest
 from mlpilot.reports._data import SAMPLE_ROWS, save_data_sample, save_input_frames
 from mlpilot.reports._execute import is_executed, start_execution
 from mlpilot.reports._explain import OutOfTime
-from mlpilot.reports._generate import generate_explainability, generate_model_insights
+from mlpilot.reports._forecast_quality import write_forecast_insights
+from mlpilot.reports._generate import (
+    final_model_dir,
+    generate_explainability,
+    generate_model_insights,
+)
+from mlpilot.reports._series_data import FACTS, save_series_sample
 from mlpilot.runtime import LocalProcessExecutor
 
 __all__ = ["WhiteBox"]
@@ -75,15 +87,29 @@ EXPLAINABILITY = "Explainability"
 INSIGHTS = "ModelInsights"
 
 
-#: Why a job that is not on a table gets none of these (yet).
-NOT_TABULAR = "written for tabular jobs only so far (time-series reports: issue 12)"
+#: Why a job of another problem type gets none of these (yet).
+NOT_SUPPORTED = "written for tabular and time-series forecasting jobs only so far"
+#: Why a forecasting job has no candidate-definition notebook.
+NO_FORECAST_CANDIDATE_NOTEBOOK = (
+    "forecasting jobs backtest every model and ensemble them, with no hyperparameter search: "
+    "Autopilot writes this notebook for HPO jobs only (the models and settings are in "
+    "candidates.json)"
+)
+#: Why a forecasting job has no explainability report.
+NO_FORECAST_EXPLAINABILITY = (
+    "not made for forecasting jobs yet: Autopilot's impact scores explain covariates and "
+    "holidays through CNN-QR or DeepAR+ in the ensemble, and mlpilot has neither model; the "
+    "model-quality report and BacktestResults show how the forecasts did"
+)
+#: Seconds the forecasting model-quality report needs at least (forecasts a few items too).
+MIN_FORECAST_INSIGHTS_SECONDS = 3.0
 
 
 def report_reserve(config: Any) -> float:
     """Seconds of the runtime budget the search leaves for the reports."""
     if not getattr(config, "generate_reports", True) or not config.max_runtime:
         return 0.0
-    if not isinstance(config.problem, TabularConfig):
+    if not isinstance(config.problem, TabularConfig | ForecastingConfig):
         return 0.0
     return min(REPORT_TAIL_SECONDS, REPORT_TAIL_SHARE * config.max_runtime)
 
@@ -109,7 +135,9 @@ class WhiteBox(JobHooks):
         self.layout: Any = getattr(job, "layout", None)
         self.config: Any = getattr(job, "config", None)
         self.enabled = bool(getattr(self.config, "generate_reports", True))
-        self._tabular = isinstance(getattr(self.config, "problem", None), TabularConfig)
+        problem = getattr(self.config, "problem", None)
+        self._tabular = isinstance(problem, TabularConfig)
+        self._forecasting = isinstance(problem, ForecastingConfig)
         self.reports: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -128,9 +156,13 @@ class WhiteBox(JobHooks):
         """The candidate notebook now; the data sample and exploration notebook beside the
         search."""
         self._bind(job)
+        if self._forecasting:
+            self._skip(CANDIDATES, NO_FORECAST_CANDIDATE_NOTEBOOK)
+            self._start_background()
+            return
         if not self._tabular:
             for key in (EXPLORATION, CANDIDATES, EXPLAINABILITY, INSIGHTS):
-                self._skip(key, NOT_TABULAR)
+                self._skip(key, NOT_SUPPORTED)
             return
         try:
             self._definitions = space.resolved()
@@ -139,6 +171,9 @@ class WhiteBox(JobHooks):
             self._write_candidate_notebook(trials_run=None)
         except Exception as exc:
             self._failed(CANDIDATES, exc)
+        self._start_background()
+
+    def _start_background(self) -> None:
         self._thread = threading.Thread(
             target=self._background, name="mlpilot-whitebox", daemon=True
         )
@@ -147,6 +182,9 @@ class WhiteBox(JobHooks):
     def on_packaged(self, job: Any) -> None:
         """The best candidate's reports, within the deadline; the final candidate notebook."""
         best = job.best
+        if self._forecasting and best is not None:
+            self._forecast_reports_for_best(job, best.name)
+            return
         if not self._tabular:
             return
         try:
@@ -206,10 +244,7 @@ class WhiteBox(JobHooks):
     # -- background -----------------------------------------------------------------------
     def _background(self) -> None:
         try:
-            save_data_sample(
-                self.layout.prepared_data, self.layout.data_sample, seed=self.config.seed
-            )
-            save_input_frames(self.config, self.layout.data_sample)
+            self._save_sample()
         except Exception as exc:
             self._failed(EXPLORATION, exc)
             return
@@ -238,9 +273,38 @@ class WhiteBox(JobHooks):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # shap's own deprecation notices
                 import matplotlib.figure  # noqa: F401
-                import shap  # noqa: F401
+
+                if self._tabular:
+                    import shap  # noqa: F401
+                else:  # the final forecast of the report fits the local models on their history
+                    import statsforecast.models  # noqa: F401
         except Exception:
             pass
+
+    def _save_sample(self) -> None:
+        """What the notebooks and reports read once the job's working data are gone."""
+        if self._forecasting:
+            job = self.job
+            analysis = job.analysis
+            summary = analysis.summary if analysis is not None else {}
+            facts = {
+                "backtest": summary.get("Backtest", ""),
+                "quantiles": list(self.config.problem.quantiles),
+                "objective": job.objective,
+            }
+            save_series_sample(
+                job.series, self.layout.data_sample, seed=self.config.seed, facts=facts
+            )
+            return
+        save_data_sample(self.layout.prepared_data, self.layout.data_sample, seed=self.config.seed)
+        save_input_frames(self.config, self.layout.data_sample)
+
+    def _data_digest(self) -> str:
+        """The digest of what the exploration notebook describes (the profile, or the series'
+        facts)."""
+        if self._forecasting:
+            return facts_digest(self.layout.data_sample / FACTS)
+        return profile_digest(self.layout.profile)
 
     def _write_exploration_notebook(self) -> bool:
         """Write the notebook; False when an executed one for the same profile is there."""
@@ -249,12 +313,21 @@ class WhiteBox(JobHooks):
         entry["Location"] = str(path)
         if path.exists() and is_executed(path):
             old = nbformat.read(path, as_version=4).metadata.get("mlpilot", {})
-            if old.get("profile") == profile_digest(self.layout.profile):
+            if old.get("profile") == self._data_digest():
                 entry.update({"Status": "Completed", "Reason": "kept: same data as before"})
                 html = path.with_suffix(".html")
                 if html.exists():
                     entry["Html"] = str(html)
                 return False
+        if self._forecasting:
+            facts_path = self.layout.data_sample / FACTS
+            facts = json.loads(facts_path.read_text())
+            nb = build_series_notebook(
+                job_name=self.config.name, facts=facts, facts_path=facts_path
+            )
+            write_notebook(nb, path)
+            path.with_suffix(".html").unlink(missing_ok=True)
+            return True
         profile = self.job.profile
         nb = build_exploration_notebook(
             job_name=self.config.name,
@@ -442,6 +515,48 @@ class WhiteBox(JobHooks):
             self._skip(EXPLAINABILITY, str(exc), name)
         except Exception as exc:
             self._failed(EXPLAINABILITY, exc, name)
+
+    def _forecast_reports_for_best(self, job: Any, name: str) -> None:
+        """A forecasting job's best candidate: its model-quality report within the deadline;
+        no explainability report (:data:`NO_FORECAST_EXPLAINABILITY`)."""
+        self._skip(EXPLAINABILITY, NO_FORECAST_EXPLAINABILITY, name)
+        if not self.enabled:
+            self._skip(
+                INSIGHTS,
+                "report generation is turned off (generate_reports=False / --no-reports)",
+                name,
+            )
+        elif job.stop_requested:
+            self._skip(INSIGHTS, "the job was stopped", name)
+        else:
+            # The plots draw the series the background thread saved: wait for them.
+            left = self._left()
+            self._sample_ready.wait(timeout=None if left is None else max(0.0, left - 1.0))
+            job.set_phase(SecondaryStatus.GENERATING_MODEL_INSIGHTS_REPORT)
+            left = self._left()
+            if left is not None and left < MIN_FORECAST_INSIGHTS_SECONDS:
+                self._skip(INSIGHTS, f"only {max(left, 0):.1f} s of the job's time was left", name)
+            else:
+                started = time.monotonic()
+                best = job.best.shape()
+                try:
+                    stats = write_forecast_insights(
+                        job.layout,
+                        job.record,
+                        best,
+                        model_dir=final_model_dir(job.layout, best),
+                        deadline=job.deadline,
+                    )
+                    self._done(INSIGHTS, name, job.layout.model_insights_for(name), started)
+                    if stats["mlpilot"].get("notes"):
+                        self.reports[INSIGHTS]["Reason"] = "; ".join(stats["mlpilot"]["notes"])
+                except Exception as exc:
+                    self._failed(INSIGHTS, exc, name)
+        job.set_candidate_artifacts(
+            name,
+            Explainability=str(job.layout.explainability_for(name)),
+            ModelInsights=str(job.layout.model_insights_for(name)),
+        )
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _done(self, key: str, candidate: str, location: Path, started: float) -> None:

@@ -11,13 +11,14 @@ from mlpilot._types import Mode
 from mlpilot.config import ForecastingConfig
 from mlpilot.data import parse_frequency, read_table
 from mlpilot.errors import ConfigError
-from mlpilot.metrics import default_forecast_objective, quantile_level
+from mlpilot.metrics import default_forecast_objective, quantile_level, quantile_name
 from mlpilot.metrics import season_length as season_of
 from mlpilot.package import SeriesModel
 from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
-from mlpilot.problems.forecasting._backtest import BacktestPlan, plan_backtests
+from mlpilot.problems.forecasting._backtest import BacktestPlan, WindowForecast, plan_backtests
 from mlpilot.problems.forecasting._ensemble import QuantileSpread
 from mlpilot.problems.forecasting._predictor import ForecastPredictor, SeriesSettings
+from mlpilot.problems.forecasting._results import write_backtest_results
 from mlpilot.problems.forecasting._series import SeriesSet
 from mlpilot.problems.forecasting._training import (
     ENSEMBLE,
@@ -169,6 +170,32 @@ class ForecastingProblem:
     # -- 3. train ---------------------------------------------------------------------------
     def train(self, session: JobSession) -> str:
         return train_models(self, session)
+
+    def save_backtest_results(
+        self,
+        session: JobSession,
+        name: str,
+        windows: list[WindowForecast],
+        window_metrics: list[dict[str, float]],
+    ) -> dict[str, str]:
+        """Write candidate ``name``'s BacktestResults; returns its CandidateArtifactLocations
+        (Explainability, which the API requires, is the prefix its report would have)."""
+        assert self.series is not None and self.plan is not None
+        directory = session.layout.backtest_results_for(name)
+        write_backtest_results(
+            directory,
+            name,
+            self.series,
+            self.plan,
+            windows,
+            [quantile_name(q) for q in self.quantile_levels],
+            window_metrics=window_metrics,
+            season=self.season,
+        )
+        return {
+            "Explainability": str(session.layout.explainability_for(name)),
+            "BacktestResults": str(directory),
+        }
 
     # -- 4. package -------------------------------------------------------------------------
     def package(self, session: JobSession, best: CandidateView) -> PackagedModel:

@@ -49,7 +49,10 @@ def candidate_name(job_name: str, number: int, model: str, params: dict[str, Any
 
 
 def _reported(
-    result: ForecastTrialResult, objective: str, details: dict[str, Any]
+    result: ForecastTrialResult,
+    objective: str,
+    details: dict[str, Any],
+    artifacts: dict[str, str] | None = None,
 ) -> CandidateReport:
     """A trial's result as the job records it: the objective, and the metrics AutoMLCandidate
     lists (the per-quantile wQL stay in the details: they have no metric name of their own)."""
@@ -70,6 +73,7 @@ def _reported(
             "BacktestWindowMetrics": result.window_metrics,
             "TrainSeconds": round(result.seconds, 3),
         },
+        artifacts=dict(artifacts or {}) if ok else {},
     )
 
 
@@ -125,7 +129,13 @@ def train_models(problem: ForecastingProblem, session: JobSession) -> str:
             "Hyperparameters": task.params,
             "BacktestForecasts": result.backtest_path,
         }
-        report = _reported(result, objective, details)
+        artifacts = None
+        if result.status == "Completed" and result.backtest_path:
+            windows = load_backtests(result.backtest_path, problem.quantile_levels)
+            artifacts = problem.save_backtest_results(
+                session, task.candidate_name, windows, result.window_metrics
+            )
+        report = _reported(result, objective, details, artifacts)
         if not get_forecaster(task.model).local:
             problem.global_seconds[task.model] = result.seconds or outcome.seconds
         if report.status == "Completed":
@@ -182,7 +192,8 @@ def _ensemble(problem: ForecastingProblem, session: JobSession, completed: dict[
         "Members": {m: completed[m] for m in selection.weights},
         "BestSingleModel": selection.best_single,
     }
-    session.candidate_finished(_reported(result, objective, details))
+    artifacts = problem.save_backtest_results(session, name, windows, window_metrics)
+    session.candidate_finished(_reported(result, objective, details, artifacts))
 
 
 def window_objective(
