@@ -16,6 +16,7 @@ from mlpilot.metrics import season_length as season_of
 from mlpilot.package import SeriesModel
 from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
 from mlpilot.problems.forecasting._backtest import BacktestPlan, plan_backtests
+from mlpilot.problems.forecasting._features import series_features
 from mlpilot.problems.forecasting._predictor import ForecastPredictor, SeriesSettings
 from mlpilot.problems.forecasting._series import SeriesSet
 from mlpilot.problems.forecasting._training import (
@@ -89,6 +90,7 @@ class ForecastingProblem:
             features=self.features,
             feature_types=self.feature_types,
         )
+        calendar = settings.holiday_calendar()
         series = settings.prepare(table)
         self.series = series
         self.values = [series.values(i).astype("float64") for i in range(series.n_series)]
@@ -99,6 +101,8 @@ class ForecastingProblem:
         backtests.mkdir(parents=True, exist_ok=True)
         series_path = session.layout.prepared_data / "series.npz"
         save_series(series_path, self.values)
+        features_path = session.layout.prepared_data / "features.npz"
+        series_features(series, calendar).save(features_path)
         self.data = BacktestData(
             str(series_path),
             self.plan,
@@ -106,9 +110,11 @@ class ForecastingProblem:
             self.season,
             str(backtests),
             cfg.seed,
+            features_path=str(features_path),
         )
         summary = {
             **series.summary(),
+            "HolidayCalendar": calendar.description if calendar else None,
             "Backtest": self.plan.reason,
             "SeasonLength": self.season,
         }
