@@ -360,3 +360,18 @@ def test_an_inference_table_keeps_the_training_columns(victoria_models: dict[str
     # A table whose Temperature holds one value per series keeps it a covariate.
     flat = training.assign(Temperature="20")
     assert np.isfinite(predictor.forecast(flat)["mean"]).all()
+
+
+def test_the_cli_takes_a_holiday_country(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mlpilot.cli.main import app
+
+    arguments = ["run", str(VICTORIA), "--problem-type", "TimeSeriesForecasting",
+                 "--target", "Demand", "--timestamp", "Time", "--item-id", "site",
+                 "--frequency", "30min", "--horizon", "96",
+                 "--output", str(tmp_path / "job")]  # fmt: skip
+    result = CliRunner().invoke(app, [*arguments, "--holiday-country", "XX"])
+    assert result.exit_code != 0
+    assert "'XX' has no holiday calendar in the holidays package" in result.output
+    assert not (tmp_path / "job").exists()
