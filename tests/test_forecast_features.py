@@ -375,3 +375,20 @@ def test_the_cli_takes_a_holiday_country(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "'XX' has no holiday calendar in the holidays package" in result.output
     assert not (tmp_path / "job").exists()
+
+
+def test_grouped_series_keep_their_other_attributes_as_features() -> None:
+    """Keyed by Region and Purpose, the tourism series have State (and the old item id) as
+    static attributes: the shipped global model reads them and forecasts by the composite key."""
+    frame = table(TOURISM)
+    settings = {**TOURISM_SETTINGS, "item_id": "Region", "grouping": ("Purpose",)}
+    predictor = fit_predictor(frame, {"gbm": 1.0}, **settings)
+    names = predictor.models["gbm"].feature_names
+    assert names[-2:] == ["item_id", "State"] and "Purpose" not in names
+    assert predictor.describe()["static_attributes"] == {
+        "item_id": "categorical",
+        "State": "categorical",
+    }
+    forecast = predictor.forecast(frame)
+    assert forecast.columns[:3].tolist() == ["Region", "Purpose", "timestamp"]
+    assert len(forecast) == 9 * 8 and np.isfinite(forecast["mean"]).all()
