@@ -9,7 +9,8 @@ package's observed-on-Monday days included). Each step's local date is the grid 
 the time zone the data were given in (timestamps are kept as naive UTC with
 :attr:`SeriesSet.timezone`; naive timestamps are taken as local already). So half-hours given in
 UTC are holidays by their UTC date: give timestamps with the local offset (or naive local
-times) to flag the local holidays. Features per step:
+times) to flag the local holidays. Text whose offsets change over the year (daylight saving)
+names no zone and is read as UTC; a zone-aware column (Parquet) keeps its zone. Features per step:
 
 - ``holiday``: how many of the step's days are holidays (0 or 1 for daily and finer steps; a
   week, month or quarter counts its holidays, by the days its grid timestamp stands for:
