@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from helpers_data import AIR_PASSENGERS, TOURISM
+from helpers_data import AIR_PASSENGERS, TOURISM, VICTORIA
 from helpers_service import ROLE, ServiceProcess
 from mlpilot.cli.main import app
 from mlpilot.config import ForecastingConfig, JobConfig
@@ -300,3 +300,43 @@ def test_the_deadline_stops_the_work_and_the_best_so_far_ships(tmp_path: Path) -
     assert by_algorithm["weighted-ensemble"]["Mlpilot"]["Weights"] == {"npts": 1.0}
     forecast = load_model(tmp_path / "job").forecast()
     assert len(forecast) == 9 * 4 and forecast["mean"].notna().all()
+
+
+def test_a_job_with_covariates_and_holidays(tmp_path: Path) -> None:
+    """Victoria's half-hours with Temperature over the horizon (future-dated rows) and the
+    Australian holiday calendar: recorded in the job, read by the global model, shipped."""
+    frame = pd.read_csv(VICTORIA)[["Time", "Demand", "Temperature"]]
+    frame.insert(0, "site", "vic")
+    frame["Demand"] = frame["Demand"].astype(object)
+    frame.loc[frame.index[-96:], "Demand"] = ""
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    config = JobConfig(
+        name="victoria",
+        training_data=str(tmp_path / "train.csv"),
+        output_path=str(tmp_path / "job"),
+        problem=ForecastingConfig(
+            target="Demand",
+            timestamp="Time",
+            item_id="site",
+            frequency="30min",
+            horizon=96,
+            holiday_country="AU",
+        ),
+        max_runtime=60,
+        parallelism=2,
+    )
+    job = AutoMLJob(config)
+    record = job.run()
+    assert record["AutoMLJobStatus"] == "Completed", record.get("FailureReason")
+    profile = record["Mlpilot"]["Profile"]
+    assert profile["HolidayCalendar"].startswith("Australia (AU) national holidays")
+    assert profile["Covariates"] == {"Temperature": "numeric"}
+    assert profile["FutureCovariatesGiven"] == {"Temperature": 1.0}
+    gbm = next(c for c in job.candidates.values() if c["Mlpilot"]["Algorithm"] == "gbm")
+    assert gbm["CandidateStatus"] == "Completed", gbm.get("FailureReason")
+    model = load_model(tmp_path / "job")
+    assert isinstance(model, SeriesModel)
+    assert model.info["holiday_country"] == "AU"
+    forecast = model.forecast(pd.read_csv(tmp_path / "train.csv"))
+    assert len(forecast) == 96
+    assert pd.Timestamp(forecast["Time"].iloc[0]) == pd.Timestamp("2012-01-26 13:00", tz="UTC")

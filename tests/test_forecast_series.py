@@ -881,3 +881,37 @@ def test_frequency_finer_than_the_data_is_noted() -> None:
     result = long(rows, frequency="6h")
     assert result.lengths.tolist() == [13]
     assert any("finer than the data (they look like D)" in note for note in result.notes)
+
+
+def test_filling_a_real_series_with_gaps_and_blanks() -> None:
+    """Victoria's half-hours with ten hours of rows missing and blank temperatures: the target
+    and the covariate filled as Filling says, the filled target values marked."""
+    frame = table(VICTORIA)
+    frame["site"] = "vic"
+    frame = frame.drop(frame.index[100:120])  # 20 half-hours gone
+    frame.loc[frame.index[200:210], "Temperature"] = ""  # rows there, no temperature
+    filling = {
+        "Demand": {"middlefill": "mean"},
+        "Temperature": {"middlefill": "value", "middlefill_value": "-5"},
+    }
+    result = prepare_series(
+        frame,
+        target="Demand",
+        timestamp="Time",
+        item_id="site",
+        frequency="30min",
+        horizon=96,
+        filling=filling,
+    )
+    assert result.lengths.tolist() == [1344]  # the grid has every half-hour again
+    demand = frame["Demand"].astype(float)
+    filled = np.flatnonzero(result.target_filled)
+    assert filled.tolist() == list(range(100, 120))
+    np.testing.assert_allclose(result.values(0)[filled], demand.mean())
+    temperature = result.history["Temperature"].to_numpy()
+    assert (temperature[100:120] == -5).all() and (temperature[220:230] == -5).all()
+    given = frame["Temperature"].replace("", np.nan).astype(float).dropna()
+    assert (temperature != -5).sum() == len(given) == 1344 - 30
+    assert "Target 'Demand': 20 missing values in 1 series filled with mean (middlefill)" in (
+        result.notes
+    )

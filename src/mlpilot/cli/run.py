@@ -115,6 +115,10 @@ def run(
     frequency: Annotated[str | None, typer.Option(help="Forecasting: 1D, W, MS, h...")] = None,
     horizon: Annotated[int | None, typer.Option(help="Forecasting: steps ahead.")] = None,
     quantiles: Annotated[str, typer.Option(help="Forecasting: quantiles.")] = "p10,p50,p90",
+    holiday_country: Annotated[
+        str | None,
+        typer.Option(help="Forecasting: HolidayConfig's country code (US, GB, AU...)."),
+    ] = None,
     objective: Annotated[
         str | None,
         typer.Option(
@@ -214,6 +218,7 @@ def run(
             frequency=frequency,
             horizon=horizon,
             quantiles=_names(quantiles),
+            holiday_country=holiday_country,
             algorithms=algorithm_names,
             feature_specification=feature_spec,
         )

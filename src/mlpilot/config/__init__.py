@@ -10,6 +10,7 @@ from mlpilot.config._forecasting import (
     Fill,
     ForecastingConfig,
     Transformations,
+    check_holiday_country,
     fill_number,
     parse_transformations,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ProblemConfig",
     "TabularConfig",
     "Transformations",
+    "check_holiday_country",
     "fill_number",
     "parse_transformations",
     "problem_configs",

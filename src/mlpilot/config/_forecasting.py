@@ -23,6 +23,25 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 MAX_HORIZON = 500
+
+
+def check_holiday_country(code: str) -> None:
+    """:class:`ConfigError` unless ``code`` is a country the ``holidays`` package has a
+    calendar of."""
+    if not isinstance(code, str) or not _COUNTRY.fullmatch(code):
+        raise ConfigError(
+            f"HolidayConfig.CountryCode must be two capital letters (ISO 3166-1 alpha-2, "
+            f"e.g. US); got {code!r}"
+        )
+    import holidays
+
+    if code not in holidays.list_supported_countries():
+        raise ConfigError(
+            f"HolidayConfig.CountryCode {code!r} has no holiday calendar in the holidays "
+            f"package {holidays.__version__}: give a country it covers (e.g. US, GB, DE, AU)"
+        )
+
+
 FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")
 AGGREGATIONS = ("sum", "avg", "first", "min", "max")
 _REGIONS = {"middlefill": "middle", "backfill": "back", "futurefill": "future"}
@@ -191,11 +210,8 @@ class ForecastingConfig:
             )
         self._check_quantiles()
         self._check_transformations()
-        if self.holiday_country is not None and not _COUNTRY.fullmatch(self.holiday_country):
-            raise ConfigError(
-                f"HolidayConfig.CountryCode must be two capital letters (ISO 3166-1 alpha-2, "
-                f"e.g. US); got {self.holiday_country!r}"
-            )
+        if self.holiday_country is not None:
+            check_holiday_country(self.holiday_country)
         if self.algorithms is not None:
             object.__setattr__(self, "algorithms", tuple(self.algorithms))
             unknown = [a for a in self.algorithms if a not in ALGORITHMS]

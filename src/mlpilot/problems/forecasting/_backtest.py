@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlpilot.problems.forecasting.models import Forecast, Forecaster
+from mlpilot.problems.forecasting.models import Forecast, Forecaster, SeriesFeatures
 
 __all__ = ["BacktestPlan", "WindowForecast", "plan_backtests", "run_backtest"]
 
@@ -69,23 +69,30 @@ def run_backtest(
     plan: BacktestPlan,
     quantiles: Sequence[float],
     deadline: float | None = None,
+    features: SeriesFeatures | None = None,
 ) -> list[WindowForecast]:
     """``model``'s forecasts in every window of ``plan``, the latest window first. A global
-    model is fit on each window's history before forecasting it."""
+    model is fit on each window's history before forecasting it. ``features`` (of every whole
+    series) are cut to each window: its history's, and the window's own covariates as the
+    future ones, known in advance."""
     out = []
     for window in range(plan.windows):
-        taking_part, histories, actuals = [], [], []
+        taking_part, cutoffs, histories, actuals = [], [], [], []
         for index, y in enumerate(series):
             cutoff = plan.cutoff(len(y), window)
             if cutoff is None:
                 continue
             taking_part.append(index)
+            cutoffs.append(cutoff)
             histories.append(y[:cutoff])
             actuals.append(y[cutoff : cutoff + plan.horizon])
         if not taking_part:
             continue
+        cut = None
+        if features is not None and model.uses_features:
+            cut = features.cut(taking_part, cutoffs, plan.horizon)
         if not model.local:
-            model.fit(histories, deadline)
-        forecast = model.forecast(histories, plan.horizon, quantiles, deadline)
+            model.fit(histories, deadline, features=cut)
+        forecast = model.forecast(histories, plan.horizon, quantiles, deadline, features=cut)
         out.append(WindowForecast(window, tuple(taking_part), np.array(actuals), forecast))
     return out

@@ -5,6 +5,11 @@ A forecast has ``horizon`` rows per series, on the series' grid after its last t
 the key columns (item id, then grouping), the timestamp column (both named as the user's),
 ``mean``, then one column per quantile (``p10``…), lowest level first. Local models fit each
 history they are given; global ones keep what they learnt from the whole training history.
+
+Models that read features (covariates, static attributes, calendar, holidays) get them from the
+history table: its future-dated rows (an empty target) give the covariates over the horizon, the
+rest are filled as in training. The table's columns keep the kinds (numeric, categorical) they
+had in training, and a column the models were trained with must be there.
 """
 
 from __future__ import annotations
@@ -21,8 +26,14 @@ from mlpilot.data import Frequency
 from mlpilot.errors import ConfigError, MlpilotError, PredictionInputError
 from mlpilot.metrics import quantile_level, season_length
 from mlpilot.problems.forecasting._ensemble import QuantileSpread, blend_forecasts
+from mlpilot.problems.forecasting._features import HolidayCalendar, series_features
 from mlpilot.problems.forecasting._series import SeriesSet, prepare_series
-from mlpilot.problems.forecasting.models import Forecast, Forecaster, get_forecaster
+from mlpilot.problems.forecasting.models import (
+    Forecast,
+    Forecaster,
+    SeriesFeatures,
+    get_forecaster,
+)
 
 __all__ = ["MIN_HISTORY", "ForecastPredictor", "SeriesSettings"]
 
@@ -36,7 +47,7 @@ class SeriesSettings:
     """How a table becomes series, as the job prepared its training data: the
     TimeSeriesConfig columns, the frequency (its anchors as the training data resolved them, so
     every history is put on the same grid), the horizon, the quantile names (lowest level
-    first), Transformations, and the feature specification."""
+    first), Transformations, the feature specification and HolidayConfig's country."""
 
     target: str
     timestamp: str
@@ -49,6 +60,7 @@ class SeriesSettings:
     aggregation: dict[str, str] = field(default_factory=dict)
     features: tuple[str, ...] | None = None
     feature_types: dict[str, str] | None = None
+    holiday_country: str | None = None
 
     @classmethod
     def of(
@@ -72,6 +84,7 @@ class SeriesSettings:
             aggregation=dict(config.aggregation),
             features=None if features is None else tuple(features),
             feature_types=None if feature_types is None else dict(feature_types),
+            holiday_country=config.holiday_country,
         )
 
     @property
@@ -86,25 +99,41 @@ class SeriesSettings:
     def output_columns(self) -> list[str]:
         return [*self.key_columns, self.timestamp, MEAN, *self.quantiles]
 
-    def prepare(self, table: pd.DataFrame, *, inference: bool = False) -> SeriesSet:
-        # Every setting but the quantiles is an argument of prepare_series, by the same name.
-        arguments = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "quantiles"}
+    def prepare(
+        self,
+        table: pd.DataFrame,
+        *,
+        inference: bool = False,
+        kinds: Mapping[str, str] | None = None,
+    ) -> SeriesSet:
+        """``table`` as series; ``kinds`` (column → numeric or categorical) fix the kinds of
+        those columns on top of the feature specification's."""
+        # The other settings are prepare_series' arguments, by the same names.
+        own = ("quantiles", "holiday_country")
+        arguments = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in own}
+        if kinds:
+            arguments["feature_types"] = {**dict(kinds), **(self.feature_types or {})}
         return prepare_series(table, **arguments, inference=inference)
+
+    def holiday_calendar(self) -> HolidayCalendar | None:
+        return None if self.holiday_country is None else HolidayCalendar(self.holiday_country)
 
 
 @dataclass(frozen=True, eq=False)
 class _History:
     """Series as the models read them, and where each starts on the grid: the targets of every
-    series, one after another (a SeriesSet without its covariates and frames)."""
+    series, one after another, and their features where a model reads them (a SeriesSet
+    without its frames)."""
 
     keys: pd.DataFrame
     values: np.ndarray
     lengths: np.ndarray
     starts: np.ndarray
     timezone: str | None
+    features: SeriesFeatures | None = None
 
     @classmethod
-    def of(cls, series: SeriesSet) -> _History:
+    def of(cls, series: SeriesSet, features: SeriesFeatures | None = None) -> _History:
         stamps = series.history[series.timestamp].to_numpy("datetime64[ns]")
         return cls(
             keys=series.keys.reset_index(drop=True),
@@ -112,6 +141,7 @@ class _History:
             lengths=series.lengths.astype(np.int64),
             starts=stamps[series.offsets[:-1]],
             timezone=series.timezone,
+            features=features,
         )
 
     def arrays(self) -> list[np.ndarray]:
@@ -131,7 +161,10 @@ class ForecastPredictor:
         The ensemble's weight of each model (a single model: ``{name: 1.0}``); models of weight
         0 are not run.
     history:
-        The training series, kept (targets only) to forecast from when no table is given.
+        The training series, kept (targets, and features where a model reads them) to forecast
+        from when no table is given.
+    features:
+        ``history``'s features, where already computed (:func:`series_features`).
     spread:
         How the blended bands are rescaled (the ensemble's :class:`QuantileSpread`); None
         keeps them as the models give them.
@@ -143,6 +176,7 @@ class ForecastPredictor:
         models: Mapping[str, Forecaster],
         weights: Mapping[str, float],
         history: SeriesSet,
+        features: SeriesFeatures | None = None,
         spread: QuantileSpread | None = None,
     ) -> None:
         chosen = {name: float(w) for name, w in weights.items() if w > 0}
@@ -163,7 +197,15 @@ class ForecastPredictor:
         self.weights = chosen
         self.spread = spread or QuantileSpread({})
         self.season_length = season_length(settings.frequency.alias)
-        self._history = _History.of(history)
+        #: Whether some model reads features (then they are computed for every history).
+        self.uses_features = any(m.uses_features for m in self.models.values())
+        self.covariates = dict(history.covariates)
+        self.static_columns = dict(history.static_columns)
+        #: The kinds of the covariates and static attributes in training.
+        self.kinds = {**self.covariates, **self.static_columns}
+        if self.uses_features and features is None:
+            features = series_features(history, settings.holiday_calendar())
+        self._history = _History.of(history, features if self.uses_features else None)
 
     @classmethod
     def fit(
@@ -193,13 +235,16 @@ class ForecastPredictor:
         )
         season = season_length(series.frequency.alias)
         arrays = [series.values(i) for i in range(series.n_series)]
+        chosen = {name: get_forecaster(name) for name, weight in weights.items() if weight > 0}
+        exogenous = None
+        if any(model.uses_features for model in chosen.values()):
+            exogenous = series_features(series, settings.holiday_calendar())
         models: dict[str, Forecaster] = {}
-        for name, weight in weights.items():
-            if weight > 0:
-                model = get_forecaster(name)(season, (params or {}).get(name), seed)
-                model.fit(arrays, deadline)
-                models[name] = model
-        return cls(settings, models, weights, series, spread)
+        for name, model_class in chosen.items():
+            model = model_class(season, (params or {}).get(name), seed)
+            model.fit(arrays, deadline, features=exogenous)
+            models[name] = model
+        return cls(settings, models, weights, series, exogenous, spread)
 
     # -- forecasting ------------------------------------------------------------------------------
 
@@ -212,22 +257,34 @@ class ForecastPredictor:
         a series with fewer than :data:`MIN_HISTORY` target values, naming it. (The training
         history is forecast as it was trained on, short series included.)
         """
-        history = self._history if table is None else _History.of(self._prepare(table))
+        history = self._history if table is None else self._read(table)
         arrays = history.arrays()
         forecasts = {
-            name: model.forecast(arrays, self.settings.horizon, self.settings.levels)
+            name: model.forecast(
+                arrays, self.settings.horizon, self.settings.levels, features=history.features
+            )
             for name, model in self.models.items()
         }
         blended = blend_forecasts(forecasts, self.weights)
         return self._frame(history, self.spread.apply(blended))
+
+    def _read(self, table: pd.DataFrame) -> _History:
+        series = self._prepare(table)
+        if not self.uses_features:
+            return _History.of(series)
+        return _History.of(series, series_features(series, self.settings.holiday_calendar()))
 
     def _prepare(self, table: pd.DataFrame) -> SeriesSet:
         if not isinstance(table, pd.DataFrame):
             raise PredictionInputError("A history to forecast from must be a pandas DataFrame")
         if len(table) == 0:
             raise PredictionInputError("No rows to forecast from")
+        kinds = None
+        if self.uses_features:  # a column keeps its training kind whatever this table holds
+            present = {str(c) for c in table.columns}
+            kinds = {c: k for c, k in self.kinds.items() if c in present}
         try:
-            series = self.settings.prepare(table, inference=True)
+            series = self.settings.prepare(table, inference=True, kinds=kinds)
         except MlpilotError as exc:  # the request's data, whichever check it failed
             raise PredictionInputError(str(exc)) from None
         given = np.add.reduceat((~series.target_filled).astype(np.int64), series.offsets[:-1])
@@ -276,6 +333,10 @@ class ForecastPredictor:
                 name: self.spread.factors.get(level, 1.0)
                 for name, level in zip(s.quantiles, s.levels, strict=True)
             },
+            "holiday_country": s.holiday_country,
+            # What the models read besides the target (none when no model reads features).
+            "covariates": self.covariates if self.uses_features else {},
+            "static_attributes": self.static_columns if self.uses_features else {},
             "series": len(self._history.lengths),
             "history_rows": int(self._history.lengths.sum()),
         }

@@ -17,6 +17,7 @@ from mlpilot.package import SeriesModel
 from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
 from mlpilot.problems.forecasting._backtest import BacktestPlan, WindowForecast, plan_backtests
 from mlpilot.problems.forecasting._ensemble import QuantileSpread
+from mlpilot.problems.forecasting._features import series_features
 from mlpilot.problems.forecasting._predictor import ForecastPredictor, SeriesSettings
 from mlpilot.problems.forecasting._results import write_backtest_results
 from mlpilot.problems.forecasting._series import SeriesSet
@@ -91,6 +92,7 @@ class ForecastingProblem:
             features=self.features,
             feature_types=self.feature_types,
         )
+        calendar = settings.holiday_calendar()
         series = settings.prepare(table)
         self.series = series
         self.values = [series.values(i).astype("float64") for i in range(series.n_series)]
@@ -101,6 +103,8 @@ class ForecastingProblem:
         backtests.mkdir(parents=True, exist_ok=True)
         series_path = session.layout.prepared_data / "series.npz"
         save_series(series_path, self.values)
+        features_path = session.layout.prepared_data / "features.npz"
+        series_features(series, calendar).save(features_path)
         self.data = BacktestData(
             str(series_path),
             self.plan,
@@ -108,9 +112,11 @@ class ForecastingProblem:
             self.season,
             str(backtests),
             cfg.seed,
+            features_path=str(features_path),
         )
         summary = {
             **series.summary(),
+            "HolidayCalendar": calendar.description if calendar else None,
             "Backtest": self.plan.reason,
             "SeasonLength": self.season,
         }

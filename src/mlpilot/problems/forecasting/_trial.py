@@ -15,7 +15,12 @@ import numpy as np
 
 from mlpilot.metrics import average_over_windows, quantile_name, score_forecasts
 from mlpilot.problems.forecasting._backtest import BacktestPlan, WindowForecast, run_backtest
-from mlpilot.problems.forecasting.models import Forecast, ForecastTimeout, get_forecaster
+from mlpilot.problems.forecasting.models import (
+    Forecast,
+    ForecastTimeout,
+    SeriesFeatures,
+    get_forecaster,
+)
 
 __all__ = [
     "BacktestData",
@@ -41,6 +46,9 @@ class BacktestData:
     #: Where each trial writes its backtest forecasts (``<candidate>.npz``).
     output_dir: str
     seed: int = 0
+    #: The series' covariates, static attributes, timestamps and holidays
+    #: (:meth:`SeriesFeatures.save`), for the models that read them.
+    features_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,10 @@ def run_forecast_trial(task: ForecastTask) -> ForecastTrialResult:
         data = task.data
         series = load_series(data.series_path)
         model = get_forecaster(task.model)(data.season_length, task.params, data.seed)
-        windows = run_backtest(model, series, data.plan, data.quantiles, deadline)
+        features = None
+        if data.features_path is not None and model.uses_features:
+            features = SeriesFeatures.load(data.features_path)
+        windows = run_backtest(model, series, data.plan, data.quantiles, deadline, features)
         if not windows:
             raise ValueError("no series is long enough for a backtest window")
         result.window_metrics = score_windows(windows, series, data.plan, data.season_length)

@@ -17,6 +17,7 @@ from mlpilot.problems.forecasting.models._base import (
     LocalForecaster,
     quantile_levels,
 )
+from mlpilot.problems.forecasting.models._features import SeriesFeatures
 
 __all__ = [
     "AUTOPILOT_ALGORITHMS",
@@ -25,6 +26,7 @@ __all__ = [
     "ForecastTimeout",
     "Forecaster",
     "LocalForecaster",
+    "SeriesFeatures",
     "get_forecaster",
     "quantile_levels",
 ]

@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mlpilot.errors import MlpilotError
+from mlpilot.problems.forecasting.models._features import SeriesFeatures
 
-__all__ = ["Forecast", "ForecastTimeout", "Forecaster", "quantile_levels"]
+__all__ = ["Forecast", "ForecastTimeout", "Forecaster", "check_features", "quantile_levels"]
 
 
 class ForecastTimeout(MlpilotError):
@@ -77,6 +78,8 @@ class Forecaster(ABC):
     description: ClassVar[str]
     #: One model per series, fit when forecasting (no state from :meth:`fit`).
     local: ClassVar[bool] = False
+    #: Reads :class:`SeriesFeatures` (through :meth:`_forecast_with`).
+    uses_features: ClassVar[bool] = False
 
     def __init__(
         self, season_length: int, params: dict[str, Any] | None = None, seed: int = 0
@@ -85,9 +88,15 @@ class Forecaster(ABC):
         self.params = dict(params or {})
         self.seed = seed
 
-    def fit(self, history: Sequence[np.ndarray], deadline: float | None = None) -> None:
-        """Learn from every series' history (regular steps, no missing values). Local models
-        have nothing to learn ahead of forecasting."""
+    def fit(
+        self,
+        history: Sequence[np.ndarray],
+        deadline: float | None = None,
+        features: SeriesFeatures | None = None,
+    ) -> None:
+        """Learn from every series' history (regular steps, no missing values), with
+        ``features`` of the same series and lengths. Local models have nothing to learn ahead
+        of forecasting."""
         return None
 
     def forecast(
@@ -96,12 +105,19 @@ class Forecaster(ABC):
         horizon: int,
         quantiles: Sequence[float],
         deadline: float | None = None,
+        features: SeriesFeatures | None = None,
     ) -> Forecast:
         """Every series' forecast, ``horizon`` steps after its last value, quantiles in
-        order. A series that never went below zero (counts, sales, demand) is not forecast
+        order; ``features`` has the same series and lengths, and at least ``horizon`` future
+        steps. A series that never went below zero (counts, sales, demand) is not forecast
         below zero either."""
         arrays = [np.asarray(y, dtype="float64") for y in history]
-        forecast = self._forecast(arrays, horizon, quantiles, deadline)
+        if self.uses_features:
+            if features is not None:
+                check_features(features, arrays, horizon)
+            forecast = self._forecast_with(arrays, horizon, quantiles, deadline, features)
+        else:
+            forecast = self._forecast(arrays, horizon, quantiles, deadline)
         floor = np.array([0.0 if len(y) and np.nanmin(y) >= 0 else -np.inf for y in arrays])
         return forecast.at_least(floor[:, None]).ordered()
 
@@ -109,6 +125,31 @@ class Forecaster(ABC):
     def _forecast(
         self, history: list[np.ndarray], horizon: int, q: Sequence[float], deadline: float | None
     ) -> Forecast: ...
+
+    def _forecast_with(
+        self,
+        history: list[np.ndarray],
+        horizon: int,
+        q: Sequence[float],
+        deadline: float | None,
+        features: SeriesFeatures | None,
+    ) -> Forecast:
+        """The forecast of a model that reads features (:attr:`uses_features`)."""
+        return self._forecast(history, horizon, q, deadline)
+
+
+def check_features(
+    features: SeriesFeatures, history: Sequence[np.ndarray], horizon: int | None = None
+) -> None:
+    """:class:`ValueError` unless ``features`` describe these histories (and ``horizon``
+    future steps)."""
+    lengths = [len(y) for y in history]
+    if features.lengths.tolist() != lengths:
+        raise ValueError("The features do not describe these series (their lengths differ)")
+    if horizon is not None and features.horizon < horizon:
+        raise ValueError(
+            f"The features reach {features.horizon} steps ahead, not the {horizon} to forecast"
+        )
 
 
 #: The most recent values a local model is fit on: a model per series gains little from
