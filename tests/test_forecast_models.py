@@ -300,3 +300,34 @@ def test_quantile_spread_leaves_calibrated_bands_alone() -> None:
     assert spread.factors == {0.1: 1.0, 0.5: 1.0, 0.9: 1.0}
     window = _gaussian_windows(10.0)[0]
     assert spread.apply(window.forecast) is window.forecast
+
+
+def test_conformal_origins_reach_back_only_for_few_series() -> None:
+    from mlpilot.problems.forecasting.models.gbm import MIN_RESIDUALS, conformal_origins
+
+    # Many series: each one's last horizon.
+    many = conformal_origins([100] * 50, 10)
+    assert many == [(i, 90) for i in range(50)]
+    # One long series: origins half a horizon apart, enough errors per step.
+    one = conformal_origins([5000], 10)
+    assert len(one) >= MIN_RESIDUALS and one[:3] == [(0, 4990), (0, 4985), (0, 4980)]
+    # One short series: no further back than one more horizon (or a tenth of it).
+    short = conformal_origins([60], 12)
+    assert [c for _, c in short] == [48, 42, 36]
+    # Too short for any held-out horizon: none.
+    assert conformal_origins([10], 12) == []
+
+
+def test_the_global_model_on_one_series_has_bands_of_its_errors() -> None:
+    # One noisy seasonal series: the conformal band comes from many origins, so p10 and p90
+    # differ and hold most of what follows.
+    y = seasonal(600, season=24, noise=3.0, seed=4)
+    history, future = y[:-24], y[-24:]
+    model = get_forecaster("gbm")(season_length=24, params={"horizon": 24})
+    model.fit([history])
+    forecast = model.forecast([history], 24, QUANTILES)
+    assert model.residuals is not None and model.residuals.shape[0] >= 5
+    width = forecast.quantiles[0.9] - forecast.quantiles[0.1]
+    assert (width > 1.0).all()
+    inside = (future >= forecast.quantiles[0.1][0]) & (future <= forecast.quantiles[0.9][0])
+    assert inside.mean() >= 0.5

@@ -39,6 +39,9 @@ from mlpilot.problems.forecasting.models._features import (
 
 __all__ = ["GlobalGBM"]
 
+#: Conformal errors wanted per step ahead, and the most origins one series gives towards them.
+MIN_RESIDUALS = 40
+MAX_ORIGINS = 40
 #: Training rows at most (the latest of each series are kept first).
 MAX_ROWS = 200_000
 
@@ -199,17 +202,23 @@ class GlobalGBM(Forecaster):
         self.exogenous = None if features is None else _Exogenous.of(features)
         scaled = [np.asarray(y, dtype="float64") / _scale(y) for y in history]
         h = self.horizon_fit
-        # Conformal errors: a model fit without each series' last horizon forecasts it.
-        held = [i for i, y in enumerate(scaled) if len(y) > h + 2]
-        if held:
-            before = [scaled[i][:-h] for i in held]
-            window = None
+        # Conformal errors: a model fit on the history before the held-out stretch forecasts
+        # each of its origins.
+        origins = conformal_origins([len(y) for y in scaled], h)
+        if origins:
+            first: dict[int, int] = {}
+            for i, cutoff in origins:
+                first[i] = min(first.get(i, cutoff), cutoff)
+            kept = sorted(first)
+            train_exo = None
             if features is not None:
-                window = features.cut(held, [len(y) for y in before], h)
-            exo = self._steps(window)
-            self.model = self._train(before, deadline, exo)
-            forecast = self._recursive(before, h, exo)
-            self.residuals = np.array([scaled[i][-h:] for i in held]) - forecast
+                train_exo = self._steps(features.cut(kept, [first[i] for i in kept], h))
+            self.model = self._train([scaled[i][: first[i]] for i in kept], deadline, train_exo)
+            exo = None
+            if features is not None:
+                exo = self._steps(features.cut([i for i, _ in origins], [c for _, c in origins], h))
+            forecast = self._recursive([scaled[i][:c] for i, c in origins], h, exo)
+            self.residuals = np.array([scaled[i][c : c + h] for i, c in origins]) - forecast
         self.model = self._train(scaled, deadline, self._steps(features))
 
     def _steps(self, features: SeriesFeatures | None) -> _Steps | None:
@@ -290,6 +299,29 @@ class GlobalGBM(Forecaster):
         if len(per_step) < horizon:
             per_step = np.concatenate([per_step, np.full(horizon - len(per_step), per_step[-1])])
         return per_step[:horizon]
+
+
+def conformal_origins(lengths: Sequence[int], horizon: int) -> list[tuple[int, int]]:
+    """Where the conformal errors are measured: ``(series, cutoff)`` pairs, each forecasting
+    ``[cutoff, cutoff + horizon)``. Each series' last horizon; with few series, more origins
+    back from the end (half a horizon apart, reaching back at most one more horizon or a tenth
+    of the series: a model fit on much less than the series, of a trending series, errs more
+    than the final one will), so that a long single series still gives :data:`MIN_RESIDUALS`
+    errors per step to take quantiles of."""
+    eligible = [i for i, n in enumerate(lengths) if n > horizon + 2]
+    if not eligible:
+        return []
+    per_series = min(MAX_ORIGINS, -(-MIN_RESIDUALS // len(eligible)))
+    stride = max(1, horizon // 2)
+    out = []
+    for i in eligible:
+        n = lengths[i]
+        for j in range(per_series):
+            cutoff = n - horizon - j * stride
+            if j and cutoff < max(n - horizon - max(horizon, n // 10), horizon + 2):
+                break
+            out.append((i, cutoff))
+    return out
 
 
 def _scale(y: np.ndarray) -> float:
