@@ -4,6 +4,7 @@ on forecasts of data they did not see."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,7 +86,13 @@ def run_backtest(
         if not taking_part:
             continue
         if not model.local:
-            model.fit(histories, deadline)
+            fit_by = deadline
+            if model.anytime and deadline is not None:
+                # An equal share of the time left for this window and each after it (a tenth
+                # kept back for forecasting).
+                left = 0.9 * (deadline - time.monotonic())
+                fit_by = time.monotonic() + left / (plan.windows - window)
+            model.fit(histories, fit_by)
         forecast = model.forecast(histories, plan.horizon, quantiles, deadline)
         out.append(WindowForecast(window, tuple(taking_part), np.array(actuals), forecast))
     return out
