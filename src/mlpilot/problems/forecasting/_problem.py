@@ -36,7 +36,7 @@ from mlpilot.profile import FeatureSpecification
 __all__ = ["DEFAULT_MODELS", "ForecastingProblem"]
 
 #: The models a job backtests when AlgorithmsConfig names none.
-DEFAULT_MODELS = ("seasonal-naive", "npts", "theta", "ets", "gbm", "arima")
+DEFAULT_MODELS = ("seasonal-naive", "npts", "theta", "ets", "gbm", "arima", "quantile-net")
 
 
 class ForecastingProblem:

@@ -6,10 +6,12 @@ and ``deepar`` both map to it.
 The window (``context`` steps) is divided by its mean absolute value, so series of any scale
 share the network; a series shorter than the window is padded in front, with a mask saying
 which values are real. The network also reads the logarithm of that scale (large and small
-series may behave differently) and the season position of the first step it forecasts. It
-is a multilayer perceptron with a linear path from the window straight to the outputs (a
-linear autoregression the hidden layers correct). Forecasting all steps at once (direct) does
-not feed forecasts back as inputs, so errors do not build up over the horizon.
+series may behave differently) and the season position of the first step it forecasts. Its
+forecast is the seasonal naive one (the window's last season repeated) plus what a two-layer
+perceptron and a linear map of the window add to it, both starting from zero: training begins
+at a sound forecast and learns corrections, which matters with few series. Forecasting all
+steps at once (direct) does not feed forecasts back as inputs, so errors do not build up over
+the horizon; beyond the horizon it learned, it forecasts again from its median.
 
 Training draws windows from every series (each series as often as the others), and keeps the
 weights that forecast best the last ``horizon`` of each series, which training does not see.
@@ -69,6 +71,8 @@ class QuantileNet(Forecaster):
         self.weights: dict[str, np.ndarray] | None = None
         #: Mean log scale of the training windows (centres the scale input).
         self.log_scale_centre = 0.0
+        #: Epochs the last fit ran, and the one whose weights it kept.
+        self.epochs_run = 0
         self.epochs_trained = 0
         self._net: Any = None
 
@@ -120,15 +124,16 @@ class QuantileNet(Forecaster):
             def __init__(self, hidden: int, seasons: int) -> None:
                 super().__init__()
                 self.season = nn.Embedding(seasons, embed) if embed else None
+                last = nn.Linear(hidden, h * n_levels)
                 self.body = nn.Sequential(
                     nn.Linear(2 * L + 1 + embed, hidden),
                     nn.ReLU(),
                     nn.Linear(hidden, hidden),
                     nn.ReLU(),
-                    nn.Linear(hidden, h * n_levels),
+                    last,
                 )
                 self.linear = nn.Linear(L, h * n_levels)
-                for layer in (self.body[-1], self.linear):
+                for layer in (last, self.linear):
                     nn.init.zeros_(layer.weight)
                     nn.init.zeros_(layer.bias)
 
@@ -217,7 +222,8 @@ class QuantileNet(Forecaster):
 
         torch.manual_seed(self.seed)
         # The scale input is centred on the training series' latest windows.
-        self.log_scale_centre = float(np.mean(self._windows(train, train.lengths, usable)[2]))
+        latest = self._windows(train, train.lengths[usable], usable)
+        self.log_scale_centre = float(np.mean(latest[2]))
         net = self._network()
         optimizer = torch.optim.Adam(
             net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
@@ -243,8 +249,6 @@ class QuantileNet(Forecaster):
                 net.eval()
                 with torch.no_grad():
                     score = float(self._pinball(net(*checked[0]), checked[1], checked[2]))
-                if self.params.get("debug"):
-                    print(epoch, round(score, 4))
                 if score < best_loss:
                     best_loss, best_epoch = score, epoch
                     best_state = {k: v.clone() for k, v in net.state_dict().items()}
@@ -258,7 +262,7 @@ class QuantileNet(Forecaster):
             net.load_state_dict(best_state)
         net.eval()
         self._net = net
-        self.epochs_trained = best_epoch
+        self.epochs_run, self.epochs_trained = epoch, best_epoch
         self.weights = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
 
     # -- forecast ---------------------------------------------------------------------------
