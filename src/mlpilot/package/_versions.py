@@ -20,6 +20,7 @@ TRACKED_LIBRARIES = (
     "torch",
     "optuna",
     "statsforecast",  # forecasting packages fit their local models with it when forecasting
+    "prophet",  # and Prophet's, when the package holds it
 )
 
 

@@ -98,8 +98,8 @@ NO_FORECAST_CANDIDATE_NOTEBOOK = (
 #: Why a forecasting job has no explainability report.
 NO_FORECAST_EXPLAINABILITY = (
     "not made for forecasting jobs yet: Autopilot's impact scores explain covariates and "
-    "holidays through CNN-QR or DeepAR+ in the ensemble, and mlpilot has neither model; the "
-    "model-quality report and BacktestResults show how the forecasts did"
+    "holidays through CNN-QR or DeepAR+, and mlpilot's network for those names reads the "
+    "target alone; the model-quality report and BacktestResults show how the forecasts did"
 )
 #: Seconds the forecasting model-quality report needs at least (forecasts a few items too).
 MIN_FORECAST_INSIGHTS_SECONDS = 3.0

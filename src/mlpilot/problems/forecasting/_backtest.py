@@ -4,6 +4,7 @@ on forecasts of data they did not see."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -92,7 +93,13 @@ def run_backtest(
         if features is not None and model.uses_features:
             cut = features.cut(taking_part, cutoffs, plan.horizon)
         if not model.local:
-            model.fit(histories, deadline, features=cut)
+            fit_by = deadline
+            if model.anytime and deadline is not None:
+                # An equal share of the time left for this window and each after it (a tenth
+                # kept back for forecasting).
+                left = 0.9 * (deadline - time.monotonic())
+                fit_by = time.monotonic() + left / (plan.windows - window)
+            model.fit(histories, fit_by, features=cut)
         forecast = model.forecast(histories, plan.horizon, quantiles, deadline, features=cut)
         out.append(WindowForecast(window, tuple(taking_part), np.array(actuals), forecast))
     return out

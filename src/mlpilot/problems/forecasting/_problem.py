@@ -39,7 +39,7 @@ from mlpilot.profile import FeatureSpecification
 __all__ = ["DEFAULT_MODELS", "ForecastingProblem"]
 
 #: The models a job backtests when AlgorithmsConfig names none.
-DEFAULT_MODELS = ("seasonal-naive", "npts", "theta", "ets", "gbm", "arima")
+DEFAULT_MODELS = ("seasonal-naive", "npts", "theta", "ets", "gbm", "arima", "quantile-net")
 
 
 class ForecastingProblem:
@@ -135,7 +135,12 @@ class ForecastingProblem:
         spec = session.config.problem_as(ForecastingConfig)
         if spec.algorithms:
             missing = [a for a in spec.algorithms if a not in AUTOPILOT_ALGORITHMS]
-            chosen = [AUTOPILOT_ALGORITHMS[a] for a in spec.algorithms if a in AUTOPILOT_ALGORITHMS]
+            # Two names may map to one model (cnn-qr and deepar): it is backtested once.
+            chosen = list(
+                dict.fromkeys(
+                    AUTOPILOT_ALGORITHMS[a] for a in spec.algorithms if a in AUTOPILOT_ALGORITHMS
+                )
+            )
             if not chosen:
                 raise ConfigError(
                     f"mlpilot does not implement {', '.join(missing)} yet; choose from "
@@ -258,7 +263,20 @@ class ForecastingProblem:
             feature_types=self.feature_types,
         )
 
+    def minimum_seconds(self, session: JobSession, model: str) -> float:
+        """Seconds ``model``'s backtest needs at the least (0: the model does not say)."""
+        assert self.plan is not None
+        params = self.model_params(session.config.problem_as(ForecastingConfig), model)
+        forecaster = get_forecaster(model)(self.season, params, session.config.seed)
+        return forecaster.minimum_seconds(len(self.values), self.plan.windows)
+
     @staticmethod
     def model_params(spec: ForecastingConfig, model: str) -> dict[str, Any]:
-        """A model's settings: the global model forecasts the job's horizon."""
-        return {"horizon": spec.horizon} if model == "gbm" else {}
+        """A model's settings: the global models forecast the job's horizon, and the network
+        learns the job's quantiles."""
+        if model == "gbm":
+            return {"horizon": spec.horizon}
+        if model == "quantile-net":
+            levels = [quantile_level(q) for q in spec.quantiles]
+            return {"horizon": spec.horizon, "quantiles": levels}
+        return {}

@@ -93,7 +93,11 @@ def train_models(problem: ForecastingProblem, session: JobSession) -> str:
             number, model = pending.pop(0)
             left = budget.left(budget.end_reserve() + problem.tail_seconds())
             limit = budget.task_limit(left, MAX_TRIAL_SHARE)
-            if limit is not None and limit < 1.0:
+            needs = problem.minimum_seconds(session, model)
+            if limit is not None and limit < max(1.0, needs):
+                why = "no time left in the job's budget to backtest it"
+                if needs >= 1.0:
+                    why = f"its backtest needs about {needs:.0f} s; {max(0.0, limit):.0f} s left"
                 out_of_time.append(model)
                 name = candidate_name(cfg.name, number, model, {})
                 session.candidate_started(CandidateReport(name, "InProgress"))
@@ -101,7 +105,7 @@ def train_models(problem: ForecastingProblem, session: JobSession) -> str:
                     CandidateReport(
                         name,
                         "Failed",
-                        failure_reason="skipped: no time left in the job's budget to backtest it",
+                        failure_reason=f"skipped: {why}",
                         details={"Algorithm": model},
                     )
                 )
@@ -234,5 +238,14 @@ def _blended_windows(
 
 def model_order(names: Sequence[str]) -> list[str]:
     """Models cheapest first, so the job has forecasts early whatever its budget."""
-    cost = {"seasonal-naive": 0, "npts": 1, "theta": 2, "ets": 3, "gbm": 4, "arima": 5}
+    cost = {
+        "seasonal-naive": 0,
+        "npts": 1,
+        "theta": 2,
+        "ets": 3,
+        "gbm": 4,
+        "arima": 5,
+        "quantile-net": 6,
+        "prophet": 7,
+    }
     return sorted(names, key=lambda n: (cost.get(n, 9), n))

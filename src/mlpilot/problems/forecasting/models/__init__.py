@@ -39,9 +39,20 @@ FORECASTERS: dict[str, str] = {
     "theta": f"{_PACKAGE}.theta:Theta",
     "npts": f"{_PACKAGE}.npts:NPTS",
     "gbm": f"{_PACKAGE}.gbm:GlobalGBM",
+    "quantile-net": f"{_PACKAGE}.quantile_net:QuantileNet",
+    "prophet": f"{_PACKAGE}.prophet:Prophet",
 }
 #: Autopilot's algorithm name → the model that implements it here.
-AUTOPILOT_ALGORITHMS: dict[str, str] = {"ets": "ets", "arima": "arima", "npts": "npts"}
+#: Autopilot's ``cnn-qr`` and ``deepar`` (its two global networks) are both the quantile
+#: network here: a direct multi-horizon quantile network, as CNN-QR is.
+AUTOPILOT_ALGORITHMS: dict[str, str] = {
+    "ets": "ets",
+    "arima": "arima",
+    "npts": "npts",
+    "prophet": "prophet",
+    "cnn-qr": "quantile-net",
+    "deepar": "quantile-net",
+}
 
 
 def get_forecaster(name: str) -> type[Forecaster]:

@@ -80,6 +80,9 @@ class Forecaster(ABC):
     local: ClassVar[bool] = False
     #: Reads :class:`SeriesFeatures` (through :meth:`_forecast_with`).
     uses_features: ClassVar[bool] = False
+    #: Trains for as long as its deadline allows, keeping its best state so far (a network
+    #: trained in epochs): a backtest gives each window's fit a share of the time left.
+    anytime: ClassVar[bool] = False
 
     def __init__(
         self, season_length: int, params: dict[str, Any] | None = None, seed: int = 0
@@ -87,6 +90,11 @@ class Forecaster(ABC):
         self.season_length = max(1, int(season_length))
         self.params = dict(params or {})
         self.seed = seed
+
+    def minimum_seconds(self, n_series: int, windows: int) -> float:
+        """Seconds a backtest of ``n_series`` series in ``windows`` windows needs at the least;
+        a job skips the model when its budget cannot give that much (0: no estimate)."""
+        return 0.0
 
     def fit(
         self,
