@@ -332,3 +332,10 @@ def test_the_global_model_on_one_series_has_bands_of_its_errors() -> None:
     assert (width > 1.0).all()
     inside = (future >= forecast.quantiles[0.1][0]) & (future <= forecast.quantiles[0.9][0])
     assert inside.mean() >= 0.5
+
+
+def test_every_algorithm_name_the_config_accepts_has_a_model() -> None:
+    from mlpilot.config._forecasting import ALGORITHMS
+
+    assert set(ALGORITHMS) == set(AUTOPILOT_ALGORITHMS)
+    assert all(model in FORECASTERS for model in AUTOPILOT_ALGORITHMS.values())

@@ -10,7 +10,6 @@ from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode
 from mlpilot.config import ForecastingConfig
 from mlpilot.data import parse_frequency, read_table
-from mlpilot.errors import ConfigError
 from mlpilot.metrics import default_forecast_objective, quantile_level, quantile_name
 from mlpilot.metrics import season_length as season_of
 from mlpilot.package import SeriesModel
@@ -134,20 +133,9 @@ class ForecastingProblem:
     def define_candidates(self, session: JobSession) -> list[str]:
         spec = session.config.problem_as(ForecastingConfig)
         if spec.algorithms:
-            missing = [a for a in spec.algorithms if a not in AUTOPILOT_ALGORITHMS]
-            # Two names may map to one model (cnn-qr and deepar): it is backtested once.
-            chosen = list(
-                dict.fromkeys(
-                    AUTOPILOT_ALGORITHMS[a] for a in spec.algorithms if a in AUTOPILOT_ALGORITHMS
-                )
-            )
-            if not chosen:
-                raise ConfigError(
-                    f"mlpilot does not implement {', '.join(missing)} yet; choose from "
-                    f"{', '.join(AUTOPILOT_ALGORITHMS)} or give no AlgorithmsConfig"
-                )
-            if missing:
-                session.note("AlgorithmsNotImplemented", missing)
+            # The config accepts Autopilot's six names, each mapped to a model here; two names
+            # may map to one model (cnn-qr and deepar): it is backtested once.
+            chosen = list(dict.fromkeys(AUTOPILOT_ALGORITHMS[a] for a in spec.algorithms))
         else:
             chosen = list(DEFAULT_MODELS)
         self.models = model_order(chosen)
