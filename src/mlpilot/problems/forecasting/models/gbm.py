@@ -1,6 +1,9 @@
 """A global gradient-boosted model: one LightGBM regressor over every series, on lags, rolling
 means and the position in the season, forecasting one step at a time (recursively).
 
+Lags: the last ``lags`` steps (7), one and two seasons back, and ``extra_lags`` (the job gives
+sub-daily series the same step a week back).
+
 Given :class:`SeriesFeatures` in :meth:`GlobalGBM.fit`, each step also has its calendar features
 (those that vary at the frequency: hour of day, day of week, day of month, week of year, month,
 quarter), its holiday features (when the job has a holiday calendar), the covariates' values at
@@ -10,8 +13,9 @@ from the features' future rows, so a covariate known ahead is read at the step f
 
 Each series is divided by its mean absolute value before training, so series of any scale
 share one model (covariates keep their own units). Quantiles are conformal: the model forecasts
-the last horizon of each series from the history before it, and the spread of those errors at
-each step ahead (in the series' own scale) is added to the forecast. Learns across series, so it
+the last horizon of each series from the history before it (from several origins when the
+series are few), and the spread of those errors at each step ahead (in the series' own scale)
+is added to the forecast. Learns across series, so it
 suits collections of many related series better than a model per series.
 """
 
@@ -134,6 +138,7 @@ class GlobalGBM(Forecaster):
         lags = set(range(1, int(self.params.get("lags", 7)) + 1))
         if m > 1:
             lags |= {m, 2 * m}
+        lags |= {int(lag) for lag in self.params.get("extra_lags", ())}
         self.lags = sorted(lags)
         self.windows = sorted({w for w in (3, m, 2 * m) if w > 1})
         self.depth = max([*self.lags, *self.windows])
