@@ -339,29 +339,3 @@ def test_every_algorithm_name_the_config_accepts_has_a_model() -> None:
 
     assert set(ALGORITHMS) == set(AUTOPILOT_ALGORITHMS)
     assert all(model in FORECASTERS for model in AUTOPILOT_ALGORITHMS.values())
-
-
-@pytest.mark.parametrize(
-    ("frequency", "lags"),
-    [
-        ("30min", [336]),
-        ("h", [168]),
-        ("1H", [168]),
-        ("2h", [84]),
-        ("5min", [2016]),
-        ("1min", []),
-        ("D", []),
-        ("W-FRI", []),
-        ("MS", []),
-        ("QS-JAN", []),
-    ],
-)
-def test_sub_daily_series_get_a_weekly_lag(frequency: str, lags: list[int]) -> None:
-    from mlpilot.config import ForecastingConfig
-    from mlpilot.problems.forecasting._problem import ForecastingProblem, weekly_lag
-
-    assert weekly_lag(frequency) == lags
-    spec = ForecastingConfig(target="y", timestamp="t", item_id="i", frequency=frequency, horizon=4)
-    params = ForecastingProblem.model_params(spec, "gbm")
-    model = get_forecaster("gbm")(season_length=24, params=params)
-    assert set(lags) <= set(model.lags)

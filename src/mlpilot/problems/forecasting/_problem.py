@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 
 from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode
@@ -40,25 +39,6 @@ __all__ = ["DEFAULT_MODELS", "ForecastingProblem"]
 
 #: The models a job backtests when AlgorithmsConfig names none.
 DEFAULT_MODELS = ("seasonal-naive", "npts", "theta", "ets", "gbm", "arima", "quantile-net")
-
-
-#: The longest weekly lag the global GBM is given (5-minute steps; finer data goes without).
-MAX_WEEKLY_LAG = 2016
-
-
-def weekly_lag(frequency: str) -> list[int]:
-    """The steps in a week, for sub-daily data: the same hour a week back (weekday and weekend
-    days differ in demand, traffic, sessions: the daily season's lags miss it). None for daily
-    and coarser data, whose season is a week or longer already."""
-    offset = parse_frequency(frequency).offset
-    if not isinstance(offset, pd.offsets.Tick):  # months, quarters, weeks: no fixed length
-        return []
-    step = pd.Timedelta(offset)
-    week = pd.Timedelta(days=7)
-    if step >= pd.Timedelta(days=1) or week % step != pd.Timedelta(0):
-        return []
-    lag = int(week / step)
-    return [lag] if lag <= MAX_WEEKLY_LAG else []
 
 
 class ForecastingProblem:
@@ -283,7 +263,7 @@ class ForecastingProblem:
         """A model's settings: the global models forecast the job's horizon, and the network
         learns the job's quantiles."""
         if model == "gbm":
-            return {"horizon": spec.horizon, "extra_lags": weekly_lag(spec.frequency)}
+            return {"horizon": spec.horizon}
         if model == "quantile-net":
             levels = [quantile_level(q) for q in spec.quantiles]
             return {"horizon": spec.horizon, "quantiles": levels}

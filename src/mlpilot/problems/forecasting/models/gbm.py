@@ -1,8 +1,7 @@
 """A global gradient-boosted model: one LightGBM regressor over every series, on lags, rolling
 means and the position in the season, forecasting one step at a time (recursively).
 
-Lags: the last ``lags`` steps (7), one and two seasons back, and ``extra_lags`` (the job gives
-sub-daily series the same step a week back).
+Lags: the last ``lags`` steps (7), one and two seasons back.
 
 Given :class:`SeriesFeatures` in :meth:`GlobalGBM.fit`, each step also has its calendar features
 (those that vary at the frequency: hour of day, day of week, day of month, week of year, month,
@@ -138,7 +137,6 @@ class GlobalGBM(Forecaster):
         lags = set(range(1, int(self.params.get("lags", 7)) + 1))
         if m > 1:
             lags |= {m, 2 * m}
-        lags |= {int(lag) for lag in self.params.get("extra_lags", ())}
         self.lags = sorted(lags)
         self.windows = sorted({w for w in (3, m, 2 * m) if w > 1})
         self.depth = max([*self.lags, *self.windows])
