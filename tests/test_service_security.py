@@ -167,6 +167,30 @@ def test_allowed_roots(tmp_path: Path) -> None:
         check_uri(str(root / "data"), "S3Uri", roots)
 
 
+@pytest.mark.parametrize("kind", ["dot-dot", "absolute", "symlink"])
+def test_model_archives_cannot_write_outside_their_folder(tmp_path: Path, kind: str) -> None:
+    import io
+    import tarfile
+
+    from mlpilot.errors import ModelPackageError
+    from mlpilot.serving import resolve_model
+
+    archive = tmp_path / "model.tar.gz"
+    escaped = tmp_path / "escaped.txt"
+    with tarfile.open(archive, "w:gz") as tar:
+        member = tarfile.TarInfo(
+            {"dot-dot": "../escaped.txt", "absolute": str(escaped)}.get(kind, "x")
+        )
+        if kind == "symlink":
+            member.type, member.linkname = tarfile.SYMTYPE, str(tmp_path)
+        member.size = 0 if kind == "symlink" else 4
+        tar.addfile(member, None if kind == "symlink" else io.BytesIO(b"evil"))
+    # Refused, or (an absolute name) kept inside the extraction folder: never written out.
+    with pytest.raises(ModelPackageError):
+        resolve_model(archive, cache_dir=tmp_path / "cache" / "deep")
+    assert not escaped.exists()
+
+
 def _service(tmp_path: Path, roots: list[Path]) -> Service:
     return Service(ServiceConfig(data_dir=tmp_path / "data", allowed_roots=roots))
 
