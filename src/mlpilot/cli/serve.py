@@ -25,7 +25,9 @@ def parse_access_keys(values: list[str]) -> dict[str, str]:
     for value in values:
         key_id, sep, secret = value.partition(":")
         if not sep or not key_id or not secret:
-            raise fail(f"--access-key must be ACCESS_KEY_ID:SECRET; got {value!r}")
+            # The value is not echoed: it may be a secret.
+            shown = f"{key_id[:4]}..." if sep else "a value without ':'"
+            raise fail(f"access keys are given as ACCESS_KEY_ID:SECRET; got {shown}")
         keys[key_id] = secret
     return keys
 
@@ -61,6 +63,31 @@ def serve(
             "comma-separated). Without any, every request is accepted."
         ),
     ] = None,
+    access_keys_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of ACCESS_KEY_ID:SECRET lines (keeps secrets out of the process list).",
+        ),
+    ] = None,
+    allowed_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Folder that file:// URIs and local paths in requests must lie in (repeatable; "
+            "the data folder is always allowed). Without any, local paths are not restricted.",
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate: serve HTTPS (with --tls-key).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    allow_anonymous: Annotated[
+        bool,
+        typer.Option(
+            "--allow-anonymous",
+            help="Bind beyond loopback without access keys (anyone who can reach the port "
+            "can run jobs).",
+        ),
+    ] = False,
     max_concurrent_jobs: Annotated[
         int, typer.Option(help="AutoML jobs running at once; more is ResourceLimitExceeded.")
     ] = 4,
@@ -77,7 +104,14 @@ def serve(
     from mlpilot.service import ServiceConfig, create_app
 
     keys_text = [k for k in os.environ.get("MLPILOT_ACCESS_KEYS", "").split(",") if k.strip()]
-    keys = parse_access_keys([*keys_text, *(access_key or [])])
+    keys = parse_access_keys([*keys_text, *_key_lines(access_keys_file), *(access_key or [])])
+    # Job runners and model containers started from here have no use for the secrets.
+    os.environ.pop("MLPILOT_ACCESS_KEYS", None)
+    if (tls_cert is None) != (tls_key is None):
+        raise fail("--tls-cert and --tls-key go together")
+    for given in (tls_cert, tls_key, *(allowed_root or [])):
+        if given is not None and not given.exists():
+            raise fail(f"{given} does not exist")
     try:
         config = ServiceConfig(
             data_dir=data_dir or Path(default_data_dir()),
@@ -87,6 +121,7 @@ def serve(
             region=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
             account_id=account_id,
             access_keys=keys,
+            allowed_roots=list(allowed_root or []),
             max_concurrent_jobs=max_concurrent_jobs,
             job_parallelism=job_parallelism,
         )
@@ -94,16 +129,46 @@ def serve(
         raise fail(str(exc)) from None
     if max_concurrent_jobs < 1:
         raise fail("--max-concurrent-jobs must be at least 1")
-    if not _is_loopback(host) and not keys:
-        console.print(
-            f"[yellow]Warning:[/] listening on {host} without access keys: anyone who can "
-            "reach this port can run jobs. Add --access-key ID:SECRET."
-        )
+    if not _is_loopback(host):
+        if not keys and not allow_anonymous:
+            raise fail(
+                f"Refusing to listen on {host} without access keys: anyone who can reach the "
+                "port could run jobs and read their data. Add --access-key ID:SECRET (or "
+                "--access-keys-file), or --allow-anonymous if that is intended."
+            )
+        if not keys:
+            console.print(
+                f"[bold red]Warning:[/] listening on {host} without access keys: anyone who "
+                "can reach this port can run jobs."
+            )
+        if tls_cert is None:
+            console.print(
+                f"[yellow]Warning:[/] listening on {host} without TLS: requests and results "
+                "cross the network in clear text. Add --tls-cert and --tls-key."
+            )
+    scheme = "https" if tls_cert else "http"
     console.print(
-        f"mlpilot service on http://{host}:{port} (data in {config.data_dir}, "
+        f"mlpilot service on {scheme}://{host}:{port} (data in {config.data_dir}, "
         f"{'SigV4 verified' if keys else 'any credentials accepted'})"
     )
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level="warning",
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+    )
+
+
+def _key_lines(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise fail(f"cannot read --access-keys-file {path}: {exc.strerror}") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def _is_loopback(host: str) -> bool:

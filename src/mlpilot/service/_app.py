@@ -30,6 +30,7 @@ from mlpilot.service._deploy import DeployOperations
 from mlpilot.service._endpoint_host import EndpointHost
 from mlpilot.service._errors import InvocationError, ServiceError
 from mlpilot.service._jobs import JobManager
+from mlpilot.service._paths import check_request_uris
 from mlpilot.service._shapes import conform_output, validate_input
 from mlpilot.service._store import Store
 from mlpilot.service._transforms import TransformManager, TransformOperations
@@ -44,7 +45,8 @@ class Service:
     """The service's parts, wired together; :func:`create_app` puts HTTP in front."""
 
     def __init__(self, config: ServiceConfig) -> None:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        # A new data folder is the service user's alone: it holds data, models and logs.
+        config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.config = config
         self.store = Store(config.database_url)
         self.jobs = JobManager(config, self.store)
@@ -160,6 +162,7 @@ class Service:
                 "UnknownOperationException", f"mlpilot does not implement {operation}"
             )
         validate_input(operation, params)
+        check_request_uris(operation, params, self.config.uri_roots)
         return conform_output(operation, handler(params))
 
 

@@ -18,17 +18,25 @@ from urllib.parse import parse_qsl, quote
 
 from mlpilot.service._errors import ServiceError
 
-__all__ = ["verify_signature"]
+__all__ = ["MAX_SKEW", "verify_signature"]
 
 _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+),\s*"
     r"SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<signature>[0-9a-f]{64})\s*$"
 )
-_MAX_SKEW = 15 * 60
+#: How far X-Amz-Date may be from the service's clock, either way: AWS's window. A captured
+#: request can be replayed within it (as against AWS); outside it, it is refused.
+MAX_SKEW = 5 * 60
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+_UNSIGNED = "UNSIGNED-PAYLOAD"
 
 
 def _invalid(message: str, code: str = "InvalidSignatureException") -> ServiceError:
     return ServiceError(code, message, status=403)
+
+
+def _stamp(epoch: float) -> str:
+    return time.strftime(_AMZ_DATE, time.gmtime(epoch))
 
 
 def _sign(key: bytes, message: str) -> bytes:
@@ -43,9 +51,11 @@ def verify_signature(
     query: str,
     headers: Mapping[str, str],
     body: bytes,
+    now: float | None = None,
 ) -> str | None:
     """Check the request's SigV4 signature against ``keys`` (access key id → secret); return
-    the access key id. Does nothing (returns None) when ``keys`` is empty."""
+    the access key id. Does nothing (returns None) when ``keys`` is empty. ``now`` (epoch
+    seconds) is the clock the signing date is checked against."""
     if not keys:
         return None
     authorization = headers.get("authorization")
@@ -65,13 +75,23 @@ def verify_signature(
         )
     amz_date = headers.get("x-amz-date", "")
     try:
-        signed_at = timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
+        signed_at = timegm(time.strptime(amz_date, _AMZ_DATE))
     except ValueError:
         raise _invalid("The request has no valid X-Amz-Date header") from None
     if not amz_date.startswith(day):
         raise _invalid("The credential scope's date does not match X-Amz-Date")
-    if abs(time.time() - signed_at) > _MAX_SKEW:
-        raise _invalid(f"Signature expired: {amz_date} is more than 15 minutes from now")
+    now = time.time() if now is None else now
+    if signed_at < now - MAX_SKEW:
+        # The wording AWS answers with.
+        raise _invalid(
+            f"Signature expired: {amz_date} is now earlier than {_stamp(now - MAX_SKEW)} "
+            f"({_stamp(now)} - 5 min.)"
+        )
+    if signed_at > now + MAX_SKEW:
+        raise _invalid(
+            f"Signature not yet current: {amz_date} is still later than "
+            f"{_stamp(now + MAX_SKEW)} ({_stamp(now)} + 5 min.)"
+        )
 
     signed = match["signed"].split(";")
     if "host" not in signed:
@@ -79,7 +99,16 @@ def verify_signature(
     canonical_headers = "".join(
         f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed
     )
-    payload_hash = headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest()
+    # The signature covers the body through its hash; a client-declared hash is only trusted
+    # once it matches the body that arrived.
+    payload_hash = hashlib.sha256(body).hexdigest()
+    declared = headers.get("x-amz-content-sha256")
+    if declared == _UNSIGNED:
+        raise _invalid("Unsigned payloads are not accepted: sign the request body")
+    if declared is not None and declared != payload_hash:
+        raise _invalid(
+            "The provided 'x-amz-content-sha256' header does not match what was computed."
+        )
     pairs = sorted(parse_qsl(query, keep_blank_values=True))
     canonical_query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in pairs)
     # botocore encodes the (already encoded) path once more, keeping "/" and "~".

@@ -26,6 +26,9 @@ class ServiceConfig:
     access_keys:
         Access key id → secret. When set, every request must carry a valid SigV4 signature
         by one of them; when empty, any (or no) signature is accepted.
+    allowed_roots:
+        Folders that local URIs (``file://``, absolute paths) in requests must resolve into,
+        the data folder included; when empty, any local path is accepted.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("mlpilot-data"))
@@ -35,6 +38,7 @@ class ServiceConfig:
     region: str = field(default_factory=lambda: os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     account_id: str = "000000000000"
     access_keys: dict[str, str] = field(default_factory=dict)
+    allowed_roots: list[Path] = field(default_factory=list)
     #: AutoML jobs running at once; one more is ResourceLimitExceeded, as SageMaker's quota.
     max_concurrent_jobs: int = 4
     #: Worker processes per job (default: the machine's cores).
@@ -44,12 +48,18 @@ class ServiceConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
+        self.allowed_roots = [Path(root).expanduser().resolve() for root in self.allowed_roots]
         if not _ACCOUNT.match(self.account_id):
             raise ValueError(f"The account id must be 12 digits; got {self.account_id!r}")
 
     @property
     def database_url(self) -> str:
         return self.store_url or f"sqlite:///{self.data_dir / 'mlpilot.db'}"
+
+    @property
+    def uri_roots(self) -> list[Path]:
+        """Where local URIs may lead: nowhere in particular (empty) unless roots are set."""
+        return [*self.allowed_roots, self.data_dir] if self.allowed_roots else []
 
     @property
     def staging_dir(self) -> Path:
