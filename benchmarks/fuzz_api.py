@@ -78,6 +78,7 @@ def _report(args: argparse.Namespace, outcomes: list[Outcome], elapsed: float, a
     codes = collections.Counter(o.code for o in outcomes)
     kinds = collections.Counter(o.case.kind for o in outcomes)
     per_op = collections.Counter(o.case.operation for o in outcomes)
+    per_op_ok = collections.Counter(o.case.operation for o in outcomes if 200 <= o.status < 300)
     server_errors = [o for o in outcomes if o.status >= 500 or o.status == 0]
     wrong = [o for o in outcomes if o.problems and 0 < o.status < 500]
     lines = [
@@ -90,7 +91,8 @@ def _report(args: argparse.Namespace, outcomes: list[Outcome], elapsed: float, a
         "per HTTP status: " + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
         "per code: " + ", ".join(f"{k}: {v}" for k, v in codes.most_common()),
         "per kind of case: " + ", ".join(f"{k}: {v}" for k, v in kinds.most_common()),
-        "per operation: " + ", ".join(f"{k}: {v}" for k, v in sorted(per_op.items())),
+        "per operation (of which 2xx): "
+        + ", ".join(f"{k}: {v} ({per_op_ok[k]})" for k, v in sorted(per_op.items())),
     ]
     for title, found in (("5xx / no answer", server_errors), ("wrong codes", wrong)):
         if found:

@@ -25,7 +25,12 @@ import regex
 
 from mlpilot.service._automl import AutoMLOperations
 from mlpilot.service._deploy import IMAGE_REPOSITORY, DeployOperations
-from mlpilot.service._shapes import LOCAL_URI_PATTERNS, MAX_REQUEST_BYTES, service_model
+from mlpilot.service._shapes import (
+    LOCAL_URI_PATTERNS,
+    MAX_REQUEST_BYTES,
+    SERVICE_REQUIRED,
+    service_model,
+)
 from mlpilot.service._transforms import TransformOperations
 
 #: Codes a fuzzed request may draw besides the validation ones: the resource it names is
@@ -41,6 +46,8 @@ _MAX_DEPTH = 7
 #: A few characters outside ASCII, including a lone surrogate and a NUL.
 _UNICODE = ["é", "漢字", "🙂", "\u202e", "\x00", "\ud800", "Ω≈ç√", "\ufeff", "\n\t"]
 _NAMES = ["fuzz-a", "fuzz-b", "fuzz-c"]
+#: The model :meth:`Fuzzer.setup` makes; fuzzed DeleteModel calls leave it alone.
+SEED_MODEL = "fuzz-seed"
 
 
 def implemented_operations() -> list[str]:
@@ -173,8 +180,9 @@ class Fuzzer:
             if meta.get("union"):
                 name = self.rng.choice(list(members))
                 return {name: self.value(members[name], name, depth + 1)}
+            needed = {*shape.required_members, *SERVICE_REQUIRED.get(shape.name, ())}
             for name, child in members.items():
-                required = name in shape.required_members
+                required = name in needed
                 if required or (depth < _MAX_DEPTH and self.rng.random() < 0.35):
                     out[name] = self.value(child, name, depth + 1)
             return out
@@ -218,7 +226,7 @@ class Fuzzer:
         if pattern in LOCAL_URI_PATTERNS:
             return self.missing_uri(member)
         if member.endswith("Name") and self.rng.random() < 0.6:
-            name = self.rng.choice(_NAMES)
+            name = self.rng.choice([*_NAMES, SEED_MODEL] if member == "ModelName" else _NAMES)
             if low <= len(name) <= high and (not pattern or regex.fullmatch(pattern, name)):
                 return name
         if pattern:
@@ -238,6 +246,8 @@ class Fuzzer:
         if shape is None:
             return {}
         out: dict[str, Any] = self.value(shape)
+        if operation == "DeleteModel" and out.get("ModelName") == SEED_MODEL:
+            out["ModelName"] = _NAMES[0]
         return out
 
     # -- slots of a request: where a mutation can go ---------------------------------------
@@ -248,8 +258,9 @@ class Fuzzer:
         in ``value``, present or not."""
         found: list[tuple[dict[str, Any], str, Any, bool]] = []
         if shape.type_name == "structure" and isinstance(value, dict):
+            needed = {*shape.required_members, *SERVICE_REQUIRED.get(shape.name, ())}
             for name, child in shape.members.items():
-                found.append((value, name, child, name in shape.required_members))
+                found.append((value, name, child, name in needed))
                 if name in value:
                     found.extend(self._slots(child, value[name], depth + 1))
         elif shape.type_name == "list" and isinstance(value, list):
@@ -538,13 +549,13 @@ class Fuzzer:
         return Case(operation, "huge", body, target, None, status=413)
 
     def setup(self) -> list[Case]:
-        """Requests that make a model named ``fuzz-a`` (its data a file that is no model), so
+        """Requests that make the model :data:`SEED_MODEL` (its data a file that is no model), so
         fuzzed endpoint configurations, endpoints and transforms reach past the name checks
         (an endpoint on it fails to load, a transform has no input)."""
         data = self.root / "model-data.tar.gz"
         data.write_bytes(b"not a model")
         body = {
-            "ModelName": _NAMES[0],
+            "ModelName": SEED_MODEL,
             "PrimaryContainer": {"Image": f"{IMAGE_REPOSITORY}:fuzz", "ModelDataUrl": str(data)},
             "ExecutionRoleArn": "arn:aws:iam::000000000000:role/fuzz",
         }

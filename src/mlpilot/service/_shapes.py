@@ -28,6 +28,7 @@ from mlpilot.service._errors import ServiceError
 __all__ = [
     "LOCAL_URI_PATTERNS",
     "MAX_REQUEST_BYTES",
+    "SERVICE_REQUIRED",
     "conform_output",
     "parse_body",
     "service_model",
@@ -45,7 +46,7 @@ _MAX_SHOWN = 100
 _INT_BITS = {"integer": 32, "long": 64}
 #: Members botocore leaves optional (other SageMaker features do without them) that every
 #: request mlpilot can serve needs: a missing one is reported like a missing required member.
-_SERVICE_REQUIRED: dict[str, tuple[str, ...]] = {
+SERVICE_REQUIRED: dict[str, tuple[str, ...]] = {
     "AutoMLChannel": ("DataSource",),
     "AutoMLJobChannel": ("DataSource",),
     "ProductionVariant": ("ModelName",),
@@ -135,7 +136,7 @@ def _check(shape: Any, value: Any, path: str, errors: list[str]) -> None:
         if not isinstance(value, dict):
             raise _type_error(path, "an object")
         members = shape.members
-        for name in (*shape.required_members, *_SERVICE_REQUIRED.get(shape.name, ())):
+        for name in (*shape.required_members, *SERVICE_REQUIRED.get(shape.name, ())):
             if value.get(name) is None:
                 at = f"{path}.{_camel(name)}" if path else _camel(name)
                 errors.append(
