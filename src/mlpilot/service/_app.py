@@ -31,7 +31,12 @@ from mlpilot.service._endpoint_host import EndpointHost
 from mlpilot.service._errors import InvocationError, ServiceError
 from mlpilot.service._jobs import JobManager
 from mlpilot.service._paths import check_request_uris
-from mlpilot.service._shapes import conform_output, validate_input
+from mlpilot.service._shapes import (
+    MAX_REQUEST_BYTES,
+    conform_output,
+    parse_body,
+    validate_input,
+)
 from mlpilot.service._store import Store
 from mlpilot.service._transforms import TransformManager, TransformOperations
 
@@ -161,9 +166,9 @@ class Service:
             raise ServiceError(
                 "UnknownOperationException", f"mlpilot does not implement {operation}"
             )
-        validate_input(operation, params)
-        check_request_uris(operation, params, self.config.uri_roots)
-        return conform_output(operation, handler(params))
+        cleaned = validate_input(operation, params)
+        check_request_uris(operation, cleaned, self.config.uri_roots)
+        return conform_output(operation, handler(cleaned))
 
 
 def _json(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
@@ -173,6 +178,26 @@ def _json(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
         media_type=JSON_11,
         headers={"x-amzn-RequestId": str(uuid.uuid4()), **headers},
     )
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, refused with 413 past :data:`MAX_REQUEST_BYTES` (before reading it
+    all when the client says its length)."""
+    too_large = ServiceError(
+        "RequestEntityTooLargeException",
+        f"The request body is over the limit of {MAX_REQUEST_BYTES} bytes",
+        413,
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def create_app(config: ServiceConfig, service: Service | None = None) -> Starlette:
@@ -191,7 +216,7 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> Starlet
     async def control_plane(request: Request) -> Response:
         operation = "?"
         try:
-            body = await request.body()
+            body = await _read_body(request)
             await authenticate(request, body)
             target = request.headers.get("x-amz-target", "")
             prefix, _, operation = target.partition(".")
@@ -200,12 +225,7 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> Starlet
                     "UnknownOperationException",
                     f"Missing or unknown X-Amz-Target {target!r}; expected SageMaker.<Operation>",
                 )
-            try:
-                params = json.loads(body) if body.strip() else {}
-            except ValueError:
-                raise ServiceError(
-                    "SerializationException", "The request body is not valid JSON"
-                ) from None
+            params = parse_body(body)
             result = await run_in_threadpool(service.call, operation, params)
             return _json(result)
         except ServiceError as exc:

@@ -10,6 +10,7 @@ own processes (:mod:`._jobs`).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from mlpilot.config import JobConfig, v2_request
@@ -63,6 +64,7 @@ class AutoMLOperations:
         except MlpilotError as exc:
             raise validation(str(exc)) from None
         _check_deploy(request.get("ModelDeployConfig"))
+        _check_overlap(request)
         _check_inputs(request)
         arn = self.config.arn("automl-job", name)
         try:
@@ -140,6 +142,49 @@ def _check_deploy(deploy: dict[str, Any] | None) -> None:
         raise validation(
             "ModelDeployConfig: EndpointName is required when AutoGenerateEndpointName is false"
         )
+
+
+def _location(uri: str) -> tuple[str, tuple[str, ...]] | None:
+    """(scheme, path parts) of an S3 URI, ``file://`` URI or local path; None if unreadable."""
+    from mlpilot.data import split_uri
+
+    try:
+        scheme, path = split_uri(uri)
+    except MlpilotError:
+        return None
+    if scheme == "file":
+        path = os.path.realpath(path)
+    return scheme, tuple(part for part in path.split("/") if part)
+
+
+def _check_overlap(request: dict[str, Any]) -> None:
+    """The output location must not lie inside an input prefix (nor the job's output folder
+    hold an input): the job would read its own output as training data."""
+    output = request["OutputDataConfig"]["S3OutputPath"]
+    out = _location(output)
+    job = _location(f"{output.rstrip('/')}/{request['AutoMLJobName']}")
+    if out is None or job is None:
+        return
+    for channel in request["AutoMLJobInputDataConfig"]:
+        source = channel["DataSource"]["S3DataSource"]
+        if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+            continue  # a manifest names its files; the output cannot add to them
+        data = _location(source["S3Uri"])
+        if data is None or data[0] != out[0]:
+            continue
+        inside = out[1][: len(data[1])] == data[1]
+        holds = data[1][: len(job[1])] == job[1]
+        if inside or holds:
+            where = (
+                f"S3OutputPath {output} lies inside"
+                if inside
+                else f"The job's output folder under S3OutputPath {output} holds"
+            )
+            raise validation(
+                f"{where} the input S3Uri {source['S3Uri']} of the "
+                f"{channel.get('ChannelType', 'training')} channel: the job would read its "
+                "own output as input data; choose an output location outside the input"
+            )
 
 
 def _check_inputs(request: dict[str, Any]) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 __all__ = ["InvocationError", "ServiceError", "in_use", "not_found", "validation"]
 
+_MAX_MESSAGE = 4096
+
 
 class ServiceError(Exception):
     """A control-plane error: ``{"__type": code, "message": ...}`` with HTTP ``status``.
@@ -16,6 +18,9 @@ class ServiceError(Exception):
     """
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
+        # Messages quote request values; a bound keeps an error smaller than what caused it.
+        if len(message) > _MAX_MESSAGE:
+            message = message[: _MAX_MESSAGE - 1] + "…"
         super().__init__(message)
         self.code = code
         self.message = message

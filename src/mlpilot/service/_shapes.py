@@ -7,12 +7,16 @@ shape and reports every violation the way SageMaker does::
     2 validation errors detected: Value 'x!' at 'autoMLJobName' failed to satisfy constraint:
     Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}; ...
 
-A value of the wrong JSON type is a ``SerializationException``, as the real service answers.
+A value of the wrong JSON type is a ``SerializationException``, as the real service answers,
+and so is a body that is not a JSON object. What reaches an operation is the request as its
+shape declares it: members set to null are absent (as in AWS's JSON protocol) and members the
+shape does not declare are dropped, so handlers never see a value no shape allowed.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -21,11 +25,32 @@ import regex
 
 from mlpilot.service._errors import ServiceError
 
-__all__ = ["LOCAL_URI_PATTERNS", "conform_output", "service_model", "validate_input"]
+__all__ = [
+    "LOCAL_URI_PATTERNS",
+    "MAX_REQUEST_BYTES",
+    "SERVICE_REQUIRED",
+    "conform_output",
+    "parse_body",
+    "service_model",
+    "validate_input",
+]
 
 #: S3 URI patterns under which mlpilot also accepts ``file://`` URIs and absolute local paths.
 LOCAL_URI_PATTERNS = frozenset({"(https|s3)://([^/]+)/?(.*)", "(https|s3)://([^/])/?(.*)"})
+#: The largest control-plane request body read; a larger one is answered 413.
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
 _MAX_REPORTED = 10
+#: How much of an offending value an error message quotes.
+_MAX_SHOWN = 100
+#: The JSON protocol's integers: 32 bits for ``integer`` shapes, 64 for ``long`` ones.
+_INT_BITS = {"integer": 32, "long": 64}
+#: Members botocore leaves optional (other SageMaker features do without them) that every
+#: request mlpilot can serve needs: a missing one is reported like a missing required member.
+SERVICE_REQUIRED: dict[str, tuple[str, ...]] = {
+    "AutoMLChannel": ("DataSource",),
+    "AutoMLJobChannel": ("DataSource",),
+    "ProductionVariant": ("ModelName",),
+}
 
 
 @functools.cache
@@ -50,13 +75,25 @@ def _is_local_uri(value: str) -> bool:
     return value.startswith("file://") or value.startswith("/")
 
 
-def validate_input(operation: str, params: Any) -> None:
-    """Raise :class:`ServiceError` if ``params`` do not satisfy ``operation``'s input shape."""
+def parse_body(body: bytes) -> Any:
+    """A request body as JSON (an empty body is ``{}``); anything unreadable, nested past the
+    parser's recursion limit included, is a ``SerializationException``."""
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise ServiceError("SerializationException", "The request body is not valid JSON") from None
+
+
+def validate_input(operation: str, params: Any) -> dict[str, Any]:
+    """``params`` as ``operation``'s input shape declares them (nulls and undeclared members
+    dropped); raise :class:`ServiceError` if they do not satisfy it."""
     shape = service_model().operation_model(operation).input_shape
-    if shape is None:
-        return
     if not isinstance(params, dict):
         raise ServiceError("SerializationException", "The request body must be a JSON object")
+    if shape is None:
+        return {}
     errors: list[str] = []
     _check(shape, params, "", errors)
     if errors:
@@ -64,6 +101,25 @@ def validate_input(operation: str, params: Any) -> None:
         shown = "; ".join(errors[:_MAX_REPORTED])
         noun = "error" if count == 1 else "errors"
         raise ServiceError("ValidationException", f"{count} validation {noun} detected: {shown}")
+    cleaned: dict[str, Any] = _declared(shape, params)
+    return cleaned
+
+
+def _declared(shape: Any, value: Any) -> Any:
+    """``value`` (already checked) with only the members its shape declares, nulls left out."""
+    kind = shape.type_name
+    if kind == "structure":
+        members = shape.members
+        return {
+            name: _declared(members[name], item)
+            for name, item in value.items()
+            if name in members and item is not None
+        }
+    if kind == "list":
+        return [_declared(shape.member, item) for item in value]
+    if kind == "map":
+        return {key: _declared(shape.value, item) for key, item in value.items()}
+    return value
 
 
 def _type_error(path: str, expected: str) -> ServiceError:
@@ -80,7 +136,7 @@ def _check(shape: Any, value: Any, path: str, errors: list[str]) -> None:
         if not isinstance(value, dict):
             raise _type_error(path, "an object")
         members = shape.members
-        for name in shape.required_members:
+        for name in (*shape.required_members, *SERVICE_REQUIRED.get(shape.name, ())):
             if value.get(name) is None:
                 at = f"{path}.{_camel(name)}" if path else _camel(name)
                 errors.append(
@@ -119,8 +175,11 @@ def _check(shape: Any, value: Any, path: str, errors: list[str]) -> None:
             errors.append(_violation(value, path, rule))
         return
     if kind in ("integer", "long"):
+        bits = _INT_BITS[kind]
         if isinstance(value, bool) or not isinstance(value, int):
             raise _type_error(path, "an integer")
+        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+            raise _type_error(path, f"a {bits}-bit integer")
         _range(meta, value, path, errors)
         return
     if kind in ("float", "double"):
@@ -174,7 +233,10 @@ def _bounds(
 
 
 def _violation(shown: Any, path: str, rule: str) -> str:
-    return f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must {rule}"
+    text = str(shown)
+    if len(text) > _MAX_SHOWN:
+        text = f"{text[:_MAX_SHOWN]}… ({len(text)} characters)"
+    return f"Value '{text}' at '{path}' failed to satisfy constraint: Member must {rule}"
 
 
 def conform_output(

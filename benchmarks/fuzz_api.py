@@ -1,0 +1,107 @@
+"""Fuzz a real ``mlpilot serve`` with requests generated from botocore's sagemaker model.
+
+usage: python benchmarks/fuzz_api.py [--requests 3000] [--seed 14] [--timeout 30]
+           [--output benchmarks/results/fuzz-api.txt]
+
+Starts ``mlpilot serve`` on 127.0.0.1 with a fresh data folder (S3 pointed at a closed local
+port, so nothing leaves the machine), sends ``--requests`` cases from
+``tests/helpers_fuzz.Fuzzer`` (valid and invalid requests for every implemented operation, plus
+raw-HTTP cases), then checks the service still answers. Reports the counts per HTTP status, per
+error code and per kind of case, every 5xx and every wrong code with the request that drew it.
+Exits 1 when any answer was a 5xx, missing, or carried the wrong code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from helpers_fuzz import Fuzzer, Outcome, implemented_operations, send
+from helpers_service import ServiceProcess, free_port
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--timeout", type=float, default=30.0, help="client timeout, seconds")
+    parser.add_argument("--output", default="benchmarks/results/fuzz-api.txt")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mlpilot-fuzz-") as tmp:
+        root = Path(tmp)
+        service = ServiceProcess(
+            root / "data", s3_endpoint=f"http://127.0.0.1:{free_port()}"
+        ).start()
+        fuzzer = Fuzzer(args.seed, root)
+        outcomes: list[Outcome] = []
+        started = time.monotonic()
+        try:
+            with httpx.Client(timeout=args.timeout) as client:
+                for case in fuzzer.setup():
+                    ready = send(client, f"{service.url}/", case)
+                    if ready.status != 200:
+                        raise RuntimeError(f"fuzz setup failed: {ready.code} {ready.message}")
+                for case in fuzzer.cases(args.requests):
+                    outcomes.append(send(client, f"{service.url}/", case))
+                alive = client.post(
+                    f"{service.url}/",
+                    content=b"{}",
+                    headers={
+                        "X-Amz-Target": "SageMaker.ListAutoMLJobs",
+                        "Content-Type": "application/x-amz-json-1.1",
+                    },
+                ).status_code
+        finally:
+            elapsed = time.monotonic() - started
+            up = service.process is not None and service.process.poll() is None
+            service.stop()
+    report = _report(args, outcomes, elapsed, alive if up else 0)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(report)
+    print(report)
+    bad = [o for o in outcomes if o.problems]
+    return 1 if bad or alive != 200 else 0
+
+
+def _report(args: argparse.Namespace, outcomes: list[Outcome], elapsed: float, alive: int) -> str:
+    statuses = collections.Counter(o.status for o in outcomes)
+    codes = collections.Counter(o.code for o in outcomes)
+    kinds = collections.Counter(o.case.kind for o in outcomes)
+    per_op = collections.Counter(o.case.operation for o in outcomes)
+    per_op_ok = collections.Counter(o.case.operation for o in outcomes if 200 <= o.status < 300)
+    server_errors = [o for o in outcomes if o.status >= 500 or o.status == 0]
+    wrong = [o for o in outcomes if o.problems and 0 < o.status < 500]
+    lines = [
+        f"mlpilot API fuzz: {len(outcomes)} requests, seed {args.seed}, "
+        f"{len(implemented_operations())} operations, {elapsed:.0f} s "
+        f"({platform.python_version()}, {platform.machine()})",
+        f"service up at the end (ListAutoMLJobs): {'yes' if alive == 200 else f'no ({alive})'}",
+        f"5xx or no answer: {len(server_errors)}; 4xx with a wrong code: {len(wrong)}",
+        "",
+        "per HTTP status: " + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())),
+        "per code: " + ", ".join(f"{k}: {v}" for k, v in codes.most_common()),
+        "per kind of case: " + ", ".join(f"{k}: {v}" for k, v in kinds.most_common()),
+        "per operation (of which 2xx): "
+        + ", ".join(f"{k}: {v} ({per_op_ok[k]})" for k, v in sorted(per_op.items())),
+    ]
+    for title, found in (("5xx / no answer", server_errors), ("wrong codes", wrong)):
+        if found:
+            lines += ["", f"{title}:"]
+            for outcome in found[:50]:
+                lines.append(f"- {outcome.status} {'; '.join(outcome.problems)}")
+                lines.append(f"    {outcome.case.describe()}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
