@@ -4,15 +4,15 @@ Set ``MLPILOT_CRASH_AT=<point>`` (or ``<point>:<n>`` to die the n-th time the po
 in the environment of ``mlpilot serve`` or of a job, and the first process that reaches that
 point kills itself there. The variable is read once per process; when it is unset
 :func:`crash_point` is a comparison with ``None``. Processes inherit it, so the service's job
-runners, endpoint hosts and transform runners see it too.
+runners and transform runners see it too (endpoints are hosted in the service process).
 
-The points (:data:`POINTS`) are where a real crash would hurt: in the middle of data analysis,
-after a search candidate is told, between the ensemble's phases, before a refit, between
-writing a model package and publishing it, while the white box writes its reports, while an
-endpoint's host starts, after a batch transform's first output object. Every point but
-``trial`` fires only in an orchestrating process (the service, a job runner, an endpoint host, a
-transform runner, a CLI job), ``trial`` only in a trial worker of the executor pool, so one
-setting aims at one kind of process.
+The points (:data:`POINTS`) are where a real crash would hurt: in the middle of data
+analysis, after a search candidate is told, between the ensemble's phases, before a refit,
+between publishing the final model package and recording it in the job, while the white box
+writes its reports, while an endpoint's host starts, after a batch transform's first output
+object. Every point but ``trial`` fires only in an orchestrating process (the service, a job
+runner, a transform runner, a CLI job), ``trial`` only in a trial worker of the executor pool, so
+one setting aims at one kind of process.
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ from typing import Any
 
 import joblib
 
-from mlpilot._crash import crash_point
 from mlpilot.errors import JobNotFoundError, ModelPackageError
 from mlpilot.package._versions import compare_versions, installed_versions
 
@@ -148,7 +147,6 @@ def _publish(target: Path, write: Callable[[Path], None], *, archive: bool) -> P
             with tarfile.open(staging / ARCHIVE, "w:gz", compresslevel=1) as tar:
                 tar.add(staging / MANIFEST, arcname=MANIFEST)
                 tar.add(staging / PIPELINE, arcname=PIPELINE)
-        crash_point("packaging")  # written, not yet published
         _sync_folder(staging)
         if target.exists():
             shutil.rmtree(target)
