@@ -49,6 +49,8 @@ class ServiceProcess:
         self.data_dir = data_dir
         self.s3_endpoint = s3_endpoint
         self.extra = extra or []
+        #: Extra environment for the next start (e.g. MLPILOT_CRASH_AT).
+        self.env: dict[str, str] = {}
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -76,7 +78,7 @@ class ServiceProcess:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=client_env(self.s3_endpoint),
+            env={**client_env(self.s3_endpoint), **self.env},
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpilot._crash import crash_point
 from mlpilot._types import ProblemType
 from mlpilot.algorithms import (
     StackerRole,
@@ -479,6 +480,7 @@ class EnsembleBuilder:
     def run(self) -> str:
         """Run every phase; return why the base-model phase ended (as run_search does)."""
         reason = self._base_models()
+        crash_point("ensembling")
         if reason != "Stopped" and not self.budget.stop_requested():
             self._stackers()
         if self.models and not self.budget.stop_requested():

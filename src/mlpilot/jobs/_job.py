@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from mlpilot._crash import crash_point
 from mlpilot._layout import JobLayout, write_json_atomic
 from mlpilot._types import CandidateStatus, JobStatus, Mode, SecondaryStatus
 from mlpilot.config import JobConfig
@@ -447,6 +448,7 @@ class AutoMLJob:
         best = self.state.best
         assert best is not None and self.analysis is not None
         packaged = self.problem.package(self, best)
+        crash_point("packaging")  # the model is published, the record does not say so yet
         archive = packaged.location / "model.tar.gz"
         best.containers = [
             inference_container(str(archive), self.analysis.classification, best.name)

@@ -38,6 +38,9 @@ def finalize_interrupted(root: str | Path, why: str) -> dict[str, Any]:
         return record
     layout = JobLayout(root, record["AutoMLJobName"])
     phase = record.get("AutoMLJobSecondaryStatus", "Starting")
+    # Packages the process was writing when it died: never published, never to be.
+    for staging in list(root.rglob(".staging-*")):
+        shutil.rmtree(staging, ignore_errors=True)
     now = time.time()
     objective = record.get("ResolvedAttributes", {}).get("AutoMLJobObjective", {}).get("MetricName")
     found = read_candidates(layout.candidates_log)

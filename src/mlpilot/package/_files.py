@@ -4,13 +4,19 @@ archive beside them, written atomically and read back with version checks.
 Layout::
 
     <dir>/mlpilot-model.json   what a reader needs without unpickling: problem type, schema,
-                               candidate facts, library versions
+                               candidate facts, library versions, the payload's SHA-256
     <dir>/pipeline.joblib      the model itself (joblib)
     <dir>/model.tar.gz         the same two files, for ``ModelDataUrl`` and containers
+
+The payload is unpickled only once its SHA-256 matches the manifest's ``checksums`` entry, so a
+truncated or damaged package is refused with a :class:`ModelPackageError` rather than a
+traceback from deep inside unpickling. Packages written before checksums were recorded load with
+an :class:`UnverifiedPackageWarning`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +24,7 @@ import tarfile
 import tempfile
 import time
 import warnings
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,7 @@ __all__ = [
     "MANIFEST",
     "PIPELINE",
     "ModelVersionWarning",
+    "UnverifiedPackageWarning",
     "copy_package",
     "publish",
     "read_package",
@@ -49,6 +57,42 @@ FORECASTING = "TimeSeriesForecasting"
 
 class ModelVersionWarning(UserWarning):
     """The package was written with other library versions than those installed."""
+
+
+class UnverifiedPackageWarning(UserWarning):
+    """The package records no checksum (written before they were), so it cannot be verified."""
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks (payloads may be large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, info: dict[str, Any], label: Path, *, warn: bool = True) -> None:
+    """Refuse ``path``'s payload if it does not match the manifest's checksum."""
+    payload = path / PIPELINE
+    if not payload.is_file():
+        raise ModelPackageError(f"Model package {label} has no {PIPELINE}")
+    expected = (info.get("checksums") or {}).get(PIPELINE)
+    if expected is None:
+        if warn:
+            warnings.warn(
+                f"Model package {label} records no checksum (written by an older mlpilot): "
+                "its payload is loaded unverified",
+                UnverifiedPackageWarning,
+                stacklevel=5,
+            )
+        return
+    actual = file_sha256(payload)
+    if actual != expected:
+        raise ModelPackageError(
+            f"Model package {label} is corrupted: checksum of {PIPELINE} is {actual[:16]}…, "
+            f"the manifest records {str(expected)[:16]}… (truncated or modified after writing)"
+        )
 
 
 def manifest(problem_type: str, candidate: dict[str, Any], **facts: Any) -> dict[str, Any]:
@@ -68,17 +112,22 @@ def publish(target: Path, info: dict[str, Any], payload: Any, *, archive: bool) 
     """Write a package of ``info`` and ``payload`` at ``target``."""
 
     def write(staging: Path) -> None:
-        (staging / MANIFEST).write_text(json.dumps(info, indent=1, default=str))
         joblib.dump(payload, staging / PIPELINE)
+        recorded = {**info, "checksums": {PIPELINE: file_sha256(staging / PIPELINE)}}
+        (staging / MANIFEST).write_text(json.dumps(recorded, indent=1, default=str))
 
     return _publish(target, write, archive=archive)
 
 
 def copy_package(source: str | Path, directory: str | Path, *, archive: bool = True) -> Path:
-    """Copy a saved package (files as they are, nothing unpickled), adding the archive."""
+    """Copy a saved package (files as they are, nothing unpickled), adding the archive.
+
+    The payload's checksum is checked first: a damaged package is not copied on as good.
+    """
     src = Path(source)
     if not (src / MANIFEST).exists():
         raise JobNotFoundError(f"No model package at {src} (no {MANIFEST})")
+    _verify(src, _read_manifest(src / MANIFEST, src), src, warn=False)
 
     def write(staging: Path) -> None:
         for name in (MANIFEST, PIPELINE):
@@ -98,13 +147,43 @@ def _publish(target: Path, write: Callable[[Path], None], *, archive: bool) -> P
             with tarfile.open(staging / ARCHIVE, "w:gz", compresslevel=1) as tar:
                 tar.add(staging / MANIFEST, arcname=MANIFEST)
                 tar.add(staging / PIPELINE, arcname=PIPELINE)
+        _sync_folder(staging)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
+        _fsync(target.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush the staged files and the folder to disk before the rename publishes them, so a
+    machine crash cannot leave a published package whose files are empty."""
+    for child in folder.iterdir():
+        _fsync(child)
+    _fsync(folder)
+
+
+def _read_manifest(manifest: Path, label: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(manifest.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelPackageError(f"Model package {label} is corrupted: {MANIFEST}: {exc}") from exc
+    if not isinstance(info, dict):
+        raise ModelPackageError(
+            f"Model package {label} is corrupted: {MANIFEST} is not a JSON object"
+        )
+    return info
 
 
 def read_package(
@@ -117,7 +196,9 @@ def read_package(
 
     Library versions that differ from those recorded are a :class:`ModelVersionWarning` naming
     each library, or a :class:`ModelPackageError` with ``strict=True``. ``accept(path, info)``
-    may refuse the package (by raising) before anything is unpickled.
+    may refuse the package (by raising) before anything is unpickled. The payload is unpickled
+    only if its SHA-256 matches the manifest's (a mismatch is a :class:`ModelPackageError`); a
+    package without a checksum is an :class:`UnverifiedPackageWarning`.
     """
     path = Path(location)
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
@@ -125,29 +206,38 @@ def read_package(
             try:
                 with tarfile.open(path, "r:gz") as tar:
                     tar.extractall(tmp, filter="data")
-            except (tarfile.TarError, OSError) as exc:
+            # A truncated gzip stream is an EOFError, damaged compressed bytes a zlib.error.
+            except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
                 raise ModelPackageError(f"{path} is not a readable model archive: {exc}") from exc
-            return read_package(tmp, strict=strict, accept=accept)
-    manifest = path / MANIFEST
-    if not manifest.exists():
+            if not (Path(tmp) / MANIFEST).exists():
+                raise ModelPackageError(f"{path} is not a model package: it holds no {MANIFEST}")
+            return _read_folder(Path(tmp), path, strict=strict, accept=accept)
+    if not (path / MANIFEST).exists():
         raise JobNotFoundError(f"No model package at {path} (no {MANIFEST})")
-    try:
-        info = json.loads(manifest.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelPackageError(f"{manifest} is corrupt: {exc}") from exc
+    return _read_folder(path, path, strict=strict, accept=accept)
+
+
+def _read_folder(
+    folder: Path,
+    label: Path,
+    *,
+    strict: bool,
+    accept: Callable[[Path, dict[str, Any]], None] | None,
+) -> tuple[dict[str, Any], Any]:
+    """Read the package in ``folder``; messages name ``label`` (the archive it came from)."""
+    info = _read_manifest(folder / MANIFEST, label)
     if accept is not None:
-        accept(path, info)
+        accept(label, info)
     differences = compare_versions(info.get("versions", {}))
     if differences:
         message = "Model package was written with other library versions: " + "; ".join(differences)
         if strict:
             raise ModelPackageError(message)
-        warnings.warn(message, ModelVersionWarning, stacklevel=3)
+        warnings.warn(message, ModelVersionWarning, stacklevel=4)
+    _verify(folder, info, label)
     try:
-        payload = joblib.load(path / PIPELINE)
-    except FileNotFoundError as exc:
-        raise ModelPackageError(f"Model package {path} has no {PIPELINE}") from exc
+        payload = joblib.load(folder / PIPELINE)
     except Exception as exc:
         hint = f" (version differences: {'; '.join(differences)})" if differences else ""
-        raise ModelPackageError(f"Model package {path} cannot be loaded: {exc}{hint}") from exc
+        raise ModelPackageError(f"Model package {label} cannot be loaded: {exc}{hint}") from exc
     return info, payload

@@ -40,6 +40,7 @@ from typing import Any
 import nbformat
 import pandas as pd
 
+from mlpilot._crash import crash_point
 from mlpilot._types import SecondaryStatus
 from mlpilot.config import ForecastingConfig, TabularConfig
 from mlpilot.jobs import JobHooks
@@ -486,6 +487,7 @@ class WhiteBox(JobHooks):
             return
         # Model quality first: it is cheap and always fits; explanations take what is left.
         job.set_phase(SecondaryStatus.GENERATING_MODEL_INSIGHTS_REPORT)
+        crash_point("reports")
         left = self._left()
         if left is not None and left < MIN_INSIGHTS_SECONDS:
             self._skip(INSIGHTS, f"only {max(left, 0):.1f} s of the job's time was left", name)

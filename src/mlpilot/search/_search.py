@@ -18,6 +18,7 @@ from dataclasses import replace
 import optuna
 from optuna.trial import TrialState
 
+from mlpilot._crash import crash_point
 from mlpilot.algorithms import short_name
 from mlpilot.metrics import Metric
 from mlpilot.runtime import MIN_TASK_SECONDS, Budget, Executor, TaskOutcome, TaskQueue
@@ -136,6 +137,7 @@ def run_search(
         else:
             study.tell(trial, state=TrialState.FAIL)
         on_result(task, result)
+        crash_point("search")
 
     def fill() -> None:
         # Trial n is asked only once trials 0 .. n-P have been told (see the module's doc).

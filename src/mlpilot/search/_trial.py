@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpilot._crash import crash_point
 from mlpilot.algorithms import FitContext, algorithm_tags, get_algorithm
 from mlpilot.features import FeaturePipeline, PreprocessingOptions
 from mlpilot.metrics import get_metric, score_all
@@ -107,6 +108,7 @@ def predict_latency(model: InferenceModel, data: PreparedData, row: int, repeats
 
 
 def run_trial(task: TrialTask) -> TrialResult:
+    crash_point("trial")
     started = time.monotonic()
     try:
         with warnings.catch_warnings():

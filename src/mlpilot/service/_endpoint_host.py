@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mlpilot._crash import crash_point
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._deploy import ENDPOINT, ENDPOINT_CONFIG, MODEL, _now
 from mlpilot.service._errors import InvocationError
@@ -159,6 +160,7 @@ class EndpointHost:
                         f"endpoint configuration {record['EndpointConfigName']} no longer exists"
                     )
                 runtime.start(self._specs(config, record.get("Mlpilot", {}).get("Desired")))
+                crash_point("endpoint-create")
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     runtime.stop()

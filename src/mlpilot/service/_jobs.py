@@ -27,7 +27,7 @@ from urllib.request import url2pathname
 
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError, validation
-from mlpilot.service._runners import RunnerSupervisor, ending, pid_is_runner
+from mlpilot.service._runners import RunnerSupervisor, end_group, ending, pid_is_runner
 from mlpilot.service._store import Store
 
 if TYPE_CHECKING:
@@ -287,6 +287,7 @@ class JobManager(RunnerSupervisor):
             here = row.get("runner_host") == self._host
             deploying = row["secondary_status"] == "DeployingModel"
             if here and not deploying and not pid_is_runner(row.get("runner_pid"), row["name"]):
+                end_group(row.get("runner_pid"))
                 self.recover(
                     row["name"],
                     "the job's process was not running when the service started (it was "
@@ -308,6 +309,8 @@ class JobManager(RunnerSupervisor):
         ended = self._reap()
         for name, code in ended.items():
             row = self.store.get_job(name)
+            if code < 0 and row is not None:
+                end_group(row.get("runner_pid"))
             deploying = row is not None and row["secondary_status"] == "DeployingModel"
             if row is not None and row["status"] not in _ENDED and not deploying:
                 self.recover(name, f"the job's process {ending(code)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from mlpilot.runtime import start_detached
 
-__all__ = ["RunnerSupervisor", "ending", "pid_is_runner"]
+__all__ = ["RunnerSupervisor", "end_group", "ending", "pid_is_runner"]
 
 _TICK_SECONDS = 1.0
 
@@ -42,6 +43,16 @@ def pid_is_runner(pid: int | None, job: str, module: str = "mlpilot.service._run
             return False
         return module.encode() in args and job.encode() in args
     return True
+
+
+def end_group(pid: int | None) -> None:
+    """Kill what is left of a dead runner's process group (its trial workers, notebook
+    kernels): a runner killed outright cannot end them itself. Its group id is its pid, as it
+    leads a session of its own."""
+    if not pid:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def ending(code: int) -> str:

@@ -9,6 +9,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def _extract(archive: Path | str, uri: str, target: Path) -> None:
     try:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(target, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise ModelPackageError(f"{uri} is not a readable model archive: {one_line(exc)}") from None
     # Some archives wrap the package in one folder.
     if not (target / MANIFEST).exists():

@@ -28,6 +28,7 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO, Any
 
+from mlpilot._crash import crash_point
 from mlpilot.errors import DataError
 from mlpilot.serving._codec import CSV, InvocationResult, media_type
 from mlpilot.serving._errors import ContainerFailure, TransformError
@@ -411,6 +412,7 @@ def run_transform(
             target = output_root.child(relative + ".out")
             _transform_object(run, source, target, staging_root)
             written.append(target)
+            crash_point("transform")
             result.outputs[source.uri] = target.uri
             run.files_done += 1
             run.tell(None)

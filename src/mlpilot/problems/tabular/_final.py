@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mlpilot._crash import crash_point
 from mlpilot._types import Mode
 from mlpilot.package import InferenceModel
 from mlpilot.problems._protocol import CandidateView, JobSession, PackagedModel
@@ -68,6 +69,7 @@ def _refit(
     """Refit the best candidate on every row into its final folder; ``(done, note)``."""
     destination = session.layout.final_model(best.name)
     task = problem.refit_task(session, best, destination, remaining)
+    crash_point("refit")
     outcomes: list[TaskOutcome] = []
     queue = TaskQueue(session.executor, session.budget)
     # The refit ends a second before the deadline; its kill a second after.

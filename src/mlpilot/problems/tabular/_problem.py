@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from mlpilot._crash import crash_point
 from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode, ProblemType, SecondaryStatus
 from mlpilot.algorithms import DEFAULT_ALGORITHMS, ENSEMBLING_ALGORITHMS, algorithm_path
@@ -107,6 +108,7 @@ class TabularProblem:
         layout = session.layout
         layout.profile.parent.mkdir(parents=True, exist_ok=True)
         profile.save(layout.profile)
+        crash_point("analysis")
         write_prepared(layout.prepared_data, table, profile, self.validation.folds)
         self.analysis = Analysis(
             problem_type=profile.problem_type.value,
