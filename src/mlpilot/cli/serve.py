@@ -62,8 +62,33 @@ def serve(
         ),
     ] = None,
     max_concurrent_jobs: Annotated[
-        int, typer.Option(help="AutoML jobs running at once; more is ResourceLimitExceeded.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            help="AutoML jobs running at once; more wait in a FIFO queue (InProgress, Starting).",
+            show_default="half the cores, at most one per 4 GiB of memory, at least 1",
+        ),
+    ] = None,
+    max_queued_jobs: Annotated[
+        int, typer.Option(help="Jobs waiting in the queue; one more is ResourceLimitExceeded.")
+    ] = 100,
+    max_requests_per_second: Annotated[
+        float | None,
+        typer.Option(
+            help="Requests per second per client (access key, or address when unsigned); "
+            "over it, ThrottlingException. Default: no limit."
+        ),
+    ] = None,
+    max_job_creations_per_minute: Annotated[
+        float | None,
+        typer.Option(
+            help="CreateAutoMLJob[V2] calls per minute per client; over it, "
+            "ThrottlingException. Default: no limit."
+        ),
+    ] = None,
+    body_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a client has to send a request's whole body (then 408)."),
+    ] = 60.0,
     job_parallelism: Annotated[
         int | None, typer.Option(help="Worker processes per job (default: all cores).")
     ] = None,
@@ -87,13 +112,15 @@ def serve(
             region=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
             account_id=account_id,
             access_keys=keys,
-            max_concurrent_jobs=max_concurrent_jobs,
+            max_queued_jobs=max_queued_jobs,
             job_parallelism=job_parallelism,
+            max_requests_per_second=max_requests_per_second,
+            max_job_creations_per_minute=max_job_creations_per_minute,
+            body_timeout=body_timeout,
+            **({} if max_concurrent_jobs is None else {"max_concurrent_jobs": max_concurrent_jobs}),
         )
     except ValueError as exc:
-        raise fail(str(exc)) from None
-    if max_concurrent_jobs < 1:
-        raise fail("--max-concurrent-jobs must be at least 1")
+        raise fail(_option_message(str(exc))) from None
     if not _is_loopback(host) and not keys:
         console.print(
             f"[yellow]Warning:[/] listening on {host} without access keys: anyone who can "
@@ -101,9 +128,21 @@ def serve(
         )
     console.print(
         f"mlpilot service on http://{host}:{port} (data in {config.data_dir}, "
-        f"{'SigV4 verified' if keys else 'any credentials accepted'})"
+        f"{'SigV4 verified' if keys else 'any credentials accepted'}, "
+        f"{config.max_concurrent_jobs} AutoML jobs at once)"
     )
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+
+
+def _option_message(message: str) -> str:
+    """A config error in terms of the command's options (max_queued_jobs → --max-queued-jobs)."""
+    from dataclasses import fields
+
+    from mlpilot.service import ServiceConfig
+
+    name, sep, rest = message.partition(" ")
+    known = {f.name for f in fields(ServiceConfig)}
+    return f"--{name.replace('_', '-')} {rest}" if sep and name in known else message
 
 
 def _is_loopback(host: str) -> bool:
