@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,3 +240,26 @@ def test_jobs_beyond_the_limit_queue_survive_a_restart_and_all_finish(tmp_path: 
     finally:
         store.close()
         server.stop()
+
+
+@pytest.mark.slow
+def test_an_endpoint_under_a_few_seconds_of_concurrent_load_answers_every_request(
+    tmp_path: Path,
+) -> None:
+    import importlib.util
+
+    bench_file = Path(__file__).parent.parent / "benchmarks" / "load_endpoint.py"
+    spec = importlib.util.spec_from_file_location("load_endpoint", bench_file)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclass looks its module up there
+    spec.loader.exec_module(bench)
+
+    result = bench.main(
+        ["--seconds", "4", "--warmup", "2", "--clients", "4", "--output", str(tmp_path / "o.txt")]
+    )
+    assert result["warmup"]["errors"] == 0
+    assert result["load"]["errors"] == 0, result["load"]["error_kinds"]
+    assert result["load"]["requests"] > 0
+    assert result["memory_at_end"]["instances_kib"] > 0  # the instances were measured
+    assert "p99" in (tmp_path / "o.txt").read_text()
