@@ -74,6 +74,9 @@ class ServiceProcess:
                 str(self.data_dir),
                 "--job-parallelism",
                 "1",
+                # The tests run jobs side by side, whatever the machine's default limit.
+                "--max-concurrent-jobs",
+                "4",
                 *self.extra,
             ],
             stdout=log,

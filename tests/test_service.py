@@ -555,25 +555,41 @@ def test_unusable_data_fails_the_job_with_its_reason(
     assert "EndTime" in record
 
 
-def test_concurrent_job_limit_is_resource_limit_exceeded(tmp_path: Path, churn_dir: Path) -> None:
-    from mlpilot.service import Service, ServiceConfig, ServiceError
+def test_jobs_over_the_limit_queue_and_a_full_queue_is_resource_limit_exceeded(
+    tmp_path: Path, churn_dir: Path
+) -> None:
+    from mlpilot.service import Service, ServiceConfig, ServiceError, Store
 
-    service = Service(ServiceConfig(data_dir=tmp_path / "data", max_concurrent_jobs=1))
+    config = ServiceConfig(data_dir=tmp_path / "data", max_concurrent_jobs=1, max_queued_jobs=1)
+    service = Service(config)
     service.open()
     try:
         first = automl_request(
             "limit-1", str(churn_dir), str(tmp_path), runtime=120, max_candidates=500
         )
         service.call("CreateAutoMLJobV2", first)
+        service.call("CreateAutoMLJobV2", {**first, "AutoMLJobName": "limit-2"})
+        queued = service.call("DescribeAutoMLJobV2", {"AutoMLJobName": "limit-2"})
+        assert (queued["AutoMLJobStatus"], queued["AutoMLJobSecondaryStatus"]) == (
+            "InProgress",
+            "Starting",
+        )
+        assert service.jobs.queue_position("limit-2") == 1
+        assert service.jobs.queue_position("limit-1") is None
         with pytest.raises(ServiceError) as caught:
-            service.call("CreateAutoMLJobV2", {**first, "AutoMLJobName": "limit-2"})
+            service.call("CreateAutoMLJobV2", {**first, "AutoMLJobName": "limit-3"})
         assert caught.value.code == "ResourceLimitExceeded"
-        assert "1 jobs" in caught.value.message
+        assert "queued AutoML jobs' is 1 jobs" in caught.value.message
+        # A queued job stops at once, without ever starting.
+        service.call("StopAutoMLJob", {"AutoMLJobName": "limit-2"})
+        stopped = service.call("DescribeAutoMLJobV2", {"AutoMLJobName": "limit-2"})
+        assert stopped["AutoMLJobStatus"] == "Stopped"
+        assert "EndTime" in stopped
+        assert service.store.get_job("limit-2")["runner_pid"] is None
+        assert not (tmp_path / "limit-2").exists()
     finally:
         service.close()  # stops the job it runs, which keeps its best candidate so far
-    from mlpilot.service import Store
-
-    store = Store(ServiceConfig(data_dir=tmp_path / "data").database_url)
+    store = Store(config.database_url)
     assert store.get_job("limit-1")["status"] in ("Stopped", "Failed")
     store.close()
 

@@ -89,8 +89,33 @@ def serve(
         ),
     ] = False,
     max_concurrent_jobs: Annotated[
-        int, typer.Option(help="AutoML jobs running at once; more is ResourceLimitExceeded.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            help="AutoML jobs running at once; more wait in a FIFO queue (InProgress, Starting).",
+            show_default="half the cores, at most one per 4 GiB of memory, at least 1",
+        ),
+    ] = None,
+    max_queued_jobs: Annotated[
+        int, typer.Option(help="Jobs waiting in the queue; one more is ResourceLimitExceeded.")
+    ] = 100,
+    max_requests_per_second: Annotated[
+        float | None,
+        typer.Option(
+            help="Requests per second per client (access key, or address when unsigned); "
+            "over it, ThrottlingException. Default: no limit."
+        ),
+    ] = None,
+    max_job_creations_per_minute: Annotated[
+        float | None,
+        typer.Option(
+            help="CreateAutoMLJob[V2] calls per minute per client; over it, "
+            "ThrottlingException. Default: no limit."
+        ),
+    ] = None,
+    body_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a client has to send a request's whole body (then 408)."),
+    ] = 60.0,
     job_parallelism: Annotated[
         int | None, typer.Option(help="Worker processes per job (default: all cores).")
     ] = None,
@@ -122,13 +147,15 @@ def serve(
             account_id=account_id,
             access_keys=keys,
             allowed_roots=list(allowed_root or []),
-            max_concurrent_jobs=max_concurrent_jobs,
+            max_queued_jobs=max_queued_jobs,
             job_parallelism=job_parallelism,
+            max_requests_per_second=max_requests_per_second,
+            max_job_creations_per_minute=max_job_creations_per_minute,
+            body_timeout=body_timeout,
+            **({} if max_concurrent_jobs is None else {"max_concurrent_jobs": max_concurrent_jobs}),
         )
     except ValueError as exc:
-        raise fail(str(exc)) from None
-    if max_concurrent_jobs < 1:
-        raise fail("--max-concurrent-jobs must be at least 1")
+        raise fail(_option_message(str(exc))) from None
     if not _is_loopback(host):
         if not keys and not allow_anonymous:
             raise fail(
@@ -149,7 +176,8 @@ def serve(
     scheme = "https" if tls_cert else "http"
     console.print(
         f"mlpilot service on {scheme}://{host}:{port} (data in {config.data_dir}, "
-        f"{'SigV4 verified' if keys else 'any credentials accepted'})"
+        f"{'SigV4 verified' if keys else 'any credentials accepted'}, "
+        f"{config.max_concurrent_jobs} AutoML jobs at once)"
     )
     uvicorn.run(
         create_app(config),
@@ -169,6 +197,17 @@ def _key_lines(path: Path | None) -> list[str]:
     except OSError as exc:
         raise fail(f"cannot read --access-keys-file {path}: {exc.strerror}") from None
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _option_message(message: str) -> str:
+    """A config error in terms of the command's options (max_queued_jobs → --max-queued-jobs)."""
+    from dataclasses import fields
+
+    from mlpilot.service import ServiceConfig
+
+    name, sep, rest = message.partition(" ")
+    known = {f.name for f in fields(ServiceConfig)}
+    return f"--{name.replace('_', '-')} {rest}" if sep and name in known else message
 
 
 def _is_loopback(host: str) -> bool:

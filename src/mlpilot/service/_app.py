@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -30,6 +31,7 @@ from mlpilot.service._deploy import DeployOperations
 from mlpilot.service._endpoint_host import EndpointHost
 from mlpilot.service._errors import InvocationError, ServiceError
 from mlpilot.service._jobs import JobManager
+from mlpilot.service._limits import BodyDeadline, Throttle
 from mlpilot.service._paths import check_request_uris
 from mlpilot.service._shapes import (
     MAX_REQUEST_BYTES,
@@ -283,7 +285,19 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> Starlet
         finally:
             await run_in_threadpool(service.close)
 
+    # The throttle answers before any body is read; then the body arrives within its deadline.
+    middleware = [Middleware(BodyDeadline, seconds=config.body_timeout)]
+    if config.max_requests_per_second or config.max_job_creations_per_minute:
+        middleware.insert(
+            0,
+            Middleware(
+                Throttle,
+                requests_per_second=config.max_requests_per_second,
+                creations_per_minute=config.max_job_creations_per_minute,
+            ),
+        )
     app = Starlette(
+        middleware=middleware,
         routes=[
             Route("/", control_plane, methods=["POST"]),
             Route("/endpoints/{name:path}/invocations", invoke, methods=["POST"]),

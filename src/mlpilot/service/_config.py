@@ -7,9 +7,33 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ServiceConfig"]
+__all__ = ["ServiceConfig", "default_max_concurrent_jobs"]
 
 _ACCOUNT = re.compile(r"^\d{12}$")
+#: Memory one running AutoML job is given room for when the default limit is worked out.
+_GIB_PER_JOB = 4
+
+
+def _memory_gib() -> float | None:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return None
+
+
+def default_max_concurrent_jobs() -> int:
+    """AutoML jobs run at once by default: half the cores, at most one per 4 GiB of memory,
+    at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    limit = max(1, (cores or 1) // 2)
+    memory = _memory_gib()
+    if memory is not None:
+        limit = min(limit, max(1, int(memory // _GIB_PER_JOB)))
+    return limit
 
 
 @dataclass
@@ -39,18 +63,34 @@ class ServiceConfig:
     account_id: str = "000000000000"
     access_keys: dict[str, str] = field(default_factory=dict)
     allowed_roots: list[Path] = field(default_factory=list)
-    #: AutoML jobs running at once; one more is ResourceLimitExceeded, as SageMaker's quota.
-    max_concurrent_jobs: int = 4
+    #: AutoML jobs running at once; more wait in a FIFO queue (InProgress, Starting).
+    max_concurrent_jobs: int = field(default_factory=default_max_concurrent_jobs)
+    #: Jobs waiting in that queue; one more is ResourceLimitExceeded, as SageMaker's quota.
+    max_queued_jobs: int = 100
     #: Worker processes per job (default: the machine's cores).
     job_parallelism: int | None = None
     #: Seconds without a heartbeat after which a job's runner is presumed dead.
     heartbeat_timeout: float = 30.0
+    #: Requests per second per client (access key, or address when unsigned); over it,
+    #: ThrottlingException. None: no limit.
+    max_requests_per_second: float | None = None
+    #: CreateAutoMLJob[V2] calls per minute per client; over it, ThrottlingException.
+    max_job_creations_per_minute: float | None = None
+    #: Seconds a client has to send a request's whole body; a slower one gets 408.
+    body_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         self.allowed_roots = [Path(root).expanduser().resolve() for root in self.allowed_roots]
         if not _ACCOUNT.match(self.account_id):
             raise ValueError(f"The account id must be 12 digits; got {self.account_id!r}")
+        for name in ("max_concurrent_jobs", "max_queued_jobs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
+        for name in ("max_requests_per_second", "max_job_creations_per_minute", "body_timeout"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number; got {value}")
 
     @property
     def database_url(self) -> str:

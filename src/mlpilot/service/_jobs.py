@@ -14,6 +14,7 @@ heartbeat there. The service therefore holds no job state in memory:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -193,13 +194,13 @@ class JobManager(RunnerSupervisor):
 
         name = config.name
         with self._lock:
-            active = self.store.count_active_jobs()
-            if active >= self.config.max_concurrent_jobs:
+            queued = len(self.store.queued_jobs())
+            if queued >= self.config.max_queued_jobs:
                 raise ServiceError(
                     "ResourceLimitExceeded",
-                    f"The account-level service limit 'Maximum number of concurrently running "
-                    f"AutoML jobs' is {self.config.max_concurrent_jobs} jobs, with current "
-                    f"utilization of {active} jobs. Wait for a job to end or stop one.",
+                    f"The service limit 'Maximum number of queued AutoML jobs' is "
+                    f"{self.config.max_queued_jobs} jobs, with current utilization of {queued} "
+                    "jobs. Wait for a job to end or stop one.",
                 )
             if (local_root / "job.json").exists():
                 raise validation(
@@ -214,33 +215,64 @@ class JobManager(RunnerSupervisor):
                 created=now,
                 modified=now,
             ).shape()
-            self.store.insert_job(
-                {
-                    "name": name,
-                    "arn": arn,
-                    "status": "InProgress",
-                    "secondary_status": "Starting",
-                    "created": now,
-                    "modified": now,
-                    "record": record,
-                    "api_version": api_version,
-                    "v1_request": v1_request,
-                    "local_root": str(local_root),
-                    "output_root": output_root,
-                    "stop_requested": False,
-                    "deploy_state": "pending" if request.get("ModelDeployConfig") else None,
-                    "heartbeat": now,
-                }
-            )
-            self._spawn(config)
+            # The spec waits on disk beside the queued row, so the queue survives a restart.
+            self._spec_file(name).write_text(json.dumps(config.to_dict()))
+            try:
+                self.store.insert_job(
+                    {
+                        "name": name,
+                        "arn": arn,
+                        "status": "InProgress",
+                        "secondary_status": "Starting",
+                        "created": now,
+                        "modified": now,
+                        "record": record,
+                        "api_version": api_version,
+                        "v1_request": v1_request,
+                        "local_root": str(local_root),
+                        "output_root": output_root,
+                        "stop_requested": False,
+                        "deploy_state": "pending" if request.get("ModelDeployConfig") else None,
+                        "heartbeat": now,
+                    }
+                )
+            except Exception:
+                if self.store.get_job(name) is None:
+                    self._spec_file(name).unlink(missing_ok=True)
+                raise
+            self._start_queued()
 
-    def _spawn(self, config: JobConfig) -> None:
-        import json
+    def _spec_file(self, name: str) -> Path:
+        return self.config.staging_dir / f".{name}.spec.json"
 
+    def running_count(self) -> int:
+        """Jobs holding a slot: the active ones that are not waiting in the queue."""
+        return self.store.count_active_jobs() - len(self.store.queued_jobs())
+
+    def queue_position(self, name: str) -> int | None:
+        """Where ``name`` waits in the queue (1 = next to start), or None when not queued."""
+        for position, row in enumerate(self.store.queued_jobs(), start=1):
+            if row["name"] == name:
+                return position
+        return None
+
+    def _start_queued(self) -> None:
+        """Start queued jobs, oldest first, while slots are free."""
+        with self._lock:
+            if self._closing.is_set():
+                return
+            free = self.config.max_concurrent_jobs - self.running_count()
+            for row in self.store.queued_jobs()[: max(0, free)]:
+                name = row["name"]
+                if not self._spec_file(name).exists():
+                    self._end_unstarted(
+                        name, "Failed", "The job's queued specification was lost before it started"
+                    )
+                    continue
+                self._spawn(name)
+
+    def _spawn(self, name: str) -> None:
         cfg = self.config
-        name = config.name
-        spec_file = cfg.staging_dir / f".{name}.spec.json"
-        spec_file.write_text(json.dumps(config.to_dict()))
         command = [
             sys.executable,
             "-m",
@@ -250,14 +282,42 @@ class JobManager(RunnerSupervisor):
             "--job",
             name,
             "--spec",
-            str(spec_file),
+            str(self._spec_file(name)),
         ]
         proc = self._launch(name, command, cfg.log_dir / f"{name}.log")
         self.store.update_job(
             name, runner_pid=proc.pid, runner_host=self._host, heartbeat=time.time()
         )
 
+    def _end_unstarted(self, name: str, status: str, reason: str) -> None:
+        """End a job that never left the queue."""
+        row = self.store.get_job(name)
+        if row is None:
+            return
+        now = round(time.time(), 3)
+        engine_record = failed_record(reason, now)
+        engine_record["AutoMLJobStatus"] = engine_record["AutoMLJobSecondaryStatus"] = status
+        if status != "Failed":
+            del engine_record["FailureReason"]
+            engine_record["Mlpilot"] = {"StopReason": reason}
+        record = public_record(engine_record, row)
+        self.store.update_job(
+            name,
+            status=status,
+            secondary_status=status,
+            modified=now,
+            ended=now,
+            record=record,
+            deploy_state=None,
+        )
+        self._spec_file(name).unlink(missing_ok=True)
+
     def stop(self, name: str, reason: str = "") -> None:
+        with self._lock:
+            if self.queue_position(name) is not None:
+                # Never started: it ends Stopped at once, with nothing to keep.
+                self._end_unstarted(name, "Stopped", reason or "stopped while queued")
+                return
         row = self.store.get_job(name)
         if row is None or row["status"] in _ENDED:
             return
@@ -298,6 +358,8 @@ class JobManager(RunnerSupervisor):
     def _tick(self) -> None:
         with contextlib.suppress(Exception):
             self._check_children()
+        with contextlib.suppress(Exception):
+            self._start_queued()
         if time.monotonic() - self._last_sweep > _SWEEP_SECONDS:
             self._last_sweep = time.monotonic()
             with contextlib.suppress(Exception):
@@ -322,6 +384,8 @@ class JobManager(RunnerSupervisor):
         for row in self.store.active_jobs():
             if row["name"] in self._procs or row["secondary_status"] == "DeployingModel":
                 continue
+            if row["secondary_status"] == "Starting" and row.get("runner_pid") is None:
+                continue  # queued: no runner to hear from yet
             stale = now - (row.get("heartbeat") or 0) > self.config.heartbeat_timeout
             local = row.get("runner_host") == self._host
             alive = local and pid_is_runner(row.get("runner_pid"), row["name"])
@@ -386,8 +450,6 @@ def _read_candidates(root: Path) -> list[dict[str, Any]]:
 
     board = root / "leaderboard.json"
     if board.exists():
-        import json
-
         data: list[dict[str, Any]] = json.loads(board.read_text())
         return data
     return read_candidates(root / "candidates.jsonl")

@@ -203,6 +203,21 @@ class Store:
                 ).scalar_one()
             )
 
+    def queued_jobs(self) -> list[dict[str, Any]]:
+        """Jobs waiting for a slot (InProgress, Starting, no runner yet), oldest first."""
+        t = automl_jobs
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(t)
+                .where(
+                    t.c.status == "InProgress",
+                    t.c.secondary_status == "Starting",
+                    t.c.runner_pid.is_(None),
+                )
+                .order_by(t.c.created, t.c.name)
+            ).all()
+        return [_load(r._asdict()) for r in rows]
+
     def list_jobs(self, **listing: Unpack[Listing]) -> Page:
         """Job rows, by name unless told (ties by name, in the same direction)."""
         return self._list(automl_jobs, [], listing, default_sort="Name", tie_follows=True)

@@ -1,0 +1,173 @@
+"""Many AutoML jobs submitted at once to ``mlpilot serve``: they queue behind the concurrency
+limit and all finish, without exhausting memory.
+
+usage: python benchmarks/job_burst.py [--jobs 20] [--max-concurrent-jobs N]
+           [--output benchmarks/results/job-burst.txt]
+
+Each job is tiny (linear learner, one candidate, the first 200 rows of
+``tests/data/titanic.csv``). Every second the script reads the service's store (jobs running,
+queued, ended) and the resident memory of the service and every process under it (job
+runners and their workers included), and the machine's MemAvailable. Without
+``--max-concurrent-jobs`` the service's default applies (half the cores, one per 4 GiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from load_endpoint import TITANIC, descendants, rss_kib
+
+_ENDED = ("Completed", "Failed", "Stopped")
+
+
+def mem_available_kib() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--max-concurrent-jobs", type=int)
+    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--output", default="benchmarks/results/job-burst.txt")
+    args = parser.parse_args(argv)
+
+    import socket
+
+    import boto3
+    import httpx
+    import pandas as pd
+
+    from mlpilot.service import ServiceConfig, Store
+    from mlpilot.service._config import default_max_concurrent_jobs
+
+    limit = args.max_concurrent_jobs or default_max_concurrent_jobs()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "in").mkdir()
+        pd.read_csv(TITANIC).head(200).to_csv(root / "in" / "train.csv", index=False)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        command = [sys.executable, "-m", "mlpilot.cli.main", "serve", "--port", str(port)]
+        command += ["--data-dir", str(root / "data"), "--max-concurrent-jobs", str(limit)]
+        process = subprocess.Popen(command)
+        url = f"http://127.0.0.1:{port}"
+        while True:
+            try:
+                if httpx.get(f"{url}/ping").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+            if process.poll() is not None:
+                sys.exit("mlpilot serve did not start")
+        sm = boto3.client(
+            "sagemaker",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        store = Store(ServiceConfig(data_dir=root / "data").database_url)
+        names = [f"burst-{i:02d}" for i in range(args.jobs)]
+        started = time.monotonic()
+        memory_before = mem_available_kib()
+        try:
+            for name in names:  # all at once, back to back
+                sm.create_auto_ml_job_v2(
+                    AutoMLJobName=name,
+                    AutoMLJobInputDataConfig=[
+                        {
+                            "DataSource": {
+                                "S3DataSource": {
+                                    "S3DataType": "S3Prefix",
+                                    "S3Uri": str(root / "in"),
+                                }
+                            }
+                        }
+                    ],
+                    OutputDataConfig={"S3OutputPath": str(root / "out")},
+                    AutoMLProblemTypeConfig={
+                        "TabularJobConfig": {
+                            "TargetAttributeName": "Survived",
+                            "Mode": "HYPERPARAMETER_TUNING",
+                            "CompletionCriteria": {
+                                "MaxCandidates": 1,
+                                "MaxAutoMLJobRuntimeInSeconds": 120,
+                            },
+                            "CandidateGenerationConfig": {
+                                "AlgorithmsConfig": [{"AutoMLAlgorithms": ["linear-learner"]}]
+                            },
+                        }
+                    },
+                    RoleArn="arn:aws:iam::000000000000:role/bench",
+                )
+            queued_at_start = sum(
+                1
+                for n in names
+                if sm.describe_auto_ml_job_v2(AutoMLJobName=n)["AutoMLJobSecondaryStatus"]
+                == "Starting"
+            )
+            most_running = peak_rss = 0
+            least_available = memory_before
+            rows: list[dict[str, Any]] = []
+            while time.monotonic() - started < args.timeout:
+                rows = [store.get_job(n) or {} for n in names]
+                running = sum(
+                    1 for r in rows if r.get("status") == "InProgress" and r.get("runner_pid")
+                )
+                most_running = max(most_running, running)
+                rss = rss_kib(process.pid) + sum(rss_kib(p) for p in descendants(process.pid))
+                peak_rss = max(peak_rss, rss)
+                least_available = min(least_available, mem_available_kib())
+                if all(r.get("status") in _ENDED for r in rows):
+                    break
+                time.sleep(1.0)
+            wall = time.monotonic() - started
+            statuses: dict[str, int] = {}
+            for r in rows:
+                statuses[str(r.get("status"))] = statuses.get(str(r.get("status")), 0) + 1
+        finally:
+            store.close()
+            process.terminate()
+            process.wait(timeout=120)
+    result = {
+        "machine": f"{platform.machine()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, {memory_before // 1024} MiB available at start",
+        "jobs": args.jobs,
+        "limit": limit,
+        "queued_right_after_submission": queued_at_start,
+        "most_running_at_once": most_running,
+        "statuses": statuses,
+        "wall_s": round(wall, 1),
+        "peak_rss_mib": round(peak_rss / 1024, 1),
+        "least_available_mib": least_available // 1024,
+    }
+    text = (
+        f"{args.jobs} AutoML jobs submitted at once to mlpilot serve — {result['machine']}\n"
+        f"concurrency limit {limit}; right after submission {queued_at_start} showed "
+        f"InProgress/Starting (queued or not yet begun); at most {most_running} ran at once\n"
+        f"end states {statuses} after {result['wall_s']} s\n"
+        f"peak RSS of the service and all under it {result['peak_rss_mib']} MiB; "
+        f"least MemAvailable {result['least_available_mib']} MiB\n"
+    )
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+    print(text, end="")
+    return result
+
+
+if __name__ == "__main__":
+    main()
