@@ -32,6 +32,16 @@ def parse_access_keys(values: list[str]) -> dict[str, str]:
     return keys
 
 
+def parse_kms_keys(values: list[str]) -> dict[str, Path]:
+    keys: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise fail(f"--kms-key is given as NAME=KEYFILE; got {value!r}")
+        keys[name] = Path(path)
+    return keys
+
+
 @app.command("serve")
 @one_line_errors
 def serve(
@@ -119,6 +129,15 @@ def serve(
     job_parallelism: Annotated[
         int | None, typer.Option(help="Worker processes per job (default: all cores).")
     ] = None,
+    kms_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=KEYFILE (repeatable): a 256-bit key (32 raw bytes or 64 hex digits) under "
+            "a KMS key id, key ARN or alias/NAME. Jobs whose OutputDataConfig.KmsKeyId is NAME "
+            "get their model packages encrypted with it (AES-256-GCM); other KmsKeyIds are "
+            "refused.",
+        ),
+    ] = None,
 ) -> None:
     """Start the SageMaker-compatible service (AutoML jobs, models, endpoints, transforms).
 
@@ -152,6 +171,7 @@ def serve(
             max_requests_per_second=max_requests_per_second,
             max_job_creations_per_minute=max_job_creations_per_minute,
             body_timeout=body_timeout,
+            kms_keys=parse_kms_keys(kms_key or []),
             **({} if max_concurrent_jobs is None else {"max_concurrent_jobs": max_concurrent_jobs}),
         )
     except ValueError as exc:

@@ -12,6 +12,11 @@ The payload is unpickled only once its SHA-256 matches the manifest's ``checksum
 truncated or damaged package is refused with a :class:`ModelPackageError` rather than a
 traceback from deep inside unpickling. Packages written before checksums were recorded load with
 an :class:`UnverifiedPackageWarning`.
+
+A payload may be encrypted (AES-256-GCM under a named key, see :mod:`._crypto`): the manifest
+then says which key in ``encryption``, the checksum is of the encrypted bytes (so a package can
+be verified and copied without the key), and reading it needs a :class:`~._crypto.Keyring`
+holding that key.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any
 import joblib
 
 from mlpilot.errors import JobNotFoundError, ModelPackageError
+from mlpilot.package._crypto import Keyring, decrypt_payload, encrypt_payload, is_encrypted
 from mlpilot.package._versions import compare_versions, installed_versions
 
 __all__ = [
@@ -43,6 +49,7 @@ __all__ = [
     "ModelVersionWarning",
     "UnverifiedPackageWarning",
     "copy_package",
+    "encrypt_package",
     "publish",
     "read_package",
 ]
@@ -136,6 +143,38 @@ def copy_package(source: str | Path, directory: str | Path, *, archive: bool = T
     return _publish(Path(directory), write, archive=archive)
 
 
+def encrypt_package(folder: str | Path, name: str, keyring: Keyring, *, archive: bool) -> bool:
+    """Encrypt the payload of the package at ``folder`` in place under the key ``name``
+    (rebuilding the archive); False when it already is encrypted, with whichever key.
+
+    The payload is verified first, and the package is rewritten through a staging folder like
+    any other, so it is never seen half-encrypted.
+    """
+    src = Path(folder)
+    key = keyring.get(name)
+    if key is None:
+        raise ModelPackageError(f"No key named {name} to encrypt {src} with")
+    info = _read_manifest(src / MANIFEST, src)
+    _verify(src, info, src, warn=False)
+    if is_encrypted(src / PIPELINE):
+        return False
+
+    def write(staging: Path) -> None:
+        for child in src.iterdir():  # whatever else the folder holds stays
+            if child.name not in (MANIFEST, PIPELINE, ARCHIVE) and child.is_file():
+                shutil.copy2(child, staging / child.name)
+        encrypt_payload(src / PIPELINE, staging / PIPELINE, name, key)
+        recorded = {
+            **info,
+            "encryption": {"algorithm": "AES-256-GCM", "kms_key_id": name},
+            "checksums": {PIPELINE: file_sha256(staging / PIPELINE)},
+        }
+        (staging / MANIFEST).write_text(json.dumps(recorded, indent=1, default=str))
+
+    _publish(src, write, archive=archive or (src / ARCHIVE).exists())
+    return True
+
+
 def _publish(target: Path, write: Callable[[Path], None], *, archive: bool) -> Path:
     """Fill a staging folder beside ``target`` with ``write``, add ``model.tar.gz``, and rename
     it into place, so readers never see a half-written package."""
@@ -191,6 +230,7 @@ def read_package(
     *,
     strict: bool = False,
     accept: Callable[[Path, dict[str, Any]], None] | None = None,
+    keyring: Keyring | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """The manifest and the unpickled payload of a package folder or ``model.tar.gz``.
 
@@ -198,7 +238,9 @@ def read_package(
     each library, or a :class:`ModelPackageError` with ``strict=True``. ``accept(path, info)``
     may refuse the package (by raising) before anything is unpickled. The payload is unpickled
     only if its SHA-256 matches the manifest's (a mismatch is a :class:`ModelPackageError`); a
-    package without a checksum is an :class:`UnverifiedPackageWarning`.
+    package without a checksum is an :class:`UnverifiedPackageWarning`. An encrypted payload is
+    decrypted with ``keyring`` (by default the one the service handed this process, see
+    :meth:`Keyring.from_environment`).
     """
     path = Path(location)
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
@@ -211,10 +253,10 @@ def read_package(
                 raise ModelPackageError(f"{path} is not a readable model archive: {exc}") from exc
             if not (Path(tmp) / MANIFEST).exists():
                 raise ModelPackageError(f"{path} is not a model package: it holds no {MANIFEST}")
-            return _read_folder(Path(tmp), path, strict=strict, accept=accept)
+            return _read_folder(Path(tmp), path, strict=strict, accept=accept, keyring=keyring)
     if not (path / MANIFEST).exists():
         raise JobNotFoundError(f"No model package at {path} (no {MANIFEST})")
-    return _read_folder(path, path, strict=strict, accept=accept)
+    return _read_folder(path, path, strict=strict, accept=accept, keyring=keyring)
 
 
 def _read_folder(
@@ -223,6 +265,7 @@ def _read_folder(
     *,
     strict: bool,
     accept: Callable[[Path, dict[str, Any]], None] | None,
+    keyring: Keyring | None,
 ) -> tuple[dict[str, Any], Any]:
     """Read the package in ``folder``; messages name ``label`` (the archive it came from)."""
     info = _read_manifest(folder / MANIFEST, label)
@@ -235,8 +278,11 @@ def _read_folder(
             raise ModelPackageError(message)
         warnings.warn(message, ModelVersionWarning, stacklevel=4)
     _verify(folder, info, label)
+    source: Any = folder / PIPELINE
+    if is_encrypted(source):
+        source = decrypt_payload(source, keyring or Keyring.from_environment(), label)
     try:
-        payload = joblib.load(folder / PIPELINE)
+        payload = joblib.load(source)
     except Exception as exc:
         hint = f" (version differences: {'; '.join(differences)})" if differences else ""
         raise ModelPackageError(f"Model package {label} cannot be loaded: {exc}{hint}") from exc

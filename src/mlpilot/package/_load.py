@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mlpilot._layout import model_location
 from mlpilot.errors import JobNotFoundError
+from mlpilot.package._crypto import Keyring
 from mlpilot.package._files import FORECASTING, read_package
 from mlpilot.package._model import InferenceModel
 from mlpilot.package._series import SeriesModel
@@ -14,14 +15,19 @@ __all__ = ["load_model"]
 
 
 def load_model(
-    path: str | Path, *, candidate: str | None = None, strict: bool = False
+    path: str | Path,
+    *,
+    candidate: str | None = None,
+    strict: bool = False,
+    keyring: Keyring | None = None,
 ) -> InferenceModel | SeriesModel:
     """Load a model from a job's output folder (its best candidate, or ``candidate``), a model
     package folder, or a ``model.tar.gz``.
 
     The manifest's ``problem_type`` decides what comes back: a :class:`SeriesModel` (which
     forecasts) for a ``TimeSeriesForecasting`` package, else an :class:`InferenceModel` (which
-    predicts rows).
+    predicts rows). An encrypted package is decrypted with ``keyring`` (by default the keys
+    the service handed this process).
     """
     root = Path(path)
     if (root / "job.json").exists():
@@ -32,7 +38,7 @@ def load_model(
         raise JobNotFoundError(f"No job or model at {root}")
     else:
         location = root
-    info, payload = read_package(location, strict=strict)
+    info, payload = read_package(location, strict=strict, keyring=keyring)
     if info.get("problem_type") == FORECASTING:
         return SeriesModel(payload, info)
     return InferenceModel(payload, info)

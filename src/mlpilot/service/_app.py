@@ -31,6 +31,7 @@ from mlpilot.service._deploy import DeployOperations
 from mlpilot.service._endpoint_host import EndpointHost
 from mlpilot.service._errors import InvocationError, ServiceError
 from mlpilot.service._jobs import JobManager
+from mlpilot.service._kms import export_keys
 from mlpilot.service._limits import BodyDeadline, Throttle
 from mlpilot.service._paths import check_request_uris
 from mlpilot.service._shapes import (
@@ -55,6 +56,7 @@ class Service:
         # A new data folder is the service user's alone: it holds data, models and logs.
         config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.config = config
+        export_keys(config)
         self.store = Store(config.database_url)
         self.jobs = JobManager(config, self.store)
         self.endpoints = EndpointHost(config, self.store)

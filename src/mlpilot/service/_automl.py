@@ -19,6 +19,7 @@ from mlpilot.jobs import describe_v1, job_summary
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError, in_use, not_found, validation
 from mlpilot.service._jobs import JobManager
+from mlpilot.service._kms import check_kms_key
 from mlpilot.service._listing import list_answer, listing, page_offset
 from mlpilot.service._store import AlreadyExists, Store
 
@@ -63,6 +64,9 @@ class AutoMLOperations:
             )
         except MlpilotError as exc:
             raise validation(str(exc)) from None
+        check_kms_key(
+            self.config, request["OutputDataConfig"].get("KmsKeyId"), "OutputDataConfig.KmsKeyId"
+        )
         _check_deploy(request.get("ModelDeployConfig"))
         _check_overlap(request)
         _check_inputs(request)

@@ -6,6 +6,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlpilot.package import Keyring
 
 __all__ = ["ServiceConfig", "default_max_concurrent_jobs"]
 
@@ -53,6 +57,10 @@ class ServiceConfig:
     allowed_roots:
         Folders that local URIs (``file://``, absolute paths) in requests must resolve into,
         the data folder included; when empty, any local path is accepted.
+    kms_keys:
+        KMS-style key name (key id, key ARN, ``alias/...``) → file holding a 256-bit key. A job
+        whose ``OutputDataConfig.KmsKeyId`` names one has its model packages encrypted with
+        it; naming any other key is a ValidationException.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("mlpilot-data"))
@@ -78,12 +86,20 @@ class ServiceConfig:
     max_job_creations_per_minute: float | None = None
     #: Seconds a client has to send a request's whole body; a slower one gets 408.
     body_timeout: float = 60.0
+    kms_keys: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         self.allowed_roots = [Path(root).expanduser().resolve() for root in self.allowed_roots]
         if not _ACCOUNT.match(self.account_id):
             raise ValueError(f"The account id must be 12 digits; got {self.account_id!r}")
+        self.kms_keys = {
+            name: Path(path).expanduser().resolve() for name, path in self.kms_keys.items()
+        }
+        # Read the keys now, so a bad name or key file stops the start rather than a job.
+        self._keyring: Keyring | None = None
+        if self.kms_keys:
+            self._keyring = self.keyring
         for name in ("max_concurrent_jobs", "max_queued_jobs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
@@ -91,6 +107,15 @@ class ServiceConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be a positive number; got {value}")
+
+    @property
+    def keyring(self) -> Keyring:
+        """The keys of :attr:`kms_keys`, read once (a ValueError names a bad name or file)."""
+        if self._keyring is None:
+            from mlpilot.package import Keyring
+
+            self._keyring = Keyring.from_files(self.kms_keys)
+        return self._keyring
 
     @property
     def database_url(self) -> str:

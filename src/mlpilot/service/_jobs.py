@@ -28,6 +28,7 @@ from urllib.request import url2pathname
 
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError, validation
+from mlpilot.service._kms import encrypt_output
 from mlpilot.service._runners import RunnerSupervisor, end_group, ending, pid_is_runner
 from mlpilot.service._store import Store
 
@@ -423,6 +424,7 @@ class JobManager(RunnerSupervisor):
                 )
         else:
             engine_record = failed_record(f"The job was interrupted before it started ({why})", now)
+        encrypt_output(row, engine_record)
         upload_output(
             row,
             engine_record,

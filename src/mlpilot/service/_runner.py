@@ -35,6 +35,7 @@ from mlpilot.service._jobs import (  # noqa: E402
     public_record,
     upload_output,
 )
+from mlpilot.service._kms import encrypt_output  # noqa: E402
 from mlpilot.service._store import Store  # noqa: E402
 
 _HEARTBEAT_SECONDS = 2.0
@@ -151,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         traceback.print_exc()
         engine_record = failed_record(f"{exc}"[:1024], time.time())
+
+    encrypt_output(row, engine_record)
 
     def upload_failed(exc: Exception) -> str:
         traceback.print_exc()

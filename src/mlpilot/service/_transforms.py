@@ -17,6 +17,7 @@ from typing import Any
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._deploy import MODEL, _now
 from mlpilot.service._errors import in_use, not_found, validation
+from mlpilot.service._kms import check_kms_key
 from mlpilot.service._listing import list_answer, listing
 from mlpilot.service._runners import RunnerSupervisor, ending, pid_is_runner
 from mlpilot.service._store import AlreadyExists, Store
@@ -149,6 +150,9 @@ class TransformOperations:
             TransformSpec.from_request(params)
         except MlpilotError as exc:
             raise validation(str(exc)) from None
+        check_kms_key(
+            self.config, params["TransformOutput"].get("KmsKeyId"), "TransformOutput.KmsKeyId"
+        )
         source = params["TransformInput"]["DataSource"]["S3DataSource"]
         if source.get("S3DataType") == "AugmentedManifestFile":
             raise validation("S3DataType AugmentedManifestFile is not valid for transform jobs")
