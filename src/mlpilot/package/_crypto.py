@@ -101,7 +101,8 @@ class Keyring:
 
     @classmethod
     def from_files(cls, files: Mapping[str, str | Path]) -> Keyring:
-        return cls({name: read_key_file(path) for name, path in files.items()})
+        # Names first: a bad name is reported before any file is read.
+        return cls({check_key_name(name): read_key_file(path) for name, path in files.items()})
 
     @classmethod
     def from_environment(cls) -> Keyring:
