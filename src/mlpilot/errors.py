@@ -6,6 +6,8 @@ problem; the CLI prints that line, and the service maps each class to a SageMake
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "ConfigError",
     "DataError",
@@ -13,6 +15,8 @@ __all__ = [
     "MlpilotError",
     "ModelPackageError",
     "PredictionInputError",
+    "StorageFullError",
+    "storage_failure",
 ]
 
 
@@ -43,3 +47,40 @@ class ModelPackageError(MlpilotError):
 
 class PredictionInputError(MlpilotError, ValueError):
     """Rows handed to a model do not match its input schema."""
+
+
+class StorageFullError(MlpilotError):
+    """A write was refused for want of space: a full disk, a quota, or the file-size limit."""
+
+    code = "ResourceLimitExceeded"
+
+    def __init__(self, message: str, errno: int = 0) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+# What each errno means to a user, and what to do about it.
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large (over the file-size limit)",
+}
+
+
+def storage_failure(exc: BaseException, where: object = None) -> StorageFullError | None:
+    """The :class:`StorageFullError` behind ``exc`` (itself, or what it was raised from), or
+    None when ``exc`` is not about space. ``where`` names the location when the error does not."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageFullError):
+            return current
+        if isinstance(current, OSError) and current.errno in _STORAGE_ERRNOS:
+            path = current.filename or where
+            text = _STORAGE_ERRNOS[current.errno]
+            message = f"{text} while writing {path}" if path else f"{text} while writing"
+            message = message[0].upper() + message[1:]
+            return StorageFullError(message, current.errno)
+        current = current.__cause__ or current.__context__
+    return None

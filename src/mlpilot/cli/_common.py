@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mlpilot.errors import MlpilotError
+from mlpilot.errors import MlpilotError, storage_failure
 
 console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +40,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def one_line_errors(function: F) -> F:
-    """Turn mlpilot's errors into a one-line message and exit code 2 (1 for internal errors).
+    """Turn mlpilot's errors, and writes refused for want of space, into a one-line message and
+    exit code 2 (1 for internal errors).
 
     ``MLPILOT_DEBUG=1`` shows the traceback of internal errors.
     """
@@ -54,6 +55,9 @@ def one_line_errors(function: F) -> F:
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
+            full = storage_failure(exc)
+            if full is not None:  # a full disk is the user's to fix, not an internal error
+                raise fail(str(full)) from None
             if os.environ.get("MLPILOT_DEBUG"):
                 raise
             first = str(exc).splitlines()[0] if str(exc) else ""

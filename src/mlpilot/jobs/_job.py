@@ -22,7 +22,7 @@ from mlpilot._crash import crash_point
 from mlpilot._layout import JobLayout, write_json_atomic
 from mlpilot._types import CandidateStatus, JobStatus, Mode, SecondaryStatus
 from mlpilot.config import JobConfig
-from mlpilot.errors import ConfigError, MlpilotError
+from mlpilot.errors import ConfigError, MlpilotError, storage_failure
 from mlpilot.jobs._leaderboard import leaderboard_frame
 from mlpilot.jobs._records import (
     CandidateRecord,
@@ -287,22 +287,26 @@ class AutoMLJob:
             raise ConfigError(
                 f"{self.layout.root} already holds a job; choose another output folder or remove it"
             )
-        self.layout.root.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.layout.spec, self.config.to_dict())
-        self.budget.end_extra = self._observer_reserve()
-        self._save()
         try:
+            self.layout.root.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.layout.spec, self.config.to_dict())
+            self.budget.end_extra = self._observer_reserve()
+            self._save()
             self._run()
         except MlpilotError as exc:
             self._finish(JobStatus.FAILED, SecondaryStatus.FAILED, failure=str(exc))
             raise
         except Exception as exc:
-            self._finish(
-                JobStatus.FAILED,
-                SecondaryStatus.FAILED,
-                failure=f"Internal error: {type(exc).__name__}: {exc}",
-            )
-            raise
+            full = storage_failure(exc, self.layout.root)
+            if full is None:
+                self._finish(
+                    JobStatus.FAILED,
+                    SecondaryStatus.FAILED,
+                    failure=f"Internal error: {type(exc).__name__}: {exc}",
+                )
+                raise
+            self._finish(JobStatus.FAILED, SecondaryStatus.FAILED, failure=str(full))
+            raise full from None
         finally:
             if self._owns_executor and self._executor is not None:
                 self._executor.shutdown()
@@ -477,7 +481,12 @@ class AutoMLJob:
 
     # -- state ----------------------------------------------------------------------------
     def _finish(self, status: JobStatus, secondary: SecondaryStatus, failure: str = "") -> None:
-        self._tell("on_finishing")
+        try:
+            self._tell("on_finishing")
+        except Exception as exc:
+            if not failure or storage_failure(exc) is None:
+                raise
+            # Already failing for want of space: the reports' locations are lost, not the reason.
         now = time.time()
         self.state.status = status
         self.state.secondary = secondary
@@ -491,7 +500,13 @@ class AutoMLJob:
                 candidate.status = CandidateStatus.STOPPED
                 candidate.failure_reason = "the job ended before the candidate finished"
                 candidate.ended = candidate.modified = now
-        self._save()
+        try:
+            self._save()
+        except Exception as exc:
+            if not failure or storage_failure(exc) is None:
+                raise
+            # The record cannot be written: it stays in memory, where the CLI and the service's
+            # runner read it; job.json keeps its last state, never Completed.
 
     def _tell(self, event: str, *args: Any) -> None:
         """Call ``event`` on the observers that have it (only on_status and on_candidate are

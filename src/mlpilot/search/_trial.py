@@ -17,6 +17,7 @@ import numpy as np
 
 from mlpilot._crash import crash_point
 from mlpilot.algorithms import FitContext, algorithm_tags, get_algorithm
+from mlpilot.errors import storage_failure
 from mlpilot.features import FeaturePipeline, PreprocessingOptions
 from mlpilot.metrics import get_metric, score_all
 from mlpilot.package import InferenceModel
@@ -115,7 +116,8 @@ def run_trial(task: TrialTask) -> TrialResult:
             warnings.simplefilter("ignore")
             return _run(task, started)
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:900]
+        full = storage_failure(exc, task.model_dir)
+        reason = str(full) if full else f"{type(exc).__name__}: {exc}".splitlines()[0][:900]
         return TrialResult(
             task.number,
             task.candidate_name,

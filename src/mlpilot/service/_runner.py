@@ -29,6 +29,7 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from mlpilot.errors import MlpilotError, storage_failure  # noqa: E402
 from mlpilot.service._jobs import (  # noqa: E402
     failed_record,
     public_candidate,
@@ -145,13 +146,16 @@ def main(argv: list[str] | None = None) -> int:
             job.stop()
         try:
             job.run()
+        except MlpilotError as exc:  # a full disk, unusable data: the reason says it all
+            print(f"job failed: {exc}", flush=True)
         except Exception:
             traceback.print_exc()  # the record says Failed, with the reason
         engine_record = dict(job.record)
         finished = list(job.candidates.values())
     except Exception as exc:
         traceback.print_exc()
-        engine_record = failed_record(f"{exc}"[:1024], time.time())
+        full = storage_failure(exc)
+        engine_record = failed_record(f"{full or exc}"[:1024], time.time())
 
     encrypt_output(row, engine_record)
 

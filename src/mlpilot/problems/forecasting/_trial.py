@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpilot.errors import storage_failure
 from mlpilot.metrics import average_over_windows, quantile_name, score_forecasts
 from mlpilot.problems.forecasting._backtest import BacktestPlan, WindowForecast, run_backtest
 from mlpilot.problems.forecasting.models import (
@@ -170,7 +171,8 @@ def run_forecast_trial(task: ForecastTask) -> ForecastTrialResult:
     except ForecastTimeout as exc:
         result.failure_reason = f"stopped at its time limit: {exc}"
     except Exception as exc:
-        result.failure_reason = f"{type(exc).__name__}: {exc}"[:900]
+        full = storage_failure(exc, task.output_path)
+        result.failure_reason = str(full) if full else f"{type(exc).__name__}: {exc}"[:900]
         traceback.print_exc()
     result.seconds = time.monotonic() - started
     return result
