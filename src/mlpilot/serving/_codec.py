@@ -288,6 +288,26 @@ def _jsonlines_rows(text: str, rows: _Rows) -> None:
         _document_rows(document, rows)
 
 
+def request_text(body: bytes, content_type: str | None, send: str) -> tuple[str, str]:
+    """A request body's format (CSV, JSON or JSON lines; CSV without a ``Content-Type``) and its
+    text. Raises :class:`InvocationError`: 415 for an unsupported type, 400 for a body that is
+    not UTF-8 or is empty (``send`` says what to send instead)."""
+    fmt = _REQUEST_TYPES.get(media_type(content_type)[0] or CSV)
+    if fmt is None:
+        raise InvocationError(
+            415, f"unsupported Content-Type {content_type!r}: use {CSV}, {JSON} or {JSONLINES}"
+        )
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvocationError(
+            400, f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    if not text.strip():
+        raise InvocationError(400, f"empty request body: {send}")
+    return fmt, text
+
+
 def decode_rows(
     body: bytes,
     content_type: str | None,
@@ -307,20 +327,8 @@ def decode_rows(
         raise InvocationError(
             413, f"payload of {len(body):,} bytes is over the limit of {max_bytes:,} bytes"
         )
-    kind, params = media_type(content_type)
-    fmt = _REQUEST_TYPES.get(kind or CSV)
-    if fmt is None:
-        raise InvocationError(
-            415, f"unsupported Content-Type {content_type!r}: use {CSV}, {JSON} or {JSONLINES}"
-        )
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvocationError(
-            400, f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
-    if not text.strip():
-        raise InvocationError(400, "empty request body: send at least one row")
+    params = media_type(content_type)[1]
+    fmt, text = request_text(body, content_type, "send at least one row")
     rows = _Rows(columns, target, used=used_columns)
     if fmt == CSV:
         _csv_rows(text, rows, header=params.get("header") == "present")

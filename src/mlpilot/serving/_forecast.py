@@ -33,15 +33,13 @@ import pandas as pd
 from mlpilot.errors import PredictionInputError
 from mlpilot.package import SeriesFacts, SeriesModel
 from mlpilot.serving._codec import (
-    _REQUEST_TYPES,
     CSV,
     ERROR_CONTENT_TYPE,
-    JSON,
     JSONLINES,
     InvocationResult,
     ServingSettings,
     choose_accept,
-    media_type,
+    request_text,
 )
 from mlpilot.serving._errors import InvocationError
 
@@ -146,19 +144,7 @@ def decode_history(body: bytes, content_type: str | None, facts: SeriesFacts) ->
     Raises :class:`InvocationError`: 415 for an unsupported type, 400 for an empty or unreadable
     body or one without the item id, timestamp and target columns.
     """
-    kind = _REQUEST_TYPES.get(media_type(content_type)[0] or CSV)
-    if kind is None:
-        raise InvocationError(
-            415, f"unsupported Content-Type {content_type!r}: use {CSV}, {JSON} or {JSONLINES}"
-        )
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvocationError(
-            400, f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
-    if not text.strip():
-        raise InvocationError(400, "empty request body: send the history to forecast from")
+    kind, text = request_text(body, content_type, "send the history to forecast from")
     if kind == CSV:
         table = _csv_table(text)
     else:
