@@ -1,9 +1,11 @@
-"""kill -9 at named points of a job (MLPILOT_CRASH_AT): the job ends in a state a user
-understands, no half-written model is reported as done, nothing is left running."""
+"""kill -9 at named points of a job, of the service while an endpoint starts, of a batch
+transform's runner (MLPILOT_CRASH_AT): each ends in a state a user understands, no half-written
+model or output is reported as done, nothing is left running."""
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -11,11 +13,17 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
+import helpers_models
 from helpers_data import TELCO
-from helpers_service import ServiceProcess, automl_request, wait_for
+from helpers_models import TrainedModel
+from helpers_service import ROLE, ServiceProcess, automl_request, wait_for
 from mlpilot.package import UnverifiedPackageWarning, load_model
 from mlpilot.service import ServiceConfig, Store
+from mlpilot.service._deploy import ENDPOINT
+from mlpilot.service._transforms import TRANSFORM_JOB, TransformManager
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +143,198 @@ def test_job_killed_at_a_named_point(
     else:
         assert "BestCandidate" not in again
     assert os.path.isdir(out / name)
+
+
+# -- endpoints and batch transforms ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def churn_model(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    return helpers_models.churn_model(tmp_path_factory)
+
+
+def _deploy_model(sm: Any, trained: TrainedModel) -> None:
+    sm.create_model(
+        ModelName="churn",
+        PrimaryContainer={
+            "Image": "mlpilot/tabular-inference:0.1.0",
+            "ModelDataUrl": str(trained.archive),
+        },
+        ExecutionRoleArn=ROLE,
+    )
+
+
+def _live(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Live processes whose command line holds ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return [pid for pid in found if _live(pid)]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _gone(pids: list[int], seconds: float = 20) -> list[int]:
+    """The pids still alive after waiting up to ``seconds`` for them to end."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = [pid for pid in pids if _live(pid)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def test_service_killed_while_an_endpoint_starts(churn_model: TrainedModel, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = ServiceProcess(data)
+    server.env = {"MLPILOT_CRASH_AT": "endpoint-create"}
+    server.start()
+    sm = server.boto(config=Config(retries={"max_attempts": 1}))
+    _deploy_model(sm, churn_model)
+    sm.create_endpoint_config(
+        EndpointConfigName="churn",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "churn",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    # The service kills itself once the endpoint's container is up: the call gets no answer.
+    with pytest.raises((EndpointConnectionError, ConnectionClosedError)):
+        sm.create_endpoint(EndpointName="churn", EndpointConfigName="churn")
+    assert server.process is not None and server.process.wait(timeout=30) == -9
+    assert "crash point 'endpoint-create' reached" in server.log()
+    store = Store(ServiceConfig(data_dir=data).database_url)
+    try:
+        left = store.get_resource(ENDPOINT, "churn")
+    finally:
+        store.close()
+    assert left is not None and left["EndpointStatus"] == "Creating"
+    # Its serve-model container (one was started: its log is there) saw its parent die and
+    # ended, its port closed.
+    work = data / "endpoints" / "churn"
+    assert len(list(work.glob("*.log"))) == 1
+    ports = [int(p.read_text()) for p in work.glob("*.port") if p.read_text().strip().isdigit()]
+    orphans = _processes_naming(str(work))
+    assert _gone(orphans) == [], "a container of the killed service lives on"
+    assert not [port for port in ports if _listening(port)]
+
+    # Restarted without the crash point, the endpoint that was Creating is started again.
+    server.env = {}
+    server.start()
+    try:
+        sm = server.boto()
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName="churn", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+        )
+        answer = server.boto("sagemaker-runtime").invoke_endpoint(
+            EndpointName="churn", ContentType="text/csv", Body=churn_model.csv_body(0, 3)
+        )
+        labels = answer["Body"].read().decode().splitlines()
+        assert len(labels) == 3 and set(labels) <= {"Yes", "No"}
+        assert len(_processes_naming(str(work))) == 1  # one instance: the restarted one
+    finally:
+        server.stop()
+    assert _gone(_processes_naming(str(work))) == []
+
+
+def test_transform_runner_killed_after_its_first_object(
+    churn_model: TrainedModel, tmp_path: Path
+) -> None:
+    source, out, data = tmp_path / "batch", tmp_path / "out", tmp_path / "data"
+    source.mkdir()
+    (source / "a.csv").write_bytes(churn_model.csv_body(0, 20))
+    (source / "b.csv").write_bytes(churn_model.csv_body(20, 40))
+    server = ServiceProcess(data)
+    server.env = {"MLPILOT_CRASH_AT": "transform"}
+    server.start()
+    try:
+        sm = server.boto()
+        _deploy_model(sm, churn_model)
+        sm.create_transform_job(
+            TransformJobName="batch",
+            ModelName="churn",
+            TransformInput={
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(source)}},
+                "ContentType": "text/csv",
+                "SplitType": "Line",
+            },
+            TransformOutput={"S3OutputPath": str(out), "AssembleWith": "Line"},
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            record = sm.describe_transform_job(TransformJobName="batch")
+            if record["TransformJobStatus"] in ENDED or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        config = ServiceConfig(data_dir=data)
+        log = (config.log_dir / "transform-batch.log").read_text(errors="replace")
+        assert "crash point 'transform' reached" in log
+    finally:
+        server.stop()
+    assert record["TransformJobStatus"] == "Failed", record
+    assert "killed by signal 9" in record["FailureReason"]
+    # The first object's output is whole; the second, never started, has none; no temporaries.
+    assert sorted(p.name for p in out.rglob("*")) == ["a.csv.out"]
+    assert len((out / "a.csv.out").read_text().splitlines()) == 20
+    assert not (config.data_dir / "transforms" / "batch").exists()
+    store = Store(config.database_url)
+    try:
+        stored = store.get_resource(TRANSFORM_JOB, "batch")
+    finally:
+        store.close()
+    assert stored is not None
+    assert _gone([stored["Mlpilot"]["RunnerPid"]]) == []
+
+
+def test_restart_ends_a_transform_left_running_and_removes_its_leftovers(tmp_path: Path) -> None:
+    """Service and runner both killed mid-object (a power cut): the next start ends the job
+    Failed, removes its staging folder and the object it was writing, keeps finished ones."""
+    config = ServiceConfig(data_dir=tmp_path / "data")
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "a.csv.out").write_text("Yes\n")
+    (out / "sub" / ".b.csv.out.k2x_9q0z.partial").write_text("No\n")
+    config.data_dir.mkdir()
+    store = Store(config.database_url)
+    manager = TransformManager(config, store)
+    staged = manager.work_dir("cut") / "mlpilot-transform-abc" / "c.csv.out"
+    staged.parent.mkdir(parents=True)
+    staged.write_text("Yes\n")
+    record = {
+        "TransformJobName": "cut",
+        "TransformJobStatus": "InProgress",
+        "TransformOutput": {"S3OutputPath": str(out)},
+        "CreationTime": 1.0,
+        "Mlpilot": {"RunnerPid": None},
+    }
+    store.insert_resource(TRANSFORM_JOB, "cut", config.arn(TRANSFORM_JOB, "cut"), record)
+    manager.open()
+    try:
+        ended = store.get_resource(TRANSFORM_JOB, "cut")
+    finally:
+        manager.close()
+        store.close()
+    assert ended is not None and ended["TransformJobStatus"] == "Failed"
+    assert "was not running when the service started" in ended["FailureReason"]
+    assert not manager.work_dir("cut").exists()
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["a.csv.out", "sub"]

@@ -7,6 +7,7 @@ problem; the CLI prints that line, and the service maps each class to a SageMake
 from __future__ import annotations
 
 import errno
+import sys
 
 __all__ = [
     "ConfigError",
@@ -54,9 +55,11 @@ class StorageFullError(MlpilotError):
 
     code = "ResourceLimitExceeded"
 
-    def __init__(self, message: str, errno: int = 0) -> None:
+    def __init__(self, message: str, errno: int = 0, reason: str = "") -> None:
         super().__init__(message)
         self.errno = errno
+        #: What ran out, without the path (for an answer that should not name server paths).
+        self.reason = reason or message
 
 
 # What each errno means to a user, and what to do about it.
@@ -81,6 +84,18 @@ def storage_failure(exc: BaseException, where: object = None) -> StorageFullErro
             text = _STORAGE_ERRNOS[current.errno]
             message = f"{text} while writing {path}" if path else f"{text} while writing"
             message = message[0].upper() + message[1:]
-            return StorageFullError(message, current.errno)
+            return StorageFullError(message, current.errno, text)
+        if _sqlite_full(current):
+            text = "the database is full (no space left on the device, or its size limit)"
+            message = f"{text} while writing {where}" if where else text
+            return StorageFullError(message[0].upper() + message[1:], errno.ENOSPC, text)
         current = current.__cause__ or current.__context__
     return None
+
+
+def _sqlite_full(exc: BaseException) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full"): it reports ENOSPC so, not as OSError."""
+    sqlite3 = sys.modules.get("sqlite3")  # not imported: not what raised ``exc``
+    if sqlite3 is None or not isinstance(exc, sqlite3.OperationalError):
+        return False
+    return getattr(exc, "sqlite_errorcode", None) == 13 or "database or disk is full" in str(exc)

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mlpilot.errors import storage_failure
 from mlpilot.service._auth import verify_signature
 from mlpilot.service._automl import AutoMLOperations
 from mlpilot.service._config import ServiceConfig
@@ -234,7 +235,17 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> Starlet
             return _json(result)
         except ServiceError as exc:
             return _json(exc.body(), exc.status)
-        except Exception:
+        except Exception as exc:
+            full = storage_failure(exc, config.data_dir)
+            if full is not None:
+                # Not a bug to trace: the operator frees space, the client retries then.
+                log.error("%s failed: %s", operation, full)
+                error = ServiceError(
+                    "ResourceLimitExceeded",
+                    f"{operation} failed: the service cannot write to its data directory: "
+                    f"{full.reason}. Retry once space is freed.",
+                )
+                return _json(error.body(), error.status)
             log.exception("%s failed", operation)
             error = ServiceError("InternalFailure", f"{operation} failed inside mlpilot", 500)
             return _json(error.body(), 500)

@@ -216,9 +216,9 @@ class JobManager(RunnerSupervisor):
                 created=now,
                 modified=now,
             ).shape()
-            # The spec waits on disk beside the queued row, so the queue survives a restart.
-            self._spec_file(name).write_text(json.dumps(config.to_dict()))
             try:
+                # The spec waits on disk beside the queued row, so the queue survives a restart.
+                self._spec_file(name).write_text(json.dumps(config.to_dict()))
                 self.store.insert_job(
                     {
                         "name": name,
@@ -238,6 +238,7 @@ class JobManager(RunnerSupervisor):
                     }
                 )
             except Exception:
+                # A spec cut short by a full disk, or one no row refers to, is not kept.
                 if self.store.get_job(name) is None:
                     self._spec_file(name).unlink(missing_ok=True)
                 raise

@@ -1,7 +1,7 @@
 """One batch transform's process: ``python -m mlpilot.service._transform_runner --store URL
---job NAME``. Loads the model in-process (the same codec as the container; a forecasting model
-gets payloads of whole series), streams the inputs through it, and reports progress and the
-end into the store."""
+--job NAME [--work DIR]``. Loads the model in-process (the same codec as the container; a
+forecasting model gets payloads of whole series), streams the inputs through it, and reports
+progress and the end into the store."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def _on_term(signum: int, frame: Any) -> None:
 signal.signal(signal.SIGTERM, _on_term)
 
 import argparse  # noqa: E402
+import shutil  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True)
     parser.add_argument("--job", required=True)
     parser.add_argument("--cache", default=None)
+    # The run's staging folder: the service removes it if this process dies.
+    parser.add_argument("--work", default=None)
     args = parser.parse_args(argv)
     store = Store(args.store)
     name = args.job
@@ -84,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = resolve_model(container["ModelDataUrl"], cache_dir=args.cache)
         environment = {**(container.get("Environment") or {}), **spec.container_environment()}
         invoker = ModelInvoker(load_model(folder), environment)
-        result = run_transform(spec, invoker, stop_event=_STOP, progress=progress)
+        result = run_transform(
+            spec, invoker, stop_event=_STOP, progress=progress, staging_dir=args.work
+        )
         status = result.status
         final_progress = {
             "Objects": result.files,
@@ -106,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if reason:
         changes["FailureReason"] = reason[:1024]
+    if args.work:
+        shutil.rmtree(args.work, ignore_errors=True)
     update(**changes)
     store.close()
     return 0

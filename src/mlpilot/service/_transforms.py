@@ -3,15 +3,17 @@ ListTransformJobs.
 
 Each transform runs in its own process (``python -m mlpilot.service._transform_runner``), like
 AutoML jobs: it survives a restart of the service, and one that dies is reported ``Failed``
-with the reason.
+with the reason, its staging folder and half-written objects removed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from mlpilot.service._config import ServiceConfig
@@ -78,6 +80,10 @@ class TransformManager(RunnerSupervisor):
         self._close_runners(self.stop, wait=15.0)
         self._check()
 
+    def work_dir(self, name: str) -> Path:
+        """The runner's staging folder (objects bound for S3 wait there for their upload)."""
+        return self.config.data_dir / "transforms" / name
+
     def start(self, name: str) -> None:
         cfg = self.config
         cfg.log_dir.mkdir(parents=True, exist_ok=True)
@@ -91,6 +97,8 @@ class TransformManager(RunnerSupervisor):
             name,
             "--cache",
             str(cfg.data_dir / "models"),
+            "--work",
+            str(self.work_dir(name)),
         ]
         proc = self._launch(name, command, cfg.log_dir / f"transform-{name}.log")
         record = self.store.get_resource(TRANSFORM_JOB, name)
@@ -119,7 +127,28 @@ class TransformManager(RunnerSupervisor):
         if not stopping:
             record["FailureReason"] = f"The transform was interrupted: {why}"[:1024]
         record["TransformEndTime"] = _now()
+        # Cleaned first: once the job reads ended, nothing of its run is left.
+        self._clean_up(record)
         self.store.put_resource(TRANSFORM_JOB, name, record)
+
+    def _clean_up(self, record: dict[str, Any]) -> None:
+        """Remove what a runner that died mid-run left: its staging folder, and the objects it
+        was writing under a local output path (those it finished stay, as after a failure).
+        Not while another live transform writes under the same path: those could be its."""
+        from mlpilot.serving import remove_partial_outputs
+
+        name = record["TransformJobName"]
+        shutil.rmtree(self.work_dir(name), ignore_errors=True)
+        output = record.get("TransformOutput", {}).get("S3OutputPath", "")
+        for other in self.store.list_resources(TRANSFORM_JOB, limit=10_000).rows:
+            if (
+                other["TransformJobName"] != name
+                and other["TransformJobStatus"] not in _ENDED
+                and other.get("TransformOutput", {}).get("S3OutputPath") == output
+            ):
+                return
+        with contextlib.suppress(Exception):
+            remove_partial_outputs(output)
 
     def _tick(self) -> None:
         with contextlib.suppress(Exception):
@@ -178,7 +207,13 @@ class TransformOperations:
             self.store.insert_resource(TRANSFORM_JOB, name, arn, record)
         except AlreadyExists:
             raise in_use(f"Transform job name {name} is already in use") from None
-        self.manager.start(name)
+        try:
+            self.manager.start(name)
+        except Exception:
+            # Refused (e.g. no space for its log): no job is left InProgress without a runner.
+            with contextlib.suppress(Exception):
+                self.store.delete_resource(TRANSFORM_JOB, name)
+            raise
         return {"TransformJobArn": arn}
 
     def DescribeTransformJob(self, params: dict[str, Any]) -> dict[str, Any]:

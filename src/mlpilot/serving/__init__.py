@@ -40,7 +40,7 @@ from mlpilot.serving._jsonpath import JsonPath, JsonPathError, JsonPathMismatch,
 from mlpilot.serving._runtime import EndpointRuntime
 from mlpilot.serving._server import load_served_model, parse_env_options, serve
 from mlpilot.serving._source import default_cache_dir, resolve_model
-from mlpilot.serving._transform import run_transform
+from mlpilot.serving._transform import remove_partial_outputs, run_transform
 from mlpilot.serving._transform_spec import TransformProgress, TransformResult, TransformSpec
 from mlpilot.serving._variants import VariantSpec
 
@@ -86,6 +86,7 @@ __all__ = [
     "load_served_model",
     "parse_env_options",
     "parse_output_keys",
+    "remove_partial_outputs",
     "resolve_model",
     "run_transform",
     "serve",

@@ -18,6 +18,7 @@ The job's settings are in :mod:`._transform_spec`, the record formats in
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -53,7 +54,11 @@ from mlpilot.serving._transform_spec import (
     TransformSpec,
 )
 
-__all__ = ["run_transform"]
+__all__ = ["remove_partial_outputs", "run_transform"]
+
+#: An object's output while it is written: a dot file beside its target, renamed when whole.
+_PARTIAL_SUFFIX = ".partial"
+_PARTIAL = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_PARTIAL_SUFFIX) + "$")
 
 
 class _Stopped(Exception):
@@ -366,6 +371,7 @@ def run_transform(
     stop_event: threading.Event | None = None,
     progress: Callable[[TransformProgress], None] | None = None,
     series_keys: tuple[str, ...] | None = None,
+    staging_dir: str | os.PathLike[str] | None = None,
 ) -> TransformResult:
     """Run a batch transform to the end.
 
@@ -385,6 +391,12 @@ def run_transform(
         For a forecasting model, the columns keying a series (item id, then grouping): each
         payload then holds whole series and the output is the forecast. Taken from the
         invoker's ``series_keys`` (:class:`ModelInvoker` of a forecasting model) when omitted.
+    staging_dir:
+        Where objects bound for S3 are written before their upload (a folder of the run is
+        made there and removed at the end); the system's temporary folder when omitted. A
+        local output's object is written beside its target as a dot file ending in
+        ``.partial``, renamed when whole (:func:`remove_partial_outputs` removes those a
+        killed run left).
 
     Raises :class:`TransformError` naming the object and line on the first failure (outputs of
     objects finished before it stay), or :class:`ConfigError` for a bad spec.
@@ -404,7 +416,9 @@ def run_transform(
     run.files_total = len(inputs)
     result = TransformResult("Completed", files=len(inputs))
     written: list[Location] = []
-    staging_root = Path(tempfile.mkdtemp(prefix="mlpilot-transform-"))
+    if staging_dir is not None:
+        os.makedirs(staging_dir, exist_ok=True)
+    staging_root = Path(tempfile.mkdtemp(prefix="mlpilot-transform-", dir=staging_dir))
     try:
         for source, relative in inputs:
             if run.stopped():
@@ -438,7 +452,7 @@ def _transform_object(run: _Run, source: Location, target: Location, staging: Pa
         except OSError as exc:
             raise TransformError(f"cannot write {target.uri}: {exc.strerror or exc}") from None
     descriptor, name = tempfile.mkstemp(
-        dir=folder, prefix=f".{Path(target.path).name}.", suffix=".tmp"
+        dir=folder, prefix=f".{Path(target.path).name}.", suffix=_PARTIAL_SUFFIX
     )
     temporary = Path(name)
     try:
@@ -459,3 +473,24 @@ def _transform_object(run: _Run, source: Location, target: Location, staging: Pa
             raise TransformError(f"cannot write {target.uri}: {one_line(exc)}") from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def remove_partial_outputs(output_path: str | os.PathLike[str]) -> list[str]:
+    """Remove the half-written objects a killed run left under a local ``output_path`` (a
+    finished object is never half-written: it is renamed into place whole). Nothing to do for
+    S3, where objects appear only once uploaded. Returns the paths removed."""
+    try:
+        root = locate(output_path, what="output path")
+    except DataError:
+        return []
+    if root.remote or not os.path.isdir(root.path):
+        return []
+    removed = []
+    for folder, _, names in os.walk(root.path):
+        for name in names:
+            if _PARTIAL.match(name):
+                path = os.path.join(folder, name)
+                with suppress(OSError):
+                    os.unlink(path)
+                    removed.append(path)
+    return removed
