@@ -7,7 +7,13 @@ oversized body). Each :class:`Case` carries the answers an AWS client would acce
 :func:`check` says whether the service's answer is one of them.
 
 Requests that would start work name inputs under a folder that does not exist, so a fuzz run
-never starts a job, an endpoint or a transform.
+never starts a job or a transform of its own.
+
+Given a real model package (``Fuzzer(..., package=...)``), a run is *stateful*: :meth:`setup`
+first makes real resources (a model, an endpoint configuration, an endpoint in service, a
+finished transform and a failed AutoML job), the generated names include theirs, and
+:meth:`Fuzzer.stateful` makes requests aimed at them (taken names, deletes twice, odd names,
+broken updates, bad variants); :meth:`Fuzzer.final` checks they are all still as they were.
 """
 
 from __future__ import annotations
@@ -48,6 +54,37 @@ _UNICODE = ["é", "漢字", "🙂", "\u202e", "\x00", "\ud800", "Ω≈ç√", "\
 _NAMES = ["fuzz-a", "fuzz-b", "fuzz-c"]
 #: The model :meth:`Fuzzer.setup` makes; fuzzed DeleteModel calls leave it alone.
 SEED_MODEL = "fuzz-seed"
+#: What a stateful run seeds besides: fuzzed deletes leave them alone too.
+SEED_BROKEN = "fuzz-seed-broken"  # a model whose data is no model
+SEED_CONFIG = "fuzz-seed-config"
+SEED_ENDPOINT = "fuzz-seed-endpoint"
+SEED_TRANSFORM = "fuzz-seed-transform"
+SEED_JOB = "fuzz-seed-job"
+SEED_VARIANT = "seed"
+#: Names by the member that holds them, for a stateful run's generated requests.
+_SEEDED = {
+    "ModelName": [SEED_MODEL, SEED_BROKEN],
+    "EndpointConfigName": [SEED_CONFIG],
+    "EndpointName": [SEED_ENDPOINT],
+    "TransformJobName": [SEED_TRANSFORM],
+    "AutoMLJobName": [SEED_JOB],
+    "VariantName": [SEED_VARIANT],
+}
+#: The kinds of :meth:`Fuzzer.stateful` scenarios; a stateful run has each at least once.
+STATEFUL_KINDS = (
+    "describe",
+    "odd-name",
+    "taken",
+    "delete-twice",
+    "update",
+    "weights",
+    "limit",
+    "transform",
+    "stop",
+)
+_SEEDED_NAMES = frozenset(
+    name for names in _SEEDED.values() for name in names if name != SEED_VARIANT
+)
 
 
 def implemented_operations() -> list[str]:
@@ -101,11 +138,21 @@ class Fuzzer:
     """Seeded generator of :class:`Case` objects. ``root`` is a folder whose ``missing/``
     sub-folder must not exist: inputs and model data point there."""
 
-    def __init__(self, seed: int, root: Path, operations: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        root: Path,
+        operations: list[str] | None = None,
+        *,
+        package: Path | None = None,
+    ) -> None:
         self.rng = random.Random(seed)
         self.model = service_model()
         self.root = root
         self.operations = operations or implemented_operations()
+        #: A real model package (its model.tar.gz): the run is stateful.
+        self.package = package
+        self._serial = 0
 
     # -- strings from patterns ------------------------------------------------------------
     def _from_regex(self, pattern: str, low: int, high: int) -> str | None:
@@ -226,7 +273,10 @@ class Fuzzer:
         if pattern in LOCAL_URI_PATTERNS:
             return self.missing_uri(member)
         if member.endswith("Name") and self.rng.random() < 0.6:
-            name = self.rng.choice([*_NAMES, SEED_MODEL] if member == "ModelName" else _NAMES)
+            pool = [*_NAMES, SEED_MODEL] if member == "ModelName" else list(_NAMES)
+            if self.package is not None:
+                pool += _SEEDED.get(member, [])
+            name = self.rng.choice(pool)
             if low <= len(name) <= high and (not pattern or regex.fullmatch(pattern, name)):
                 return name
         if pattern:
@@ -246,8 +296,10 @@ class Fuzzer:
         if shape is None:
             return {}
         out: dict[str, Any] = self.value(shape)
-        if operation == "DeleteModel" and out.get("ModelName") == SEED_MODEL:
-            out["ModelName"] = _NAMES[0]
+        if operation.startswith("Delete"):
+            for key, value in out.items():
+                if isinstance(value, str) and value in {SEED_MODEL, *_SEEDED_NAMES}:
+                    out[key] = _NAMES[0]
         return out
 
     # -- slots of a request: where a mutation can go ---------------------------------------
@@ -549,20 +601,333 @@ class Fuzzer:
         return Case(operation, "huge", body, target, None, status=413)
 
     def setup(self) -> list[Case]:
-        """Requests that make the model :data:`SEED_MODEL` (its data a file that is no model), so
-        fuzzed endpoint configurations, endpoints and transforms reach past the name checks
-        (an endpoint on it fails to load, a transform has no input)."""
-        data = self.root / "model-data.tar.gz"
-        data.write_bytes(b"not a model")
-        body = {
-            "ModelName": SEED_MODEL,
+        """Requests that make the model :data:`SEED_MODEL`. Without a package its data is a
+        file that is no model, so fuzzed endpoint configurations, endpoints and transforms
+        reach past the name checks (an endpoint on it fails to load, a transform has no
+        input). With one, the model is real, and the endpoint :data:`SEED_ENDPOINT` (in
+        service when CreateEndpoint answers), the transform :data:`SEED_TRANSFORM` and the
+        AutoML job :data:`SEED_JOB` (both end at once: their inputs are not what they
+        need) are made too. Each must answer 200."""
+        junk = self.root / "model-data.tar.gz"
+        junk.write_bytes(b"not a model")
+        data = junk if self.package is None else self.package
+        cases = [self._json_case("CreateModel", "setup", self._model_body(SEED_MODEL, data), None)]
+        if self.package is None:
+            return cases
+        seed_in = self.root / "seed-input"
+        seed_in.mkdir(exist_ok=True)
+        (seed_in / "rows.csv").write_text("1,2\n3,4\n")  # the wrong columns: the job fails
+        bodies = [
+            ("CreateModel", self._model_body(SEED_BROKEN, junk)),
+            ("CreateEndpointConfig", self._config_body(SEED_CONFIG, SEED_MODEL)),
+            ("CreateEndpoint", {"EndpointName": SEED_ENDPOINT, "EndpointConfigName": SEED_CONFIG}),
+            ("CreateTransformJob", self._transform_body(SEED_TRANSFORM)),
+            ("CreateAutoMLJobV2", self._automl_body(SEED_JOB)),
+        ]
+        cases += [self._json_case(op, "setup", body, None) for op, body in bodies]
+        for case in cases:
+            case.status = 200
+        return cases
+
+    def _model_body(self, name: str, data: Path) -> dict[str, Any]:
+        return {
+            "ModelName": name,
             "PrimaryContainer": {"Image": f"{IMAGE_REPOSITORY}:fuzz", "ModelDataUrl": str(data)},
             "ExecutionRoleArn": "arn:aws:iam::000000000000:role/fuzz",
         }
-        return [self._json_case("CreateModel", "setup", body, None)]
+
+    @staticmethod
+    def _config_body(name: str, model: str, count: int = 1) -> dict[str, Any]:
+        variant = {
+            "VariantName": SEED_VARIANT,
+            "ModelName": model,
+            "InitialInstanceCount": count,
+            "InstanceType": "ml.m5.large",
+        }
+        return {"EndpointConfigName": name, "ProductionVariants": [variant]}
+
+    def _transform_body(self, name: str, **changes: Any) -> dict[str, Any]:
+        source = {"S3DataType": "S3Prefix", "S3Uri": str(self.root / "seed-input")}
+        body = {
+            "TransformJobName": name,
+            "ModelName": SEED_MODEL,
+            "TransformInput": {
+                "DataSource": {"S3DataSource": source},
+                "ContentType": "text/csv",
+                "SplitType": "Line",
+            },
+            "TransformOutput": {"S3OutputPath": str(self.root / "out" / name)},
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        }
+        body.update(changes)
+        return body
+
+    def _automl_body(self, name: str) -> dict[str, Any]:
+        source = {"S3DataType": "S3Prefix", "S3Uri": str(self.root / "seed-input")}
+        return {
+            "AutoMLJobName": name,
+            "AutoMLJobInputDataConfig": [{"DataSource": {"S3DataSource": source}}],
+            "OutputDataConfig": {"S3OutputPath": str(self.root / "out")},
+            "AutoMLProblemTypeConfig": {"TabularJobConfig": {"TargetAttributeName": "Churn"}},
+            "RoleArn": "arn:aws:iam::000000000000:role/fuzz",
+        }
+
+    def _fresh(self, prefix: str) -> str:
+        self._serial += 1
+        return f"fuzz-{prefix}-{self._serial}"
+
+    def _fixed(self, operation: str, kind: str, body: Any, expect: Any, status: Any = None) -> Case:
+        case = self._json_case(operation, kind, body, expect)
+        case.status = status
+        return case
+
+    # -- requests aimed at the seeded resources --------------------------------------------
+    def stateful(self, kind: str | None = None) -> list[Case]:
+        """One scenario against the seeded resources (of ``kind``, one of
+        :data:`STATEFUL_KINDS`; drawn when None): one request or a few in a row."""
+        rng = self.rng
+        ok, valid = 200, frozenset({"ValidationException"})
+        kind = kind or rng.choice([*STATEFUL_KINDS, "describe", "taken", "weights"])
+        if kind == "describe":
+            operation, member, name = rng.choice(
+                [
+                    ("DescribeModel", "ModelName", SEED_MODEL),
+                    ("DescribeEndpointConfig", "EndpointConfigName", SEED_CONFIG),
+                    ("DescribeEndpoint", "EndpointName", SEED_ENDPOINT),
+                    ("DescribeTransformJob", "TransformJobName", SEED_TRANSFORM),
+                    ("DescribeAutoMLJobV2", "AutoMLJobName", SEED_JOB),
+                    ("DescribeAutoMLJob", "AutoMLJobName", SEED_JOB),
+                    ("ListCandidatesForAutoMLJob", "AutoMLJobName", SEED_JOB),
+                ]
+            )
+            return [self._fixed(operation, "seed-describe", {member: name}, None, ok)]
+        if kind == "odd-name":
+            operation, member, name = rng.choice(
+                [
+                    ("DescribeModel", "ModelName", SEED_MODEL),
+                    ("DescribeEndpoint", "EndpointName", SEED_ENDPOINT),
+                    ("DeleteEndpointConfig", "EndpointConfigName", SEED_CONFIG),
+                    ("DeleteModel", "ModelName", SEED_MODEL),
+                    ("DescribeTransformJob", "TransformJobName", SEED_TRANSFORM),
+                    ("StopAutoMLJob", "AutoMLJobName", SEED_JOB),
+                ]
+            )
+            odd = rng.choice(
+                [
+                    name.upper(),
+                    name + " ",
+                    " " + name,
+                    name + "\x00",
+                    name + "/..",
+                    name.replace("-", "\u2010"),
+                    f"arn:aws:sagemaker:us-east-1:000000000000:model/{name}",
+                    name + "%",
+                    name[:-1],
+                    name + "-",
+                ]
+            )
+            # Shape errors or not found; never the seeded resource itself (nor a 5xx).
+            expect = frozenset({"ValidationException", "ResourceNotFound"})
+            return [self._fixed(operation, "seed-odd-name", {member: odd}, expect)]
+        if kind == "taken":
+            operation, body, codes = rng.choice(
+                [
+                    ("CreateModel", self._model_body(SEED_MODEL, self.package or Path()), valid),
+                    ("CreateEndpointConfig", self._config_body(SEED_CONFIG, SEED_MODEL), valid),
+                    (
+                        "CreateEndpoint",
+                        {"EndpointName": SEED_ENDPOINT, "EndpointConfigName": SEED_CONFIG},
+                        valid,
+                    ),
+                    (
+                        "CreateTransformJob",
+                        self._transform_body(SEED_TRANSFORM),
+                        frozenset({"ResourceInUse"}),
+                    ),
+                    (
+                        "CreateAutoMLJobV2",
+                        self._automl_body(SEED_JOB),
+                        frozenset({"ResourceInUse"}),
+                    ),
+                ]
+            )
+            return [self._fixed(operation, "seed-taken", body, codes)]
+        if kind == "delete-twice":
+            if rng.random() < 0.5:
+                name = self._fresh("model")
+                first = ("CreateModel", self._model_body(name, self.package or Path()))
+                member, operation = "ModelName", "DeleteModel"
+            else:
+                name = self._fresh("config")
+                first = ("CreateEndpointConfig", self._config_body(name, SEED_MODEL))
+                member, operation = "EndpointConfigName", "DeleteEndpointConfig"
+            return [
+                self._fixed(first[0], "seed-delete-twice", first[1], None, ok),
+                self._fixed(operation, "seed-delete-twice", {member: name}, None, ok),
+                self._fixed(operation, "seed-delete-twice", {member: name}, valid),
+            ]
+        if kind == "limit":
+            # More instances than the service's quota: for the endpoint, or a config for it.
+            if rng.random() < 0.5:
+                count = rng.choice([17, 1000, 2**31 - 1])
+                item = {"VariantName": SEED_VARIANT, "DesiredInstanceCount": count}
+                body = {"EndpointName": SEED_ENDPOINT, "DesiredWeightsAndCapacities": [item]}
+                return [
+                    self._fixed(
+                        "UpdateEndpointWeightsAndCapacities",
+                        "seed-limit",
+                        body,
+                        frozenset({"ResourceLimitExceeded"}),
+                    )
+                ]
+            name = self._fresh("config")
+            config = self._config_body(name, SEED_MODEL, count=rng.choice([17, 500, 10_000]))
+            create = rng.choice(
+                [
+                    ("UpdateEndpoint", {"EndpointName": SEED_ENDPOINT, "EndpointConfigName": name}),
+                    ("CreateEndpoint", {"EndpointName": _NAMES[2], "EndpointConfigName": name}),
+                ]
+            )
+            return [
+                self._fixed("CreateEndpointConfig", "seed-limit", config, None, ok),
+                # CreateEndpoint: the fuzzed requests may have taken the name already.
+                self._fixed(
+                    create[0],
+                    "seed-limit",
+                    create[1],
+                    frozenset(
+                        {"ResourceLimitExceeded", "ValidationException"}
+                        if create[0] == "CreateEndpoint"
+                        else {"ResourceLimitExceeded"}
+                    ),
+                ),
+            ]
+        if kind == "update":
+            choice = rng.choice(["missing", "missing", "broken"])
+            target = {"EndpointName": SEED_ENDPOINT}
+            if choice == "missing":
+                body = {**target, "EndpointConfigName": self._fresh("nowhere")}
+                return [self._fixed("UpdateEndpoint", "seed-update", body, valid)]
+            # Accepted, then fails to load: the endpoint rolls back and keeps serving.
+            name = self._fresh("config")
+            body = {**target, "EndpointConfigName": name}
+            return [
+                self._fixed(
+                    "CreateEndpointConfig",
+                    "seed-update",
+                    self._config_body(name, SEED_BROKEN),
+                    None,
+                    ok,
+                ),
+                self._fixed("UpdateEndpoint", "seed-update", body, None, ok),
+            ]
+        if kind == "weights":
+            item: dict[str, Any] = {"VariantName": SEED_VARIANT}
+            choice = rng.choice(["unknown", "neither", "weight", "negative", "twice"])
+            expect, status = valid, None
+            items = [item]
+            if choice == "unknown":
+                item.update(VariantName=rng.choice(["nope", "SEED", "seed "]), DesiredWeight=1.0)
+            elif choice == "neither":
+                pass
+            elif choice == "weight":
+                item["DesiredWeight"] = rng.choice([0.0, 0.5, 1.0, 3.0])
+                expect, status = None, ok
+            elif choice == "negative":
+                item["DesiredWeight"] = -1.0
+            else:
+                items = [{**item, "DesiredWeight": 1.0}, {**item, "DesiredWeight": 2.0}]
+                expect = None
+            body = {"EndpointName": SEED_ENDPOINT, "DesiredWeightsAndCapacities": items}
+            return [
+                self._fixed(
+                    "UpdateEndpointWeightsAndCapacities", "seed-weights", body, expect, status
+                )
+            ]
+        if kind == "transform":
+            # Broken settings on a real model and input: refused before anything starts.
+            processing = rng.choice(
+                [
+                    {"InputFilter": "$["},
+                    {"OutputFilter": "$.no[", "JoinSource": "Input"},
+                    {"JoinSource": "Input", "InputFilter": "$[0:"},
+                ]
+            )
+            body = self._transform_body(self._fresh("transform"), DataProcessing=processing)
+            if rng.random() < 0.5:
+                body = self._transform_body(self._fresh("transform"), MaxPayloadInMB=0)
+            return [self._fixed("CreateTransformJob", "seed-transform", body, valid)]
+        operation, member, name = rng.choice(
+            [
+                ("StopTransformJob", "TransformJobName", SEED_TRANSFORM),
+                ("StopAutoMLJob", "AutoMLJobName", SEED_JOB),
+            ]
+        )
+        # Accepted while it runs (it is then Stopping), a ValidationException once it ended.
+        return [self._fixed(operation, "seed-stop", {member: name}, None)]
+
+    def final(self) -> list[Case]:
+        """At the end of a stateful run: the seeded resources answer Describe, and deleting the
+        endpoint's configuration while the endpoint serves is allowed (as on SageMaker)."""
+        checks = [
+            ("DescribeModel", {"ModelName": SEED_MODEL}),
+            ("DescribeEndpointConfig", {"EndpointConfigName": SEED_CONFIG}),
+            ("DescribeTransformJob", {"TransformJobName": SEED_TRANSFORM}),
+            ("DescribeAutoMLJobV2", {"AutoMLJobName": SEED_JOB}),
+            ("DescribeEndpoint", {"EndpointName": SEED_ENDPOINT}),
+            ("DeleteEndpointConfig", {"EndpointConfigName": SEED_CONFIG}),
+            (
+                "UpdateEndpointWeightsAndCapacities",
+                {
+                    "EndpointName": SEED_ENDPOINT,
+                    "DesiredWeightsAndCapacities": [
+                        {"VariantName": SEED_VARIANT, "DesiredWeight": 1.0}
+                    ],
+                },
+            ),
+            ("DescribeEndpoint", {"EndpointName": SEED_ENDPOINT}),
+        ]
+        return [self._fixed(op, "final", body, None, 200) for op, body in checks]
 
     def cases(self, count: int) -> list[Case]:
-        return [self.case() for _ in range(count)]
+        """``count`` requests; in a stateful run about a third aimed at the seeded resources."""
+        out: list[Case] = []
+        if self.package is not None:
+            for kind in STATEFUL_KINDS:
+                out.extend(self.stateful(kind))
+        while len(out) < count:
+            if self.package is not None and self.rng.random() < 0.3:
+                out.extend(self.stateful())
+            else:
+                out.append(self.case())
+        return out[:count]
+
+
+def settle(client: httpx.Client, url: str, timeout: float = 60.0) -> None:
+    """Wait until the seeded transform and AutoML job have ended (stopped, or failed at once
+    on their input): a run ends with none left in progress."""
+    import time
+
+    waits = [
+        ("DescribeTransformJob", {"TransformJobName": SEED_TRANSFORM}, "TransformJobStatus"),
+        ("DescribeAutoMLJobV2", {"AutoMLJobName": SEED_JOB}, "AutoMLJobStatus"),
+    ]
+    deadline = time.monotonic() + timeout
+    for operation, body, member in waits:
+        while True:
+            answer = client.post(
+                url,
+                json=body,
+                headers={
+                    "X-Amz-Target": f"SageMaker.{operation}",
+                    "Content-Type": "application/x-amz-json-1.1",
+                },
+            ).json()
+            if answer.get(member) in ("Completed", "Failed", "Stopped"):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{operation} {body}: still {answer.get(member)}")
+            time.sleep(0.2)
 
 
 def send(client: httpx.Client, url: str, case: Case) -> Outcome:

@@ -4,6 +4,7 @@ and line and leave no output; memory does not grow with the input."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -19,11 +20,15 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 import helpers_models
 from conftest import S3Server
 from helpers_models import TrainedModel, csv_lines
+from mlpilot.cli.main import app
 from mlpilot.errors import ConfigError
+from mlpilot.package import Keyring
+from mlpilot.package._crypto import MAGIC
 from mlpilot.serving import (
     HttpInvoker,
     InvocationResult,
@@ -381,6 +386,62 @@ def test_split_none_sends_whole_objects(churn: TrainedModel, tmp_path: Path) -> 
         run_transform(
             spec(tmp_path / "big", tmp_path / "out2", SplitType="None", MaxPayloadInMB=1), counting
         )
+
+
+def test_kms_key_encrypts_each_output_and_mlpilot_decrypt_reads_it(
+    churn: TrainedModel, tmp_path: Path
+) -> None:
+    key_id, key = "alias/transform-test", os.urandom(32)
+    source = tmp_path / "in"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.csv").write_bytes(csv_lines(churn.rows.iloc[:20]))
+    (source / "sub" / "b.csv").write_bytes(csv_lines(churn.rows.iloc[20:30]))
+    request = spec(source, tmp_path / "out")
+    sealed = dataclasses.replace(request, kms_key_id=key_id)
+    result = run_transform(sealed, ModelInvoker(churn.model), keyring=Keyring({key_id: key}))
+    assert result.status == "Completed" and result.records == 30
+    assert files_under(tmp_path / "out") == ["a.csv.out", "sub/b.csv.out"]
+    for name in ("a.csv.out", "sub/b.csv.out"):
+        data = (tmp_path / "out" / name).read_bytes()
+        assert data.startswith(MAGIC) and key_id.encode() in data[:64]
+        assert b"Yes" not in data and b"No\n" not in data
+    # Read back with the CLI: a folder into a folder, the same relative paths.
+    key_file = tmp_path / "key.hex"
+    key_file.write_text(key.hex())
+    answer = CliRunner().invoke(
+        app,
+        [
+            "decrypt",
+            str(tmp_path / "out"),
+            str(tmp_path / "plain"),
+            "--kms-key",
+            f"{key_id}={key_file}",
+        ],
+    )
+    assert answer.exit_code == 0, answer.output
+    plain = tmp_path / "plain"
+    assert (plain / "a.csv.out").read_text().splitlines() == labels(churn, churn.rows.iloc[:20])
+    assert (plain / "sub" / "b.csv.out").read_text().splitlines() == labels(
+        churn, churn.rows.iloc[20:30]
+    )
+    # A wrong key under the same name writes nothing and says why, in one line.
+    wrong = tmp_path / "wrong.hex"
+    wrong.write_text(os.urandom(32).hex())
+    answer = CliRunner().invoke(
+        app,
+        [
+            "decrypt",
+            str(tmp_path / "out" / "a.csv.out"),
+            str(tmp_path / "w.csv"),
+            "--kms-key",
+            f"{key_id}={wrong}",
+        ],
+    )
+    assert answer.exit_code == 2 and "fails authentication" in answer.output
+    assert not (tmp_path / "w.csv").exists() and not list(tmp_path.glob(".w.csv*"))
+    # A key the process was not given: refused before anything is read or written.
+    with pytest.raises(TransformError, match=f"KmsKeyId {key_id} is not among"):
+        run_transform(sealed, ModelInvoker(churn.model), keyring=Keyring())
 
 
 @pytest.mark.slow  # a moto S3 server in a subprocess

@@ -13,7 +13,16 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from helpers_fuzz import Fuzzer, implemented_operations, send
+import helpers_models
+from helpers_fuzz import (
+    SEED_ENDPOINT,
+    SEED_MODEL,
+    STATEFUL_KINDS,
+    Fuzzer,
+    implemented_operations,
+    send,
+    settle,
+)
 from helpers_service import ROLE, ServiceProcess, automl_request, free_port
 from mlpilot.service import Service, ServiceConfig, ServiceError
 from mlpilot.service._app import create_app
@@ -292,3 +301,53 @@ def test_fuzzed_requests_get_4xx_with_the_expected_code(tmp_path: Path) -> None:
     assert {"valid", "missing", "wrong-type", "pattern", "deep", "not-json", "target"} <= kinds
     # Nothing was started: no job, and the log holds no traceback.
     assert "Traceback" not in server.log()
+
+
+@pytest.fixture(scope="session")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> helpers_models.TrainedModel:
+    return helpers_models.churn_model(tmp_path_factory)
+
+
+@pytest.mark.slow
+def test_fuzzed_requests_against_real_resources(
+    tmp_path: Path, churn: helpers_models.TrainedModel
+) -> None:
+    """A stateful run: a real model, endpoint, transform and AutoML job are made first, then
+    200 requests mix fuzzed ones with ones aimed at those resources (taken names, deletes
+    twice, odd names, broken updates, bad variants). No 5xx, none unanswered, each the code
+    expected; at the end every seeded resource describes and the endpoint still answers."""
+    server = ServiceProcess(tmp_path / "data", s3_endpoint=f"http://127.0.0.1:{free_port()}")
+    server.start()
+    # Seed 8 draws no fuzzed CreateEndpoint that starts a second endpoint: the test stays short.
+    fuzzer = Fuzzer(seed=8, root=tmp_path, package=churn.archive)
+    try:
+        with httpx.Client(timeout=60) as client:
+            outcomes = [send(client, f"{server.url}/", case) for case in fuzzer.setup()]
+            outcomes += [send(client, f"{server.url}/", case) for case in fuzzer.cases(200)]
+            outcomes += [send(client, f"{server.url}/", case) for case in fuzzer.final()]
+            settle(client, f"{server.url}/")  # the seeded transform and job ended
+        sm = server.boto()
+        endpoint = sm.describe_endpoint(EndpointName=SEED_ENDPOINT)
+        # Its configuration deleted (final()), it still took new weights.
+        assert endpoint["EndpointStatus"] == "InService", endpoint.get("FailureReason")
+        assert "FailureReason" not in endpoint
+        assert endpoint["ProductionVariants"][0]["CurrentWeight"] == 1.0
+        answer = server.boto("sagemaker-runtime").invoke_endpoint(
+            EndpointName=SEED_ENDPOINT, ContentType="text/csv", Body=churn.csv_body(0, 3)
+        )
+        assert len(answer["Body"].read().decode().split()) == 3
+        assert sm.describe_model(ModelName=SEED_MODEL)["ModelName"] == SEED_MODEL
+        log = server.log()
+    finally:
+        server.stop()
+    problems = [
+        f"{o.status} {'; '.join(o.problems)} <- {o.case.describe(200)}"
+        for o in outcomes
+        if o.problems
+    ]
+    assert problems == [], "\n".join(problems)
+    kinds = collections.Counter(o.case.kind for o in outcomes)
+    assert {f"seed-{kind}" for kind in STATEFUL_KINDS} <= set(kinds)
+    codes = collections.Counter(o.code for o in outcomes)
+    assert codes["ResourceInUse"] > 0 and codes["ResourceLimitExceeded"] > 0
+    assert "Traceback" not in log

@@ -1,6 +1,7 @@
 """``OutputDataConfig.KmsKeyId`` through ``mlpilot serve --kms-key``: a job naming a configured
 key has its model packages encrypted at rest (AES-256-GCM), and the service decrypts them for
-endpoints and transforms; a KmsKeyId naming no configured key is a ValidationException."""
+endpoints and transforms; a transform's TransformOutput.KmsKeyId encrypts its outputs; a KmsKeyId
+naming no configured key is a ValidationException."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from helpers_data import TELCO
 from helpers_service import ROLE, ServiceProcess, automl_request, client_env, wait_for
-from mlpilot.package import MANIFEST, PIPELINE, Keyring
+from mlpilot.package import MANIFEST, PIPELINE, Keyring, decrypt_file
 from mlpilot.package._crypto import MAGIC
 from mlpilot.package._files import read_package
 
@@ -143,7 +144,11 @@ def test_endpoint_and_transform_decrypt_the_model(
         assert time.monotonic() < deadline
         time.sleep(0.5)
     assert described["TransformJobStatus"] == "Completed", described.get("FailureReason")
-    assert len((tmp_path / "out" / "rows.csv.out").read_text().split()) == 5
+    # The output is encrypted at rest under the same key, and reads back with it.
+    output = tmp_path / "out" / "rows.csv.out"
+    assert output.read_bytes().startswith(MAGIC)
+    assert decrypt_file(output, tmp_path / "rows.csv", Keyring({KEY_ID: KEY})) == KEY_ID
+    assert (tmp_path / "rows.csv").read_text().split() == labels
 
 
 def test_a_key_the_service_lacks_is_refused(sm: Any, tmp_path: Path) -> None:
@@ -158,6 +163,37 @@ def test_a_key_the_service_lacks_is_refused(sm: Any, tmp_path: Path) -> None:
     with pytest.raises(ClientError) as caught:
         sm.describe_auto_ml_job_v2(AutoMLJobName="unsealed")
     assert caught.value.response["Error"]["Code"] == "ResourceNotFound"
+
+
+def test_a_transform_naming_a_key_the_service_lacks_is_refused(sm: Any, tmp_path: Path) -> None:
+    (tmp_path / "model.tar.gz").write_bytes(b"checked for existence only")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "rows.csv").write_text("1,2\n")
+    sm.create_model(
+        ModelName="any-model",
+        PrimaryContainer={
+            "Image": "mlpilot/tabular-inference:test",
+            "ModelDataUrl": str(tmp_path / "model.tar.gz"),
+        },
+        ExecutionRoleArn=ROLE,
+    )
+    with pytest.raises(ClientError) as caught:
+        sm.create_transform_job(
+            TransformJobName="unsealed-batch",
+            ModelName="any-model",
+            TransformInput={
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(tmp_path / "in")}
+                }
+            },
+            TransformOutput={"S3OutputPath": str(tmp_path / "out"), "KmsKeyId": "alias/other"},
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        )
+    error = caught.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert "TransformOutput.KmsKeyId 'alias/other'" in error["Message"]
+    assert KEY_ID in error["Message"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_kms_key_options_stop_the_start(tmp_path: Path) -> None:

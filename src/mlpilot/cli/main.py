@@ -7,6 +7,7 @@ import typer
 from mlpilot._version import __version__
 from mlpilot.cli import (
     STARTED,
+    decrypt,
     jobs,
     leaderboard,
     predict,
@@ -32,6 +33,7 @@ app.add_typer(serve_model.app)
 app.add_typer(jobs.app)
 app.add_typer(report.app)
 app.add_typer(train.app)
+app.add_typer(decrypt.app)
 
 
 @app.command("version")

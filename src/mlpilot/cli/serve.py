@@ -108,6 +108,13 @@ def serve(
     max_queued_jobs: Annotated[
         int, typer.Option(help="Jobs waiting in the queue; one more is ResourceLimitExceeded.")
     ] = 100,
+    max_endpoint_instances: Annotated[
+        int,
+        typer.Option(
+            help="Endpoint instances (model server processes) of all endpoints together; an "
+            "endpoint create or update needing more is ResourceLimitExceeded."
+        ),
+    ] = 16,
     max_requests_per_second: Annotated[
         float | None,
         typer.Option(
@@ -167,6 +174,7 @@ def serve(
             access_keys=keys,
             allowed_roots=list(allowed_root or []),
             max_queued_jobs=max_queued_jobs,
+            max_endpoint_instances=max_endpoint_instances,
             job_parallelism=job_parallelism,
             max_requests_per_second=max_requests_per_second,
             max_job_creations_per_minute=max_job_creations_per_minute,

@@ -1,7 +1,15 @@
 """The model package: save, load (with version checks), predict rows (:class:`InferenceModel`)
 or forecast series (:class:`SeriesModel`); :func:`load_model` gives whichever a package holds."""
 
-from mlpilot.package._crypto import KEY_FILES_VARIABLE, Keyring, check_key_name, read_key_file
+from mlpilot.package._crypto import (
+    KEY_FILES_VARIABLE,
+    EncryptingWriter,
+    Keyring,
+    check_key_name,
+    decrypt_file,
+    is_encrypted,
+    read_key_file,
+)
 from mlpilot.package._files import (
     ARCHIVE,
     FORECASTING,
@@ -22,6 +30,7 @@ __all__ = [
     "KEY_FILES_VARIABLE",
     "MANIFEST",
     "PIPELINE",
+    "EncryptingWriter",
     "InferenceModel",
     "Keyring",
     "ModelVersionWarning",
@@ -31,8 +40,10 @@ __all__ = [
     "UnverifiedPackageWarning",
     "check_key_name",
     "compare_versions",
+    "decrypt_file",
     "encrypt_package",
     "installed_versions",
+    "is_encrypted",
     "load_model",
     "package_bytes",
     "read_key_file",

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import struct
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
@@ -32,8 +33,10 @@ from mlpilot.errors import ModelPackageError
 __all__ = [
     "KEY_FILES_VARIABLE",
     "MAGIC",
+    "EncryptingWriter",
     "Keyring",
     "check_key_name",
+    "decrypt_file",
     "decrypt_payload",
     "encrypt_payload",
     "is_encrypted",
@@ -139,19 +142,36 @@ def _header(name: str, nonce: bytes) -> bytes:
     return MAGIC + struct.pack(">H", len(encoded)) + encoded + nonce
 
 
+class EncryptingWriter:
+    """A write-only stream that passes what is written to ``out`` encrypted under ``key``
+    (named ``name``), in the payload format above: the header at once, the tag on
+    :meth:`finish`. The plaintext is never held whole nor written anywhere."""
+
+    def __init__(self, out: IO[bytes], name: str, key: bytes) -> None:
+        nonce = os.urandom(_NONCE)
+        header = _header(name, nonce)
+        self._out = out
+        self._encryptor = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
+        self._encryptor.authenticate_additional_data(header)
+        out.write(header)
+
+    def write(self, data: bytes) -> int:
+        self._out.write(self._encryptor.update(bytes(data)))
+        return len(data)
+
+    def finish(self) -> None:
+        self._out.write(self._encryptor.finalize())
+        self._out.write(self._encryptor.tag)
+
+
 def encrypt_payload(source: Path, target: Path, name: str, key: bytes) -> None:
     """Write ``source``'s bytes to ``target`` encrypted under ``key`` (named ``name``),
     streamed in chunks so a large payload is never wholly in memory."""
-    nonce = os.urandom(_NONCE)
-    header = _header(name, nonce)
-    encryptor = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
-    encryptor.authenticate_additional_data(header)
     with source.open("rb") as plain, target.open("wb") as out:
-        out.write(header)
+        writer = EncryptingWriter(out, name, key)
         for chunk in iter(lambda: plain.read(_CHUNK), b""):
-            out.write(encryptor.update(chunk))
-        out.write(encryptor.finalize())
-        out.write(encryptor.tag)
+            writer.write(chunk)
+        writer.finish()
 
 
 def is_encrypted(path: Path) -> bool:
@@ -159,50 +179,53 @@ def is_encrypted(path: Path) -> bool:
         return stream.read(len(MAGIC)) == MAGIC
 
 
-def _read_header(stream: IO[bytes], label: object) -> tuple[str, bytes, bytes]:
+def _read_header(stream: IO[bytes], subject: str) -> tuple[str, bytes, bytes]:
     """(key name, nonce, the header's bytes) of an encrypted payload."""
+    damaged = f"{subject} has a damaged encryption header"
     head = stream.read(len(MAGIC) + 2)
     if len(head) < len(MAGIC) + 2 or not head.startswith(MAGIC):
-        raise ModelPackageError(f"Model package {label} has a damaged encryption header")
+        raise ModelPackageError(damaged)
     (length,) = struct.unpack(">H", head[len(MAGIC) :])
     encoded = stream.read(length)
     nonce = stream.read(_NONCE)
     if len(encoded) != length or len(nonce) != _NONCE:
-        raise ModelPackageError(f"Model package {label} has a damaged encryption header")
+        raise ModelPackageError(damaged)
     try:
         name = encoded.decode()
     except UnicodeDecodeError:
-        raise ModelPackageError(f"Model package {label} has a damaged encryption header") from None
+        raise ModelPackageError(damaged) from None
     return name, nonce, head + encoded + nonce
 
 
 def payload_key_name(path: Path) -> str:
     """The name of the key an encrypted payload was written under."""
     with path.open("rb") as stream:
-        return _read_header(stream, path.parent)[0]
+        return _read_header(stream, f"Model package {path.parent}")[0]
 
 
-def decrypt_payload(path: Path, keyring: Keyring, label: object) -> io.BytesIO:
-    """The plaintext of the encrypted payload at ``path``, released only once the GCM tag has
-    been checked: a wrong key or a changed byte is a :class:`ModelPackageError`."""
+_LACKING = "which this service does not have (give it with mlpilot serve --kms-key NAME=KEYFILE)"
+
+
+def _decrypt(
+    path: Path, keyring: Keyring, subject: str, plain: IO[bytes], lacking: str = _LACKING
+) -> str:
+    """Write the plaintext of the encrypted file ``path`` to ``plain``; the key's name. The
+    caller releases ``plain`` only when this returns: a wrong key or a changed byte fails the
+    GCM tag at the end, a :class:`ModelPackageError`."""
     size = path.stat().st_size
     with path.open("rb") as stream:
-        name, nonce, header = _read_header(stream, label)
+        name, nonce, header = _read_header(stream, subject)
         key = keyring.get(name)
         if key is None:
-            raise ModelPackageError(
-                f"Model package {label} is encrypted with KMS key {name}, which this service "
-                "does not have (give it with mlpilot serve --kms-key NAME=KEYFILE)"
-            )
+            raise ModelPackageError(f"{subject} is encrypted with KMS key {name}, {lacking}")
         remaining = size - len(header) - _TAG
         if remaining < 0:
-            raise ModelPackageError(f"Model package {label} is truncated: no GCM tag")
+            raise ModelPackageError(f"{subject} is truncated: no GCM tag")
         stream.seek(size - _TAG)
         tag = stream.read(_TAG)
         stream.seek(len(header))
         decryptor = Cipher(algorithms.AES(key), modes.GCM(nonce, tag)).decryptor()
         decryptor.authenticate_additional_data(header)
-        plain = io.BytesIO()
         while remaining > 0:
             chunk = stream.read(min(_CHUNK, remaining))
             if not chunk:
@@ -213,8 +236,33 @@ def decrypt_payload(path: Path, keyring: Keyring, label: object) -> io.BytesIO:
             plain.write(decryptor.finalize())
         except InvalidTag:
             raise ModelPackageError(
-                f"Model package {label} fails authentication under KMS key {name}: the "
+                f"{subject} fails authentication under KMS key {name}: the "
                 "payload was modified, or the key is not the one it was encrypted with"
             ) from None
+    return name
+
+
+def decrypt_payload(path: Path, keyring: Keyring, label: object) -> io.BytesIO:
+    """The plaintext of the encrypted payload at ``path``, released only once the GCM tag has
+    been checked: a wrong key or a changed byte is a :class:`ModelPackageError`."""
+    plain = io.BytesIO()
+    _decrypt(path, keyring, f"Model package {label}", plain)
     plain.seek(0)
     return plain
+
+
+def decrypt_file(source: Path, target: Path, keyring: Keyring) -> str:
+    """Decrypt the file ``source`` (a payload or a transform output written under a
+    ``KmsKeyId``) to ``target``; the key's name. ``target`` appears only once the tag has
+    been checked (written beside it, then renamed), so a failure leaves nothing behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with open(descriptor, "wb") as plain:
+            name = _decrypt(
+                source, keyring, str(source), plain, "which was not given (--kms-key NAME=KEYFILE)"
+            )
+        os.replace(temporary, target)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return name

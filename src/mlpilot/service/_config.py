@@ -75,6 +75,9 @@ class ServiceConfig:
     max_concurrent_jobs: int = field(default_factory=default_max_concurrent_jobs)
     #: Jobs waiting in that queue; one more is ResourceLimitExceeded, as SageMaker's quota.
     max_queued_jobs: int = 100
+    #: Endpoint instances (serve-model processes) of all endpoints together; an endpoint
+    #: create or update that would need more is ResourceLimitExceeded, as SageMaker's quota.
+    max_endpoint_instances: int = 16
     #: Worker processes per job (default: the machine's cores).
     job_parallelism: int | None = None
     #: Seconds without a heartbeat after which a job's runner is presumed dead.
@@ -100,7 +103,7 @@ class ServiceConfig:
         self._keyring: Keyring | None = None
         if self.kms_keys:
             self._keyring = self.keyring
-        for name in ("max_concurrent_jobs", "max_queued_jobs"):
+        for name in ("max_concurrent_jobs", "max_queued_jobs", "max_endpoint_instances"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
         for name in ("max_requests_per_second", "max_job_creations_per_minute", "body_timeout"):

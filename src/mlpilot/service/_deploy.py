@@ -6,6 +6,7 @@ DeleteEndpoint), kept in the metadata store. The endpoints themselves run in
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,10 @@ _ENDPOINT_SUMMARY = (
 )
 
 
+#: Endpoint states whose instances count against ``max_endpoint_instances``.
+_HOLDING = ("Creating", "Updating", "SystemUpdating", "InService", "RollingBack")
+
+
 def _now() -> float:
     return round(time.time(), 3)
 
@@ -68,6 +73,8 @@ class DeployOperations:
         self.config = config
         self.store = store
         self.host = host
+        # A check of the instance quota and the change it allows are one step.
+        self._instances = threading.Lock()
 
     def _arn(self, kind: str, name: str) -> str:
         return self.config.arn(kind, name)
@@ -184,6 +191,32 @@ class DeployOperations:
     def _config(self, name: str) -> dict[str, Any]:
         return self._get(ENDPOINT_CONFIG, name, "endpoint configuration")
 
+    def _instances_in_use(self, besides: str) -> int:
+        """Instances the endpoints other than ``besides`` hold (their variants' desired
+        counts, as their records say: a deleted configuration does not hide them)."""
+        total = 0
+        for record in self.store.list_resources(ENDPOINT, limit=10_000).rows:
+            if record["EndpointName"] == besides or record.get("EndpointStatus") not in _HOLDING:
+                continue
+            for variant in record.get("ProductionVariants") or []:
+                total += int(variant.get("DesiredInstanceCount") or 0)
+        return total
+
+    def _check_instances(self, name: str, wanted: int) -> None:
+        limit = self.config.max_endpoint_instances
+        used = self._instances_in_use(name)
+        if used + wanted > limit:
+            raise ServiceError(
+                "ResourceLimitExceeded",
+                f"The account-level service limit 'endpoint instances' is {limit} Instances, "
+                f"with current utilization of {used} Instances and a request delta of "
+                f"{wanted} Instances (mlpilot serve --max-endpoint-instances).",
+            )
+
+    @staticmethod
+    def _wanted(config: dict[str, Any]) -> int:
+        return sum(int(v["InitialInstanceCount"]) for v in config["ProductionVariants"])
+
     def create_endpoint(self, name: str, config_name: str, *, wait: float) -> str:
         arn = self._arn(ENDPOINT, name)
         config = self._config(config_name)
@@ -197,7 +230,10 @@ class DeployOperations:
             "CreationTime": now,
             "LastModifiedTime": now,
         }
-        self._insert(ENDPOINT, name, arn, record, "endpoint")
+        with self._instances:
+            if self.store.get_resource(ENDPOINT, name) is None:
+                self._check_instances(name, self._wanted(config))
+            self._insert(ENDPOINT, name, arn, record, "endpoint")
         self.host.wait(self.host.launch(name), wait)
         return arn
 
@@ -212,7 +248,7 @@ class DeployOperations:
         record = self._get(ENDPOINT, name, "endpoint")
         runtime = self.host.runtime(name)
         if runtime is not None and record.get("EndpointStatus") == "InService":
-            config = self.store.get_resource(ENDPOINT_CONFIG, record["EndpointConfigName"])
+            config = self.host.config_of(record)
             if config is not None:
                 record["ProductionVariants"] = self.host.summaries(name, config, runtime)
         return record
@@ -228,17 +264,30 @@ class DeployOperations:
 
     def UpdateEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
-        record = self._serving(name)
-        self._config(params["EndpointConfigName"])
-        self.host.set_record(name, EndpointStatus="Updating")
+        with self._instances:
+            record = self._serving(name)
+            config = self._config(params["EndpointConfigName"])
+            self._check_instances(name, self._wanted(config))
+            self.host.set_record(name, EndpointStatus="Updating")
         self.host.wait(self.host.update(name, params["EndpointConfigName"]), CREATE_WAIT)
         return {"EndpointArn": record["EndpointArn"]}
 
     def UpdateEndpointWeightsAndCapacities(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
+        with self._instances:
+            record = self._reweighable(name, params["DesiredWeightsAndCapacities"])
+            self.host.set_record(name, EndpointStatus="Updating")
+        desired = [
+            {k: v for k, v in item.items() if k != "ServerlessUpdateConfig"}
+            for item in params["DesiredWeightsAndCapacities"]
+        ]
+        self.host.wait(self.host.reweigh(name, desired), CREATE_WAIT)
+        return {"EndpointArn": record["EndpointArn"]}
+
+    def _reweighable(self, name: str, wanted: list[dict[str, Any]]) -> dict[str, Any]:
         record = self._serving(name)
         known = {v["VariantName"] for v in record["ProductionVariants"]}
-        for item in params["DesiredWeightsAndCapacities"]:
+        for item in wanted:
             if item["VariantName"] not in known:
                 raise validation(
                     f'The variant(s) "[{item["VariantName"]}]" is/are not present in the '
@@ -250,13 +299,15 @@ class DeployOperations:
                 )
             if item.get("ServerlessUpdateConfig"):
                 raise validation("Serverless variants are not supported")
-        desired = [
-            {k: v for k, v in item.items() if k != "ServerlessUpdateConfig"}
-            for item in params["DesiredWeightsAndCapacities"]
-        ]
-        self.host.set_record(name, EndpointStatus="Updating")
-        self.host.wait(self.host.reweigh(name, desired), CREATE_WAIT)
-        return {"EndpointArn": record["EndpointArn"]}
+        counts = {
+            v["VariantName"]: int(v.get("DesiredInstanceCount") or 0)
+            for v in record["ProductionVariants"]
+        }
+        for item in wanted:
+            if "DesiredInstanceCount" in item:
+                counts[item["VariantName"]] = int(item["DesiredInstanceCount"])
+        self._check_instances(name, sum(counts.values()))
+        return record
 
     def DeleteEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]

@@ -64,6 +64,20 @@ class EndpointHost:
             with contextlib.suppress(Exception):
                 runtime.stop()
 
+    def config_of(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The endpoint's configuration, or, when it has been deleted (SageMaker allows that
+        while an endpoint uses it), the copy the endpoint kept."""
+        name = record.get("EndpointConfigName", "")
+        found = self.store.get_resource(ENDPOINT_CONFIG, name)
+        kept = record.get("Mlpilot", {}).get("Config")
+        if found is None and kept and kept.get("EndpointConfigName") == name:
+            return dict(kept)
+        return found
+
+    @staticmethod
+    def _keep(record: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+        return {**record.get("Mlpilot", {}), "Config": config}
+
     # -- variants -------------------------------------------------------------------------
     def _specs(self, config: dict[str, Any], weights: dict[str, Any] | None = None) -> list[Any]:
         from mlpilot.serving import VariantSpec
@@ -149,7 +163,7 @@ class EndpointHost:
             record = self.store.get_resource(ENDPOINT, name)
             if record is None:
                 return
-            config = self.store.get_resource(ENDPOINT_CONFIG, record["EndpointConfigName"])
+            config = self.config_of(record)
             runtime = EndpointRuntime(
                 cache_dir=self.config.data_dir / "models",
                 work_dir=self.config.data_dir / "endpoints" / name,
@@ -173,6 +187,7 @@ class EndpointHost:
                 EndpointStatus="InService",
                 FailureReason=None,
                 ProductionVariants=self.summaries(name, config, runtime),
+                Mlpilot=self._keep(record, config),
             )
 
     def update(self, name: str, config_name: str) -> threading.Thread:
@@ -196,7 +211,7 @@ class EndpointHost:
                     EndpointConfigName=old.get("EndpointConfigName"),
                 )
                 return
-            mlpilot = {**old.get("Mlpilot", {}), "Desired": None}
+            mlpilot = {**self._keep(old, config), "Desired": None}
             self.set_record(
                 name,
                 EndpointStatus="InService",
@@ -213,7 +228,7 @@ class EndpointHost:
         with self._lock(name):
             runtime = self._runtimes.get(name)
             record = self.store.get_resource(ENDPOINT, name) or {}
-            config = self.store.get_resource(ENDPOINT_CONFIG, record.get("EndpointConfigName", ""))
+            config = self.config_of(record)
             try:
                 if runtime is None or config is None:
                     raise ValueError("the endpoint is not running")

@@ -10,6 +10,10 @@ A forecasting model (an invoker with ``series_keys``) gets payloads of whole ser
 (:mod:`._transform_series`: an object's rows are grouped by series in memory) and its answers,
 forecasts, are written one after another.
 
+With ``TransformOutput.KmsKeyId`` each object is encrypted as it is written (AES-256-GCM, the
+format of an encrypted package payload, :class:`mlpilot.package.EncryptingWriter`): its
+plaintext never reaches a file, staging included.
+
 Here: the run (reading records, calling the model, writing answers, publishing each object).
 The job's settings are in :mod:`._transform_spec`, the record formats in
 :mod:`._transform_records`, listing and opening the inputs in :mod:`._transform_inputs`.
@@ -27,10 +31,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from mlpilot._crash import crash_point
 from mlpilot.errors import DataError
+from mlpilot.package import EncryptingWriter, Keyring
 from mlpilot.serving._codec import CSV, InvocationResult, media_type
 from mlpilot.serving._errors import ContainerFailure, TransformError
 from mlpilot.serving._jsonpath import JsonPath, JsonPathMismatch, compile_path
@@ -372,6 +377,7 @@ def run_transform(
     progress: Callable[[TransformProgress], None] | None = None,
     series_keys: tuple[str, ...] | None = None,
     staging_dir: str | os.PathLike[str] | None = None,
+    keyring: Keyring | None = None,
 ) -> TransformResult:
     """Run a batch transform to the end.
 
@@ -397,6 +403,10 @@ def run_transform(
         local output's object is written beside its target as a dot file ending in
         ``.partial``, renamed when whole (:func:`remove_partial_outputs` removes those a
         killed run left).
+    keyring:
+        Holds the key ``spec.kms_key_id`` names (default: the keys this process was handed,
+        :meth:`Keyring.from_environment`); a key it lacks is a TransformError before any
+        object is read.
 
     Raises :class:`TransformError` naming the object and line on the first failure (outputs of
     objects finished before it stay), or :class:`ConfigError` for a bad spec.
@@ -414,6 +424,14 @@ def run_transform(
     except DataError as exc:
         raise TransformError(str(exc)) from None
     run.files_total = len(inputs)
+    key = None
+    if spec.kms_key_id is not None:
+        key = (keyring or Keyring.from_environment()).get(spec.kms_key_id)
+        if key is None:
+            raise TransformError(
+                f"TransformOutput.KmsKeyId {spec.kms_key_id} is not among the keys this "
+                "process was given"
+            )
     result = TransformResult("Completed", files=len(inputs))
     written: list[Location] = []
     if staging_dir is not None:
@@ -424,7 +442,7 @@ def run_transform(
             if run.stopped():
                 raise _Stopped
             target = output_root.child(relative + ".out")
-            _transform_object(run, source, target, staging_root)
+            _transform_object(run, source, target, staging_root, key)
             written.append(target)
             crash_point("transform")
             result.outputs[source.uri] = target.uri
@@ -441,8 +459,11 @@ def run_transform(
     return result
 
 
-def _transform_object(run: _Run, source: Location, target: Location, staging: Path) -> None:
-    """One input object to a temporary file, then published whole as ``target``."""
+def _transform_object(
+    run: _Run, source: Location, target: Location, staging: Path, key: bytes | None
+) -> None:
+    """One input object to a temporary file (encrypted as it is written when ``key`` is
+    given), then published whole as ``target``."""
     if target.remote:
         folder = staging
     else:
@@ -459,7 +480,13 @@ def _transform_object(run: _Run, source: Location, target: Location, staging: Pa
         with open(descriptor, "wb") as handle, ExitStack() as stack:
             try:
                 stream = open_input(source, run.spec.compression == "Gzip", stack)
-                run.transform(stream, handle, source.uri)
+                if key is None:
+                    run.transform(stream, handle, source.uri)
+                else:
+                    assert run.spec.kms_key_id is not None
+                    sealed = EncryptingWriter(handle, run.spec.kms_key_id, key)
+                    run.transform(stream, cast(IO[bytes], sealed), source.uri)
+                    sealed.finish()
             except (TransformError, _Stopped):
                 raise
             except (OSError, EOFError) as exc:

@@ -80,6 +80,8 @@ class TransformSpec:
     invocations_timeout: float = 600.0
     max_retries: int = 3
     environment: Mapping[str, str] = field(default_factory=dict)
+    #: TransformOutput.KmsKeyId: each output object is written encrypted under this key.
+    kms_key_id: str | None = None
 
     @classmethod
     def from_request(cls, request: Mapping[str, Any]) -> TransformSpec:
@@ -130,6 +132,7 @@ class TransformSpec:
             invocations_timeout=float(timeout or 600),
             max_retries=3 if retries is None else retries,
             environment=dict(request.get("Environment") or {}),
+            kms_key_id=tout.get("KmsKeyId") or None,
         )
         spec.validate()
         return spec
