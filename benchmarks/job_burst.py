@@ -6,14 +6,17 @@ usage: python benchmarks/job_burst.py [--jobs 20] [--max-concurrent-jobs N]
 
 Each job is tiny (linear learner, one candidate, the first 200 rows of
 ``tests/data/titanic.csv``). Every second the script reads the service's store (jobs running,
-queued, ended) and the resident memory of the service and every process under it (job
-runners and their workers included), and the machine's MemAvailable. Without
+queued, ended), each queued job's place in the queue (the ``x-mlpilot-queue-position`` header
+of DescribeAutoMLJobV2: the largest seen, and whether every job's place only went down until
+it started), and the resident memory of the service and every process under it (job runners
+and their workers included), and the machine's MemAvailable. Without
 ``--max-concurrent-jobs`` the service's default applies (half the cores, one per 4 GiB).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import subprocess
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if sm.describe_auto_ml_job_v2(AutoMLJobName=n)["AutoMLJobSecondaryStatus"]
                 == "Starting"
             )
+            places: dict[str, list[int]] = {n: [] for n in names}
+            longest_queue = 0
             most_running = peak_rss = 0
             least_available = memory_before
             rows: list[dict[str, Any]] = []
@@ -128,6 +133,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     1 for r in rows if r.get("status") == "InProgress" and r.get("runner_pid")
                 )
                 most_running = max(most_running, running)
+                for n, r in zip(names, rows, strict=True):
+                    if r.get("status") == "InProgress" and not r.get("runner_pid"):
+                        headers = sm.describe_auto_ml_job_v2(AutoMLJobName=n)["ResponseMetadata"][
+                            "HTTPHeaders"
+                        ]
+                        if "x-mlpilot-queue-position" in headers:
+                            places[n].append(int(headers["x-mlpilot-queue-position"]))
+                            longest_queue = max(
+                                longest_queue, int(headers["x-mlpilot-queue-length"])
+                            )
                 rss = rss_kib(process.pid) + sum(rss_kib(p) for p in descendants(process.pid))
                 peak_rss = max(peak_rss, rss)
                 least_available = min(least_available, mem_available_kib())
@@ -135,6 +150,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     break
                 time.sleep(1.0)
             wall = time.monotonic() - started
+            seen = [p for p in places.values() if p]
+            highest_place = max((max(p) for p in seen), default=0)
+            only_down = all(a >= b for p in seen for a, b in itertools.pairwise(p))
+            moved = sum(1 for p in seen if p[-1] < p[0])
             statuses: dict[str, int] = {}
             for r in rows:
                 statuses[str(r.get("status"))] = statuses.get(str(r.get("status")), 0) + 1
@@ -149,6 +168,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "limit": limit,
         "queued_right_after_submission": queued_at_start,
         "most_running_at_once": most_running,
+        "highest_queue_position": highest_place,
+        "longest_queue": longest_queue,
+        "positions_only_decreased": only_down,
+        "jobs_seen_moving_up": moved,
         "statuses": statuses,
         "wall_s": round(wall, 1),
         "peak_rss_mib": round(peak_rss / 1024, 1),
@@ -158,6 +181,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{args.jobs} AutoML jobs submitted at once to mlpilot serve — {result['machine']}\n"
         f"concurrency limit {limit}; right after submission {queued_at_start} showed "
         f"InProgress/Starting (queued or not yet begun); at most {most_running} ran at once\n"
+        f"queue positions (x-mlpilot-queue-position): highest {highest_place} of a queue of at "
+        f"most {longest_queue}; {len(seen)} jobs seen queued, {moved} seen moving up; "
+        f"positions {'only decreased' if only_down else 'did NOT only decrease'} as jobs "
+        "started\n"
         f"end states {statuses} after {result['wall_s']} s\n"
         f"peak RSS of the service and all under it {result['peak_rss_mib']} MiB; "
         f"least MemAvailable {result['least_available_mib']} MiB\n"

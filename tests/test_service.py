@@ -576,6 +576,9 @@ def test_jobs_over_the_limit_queue_and_a_full_queue_is_resource_limit_exceeded(
         )
         assert service.jobs.queue_position("limit-2") == 1
         assert service.jobs.queue_position("limit-1") is None
+        _, headers = service.answer("DescribeAutoMLJob", {"AutoMLJobName": "limit-2"})
+        assert headers == {"x-mlpilot-queue-position": "1", "x-mlpilot-queue-length": "1"}
+        assert service.answer("DescribeAutoMLJobV2", {"AutoMLJobName": "limit-1"})[1] == {}
         with pytest.raises(ServiceError) as caught:
             service.call("CreateAutoMLJobV2", {**first, "AutoMLJobName": "limit-3"})
         assert caught.value.code == "ResourceLimitExceeded"

@@ -1,5 +1,6 @@
-"""Load protection of the service: the AutoML job queue, request and job-creation throttling,
-and the deadline on a request's body (a client trickling it is cut off)."""
+"""Load protection of the service: the AutoML job queue (and the place of a job in it),
+request and job-creation throttling, and the deadlines on a request's headers and body (a
+client trickling either is cut off)."""
 
 from __future__ import annotations
 
@@ -117,9 +118,8 @@ def test_body_deadline_answers_408_to_a_trickling_body_and_passes_a_whole_one() 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     extra = ["--max-requests-per-second", "0.2", "--max-job-creations-per-minute", "1"]
-    server = ServiceProcess(
-        tmp_path_factory.mktemp("limited") / "data", extra=[*extra, "--body-timeout", "2"]
-    ).start()
+    extra += ["--body-timeout", "2", "--header-timeout", "2"]
+    server = ServiceProcess(tmp_path_factory.mktemp("limited") / "data", extra=extra).start()
     yield server
     server.stop()
 
@@ -195,6 +195,53 @@ def test_a_client_trickling_its_body_is_cut_off_while_others_are_served(
     assert httpx.get(f"{limited.url}/ping", timeout=10).status_code == 200
 
 
+def _jobs_cli(*args: str | Path) -> str:
+    from typer.testing import CliRunner
+
+    from mlpilot.cli.main import app
+
+    result = CliRunner().invoke(app, ["jobs", *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.slow
+def test_a_client_trickling_its_headers_is_cut_off_while_others_are_served(
+    limited: ServiceProcess,
+) -> None:
+    head = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: SageMaker.ListAutoMLJobs\r\n"
+    address = ("127.0.0.1", limited.port)
+    with (
+        socket.create_connection(address, timeout=30) as silent,
+        socket.create_connection(address, timeout=30) as sock,
+    ):
+        answer = b""
+        sock.settimeout(0.25)  # the whole head would take 20 s at this pace
+        for i, byte in enumerate(head):  # never the blank line that ends the headers
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break  # the service already closed the connection
+            if i == 3:  # meanwhile the service answers others
+                other = limited.boto(key="other-headers").list_auto_ml_jobs()
+                assert other["AutoMLJobSummaries"] == []
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                continue
+            answer += chunk
+            if not chunk or b"\r\n\r\n" in answer:
+                break
+        sock.settimeout(30)
+        while chunk := sock.recv(4096):  # the rest, up to the close
+            answer += chunk
+        # A connection that never said a word is closed too, without an answer.
+        assert silent.recv(4096) == b""
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"RequestTimeoutException" in answer and b"request headers" in answer
+    assert httpx.get(f"{limited.url}/ping", timeout=10).status_code == 200
+
+
 @pytest.mark.slow
 def test_jobs_beyond_the_limit_queue_survive_a_restart_and_all_finish(tmp_path: Path) -> None:
     from mlpilot.service import ServiceConfig, Store
@@ -218,11 +265,25 @@ def test_jobs_beyond_the_limit_queue_survive_a_restart_and_all_finish(tmp_path: 
                     algorithms=("linear-learner",),
                 )
             )
-        for name in names[1:]:
+        for position, name in enumerate(names[1:], start=1):
             record = sm.describe_auto_ml_job_v2(AutoMLJobName=name)
             assert record["AutoMLJobStatus"] == "InProgress"
             assert record["AutoMLJobSecondaryStatus"] == "Starting"
+            # The place in the queue rides in extension headers, beside SageMaker's shape.
+            headers = record["ResponseMetadata"]["HTTPHeaders"]
+            assert headers["x-mlpilot-queue-position"] == str(position)
+            assert headers["x-mlpilot-queue-length"] == "2"
+        v1 = sm.describe_auto_ml_job(AutoMLJobName=names[2])["ResponseMetadata"]["HTTPHeaders"]
+        assert v1["x-mlpilot-queue-position"] == "2"
+        running = sm.describe_auto_ml_job_v2(AutoMLJobName=names[0])
+        assert "x-mlpilot-queue-position" not in running["ResponseMetadata"]["HTTPHeaders"]
+        listed = _jobs_cli("list", "--endpoint-url", server.url)
+        assert "Queued (1 of 2)" in listed and "Queued (2 of 2)" in listed
         server.kill()  # the queue is in the store: a restart picks it up
+        # Meanwhile the data folder still tells where each job waits.
+        described = json.loads(_jobs_cli("describe", names[2], "--data-dir", server.data_dir))
+        assert described["MlpilotQueue"] == {"Position": 2, "Length": 2}
+        assert "Queued (1 of 2)" in _jobs_cli("list", "--data-dir", server.data_dir)
         server.start()
         sm = server.boto()
         most = 0

@@ -41,6 +41,8 @@ DataDirOption = Annotated[
 ]
 
 JobNameArgument = Annotated[str, typer.Argument(help="The AutoML job's name.")]
+#: Added to a queued job's JSON: its place in the queue, {"Position": 3, "Length": 7}.
+QUEUE_KEY = "MlpilotQueue"
 
 
 class _Client:
@@ -51,6 +53,8 @@ class _Client:
         self.data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
         self._service: Any = None
         self._boto: Any = None
+        #: The mlpilot extension headers of the last answer (lower-case names).
+        self.headers: dict[str, str] = {}
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         if self.endpoint_url:
@@ -93,7 +97,8 @@ class _Client:
             raise fail(f"{error.get('Code')}: {error.get('Message')}") from None
         except botocore.exceptions.EndpointConnectionError:
             raise fail(f"Cannot reach an mlpilot service at {self.endpoint_url}") from None
-        result.pop("ResponseMetadata", None)
+        metadata = result.pop("ResponseMetadata", None) or {}
+        self.headers = {k.lower(): v for k, v in metadata.get("HTTPHeaders", {}).items()}
         return result
 
     def _local(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -107,9 +112,30 @@ class _Client:
         if self._service is None:
             self._service = Service(ServiceConfig(data_dir=self.data_dir))
         try:
-            return dict(self._service.call(operation, params))
+            result, self.headers = self._service.answer(operation, params)
         except ServiceError as exc:
             raise fail(f"{exc.code}: {exc.message}") from None
+        return dict(result)
+
+    def queue_place(self, name: str) -> dict[str, int] | None:
+        """``{"Position", "Length"}`` of a queued job (from the service's extension headers),
+        else None."""
+        self.call("DescribeAutoMLJobV2", AutoMLJobName=name)
+        return _queue_place(self.headers)
+
+
+def _queue_place(headers: dict[str, str]) -> dict[str, int] | None:
+    from mlpilot.service import QUEUE_LENGTH, QUEUE_POSITION
+
+    position, length = headers.get(QUEUE_POSITION), headers.get(QUEUE_LENGTH)
+    if not (position and length and position.isdigit() and length.isdigit()):
+        return None
+    return {"Position": int(position), "Length": int(length)}
+
+
+def _waits(job: dict[str, Any]) -> bool:
+    """Whether a job may be waiting in the queue (queued jobs are InProgress, Starting)."""
+    return job["AutoMLJobStatus"] == "InProgress" and job["AutoMLJobSecondaryStatus"] == "Starting"
 
 
 def _snake(name: str) -> str:
@@ -155,14 +181,22 @@ def list_jobs(
     if name_contains:
         params["NameContains"] = name_contains
     jobs = client.collect("ListAutoMLJobs", "AutoMLJobSummaries", params)
+    for job in jobs:
+        # The summaries cannot say where a job waits; its Describe answer's headers do.
+        place = client.queue_place(job["AutoMLJobName"]) if _waits(job) else None
+        if place is not None:
+            job[QUEUE_KEY] = place
     if output_format == "json":
         return _dump(jobs)
     table = Table("name", "status", "phase", "created", "ended", "failure", box=None)
     for job in jobs:
+        place = job.get(QUEUE_KEY)
         table.add_row(
             job["AutoMLJobName"],
             job["AutoMLJobStatus"],
-            job["AutoMLJobSecondaryStatus"],
+            f"Queued ({place['Position']} of {place['Length']})"
+            if place
+            else job["AutoMLJobSecondaryStatus"],
             _when(job.get("CreationTime")),
             _when(job.get("EndTime")),
             (job.get("FailureReason") or "")[:60],
@@ -177,8 +211,14 @@ def describe(
     endpoint_url: EndpointOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Print a job as DescribeAutoMLJobV2 returns it (JSON)."""
-    _dump(_Client(endpoint_url, data_dir).call("DescribeAutoMLJobV2", AutoMLJobName=name))
+    """Print a job as DescribeAutoMLJobV2 returns it (JSON), with its place in the queue
+    (MlpilotQueue) while it waits there."""
+    client = _Client(endpoint_url, data_dir)
+    job = client.call("DescribeAutoMLJobV2", AutoMLJobName=name)
+    place = _queue_place(client.headers)
+    if place is not None:
+        job[QUEUE_KEY] = place
+    _dump(job)
 
 
 @app.command("stop")

@@ -133,6 +133,13 @@ def serve(
         float,
         typer.Option(help="Seconds a client has to send a request's whole body (then 408)."),
     ] = 60.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a client has to send a request's line and headers (then 408 and the "
+            "connection is closed)."
+        ),
+    ] = 60.0,
     job_parallelism: Annotated[
         int | None, typer.Option(help="Worker processes per job (default: all cores).")
     ] = None,
@@ -152,7 +159,7 @@ def serve(
     """
     import uvicorn
 
-    from mlpilot.service import ServiceConfig, create_app
+    from mlpilot.service import ServiceConfig, create_app, header_deadline_protocol
 
     keys_text = [k for k in os.environ.get("MLPILOT_ACCESS_KEYS", "").split(",") if k.strip()]
     keys = parse_access_keys([*keys_text, *_key_lines(access_keys_file), *(access_key or [])])
@@ -179,6 +186,7 @@ def serve(
             max_requests_per_second=max_requests_per_second,
             max_job_creations_per_minute=max_job_creations_per_minute,
             body_timeout=body_timeout,
+            header_timeout=header_timeout,
             kms_keys=parse_kms_keys(kms_key or []),
             **({} if max_concurrent_jobs is None else {"max_concurrent_jobs": max_concurrent_jobs}),
         )
@@ -212,6 +220,8 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
+        # h11 (uvicorn's pure-Python parser), with a deadline on each request's headers.
+        http=header_deadline_protocol(config.header_timeout),
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
     )

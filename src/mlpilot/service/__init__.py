@@ -3,9 +3,19 @@ transform jobs) over the AWS JSON 1.1 protocol, so boto3 and the AWS CLI drive m
 ``--endpoint-url``. Thin over the engine: jobs run in their own processes, state lives in the
 metadata store."""
 
-from mlpilot.service._app import Service, create_app
+from mlpilot.service._app import QUEUE_LENGTH, QUEUE_POSITION, Service, create_app
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError
+from mlpilot.service._limits import header_deadline_protocol
 from mlpilot.service._store import Store
 
-__all__ = ["Service", "ServiceConfig", "ServiceError", "Store", "create_app"]
+__all__ = [
+    "QUEUE_LENGTH",
+    "QUEUE_POSITION",
+    "Service",
+    "ServiceConfig",
+    "ServiceError",
+    "Store",
+    "create_app",
+    "header_deadline_protocol",
+]

@@ -44,10 +44,15 @@ from mlpilot.service._shapes import (
 from mlpilot.service._store import Store
 from mlpilot.service._transforms import TransformManager, TransformOperations
 
-__all__ = ["Service", "create_app"]
+__all__ = ["QUEUE_LENGTH", "QUEUE_POSITION", "Service", "create_app"]
 
 log = logging.getLogger("mlpilot.service")
 JSON_11 = "application/x-amz-json-1.1"
+#: Response headers of DescribeAutoMLJob[V2] for a queued job: its place (1 = next to start)
+#: and how many wait in all. boto3 shows them in ``ResponseMetadata["HTTPHeaders"]``.
+QUEUE_POSITION = "x-mlpilot-queue-position"
+QUEUE_LENGTH = "x-mlpilot-queue-length"
+_DESCRIBE_JOB = ("DescribeAutoMLJob", "DescribeAutoMLJobV2")
 
 
 class Service:
@@ -164,6 +169,19 @@ class Service:
         with self._deploy_lock:
             self._deploying.discard(name)
 
+    def answer(
+        self, operation: str, params: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """:meth:`call`, with the mlpilot extension headers that go beside its answer: a
+        queued job's place in the queue (SageMaker's shapes have no member for it)."""
+        result = self.call(operation, params)
+        headers: dict[str, str] = {}
+        if operation in _DESCRIBE_JOB and result.get("AutoMLJobSecondaryStatus") == "Starting":
+            place = self.jobs.queue_place(result["AutoMLJobName"])
+            if place is not None:
+                headers = {QUEUE_POSITION: str(place[0]), QUEUE_LENGTH: str(place[1])}
+        return result, headers
+
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run one operation as the HTTP front would (validation and output shape included)."""
         handler = self.operations.get(operation)
@@ -231,8 +249,8 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> Starlet
                     f"Missing or unknown X-Amz-Target {target!r}; expected SageMaker.<Operation>",
                 )
             params = parse_body(body)
-            result = await run_in_threadpool(service.call, operation, params)
-            return _json(result)
+            result, headers = await run_in_threadpool(service.answer, operation, params)
+            return _json(result, 200, **headers)
         except ServiceError as exc:
             return _json(exc.body(), exc.status)
         except Exception as exc:

@@ -89,6 +89,8 @@ class ServiceConfig:
     max_job_creations_per_minute: float | None = None
     #: Seconds a client has to send a request's whole body; a slower one gets 408.
     body_timeout: float = 60.0
+    #: Seconds a client has to send a request's line and headers; a slower one gets 408.
+    header_timeout: float = 60.0
     kms_keys: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -106,7 +108,12 @@ class ServiceConfig:
         for name in ("max_concurrent_jobs", "max_queued_jobs", "max_endpoint_instances"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
-        for name in ("max_requests_per_second", "max_job_creations_per_minute", "body_timeout"):
+        for name in (
+            "max_requests_per_second",
+            "max_job_creations_per_minute",
+            "body_timeout",
+            "header_timeout",
+        ):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be a positive number; got {value}")

@@ -253,10 +253,13 @@ class JobManager(RunnerSupervisor):
 
     def queue_position(self, name: str) -> int | None:
         """Where ``name`` waits in the queue (1 = next to start), or None when not queued."""
-        for position, row in enumerate(self.store.queued_jobs(), start=1):
-            if row["name"] == name:
-                return position
-        return None
+        place = self.queue_place(name)
+        return None if place is None else place[0]
+
+    def queue_place(self, name: str) -> tuple[int, int] | None:
+        """(position of ``name``, jobs queued in all), or None when ``name`` is not queued."""
+        queued = [row["name"] for row in self.store.queued_jobs()]
+        return (queued.index(name) + 1, len(queued)) if name in queued else None
 
     def _start_queued(self) -> None:
         """Start queued jobs, oldest first, while slots are free."""

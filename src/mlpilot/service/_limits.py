@@ -7,8 +7,12 @@
 - :class:`BodyDeadline`: a request's whole body must arrive within a deadline; a client that
   trickles it gets 408 and the connection is closed. Bodies are read on the event loop, so a
   slow client never holds a worker thread while it dawdles.
+- :func:`header_deadline_protocol`: the same for the request line and headers, which uvicorn
+  reads before any middleware sees the request and on which it sets no deadline of its own
+  (its keep-alive timeout only runs while a connection sits idle between requests).
 
-Both are plain ASGI middleware; the throttle is only installed when a rate is configured.
+The first two are plain ASGI middleware; the throttle is only installed when a rate is
+configured. The third is the HTTP protocol class handed to uvicorn.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["BodyDeadline", "Throttle", "TokenBucket"]
+__all__ = ["BodyDeadline", "Throttle", "TokenBucket", "header_deadline_protocol"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -194,3 +198,58 @@ class BodyDeadline:
             return await receive()  # after the body: only the disconnect is left to hear
 
         await self.app(scope, replay, send)
+
+
+def header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, with ``seconds`` for each request's line and headers to arrive:
+    counted from the connection's opening, then from the end of each response (keep-alive).
+    A client still sending them then gets 408 and the connection is closed; one that sent
+    nothing at all is just closed, as an idle keep-alive connection is."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    message = f"The request headers did not arrive within {seconds:g} s"
+    body = json.dumps(
+        {"__type": "RequestTimeoutException", "message": message, "Message": message}
+    ).encode()
+    answer = (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/x-amz-json-1.1\r\n"
+        b"x-amzn-errortype: RequestTimeoutException\r\nconnection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+    class HeaderDeadlineProtocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(seconds, self._overdue)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _overdue(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return  # the headers are in: the body has its own deadline (BodyDeadline)
+            started, _ = self.conn.trailing_data
+            if started:
+                self.transport.write(answer)
+            self.transport.close()
+
+    return HeaderDeadlineProtocol
