@@ -17,8 +17,13 @@ lint:
 	mypy
 	lint-imports
 
+# Two workers, each taking whole files (module fixtures are built once): the slow tests spend
+# much of their time waiting on services, subprocesses and job budgets. PYTEST_WORKERS=0 runs
+# in one process.
+PYTEST_WORKERS ?= 2
+
 test: install lint
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test-fast: install lint
 	$(PYTHON) -m pytest -q -m "not slow"

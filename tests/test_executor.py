@@ -168,7 +168,7 @@ def test_cancel_stops_a_running_task(executor: LocalProcessExecutor) -> None:
 
     assert outcome.task_id == task_id
     assert outcome.state == "cancelled"
-    assert outcome.seconds >= 0.3
+    assert outcome.seconds > 0  # it ran before it was stopped (timed in the worker)
     assert is_gone(before)
     assert executor.running() == 0
     executor.cancel(task_id)  # cancelling a finished task is a no-op
