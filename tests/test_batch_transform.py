@@ -631,3 +631,30 @@ def test_jsonpath_subset() -> None:
     ):
         with pytest.raises(JsonPathError):
             compile_path(unsupported)
+
+
+def test_parquet_objects_and_probabilities_by_label(churn: TrainedModel, tmp_path: Path) -> None:
+    """A Parquet object goes whole (SplitType None); the job's Environment asks for the
+    per-class probabilities keyed by label."""
+    (tmp_path / "in").mkdir()
+    frame = churn.rows.iloc[:12]
+    frame[list(reversed(frame.columns))].to_parquet(tmp_path / "in" / "a.parquet")
+    job = spec(
+        tmp_path / "in",
+        tmp_path / "out",
+        ContentType="application/x-parquet",
+        SplitType="None",
+        Accept="application/jsonlines",
+        AssembleWith="None",
+        Environment={"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probabilities_by_label"},
+    )
+    run_transform(job, ModelInvoker(churn.model, job.container_environment()))
+    lines = (tmp_path / "out" / "a.parquet.out").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    expected = churn.model.predict(frame, probabilities=True)
+    assert [r["predicted_label"] for r in records] == labels(churn, frame)
+    assert [r["probabilities_by_label"]["Yes"] for r in records] == pytest.approx(
+        expected["probability_Yes"].tolist()
+    )
+    with pytest.raises(ConfigError, match="needs SplitType 'None'"):
+        spec(tmp_path, tmp_path / "o", ContentType="application/x-parquet")

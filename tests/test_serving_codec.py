@@ -317,3 +317,85 @@ def test_rows_of_the_used_features_only_are_accepted() -> None:
     assert (
         "expected 3 values" in caught.value.message and "(or 2: age, plan)" in caught.value.message
     )
+
+
+# -- forgiving requests ---------------------------------------------------------------------------
+def test_every_body_shape_predicts_the_same(churn: TrainedModel) -> None:
+    """A headered CSV in any column order, with extra columns, without a header; JSON records,
+    JSON lines and Parquet: the same predictions and probabilities."""
+    serve = predictor(churn, SAGEMAKER_INFERENCE_OUTPUT="predicted_label,probability")
+    frame = churn.rows.iloc[:20]
+    want = ok(serve.handle(csv_lines(frame)))
+    shuffled = frame[list(reversed(frame.columns))]
+    extra = shuffled.assign(Churn="No", note="x")
+    objects = frame.to_dict(orient="records")
+    parquet = io.BytesIO()
+    extra.to_parquet(parquet)
+    bodies = {
+        "header, training order": (frame.to_csv(index=False).encode(), "text/csv"),
+        "header, reversed": (shuffled.to_csv(index=False).encode(), "text/csv"),
+        "header, extras": (extra.to_csv(index=False).encode(), "text/csv;header=present"),
+        "JSON records": (json.dumps(objects).encode(), "application/json"),
+        "JSON lines": ("\n".join(map(json.dumps, objects)).encode(), "application/jsonlines"),
+        "Parquet": (parquet.getvalue(), "application/x-parquet"),
+    }
+    for shape, (body, content_type) in bodies.items():
+        assert ok(serve.handle(body, content_type)) == want, shape
+
+
+def test_header_rule_and_its_override(churn: TrainedModel) -> None:
+    serve = predictor(churn)
+    frame = churn.rows.iloc[:3]
+    headered = frame.to_csv(index=False).encode()
+    want = ok(serve.handle(csv_lines(frame))).splitlines()
+    # Every value of the first line is a column name: a header, unless the parameter says not.
+    assert ok(serve.handle(headered, "text/csv")).splitlines() == want
+    refused(serve.handle(headered, "text/csv;header=absent"), 400, "row 1:", "must be numeric")
+    # A data row is not a header, unless the parameter says it is (then columns are missing).
+    assert ok(serve.handle(csv_lines(frame), "text/csv;header=absent")).splitlines() == want
+    refused(serve.handle(csv_lines(frame), "text/csv;header=present"), 400, "header lacks")
+    refused(serve.handle(headered, "text/csv;header=yes"), 400, "header=present or absent")
+    # A header with an unknown column is data by the rule: the error says what to send.
+    extra = frame.assign(note="x").to_csv(index=False).encode()
+    refused(serve.handle(extra), 400, "row 1:", "text/csv;header=present")
+
+
+def test_missing_columns_are_named(churn: TrainedModel) -> None:
+    serve = predictor(churn)
+    frame = churn.rows.iloc[:2].drop(columns=["tenure", "Contract"])
+    body = frame.to_csv(index=False).encode()
+    refused(serve.handle(body, "text/csv;header=present"), 400, "tenure", "Contract", "lacks")
+    parquet = io.BytesIO()
+    frame.to_parquet(parquet)
+    refused(serve.handle(parquet.getvalue(), "application/x-parquet"), 400, "Parquet", "tenure")
+    refused(serve.handle(b"not parquet", "application/x-parquet"), 400, "not a readable Parquet")
+
+
+def test_dropped_identifier_may_be_present_or_absent() -> None:
+    columns = ["customer_id", "age", "plan"]
+    used = ["age", "plan"]
+    for body, content_type in (
+        (b"plan,age\nmonthly,42\n", "text/csv"),
+        (b"age,plan,customer_id\n42,monthly,7\n", "text/csv"),
+        (b'[{"age": 42, "plan": "monthly"}]', "application/json"),
+        (b"42,monthly\n", "text/csv"),
+    ):
+        frame = decode_rows(body, content_type, columns, used_columns=used)
+        assert frame[["age", "plan"]].astype(str).values.tolist() == [["42", "monthly"]]
+    with pytest.raises(InvocationError) as caught:
+        decode_rows(b"customer_id,age\n7,42\n", "text/csv", columns, used_columns=used)
+    assert "lacks column(s) plan" in caught.value.message
+
+
+def test_probabilities_by_label(penguins: TrainedModel) -> None:
+    expected = penguins.model.predict(penguins.rows.iloc[:4], probabilities=True)
+    serve = predictor(penguins, SAGEMAKER_INFERENCE_OUTPUT="predicted_label,probabilities_by_label")
+    result = serve.handle(penguins.csv_body(0, 4), "text/csv", "application/json")
+    records = json.loads(ok(result))["predictions"]
+    for (_, want), got in zip(expected.iterrows(), records, strict=True):
+        by_label = got["probabilities_by_label"]
+        assert set(by_label) == {c.removeprefix("probability_") for c in want.index[2:]}
+        for label, value in by_label.items():
+            assert value == pytest.approx(want[f"probability_{label}"])
+    text = ok(serve.handle(penguins.csv_body(0, 1), "text/csv", "text/csv"))
+    assert isinstance(ast.literal_eval(csv_rows(text)[0][1]), dict)

@@ -2,13 +2,17 @@
 
 Requests (``Content-Type``):
 
-- ``text/csv``: one row per line, no header, the training columns without the target, in
-  training order (RFC 4180 quoting). ``text/csv;header=present`` takes the first line as a header
-  and matches columns by name instead.
+- ``text/csv``: one row per line, the training columns without the target (RFC 4180 quoting).
+  The first line is a header when every value in it is a training column name (or
+  ``;header=present`` says so; ``;header=absent`` says it is not): columns are then matched by
+  name, in any order, extra ones ignored. Without one, values are in training order.
 - ``application/json``: ``{"instances": [row, ...]}``, a list of rows, or a single row, where a
   row is a list of values in training order, an object keyed by column name, or
   ``{"features": [values]}``. Several JSON documents separated by newlines are read as JSON lines.
 - ``application/jsonlines``: one row (or one document of the forms above) per line.
+- ``application/x-parquet``: a Parquet file, columns matched by name.
+
+Columns the model does not use (identifiers the profile dropped) may be left out everywhere.
 
 Responses (``Accept``) carry the content keys of ``SAGEMAKER_INFERENCE_OUTPUT`` for each row:
 ``text/csv`` (values in key order, lists as quoted Python-style lists), ``application/json``
@@ -35,9 +39,16 @@ from mlpilot.serving._errors import InvocationError
 CSV = "text/csv"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
+PARQUET = "application/x-parquet"
 #: InvokeEndpoint's body limit, and the container's default one.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
-CONTENT_KEYS = ("predicted_label", "probability", "probabilities", "labels")
+CONTENT_KEYS = (
+    "predicted_label",
+    "probability",
+    "probabilities",
+    "labels",
+    "probabilities_by_label",
+)
 ERROR_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 _REQUEST_TYPES = {
@@ -48,6 +59,12 @@ _REQUEST_TYPES = {
     "application/jsonl": JSONLINES,
     "application/x-jsonlines": JSONLINES,
     "application/json-lines": JSONLINES,
+}
+#: Binary bodies: the row codec reads them, the forecast codec does not.
+_BINARY_TYPES = {
+    PARQUET: PARQUET,
+    "application/parquet": PARQUET,
+    "application/vnd.apache.parquet": PARQUET,
 }
 _RESPONSE_TYPES = {
     CSV: CSV,
@@ -90,6 +107,11 @@ def media_type(value: str | None) -> tuple[str, dict[str, str]]:
         key, _, val = param.partition("=")
         parsed[key.strip().lower()] = val.strip().strip('"').lower()
     return main.strip().lower(), parsed
+
+
+def is_parquet(content_type: str | None) -> bool:
+    """Whether ``content_type`` names a Parquet body."""
+    return media_type(content_type)[0] in _BINARY_TYPES
 
 
 def parse_output_keys(value: str | None) -> tuple[str, ...]:
@@ -161,6 +183,13 @@ class _Rows:
     #: The columns the model uses (training order), when some input columns are not used
     #: (identifiers, constants): rows may also give just these.
     used: Sequence[str] | None = None
+    #: A hint for a count error: the first line names the columns but was not taken as a header.
+    hint: str = ""
+
+    @property
+    def required(self) -> Sequence[str]:
+        """The columns a row keyed by name must give: those the model uses."""
+        return self.columns if self.used is None else self.used
 
     def where(self, index: int) -> str:
         return f"row {index + 1}: " if len(self.values) > 1 else ""
@@ -191,6 +220,7 @@ class _Rows:
                     hint = f"; leave out the target column {self.target!r}"
                 elif used is not None and len(used) != expected:
                     hint = f" (or {len(used)}: {_shown_columns(used)})"
+                hint += self.hint
                 raise InvocationError(
                     400,
                     f"{self.where(i)}expected {expected} values ({_shown_columns(self.columns)}), "
@@ -206,21 +236,53 @@ class _Rows:
                     )
 
 
-def _csv_rows(text: str, rows: _Rows, header: bool) -> None:
+def _is_header(record: Sequence[str], rows: _Rows, header: str | None) -> bool:
+    """``header=present|absent`` as it says; else a first line is a header when every value in
+    it is a training column name (the target included), which no data row of a real table is."""
+    if header == "present":
+        return True
+    if header == "absent":
+        return False
+    if header is not None:
+        raise InvocationError(
+            400, f"unknown header={header!r} in the Content-Type: use header=present or absent"
+        )
+    known = {*rows.columns, *([rows.target] if rows.target else [])}
+    return all(value.strip() in known for value in record)
+
+
+def _by_name(names: Sequence[str], rows: _Rows, what: str) -> list[int | None]:
+    """Where each training column is among ``names`` (None: not sent, and not used by the
+    model); raises a 400 naming the used columns missing."""
+    missing = [c for c in rows.required if c not in names]
+    if missing:
+        raise InvocationError(400, f"{what} lacks column(s) {_shown_columns(missing)}")
+    position: dict[str, int] = {}
+    for i, name in enumerate(names):
+        position.setdefault(name, i)
+    return [position.get(c) for c in rows.columns]
+
+
+def _csv_rows(text: str, rows: _Rows, header: str | None) -> None:
     reader = csv.reader(io.StringIO(text), strict=True)
     names: list[str] | None = None
+    positions: list[int | None] = []
+    first = True
     try:
         for record in reader:
             if not record:
                 continue  # blank line
-            if header and names is None:
-                names = [n.strip() for n in record]
-                missing = [c for c in rows.columns if c not in names]
-                if missing:
-                    raise InvocationError(
-                        400, f"the CSV header lacks column(s) {_shown_columns(missing)}"
+            if first:
+                first = False
+                if _is_header(record, rows, header):
+                    names = [n.strip() for n in record]
+                    positions = _by_name(names, rows, "the CSV header")
+                    continue
+                if header is None and set(rows.required) <= {v.strip() for v in record}:
+                    rows.hint = (
+                        "; the first line names columns that are not training columns: "
+                        "send text/csv;header=present to read it as a header"
                     )
-                continue
             if names is not None:
                 if len(record) != len(names):
                     raise InvocationError(
@@ -228,8 +290,7 @@ def _csv_rows(text: str, rows: _Rows, header: bool) -> None:
                         f"line {reader.line_num}: expected {len(names)} values as in the header, "
                         f"got {len(record)}",
                     )
-                by_name = dict(zip(names, record, strict=True))
-                rows.add_list([by_name[c] for c in rows.columns])
+                rows.add_list([None if p is None else record[p] for p in positions])
             else:
                 rows.add_list(record)
     except csv.Error as exc:
@@ -243,12 +304,12 @@ def _row_values(item: Any, rows: _Rows, index: int) -> list[Any]:
         features = item.get("features")
         if isinstance(features, list) and "features" not in rows.columns:
             return features
-        missing = [c for c in rows.columns if c not in item]
+        missing = [c for c in rows.required if c not in item]
         if missing:
             raise InvocationError(
                 400, f"row {index + 1}: missing column(s) {_shown_columns(missing)}"
             )
-        return [item[c] for c in rows.columns]
+        return [item.get(c) for c in rows.columns]
     raise InvocationError(
         400,
         f"row {index + 1} is a {type(item).__name__}: a row is a list of values, an object "
@@ -286,6 +347,26 @@ def _jsonlines_rows(text: str, rows: _Rows) -> None:
         except json.JSONDecodeError as exc:
             raise InvocationError(400, f"line {number}: invalid JSON ({exc.msg})") from None
         _document_rows(document, rows)
+
+
+def _parquet_rows(body: bytes, rows: _Rows) -> None:
+    try:
+        table = pd.read_parquet(io.BytesIO(body))
+    except Exception as exc:  # pyarrow raises several types for a file it cannot read
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InvocationError(400, f"the body is not a readable Parquet file ({reason})") from None
+    names = [str(c) for c in table.columns]
+    positions = _by_name(names, rows, "the Parquet body")
+    columns = []
+    for position in positions:
+        if position is None:
+            columns.append([None] * len(table))
+            continue
+        column = table.iloc[:, position]
+        if column.dtype.kind in "mM":  # as a CSV would carry them
+            column = column.astype(str).where(column.notna(), None)
+        columns.append(column.astype(object).where(column.notna(), None).tolist())
+    rows.values = [list(values) for values in zip(*columns, strict=True)]
 
 
 def request_text(body: bytes, content_type: str | None, send: str) -> tuple[str, str]:
@@ -327,14 +408,20 @@ def decode_rows(
         raise InvocationError(
             413, f"payload of {len(body):,} bytes is over the limit of {max_bytes:,} bytes"
         )
-    params = media_type(content_type)[1]
-    fmt, text = request_text(body, content_type, "send at least one row")
+    kind, params = media_type(content_type)
     rows = _Rows(columns, target, used=used_columns)
+    if kind in _BINARY_TYPES:
+        if not body:
+            raise InvocationError(400, "empty request body: send a Parquet file")
+        _parquet_rows(body, rows)
+        fmt, text = PARQUET, ""
+    else:
+        fmt, text = request_text(body, content_type, "send at least one row")
     if fmt == CSV:
-        _csv_rows(text, rows, header=params.get("header") == "present")
+        _csv_rows(text, rows, header=params.get("header"))
     elif fmt == JSONLINES:
         _jsonlines_rows(text, rows)
-    else:
+    elif fmt == JSON:
         try:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -382,6 +469,8 @@ def _records(
                 record[key] = rows[i][b]
             elif key == "probabilities":
                 record[key] = rows[i]
+            elif key == "probabilities_by_label":
+                record[key] = dict(zip(names, rows[i], strict=True))
             else:
                 record[key] = names
         out.append(record)
@@ -389,7 +478,7 @@ def _records(
 
 
 def _csv_value(value: Any) -> Any:
-    return str(value) if isinstance(value, list) else value
+    return str(value) if isinstance(value, (list, dict)) else value
 
 
 def encode_predictions(
@@ -522,9 +611,11 @@ class Predictor:
                 f"{self.settings.max_payload_bytes:,} bytes",
             )
         kind = media_type(content_type)[0]
-        if kind and kind not in _REQUEST_TYPES:
+        if kind and kind not in _REQUEST_TYPES and kind not in _BINARY_TYPES:
             raise InvocationError(
-                415, f"unsupported Content-Type {content_type!r}: use {CSV}, {JSON} or {JSONLINES}"
+                415,
+                f"unsupported Content-Type {content_type!r}: use {CSV}, {JSON}, {JSONLINES} "
+                f"or {PARQUET}",
             )
         response_type = choose_accept(accept, self.settings.default_accept)
         if self._key_error is not None:

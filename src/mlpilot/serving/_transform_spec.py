@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlpilot.errors import ConfigError
-from mlpilot.serving._codec import CSV, JSON, media_type
+from mlpilot.serving._codec import CSV, JSON, is_parquet, media_type
 from mlpilot.serving._jsonpath import compile_path
 from mlpilot.serving._transform_records import RECORD_TYPES
 
@@ -161,6 +161,9 @@ class TransformSpec:
                 f"{self.max_payload_mb or 6} is over {MAX_PAYLOAD_MB}"
             )
         _whole("InvocationsMaxRetries", self.max_retries, 0, 3)
+        if self.split_type == "Line" and is_parquet(self.content_type):
+            # A Parquet file has no lines: each object goes whole, as one payload.
+            raise ConfigError(f"ContentType {self.content_type} needs SplitType 'None', not 'Line'")
         compile_path(self.input_filter)
         compile_path(self.output_filter)
         if not self.processing:
