@@ -3,7 +3,7 @@
 Model quality is recomputed with scikit-learn from the candidate's saved validation
 predictions and the target read from the raw CSV; SHAP values are recomputed with LightGBM's
 own TreeSHAP (``pred_contrib``), checked for additivity against the models' raw outputs, and
-for Kernel SHAP against the model's predicted probabilities. Also: the job's statuses and
+for permutation SHAP against the model's predicted probabilities. Also: the job's statuses and
 records, the time budget, a failing report that must not fail the job, and ``mlpilot report``.
 """
 
@@ -195,7 +195,7 @@ def test_tree_shap_matches_shap_tree_explainer(binary: Any) -> None:
     )
 
 
-def test_kernel_shap_adds_up_to_the_predicted_probability(binary: Any) -> None:
+def test_permutation_shap_adds_up_to_the_predicted_probability(binary: Any) -> None:
     job, _ = binary
     name = candidate_of(job, "linear-learner")["CandidateName"]
     generate_reports(
@@ -203,7 +203,8 @@ def test_kernel_shap_adds_up_to_the_predicted_probability(binary: Any) -> None:
     )
     folder = job.layout.explainability_for(name)
     analysis = read(folder, "analysis.json")
-    assert "KernelExplainer" in analysis["mlpilot"]["method"]
+    assert analysis["mlpilot"]["method"].startswith("permutation SHAP")
+    assert analysis["mlpilot"]["background_rows"] > 0
     assert analysis["mlpilot"]["units"] == "probability"
     entry = analysis["explanations"]["kernel_shap"]["Yes"]
     model = InferenceModel.load(analysis["mlpilot"]["model"])  # the package explained

@@ -25,7 +25,7 @@ class Family(Enum):
 class ShapMethod(Enum):
     #: TreeSHAP on the model's own trees, column by column (``Algorithm.tree_shap``).
     TREE = "tree"
-    #: Kernel SHAP over the packaged model's predictions on raw rows.
+    #: Model-agnostic (permutation) SHAP over the packaged model's predictions on raw rows.
     KERNEL = "kernel"
 
 

@@ -1,6 +1,7 @@
 """The explainability report of one candidate: SHAP values on the original features.
 
-Two ways, by model:
+Three ways, by model, each exactly additive (a row's values add up to its prediction minus the
+base value):
 
 * A single tree algorithm (LightGBM, XGBoost, CatBoost, random forest, extra trees), bagged
   or not: TreeSHAP on each member's transformed matrix, exact and fast (``shap.TreeExplainer``;
@@ -9,16 +10,24 @@ Two ways, by model:
   components) are added up per original feature, and a bag's members are averaged. Boosting
   models are explained in their raw output (log-odds for binary, per-class scores for
   multiclass), forests in probabilities, regression in the target's units.
-* Anything else (linear models, the MLP, ensembles): Kernel SHAP (``shap.KernelExplainer``,
-  as Clarify) over the packaged model's predictions on raw rows, with a random sample of
-  background rows standing for "feature unknown" (Clarify clusters the data for it instead).
-  Each feature is replaced as a whole, so the values are per original feature; they are in
+* A weighted blend of tree models with no stacker, where the blend is linear in what TreeSHAP
+  explains (forests' probabilities for classification; any tree model for regression): the
+  members' TreeSHAP values combined by the blend weights. Checked against the blend's own
+  predictions; a mismatch falls back to the next way.
+* Anything else (linear models, the MLP, blends with boosting members or stackers): permutation
+  SHAP (the algorithm of ``shap.PermutationExplainer``, batched over many rows per model call)
+  over the packaged model's predictions on raw rows, with a random sample of background rows
+  standing for "feature unknown" (Clarify uses Kernel SHAP over a k-means baseline instead).
+  Each permutation's contributions telescope to the prediction minus the mean prediction on the
+  background, so the values are exactly additive whatever the number of permutations. Each
+  feature is replaced as a whole, so the values are per original feature; they are in
   probabilities (classification) or the target's units (regression).
 
 Outputs, in Clarify's layout: ``analysis.json``
 (``explanations.kernel_shap.<label>.global_shap_values`` = mean |SHAP| per feature, and
-``expected_value``), ``explanations_shap/out.csv`` (the SHAP value of every explained row),
-``explanations_shap/baseline.csv`` (the background rows, Kernel SHAP only),
+``expected_value``; ``mlpilot.method``/``rows``/``background_rows`` say how they were made),
+``explanations_shap/out.csv`` (the SHAP value of every explained row),
+``explanations_shap/baseline.csv`` (the background rows, permutation SHAP only),
 ``report.html`` and ``report.pdf``.
 """
 
@@ -42,13 +51,22 @@ __all__ = ["Explanation", "explain_model", "write_explainability"]
 
 #: Rows explained at most by the tree explainer.
 MAX_TREE_ROWS = 300
-#: Kernel SHAP settings, most thorough first: (rows explained, background rows, coalitions per
-#: row beyond two per feature). The first whose estimated cost fits the time left is used
-#: (Clarify's baseline has at most 12 rows, from k-means). Fewer than 64 extra coalitions
-#: leave the regression ill-conditioned.
-KERNEL_LADDER = ((100, 20, 256), (50, 10, 128), (25, 5, 64), (10, 5, 64))
-#: Seconds Kernel SHAP may take when no deadline is given.
-KERNEL_SECONDS = 120.0
+#: Permutation SHAP settings, most thorough first: (rows explained, background rows,
+#: permutations per row, in antithetic pairs). The first whose estimated cost fits the time
+#: left is used; on the last, rows stop when the time does (5 rows need 50 predictions per
+#: feature), so a one-minute job's few seconds still explain some.
+PERMUTATION_LADDER = (
+    (100, 100, 4),
+    (100, 50, 2),
+    (100, 20, 2),
+    (100, 10, 2),
+    (100, 5, 2),
+)
+#: Seconds permutation SHAP may take when no deadline is given.
+PERMUTATION_SECONDS = 120.0
+#: Largest difference allowed between a row's summed SHAP values plus the base value and the
+#: model's prediction before a blend's TreeSHAP is given up for permutation SHAP.
+ADDITIVITY_TOLERANCE = 1e-6
 #: Rows explained first (to time them), then at a time between two looks at the clock.
 FIRST_CHUNK = 5
 CHUNK = 25
@@ -108,18 +126,36 @@ def _outputs(model: Any) -> tuple[list[int], dict[str, str]]:
     return list(range(len(names))), {n: f"score of class {n!r}" for n in names}
 
 
-def _tree_members(model: Any) -> bool:
-    """Every member is an algorithm that TreeSHAP can read, behind a pipeline that says which
-    original feature each of its columns came from."""
-    try:
-        return all(
-            isinstance(algo, Algorithm)
-            and algo.tags.shap is ShapMethod.TREE
-            and hasattr(pipe, "output_sources")
-            for pipe, algo in model.members
-        )
-    except (TypeError, ValueError):
-        return False
+def _tree_members(model: Any) -> list[tuple[Any, Any, float]] | None:
+    """``(pipeline, algorithm, share)`` of every member when TreeSHAP explains the model
+    exactly: one tree algorithm (its bag averaged), or a blend of tree units with no stacker
+    whose outputs TreeSHAP gives in the space the blend averages in (probabilities: forests
+    only; regression values: any tree model). Else None."""
+    units = getattr(model.members, "units", None)
+    if units is None:
+        try:
+            pairs = list(model.members)
+            members = [(pipe, algo, 1.0 / len(pairs)) for pipe, algo in pairs]
+        except (TypeError, ValueError):
+            return None
+    else:
+        weights = model.members.weights
+        used = [(u, w) for u, w in zip(units, weights, strict=True) if w > 0]
+        if any(u.inputs for u, _ in used):
+            return None  # a stacker's output is not linear in the base models'
+        members = [(pipe, algo, w / len(u.members)) for u, w in used for pipe, algo in u.members]
+        forests = all(getattr(a, "tags", None) and a.tags.family is Family.FOREST
+                      for _, a, _ in members)  # fmt: skip
+        if model.problem_type.is_classification and not forests:
+            return None  # boosting blends average probabilities, TreeSHAP gives log-odds
+    if not members or not all(
+        isinstance(algo, Algorithm)
+        and algo.tags.shap is ShapMethod.TREE
+        and hasattr(pipe, "output_sources")
+        for pipe, algo, _ in members
+    ):
+        return None
+    return members
 
 
 def _budgeted(
@@ -143,26 +179,29 @@ def _budgeted(
 
 
 def _tree_explanation(
-    model: Any, rows: pd.DataFrame, features: list[str], deadline: float | None
+    model: Any,
+    tree_members: list[tuple[Any, Any, float]],
+    rows: pd.DataFrame,
+    features: list[str],
+    deadline: float | None,
 ) -> tuple[dict[int, np.ndarray], dict[int, float], dict[int, np.ndarray], str, list[str]]:
     problem = model.problem_type
     explained, _ = _outputs(model)
     index = {f: i for i, f in enumerate(features)}
     members = []
-    for pipeline, algo in model.members:
+    for pipeline, algo, share in tree_members:
         sources = [index[s] for s in pipeline.output_sources()]
         # Columns → features: adds each transformed column's values to its source feature.
         owner = np.zeros((len(sources), len(features)))
         owner[np.arange(len(sources)), sources] = 1.0
-        members.append((pipeline, algo.tree_shap(), owner))
-    share = 1.0 / len(members)
+        members.append((pipeline, algo.tree_shap(), owner, share))
     parts: dict[int, list[np.ndarray]] = {k: [] for k in explained}
     expected: dict[int, float] = dict.fromkeys(explained, 0.0)
 
     def explain(start: int, stop: int) -> None:
         chunk = rows.iloc[start:stop]
         totals = {k: np.zeros((len(chunk), len(features))) for k in explained}
-        for pipeline, shap_of, owner in members:
+        for pipeline, shap_of, owner, share in members:
             values, base = shap_of(pipeline.transform(chunk))
             summed = np.einsum("ncm,cf->nfm", values, owner)
             if problem is ProblemType.BINARY and values.shape[2] == 1:
@@ -181,7 +220,7 @@ def _tree_explanation(
     _, notes = _budgeted(len(rows), explain, deadline)
     total = {k: np.concatenate(parts[k]) for k in explained}
     margins = {k: total[k].sum(axis=1) + expected[k] for k in explained}
-    forests = all(a.tags.family is Family.FOREST for _, a in model.members)
+    forests = all(a.tags.family is Family.FOREST for _, a, _ in tree_members)
     if problem is ProblemType.REGRESSION:
         units = f"{model.info.get('target', 'target')} units"
     elif forests:  # forests average probabilities; boosting sums raw scores
@@ -205,24 +244,36 @@ def _codes(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[np
     return codes, tables
 
 
-def _kernel_explanation(
+def _permutations(n_rows: int, n_perm: int, f: int, rng: np.random.Generator) -> np.ndarray:
+    """``(rows, permutations, f)`` feature orders: random ones, each followed by its reverse
+    (antithetic pairs, as shap.PermutationExplainer: they cancel much of the sampling noise)."""
+    half = max(1, n_perm // 2)
+    forward = rng.random((n_rows, half, f)).argsort(axis=2)
+    return np.stack([forward, forward[:, :, ::-1]], axis=2).reshape(n_rows, 2 * half, f)
+
+
+def _permutation_explanation(
     model: Any,
     rows: pd.DataFrame,
     background: pd.DataFrame,
     features: list[str],
     deadline: float | None,
+    seed: int,
 ) -> tuple[
     dict[int, np.ndarray], dict[int, float], dict[int, np.ndarray], str, list[str], int, int
 ]:
-    """As :func:`_tree_explanation`, plus the background rows and coalitions used."""
-    import shap
+    """As :func:`_tree_explanation`, plus the background rows and permutations used.
 
+    For a row and a feature order, the features are switched from the background's values to
+    the row's one at a time; each feature's SHAP value is how much that moved the prediction
+    (averaged over the background rows), averaged over the orders."""
     explained, _ = _outputs(model)
     problem = model.problem_type
     both = pd.concat([rows[features], background[features]], ignore_index=True)
     codes, tables = _codes(both, features)
     row_codes, bg_codes = codes[: len(rows)], codes[len(rows) :]
     dtypes = rows[features].dtypes
+    f = len(features)
 
     def predict(matrix: np.ndarray) -> np.ndarray:
         decoded = pd.DataFrame(
@@ -232,50 +283,58 @@ def _kernel_explanation(
             }
         )
         raw = np.asarray(model.predict_raw(decoded), dtype=float)
-        if problem is ProblemType.REGRESSION:
-            return raw
-        return raw[:, explained] if len(explained) > 1 else raw[:, explained[0]]
+        return raw[:, None] if problem is ProblemType.REGRESSION else raw[:, explained]
 
-    # Time the model on a batch like Kernel SHAP's, then pick the most thorough settings
-    # that fit the time left.
-    probe = np.repeat(bg_codes, max(1, 256 // len(bg_codes)), axis=0)
+    # Time the model on a batch like the ones below, then pick the most thorough settings that
+    # fit the time left.
+    probe = np.repeat(bg_codes, max(1, 2000 // len(bg_codes)), axis=0)
     predict(probe[:8])
     started = time.monotonic()
     predict(probe)
     per_row = (time.monotonic() - started) / len(probe)
-    budget = KERNEL_SECONDS if deadline is None else deadline - time.monotonic()
-    f = len(features)
-    n_rows, n_background, extra = KERNEL_LADDER[-1]
-    for n_rows, n_background, extra in KERNEL_LADDER:
-        cost = min(n_rows, len(rows)) * (2 * f + extra) * min(n_background, len(bg_codes))
+    budget = PERMUTATION_SECONDS if deadline is None else deadline - time.monotonic()
+    n_rows, n_background, n_perm = PERMUTATION_LADDER[-1]
+    for n_rows, n_background, n_perm in PERMUTATION_LADDER:
+        n_background = min(n_background, len(bg_codes))
+        cost = min(n_rows, len(rows)) * n_perm * max(f - 1, 0) * n_background + n_background
         if cost * per_row * 1.5 <= budget:
             break
     else:
-        need = FIRST_CHUNK * (2 * f + extra) * n_background * per_row * 1.5
+        need = (FIRST_CHUNK * n_perm * max(f - 1, 0) + 1) * n_background * per_row * 1.5
         if need > budget:
             raise OutOfTime(
-                f"Kernel SHAP on this model needs about {need:.0f} s for {FIRST_CHUNK} rows; "
-                f"{max(budget, 0):.1f} s were left"
+                f"permutation SHAP on this model needs about {need:.1f} s for {FIRST_CHUNK} "
+                f"rows; {max(budget, 0):.1f} s were left"
             )
-    explainer = shap.KernelExplainer(predict, bg_codes[:n_background])
+    bg = bg_codes[:n_background]
+    base = predict(bg).mean(axis=0)  # the prediction with every feature unknown
+    rng = np.random.default_rng(seed)
     parts: list[np.ndarray] = []
 
     def explain(start: int, stop: int) -> None:
-        values = explainer.shap_values(
-            row_codes[start:stop], nsamples=2 * f + extra, l1_reg=False, silent=True
-        )
-        parts.append(np.asarray(values, dtype=float))
+        x = row_codes[start:stop]
+        n = len(x)
+        orders = _permutations(n, n_perm, f, rng)
+        # Coalition s of an order holds its first s features (s = 1 .. f-1; none and all are
+        # the base value and the prediction).
+        ranks = orders.argsort(axis=2)  # where each feature comes in each order
+        steps = np.arange(1, f)[:, None]
+        known = ranks[:, :, None, :] < steps  # (n, perm, f-1, f)
+        masked = np.where(known[:, :, :, None, :], x[:, None, None, None, :], bg[None, None, None])
+        values = np.empty((n, n_perm, f + 1, len(base)))
+        values[:, :, 0] = base
+        values[:, :, f] = predict(x)[:, None, :]
+        if f > 1:
+            middle = predict(masked.reshape(-1, f))
+            values[:, :, 1:f] = middle.reshape(n, n_perm, f - 1, len(bg), -1).mean(axis=3)
+        gains = np.diff(values, axis=2)  # (n, perm, f, outputs): feature orders[..., s]'s gain
+        phi = np.zeros((n, f, len(base)))
+        for p in range(n_perm):
+            np.add.at(phi, (np.arange(n)[:, None], orders[:, p]), gains[:, p])
+        parts.append(phi / n_perm)
 
     _, notes = _budgeted(min(n_rows, len(rows)), explain, deadline)
     values = np.concatenate(parts)
-    if values.ndim == 2:
-        values = values[:, :, None]
-    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-    # Each row's values add up to its prediction minus the base value; values far beyond that
-    # scale mean the sampled regression was singular.
-    scale = np.abs(values.sum(axis=1)).max() + 1e-6 + np.abs(base).max()
-    if not np.isfinite(values).all() or np.abs(values).max() > 1e3 * scale:
-        raise RuntimeError("Kernel SHAP's regression was ill-conditioned on this model")
     total = {k: values[:, :, i] for i, k in enumerate(explained)}
     expected = {k: float(base[i]) for i, k in enumerate(explained)}
     margins = {k: total[k].sum(axis=1) + expected[k] for k in explained}
@@ -283,7 +342,20 @@ def _kernel_explanation(
         units = f"{model.info.get('target', 'target')} units"
     else:
         units = "probability"
-    return total, expected, margins, units, notes, min(n_background, len(bg_codes)), 2 * f + extra
+    return total, expected, margins, units, notes, len(bg), n_perm
+
+
+def _adds_up(
+    model: Any, rows: pd.DataFrame, keys: list[int], margins: dict[int, np.ndarray]
+) -> bool:
+    """Whether the explained outputs are the model's own predictions on the explained rows."""
+    n = len(margins[keys[0]])
+    raw = np.asarray(model.predict_raw(rows.iloc[:n]), dtype=float)
+    raw = raw[:, None] if raw.ndim == 1 else raw
+    return all(
+        np.abs(margins[k] - raw[:, 0 if raw.shape[1] == 1 else k]).max() <= ADDITIVITY_TOLERANCE
+        for k in keys
+    )
 
 
 def explain_model(
@@ -301,29 +373,43 @@ def explain_model(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(sample))
     tree = _tree_members(model)
-    limit = max_rows or (MAX_TREE_ROWS if tree else KERNEL_LADDER[0][0])
+    blend = tree is not None and hasattr(model.members, "units")
+    limit = max_rows or (MAX_TREE_ROWS if tree else PERMUTATION_LADDER[0][0])
     rows = sample.iloc[order[:limit]]
     keys, outputs = _outputs(model)
     names = list(outputs)
     background = None
-    if tree:
-        values, expected, margins, units, notes = _tree_explanation(model, rows, features, deadline)
+    result = None
+    if tree is not None:
+        result = _tree_explanation(model, tree, rows, features, deadline)
+        if blend and not _adds_up(model, rows, keys, result[2]):
+            result = None  # e.g. a regression objective whose raw score is not the value
+    if result is not None and tree is not None:
+        values, expected, margins, units, notes = result
         method = (
             "TreeSHAP, path-dependent (shap.TreeExplainer; LightGBM's and XGBoost's own "
             "pred_contrib, which it wraps), summed over each feature's columns"
         )
-        if len(model.members) > 1:
-            method += f", averaged over the bag's {len(model.members)} fold models"
+        if blend:
+            method += (
+                f", combined by the blend's weights over its {len(tree)} tree models "
+                "(exact: the blend is linear in what they explain)"
+            )
+        elif len(tree) > 1:
+            method += f", averaged over the bag's {len(tree)} fold models"
     else:
+        limit = max_rows or PERMUTATION_LADDER[0][0]
+        rows = sample.iloc[order[:limit]]
         rest = order[limit:] if len(order) > limit else order
-        background = sample.iloc[rest[: KERNEL_LADDER[0][1]]]
-        values, expected, margins, units, notes, n_background, coalitions = _kernel_explanation(
-            model, rows, background, features, deadline
+        background = sample.iloc[rest[: PERMUTATION_LADDER[0][1]]]
+        values, expected, margins, units, notes, n_background, n_perm = _permutation_explanation(
+            model, rows, background, features, deadline, seed
         )
         background = background.iloc[:n_background]
         method = (
-            "shap.KernelExplainer (Kernel SHAP) over the model's predictions on raw rows, "
-            f"{n_background} background rows, {coalitions} coalitions per row"
+            "permutation SHAP (shap.PermutationExplainer's algorithm, batched) over the "
+            f"model's predictions on raw rows: {n_perm} feature orders per row (antithetic "
+            f"pairs), {n_background} background rows; exactly additive"
         )
     n_done = len(next(iter(values.values())))
     return Explanation(
