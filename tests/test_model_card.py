@@ -7,6 +7,8 @@ import json
 import tarfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -24,6 +26,8 @@ from mlpilot.package import (
     seal_files,
     verify_package,
 )
+from mlpilot.profile import build_profile
+from mlpilot.search import ValidationPlan
 from mlpilot.service import Store
 
 
@@ -90,8 +94,8 @@ def test_the_jobs_package_holds_its_card(tmp_path_factory: pytest.TempPathFactor
     assert metrics["objective"] == "F1"
     uncertainty = metrics["uncertainty"]
     assert uncertainty["method"] == "bootstrap" and uncertainty["rows"] == 500
-    low, high = uncertainty["intervals"]["AUC"]
-    assert low < metrics["values"]["AUC"] < high and high - low < 0.3
+    low, high = uncertainty["intervals"]["F1"]
+    assert low < metrics["values"]["F1"] < high and high - low < 0.3
     caveats = card["caveats"]
     assert any("customerID" in finding for finding in caveats["findings"])
     assert caveats["imbalance"] == {"minority_class": "Yes", "minority_share": 0.256}
@@ -110,3 +114,28 @@ def test_the_jobs_package_holds_its_card(tmp_path_factory: pytest.TempPathFactor
     printed = CliRunner().invoke(app, ["card", str(churn.package), "--data-dir", str(empty)])
     assert printed.exit_code == 0, printed.output
     assert "## Deployments" in printed.output and "Not deployed" in printed.output
+
+
+def test_caveats_flag_a_leaking_column_and_a_drifted_one() -> None:
+    from mlpilot.jobs._card import _caveats  # the checks alone, without a job
+
+    rng = np.random.default_rng(0)
+    n = 400
+    y = rng.choice(["no", "yes"], n, p=[0.95, 0.05])
+    folds = np.where(np.arange(n) >= 300, 1, 0)
+    table = pd.DataFrame(
+        {
+            "leak": np.where(y == "yes", "L1", "L0"),
+            "shifted": np.where(folds == 1, 50.0, 0.0) + rng.normal(size=n),
+            "noise": rng.normal(size=n),
+            "target": y,
+        }
+    )
+    profile = build_profile(table, "target")
+    plan = ValidationPlan("holdout", folds, (1,), "the last 100 rows", n)
+    caveats = _caveats(profile, table, folds, plan)
+    assert [leak["column"] for leak in caveats["leakage"]] == ["leak"]
+    drifted = caveats["drift"]["features"]
+    assert [(f["column"], f["measure"]) for f in drifted] == [("shifted", "KS statistic")]
+    assert caveats["imbalance"]["minority_class"] == "yes"
+    assert any("class imbalance" in finding for finding in caveats["findings"])

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2_contingency, ks_2samp
 
-from mlpilot.metrics import score_all
+from mlpilot.metrics import THRESHOLD_METRICS, decision_matrix, get_metric
 from mlpilot.package import CARD_JSON, CARD_MARKDOWN, CARD_VERSION, MANIFEST, card_markdown
 from mlpilot.package import seal_files as seal
 from mlpilot.problems import PackagedModel
@@ -27,17 +28,21 @@ from mlpilot.search import VALIDATION_PREDICTIONS, load_validation_predictions
 
 __all__ = ["build_card", "write_card"]
 
-#: Bootstrap resamples of the validation predictions (seeded), and the interval's level.
-BOOTSTRAP_RESAMPLES = 200
+#: Bootstrap resamples of the validation predictions (seeded), and the interval's level. Only
+#: the objective is resampled: each scoring costs milliseconds (scikit-learn's checks), and
+#: every job pays for the card.
+BOOTSTRAP_RESAMPLES = 100
 BOOTSTRAP_LEVEL = 0.95
 #: Scored (row, resample) pairs at most: larger validation sets get fewer resamples.
 BOOTSTRAP_WORK = 20_000_000
 #: Out-of-fold score of a single column's bins from which it is flagged as a likely leak.
 LEAK_POWER = 0.9
-#: Population stability index from which a numeric feature has drifted; total variation
-#: distance for a categorical one.
-PSI_DRIFT = 0.2
-TV_DRIFT = 0.2
+#: A feature has drifted when its two-sample test (Kolmogorov-Smirnov for numeric features,
+#: chi-squared on the levels for categorical ones) rejects at this level *and* the distance
+#: (KS statistic, total variation) is at least DRIFT_DISTANCE: the test alone flags small
+#: shifts on large tables, the distance alone flags noise on small validation sets.
+DRIFT_P_VALUE = 0.001
+DRIFT_DISTANCE = 0.1
 #: A class this rare (share of rows) makes the problem imbalanced.
 IMBALANCE_SHARE = 0.1
 _BINS = 10
@@ -90,7 +95,7 @@ def build_card(job: Any, best: Any, packaged: PackagedModel) -> dict[str, Any]:
             "objective": job.objective,
             "values": {k: v for k, v in best.metrics.items() if v is not None},
             "uncertainty": (
-                _uncertainty(best, profile, table, job.config.seed)
+                _uncertainty(best, profile, table, job.objective, job.config.seed)
                 if profile is not None
                 else _window_spread(job.layout.backtest_results / best.name, best.name)
             ),
@@ -203,9 +208,13 @@ def _validation(plan: Any, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _uncertainty(
-    best: Any, profile: DatasetProfile | None, table: pd.DataFrame | None, seed: int
+    best: Any,
+    profile: DatasetProfile | None,
+    table: pd.DataFrame | None,
+    objective: str,
+    seed: int,
 ) -> dict[str, Any]:
-    """A seeded bootstrap interval of every metric over the validation predictions the
+    """A seeded bootstrap interval of the objective over the validation predictions the
     candidate saved; without them, none (said so)."""
     location = best.details.get("ModelLocation")
     saved = Path(location) / VALIDATION_PREDICTIONS if location else None
@@ -223,22 +232,19 @@ def _uncertainty(
     n = len(y)
     resamples = max(30, min(BOOTSTRAP_RESAMPLES, BOOTSTRAP_WORK // max(1, n)))
     rng = np.random.default_rng(seed)
+    metric = get_metric(objective, profile.problem_type)
+    if metric.fn is None:
+        return {"method": "none", "note": f"{objective} is measured, not scored on rows"}
     threshold = best.details.get("DecisionThreshold")
-    scored: dict[str, list[float]] = {}
+    positive = profile.target.positive_index
     k = len(profile.target.labels)
+    if threshold is not None and metric.name in THRESHOLD_METRICS:
+        predictions = decision_matrix(predictions, float(threshold), positive)
+    scored: dict[str, list[float]] = {metric.name: []}
     for _ in range(resamples):
         pick = rng.integers(0, n, n)
-        values = score_all(
-            profile.problem_type,
-            y[pick],
-            predictions[pick],
-            sample_weight=None if weight is None else weight[pick],
-            positive_index=profile.target.positive_index,
-            n_classes=k,
-            threshold=threshold,
-        )
-        for name, value in values.items():
-            scored.setdefault(name, []).append(value)
+        w = None if weight is None else weight[pick]
+        scored[metric.name].append(float(metric.fn(y[pick], predictions[pick], w, positive, k)))
     tail = (1 - BOOTSTRAP_LEVEL) / 2
     intervals = {
         name: [float(np.nanquantile(v, tail)), float(np.nanquantile(v, 1 - tail))]
@@ -345,16 +351,15 @@ def _caveats(
     return {"findings": findings, "leakage": leaks, "imbalance": imbalance, "drift": drift}
 
 
-def _codes(kind: str, values: pd.Series, edges: np.ndarray | None = None) -> np.ndarray | None:
+def _codes(kind: str, values: pd.Series) -> np.ndarray | None:
     """Bin codes of one column: numeric deciles (missing its own bin), categorical levels;
     None for text and dates."""
     if kind == ColumnKind.NUMERIC:
         x = parse_numeric(values, MISSING_TOKENS).to_numpy(dtype=float)
-        if edges is None:
-            present = x[np.isfinite(x)]
-            if len(present) == 0:
-                return np.zeros(len(x), dtype=np.int64)
-            edges = np.unique(np.quantile(present, np.linspace(0, 1, _BINS + 1)[1:-1]))
+        present = x[np.isfinite(x)]
+        if len(present) == 0:
+            return np.zeros(len(x), dtype=np.int64)
+        edges = np.unique(np.quantile(present, np.linspace(0, 1, _BINS + 1)[1:-1]))
         codes = np.searchsorted(edges, x, side="right")
         return np.where(np.isfinite(x), codes, len(edges) + 1).astype(np.int64)
     if kind == ColumnKind.CATEGORICAL:
@@ -401,8 +406,8 @@ def _single_column_power(profile: DatasetProfile, values: pd.Series, y: np.ndarr
 def _drift(
     profile: DatasetProfile, table: pd.DataFrame | None, folds: np.ndarray | None, plan: Any
 ) -> dict[str, Any]:
-    """PSI (numeric, deciles of the training rows) or total variation distance (categorical)
-    between the training rows and the validation rows; features above the thresholds."""
+    """Features whose distribution differs between the training rows and the validation rows
+    (see DRIFT_P_VALUE); text and date columns are not compared."""
     if table is None or folds is None or plan is None or len(folds) != len(table):
         return {"note": "not computed: the split rows were not available"}
     held = int(plan.eval_folds[-1])
@@ -416,31 +421,37 @@ def _drift(
         kind = profile.column(name).kind
         values = table[name]
         if kind == ColumnKind.NUMERIC:
-            x = parse_numeric(values[train], MISSING_TOKENS).to_numpy(dtype=float)
-            present = x[np.isfinite(x)]
-            if len(present) == 0:
+            x = parse_numeric(values, MISSING_TOKENS).to_numpy(dtype=float)
+            a, b = x[train & np.isfinite(x)], x[valid & np.isfinite(x)]
+            if len(a) == 0 or len(b) == 0:
                 continue
-            edges = np.unique(np.quantile(present, np.linspace(0, 1, _BINS + 1)[1:-1]))
-            a = _codes(kind, values[train], edges)
-            b = _codes(kind, values[valid], edges)
-            assert a is not None and b is not None
-            size = len(edges) + 2
-            p = np.bincount(a, minlength=size) / len(a) + 1e-4
-            q = np.bincount(b, minlength=size) / len(b) + 1e-4
-            value, measure, limit = float(np.sum((q - p) * np.log(q / p))), "PSI", PSI_DRIFT
+            test = ks_2samp(a, b)
+            value, p_value, measure = float(test.statistic), float(test.pvalue), "KS statistic"
         elif kind == ColumnKind.CATEGORICAL:
-            left = values[train].astype(str).value_counts(normalize=True)
-            right = values[valid].astype(str).value_counts(normalize=True)
-            both = left.index.union(right.index)
-            gap = left.reindex(both, fill_value=0) - right.reindex(both, fill_value=0)
-            value, measure, limit = 0.5 * float(gap.abs().sum()), "TV distance", TV_DRIFT
+            text = values.astype(str).str.strip()
+            counts = pd.crosstab(text, valid)
+            if counts.shape[0] < 2 or counts.shape[1] < 2:
+                continue
+            shares = counts / counts.sum(axis=0)
+            value = 0.5 * float((shares.iloc[:, 0] - shares.iloc[:, 1]).abs().sum())
+            p_value, measure = float(chi2_contingency(counts.to_numpy())[1]), "TV distance"
         else:
             continue
-        if value >= limit:
-            found.append({"column": name, "measure": measure, "value": round(value, 4)})
+        if p_value < DRIFT_P_VALUE and value >= DRIFT_DISTANCE:
+            found.append(
+                {
+                    "column": name,
+                    "measure": measure,
+                    "value": round(value, 4),
+                    "p_value": float(f"{p_value:.3g}"),
+                }
+            )
     found.sort(key=lambda f: -f["value"])
     return {
-        "method": f"PSI ≥ {PSI_DRIFT} (numeric), total variation ≥ {TV_DRIFT} (categorical)",
+        "method": (
+            f"two-sample Kolmogorov-Smirnov (numeric) or chi-squared (categorical) test with "
+            f"p < {DRIFT_P_VALUE}, and KS statistic or total variation distance ≥ {DRIFT_DISTANCE}"
+        ),
         "compared": f"{int(train.sum()):,} training rows vs {int(valid.sum()):,} rows of {split}",
         "features": found,
         "note": (
