@@ -243,7 +243,12 @@ def test_folder_archive_and_job_give_identical_predictions(
     folder = best_final_model(job_dir)
     archive = folder / "model.tar.gz"
     with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == ["mlpilot-model.json", "pipeline.joblib"]
+        assert sorted(tar.getnames()) == [
+            "mlpilot-model.json",
+            "model-card.json",
+            "model-card.md",
+            "pipeline.joblib",
+        ]
     predictions = [
         mlpilot.load_model(source).predict(rows, probabilities=True)
         for source in (folder, archive, job_dir, str(job_dir))

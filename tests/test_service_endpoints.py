@@ -3,6 +3,7 @@ transform and ModelDeployConfig through ``mlpilot serve``, with boto3."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -13,9 +14,11 @@ import httpx
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
+from typer.testing import CliRunner
 
 from helpers_data import TELCO
 from helpers_service import ROLE, ServiceProcess, automl_request, wait_for
+from mlpilot.cli.main import app
 
 # Left out of `make test-fast`: the service in a subprocess, serving endpoints.
 pytestmark = pytest.mark.slow
@@ -436,7 +439,7 @@ def test_duplicate_names_and_listing(sm: Any, ab_endpoint: str, container: dict[
 
 
 def test_update_endpoint_to_new_config(
-    sm: Any, runtime: Any, ab_endpoint: str, table: pd.DataFrame
+    sm: Any, runtime: Any, ab_endpoint: str, table: pd.DataFrame, service: ServiceProcess
 ) -> None:
     sm.create_endpoint_config(
         EndpointConfigName="churn-single",
@@ -464,6 +467,18 @@ def test_update_endpoint_to_new_config(
         EndpointName="churn-up", ContentType="text/csv", Body=_rows(table, 1)
     )
     assert answer["InvokedProductionVariant"] == "Only"
+    # The service's audit trail: ``mlpilot card`` lists both deployments of the package.
+    package = Path(sm.describe_model(ModelName="churn-model")["PrimaryContainer"]["ModelDataUrl"])
+    printed = CliRunner().invoke(
+        app, ["card", str(package.parent), "--data-dir", str(service.data_dir), "-f", "json"]
+    )
+    assert printed.exit_code == 0, printed.output
+    trail = [
+        (d["action"], d["variant"])
+        for d in json.loads(printed.output)["deployments"]
+        if d["endpoint"] == "churn-up"
+    ]
+    assert trail == [("CreateEndpoint", "A"), ("CreateEndpoint", "B"), ("UpdateEndpoint", "Only")]
     sm.delete_endpoint(EndpointName="churn-up")
     sm.get_waiter("endpoint_deleted").wait(
         EndpointName="churn-up", WaiterConfig={"Delay": 1, "MaxAttempts": 30}

@@ -7,6 +7,7 @@ import typer
 from mlpilot._version import __version__
 from mlpilot.cli import (
     STARTED,
+    card,
     decrypt,
     jobs,
     leaderboard,
@@ -34,6 +35,7 @@ app.add_typer(jobs.app)
 app.add_typer(report.app)
 app.add_typer(train.app)
 app.add_typer(decrypt.app)
+app.add_typer(card.app)
 
 
 @app.command("version")

@@ -23,6 +23,7 @@ from mlpilot._layout import JobLayout, write_json_atomic
 from mlpilot._types import CandidateStatus, JobStatus, Mode, SecondaryStatus
 from mlpilot.config import JobConfig
 from mlpilot.errors import ConfigError, MlpilotError, storage_failure
+from mlpilot.jobs._card import write_card
 from mlpilot.jobs._leaderboard import leaderboard_frame
 from mlpilot.jobs._records import (
     CandidateRecord,
@@ -452,6 +453,13 @@ class AutoMLJob:
         best = self.state.best
         assert best is not None and self.analysis is not None
         packaged = self.problem.package(self, best)
+        try:
+            # Sealed into the package before anything points at it: it never changes after.
+            write_card(self, best, packaged)
+        except Exception as exc:
+            if storage_failure(exc) is not None:
+                raise
+            self.add_partial_failure(f"The model card was not written: {exc}")
         crash_point("packaging")  # the model is published, the record does not say so yet
         archive = packaged.location / "model.tar.gz"
         best.containers = [

@@ -1,6 +1,7 @@
 """The model package: save, load (with version checks), predict rows (:class:`InferenceModel`)
 or forecast series (:class:`SeriesModel`); :func:`load_model` gives whichever a package holds."""
 
+from mlpilot.package._card import CARD_VERSION, card_markdown, read_card
 from mlpilot.package._crypto import (
     KEY_FILES_VARIABLE,
     EncryptingWriter,
@@ -12,12 +13,16 @@ from mlpilot.package._crypto import (
 )
 from mlpilot.package._files import (
     ARCHIVE,
+    CARD_JSON,
+    CARD_MARKDOWN,
     FORECASTING,
     MANIFEST,
     PIPELINE,
     ModelVersionWarning,
     UnverifiedPackageWarning,
     encrypt_package,
+    seal_files,
+    verify_package,
 )
 from mlpilot.package._load import load_model
 from mlpilot.package._model import InferenceModel, package_bytes
@@ -26,6 +31,9 @@ from mlpilot.package._versions import compare_versions, installed_versions
 
 __all__ = [
     "ARCHIVE",
+    "CARD_JSON",
+    "CARD_MARKDOWN",
+    "CARD_VERSION",
     "FORECASTING",
     "KEY_FILES_VARIABLE",
     "MANIFEST",
@@ -38,6 +46,7 @@ __all__ = [
     "SeriesModel",
     "SeriesPredictor",
     "UnverifiedPackageWarning",
+    "card_markdown",
     "check_key_name",
     "compare_versions",
     "decrypt_file",
@@ -46,5 +55,8 @@ __all__ = [
     "is_encrypted",
     "load_model",
     "package_bytes",
+    "read_card",
     "read_key_file",
+    "seal_files",
+    "verify_package",
 ]

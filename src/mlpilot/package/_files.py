@@ -6,11 +6,15 @@ Layout::
     <dir>/mlpilot-model.json   what a reader needs without unpickling: problem type, schema,
                                candidate facts, library versions, the payload's SHA-256
     <dir>/pipeline.joblib      the model itself (joblib)
-    <dir>/model.tar.gz         the same two files, for ``ModelDataUrl`` and containers
+    <dir>/model-card.json      the model card (mlpilot.jobs writes it as the package is made):
+    <dir>/model-card.md        facts about the data, validation, metrics and caveats; no rows
+    <dir>/model.tar.gz         the same files, for ``ModelDataUrl`` and containers
 
-The payload is unpickled only once its SHA-256 matches the manifest's ``checksums`` entry, so a
-truncated or damaged package is refused with a :class:`ModelPackageError` rather than a
-traceback from deep inside unpickling. Packages written before checksums were recorded load with
+The card files, when present, are sealed like the payload: their SHA-256 are in the manifest's
+``checksums`` too (:func:`verify_package` checks every one). The payload is unpickled only
+once its SHA-256 matches the manifest's ``checksums`` entry, so a truncated or damaged package
+is refused with a :class:`ModelPackageError` rather than a traceback from deep inside
+unpickling. Packages written before checksums were recorded load with
 an :class:`UnverifiedPackageWarning`.
 
 A payload may be encrypted (AES-256-GCM under a named key, see :mod:`._crypto`): the manifest
@@ -42,6 +46,8 @@ from mlpilot.package._versions import compare_versions, installed_versions
 
 __all__ = [
     "ARCHIVE",
+    "CARD_JSON",
+    "CARD_MARKDOWN",
     "FORECASTING",
     "FORMAT_VERSION",
     "MANIFEST",
@@ -52,11 +58,17 @@ __all__ = [
     "encrypt_package",
     "publish",
     "read_package",
+    "seal_files",
+    "verify_package",
 ]
 
 MANIFEST = "mlpilot-model.json"
 PIPELINE = "pipeline.joblib"
 ARCHIVE = "model.tar.gz"
+CARD_JSON = "model-card.json"
+CARD_MARKDOWN = "model-card.md"
+#: Files besides the payload that a package may hold under its manifest's checksums.
+SEALED_EXTRAS = (CARD_JSON, CARD_MARKDOWN)
 FORMAT_VERSION = 1
 #: The manifest's ``problem_type`` of a forecasting package (the AutoMLProblemTypeConfigName).
 FORECASTING = "TimeSeriesForecasting"
@@ -137,8 +149,9 @@ def copy_package(source: str | Path, directory: str | Path, *, archive: bool = T
     _verify(src, _read_manifest(src / MANIFEST, src), src, warn=False)
 
     def write(staging: Path) -> None:
-        for name in (MANIFEST, PIPELINE):
-            shutil.copyfile(src / name, staging / name)
+        for name in (MANIFEST, PIPELINE, *SEALED_EXTRAS):
+            if (src / name).is_file():
+                shutil.copyfile(src / name, staging / name)
 
     return _publish(Path(directory), write, archive=archive)
 
@@ -167,12 +180,65 @@ def encrypt_package(folder: str | Path, name: str, keyring: Keyring, *, archive:
         recorded = {
             **info,
             "encryption": {"algorithm": "AES-256-GCM", "kms_key_id": name},
-            "checksums": {PIPELINE: file_sha256(staging / PIPELINE)},
+            # the card's checksums stay: only the payload changed
+            "checksums": {**info.get("checksums", {}), PIPELINE: file_sha256(staging / PIPELINE)},
         }
         (staging / MANIFEST).write_text(json.dumps(recorded, indent=1, default=str))
 
     _publish(src, write, archive=archive or (src / ARCHIVE).exists())
     return True
+
+
+def seal_files(folder: str | Path, files: dict[str, str]) -> Path:
+    """Add ``files`` (name → text, names from :data:`SEALED_EXTRAS`) to the package at
+    ``folder``: their checksums join the manifest's and the archive is rebuilt, through a
+    staging folder like any other write, so the package is never seen half-sealed."""
+    src = Path(folder)
+    info = _read_manifest(src / MANIFEST, src)
+    _verify(src, info, src, warn=False)
+
+    def write(staging: Path) -> None:
+        for child in src.iterdir():
+            if child.name not in (MANIFEST, ARCHIVE, *files) and child.is_file():
+                _link_or_copy(child, staging / child.name)
+        checksums = dict(info.get("checksums") or {})
+        for name, text in files.items():
+            if name not in SEALED_EXTRAS:
+                raise ValueError(f"{name} is not a file a model package holds")
+            (staging / name).write_text(text, encoding="utf-8")
+            checksums[name] = file_sha256(staging / name)
+        recorded = {**info, "checksums": checksums}
+        (staging / MANIFEST).write_text(json.dumps(recorded, indent=1, default=str))
+
+    return _publish(src, write, archive=(src / ARCHIVE).exists())
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system allows (the payload may be large), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def verify_package(folder: str | Path) -> dict[str, Any]:
+    """The manifest of the package at ``folder`` once every file its ``checksums`` name
+    matches (the payload and the card); a :class:`ModelPackageError` names the first that
+    does not."""
+    src = Path(folder)
+    if not (src / MANIFEST).exists():
+        raise JobNotFoundError(f"No model package at {src} (no {MANIFEST})")
+    info = _read_manifest(src / MANIFEST, src)
+    _verify(src, info, src, warn=False)
+    for name, expected in (info.get("checksums") or {}).items():
+        if name == PIPELINE:
+            continue
+        if not (src / name).is_file() or file_sha256(src / name) != expected:
+            raise ModelPackageError(
+                f"Model package {src} is corrupted: {name} is missing or was modified after "
+                "the package was written"
+            )
+    return info
 
 
 def _publish(target: Path, write: Callable[[Path], None], *, archive: bool) -> Path:
@@ -186,6 +252,9 @@ def _publish(target: Path, write: Callable[[Path], None], *, archive: bool) -> P
             with tarfile.open(staging / ARCHIVE, "w:gz", compresslevel=1) as tar:
                 tar.add(staging / MANIFEST, arcname=MANIFEST)
                 tar.add(staging / PIPELINE, arcname=PIPELINE)
+                for name in SEALED_EXTRAS:
+                    if (staging / name).exists():
+                        tar.add(staging / name, arcname=name)
         _sync_folder(staging)
         if target.exists():
             shutil.rmtree(target)

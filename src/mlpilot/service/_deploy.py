@@ -5,6 +5,7 @@ DeleteEndpoint), kept in the metadata store. The endpoints themselves run in
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -64,6 +65,34 @@ def _model_data_exists(url: str) -> bool:
         return bool(fs.exists(path))
     except Exception:
         return False
+
+
+def package_id(url: str) -> str | None:
+    """The payload checksum a model package's manifest records (what identifies the package
+    in the deployments' audit trail), read from its ``model.tar.gz`` or folder; None when it
+    cannot be read."""
+    import tarfile
+
+    from mlpilot.data import resolve_uri
+    from mlpilot.package import MANIFEST, PIPELINE
+
+    try:
+        fs, path = resolve_uri(url)
+        if fs.isdir(path):
+            info = json.loads(fs.cat_file(f"{path.rstrip('/')}/{MANIFEST}"))
+        else:
+            # The manifest is the archive's first member: a stream read stops there.
+            with fs.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
+                info = None
+                for member in tar:
+                    if member.name == MANIFEST:
+                        extracted = tar.extractfile(member)
+                        info = json.loads(extracted.read()) if extracted else None
+                        break
+        value = (info or {}).get("checksums", {}).get(PIPELINE)
+        return None if value is None else str(value)
+    except Exception:
+        return None
 
 
 class DeployOperations:
@@ -234,8 +263,31 @@ class DeployOperations:
             if self.store.get_resource(ENDPOINT, name) is None:
                 self._check_instances(name, self._wanted(config))
             self._insert(ENDPOINT, name, arn, record, "endpoint")
+        self._record_deployments(name, config, "CreateEndpoint")
         self.host.wait(self.host.launch(name), wait)
         return arn
+
+    def _record_deployments(self, endpoint: str, config: dict[str, Any], action: str) -> None:
+        """Add the audit trail's rows: one per variant of ``config`` put on ``endpoint``."""
+        rows = []
+        now = _now()
+        for variant in config["ProductionVariants"]:
+            model = self.store.get_resource(MODEL, variant["ModelName"]) or {}
+            containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
+            url = str(containers[0].get("ModelDataUrl", ""))
+            rows.append(
+                {
+                    "package_id": package_id(url) if url else None,
+                    "model_data_url": url,
+                    "model_name": variant["ModelName"],
+                    "endpoint": endpoint,
+                    "variant": variant["VariantName"],
+                    "endpoint_config": config["EndpointConfigName"],
+                    "action": action,
+                    "time": now,
+                }
+            )
+        self.store.add_deployments(rows)
 
     def CreateEndpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         arn = self.create_endpoint(
@@ -269,6 +321,7 @@ class DeployOperations:
             config = self._config(params["EndpointConfigName"])
             self._check_instances(name, self._wanted(config))
             self.host.set_record(name, EndpointStatus="Updating")
+        self._record_deployments(name, config, "UpdateEndpoint")
         self.host.wait(self.host.update(name, params["EndpointConfigName"]), CREATE_WAIT)
         return {"EndpointArn": record["EndpointArn"]}
 

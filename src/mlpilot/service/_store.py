@@ -87,6 +87,26 @@ resources = Table(
 )
 
 
+#: The audit trail of deployments: one row per production variant each time CreateEndpoint or
+#: UpdateEndpoint puts a model on an endpoint. ``package_id`` is the package's payload
+#: checksum (its manifest's), so ``mlpilot card`` finds a package's deployments wherever the
+#: package was read from. Rows are only added (a new table, made by ``create_all`` like the
+#: others on a store that predates it).
+deployments = Table(
+    "model_deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("package_id", String(64), index=True),
+    Column("model_data_url", Text, nullable=False),
+    Column("model_name", String(128), nullable=False),
+    Column("endpoint", String(128), nullable=False),
+    Column("variant", String(128), nullable=False),
+    Column("endpoint_config", String(128), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("time", Float, nullable=False),
+)
+
+
 class AlreadyExists(Exception):
     pass
 
@@ -325,6 +345,25 @@ class Store:
         )
         page.rows = [row["record"] for row in page.rows]
         return page
+
+    # -- deployments' audit trail ------------------------------------------------------------
+    def add_deployments(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            with self._tx() as conn:
+                conn.execute(deployments.insert(), rows)
+
+    def list_deployments(self, package_id: str) -> list[dict[str, Any]]:
+        """The deployments of the package whose payload checksum is ``package_id``, oldest
+        first."""
+        t = deployments
+        with self._tx() as conn:
+            found = conn.execute(
+                select(t).where(t.c.package_id == package_id).order_by(t.c.time, t.c.id)
+            ).all()
+        return [
+            {k: v for k, v in row._mapping.items() if k not in ("id", "package_id")}
+            for row in found
+        ]
 
     # -- helpers --------------------------------------------------------------------------
     def _list(
