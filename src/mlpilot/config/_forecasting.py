@@ -270,15 +270,15 @@ class ForecastingConfig:
                 f"valid names: {', '.join(names)}"
             )
         check_table_channels(job, self.jobs)
-        if (
-            job.validation_fraction is not None
-            or job.validation_data is not None
-            or job.split_by_time is not None
-            or job.split_by_group is not None
-        ):
+        if job.validation_fraction is not None or job.validation_data is not None:
             raise ConfigError(
-                "DataSplitConfig, a time or group split and a validation channel must not be "
-                "set for time-series forecasting: the job backtests on the end of each series"
+                "DataSplitConfig and a validation channel must not be set for time-series "
+                "forecasting: the job backtests on the end of each series"
+            )
+        if job.split_by_time is not None or job.split_by_group is not None:
+            raise ConfigError(
+                "A time or group split is for tabular jobs: time-series forecasting backtests "
+                "on the end of each series"
             )
 
     # -- TimeSeriesForecastingJobConfig -------------------------------------------------------
