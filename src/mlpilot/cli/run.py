@@ -153,6 +153,22 @@ def run(
             show_default="5-fold CV up to 5,000 rows, else 0.2",
         ),
     ] = None,
+    split_by_time: Annotated[
+        str | None,
+        typer.Option(
+            help="Validate on the latest rows by this date or number column (CV: time-series "
+            "folds), as the model will be used on later data.",
+            metavar="COLUMN",
+        ),
+    ] = None,
+    split_by_group: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep each value of this entity column (customer, patient...) on one side of "
+            "every split, as the model will meet new entities.",
+            metavar="COLUMN",
+        ),
+    ] = None,
     sample_weight: Annotated[
         str | None, typer.Option(help="SampleWeightAttributeName: column of row weights.")
     ] = None,
@@ -243,6 +259,8 @@ def run(
         max_runtime_per_candidate=max_runtime_per_candidate,
         max_runtime=max_runtime,
         validation_fraction=validation_fraction,
+        split_by_time=split_by_time,
+        split_by_group=split_by_group,
         seed=seed,
         parallelism=parallelism,
         generate_reports=reports,

@@ -275,6 +275,11 @@ class ForecastingConfig:
                 "DataSplitConfig and a validation channel must not be set for time-series "
                 "forecasting: the job backtests on the end of each series"
             )
+        if job.split_by_time is not None or job.split_by_group is not None:
+            raise ConfigError(
+                "A time or group split is for tabular jobs: time-series forecasting backtests "
+                "on the end of each series"
+            )
 
     # -- TimeSeriesForecastingJobConfig -------------------------------------------------------
     @classmethod

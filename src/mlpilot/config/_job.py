@@ -29,6 +29,9 @@ DEFAULT_MAX_CANDIDATES = 100  # SageMaker's HPO default
 MAX_CANDIDATES_LIMIT = 750
 #: What a DataFrame given to the Python API is called in the request and the spec file.
 IN_MEMORY = "dataframe://in-memory"
+#: mlpilot's DataSplitConfig extensions, carried as tags: boto3 validates request members
+#: against SageMaker's model, so a member of our own could not be sent, while any tag can.
+SPLIT_TAGS = {"split_by_time": "mlpilot:SplitByTime", "split_by_group": "mlpilot:SplitByGroup"}
 
 
 class ProblemConfig(Protocol):
@@ -111,6 +114,10 @@ class JobConfig:
     max_runtime_per_candidate: int | None = None
     max_runtime: int | None = None
     validation_fraction: float | None = None
+    #: Validate on the latest rows by this column (CV: time-series folds); not SageMaker's.
+    split_by_time: str | None = None
+    #: Keep each value of this (entity) column's rows on one side of every split.
+    split_by_group: str | None = None
     seed: int = 0
     parallelism: int | None = None
     #: Run the data-exploration notebook and write the explainability and model-quality
@@ -159,6 +166,17 @@ class JobConfig:
             )
         if self.validation_fraction is not None and self.validation_data is not None:
             raise ConfigError("Give either a validation channel or ValidationFraction, not both")
+        if self.split_by_time is not None and self.split_by_group is not None:
+            raise ConfigError("Give either a time split or a group split, not both")
+        split = self.split_by_time or self.split_by_group
+        if split is not None:
+            if not isinstance(split, str) or not split:
+                raise ConfigError("The split column must be a column name")
+            if self.validation_data is not None:
+                raise ConfigError(
+                    "A validation channel is the validation set: it cannot be split by time "
+                    "or group too"
+                )
         if self.compression not in (None, "None", "Gzip"):
             raise ConfigError(f"CompressionType must be None or Gzip; got {self.compression!r}")
         if self.parallelism is not None and self.parallelism < 1:
@@ -291,6 +309,7 @@ class JobConfig:
             "max_runtime_per_candidate": criteria.get("MaxRuntimePerTrainingJobInSeconds"),
             "max_runtime": criteria.get("MaxAutoMLJobRuntimeInSeconds"),
             "validation_fraction": (request.get("DataSplitConfig") or {}).get("ValidationFraction"),
+            **_split_tags(request.get("Tags") or ()),
             "role_arn": request.get("RoleArn", cls.role_arn),
             "tags": tuple(request.get("Tags") or ()),
         }
@@ -331,9 +350,20 @@ class JobConfig:
             request["AutoMLJobObjective"] = {"MetricName": self.objective}
         if self.validation_fraction is not None:
             request["DataSplitConfig"] = {"ValidationFraction": self.validation_fraction}
-        if self.tags:
-            request["Tags"] = list(self.tags)
+        tags = list(self.tags)
+        for name, key in SPLIT_TAGS.items():
+            column = getattr(self, name)
+            if column is not None and not any(t.get("Key") == key for t in tags):
+                tags.append({"Key": key, "Value": column})
+        if tags:
+            request["Tags"] = tags
         return request
+
+
+def _split_tags(tags: Any) -> dict[str, str]:
+    """The split settings among the request's tags."""
+    keys = {key: name for name, key in SPLIT_TAGS.items()}
+    return {keys[t["Key"]]: t.get("Value", "") for t in tags if t.get("Key") in keys}
 
 
 def _problem_block(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
-from mlpilot.search import ValidationPlan, plan_validation
+from mlpilot.errors import ConfigError
+from mlpilot.search import RowSplit, ValidationPlan, group_folds, plan_validation
 
 __all__ = ["BaggingPlan", "plan_bagging", "sample_rows"]
 
@@ -36,6 +37,9 @@ class BaggingPlan:
     #: Row numbers (of the usable table) the job trains on; None: all.
     sample: np.ndarray | None
     sample_reason: str
+    #: Folds by entity: a forest's out-of-bag rows share entities with its bootstrap, so it
+    #: is scored fold by fold instead.
+    grouped: bool = False
 
 
 #: Memory limits of the process's control group (v2, then v1): in a container the machine's
@@ -100,9 +104,14 @@ def plan_bagging(
     budget: float | None,
     row_cap: int | None,
     cap_reason: str,
+    split: RowSplit | None = None,
 ) -> BaggingPlan:
     """Folds for the ENSEMBLING job. ``folds[i] == -1`` never happens: rows outside a sample
-    are removed from the table the workers see."""
+    are removed from the table the workers see.
+
+    A time split is a time holdout (stacking needs out-of-fold predictions for every row,
+    which no fold trained on the past alone gives the earliest rows); a group split's bagging
+    folds keep each entity's rows in one fold."""
     sample = None
     sample_reason = ""
     if row_cap is not None and n_rows > row_cap and not n_validation_rows:
@@ -118,7 +127,10 @@ def plan_bagging(
         )
         y = y[sample]
         n_rows = row_cap
-    if n_validation_rows or fraction is not None:
+        if split is not None:
+            split = RowSplit(split.kind, split.column, split.keys[sample])
+    time_split = split is not None and split.kind == "time"
+    if n_validation_rows or fraction is not None or time_split:
         plan = plan_validation(
             n_rows,
             y,
@@ -126,6 +138,7 @@ def plan_bagging(
             seed=seed,
             fraction=fraction if fraction is not None else 0.2,
             n_validation_rows=n_validation_rows,
+            split=split,
         )
         plan.reason += (
             "; each base model is trained once on the training rows and the ensemble is "
@@ -136,27 +149,39 @@ def plan_bagging(
     k = 5
     if n_rows > FEW_FOLDS_ROWS and budget is not None and budget < SHORT_BUDGET:
         k = 3
-    strat = _stratify(y if classification else None)
-    splitter = (
-        StratifiedKFold(k, shuffle=True, random_state=seed)
-        if strat is not None
-        else KFold(k, shuffle=True, random_state=seed)
-    )
-    folds = np.zeros(n_rows, dtype=np.int16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        for fold, (_, test) in enumerate(splitter.split(np.zeros(n_rows), strat)):
-            folds[test] = fold
+    if split is not None:
+        n_groups = len(np.unique(split.keys))
+        if n_groups < 2:
+            raise ConfigError(
+                f"Cannot split by group on {split.column!r}: it needs at least 2 distinct values"
+            )
+        k = min(k, n_groups)
+        folds = group_folds(split.keys, y if classification else None, k, seed)
+    else:
+        strat = _stratify(y if classification else None)
+        splitter = (
+            StratifiedKFold(k, shuffle=True, random_state=seed)
+            if strat is not None
+            else KFold(k, shuffle=True, random_state=seed)
+        )
+        folds = np.zeros(n_rows, dtype=np.int16)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            for fold, (_, test) in enumerate(splitter.split(np.zeros(n_rows), strat)):
+                folds[test] = fold
     why = (
         f"{k}-fold bagging: every base model is trained {k} times, each time on {k - 1}/{k} of "
         f"the {n_rows:,} rows, and scored on the fold it did not see (out-of-fold predictions "
         "for every row, shared by all models so the stacker and the ensemble compare them "
         "row for row)"
     )
-    if k == 3:
+    if split is not None:
+        why += f"; folds by group on {split.column!r}: each entity's rows in one fold"
+    elif k == 3:
         why += f"; 3 folds rather than 5: over {FEW_FOLDS_ROWS:,} rows under a short budget"
-    plan = ValidationPlan("bagged cross-validation", folds, tuple(range(k)), why, n_rows)
-    return BaggingPlan(plan, True, sample, sample_reason)
+    method = "bagged group cross-validation" if split is not None else "bagged cross-validation"
+    plan = ValidationPlan(method, folds, tuple(range(k)), why, n_rows)
+    return BaggingPlan(plan, True, sample, sample_reason, grouped=split is not None)
 
 
 def _stratify(y: np.ndarray | None) -> np.ndarray | None:

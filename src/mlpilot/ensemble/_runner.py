@@ -328,7 +328,11 @@ class EnsembleBuilder:
         preprocessing = get_algorithm(entry.algorithm).preprocessing.to_dict()
         name = self._name(entry.algorithm, params, preprocessing)
         limit = self.budget.task_limit(left, MAX_MODEL_SHARE)
-        out_of_bag = self.plan.bagged and algorithm_tags(entry.algorithm).out_of_bag
+        out_of_bag = (
+            self.plan.bagged
+            and not self.plan.grouped
+            and algorithm_tags(entry.algorithm).out_of_bag
+        )
         task = self._trial_task(
             name=name,
             algorithm=entry.algorithm,

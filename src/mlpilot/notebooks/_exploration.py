@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mlpilot._types import ProblemType
+from mlpilot.errors import MlpilotError
 from mlpilot.features import TableCleaner
 from mlpilot.notebooks._display import figure, pct
 from mlpilot.notebooks._findings import (
@@ -45,6 +46,7 @@ from mlpilot.notebooks._measures import (
 )
 from mlpilot.profile import HIGH_CARDINALITY, ColumnKind, DatasetProfile, label_key
 from mlpilot.reports import load_duplicates, load_sample
+from mlpilot.search import plan_validation, split_keys
 
 __all__ = ["DataExploration"]
 
@@ -112,6 +114,61 @@ class DataExploration:
 
     def _kind(self, name: str) -> str:
         return self.profile.column(name).kind
+
+    @cached_property
+    def split_gaps(self) -> dict[str, tuple[float, float, str]]:
+        """For each suggested split's column: ``(random split's score, the split's score,
+        metric)`` of a quick gradient-boosting model on this sample (80/20 holdouts); a large
+        gap means a random split's validation score overstates the deployed model's."""
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+        from sklearn.metrics import accuracy_score, r2_score
+
+        if len(self.sample) < 50 or not self.profile.split_suggestions:
+            return {}
+        columns = []
+        for name in self.features:
+            x = self.clean[name]
+            if self._kind(name) == ColumnKind.TEXT:
+                continue
+            if isinstance(x.dtype, pd.CategoricalDtype) or x.dtype == object:
+                columns.append(pd.Series(pd.factorize(x)[0], dtype=float).where(x.notna()))
+            else:
+                columns.append(pd.to_numeric(x, errors="coerce").astype(float))
+        if not columns:
+            return {}
+        X = np.column_stack([c.to_numpy() for c in columns])
+        y = self.y
+        classification = self.problem_type.is_classification
+        gaps = {}
+        for suggestion in self.profile.split_suggestions:
+            name = suggestion["Column"]
+            if name not in self.sample:
+                continue
+            scores = []
+            try:
+                split = split_keys(suggestion["Type"].lower(), name, self.sample[name])
+                for how in (None, split):
+                    plan = plan_validation(
+                        len(y), y, classification=classification, seed=0, fraction=0.2, split=how
+                    )
+                    train, valid = plan.folds == 0, plan.folds == 1
+                    model = (
+                        HistGradientBoostingClassifier(max_iter=50, random_state=0)
+                        if classification
+                        else HistGradientBoostingRegressor(max_iter=50, random_state=0)
+                    ).fit(X[train], y[train])
+                    predicted = model.predict(X[valid])
+                    scores.append(
+                        float(
+                            accuracy_score(y[valid], predicted)
+                            if classification
+                            else r2_score(y[valid], predicted)
+                        )
+                    )
+            except (ValueError, MlpilotError):  # a split this sample cannot make
+                continue
+            gaps[name] = (scores[0], scores[1], "accuracy" if classification else "R²")
+        return gaps
 
     @cached_property
     def _folds(self) -> np.ndarray:

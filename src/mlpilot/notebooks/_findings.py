@@ -260,6 +260,27 @@ def find_insights(exploration: DataExploration) -> list[Insight]:
                 tuple(heavy["column"]),
             )
         )
+    gaps = exploration.split_gaps
+    for suggestion in p.split_suggestions:
+        name = suggestion["Column"]
+        gap = gaps.get(name)
+        measured = (
+            f" On this sample a quick model scores {gap[2]} {gap[0]:.3f} on a random 20% "
+            f"holdout but {gap[1]:.3f} on the {suggestion['Type'].lower()} split's: the "
+            "random split's score is not what the deployed model will reach."
+            if gap is not None
+            else ""
+        )
+        found.append(
+            Insight(
+                "high" if gap is not None and gap[0] - gap[1] > 0.05 else "low",
+                f"Validate with a {suggestion['Type'].lower()} split on {name!r}",
+                f"{name!r} is {suggestion['Reason']}.{measured}",
+                "Compare the two scores above; the job's ValidationReason names the split used.",
+                f"Run the job with {suggestion['Pass']}.",
+                (name,),
+            )
+        )
     if p.n_rows < 500:
         found.append(
             Insight(

@@ -7,6 +7,7 @@ read it, so what is decided here is decided once.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from mlpilot.profile._columns import (
 )
 from mlpilot.profile._target import TargetProfile, infer_target
 
-__all__ = ["DatasetProfile", "FeatureSpecification", "build_profile"]
+__all__ = ["DatasetProfile", "FeatureSpecification", "build_profile", "suggest_splits"]
 
 PROFILE_VERSION = 1
 
@@ -104,6 +105,8 @@ class DatasetProfile:
     duplicate_rows: int = 0
     dropped_rows: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Splits that would validate as the model is used (see :func:`suggest_splits`).
+    split_suggestions: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def problem_type(self) -> ProblemType:
@@ -139,6 +142,7 @@ class DatasetProfile:
             "duplicate_rows": self.duplicate_rows,
             "dropped_rows": self.dropped_rows,
             "notes": self.notes,
+            "split_suggestions": self.split_suggestions,
             "columns": [c.to_dict() for c in self.columns],
         }
 
@@ -153,6 +157,7 @@ class DatasetProfile:
             duplicate_rows=data.get("duplicate_rows", 0),
             dropped_rows=data.get("dropped_rows", {}),
             notes=data.get("notes", []),
+            split_suggestions=data.get("split_suggestions", []),
         )
 
     def save(self, path: str | Path) -> None:
@@ -267,4 +272,39 @@ def build_profile(
         duplicate_rows=duplicates,
         dropped_rows=dropped,
         notes=notes,
+        split_suggestions=suggest_splits(columns, len(df)),
     )
+
+
+#: Column names that read as an entity's key: customer_id, CustomerId, userID, store_key...
+_ENTITY_NAME = re.compile(r"(^|[_\s.-])(id|key)$|[a-z](Id|ID|Key)$|^(id|key)$", re.IGNORECASE)
+
+
+def suggest_splits(columns: list[ColumnProfile], n_rows: int) -> list[dict[str, str]]:
+    """A time split for each date column; a group split for each entity key whose values
+    repeat (a random split would put an entity's rows on both sides)."""
+    found = []
+    for col in columns:
+        if col.kind == ColumnKind.DATETIME:
+            kind, why = "Time", "a date column: the model will predict later rows than it saw"
+        elif (
+            _ENTITY_NAME.search(col.name)
+            and 2 <= col.n_unique <= n_rows * (1 - col.missing_ratio) / 1.5
+        ):
+            kind = "Group"
+            why = (
+                f"an entity key with repeated values ({col.n_unique:,} values in {n_rows:,} "
+                "rows): the model will meet entities it never saw"
+            )
+        else:
+            continue
+        flag = f"--split-by-{kind.lower()} {col.name}"
+        found.append(
+            {
+                "Type": kind,
+                "Column": col.name,
+                "Reason": why,
+                "Pass": f"mlpilot run ... {flag} (API: tag mlpilot:SplitBy{kind}={col.name})",
+            }
+        )
+    return found

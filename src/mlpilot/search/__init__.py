@@ -3,7 +3,7 @@
 from mlpilot.search._prepared import PreparedData, load_prepared, write_prepared
 from mlpilot.search._search import candidate_name, run_search
 from mlpilot.search._space import CandidateDefinition, CandidateSpec, SearchSpace
-from mlpilot.search._split import ValidationPlan, plan_validation
+from mlpilot.search._split import RowSplit, ValidationPlan, group_folds, plan_validation, split_keys
 from mlpilot.search._tasks import PriorTrial, TrialResult, TrialTask, trial_result
 from mlpilot.search._trial import (
     VALIDATION_PREDICTIONS,
@@ -17,16 +17,19 @@ __all__ = [
     "CandidateSpec",
     "PreparedData",
     "PriorTrial",
+    "RowSplit",
     "SearchSpace",
     "TrialResult",
     "TrialTask",
     "ValidationPlan",
     "candidate_name",
+    "group_folds",
     "load_prepared",
     "load_validation_predictions",
     "plan_validation",
     "predict_latency",
     "run_search",
+    "split_keys",
     "trial_result",
     "write_prepared",
 ]

@@ -50,6 +50,8 @@ class TrialTask:
     out_of_bag: bool = False
     #: Write ``model.tar.gz`` beside the package (default: only for refits).
     archive: bool | None = None
+    #: Time-series folds: each fold is scored by a model trained on the folds before it.
+    forward_folds: bool = False
 
 
 @dataclass

@@ -242,7 +242,8 @@ def _evaluate(
     intermediate: dict[int, float] = {}
     fold_scores = []
     for step, fold in enumerate(task.eval_folds):
-        train = np.flatnonzero((data.folds >= 0) & (data.folds != fold))
+        before = data.folds < fold if task.forward_folds else data.folds != fold
+        train = np.flatnonzero((data.folds >= 0) & before)
         valid = np.flatnonzero(data.folds == fold)
         remaining = time_left()
         limit = None if remaining is None else remaining / (len(task.eval_folds) - step)

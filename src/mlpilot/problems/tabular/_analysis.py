@@ -11,10 +11,17 @@ import pandas as pd
 from mlpilot._types import Mode
 from mlpilot.config import JobConfig, TabularConfig
 from mlpilot.data import read_table
-from mlpilot.errors import DataError
+from mlpilot.errors import ConfigError, DataError
 from mlpilot.profile import MISSING_TOKENS, DatasetProfile, clean_labels, parse_numeric
+from mlpilot.search import RowSplit, split_keys
 
-__all__ = ["AUTO_ENSEMBLING_MAX_BYTES", "SEARCH_ROW_CAPS", "choose_mode", "read_channels"]
+__all__ = [
+    "AUTO_ENSEMBLING_MAX_BYTES",
+    "SEARCH_ROW_CAPS",
+    "choose_mode",
+    "read_channels",
+    "row_split",
+]
 
 #: Largest sample the search trains on, by runtime budget (seconds → rows).
 SEARCH_ROW_CAPS = ((120, 50_000), (900, 200_000))
@@ -113,3 +120,27 @@ def csv_bytes(table: pd.DataFrame) -> int:
     sample = table.sample(min(2_000, len(table)), random_state=0) if len(table) > 2_000 else table
     per_row = len(sample.to_csv(index=False, header=False).encode()) / len(sample)
     return int(per_row * len(table))
+
+
+def row_split(cfg: JobConfig, table: pd.DataFrame) -> RowSplit | None:
+    """The time or group split the job asked for, keyed row for row with ``table``.
+
+    The column stays what the profile made of it (a date's parts, an entity's category, or
+    dropped as an identifier): the split is what keeps it honest.
+    """
+    spec = cfg.problem_as(TabularConfig)
+    kind, column = (
+        ("time", cfg.split_by_time)
+        if cfg.split_by_time is not None
+        else ("group", cfg.split_by_group)
+    )
+    if column is None:
+        return None
+    if column not in table.columns:
+        raise DataError(
+            f"Split column {column!r} is not in the data; columns are: "
+            f"{', '.join(map(str, table.columns[:30]))}"
+        )
+    if column in (spec.target, spec.sample_weight):
+        raise ConfigError(f"The split column {column!r} cannot be the target or the weight")
+    return split_keys(kind, column, table[column])

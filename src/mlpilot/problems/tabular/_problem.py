@@ -19,6 +19,7 @@ from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, Pack
 from mlpilot.problems.tabular._analysis import (
     choose_mode,
     read_channels,
+    row_split,
     sample_weights,
     search_row_cap,
     usable_rows,
@@ -28,6 +29,7 @@ from mlpilot.problems.tabular._training import train_ensemble, tune
 from mlpilot.profile import DatasetProfile, build_profile
 from mlpilot.runtime import default_parallelism
 from mlpilot.search import (
+    RowSplit,
     SearchSpace,
     TrialTask,
     ValidationPlan,
@@ -90,8 +92,9 @@ class TabularProblem:
         rows = usable_rows(table, n_validation, spec, profile)
         table, y = rows.table, rows.y
         mode, mode_reason = choose_mode(spec, table)
+        split = row_split(cfg, table)
         if mode is Mode.ENSEMBLING:
-            table, y = self._plan_bagging(session, table, y, profile, rows.n_validation)
+            table, y = self._plan_bagging(session, table, y, profile, rows.n_validation, split)
             assert self.validation is not None
         else:
             self.validation = plan_validation(
@@ -102,6 +105,7 @@ class TabularProblem:
                 fraction=cfg.validation_fraction,
                 n_validation_rows=rows.n_validation,
                 search_row_cap=search_row_cap(cfg.max_runtime),
+                split=split,
             )
         profile.notes.append(f"validation: {self.validation.reason}")
         self.profile = profile
@@ -136,6 +140,7 @@ class TabularProblem:
         y: np.ndarray,
         profile: DatasetProfile,
         n_validation: int,
+        split: RowSplit | None,
     ) -> tuple[pd.DataFrame, np.ndarray]:
         """ENSEMBLING's folds, and the sample it trains on when the table is too large for the
         time budget or the machine's memory (the reason goes into the profile's notes)."""
@@ -158,6 +163,7 @@ class TabularProblem:
             budget=cfg.max_runtime,
             row_cap=cap,
             cap_reason=why,
+            split=split,
         )
         if plan.sample is not None:
             table = table.iloc[plan.sample].reset_index(drop=True)

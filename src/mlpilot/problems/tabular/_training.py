@@ -73,6 +73,9 @@ def refits(problem: TabularProblem, best: CandidateView | None) -> bool:
         return False
     if problem.validation is None or len(problem.validation.eval_folds) == 1:
         return True
+    if problem.validation.forward:
+        return True  # time-series folds' models saw only the past of each fold
+
     if best is None:
         return False
     return not algorithm_tags(best.details["Algorithm"]).early_stopping
@@ -122,6 +125,7 @@ def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> st
             maximize=metric.maximize,
             prior_trials=prior,
             prune=len(validation.eval_folds) > 1,
+            forward_folds=validation.forward,
         )
 
     def started(task: TrialTask) -> None:
