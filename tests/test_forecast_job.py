@@ -116,9 +116,14 @@ def test_a_forecasting_job_backtests_ensembles_and_ships_the_best(tmp_path: Path
     execute_notebook(notebook, html=False)
     insights = Path(reports["ModelInsights"]["Location"])
     stats = json.loads((insights / "statistics.json").read_text())
-    assert len(stats["mlpilot"]["items_drawn"]) == 6  # the three worst and three best of 9
+    # The three worst and three best of 9, as many as the job's time allows (a busy machine
+    # leaves less), the rest named in a note.
+    drawn = len(stats["mlpilot"]["items_drawn"])
+    assert 1 <= drawn <= 6
+    if drawn < 6:
+        assert f"{6 - drawn} of 6 items not drawn: no time left" in stats["mlpilot"]["notes"]
     html = (insights / "report.html").read_text()
-    assert html.count("data:image/png;base64") == 1 + 6
+    assert html.count("data:image/png;base64") == 1 + drawn
     # BacktestResults: every completed candidate (the ensemble too), in the record and the
     # candidates (ListCandidatesForAutoMLJob's members).
     locations = best["CandidateProperties"]["CandidateArtifactLocations"]
