@@ -6,6 +6,9 @@ per entity), the time and group splits give a clearly worse, honest score.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -167,6 +170,7 @@ def test_split_config_and_errors() -> None:
     assert isinstance(back.problem, TabularConfig)
 
 
+@pytest.mark.slow  # builds the exploration notebook twice (~18 s)
 def test_profile_suggests_splits_and_the_notebook_measures_the_gap() -> None:
     from mlpilot.notebooks._exploration import DataExploration
     from mlpilot.profile import build_profile
@@ -182,3 +186,38 @@ def test_profile_suggests_splits_and_the_notebook_measures_the_gap() -> None:
         assert len(found) == 1 and found[0].severity == "high" and found[0].columns == (column,)
         random_score, split_score, _ = exploration.split_gaps[column]
         assert random_score - split_score > 0.3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("flag", "column", "mode", "method"),
+    [
+        ("--split-by-time", "date", "HYPERPARAMETER_TUNING", "time holdout"),
+        ("--split-by-group", "customer_id", "ENSEMBLING", "group"),
+    ],
+    ids=["time-hpo", "group-ensembling"],
+)
+def test_a_job_validates_with_the_split_it_was_given(
+    tmp_path: Path, flag: str, column: str, mode: str, method: str
+) -> None:
+    """The flag reaches the job: its record names the scheme, it completes and ships a model."""
+    from typer.testing import CliRunner
+
+    from mlpilot.cli.main import app
+    from mlpilot.package import load_model
+
+    table = drifting_table(300) if column == "date" else entity_table(40, 8)
+    table.to_csv(tmp_path / "data.csv", index=False)
+    args = ["run", str(tmp_path / "data.csv"), "--target", "y", flag, column, "--mode", mode]
+    args += ["--max-runtime", "25", "--output", str(tmp_path / "job"), "--quiet", "--no-reports"]
+    if mode == "HYPERPARAMETER_TUNING":
+        args += ["--algorithms", "linear-learner", "--max-candidates", "2"]
+        args += ["--validation-fraction", "0.25"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "job" / "job.json").read_text())
+    assert record["AutoMLJobStatus"] == "Completed", record.get("FailureReason")
+    profile = record["Mlpilot"]["Profile"]
+    assert method in profile["Validation"] and f"'{column}'" in profile["ValidationReason"]
+    model = load_model(tmp_path / "job")
+    assert len(model.predict(table.drop(columns="y").head(5))) == 5
