@@ -54,12 +54,17 @@ class FitContext:
         self.started = time.monotonic()
         # 0 s is a (spent) budget, not "no limit": only None means unlimited.
         self.deadline = None if time_limit is None else self.started + time_limit
+        #: Whether the fit found its time spent (and so may have stopped short): the trial
+        #: records what it kept so that a replay trains exactly that, without a clock.
+        self.cut = False
 
     def time_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.monotonic()
 
     def out_of_time(self, reserve: float = 0.0) -> bool:
-        return self.time_left() <= reserve
+        spent = self.time_left() <= reserve
+        self.cut = self.cut or spent
+        return spent
 
 
 # eq=False: fields hold arrays, which do not compare to one bool.
@@ -197,6 +202,11 @@ class Algorithm(ABC):
         if self.iteration_param and self.iterations_:
             params[self.iteration_param] = max(1, int(self.iterations_))
         return params
+
+    def replay_params(self) -> dict[str, Any]:
+        """Parameters that train this model again as it came out, with no time limit (after a
+        fit its time limit cut short: the rounds or trees it kept)."""
+        return self.refit_params()
 
     @classmethod
     def stacker_params(

@@ -50,6 +50,9 @@ class TrialTask:
     out_of_bag: bool = False
     #: Write ``model.tar.gz`` beside the package (default: only for refits).
     archive: bool | None = None
+    #: Parameters of single bag members (by fold step), replacing ``params`` for them: a
+    #: replay of members a time limit cut short (:attr:`TrialResult.time_cuts`).
+    member_params: dict[int, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -72,6 +75,9 @@ class TrialResult:
     pruned: bool = False
     #: The traceback of a Failed trial, for the record (not shown on the leaderboard).
     detail: str = ""
+    #: Bag members (by fold step) whose fit found its time spent: the parameters that train
+    #: them again as they came out (see :attr:`TrialTask.member_params`).
+    time_cuts: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def trial_result(outcome: TaskOutcome, task: TrialTask) -> TrialResult:

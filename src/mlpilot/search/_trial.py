@@ -67,7 +67,10 @@ def _fit_member(
     valid: np.ndarray | None,
     seed: int,
     time_limit: float | None,
-) -> tuple[Any, Any, Any]:
+    step: int = 0,
+) -> tuple[Any, Any, Any, bool]:
+    """The member's pipeline, model, transformed validation rows, and whether its time limit
+    may have cut the fit short."""
     options = PreprocessingOptions(**task.preprocessing)
     pipeline = FeaturePipeline.from_profile(data.profile, options, seed=seed)
     y_train = data.y[train]
@@ -79,7 +82,7 @@ def _fit_member(
         X_valid = pipeline.transform_clean(data.clean.iloc[valid])
         eval_set = (X_valid, data.y[valid], w[valid] if w is not None else None)
     cls = get_algorithm(task.algorithm_path)
-    model = cls(data.profile.problem_type, data.n_classes, task.params, seed=seed)
+    model = cls(data.profile.problem_type, data.n_classes, _member_params(task, step), seed=seed)
     context = FitContext(
         categorical_features=pipeline.categorical_features_,
         category_cardinalities=pipeline.category_cardinalities_,
@@ -93,7 +96,12 @@ def _fit_member(
         eval_set=eval_set,
         context=context,
     )
-    return pipeline, model, X_valid
+    return pipeline, model, X_valid, context.cut
+
+
+def _member_params(task: TrialTask, step: int) -> dict[str, Any]:
+    replayed = (task.member_params or {}).get(step)
+    return dict(replayed) if replayed is not None else task.params
 
 
 def predict_latency(model: InferenceModel, data: PreparedData, row: int, repeats: int = 5) -> float:
@@ -142,7 +150,7 @@ def _run(task: TrialTask, started: float) -> TrialResult:
 
     if task.refit:
         rows = np.arange(len(data.y))
-        pipeline, model, _ = _fit_member(task, data, rows, None, task.seed, time_left())
+        pipeline, model, _, _ = _fit_member(task, data, rows, None, task.seed, time_left())
         members = [(pipeline, model)]
         held_out = _NO_ROWS
         result = TrialResult(task.number, task.candidate_name, "Completed", n_train_rows=len(rows))
@@ -241,13 +249,18 @@ def _evaluate(
     truth, predictions, weights, rows = [], [], [], []
     intermediate: dict[int, float] = {}
     fold_scores = []
+    time_cuts: dict[int, dict[str, Any]] = {}
     for step, fold in enumerate(task.eval_folds):
         train = np.flatnonzero((data.folds >= 0) & (data.folds != fold))
         valid = np.flatnonzero(data.folds == fold)
         remaining = time_left()
         limit = None if remaining is None else remaining / (len(task.eval_folds) - step)
-        pipeline, model, X_valid = _fit_member(task, data, train, valid, task.seed + step, limit)
+        pipeline, model, X_valid, cut = _fit_member(
+            task, data, train, valid, task.seed + step, limit, step
+        )
         members.append((pipeline, model))
+        if cut:
+            time_cuts[step] = model.replay_params()
         pred = model.predict_proba(X_valid) if problem.is_classification else model.predict(X_valid)
         w = data.weight[valid] if data.weight is not None else None
         truth.append(data.y[valid])
@@ -311,6 +324,7 @@ def _evaluate(
         refit_params=refit,
         n_train_rows=int(np.sum(data.folds >= 0)),
     )
+    result.time_cuts = time_cuts
     row_all = np.concatenate(rows)
     return result, members, (row_all, data.folds[row_all].astype(np.int16), p_all)
 
@@ -326,7 +340,7 @@ def _evaluate_out_of_bag(
     X = pipeline.fit_transform_clean(data.clean.iloc[rows], data.y[rows])
     w = data.weight[rows] if data.weight is not None else None
     cls = get_algorithm(task.algorithm_path)
-    model = cls(profile.problem_type, data.n_classes, task.params, seed=task.seed)
+    model = cls(profile.problem_type, data.n_classes, _member_params(task, 0), seed=task.seed)
     context = FitContext(
         categorical_features=pipeline.categorical_features_,
         category_cardinalities=pipeline.category_cardinalities_,
@@ -350,6 +364,8 @@ def _evaluate_out_of_bag(
         refit_params=model.refit_params(),
         n_train_rows=len(rows),
     )
+    if context.cut:
+        result.time_cuts = {0: model.replay_params()}
     return result, [(pipeline, model)], (rows, data.folds[rows].astype(np.int16), oob)
 
 
