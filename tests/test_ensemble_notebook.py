@@ -15,7 +15,9 @@ import pytest
 import mlpilot
 from helpers_data import TELCO
 from helpers_whitebox import output_text, read_notebook, tagged
+from mlpilot.algorithms import FitContext, get_algorithm
 from mlpilot.ensemble import EnsembleReplay
+from mlpilot.features import FeaturePipeline
 from mlpilot.notebooks import execute_notebook
 from mlpilot.profile import build_profile
 from mlpilot.search import TrialTask, load_validation_predictions, run_trial, write_prepared
@@ -53,17 +55,38 @@ def test_members_cut_by_time_are_recorded_and_replayed(tmp_path: Path) -> None:
     cut = run_trial(_forest_task(tmp_path / "data", tmp_path / "cut", time_limit=1.0))
     assert cut.status == "Completed", cut.failure_reason
     assert set(cut.time_cuts) == {0, 1}
-    grown = [cut.time_cuts[k]["n_estimators"] for k in (0, 1)]
-    assert all(0 < n < 10**6 for n in grown)
-    # Replayed without a clock: the same trees, the same out-of-fold predictions.
-    again = run_trial(
-        _forest_task(tmp_path / "data", tmp_path / "again", member_params=cut.time_cuts)
-    )
-    assert again.status == "Completed" and not again.time_cuts
+    # Replayed without a clock: stopped at the same looks, the same out-of-fold predictions.
+    again = run_trial(_forest_task(tmp_path / "data", tmp_path / "again", stop_at=cut.time_cuts))
+    assert again.status == "Completed"
+    assert again.time_cuts == cut.time_cuts
     _, _, before = load_validation_predictions(str(tmp_path / "cut"))
     _, _, after = load_validation_predictions(str(tmp_path / "again"))
     np.testing.assert_array_equal(before, after)
     assert again.objective_value == cut.objective_value
+
+
+@pytest.mark.parametrize("algorithm", ["catboost", "lightgbm"])
+def test_a_boosting_fit_stopped_at_a_look_is_the_fit_the_clock_stopped(algorithm: str) -> None:
+    # CatBoost's trees depend on the rounds asked for, not only on those trained: a replay
+    # must stop the same fit at the same point, not ask for fewer rounds.
+    raw = pd.read_csv(TELCO).head(300)
+    profile = build_profile(raw, "Churn")
+    cls = get_algorithm(algorithm)
+    pipeline = FeaturePipeline.from_profile(profile, cls.preprocessing)
+    y = profile.target.encode(raw["Churn"])
+    X = pipeline.fit_transform(raw, y)
+    params = {cls.iteration_param: 500}
+
+    def fit(context: FitContext) -> np.ndarray:
+        model = cls(profile.problem_type, 2, params, seed=0)
+        model.fit(X[:200], y[:200], eval_set=(X[200:], y[200:], None), context=context)
+        return np.asarray(model.predict_proba(X[200:]))
+
+    stopped = FitContext(stop_at=7)
+    first = fit(stopped)
+    assert stopped.cut_at == 7
+    np.testing.assert_array_equal(first, fit(FitContext(stop_at=7)))
+    assert not np.array_equal(first, fit(FitContext()))  # without the stop it trains on
 
 
 def test_replay_digest_tells_edits() -> None:

@@ -47,6 +47,7 @@ class FitContext:
         category_cardinalities: list[int] | None = None,
         time_limit: float | None = None,
         n_jobs: int = 1,
+        stop_at: int | None = None,
     ) -> None:
         self.categorical_features = list(categorical_features or [])
         self.category_cardinalities = list(category_cardinalities or [])
@@ -54,16 +55,26 @@ class FitContext:
         self.started = time.monotonic()
         # 0 s is a (spent) budget, not "no limit": only None means unlimited.
         self.deadline = None if time_limit is None else self.started + time_limit
-        #: Whether the fit found its time spent (and so may have stopped short): the trial
-        #: records what it kept so that a replay trains exactly that, without a clock.
-        self.cut = False
+        #: A replay: the look at the clock (counted from 0) from which the time is spent,
+        #: whatever the clock says (a fit the job's time limit cut short, replayed exactly).
+        self.stop_at = stop_at
+        self.looks = 0
+        #: The first look that found the time spent (None: the fit ran its course).
+        self.cut_at: int | None = None
 
     def time_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.monotonic()
 
     def out_of_time(self, reserve: float = 0.0) -> bool:
-        spent = self.time_left() <= reserve
-        self.cut = self.cut or spent
+        """Whether the time is spent. Algorithms look only through this, at points of their
+        training that do not depend on the clock, so that the looks are numbered alike in a
+        replay."""
+        look = self.looks
+        self.looks += 1
+        replay = self.stop_at is not None
+        spent = look >= (self.stop_at or 0) if replay else self.time_left() <= reserve
+        if spent and self.cut_at is None:
+            self.cut_at = look
         return spent
 
 
@@ -202,11 +213,6 @@ class Algorithm(ABC):
         if self.iteration_param and self.iterations_:
             params[self.iteration_param] = max(1, int(self.iterations_))
         return params
-
-    def replay_params(self) -> dict[str, Any]:
-        """Parameters that train this model again as it came out, with no time limit (after a
-        fit its time limit cut short: the rounds or trees it kept)."""
-        return self.refit_params()
 
     @classmethod
     def stacker_params(

@@ -114,10 +114,6 @@ class _Forest(Algorithm):
         model.set_params(n_jobs=1)
         self.model_ = model
 
-    def replay_params(self) -> dict[str, Any]:
-        # The trees grown before the time limit stopped the growing.
-        return {**self.params, "n_estimators": len(self.model_.estimators_)}
-
     def _forest_predict(self, model: Any, X: Any) -> np.ndarray:
         if self.problem_type.is_classification:
             return np.asarray(model.predict_proba(X))

@@ -2,8 +2,9 @@
 notebook of an ENSEMBLING job runs this).
 
 Each model is trained by the job's own trial function on the job's prepared data and folds,
-with no time limit: the members the job's clock cut short are given what they kept instead
-(``time_cuts``), so nothing is decided by the clock again. The out-of-fold predictions are
+with no time limit: the members the job's clock cut short stop where they stopped in the job
+(``time_cuts``: the look at the clock that found the time spent), so nothing is decided by the
+clock again. The out-of-fold predictions are
 blended with the job's weights and scored as the job scored its ensemble.
 """
 
@@ -85,13 +86,13 @@ class EnsembleReplay:
         params: dict[str, Any],
         preprocessing: dict[str, Any] | None = None,
         out_of_bag: bool = False,
-        time_cuts: dict[int | str, dict[str, Any]] | None = None,
+        time_cuts: dict[int, int] | None = None,
         data_dir: str | Path | None = None,
     ) -> np.ndarray:
         """One model's out-of-fold predictions, in the order of :attr:`rows`.
 
-        ``time_cuts`` maps a bag member (fold step) to the parameters it trains with instead of
-        ``params`` (what the job's time limit left it with)."""
+        ``time_cuts`` maps a bag member (fold step) to the look at the clock at which the job
+        found its time spent (its ``Mlpilot.TimeCuts``): the member stops there, as it did."""
         os.environ["MLPILOT_WORKER_THREADS"] = str(self.threads)
         if preprocessing is None:
             preprocessing = get_algorithm(algorithm).preprocessing.to_dict()
@@ -112,7 +113,7 @@ class EnsembleReplay:
             keep_all_folds=True,
             out_of_bag=out_of_bag,
             archive=False,
-            member_params={int(k): dict(v) for k, v in (time_cuts or {}).items()} or None,
+            stop_at={int(k): int(v) for k, v in (time_cuts or {}).items()} or None,
         )
         result = run_trial(task)
         if result.status != "Completed" or not result.model_dir:

@@ -36,7 +36,7 @@ class EnsembleModel:
     params: dict[str, Any]
     preprocessing: dict[str, Any]
     out_of_bag: bool = False
-    time_cuts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    time_cuts: dict[int, int] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)
     keep_features: bool = True
     job_value: float | None = None
@@ -114,8 +114,9 @@ def build_ensemble_notebook(facts: EnsembleNotebookFacts) -> Any:
     intro += (
         "**Time.** Nothing here is decided by the clock again: "
         + (
-            f"the bag members the job's time limit cut short ({', '.join(cut)}) are given "
-            "the rounds or trees they kept (`time_cuts`, by fold)"
+            f"the bag members the job's time limit cut short ({', '.join(cut)}) stop where "
+            "they stopped (`time_cuts`: by fold, the look at the clock that found the time "
+            "spent, e.g. the boosting round)"
             if cut
             else "no model of this ensemble was cut short by the job's time limit"
         )

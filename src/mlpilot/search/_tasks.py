@@ -50,9 +50,9 @@ class TrialTask:
     out_of_bag: bool = False
     #: Write ``model.tar.gz`` beside the package (default: only for refits).
     archive: bool | None = None
-    #: Parameters of single bag members (by fold step), replacing ``params`` for them: a
-    #: replay of members a time limit cut short (:attr:`TrialResult.time_cuts`).
-    member_params: dict[int, dict[str, Any]] | None = None
+    #: A replay of bag members a time limit cut short (:attr:`TrialResult.time_cuts`): by fold
+    #: step, the look at the clock at which the member stops, the clock not consulted.
+    stop_at: dict[int, int] | None = None
 
 
 @dataclass
@@ -75,9 +75,9 @@ class TrialResult:
     pruned: bool = False
     #: The traceback of a Failed trial, for the record (not shown on the leaderboard).
     detail: str = ""
-    #: Bag members (by fold step) whose fit found its time spent: the parameters that train
-    #: them again as they came out (see :attr:`TrialTask.member_params`).
-    time_cuts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Bag members (by fold step) whose fit found its time spent, and the look at the clock
+    #: (counted from 0) that found it so (see :attr:`TrialTask.stop_at`).
+    time_cuts: dict[int, int] = field(default_factory=dict)
 
 
 def trial_result(outcome: TaskOutcome, task: TrialTask) -> TrialResult:

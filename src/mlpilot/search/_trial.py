@@ -68,9 +68,9 @@ def _fit_member(
     seed: int,
     time_limit: float | None,
     step: int = 0,
-) -> tuple[Any, Any, Any, bool]:
-    """The member's pipeline, model, transformed validation rows, and whether its time limit
-    may have cut the fit short."""
+) -> tuple[Any, Any, Any, int | None]:
+    """The member's pipeline, model, transformed validation rows, and the look at the clock
+    that found its time spent (None: it ran its course)."""
     options = PreprocessingOptions(**task.preprocessing)
     pipeline = FeaturePipeline.from_profile(data.profile, options, seed=seed)
     y_train = data.y[train]
@@ -82,12 +82,13 @@ def _fit_member(
         X_valid = pipeline.transform_clean(data.clean.iloc[valid])
         eval_set = (X_valid, data.y[valid], w[valid] if w is not None else None)
     cls = get_algorithm(task.algorithm_path)
-    model = cls(data.profile.problem_type, data.n_classes, _member_params(task, step), seed=seed)
+    model = cls(data.profile.problem_type, data.n_classes, task.params, seed=seed)
     context = FitContext(
         categorical_features=pipeline.categorical_features_,
         category_cardinalities=pipeline.category_cardinalities_,
         time_limit=time_limit,
         n_jobs=_threads(),
+        stop_at=(task.stop_at or {}).get(step),
     )
     model.fit(
         X_train,
@@ -96,12 +97,7 @@ def _fit_member(
         eval_set=eval_set,
         context=context,
     )
-    return pipeline, model, X_valid, context.cut
-
-
-def _member_params(task: TrialTask, step: int) -> dict[str, Any]:
-    replayed = (task.member_params or {}).get(step)
-    return dict(replayed) if replayed is not None else task.params
+    return pipeline, model, X_valid, context.cut_at
 
 
 def predict_latency(model: InferenceModel, data: PreparedData, row: int, repeats: int = 5) -> float:
@@ -249,7 +245,7 @@ def _evaluate(
     truth, predictions, weights, rows = [], [], [], []
     intermediate: dict[int, float] = {}
     fold_scores = []
-    time_cuts: dict[int, dict[str, Any]] = {}
+    time_cuts: dict[int, int] = {}
     for step, fold in enumerate(task.eval_folds):
         train = np.flatnonzero((data.folds >= 0) & (data.folds != fold))
         valid = np.flatnonzero(data.folds == fold)
@@ -259,8 +255,8 @@ def _evaluate(
             task, data, train, valid, task.seed + step, limit, step
         )
         members.append((pipeline, model))
-        if cut:
-            time_cuts[step] = model.replay_params()
+        if cut is not None:
+            time_cuts[step] = cut
         pred = model.predict_proba(X_valid) if problem.is_classification else model.predict(X_valid)
         w = data.weight[valid] if data.weight is not None else None
         truth.append(data.y[valid])
@@ -340,12 +336,13 @@ def _evaluate_out_of_bag(
     X = pipeline.fit_transform_clean(data.clean.iloc[rows], data.y[rows])
     w = data.weight[rows] if data.weight is not None else None
     cls = get_algorithm(task.algorithm_path)
-    model = cls(profile.problem_type, data.n_classes, _member_params(task, 0), seed=task.seed)
+    model = cls(profile.problem_type, data.n_classes, task.params, seed=task.seed)
     context = FitContext(
         categorical_features=pipeline.categorical_features_,
         category_cardinalities=pipeline.category_cardinalities_,
         time_limit=time_left(),
         n_jobs=_threads(),
+        stop_at=(task.stop_at or {}).get(0),
     )
     oob = model.fit_oob(X, data.y[rows], sample_weight=w, context=context)
     metrics = score_all(
@@ -364,8 +361,8 @@ def _evaluate_out_of_bag(
         refit_params=model.refit_params(),
         n_train_rows=len(rows),
     )
-    if context.cut:
-        result.time_cuts = {0: model.replay_params()}
+    if context.cut_at is not None:
+        result.time_cuts = {0: context.cut_at}
     return result, [(pipeline, model)], (rows, data.folds[rows].astype(np.int16), oob)
 
 

@@ -42,7 +42,7 @@ def trial_report(
     if task.out_of_bag:
         details["OutOfBag"] = True
     if result.time_cuts:
-        # Bag members the time limit cut short, with what they kept (a replay trains that).
+        # Bag members the time limit cut short, and where (a replay stops them there).
         details["TimeCuts"] = {str(k): v for k, v in result.time_cuts.items()}
     if result.status == "Failed" and result.detail:
         details["Traceback"] = result.detail
