@@ -63,16 +63,18 @@ class FitContext:
         self.cut_at: int | None = None
 
     def time_left(self) -> float:
-        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+        if self.deadline is None or self.stop_at is not None:
+            return float("inf")  # a replay stops at its look, not by the clock
+        return self.deadline - time.monotonic()
 
     def out_of_time(self, reserve: float = 0.0) -> bool:
-        """Whether the time is spent. Algorithms look only through this, at points of their
-        training that do not depend on the clock, so that the looks are numbered alike in a
-        replay."""
+        """Whether the time is spent. Algorithms look through this at points of their training
+        that do not depend on the clock (a round, a chunk of trees, an epoch), so that the looks
+        are numbered alike in a replay; a network's look between the batches of a long epoch
+        (``time_left``) is not counted, and such a cut replays its last epoch whole."""
         look = self.looks
         self.looks += 1
-        replay = self.stop_at is not None
-        spent = look >= (self.stop_at or 0) if replay else self.time_left() <= reserve
+        spent = look >= self.stop_at if self.stop_at is not None else self.time_left() <= reserve
         if spent and self.cut_at is None:
             self.cut_at = look
         return spent

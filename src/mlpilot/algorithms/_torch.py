@@ -210,7 +210,7 @@ class TorchNetwork(Algorithm):
                     optimizer.step()
                 if schedule is not None and schedule.last_epoch + 1 < schedule.total_steps:
                     schedule.step()
-                if context.out_of_time():  # large epochs: look at the clock between batches
+                if context.time_left() <= 0:  # large epochs: look at the clock between batches
                     break
             done = epoch + 1
             if valid is not None:
