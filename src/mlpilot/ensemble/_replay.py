@@ -45,7 +45,8 @@ class EnsembleReplay:
     threads:
         Threads per model, as the job's workers had (some libraries' results depend on it).
     work_dir:
-        Where the models and the stackers' tables go (default: a temporary folder).
+        Where the models and the stackers' tables go (default: a temporary folder, removed
+        with this object).
     """
 
     def __init__(
@@ -76,7 +77,12 @@ class EnsembleReplay:
         self.rows = np.flatnonzero(np.isin(self.data.folds, self.eval_folds))
         self.y = self.data.y[self.rows]
         self.weight = None if self.data.weight is None else self.data.weight[self.rows]
-        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="mlpilot-replay-"))
+        # The default folder goes with this object (or the process).
+        self._temporary: tempfile.TemporaryDirectory[str] | None = None
+        if work_dir is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="mlpilot-replay-")
+            work_dir = self._temporary.name
+        self.work_dir = Path(work_dir)
 
     def train(
         self,
