@@ -47,6 +47,7 @@ class FitContext:
         category_cardinalities: list[int] | None = None,
         time_limit: float | None = None,
         n_jobs: int = 1,
+        stop_at: int | None = None,
     ) -> None:
         self.categorical_features = list(categorical_features or [])
         self.category_cardinalities = list(category_cardinalities or [])
@@ -54,12 +55,29 @@ class FitContext:
         self.started = time.monotonic()
         # 0 s is a (spent) budget, not "no limit": only None means unlimited.
         self.deadline = None if time_limit is None else self.started + time_limit
+        #: A replay: the look at the clock (counted from 0) from which the time is spent,
+        #: whatever the clock says (a fit the job's time limit cut short, replayed exactly).
+        self.stop_at = stop_at
+        self.looks = 0
+        #: The first look that found the time spent (None: the fit ran its course).
+        self.cut_at: int | None = None
 
     def time_left(self) -> float:
-        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+        if self.deadline is None or self.stop_at is not None:
+            return float("inf")  # a replay stops at its look, not by the clock
+        return self.deadline - time.monotonic()
 
     def out_of_time(self, reserve: float = 0.0) -> bool:
-        return self.time_left() <= reserve
+        """Whether the time is spent. Algorithms look through this at points of their training
+        that do not depend on the clock (a round, a chunk of trees, an epoch), so that the looks
+        are numbered alike in a replay; a network's look between the batches of a long epoch
+        (``time_left``) is not counted, and such a cut replays its last epoch whole."""
+        look = self.looks
+        self.looks += 1
+        spent = look >= self.stop_at if self.stop_at is not None else self.time_left() <= reserve
+        if spent and self.cut_at is None:
+            self.cut_at = look
+        return spent
 
 
 # eq=False: fields hold arrays, which do not compare to one bool.

@@ -6,6 +6,7 @@ from mlpilot.ensemble._final import FinalModel, choose_final
 from mlpilot.ensemble._plan import BaggingPlan, plan_bagging, sample_rows
 from mlpilot.ensemble._portfolio import PortfolioEntry, build_portfolio, random_entry
 from mlpilot.ensemble._predictor import EnsemblePredictor, Unit
+from mlpilot.ensemble._replay import EnsembleReplay
 from mlpilot.ensemble._runner import EnsembleBuilder, EnsembleLimits
 from mlpilot.ensemble._stack import stack_column_names, stack_features, write_stack_data
 
@@ -14,6 +15,7 @@ __all__ = [
     "EnsembleBuilder",
     "EnsembleLimits",
     "EnsemblePredictor",
+    "EnsembleReplay",
     "FinalModel",
     "PortfolioEntry",
     "Selection",

@@ -60,6 +60,8 @@ class BuiltModel:
     score: float  # selection metric, larger is better
     per_fit_seconds: float
     inputs: list[str] = field(default_factory=list)
+    #: A stacker: whether it reads the original features besides its inputs' predictions.
+    keeps_features: bool = True
 
     @property
     def needs_refit(self) -> bool:
@@ -176,6 +178,7 @@ class FinalPhase:
         if self.b.objective.fn is None and self.b.limits.latency_limit is None:
             chosen, weights = self._fastest_within_tolerance(chosen, weights, ensemble_score)
         ensemble = len(chosen) > 1
+        self.b.weights = dict(weights)
         units = self._units(chosen, weights)
         final_name = chosen[0].name
 
@@ -337,7 +340,13 @@ class FinalPhase:
             )
             if self.b.objective.fn is None:
                 updated.objective_value = latency
-            self.b.on_result(m.task, updated, {"Layer": 2, "StackInputs": m.inputs, "Update": True})
+            update = {
+                "Layer": 2,
+                "StackInputs": m.inputs,
+                "StackKeepsFeatures": m.keeps_features,
+                "Update": True,
+            }
+            self.b.on_result(m.task, updated, update)
 
         # Which package ships.
         which, note = choose_final(ens_result, refit_result, self.b.limits.latency_limit)

@@ -144,6 +144,8 @@ class EnsembleBuilder:
         self.final: FinalModel | None = None
         self.notes: list[str] = []
         self.ensemble_name: str | None = None
+        #: The final model's blend weights, unrounded (the record shows them rounded).
+        self.weights: dict[str, float] = {}
         #: The ensemble's decision threshold (binary label objectives), see FinalPhase.
         self.threshold: float | None = None
         self._l1_seconds: list[float] = []
@@ -271,6 +273,7 @@ class EnsembleBuilder:
                         score=self._score(oof),
                         per_fit_seconds=result.train_seconds / fits,
                         inputs=list(extra.get("StackInputs", [])),
+                        keeps_features=bool(extra.get("StackKeepsFeatures", True)),
                     )
                     self.models.append(model)
         self.on_result(task, result, extra)

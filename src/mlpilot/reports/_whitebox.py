@@ -10,7 +10,9 @@ runtime budget back for the reports (``time_reserve``) and acts at three points:
     it in a child process, beside the search.
 ``on_packaged`` (best candidate packaged)
     Writes the best candidate's model-quality and explainability reports if the deadline
-    allows, and rewrites the candidate notebook with the number of trials the job ran.
+    allows, and rewrites the candidate notebook with the number of trials the job ran (an
+    ENSEMBLING job's is written now, from the ensemble it built: :func:`build_ensemble_notebook`,
+    with the job's prepared data copied beside it).
 ``on_finishing`` (the job ending, whatever the outcome)
     Waits for the exploration notebook (until the deadline, then kills it) and records every
     artifact in the job record: ``AutoMLJobArtifacts``, the best candidate's
@@ -30,6 +32,8 @@ Nothing here may fail the job: errors become a "Failed" entry in ``Mlpilot.Repor
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
 import time
 import traceback
@@ -49,6 +53,11 @@ from mlpilot.reports._build_candidates import (
     CandidateNotebookFacts,
     PipelineFacts,
     build_candidate_notebook,
+)
+from mlpilot.reports._build_ensemble import (
+    EnsembleModel,
+    EnsembleNotebookFacts,
+    build_ensemble_notebook,
 )
 from mlpilot.reports._build_exploration import (
     build_exploration_notebook,
@@ -420,8 +429,12 @@ class WhiteBox(JobHooks):
         return facts
 
     def _write_candidate_notebook(self, *, trials_run: int | None) -> None:
-        if self._mode() == "ENSEMBLING":  # Autopilot writes this notebook for HPO jobs only
-            self.reports.pop(CANDIDATES, None)
+        if self._mode() == "ENSEMBLING":
+            # Written once the ensemble is built: it defines what the job built.
+            if trials_run is None:
+                self.reports.pop(CANDIDATES, None)
+            else:
+                self._write_ensemble_notebook()
             return
         job = self.job
         cfg = self.config
@@ -468,6 +481,79 @@ class WhiteBox(JobHooks):
             "Status": "Completed",
             "Location": str(self.layout.candidate_notebook),
         }
+
+    def _write_ensemble_notebook(self) -> None:
+        """An ENSEMBLING job's notebook: the ensemble's models and weights, rebuilt from the
+        job's prepared data (copied beside the notebook: the job's working data go)."""
+        job = self.job
+        builder = getattr(job.problem, "ensemble", None)
+        best = job.best
+        if builder is None or best is None or not builder.weights:
+            self._skip(CANDIDATES, "no ensemble was built in this run of the job")
+            return
+        blended = best.name == builder.ensemble_name or list(builder.weights) == [best.name]
+        if not blended or best.objective_value is None:
+            self._skip(
+                CANDIDATES,
+                f"the best candidate {best.name} is not the blend the ensemble selected "
+                "(its package could not be built)",
+            )
+            return
+        if get_metric(str(job.objective)).fn is None:
+            self._skip(
+                CANDIDATES,
+                f"the {job.objective} objective is timed, not computed from predictions: "
+                "no notebook can rebuild its value",
+            )
+            return
+        built = {m.name: m for m in builder.models}
+        wanted = list(builder.weights)
+        for name in list(wanted):  # a stacker's inputs are models of the ensemble too
+            wanted += [n for n in built[name].inputs if n not in wanted]
+        values = {
+            r["CandidateName"]: r.get("FinalAutoMLJobObjectiveMetric", {}).get("Value")
+            for r in job.candidates.values()
+        }
+        models = [
+            EnsembleModel(
+                name=name,
+                layer=built[name].layer,
+                algorithm=built[name].task.algorithm,
+                params=dict(built[name].task.params),
+                preprocessing=dict(built[name].task.preprocessing),
+                out_of_bag=built[name].task.out_of_bag,
+                time_cuts=dict(built[name].result.time_cuts),
+                inputs=list(built[name].inputs),
+                keep_features=built[name].keeps_features,
+                job_value=values.get(name),
+            )
+            for name in wanted
+        ]
+        models.sort(key=lambda m: (m.layer, wanted.index(m.name)))
+        data = self.layout.data_sample / "ensemble-data"
+        shutil.copytree(self.layout.prepared_data, data, dirs_exist_ok=True)
+        notebook = self.layout.candidate_notebook
+        executor = job.executor
+        final = builder.final
+        facts = EnsembleNotebookFacts(
+            job_name=self.config.name,
+            data_dir=os.path.relpath(data, notebook.parent),
+            problem_type=job.profile.problem_type.value,
+            objective=str(job.objective),
+            seed=self.config.seed,
+            eval_folds=tuple(int(f) for f in builder.eval_folds),
+            threads=int(getattr(executor, "threads", 1)),
+            validation=job.validation.reason if job.validation is not None else "",
+            models=models,
+            weights={k: float(v) for k, v in builder.weights.items()},
+            threshold=None if builder.threshold is None else float(builder.threshold),
+            best_name=best.name,
+            best_value=float(best.objective_value),
+            final_note=final.note if final is not None else "",
+            notes=list(builder.notes),
+        )
+        write_notebook(build_ensemble_notebook(facts), notebook)
+        self.reports[CANDIDATES] = {"Status": "Completed", "Location": str(notebook)}
 
     # -- reports --------------------------------------------------------------------------
     def _left(self) -> float | None:

@@ -9,6 +9,7 @@ from mlpilot.search._trial import (
     VALIDATION_PREDICTIONS,
     load_validation_predictions,
     predict_latency,
+    run_trial,
 )
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "plan_validation",
     "predict_latency",
     "run_search",
+    "run_trial",
     "split_keys",
     "trial_result",
     "write_prepared",

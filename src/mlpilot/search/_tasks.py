@@ -52,6 +52,9 @@ class TrialTask:
     archive: bool | None = None
     #: Time-series folds: each fold is scored by a model trained on the folds before it.
     forward_folds: bool = False
+    #: A replay of bag members a time limit cut short (:attr:`TrialResult.time_cuts`): by fold
+    #: step, the look at the clock at which the member stops, the clock not consulted.
+    stop_at: dict[int, int] | None = None
 
 
 @dataclass
@@ -74,6 +77,9 @@ class TrialResult:
     pruned: bool = False
     #: The traceback of a Failed trial, for the record (not shown on the leaderboard).
     detail: str = ""
+    #: Bag members (by fold step) whose fit found its time spent, and the look at the clock
+    #: (counted from 0) that found it so (see :attr:`TrialTask.stop_at`).
+    time_cuts: dict[int, int] = field(default_factory=dict)
 
 
 def trial_result(outcome: TaskOutcome, task: TrialTask) -> TrialResult:

@@ -67,7 +67,10 @@ def _fit_member(
     valid: np.ndarray | None,
     seed: int,
     time_limit: float | None,
-) -> tuple[Any, Any, Any]:
+    step: int = 0,
+) -> tuple[Any, Any, Any, int | None]:
+    """The member's pipeline, model, transformed validation rows, and the look at the clock
+    that found its time spent (None: it ran its course)."""
     options = PreprocessingOptions(**task.preprocessing)
     pipeline = FeaturePipeline.from_profile(data.profile, options, seed=seed)
     y_train = data.y[train]
@@ -85,6 +88,7 @@ def _fit_member(
         category_cardinalities=pipeline.category_cardinalities_,
         time_limit=time_limit,
         n_jobs=_threads(),
+        stop_at=(task.stop_at or {}).get(step),
     )
     model.fit(
         X_train,
@@ -93,7 +97,7 @@ def _fit_member(
         eval_set=eval_set,
         context=context,
     )
-    return pipeline, model, X_valid
+    return pipeline, model, X_valid, context.cut_at
 
 
 def predict_latency(model: InferenceModel, data: PreparedData, row: int, repeats: int = 5) -> float:
@@ -142,7 +146,7 @@ def _run(task: TrialTask, started: float) -> TrialResult:
 
     if task.refit:
         rows = np.arange(len(data.y))
-        pipeline, model, _ = _fit_member(task, data, rows, None, task.seed, time_left())
+        pipeline, model, _, _ = _fit_member(task, data, rows, None, task.seed, time_left())
         members = [(pipeline, model)]
         held_out = _NO_ROWS
         result = TrialResult(task.number, task.candidate_name, "Completed", n_train_rows=len(rows))
@@ -241,14 +245,19 @@ def _evaluate(
     truth, predictions, weights, rows = [], [], [], []
     intermediate: dict[int, float] = {}
     fold_scores = []
+    time_cuts: dict[int, int] = {}
     for step, fold in enumerate(task.eval_folds):
         before = data.folds < fold if task.forward_folds else data.folds != fold
         train = np.flatnonzero((data.folds >= 0) & before)
         valid = np.flatnonzero(data.folds == fold)
         remaining = time_left()
         limit = None if remaining is None else remaining / (len(task.eval_folds) - step)
-        pipeline, model, X_valid = _fit_member(task, data, train, valid, task.seed + step, limit)
+        pipeline, model, X_valid, cut = _fit_member(
+            task, data, train, valid, task.seed + step, limit, step
+        )
         members.append((pipeline, model))
+        if cut is not None:
+            time_cuts[step] = cut
         pred = model.predict_proba(X_valid) if problem.is_classification else model.predict(X_valid)
         w = data.weight[valid] if data.weight is not None else None
         truth.append(data.y[valid])
@@ -312,6 +321,7 @@ def _evaluate(
         refit_params=refit,
         n_train_rows=int(np.sum(data.folds >= 0)),
     )
+    result.time_cuts = time_cuts
     row_all = np.concatenate(rows)
     return result, members, (row_all, data.folds[row_all].astype(np.int16), p_all)
 
@@ -333,6 +343,7 @@ def _evaluate_out_of_bag(
         category_cardinalities=pipeline.category_cardinalities_,
         time_limit=time_left(),
         n_jobs=_threads(),
+        stop_at=(task.stop_at or {}).get(0),
     )
     oob = model.fit_oob(X, data.y[rows], sample_weight=w, context=context)
     metrics = score_all(
@@ -351,6 +362,8 @@ def _evaluate_out_of_bag(
         refit_params=model.refit_params(),
         n_train_rows=len(rows),
     )
+    if context.cut_at is not None:
+        result.time_cuts = {0: context.cut_at}
     return result, [(pipeline, model)], (rows, data.folds[rows].astype(np.int16), oob)
 
 

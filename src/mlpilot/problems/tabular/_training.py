@@ -39,6 +39,11 @@ def trial_report(
         "ModelLocation": result.model_dir,
         "RefitParameters": result.refit_params,
     }
+    if task.out_of_bag:
+        details["OutOfBag"] = True
+    if result.time_cuts:
+        # Bag members the time limit cut short, and where (a replay stops them there).
+        details["TimeCuts"] = {str(k): v for k, v in result.time_cuts.items()}
     if result.status == "Failed" and result.detail:
         details["Traceback"] = result.detail
     details.update(more or {})
