@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -129,3 +130,24 @@ def penguins_model(factory: pytest.TempPathFactory) -> TrainedModel:
     data = root / "penguins.csv"
     shuffled.to_csv(data, index=False)
     return _train("penguins", data, "species", len(table.iloc[::2]), 100, factory)
+
+
+def numbered_model(factory: pytest.TempPathFactory) -> TrainedModel:
+    """Regression (y) on columns named 1, 2 and 3 plus an identifier the profile drops, so a
+    data row of small whole numbers reads like a header; 80 rows, 20 held out."""
+    with _lock:
+        if "numbered" in _cache:
+            return _cache["numbered"]
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {
+            "id": [f"r{i:03d}" for i in range(100)],
+            "1": rng.integers(1, 4, 100),
+            "2": rng.integers(1, 4, 100),
+            "3": rng.normal(size=100).round(3),
+        }
+    )
+    table["y"] = (table["1"] * 2 - table["2"] + table["3"]).round(3)
+    data = factory.mktemp("numbered-data") / "numbered.csv"
+    table.to_csv(data, index=False)
+    return _train("numbered", data, "y", 80, 20, factory)

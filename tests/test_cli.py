@@ -22,11 +22,12 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 from typer.testing import CliRunner, Result
 
+import helpers_models
 import mlpilot
 from helpers_algorithms import CRASH_MESSAGE
 from helpers_data import ABALONE, PIMA, TELCO, TOURISM, WINE
 from helpers_forecast import TOURISM_SETTINGS, fit_predictor, job_folder, save_package, table
-from helpers_models import with_recorded_version
+from helpers_models import TrainedModel, csv_lines, with_recorded_version
 from mlpilot.cli.main import app
 from mlpilot.package import InferenceModel, installed_versions
 
@@ -310,6 +311,78 @@ def test_predict_version_mismatch_warns_or_refuses(
     assert_one_line_error(strict.stderr, "scikit-learn", "0.24.2", installed)
 
 
+# -- mlpilot predict: a CSV with or without a header ----------------------------------------
+@pytest.fixture(scope="session")
+def numbered(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    return helpers_models.numbered_model(tmp_path_factory)
+
+
+def predicted(result: Result) -> list[float]:
+    assert result.exit_code == 0, result.output
+    return list(pd.read_csv(io.StringIO(result.stdout))["predicted_label"])
+
+
+def test_predict_reads_a_csv_with_or_without_a_header(
+    numbered: TrainedModel, tmp_path: Path
+) -> None:
+    rows = numbered.rows  # id (dropped by the profile), 1, 2, 3
+    expected = list(numbered.model.predict(rows)["predicted_label"])
+    files = {
+        "headered.csv": rows.to_csv(index=False),
+        "bare.csv": csv_lines(rows).decode(),
+        "bare-without-id.csv": csv_lines(rows.drop(columns=["id"])).decode(),
+        "shuffled.csv": rows[["3", "id", "1", "2"]].to_csv(index=False),
+        "with-target.csv": rows.assign(y="0").to_csv(index=False),
+    }
+    for name, text in files.items():
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        got = predicted(invoke("predict", numbered.package, path))
+        assert got == pytest.approx(expected), name
+    # An extra column (not a training column) makes a header that only --header present takes.
+    extra = tmp_path / "extra.csv"
+    shuffled = rows[["3", "id", "1", "2"]].assign(note="x")
+    extra.write_text(shuffled.to_csv(index=False), encoding="utf-8")
+    got = predicted(invoke("predict", numbered.package, extra, "--header", "present"))
+    assert got == pytest.approx(expected)
+    assert_one_line_error(
+        invoke("predict", numbered.package, extra).stderr, "pass --header present"
+    )
+
+
+def test_predict_header_absent_reads_a_first_row_of_names_as_data(
+    numbered: TrainedModel, tmp_path: Path
+) -> None:
+    rows = numbered.rows.drop(columns=["id"])
+    rows.iloc[0] = ["3", "1", "2"]  # data, but every value is also a column name
+    path = tmp_path / "bare.csv"
+    path.write_bytes(csv_lines(rows))
+    expected = list(numbered.model.predict(rows)["predicted_label"])
+    absent = predicted(invoke("predict", numbered.package, path, "--header", "absent"))
+    assert absent == pytest.approx(expected)
+    # auto takes that row for a header (3, 1, 2): the columns then move and a row is gone
+    auto = predicted(invoke("predict", numbered.package, path))
+    assert len(auto) == len(expected) - 1
+    assert auto != pytest.approx(expected[1:])
+
+
+def test_predict_header_user_errors(numbered: TrainedModel, tmp_path: Path) -> None:
+    rows = numbered.rows
+    with_target = tmp_path / "with-target.csv"
+    with_target.write_bytes(csv_lines(rows.assign(y="0")))
+    lacking = tmp_path / "lacking.csv"
+    lacking.write_text(rows.drop(columns=["2"]).to_csv(index=False), encoding="utf-8")
+    cases = [
+        (["--header", "sometimes"], tmp_path / "any.csv", ["--header 'sometimes'", "auto"]),
+        ([], with_target, ["no header row and 5 column(s)", "expected 4", "or 3", "'y'"]),
+        ([], lacking, ["'2'"]),
+    ]
+    for options, data, fragments in cases:
+        result = invoke("predict", numbered.package, data, *options)
+        assert result.exit_code == 2, result.output
+        assert_one_line_error(result.stderr, *fragments)
+
+
 # -- mlpilot predict with a forecasting model ----------------------------------------------------
 @pytest.fixture(scope="module")
 def forecast_job(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -360,6 +433,7 @@ def test_predict_forecasting_user_errors(forecast_job: Path, tmp_path: Path) -> 
     cases: list[tuple[list[Any], list[str]]] = [
         (["predict", forecast_job, short], ["Too little history", "3 target value(s)"]),
         (["predict", forecast_job, "--probabilities"], ["--probabilities is for classification"]),
+        (["predict", forecast_job, "--header", "absent"], ["--header is for tabular models"]),
         (["predict", tmp_path / "tabular"], ["Missing argument 'DATA'", "Regression model"]),
     ]
     for args, fragments in cases:

@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 
 from helpers_data import ADULT, TELCO
-from mlpilot.data import SUPPORTED_CONTENT_TYPES, list_objects, read_table, write_table
+from mlpilot.data import (
+    SUPPORTED_CONTENT_TYPES,
+    is_header_row,
+    list_objects,
+    read_table,
+    write_table,
+)
 from mlpilot.errors import DataError
 
 if TYPE_CHECKING:
@@ -441,6 +447,26 @@ def test_header_order_mismatch(tmp_path: Path) -> None:
     write(tmp_path / "d" / "2.csv", "b,a\n2,1\n")
     with pytest.raises(DataError, match=r"2\.csv: header differs .*same columns in a different"):
         read_table(tmp_path / "d")
+
+
+def test_header_absent_or_decided_by_a_rule(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "1.csv", "No,No,3\n Yes,No,4\n")
+    write(tmp_path / "d" / "2.csv", "Yes,Yes,5\n")
+    table = read_table(tmp_path / "d", header=False)
+    assert list(table.columns) == [0, 1, 2]
+    assert table.values.tolist() == [["No", "No", "3"], [" Yes", "No", "4"], ["Yes", "Yes", "5"]]
+    rule = lambda record: is_header_row(record, ["a", "b", "c", "y"])  # noqa: E731
+    write(tmp_path / "named" / "1.csv", "c, a\n1,2\n")
+    assert read_table(tmp_path / "named", header=rule).to_dict("list") == {"c": ["1"], " a": ["2"]}
+    assert list(read_table(tmp_path / "d", header=rule).columns) == [0, 1, 2]
+    write(tmp_path / "mixed" / "1.csv", "1,2\n")
+    write(tmp_path / "mixed" / "2.csv", "a,b\n3,4\n")
+    with pytest.raises(DataError, match=r"2\.csv has a header row but .*1\.csv does not"):
+        read_table(tmp_path / "mixed", header=rule)
+    write(tmp_path / "wide" / "1.csv", "1,2\n")
+    write(tmp_path / "wide" / "2.csv", "1,2,3\n")
+    with pytest.raises(DataError, match=r"2\.csv has 3 columns but .*1\.csv has 2"):
+        read_table(tmp_path / "wide", header=False)
 
 
 def test_mixed_csv_and_parquet(tmp_path: Path) -> None:

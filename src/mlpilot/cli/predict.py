@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
@@ -15,7 +16,7 @@ from mlpilot.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlpilot.package import SeriesModel
+    from mlpilot.package import InferenceModel, SeriesModel
 
 app = typer.Typer()
 
@@ -33,9 +34,9 @@ def predict(
     data: Annotated[
         str | None,
         typer.Argument(
-            help="Rows to predict: CSV/Parquet file, folder or URI (with a header; the target "
-            "may be present). For a forecasting model, the history to forecast from (the "
-            "training schema); without it, the training history.",
+            help="Rows to predict: CSV/Parquet file, folder or URI (with a header, the target "
+            "may be present; see --header). For a forecasting model, the history to forecast "
+            "from (the training schema, with a header); without it, the training history.",
             show_default=False,
         ),
     ] = None,
@@ -49,6 +50,14 @@ def predict(
     candidate: Annotated[
         str | None, typer.Option(help="Use this candidate of the job instead of the best.")
     ] = None,
+    header: Annotated[
+        str,
+        typer.Option(
+            "--header",
+            help="Whether a CSV's first row is a header: present, absent (values in training "
+            "order), or auto (a header when every value in it is a training column name).",
+        ),
+    ] = "auto",
     strict_versions: Annotated[
         bool,
         typer.Option("--strict-versions", help="Refuse a model saved with other library versions."),
@@ -60,9 +69,13 @@ def predict(
     Examples: mlpilot predict runs/churn new_customers.csv --output preds.csv --probabilities;
     mlpilot predict runs/sales --output forecast.csv (from the training history)
     """
+    import functools
     import warnings
 
-    from mlpilot.data import read_table
+    if header not in ("present", "absent", "auto"):
+        raise ConfigError(f"--header {header!r}: use present, absent or auto")
+
+    from mlpilot.data import is_header_row, read_table
     from mlpilot.package import ModelVersionWarning, SeriesModel, load_model
 
     with warnings.catch_warnings(record=True) as caught:
@@ -74,6 +87,8 @@ def predict(
     if isinstance(loaded, SeriesModel):
         if probabilities:
             raise ConfigError("--probabilities is for classification; forecasts have quantiles")
+        if header != "auto":
+            raise ConfigError("--header is for tabular models; a history to forecast from has one")
         _forecast(loaded, None if data is None else read_table(data), output)
         return
     if data is None:
@@ -81,9 +96,15 @@ def predict(
             f"Missing argument 'DATA': a {loaded.problem_type} model predicts the rows it is "
             "given (mlpilot predict MODEL DATA)"
         )
-    table = read_table(data)
     target = loaded.info.get("target")
-    if target in table.columns:
+    known = [*loaded.input_columns, *([target] if target else [])]
+    rule: bool | Callable[[list[str]], bool] = header == "present"
+    if header == "auto":
+        rule = functools.partial(is_header_row, names=known)
+    table = read_table(data, header=rule)
+    if table.columns.dtype.kind == "i":  # no header: columns numbered
+        table = _in_training_order(table, loaded, target)
+    elif target in table.columns:
         table = table.drop(columns=[target])
     sink = _open_output(output) if output else sys.stdout
     try:
@@ -99,6 +120,43 @@ def predict(
         console.print(
             f"Wrote {len(table):,} prediction(s) to {escape(str(output))}", soft_wrap=True
         )
+
+
+def _in_training_order(
+    table: pd.DataFrame, model: InferenceModel, target: str | None
+) -> pd.DataFrame:
+    """Headerless rows named by position: every input column in training order, or just those
+    the model uses (the identifiers the profile dropped left out), told apart by count."""
+    columns = model.input_columns
+    used = [c for c in model.feature_columns if c in columns]
+    width = table.shape[1]
+    if width == len(columns):
+        table.columns = columns
+        return table
+    if width == len(used):
+        table.columns = used
+        return table.reindex(columns=columns)  # the unused ones empty
+    expected = f"{len(columns)} ({_shown(columns)})"
+    if len(used) != len(columns):
+        expected += f" or {len(used)} ({_shown(used)})"
+    first = {str(v).strip() for v in table.iloc[0]}
+    if set(used) <= first:
+        hint = (
+            ": its first row names the columns, some of them not training columns; pass "
+            "--header present to read it as a header"
+        )
+    elif width == len(columns) + 1:
+        hint = f"; leave out the target column {target!r}, or add a header row naming the columns"
+    else:
+        hint = ", or add a header row naming the columns"
+    raise ConfigError(
+        f"The data has no header row and {width} column(s), expected {expected} in training "
+        f"order{hint}"
+    )
+
+
+def _shown(columns: list[str]) -> str:
+    return ", ".join(columns if len(columns) <= 8 else [*columns[:4], "...", *columns[-3:]])
 
 
 def _forecast(model: SeriesModel, table: pd.DataFrame | None, output: Path | None) -> None:

@@ -12,7 +12,7 @@ import re
 import tempfile
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,6 +325,14 @@ def _read_header(uri: str, stream: _Binary) -> list[str]:
     return next(csv.reader(io.StringIO(record)), [])
 
 
+def is_header_row(record: Sequence[str], names: Iterable[str]) -> bool:
+    """Whether a CSV's first row is a header for a model trained on ``names`` (its columns, the
+    target included): every value in it is one of them, which no data row of a real table is.
+    ``mlpilot predict`` and the model container both decide by this rule."""
+    known = set(names)
+    return all(value.strip() in known for value in record)
+
+
 @dataclass
 class _TableReader:
     """Reads objects one by one, checking each header against the first one."""
@@ -334,7 +342,10 @@ class _TableReader:
     declared: str | None
     compression: str | None
     wanted: list[str] | None
+    #: Whether a CSV's first row is a header: always, never, or as a rule on that row decides.
+    header: bool | Callable[[list[str]], bool] = True
     first: tuple[str, str, list[str]] | None = None  # (uri, format, header)
+    named: bool = True  # whether the first object has a header
 
     def read(self, obj: _Object) -> pd.DataFrame:
         with _access(obj.uri), obj.fs.open(obj.path, "rb") as handle:
@@ -364,13 +375,22 @@ class _TableReader:
             )
         return fmt
 
-    def _check_header(self, uri: str, fmt: str, header: list[str]) -> None:
+    def _check_header(self, uri: str, fmt: str, header: list[str], named: bool = True) -> None:
         repeated = sorted({c for c in header if header.count(c) > 1})
-        if repeated:
+        if named and repeated:
             raise DataError(f"{uri} has duplicate column names: {', '.join(map(repr, repeated))}")
+        if not named and self.wanted is not None:
+            raise DataError(f"{uri} has no header row, so columns= cannot name its columns")
         if self.first is None:
-            self.first = (uri, fmt, header)
-        elif header != self.first[2]:
+            self.first, self.named = (uri, fmt, header), named
+        elif named != self.named:
+            has, lacks = (uri, self.first[0]) if named else (self.first[0], uri)
+            raise DataError(f"{has} has a header row but {lacks} does not")
+        elif not named and len(header) != len(self.first[2]):
+            raise DataError(
+                f"{uri} has {len(header)} columns but {self.first[0]} has {len(self.first[2])}"
+            )
+        elif named and header != self.first[2]:
             difference = _header_difference(self.first[2], header)
             raise DataError(f"{uri}: header differs from {self.first[0]}: {difference}")
         _check_wanted(uri, header, self.wanted)
@@ -384,7 +404,8 @@ class _TableReader:
         stream: _Binary = gzip.GzipFile(fileobj=handle, mode="rb") if is_gzip else handle
         try:
             header = _read_header(uri, stream)
-            self._check_header(uri, "csv", header)
+            named = self.header(header) if callable(self.header) else self.header
+            self._check_header(uri, "csv", header, named)
             stream.seek(0)
             with warnings.catch_warnings():
                 # pandas only warns (and drops data) when rows are longer than the header.
@@ -398,6 +419,7 @@ class _TableReader:
                     encoding="utf-8",
                     index_col=False,
                     usecols=self.wanted,
+                    header=0 if named else None,
                 )
         except _GZIP_ERRORS as exc:
             raise DataError(f"{uri} is not valid gzip data ({one_line(exc)})") from exc
@@ -411,8 +433,9 @@ class _TableReader:
             match = _PANDAS_LINE_ERROR.search(str(exc))
             if match:
                 expected, line, saw = match.groups()
+                first = "header" if named else "first row"
                 raise DataError(
-                    f"{uri}: line {line} has {saw} fields but the header has {expected}"
+                    f"{uri}: line {line} has {saw} fields but the {first} has {expected}"
                 ) from exc
             reason = one_line(exc).removeprefix("Error tokenizing data. C error: ")
             raise DataError(f"{uri} is not a readable CSV file: {reason}") from exc
@@ -444,12 +467,17 @@ def read_table(
     compression: str | None = None,
     data_type: str = "S3Prefix",
     columns: Sequence[str] | None = None,
+    header: bool | Callable[[list[str]], bool] = True,
 ) -> pd.DataFrame:
     """Read a CSV or Parquet file, folder, S3 prefix or manifest into one DataFrame.
 
     CSV columns are kept as raw strings (only empty fields are missing); Parquet keeps its
     dtypes. Gzip-compressed CSV is recognised by its magic bytes whatever its name. A DataFrame
     source is returned as a copy. User problems raise :class:`DataError`.
+
+    ``header`` says whether a CSV file's first row is a header; a callable decides from that
+    row (e.g. :func:`is_header_row`), file by file, and every file must decide alike. Without
+    one the columns are numbered from 0 and may repeat values. Parquet files always have names.
     """
     wanted = _wanted_columns(columns)
     if isinstance(source, pd.DataFrame):
@@ -463,6 +491,7 @@ def read_table(
         declared=_content_format(content_type),
         compression=_compression_mode(compression),
         wanted=wanted,
+        header=header,
     )
     objects = _objects(_Resolver(), source, data_type)
     frames = [reader.read(obj) for obj in objects]

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpilot.data import is_header_row
 from mlpilot.errors import ConfigError, PredictionInputError
 from mlpilot.profile import label_key
 from mlpilot.serving._errors import InvocationError
@@ -237,8 +238,8 @@ class _Rows:
 
 
 def _is_header(record: Sequence[str], rows: _Rows, header: str | None) -> bool:
-    """``header=present|absent`` as it says; else a first line is a header when every value in
-    it is a training column name (the target included), which no data row of a real table is."""
+    """``header=present|absent`` as it says; else :func:`~mlpilot.data.is_header_row` decides
+    (the rule ``mlpilot predict`` applies too)."""
     if header == "present":
         return True
     if header == "absent":
@@ -247,8 +248,7 @@ def _is_header(record: Sequence[str], rows: _Rows, header: str | None) -> bool:
         raise InvocationError(
             400, f"unknown header={header!r} in the Content-Type: use header=present or absent"
         )
-    known = {*rows.columns, *([rows.target] if rows.target else [])}
-    return all(value.strip() in known for value in record)
+    return is_header_row(record, [*rows.columns, *([rows.target] if rows.target else [])])
 
 
 def _by_name(names: Sequence[str], rows: _Rows, what: str) -> list[int | None]:
