@@ -48,8 +48,11 @@ IMBALANCE_SHARE = 0.1
 _BINS = 10
 
 
-def write_card(job: Any, best: Any, packaged: PackagedModel) -> dict[str, Any]:
-    """Build the card and seal it into the package at ``packaged.location``."""
+def write_card(job: Any, best: Any, packaged: PackagedModel) -> dict[str, Any] | None:
+    """Build the card and seal it into the package at ``packaged.location``; None when the
+    problem packaged something other than an mlpilot model package (no manifest to seal)."""
+    if not (packaged.location / MANIFEST).is_file():
+        return None
     card = build_card(job, best, packaged)
     seal(
         packaged.location,
