@@ -23,7 +23,7 @@ lint:
 PYTEST_WORKERS ?= 2
 
 test: install lint
-	$(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 test-fast: install lint
 	$(PYTHON) -m pytest -q -m "not slow"

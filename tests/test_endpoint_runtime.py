@@ -165,25 +165,33 @@ def test_scaling_instances(endpoint: EndpointRuntime, churn: TrainedModel) -> No
         assert not _alive(pid)
 
 
-def test_killed_instance_is_replaced(endpoint: EndpointRuntime, churn: TrainedModel) -> None:
-    (b,) = [v for v in endpoint.variants() if v["VariantName"] == "B"]
-    victim = b["Instances"][0]["Pid"]
-    os.kill(victim, signal.SIGKILL)
-    # On a busy machine a killed process can take seconds to finish exiting (its port already
-    # closed); the health check below must see it exited, not merely silent.
-    deadline = time.monotonic() + 60
-    while _alive(victim) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(victim)
-    with pytest.raises(EndpointUnavailableError, match="'B' has no"):
-        endpoint.invoke(churn.csv_body(), target_variant="B")
-    report = endpoint.check_health()
-    assert len(report) == 1 and f"pid {victim}" in report[0] and "exited with code -9" in report[0]
-    assert "replaced by instance" in report[0]
-    assert endpoint.invoke(churn.csv_body(), target_variant="B").ok
-    (b,) = [v for v in endpoint.variants() if v["VariantName"] == "B"]
-    assert b["Instances"][0]["Pid"] != victim and b["HealthyInstanceCount"] == 1
-    assert endpoint.check_health() == []
+def test_killed_instance_is_replaced(churn: TrainedModel, tmp_path: Path) -> None:
+    # Its own runtime: what earlier tests did to the shared endpoint's variants stays out of it.
+    runtime = EndpointRuntime(seed=3, monitor_interval=None, cache_dir=tmp_path / "cache")
+    try:
+        runtime.start([VariantSpec("B", str(churn.package), {}, instance_count=1)])
+        (b,) = runtime.variants()
+        victim = b["Instances"][0]["Pid"]
+        # Another thread waiting on the process holds its wait lock, so poll() alone would
+        # call the dead instance running: the health check must still see it exited.
+        (process,) = [i.process for i in runtime._variants["B"].instances]
+        threading.Thread(target=process.wait, daemon=True).start()
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while _alive(victim) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(victim)
+        with pytest.raises(EndpointUnavailableError, match="'B' has no"):
+            runtime.invoke(churn.csv_body(), target_variant="B")
+        report = runtime.check_health()
+        assert len(report) == 1 and f"pid {victim}" in report[0], report
+        assert "exited with code -9" in report[0] and "replaced by instance" in report[0]
+        assert runtime.invoke(churn.csv_body(), target_variant="B").ok
+        (b,) = runtime.variants()
+        assert b["Instances"][0]["Pid"] != victim and b["HealthyInstanceCount"] == 1
+        assert runtime.check_health() == []
+    finally:
+        runtime.stop()
 
 
 def test_async_invoke(endpoint: EndpointRuntime, churn: TrainedModel) -> None:

@@ -532,9 +532,14 @@ class EndpointRuntime:
             instance.port_file.unlink(missing_ok=True)
 
     def _probe(self, instance: Instance) -> str | None:
-        code = instance.process.poll()
-        if code is not None:
-            return f"exited with code {code}"
+        if _exited(instance.process):
+            # poll() says "running" while another thread waits on the process: that thread
+            # reaps it now, and wait() reads the code it stores.
+            try:
+                code: int | None = instance.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                code = None
+            return "exited" if code is None else f"exited with code {code}"
         if instance.read_port() and self._ping(instance):
             instance.strikes = 0
             instance.healthy = True
