@@ -12,6 +12,7 @@ import sys
 __all__ = [
     "ConfigError",
     "DataError",
+    "ExportError",
     "JobNotFoundError",
     "MlpilotError",
     "ModelPackageError",
@@ -44,6 +45,11 @@ class JobNotFoundError(MlpilotError, LookupError):
 
 class ModelPackageError(MlpilotError):
     """A model package is incomplete, corrupt or was written by incompatible versions."""
+
+
+class ExportError(MlpilotError):
+    """A model cannot be written in the format asked for (a step without a converter, a
+    missing optional library, an output that already exists)."""
 
 
 class PredictionInputError(MlpilotError, ValueError):

@@ -9,6 +9,7 @@ from mlpilot.cli import (
     STARTED,
     card,
     decrypt,
+    export,
     jobs,
     leaderboard,
     predict,
@@ -36,6 +37,7 @@ app.add_typer(report.app)
 app.add_typer(train.app)
 app.add_typer(decrypt.app)
 app.add_typer(card.app)
+app.add_typer(export.app)
 
 
 @app.command("version")

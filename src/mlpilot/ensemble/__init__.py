@@ -8,9 +8,10 @@ from mlpilot.ensemble._portfolio import PortfolioEntry, build_portfolio, random_
 from mlpilot.ensemble._predictor import EnsemblePredictor, Unit
 from mlpilot.ensemble._replay import EnsembleReplay
 from mlpilot.ensemble._runner import EnsembleBuilder, EnsembleLimits
-from mlpilot.ensemble._stack import stack_column_names, stack_features, write_stack_data
+from mlpilot.ensemble._stack import STACK_EPS, stack_column_names, stack_features, write_stack_data
 
 __all__ = [
+    "STACK_EPS",
     "BaggingPlan",
     "EnsembleBuilder",
     "EnsembleLimits",

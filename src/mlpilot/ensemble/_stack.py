@@ -18,9 +18,10 @@ from mlpilot._types import ProblemType
 from mlpilot.profile import ColumnKind, ColumnProfile, DatasetProfile
 from mlpilot.search import write_prepared
 
-__all__ = ["stack_column_names", "stack_features", "write_stack_data"]
+__all__ = ["STACK_EPS", "stack_column_names", "stack_features", "write_stack_data"]
 
-_EPS = 1e-6
+#: Probabilities are clipped to [STACK_EPS, 1 - STACK_EPS] before their log is taken.
+STACK_EPS = 1e-6
 PREFIX = "__stack"
 
 
@@ -35,10 +36,10 @@ def stack_features(outputs: list[np.ndarray], problem_type: ProblemType) -> np.n
     for out in outputs:
         out = np.asarray(out, dtype=np.float64)
         if problem_type is ProblemType.BINARY:
-            p = np.clip(out[:, 1], _EPS, 1 - _EPS)
+            p = np.clip(out[:, 1], STACK_EPS, 1 - STACK_EPS)
             blocks.append(np.log(p / (1 - p))[:, None])
         elif problem_type is ProblemType.MULTICLASS:
-            blocks.append(np.log(np.clip(out, _EPS, 1.0)))
+            blocks.append(np.log(np.clip(out, STACK_EPS, 1.0)))
         else:
             blocks.append(out.reshape(-1, 1))
     return np.hstack(blocks)
