@@ -21,7 +21,7 @@ from helpers_data import INSURANCE, PENGUINS, TELCO
 from mlpilot.algorithms import FitContext, get_algorithm
 from mlpilot.cli.main import app
 from mlpilot.data import read_table
-from mlpilot.ensemble import EnsemblePredictor, Unit
+from mlpilot.ensemble import EnsemblePredictor, Unit, stack_column_names, stack_features
 from mlpilot.errors import ExportError
 from mlpilot.features import FeaturePipeline
 from mlpilot.package import InferenceModel
@@ -62,7 +62,7 @@ def _rows(path: Path, target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, pd.DataFrame]]:
-    """Single-LightGBM packages (binary, multiclass, regression), a bag, and a blend."""
+    """Single-LightGBM packages (binary, multiclass, regression), a bag, a blend, a stacker."""
     root = tmp_path_factory.mktemp("export-models")
     built: dict[str, tuple[Path, pd.DataFrame]] = {}
     lightgbm = {"n_estimators": 40, "min_child_samples": 5}
@@ -95,6 +95,20 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
         blend = EnsemblePredictor(units, [0.4, 0.2, 0.15, 0.25], profile.problem_type, 2)
         model = InferenceModel.build(blend, profile, candidate={"CandidateName": "blend"})
         built["blend"] = (model.save(root / "blend", archive=False), held)
+        # A stacker on the blend's first two units' outputs (one of them weighted 0).
+        names = stack_column_names(2, profile.problem_type, 2)
+        outputs = [
+            m.predict_proba(p.transform(train)) for p, m in (members[0], units[1].members[0])
+        ]
+        stacked = pd.concat(
+            [train, pd.DataFrame(stack_features(outputs, profile.problem_type), columns=names)],
+            axis=1,
+        )
+        stacker = _member(stacked, build_profile(stacked, "Churn"), "lightgbm", lightgbm)
+        layers = [*units[:2], Unit("stacker", [stacker], inputs=[0, 1])]
+        stack = EnsemblePredictor(layers, [0.3, 0.0, 0.7], profile.problem_type, 2)
+        model = InferenceModel.build(stack, profile, candidate={"CandidateName": "stack"})
+        built["stack"] = (model.save(root / "stack", archive=False), held)
         # An algorithm without a converter (the constant helper; a network would do the same).
         constant = [_member(train, profile, "helpers_algorithms:Constant", {})]
         other = InferenceModel.build(constant, profile, candidate={"CandidateName": "other"})
@@ -108,7 +122,7 @@ def _onnx_predictions(model_file: Path, rows: pd.DataFrame) -> dict[str, np.ndar
     return dict(zip(names, session.run(None, onnx_feed(session, rows)), strict=True))
 
 
-@pytest.mark.parametrize("key", ["binary", "multiclass", "regression", "bag", "blend"])
+@pytest.mark.parametrize("key", ["binary", "multiclass", "regression", "bag", "blend", "stack"])
 def test_onnx_graph_predicts_as_mlpilot(packages: Any, tmp_path: Path, key: str) -> None:
     package, rows = packages[key]
     model = InferenceModel.load(package)

@@ -212,11 +212,11 @@ def _stack_columns(
     """A stacker's extra columns (``[N, 1]`` each), as mlpilot.ensemble.stack_features makes
     them: log-odds (binary), log-probabilities (multiclass) or values (regression)."""
     columns: list[str] = []
-    low, high = graph.const(STACK_EPS, "eps"), graph.const(1 - STACK_EPS, "one_minus_eps")
+    low = graph.const(STACK_EPS, "eps")
     for out in outputs:
         if problem is ProblemType.BINARY:
             p = graph.op("Slice", [out, *_slice(graph, 1, 2)])
-            p = graph.op("Clip", [p, low, high])
+            p = graph.op("Clip", [p, low, graph.const(1 - STACK_EPS, "one_minus_eps")])
             odds = graph.op("Div", [p, graph.op("Sub", [graph.const(1.0, "one"), p])])
             columns.append(graph.op("Log", [odds]))
         elif problem is ProblemType.MULTICLASS:
