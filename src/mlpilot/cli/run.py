@@ -88,12 +88,23 @@ class _Display:
 def run(
     ctx: typer.Context,
     data: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            help="Training table: CSV (gzip ok) or Parquet file, folder, file:// or s3:// URI."
+            help="Training table: CSV (gzip ok) or Parquet file, folder, file:// or s3:// URI.",
+            show_default=False,
         ),
-    ],
-    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", "-t", help="Column to predict (required).")
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue the job in this folder for --max-runtime more seconds, keeping "
+            "every candidate it trained.",
+            metavar="JOB",
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Job output folder.", show_default="runs/<job-name>"),
@@ -199,6 +210,24 @@ def run(
     Example: mlpilot run examples/churn.csv --target Churn --max-runtime 120 --output runs/churn
     """
     started = job_clock(ctx)
+    if resume is not None:
+        given = [
+            flag
+            for flag, value in (("DATA", data), ("--target", target), ("--output", output))
+            if value is not None
+        ]
+        if given:
+            raise ConfigError(
+                f"--resume continues a job with its own data and settings: drop {', '.join(given)}"
+            )
+        if max_runtime is None:
+            raise ConfigError("--resume needs --max-runtime: the seconds to add")
+        _resume_local(Path(resume), max_runtime, max_candidates, parallelism, quiet, started)
+        return
+    if data is None:
+        raise ConfigError("Missing argument 'DATA' (or --resume JOB)")
+    if target is None:
+        raise ConfigError("Missing option '--target'")
 
     from mlpilot.api import default_job_name
     from mlpilot.config import ForecastingConfig, JobConfig, TabularConfig
@@ -282,6 +311,49 @@ def run(
         console.print(f"Job [bold]{job_name}[/] → {escape(str(config.output_dir))}", soft_wrap=True)
     run_watched(job, job.run, progress, display, name="mlpilot-job")
     _summary(job, quiet)
+
+
+def _resume_local(
+    root: Path,
+    seconds: int,
+    max_candidates: int | None,
+    parallelism: int | None,
+    quiet: bool,
+    started: float,
+) -> None:
+    """Continue the job in folder ``root`` in this process."""
+    from mlpilot.jobs import AutoMLJob
+    from mlpilot.reports import WhiteBox
+
+    if not (root / "job.json").exists():
+        raise ConfigError(f"{root} is not a job folder (it has no job.json)")
+    progress = _progress(quiet)
+    job = AutoMLJob.resume(
+        root, seconds, max_candidates=max_candidates, parallelism=parallelism, started=started
+    )
+    display = _Display(progress, seconds, job.earlier_limit, quiet=quiet)
+    job.observers = [display, WhiteBox()]
+    if not quiet:
+        console.print(
+            f"Resuming job [bold]{job.config.name}[/] in {escape(str(root))} for {seconds} s",
+            soft_wrap=True,
+        )
+    run_watched(job, job.run, progress, display, name="mlpilot-job")
+    _summary(job, quiet)
+    if not quiet and job.record.get("Mlpilot", {}).get("Resumes"):
+        last = job.record["Mlpilot"]["Resumes"][-1]
+        console.print(
+            f"Candidates {last['CandidatesBefore']} → {last['CandidatesAfter']}; best "
+            f"{_best_text(last['BestBefore'])} → {_best_text(last['BestAfter'])}",
+            soft_wrap=True,
+        )
+
+
+def _best_text(best: dict[str, Any] | None) -> str:
+    if not best:
+        return "none"
+    value = best.get("Value")
+    return f"{best['CandidateName']} ({'' if value is None else f'{value:.5g}'})"
 
 
 def _names(text: str | None) -> tuple[str, ...]:

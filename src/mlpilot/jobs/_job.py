@@ -248,6 +248,13 @@ class AutoMLJob:
         return job
 
     @property
+    def earlier_limit(self) -> int:
+        """Candidates this run may add (a resumed job: at most its ``max_candidates``)."""
+        if self._resume is not None:
+            return int(self._resume["max_new"])
+        return self.config.effective_max_candidates
+
+    @property
     def resuming(self) -> bool:
         """Whether this run continues an earlier one (:meth:`resume`)."""
         return self._resume is not None
