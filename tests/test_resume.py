@@ -1,0 +1,257 @@
+"""Resuming a job (``AutoMLJob.resume``, ``mlpilot run --resume``): every earlier candidate
+kept as it was, new ones numbered after them, the best the best of all; a job killed mid-way
+(``MLPILOT_CRASH_AT``) continues from its last finished candidate; bad input is one line."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import mlpilot
+from helpers_data import PENGUINS
+from mlpilot.cli.main import app
+from mlpilot.config import JobConfig
+from mlpilot.errors import ConfigError
+from mlpilot.jobs import AutoMLJob, CandidateRecord, JobRecord, progress_frame, read_candidates
+from mlpilot.metrics import get_metric
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _files(root: Path) -> dict[str, str]:
+    """Every file under the job's candidate folders, by path, with its digest."""
+    out = {}
+    for path in sorted((root / "tuning").rglob("*")):
+        if path.is_file():
+            out[str(path.relative_to(root))] = hashlib.sha1(path.read_bytes()).hexdigest()
+    return out
+
+
+def _number(name: str) -> int:
+    return int(name.rsplit("-", 2)[1])
+
+
+def _check_best_of_all(job: AutoMLJob) -> None:
+    metric = get_metric(job.objective or "F1")
+    values = [c.objective_value for c in job._candidates.values() if c.completed]
+    best = job.record["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]["Value"]
+    assert best == (max(values) if metric.maximize else min(values))  # type: ignore[type-var]
+
+
+@pytest.fixture(scope="module")
+def penguins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("resume-data") / "penguins.csv"
+    pd.read_csv(PENGUINS).to_csv(data, index=False)
+    return data
+
+
+def test_records_read_back_unchanged() -> None:
+    shape = {
+        "CandidateName": "j-linear-001-abc",
+        "ObjectiveStatus": "Succeeded",
+        "CandidateSteps": [
+            {
+                "CandidateStepType": "AWS::SageMaker::ProcessingJob",
+                "CandidateStepArn": "arn:aws:sagemaker:eu-west-1:123:processing-job/j-pr-1-x",
+                "CandidateStepName": "j-pr-1-x",
+            },
+            {
+                "CandidateStepType": "AWS::SageMaker::TrainingJob",
+                "CandidateStepArn": "arn:aws:sagemaker:eu-west-1:123:training-job/j-linear-001-abc",
+                "CandidateStepName": "j-linear-001-abc",
+            },
+        ],
+        "CandidateStatus": "Completed",
+        "CreationTime": 1.5,
+        "LastModifiedTime": 2.5,
+        "FinalAutoMLJobObjectiveMetric": {
+            "Type": "Minimize",
+            "Value": 0.25,
+            "StandardMetricName": "LogLoss",
+        },
+        "EndTime": 2.5,
+        "CandidateProperties": {
+            "CandidateMetrics": [
+                {
+                    "MetricName": "Accuracy",
+                    "StandardMetricName": "Accuracy",
+                    "Value": 0.9,
+                    "Set": "Validation",
+                },
+                {"StandardMetricName": "LogLoss", "Value": 0.25, "Set": "Validation"},
+            ]
+        },
+        "Mlpilot": {"TrialNumber": 0, "Algorithm": "linear-learner"},
+    }
+    assert CandidateRecord.from_shape(shape, objective="LogLoss").shape() == shape
+    job = {
+        "AutoMLJobName": "j",
+        "AutoMLJobArn": "arn:aws:sagemaker:eu-west-1:123:automl-job/j",
+        "AutoMLProblemTypeConfigName": "Tabular",
+        "CreationTime": 1.0,
+        "LastModifiedTime": 3.0,
+        "AutoMLJobStatus": "Stopped",
+        "AutoMLJobSecondaryStatus": "Stopped",
+        "EndTime": 3.0,
+        "PartialFailureReasons": [{"PartialFailureMessage": "x: failed"}],
+        "BestCandidate": shape,
+        "Mlpilot": {"Seed": 3},
+    }
+    assert JobRecord.from_shape(job, objective="LogLoss").shape() == job
+
+
+@pytest.mark.slow
+def test_killed_job_resumes_then_a_finished_one_extends(penguins: Path, tmp_path: Path) -> None:
+    """A CLI job killed after its second candidate (kill -9 at the crash point) resumes from
+    there; the resumed job, finished, is then extended again."""
+    root = tmp_path / "job"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "MLPILOT_CRASH_AT": "search:2"}
+    command = [sys.executable, "-m", "mlpilot.cli.main", "run", str(penguins)]
+    command += ["--target", "species", "--output", str(root), "--name", "peng"]
+    command += ["--mode", "HYPERPARAMETER_TUNING", "--algorithms", "linear-learner"]
+    command += ["--max-candidates", "4", "--parallelism", "1", "--no-reports", "--quiet"]
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    record = json.loads((root / "job.json").read_text())
+    assert record["AutoMLJobStatus"] == "InProgress"  # the process died mid-way
+    log_before = (root / "candidates.jsonl").read_text()
+    first = read_candidates(root / "candidates.jsonl")
+    assert [_number(c["CandidateName"]) for c in first] == [1, 2]
+    files_before = _files(root)
+    # What the killed run left of a trial it never recorded is discarded.
+    stray = root / "tuning" / "peng-tuning" / "peng-linear-003-00000000" / "output" / "model"
+    stray.mkdir(parents=True)
+    (stray / "half-written.joblib").write_bytes(b"\0")
+
+    job = AutoMLJob.resume(root, 120, max_candidates=1, parallelism=1)
+    job.run()
+    assert job.status == "Completed", job.record.get("FailureReason")
+    log_after = (root / "candidates.jsonl").read_text()
+    assert log_after.startswith(log_before)  # earlier lines untouched, new ones appended
+    names = list(job.candidates)
+    assert [_number(n) for n in names] == [1, 2, 3]
+    assert not stray.parent.parent.exists()
+    after = _files(root)
+    assert all(after[path] == digest for path, digest in files_before.items())
+    resume = job.record["Mlpilot"]["Resumes"][0]
+    assert resume["CandidatesBefore"] == 2 and resume["CandidatesAfter"] == 3
+    assert resume["StatusBefore"] == "Stopped"
+    assert resume["Interrupted"]["Phase"] == "ModelTuning"
+    assert "Interrupted" not in job.record["Mlpilot"]
+    _check_best_of_all(job)
+    new = job.candidates[names[2]]["Mlpilot"]
+    assert new["TrialNumber"] == 2 and new["SearchParameters"]
+
+    # The finished job, extended through the CLI by two more candidates.
+    board_before = {
+        c["CandidateName"]: c for c in json.loads((root / "leaderboard.json").read_text())
+    }
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--resume",
+            str(root),
+            "--max-runtime",
+            "120",
+            "--max-candidates",
+            "2",
+            "--parallelism",
+            "1",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    board = {c["CandidateName"]: c for c in json.loads((root / "leaderboard.json").read_text())}
+    assert len(board) == 5
+    assert all(board[name] == candidate for name, candidate in board_before.items())
+    record = json.loads((root / "job.json").read_text())
+    assert [r["CandidatesAfter"] for r in record["Mlpilot"]["Resumes"]] == [3, 5]
+    curve = progress_frame(record, list(board.values()))
+    assert list(curve["run"]) == [0, 0, 1, 2, 2]
+    assert curve["seconds"].is_monotonic_increasing
+    assert (
+        curve["best"].iloc[-1] == record["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]["Value"]
+    )
+    shown = CliRunner().invoke(app, ["leaderboard", str(root), "--progress"])
+    assert shown.exit_code == 0 and "resume 2" in shown.output
+
+
+@pytest.mark.slow
+def test_ensembling_resume_adds_base_models_and_reselects(penguins: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ens"
+    job = mlpilot.run_job(
+        str(penguins),
+        target="species",
+        output=root,
+        name="pens",
+        mode="ENSEMBLING",
+        algorithms=("linear-learner", "extra-trees"),
+        max_candidates=2,
+        parallelism=2,
+        generate_reports=False,
+    )
+    assert job.status == "Completed", job.record.get("FailureReason")
+    before = {c["CandidateName"]: c for c in json.loads((root / "leaderboard.json").read_text())}
+    base_before = [n for n, c in before.items() if c["Mlpilot"].get("Layer") == 1]
+    assert len(base_before) == 2
+    files_before = _files(root)
+    last = max(_number(n) for n in before)
+
+    resumed = AutoMLJob.resume(root, 90, max_candidates=2, parallelism=2)
+    resumed.run()
+    assert resumed.status == "Completed", resumed.record.get("FailureReason")
+    after = {c["CandidateName"]: c for c in json.loads((root / "leaderboard.json").read_text())}
+    assert all(after[name] == candidate for name, candidate in before.items())
+    assert all(_files(root)[p] == d for p, d in files_before.items())
+    new = [n for n in after if n not in before]
+    assert new and min(_number(n) for n in new) == last + 1
+    base_new = [n for n in new if after[n]["Mlpilot"].get("Layer") == 1]
+    assert len(base_new) == 2
+    # Selection ran over the old and new base models together.
+    notes = " ".join(resumed.record["Mlpilot"].get("EnsembleNotes", []))
+    assert "2 base models of the earlier run kept" in notes
+    _check_best_of_all(resumed)
+
+
+def test_bad_resume_requests_are_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    cases = [
+        (["run", "--resume", str(tmp_path / "none"), "--max-runtime", "5"], "is not a job folder"),
+        (["run", "--resume", str(tmp_path), "--max-runtime", "5"], "is not a job folder"),
+        (["run", "--resume", str(tmp_path)], "--resume needs --max-runtime"),
+        (["run", "x.csv", "--resume", str(tmp_path), "--max-runtime", "5"], "drop DATA"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
+    with pytest.raises(ConfigError, match="positive number of seconds"):
+        AutoMLJob.resume(tmp_path, 0)
+    with pytest.raises(ConfigError, match="MaxCandidates must be between"):
+        AutoMLJob.resume(tmp_path, 5, max_candidates=0)
+
+
+def test_a_running_job_is_not_resumed(tmp_path: Path) -> None:
+    root = tmp_path / "lin"
+    config = JobConfig.tabular(
+        name="lin", training_data="data.csv", output_path=str(root), target="y"
+    )
+    root.mkdir()
+    (root / "spec.json").write_text(json.dumps(config.to_dict()))
+    record = json.dumps({"AutoMLJobName": "lin", "AutoMLJobStatus": "InProgress"})
+    (root / "job.json").write_text(record)
+    with open(root / ".job.lock", "a") as held:  # as the process running the job holds it
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match="is still running"):
+            AutoMLJob.resume(root, 10).run()
+    assert (root / "job.json").read_text() == record
