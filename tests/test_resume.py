@@ -8,9 +8,11 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -21,7 +23,7 @@ from helpers_data import PENGUINS
 from mlpilot.cli.main import app
 from mlpilot.config import JobConfig
 from mlpilot.errors import ConfigError
-from mlpilot.jobs import AutoMLJob, CandidateRecord, JobRecord, progress_frame, read_candidates
+from mlpilot.jobs import AutoMLJob, CandidateRecord, JobRecord, progress_frame
 from mlpilot.metrics import get_metric
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -109,75 +111,114 @@ def test_records_read_back_unchanged() -> None:
     assert JobRecord.from_shape(job, objective="LogLoss").shape() == job
 
 
-@pytest.mark.slow
-def test_killed_job_resumes_then_a_finished_one_extends(penguins: Path, tmp_path: Path) -> None:
-    """A CLI job killed after its second candidate (kill -9 at the crash point) resumes from
-    there; the resumed job, finished, is then extended again."""
-    root = tmp_path / "job"
+@pytest.fixture(scope="module")
+def killed(penguins: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A CLI job killed (kill -9 at the crash point) after its second candidate, with a
+    half-written model folder of a trial it never recorded; what it left, before any resume."""
+    root = tmp_path_factory.mktemp("killed") / "job"
     env = {**os.environ, "PYTHONPATH": str(SRC), "MLPILOT_CRASH_AT": "search:2"}
     command = [sys.executable, "-m", "mlpilot.cli.main", "run", str(penguins)]
     command += ["--target", "species", "--output", str(root), "--name", "peng"]
     command += ["--mode", "HYPERPARAMETER_TUNING", "--algorithms", "linear-learner"]
     command += ["--max-candidates", "4", "--parallelism", "1", "--no-reports", "--quiet"]
-    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    record = json.loads((root / "job.json").read_text())
-    assert record["AutoMLJobStatus"] == "InProgress"  # the process died mid-way
-    log_before = (root / "candidates.jsonl").read_text()
-    first = read_candidates(root / "candidates.jsonl")
-    assert [_number(c["CandidateName"]) for c in first] == [1, 2]
-    files_before = _files(root)
-    # What the killed run left of a trial it never recorded is discarded.
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == -9, run.stderr[-2000:]
+    files = _files(root)
     stray = root / "tuning" / "peng-tuning" / "peng-linear-003-00000000" / "output" / "model"
     stray.mkdir(parents=True)
     (stray / "half-written.joblib").write_bytes(b"\0")
+    return {
+        "root": root,
+        "record": json.loads((root / "job.json").read_text()),
+        "log": (root / "candidates.jsonl").read_text(),
+        "files": files,
+        "stray": stray,
+    }
 
-    job = AutoMLJob.resume(root, 120, max_candidates=1, parallelism=1)
+
+@pytest.fixture(scope="module")
+def resumed(killed: dict[str, Any]) -> AutoMLJob:
+    """The killed job, resumed for one more candidate (the tests below extend it further)."""
+    job = AutoMLJob.resume(killed["root"], 120, max_candidates=1, parallelism=1)
     job.run()
+    return job
+
+
+@pytest.mark.slow
+def test_a_killed_job_resumes_from_its_last_finished_candidate(
+    killed: dict[str, Any], resumed: AutoMLJob
+) -> None:
+    assert killed["record"]["AutoMLJobStatus"] == "InProgress"  # the process died mid-way
+    first = [json.loads(line) for line in killed["log"].splitlines()]
+    assert [_number(c["CandidateName"]) for c in first] == [1, 2]
+    root, job = killed["root"], resumed
     assert job.status == "Completed", job.record.get("FailureReason")
-    log_after = (root / "candidates.jsonl").read_text()
-    assert log_after.startswith(log_before)  # earlier lines untouched, new ones appended
+    # Earlier lines untouched, new ones appended.
+    assert (root / "candidates.jsonl").read_text().startswith(killed["log"])
     names = list(job.candidates)
     assert [_number(n) for n in names] == [1, 2, 3]
-    assert not stray.parent.parent.exists()
+    assert not killed["stray"].parent.parent.exists()  # the unrecorded trial's files
     after = _files(root)
-    assert all(after[path] == digest for path, digest in files_before.items())
+    assert all(after[path] == digest for path, digest in killed["files"].items())
     resume = job.record["Mlpilot"]["Resumes"][0]
     assert resume["CandidatesBefore"] == 2 and resume["CandidatesAfter"] == 3
     assert resume["StatusBefore"] == "Stopped"
     assert resume["Interrupted"]["Phase"] == "ModelTuning"
-    assert "Interrupted" not in job.record["Mlpilot"]
+    assert "Interrupted" not in job.record["Mlpilot"] and "Resuming" not in job.record["Mlpilot"]
     _check_best_of_all(job)
     new = job.candidates[names[2]]["Mlpilot"]
     assert new["TrialNumber"] == 2 and new["SearchParameters"]
 
-    # The finished job, extended through the CLI by two more candidates.
+
+@pytest.mark.slow
+def test_a_resume_of_changed_data_is_refused_and_leaves_the_job_as_it_was(
+    resumed: AutoMLJob, penguins: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "copy"
+    shutil.copytree(resumed.layout.root, root)
+    fewer = tmp_path / "fewer.csv"
+    pd.read_csv(penguins).head(200).to_csv(fewer, index=False)
+    spec = json.loads((root / "spec.json").read_text())
+    (root / "spec.json").write_text(json.dumps({**spec, "training_data": str(fewer)}))
+    record = json.loads((root / "job.json").read_text())
+    log = (root / "candidates.jsonl").read_text()
+    job = AutoMLJob.resume(root, 60, max_candidates=1, parallelism=1)
+    with pytest.raises(ConfigError, match="its training data changed since it ran"):
+        job.run()
+    assert json.loads((root / "job.json").read_text()) == record
+    assert (root / "candidates.jsonl").read_text() == log
+
+
+@pytest.mark.slow
+def test_a_finished_job_extends_again_through_the_cli_and_alike_every_time(
+    killed: dict[str, Any], resumed: AutoMLJob, tmp_path: Path
+) -> None:
+    """The finished job extended by one candidate through the CLI; a copy of it, extended the
+    same way, trains the same candidate (same seed, same study)."""
+    root = killed["root"]
+    twin = tmp_path / "twin"
+    shutil.copytree(root, twin)
     board_before = {
         c["CandidateName"]: c for c in json.loads((root / "leaderboard.json").read_text())
     }
-    result = CliRunner().invoke(
-        app,
-        [
-            "run",
-            "--resume",
-            str(root),
-            "--max-runtime",
-            "120",
-            "--max-candidates",
-            "2",
-            "--parallelism",
-            "1",
-            "--quiet",
-        ],
-    )
+    command = ["run", "--resume", str(root), "--max-runtime", "120", "--max-candidates", "1"]
+    result = CliRunner().invoke(app, [*command, "--parallelism", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     board = {c["CandidateName"]: c for c in json.loads((root / "leaderboard.json").read_text())}
-    assert len(board) == 5
+    assert len(board) == 4
     assert all(board[name] == candidate for name, candidate in board_before.items())
+    (new,) = set(board) - set(board_before)
+    copy = AutoMLJob.resume(twin, 120, max_candidates=1, parallelism=1)
+    copy.run()
+    (alike,) = [c for n, c in copy.candidates.items() if n not in board_before]
+    assert alike["CandidateName"] == new
+    assert alike["Mlpilot"]["Hyperparameters"] == board[new]["Mlpilot"]["Hyperparameters"]
+    value = board[new]["FinalAutoMLJobObjectiveMetric"]["Value"]
+    assert alike["FinalAutoMLJobObjectiveMetric"]["Value"] == value
     record = json.loads((root / "job.json").read_text())
-    assert [r["CandidatesAfter"] for r in record["Mlpilot"]["Resumes"]] == [3, 5]
+    assert [r["CandidatesAfter"] for r in record["Mlpilot"]["Resumes"]] == [3, 4]
     curve = progress_frame(record, list(board.values()))
-    assert list(curve["run"]) == [0, 0, 1, 2, 2]
+    assert list(curve["run"]) == [0, 0, 1, 2]
     assert curve["seconds"].is_monotonic_increasing
     assert (
         curve["best"].iloc[-1] == record["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]["Value"]
@@ -255,3 +296,68 @@ def test_a_running_job_is_not_resumed(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="is still running"):
             AutoMLJob.resume(root, 10).run()
     assert (root / "job.json").read_text() == record
+
+
+def test_the_service_refuses_bad_resumes_as_sagemaker_would(tmp_path: Path) -> None:
+    """AddTags with mlpilot:ResumeWithSeconds: errors before anything runs (an in-process
+    service over its store, with jobs that never ran)."""
+    from mlpilot.service import Service, ServiceConfig, ServiceError
+
+    service = Service(ServiceConfig(data_dir=tmp_path / "data"))
+
+    def job(name: str, status: str, kind: str = "Tabular") -> str:
+        arn = service.config.arn("automl-job", name)
+        record = {"AutoMLJobName": name, "AutoMLJobArn": arn, "AutoMLJobStatus": status}
+        record["AutoMLProblemTypeConfigName"] = kind
+        service.store.insert_job(
+            {
+                "name": name,
+                "arn": arn,
+                "status": status,
+                "secondary_status": status,
+                "created": 1.0,
+                "modified": 1.0,
+                "record": record,
+                "api_version": "V2",
+                "local_root": str(tmp_path / name),
+                "output_root": str(tmp_path / name),
+                "stop_requested": False,
+            }
+        )
+        return arn
+
+    running = job("running", "InProgress")
+    forecast = job("series", "Completed", "TimeSeriesForecasting")
+    gone = job("gone", "Completed")  # its folder no longer holds the job
+
+    def refused(arn: str, *tags: tuple[str, str]) -> tuple[str, str]:
+        request = {"ResourceArn": arn, "Tags": [{"Key": k, "Value": v} for k, v in tags]}
+        with pytest.raises(ServiceError) as caught:
+            service.call("AddTags", request)
+        return caught.value.code, caught.value.message
+
+    seconds = "mlpilot:ResumeWithSeconds"
+    nope = running.replace("running", "nope")
+    assert refused(nope, (seconds, "60")) == (
+        "ResourceNotFound",
+        "Amazon SageMaker can't find an AutoML job called nope.",
+    )
+    for value in ("0", "-5", "1.5", "soon"):
+        code, message = refused(gone, (seconds, value))
+        assert code == "ValidationException" and f"got {value!r}" in message
+    code, message = refused(gone, (seconds, "60"), ("mlpilot:ResumeMaxCandidates", "0"))
+    assert code == "ValidationException" and "from 1 to 750" in message
+    code, message = refused(gone, ("team", "ml"))
+    assert code == "ValidationException" and "mlpilot keeps no other tags" in message
+    endpoint = service.config.arn("endpoint", "e")
+    code, message = refused(endpoint, (seconds, "60"))
+    assert code == "ValidationException" and "only on an AutoML job's ARN" in message
+    code, message = refused(running, (seconds, "60"))
+    assert code == "ValidationException"
+    assert message.startswith("The AutoML job running is InProgress")
+    code, message = refused(forecast, (seconds, "60"))
+    assert code == "ValidationException" and "only tabular jobs can be resumed" in message
+    code, message = refused(gone, (seconds, "60"))
+    assert code == "ValidationException" and message.startswith("Cannot resume: ")
+    assert service.store.get_job("gone")["status"] == "Completed"  # left as it was
+    service.store.close()

@@ -198,6 +198,32 @@ class AutoMLJob:
         better one; ``Mlpilot.Resumes`` in the record lists each resume.
         """
         root = Path(root)
+        config = cls.resumable(root, seconds, max_candidates=max_candidates)
+        config = replace(
+            config, output_path=str(root), parallelism=parallelism or config.parallelism
+        )
+        job = cls(config, executor=executor, observers=observers, started=started)
+        job.budget = Budget(
+            float(seconds),
+            started=job.budget.started,
+            per_task=config.max_runtime_per_candidate,
+            stop=job._stop,
+        )
+        job._resume = {
+            "seconds": float(seconds),
+            "max_new": max_candidates or config.effective_max_candidates,
+        }
+        return job
+
+    @staticmethod
+    def resumable(
+        root: str | Path, seconds: float, *, max_candidates: int | None = None
+    ) -> JobConfig:
+        """The spec of the job in folder ``root`` if :meth:`resume` can continue it for
+        ``seconds`` more (a tabular job with its spec, not candidates-only); else a
+        :class:`ConfigError` saying why. Whether it is still running shows only when the
+        resumed job runs (the folder's lock)."""
+        root = Path(root)
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
             raise ConfigError(
                 f"The time to add must be a positive number of seconds; got {seconds}"
@@ -231,21 +257,7 @@ class AutoMLJob:
                 f"Cannot resume job {name}: it only generated candidate definitions; train them "
                 "with mlpilot train"
             )
-        config = replace(
-            config, output_path=str(root), parallelism=parallelism or config.parallelism
-        )
-        job = cls(config, executor=executor, observers=observers, started=started)
-        job.budget = Budget(
-            float(seconds),
-            started=job.budget.started,
-            per_task=config.max_runtime_per_candidate,
-            stop=job._stop,
-        )
-        job._resume = {
-            "seconds": float(seconds),
-            "max_new": max_candidates or config.effective_max_candidates,
-        }
-        return job
+        return config
 
     @property
     def earlier_limit(self) -> int:
@@ -686,13 +698,13 @@ class AutoMLJob:
         assert self._resume is not None
         root = self.layout.root
         record = read_job_record(root)
-        before = record.get("Mlpilot", {}).get("ElapsedSeconds")
-        if before is None:  # never ended: its time ran until it last wrote its record
-            before = max(0.0, record["LastModifiedTime"] - record["CreationTime"])
         if record["AutoMLJobStatus"] not in ("Completed", "Failed", "Stopped"):
             # The lock was free, so the process that ran it is gone: end it honestly first
             # (its finished candidates kept, what it was writing discarded).
             record = finalize_interrupted(root, "its process ended before the job did")
+        before = record.get("Mlpilot", {}).get("ElapsedSeconds")
+        if before is None:  # ended without the engine: its time ran until its last write
+            before = max(0.0, record["LastModifiedTime"] - record["CreationTime"])
         # Working files of the run before, and what unrecorded (killed) trials left behind.
         shutil.rmtree(self.layout.work, ignore_errors=True)
         for staging in root.rglob(".staging-*"):
@@ -731,10 +743,22 @@ class AutoMLJob:
             best=best,
             elapsed_before=float(before),
             started_at=time.time(),
-            interrupted=interrupted,
-            status_before=record["AutoMLJobStatus"],
         )
         self.earlier = EarlierRun(candidates=list(earlier), max_new=self._resume["max_new"])
+        # What this run is, shown while it runs (DescribeAutoMLJobV2, job.json); completed
+        # into a ``Resumes`` entry when it ends (or by finalize_interrupted if it is killed).
+        pending: dict[str, Any] = {
+            "StartTime": self._resume["started_at"],
+            "AddedSeconds": self._resume["seconds"],
+            "MaxNewCandidates": self._resume["max_new"],
+            "ElapsedBefore": round(float(before), 3),
+            "StatusBefore": record["AutoMLJobStatus"],
+            "CandidatesBefore": len(earlier),
+            "BestBefore": _named(best),
+        }
+        if interrupted:
+            pending["Interrupted"] = interrupted
+        self.state.notes["Resuming"] = pending
         return record
 
     def _check_same_analysis(self, analysis: Analysis) -> None:
@@ -763,31 +787,17 @@ class AutoMLJob:
         return bool(final) and (Path(str(final)) / "model.tar.gz").exists()
 
     def _note_resume(self, now: float, elapsed: float) -> None:
-        """Add this run to the record's ``Resumes`` list."""
-        assert self._resume is not None
-        if "count" not in self._resume:
+        """Turn this run's ``Resuming`` note into an entry of the record's ``Resumes`` list."""
+        pending = self.state.notes.pop("Resuming", None)
+        if pending is None:
             return  # refused before it began
-
-        def named(c: CandidateRecord | None) -> dict[str, Any] | None:
-            if c is None:
-                return None
-            return {"CandidateName": c.name, "Value": c.objective_value}
-
         entry: dict[str, Any] = {
-            "StartTime": self._resume["started_at"],
+            **pending,
             "EndTime": now,
-            "AddedSeconds": self._resume["seconds"],
-            "MaxNewCandidates": self._resume["max_new"],
-            "ElapsedBefore": round(self._resume["elapsed_before"], 3),
             "ElapsedSeconds": round(elapsed, 3),
-            "StatusBefore": self._resume["status_before"],
-            "CandidatesBefore": self._resume["count"],
             "CandidatesAfter": len(self._candidates),
-            "BestBefore": named(self._resume["best"]),
-            "BestAfter": named(self.state.best),
+            "BestAfter": _named(self.state.best),
         }
-        if self._resume["interrupted"]:
-            entry["Interrupted"] = self._resume["interrupted"]
         self.state.notes["Resumes"] = [*self.state.notes.get("Resumes", []), entry]
 
     def _tell(self, event: str, *args: Any) -> None:
@@ -813,3 +823,10 @@ class AutoMLJob:
             write_json_atomic(self.layout.record, self.state.shape())
         for observer in self.observers:
             observer.on_status(self)
+
+
+def _named(candidate: CandidateRecord | None) -> dict[str, Any] | None:
+    """A candidate as a ``Resumes`` entry names it."""
+    if candidate is None:
+        return None
+    return {"CandidateName": candidate.name, "Value": candidate.objective_value}

@@ -74,7 +74,9 @@ def progress_frame(record: dict[str, Any], candidates: list[dict[str, Any]]) -> 
     metric = get_metric(objective)
     # Each run: when it started (wall clock) and the job time spent before it.
     runs = [(float(record["CreationTime"]), 0.0)]
-    for resume in record.get("Mlpilot", {}).get("Resumes", []):
+    notes = record.get("Mlpilot", {})
+    pending = [notes["Resuming"]] if notes.get("Resuming") else []  # a resume still running
+    for resume in [*notes.get("Resumes", []), *pending]:
         runs.append((float(resume["StartTime"]), float(resume["ElapsedBefore"])))
     ended = sorted(
         (c for c in candidates if c.get("EndTime") is not None), key=lambda c: float(c["EndTime"])

@@ -218,7 +218,7 @@ class WhiteBox(JobHooks):
         elif job.stop_requested:
             self._skip(EXPLAINABILITY, "the job was stopped", name)
             self._skip(INSIGHTS, "the job was stopped", name)
-        else:
+        elif not self._reports_stand(name):
             self._reports_for_best(best.shape())
         # The best candidate's CandidateArtifactLocations name its own report folders.
         job.set_candidate_artifacts(
@@ -226,6 +226,17 @@ class WhiteBox(JobHooks):
             Explainability=str(job.layout.explainability_for(name)),
             ModelInsights=str(job.layout.model_insights_for(name)),
         )
+
+    def _reports_stand(self, name: str) -> bool:
+        """Whether the reports of an earlier run (a resumed job whose best did not change:
+        the same model on the same data) are ``name``'s and are all there."""
+        for key in (EXPLAINABILITY, INSIGHTS):
+            entry = self.reports.get(key, {})
+            if entry.get("Status") != "Completed" or entry.get("Candidate") != name:
+                return False
+            if not Path(str(entry.get("Html", ""))).exists():
+                return False
+        return True
 
     def on_finishing(self, job: Any) -> None:
         """Wait for (or end) the exploration notebook; write every location into the record."""
