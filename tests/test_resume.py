@@ -248,7 +248,7 @@ def test_ensembling_resume_adds_base_models_and_reselects(penguins: Path, tmp_pa
     files_before = _files(root)
     last = max(_number(n) for n in before)
 
-    resumed = AutoMLJob.resume(root, 90, max_candidates=2, parallelism=2)
+    resumed = AutoMLJob.resume(root, 90, max_candidates=1, parallelism=2)
     resumed.run()
     assert resumed.status == "Completed", resumed.record.get("FailureReason")
     after = {c["CandidateName"]: c for c in json.loads((root / "leaderboard.json").read_text())}
@@ -257,7 +257,7 @@ def test_ensembling_resume_adds_base_models_and_reselects(penguins: Path, tmp_pa
     new = [n for n in after if n not in before]
     assert new and min(_number(n) for n in new) == last + 1
     base_new = [n for n in new if after[n]["Mlpilot"].get("Layer") == 1]
-    assert len(base_new) == 2
+    assert len(base_new) == 1
     # Selection ran over the old and new base models together.
     notes = " ".join(resumed.record["Mlpilot"].get("EnsembleNotes", []))
     assert "2 base models of the earlier run kept" in notes
@@ -303,7 +303,8 @@ def test_the_service_refuses_bad_resumes_as_sagemaker_would(tmp_path: Path) -> N
     service over its store, with jobs that never ran)."""
     from mlpilot.service import Service, ServiceConfig, ServiceError
 
-    service = Service(ServiceConfig(data_dir=tmp_path / "data"))
+    service = Service(ServiceConfig(data_dir=tmp_path / "data", max_concurrent_jobs=1))
+    service.config.staging_dir.mkdir()  # what opening the service makes (no runners here)
 
     def job(name: str, status: str, kind: str = "Tabular") -> str:
         arn = service.config.arn("automl-job", name)
@@ -360,4 +361,36 @@ def test_the_service_refuses_bad_resumes_as_sagemaker_would(tmp_path: Path) -> N
     code, message = refused(gone, (seconds, "60"))
     assert code == "ValidationException" and message.startswith("Cannot resume: ")
     assert service.store.get_job("gone")["status"] == "Completed"  # left as it was
+
+    # A resume accepted waits in the queue (the one slot is taken by "running"); stopped
+    # there, it never ran and the job is again as it was, saying why.
+    done = job("done", "Completed")
+    root = tmp_path / "done"
+    root.mkdir()
+    spec = JobConfig.tabular(name="done", training_data="d.csv", output_path=str(root), target="y")
+    (root / "spec.json").write_text(json.dumps(spec.to_dict()))
+    earlier = {"AutoMLJobName": "done", "AutoMLJobStatus": "Completed", "EndTime": 2.0}
+    earlier |= {"AutoMLJobSecondaryStatus": "MaxCandidatesReached", "Mlpilot": {"Seed": 1}}
+    (root / "job.json").write_text(json.dumps(earlier))
+    tags = [{"Key": seconds, "Value": "90"}, {"Key": "mlpilot:ResumeMaxCandidates", "Value": "2"}]
+    assert service.call("AddTags", {"ResourceArn": done, "Tags": tags}) == {"Tags": tags}
+    queued, headers = service.answer("DescribeAutoMLJobV2", {"AutoMLJobName": "done"})
+    assert (queued["AutoMLJobStatus"], queued["AutoMLJobSecondaryStatus"]) == (
+        "InProgress",
+        "Starting",
+    )
+    assert "EndTime" not in queued
+    assert headers["x-mlpilot-queue-position"] == "1"
+    assert headers["x-mlpilot-resumes"] == "1" and headers["x-mlpilot-resume-seconds"] == "90"
+    assert headers["x-mlpilot-resume-max-candidates"] == "2"
+    assert json.loads((tmp_path / "data" / "jobs" / ".done.spec.json").read_text()) == {
+        "Resume": {"Seconds": 90, "MaxCandidates": 2}
+    }
+    service.call("StopAutoMLJob", {"AutoMLJobName": "done"})
+    ended, headers = service.answer("DescribeAutoMLJobV2", {"AutoMLJobName": "done"})
+    assert ended["AutoMLJobSecondaryStatus"] == "MaxCandidatesReached"
+    assert ended["EndTime"] == 2.0 and "x-mlpilot-resumes" not in headers
+    (reason, *_) = ended["PartialFailureReasons"]
+    assert reason["PartialFailureMessage"] == "The resume did not run: stopped while queued"
+    assert json.loads((root / "job.json").read_text()) == earlier
     service.store.close()
