@@ -656,3 +656,71 @@ def test_aws_cli_describe_and_query(service: ServiceProcess, finished_job: dict[
     assert metric["Value"] == pytest.approx(best["FinalAutoMLJobObjectiveMetric"]["Value"])
     listed = json.loads(_aws(service, "sagemaker", "list-auto-ml-jobs", "--max-items", "50"))
     assert "churn-small" in [j["AutoMLJobName"] for j in listed["AutoMLJobSummaries"]]
+
+
+# -- resume (mlpilot's extension: AddTags with mlpilot:ResumeWithSeconds) ------------------------
+# Last in the module: it adds candidates to the shared job the tests above read.
+def _candidates(sm: Any, name: str) -> dict[str, dict[str, Any]]:
+    listed = sm.list_candidates_for_auto_ml_job(AutoMLJobName=name, MaxResults=100)
+    return {c["CandidateName"]: c for c in listed["Candidates"]}
+
+
+def test_resume_keeps_every_candidate_and_adds_new_ones(
+    service: ServiceProcess, sm: Any, finished_job: dict[str, Any]
+) -> None:
+    """``mlpilot run --resume NAME --endpoint-url`` (AddTags with mlpilot:ResumeWithSeconds):
+    the job is InProgress again, cannot be resumed twice at once, and ends with its earlier
+    candidates and a new one."""
+    import threading
+
+    from typer.testing import CliRunner
+
+    from mlpilot.cli.main import app
+
+    before = _candidates(sm, "churn-small")
+    arn = finished_job["record"]["AutoMLJobArn"]
+    resume = [{"Key": "mlpilot:ResumeWithSeconds", "Value": "60"}]
+    with pytest.raises(ClientError) as caught:
+        sm.add_tags(ResourceArn=arn.replace("churn-small", "nope"), Tags=resume)
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFound"
+    with pytest.raises(ClientError) as caught:
+        sm.add_tags(ResourceArn=arn, Tags=[{"Key": "mlpilot:ResumeWithSeconds", "Value": "0"}])
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+
+    results = []
+    command = ["run", "--resume", "churn-small", "--endpoint-url", service.url]
+    command += ["--max-runtime", "60", "--max-candidates", "1"]
+    cli = threading.Thread(target=lambda: results.append(CliRunner().invoke(app, command)))
+    cli.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = sm.describe_auto_ml_job_v2(AutoMLJobName="churn-small")
+        headers = running["ResponseMetadata"]["HTTPHeaders"]
+        if running["AutoMLJobStatus"] == "InProgress" and "x-mlpilot-resumes" in headers:
+            break
+        time.sleep(0.1)
+    assert running["AutoMLJobStatus"] == "InProgress" and "EndTime" not in running
+    assert headers["x-mlpilot-resumes"] == "1"
+    assert headers["x-mlpilot-resume-seconds"] == "60"
+    assert headers["x-mlpilot-resume-max-candidates"] == "1"
+    with pytest.raises(ClientError) as caught:  # not twice at once
+        sm.add_tags(ResourceArn=arn, Tags=resume)
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert "only a job that has ended" in caught.value.response["Error"]["Message"]
+    cli.join(timeout=120)
+    (result,) = results
+    assert result.exit_code == 0, result.output
+    assert "candidates 3 → 4" in result.output
+    record = sm.describe_auto_ml_job_v2(AutoMLJobName="churn-small")
+    assert record["AutoMLJobStatus"] == "Completed", record.get("FailureReason")
+    after = _candidates(sm, "churn-small")
+    best_before = finished_job["record"]["BestCandidate"]["CandidateName"]
+    assert all(after[name] == c for name, c in before.items() if name != best_before)
+    (new,) = sorted(set(after) - set(before))
+    assert max(_trial(n) for n in before) < _trial(new)
+    values = [c["FinalAutoMLJobObjectiveMetric"]["Value"] for c in after.values()]
+    assert record["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]["Value"] == max(values)
+
+
+def _trial(name: str) -> int:
+    return int(name.rsplit("-", 2)[1])

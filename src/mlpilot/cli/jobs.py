@@ -45,7 +45,7 @@ JobNameArgument = Annotated[str, typer.Argument(help="The AutoML job's name.")]
 QUEUE_KEY = "MlpilotQueue"
 
 
-class _Client:
+class ServiceClient:
     """The same operations over HTTP (boto3) or in-process on the data folder."""
 
     def __init__(self, endpoint_url: str | None, data_dir: Path | None) -> None:
@@ -174,7 +174,7 @@ def list_jobs(
     output_format: FormatOption = "table",
 ) -> None:
     """List AutoML jobs, newest first."""
-    client = _Client(endpoint_url, data_dir)
+    client = ServiceClient(endpoint_url, data_dir)
     params: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
     if status:
         params["StatusEquals"] = status
@@ -213,7 +213,7 @@ def describe(
 ) -> None:
     """Print a job as DescribeAutoMLJobV2 returns it (JSON), with its place in the queue
     (MlpilotQueue) while it waits there."""
-    client = _Client(endpoint_url, data_dir)
+    client = ServiceClient(endpoint_url, data_dir)
     job = client.call("DescribeAutoMLJobV2", AutoMLJobName=name)
     place = _queue_place(client.headers)
     if place is not None:
@@ -229,7 +229,7 @@ def stop(
     data_dir: DataDirOption = None,
 ) -> None:
     """Stop a running job; it keeps (and packages) its best candidate so far."""
-    _Client(endpoint_url, data_dir).call("StopAutoMLJob", AutoMLJobName=name)
+    ServiceClient(endpoint_url, data_dir).call("StopAutoMLJob", AutoMLJobName=name)
     typer.echo(f"Stopping {name}")
 
 
@@ -244,7 +244,7 @@ def candidates(
     output_format: FormatOption = "table",
 ) -> None:
     """List a job's candidates, best objective first."""
-    client = _Client(endpoint_url, data_dir)
+    client = ServiceClient(endpoint_url, data_dir)
     job = client.call("DescribeAutoMLJobV2", AutoMLJobName=name)
     objective = (job.get("ResolvedAttributes") or {}).get("AutoMLJobObjective", {})
     metric = objective.get("MetricName", "")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,6 +11,9 @@ from rich.table import Table
 
 from mlpilot.cli._common import one_line_errors
 from mlpilot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mlpilot.jobs import JobResults
 
 app = typer.Typer()
 
@@ -26,6 +29,14 @@ def leaderboard(
     all_metrics: Annotated[
         bool, typer.Option("--all-metrics", help="Show every metric in the table.")
     ] = False,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            "--progress",
+            help="The best score against the time spent instead: each candidate in the order "
+            "it ended, each resume marked.",
+        ),
+    ] = False,
 ) -> None:
     """Show a job's leaderboard (objective, metrics, time, steps, failures).
 
@@ -35,6 +46,8 @@ def leaderboard(
     from mlpilot.metrics import metric_names
 
     results = load_job(job)
+    if progress:
+        return _progress(results, output_format)
     frame = results.leaderboard()
     if top is not None:
         frame = frame.head(top)
@@ -79,6 +92,37 @@ def leaderboard(
         table.add_row(*[_cell(row.get(c)) for c in columns])
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     out.print(table)
+
+
+def _progress(results: JobResults, output_format: str) -> None:
+    """``--progress``: the best-so-far curve (see :func:`mlpilot.jobs.progress_frame`)."""
+    from mlpilot.jobs import progress_frame
+
+    frame = progress_frame(results.record, results.candidates())
+    if output_format == "csv":
+        typer.echo(frame.to_csv(index=False), nl=False)
+        return
+    if output_format == "json":
+        typer.echo(frame.to_json(orient="records", indent=1, double_precision=15))
+        return
+    if output_format != "table":
+        raise ConfigError(f"Unknown format {output_format!r}; use table, csv or json")
+    resumes = results.record.get("Mlpilot", {}).get("Resumes", [])
+    table = Table(
+        title=f"{results.name}: best {results.objective} against time spent"
+        + (f" ({len(resumes)} resume(s))" if resumes else "")
+    )
+    for column in ("seconds", "candidate", "value", "best so far"):
+        table.add_column(column, overflow="fold")
+    run = 0
+    for _, row in frame.iterrows():
+        if row["run"] != run:
+            run = int(row["run"])
+            added = resumes[run - 1]["AddedSeconds"] if run <= len(resumes) else 0
+            table.add_row(f"— resume {run}", f"+{added:g} s", "", "", style="bold")
+        best = _cell(row["best"]) + (" ↑" if row["improved"] else "")
+        table.add_row(f"{row['seconds']:.1f}", row["candidate"], _cell(row["value"]), best)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def _cell(value: object) -> str:

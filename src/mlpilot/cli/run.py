@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -88,12 +89,23 @@ class _Display:
 def run(
     ctx: typer.Context,
     data: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            help="Training table: CSV (gzip ok) or Parquet file, folder, file:// or s3:// URI."
+            help="Training table: CSV (gzip ok) or Parquet file, folder, file:// or s3:// URI.",
+            show_default=False,
         ),
-    ],
-    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", "-t", help="Column to predict (required).")
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue the job in this folder for --max-runtime more seconds, keeping "
+            "every candidate it trained.",
+            metavar="JOB",
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Job output folder.", show_default="runs/<job-name>"),
@@ -193,12 +205,46 @@ def run(
         ),
     ] = True,
     quiet: QuietOption = False,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint-url",
+            help="With --resume: JOB is the name of a job of this mlpilot service, resumed "
+            "through its API.",
+        ),
+    ] = None,
 ) -> None:
     """Run an AutoML job: profile the data, tune candidates, package the best model.
 
     Example: mlpilot run examples/churn.csv --target Churn --max-runtime 120 --output runs/churn
     """
     started = job_clock(ctx)
+    if resume is not None:
+        given = [
+            flag
+            for flag, value in (("DATA", data), ("--target", target), ("--output", output))
+            if value is not None
+        ]
+        if given:
+            raise ConfigError(
+                f"--resume continues a job with its own data and settings: drop {', '.join(given)}"
+            )
+        if max_runtime is None:
+            raise ConfigError("--resume needs --max-runtime: the seconds to add")
+        if endpoint_url:
+            _resume_remote(resume, max_runtime, max_candidates, endpoint_url, quiet)
+            return
+        _resume_local(Path(resume), max_runtime, max_candidates, parallelism, quiet, started)
+        return
+    if endpoint_url:
+        raise ConfigError(
+            "--endpoint-url goes with --resume NAME; a new job on a service is created with "
+            "CreateAutoMLJobV2 (boto3, the AWS CLI)"
+        )
+    if data is None:
+        raise ConfigError("Missing argument 'DATA' (or --resume JOB)")
+    if target is None:
+        raise ConfigError("Missing option '--target'")
 
     from mlpilot.api import default_job_name
     from mlpilot.config import ForecastingConfig, JobConfig, TabularConfig
@@ -282,6 +328,170 @@ def run(
         console.print(f"Job [bold]{job_name}[/] → {escape(str(config.output_dir))}", soft_wrap=True)
     run_watched(job, job.run, progress, display, name="mlpilot-job")
     _summary(job, quiet)
+
+
+def _resume_local(
+    root: Path,
+    seconds: int,
+    max_candidates: int | None,
+    parallelism: int | None,
+    quiet: bool,
+    started: float,
+) -> None:
+    """Continue the job in folder ``root`` in this process."""
+    from mlpilot.jobs import AutoMLJob
+    from mlpilot.reports import WhiteBox
+
+    if not (root / "job.json").exists():
+        raise ConfigError(f"{root} is not a job folder (it has no job.json)")
+    progress = _progress(quiet)
+    job = AutoMLJob.resume(
+        root, seconds, max_candidates=max_candidates, parallelism=parallelism, started=started
+    )
+    display = _Display(progress, seconds, job.earlier_limit, quiet=quiet)
+    job.observers = [display, WhiteBox()]
+    if not quiet:
+        console.print(
+            f"Resuming job [bold]{job.config.name}[/] in {escape(str(root))} for {seconds} s",
+            soft_wrap=True,
+        )
+    run_watched(job, job.run, progress, display, name="mlpilot-job")
+    _summary(job, quiet)
+    if not quiet and job.record.get("Mlpilot", {}).get("Resumes"):
+        last = job.record["Mlpilot"]["Resumes"][-1]
+        console.print(
+            f"Candidates {last['CandidatesBefore']} → {last['CandidatesAfter']}; best "
+            f"{_best_text(last['BestBefore'])} → {_best_text(last['BestAfter'])}",
+            soft_wrap=True,
+        )
+
+
+class _RemoteJob:
+    """A job of an mlpilot service, as :func:`run_watched` and :class:`_Display` follow a
+    local one: its record polled with DescribeAutoMLJobV2, its new candidates listed."""
+
+    def __init__(self, client: Any, name: str, display: _Display, known: set[str]) -> None:
+        self.client = client
+        self.name = name
+        self.display = display
+        self.record: dict[str, Any] = {}
+        self.candidates: dict[str, dict[str, Any]] = {}
+        self._known = known  # the candidates of the earlier runs: not shown again
+        self._asked = time.time()
+        self._stopping = False
+        #: The mlpilot headers of the last DescribeAutoMLJobV2 answer.
+        self.headers: dict[str, str] = {}
+
+    @property
+    def secondary_status(self) -> str:
+        from mlpilot.service import QUEUE_POSITION
+
+        status = str(self.record.get("AutoMLJobSecondaryStatus", "Starting"))
+        place = self.headers.get(QUEUE_POSITION)
+        return f"Queued ({place})" if place and status == "Starting" else status
+
+    def elapsed(self) -> float:
+        from mlpilot.service import RESUME_TIME
+
+        started = self.headers.get(RESUME_TIME)
+        return max(0.0, time.time() - (float(started) if started else self._asked))
+
+    def stop(self) -> None:
+        if not self._stopping:
+            self._stopping = True
+            self.client.call("StopAutoMLJob", AutoMLJobName=self.name)
+
+    def follow(self) -> None:
+        """Poll until the job has ended."""
+        while True:
+            self.record = self.client.call("DescribeAutoMLJobV2", AutoMLJobName=self.name)
+            self.headers = dict(self.client.headers)
+            self.display.on_status(self)
+            listed = self.client.collect(
+                "ListCandidatesForAutoMLJob", "Candidates", {"AutoMLJobName": self.name}
+            )
+            for candidate in sorted(listed, key=lambda c: c["CandidateName"]):
+                name = candidate["CandidateName"]
+                ended = candidate["CandidateStatus"] != "InProgress"
+                if name not in self._known and name not in self.candidates and ended:
+                    self.candidates[name] = candidate
+                    self.display.on_candidate(self, candidate)
+            if self.record["AutoMLJobStatus"] in ("Completed", "Failed", "Stopped"):
+                return
+            time.sleep(_POLL_SECONDS)
+
+
+#: How often ``mlpilot run --resume NAME --endpoint-url`` asks the service how the job goes.
+_POLL_SECONDS = 1.0
+
+
+def _resume_remote(
+    name: str, seconds: int, max_candidates: int | None, endpoint_url: str, quiet: bool
+) -> None:
+    """Resume job ``name`` of the service at ``endpoint_url`` (AddTags with
+    mlpilot:ResumeWithSeconds) and follow it to its end."""
+    from mlpilot.cli.jobs import ServiceClient
+    from mlpilot.service import RESUME_CANDIDATES_TAG, RESUME_SECONDS_TAG, RESUMES
+
+    client = ServiceClient(endpoint_url, None)
+    record = client.call("DescribeAutoMLJobV2", AutoMLJobName=name)
+    resumes_before = int(client.headers.get(RESUMES, "0"))
+    known = {
+        c["CandidateName"]
+        for c in client.collect("ListCandidatesForAutoMLJob", "Candidates", {"AutoMLJobName": name})
+    }
+    tags = [{"Key": RESUME_SECONDS_TAG, "Value": str(seconds)}]
+    if max_candidates is not None:
+        tags.append({"Key": RESUME_CANDIDATES_TAG, "Value": str(max_candidates)})
+    client.call("AddTags", ResourceArn=record["AutoMLJobArn"], Tags=tags)
+    before = record.get("BestCandidate")
+    progress = _progress(quiet)
+    criteria = (
+        record.get("AutoMLProblemTypeConfig", {})
+        .get("TabularJobConfig", {})
+        .get("CompletionCriteria", {})
+    )
+    limit = max_candidates or int(criteria.get("MaxCandidates") or 100)
+    display = _Display(progress, seconds, limit, quiet=quiet)
+    job = _RemoteJob(client, name, display, known)
+    if not quiet:
+        console.print(
+            f"Resuming job [bold]{escape(name)}[/] of {escape(endpoint_url)} for {seconds} s "
+            f"({len(known)} candidate(s) so far); Ctrl-C stops it",
+            soft_wrap=True,
+        )
+    run_watched(job, job.follow, progress, display, name="mlpilot-resume")
+    record = job.record
+    if record["AutoMLJobStatus"] == "Failed":
+        raise ConfigError(record.get("FailureReason", "the job failed"))
+    if int(job.headers.get(RESUMES, "0")) == resumes_before:
+        # It never ran (refused by the engine, e.g. for changed data, or stopped while
+        # queued): the service puts the reason first among the partial failures.
+        reasons = record.get("PartialFailureReasons") or [{"PartialFailureMessage": ""}]
+        raise ConfigError(reasons[0]["PartialFailureMessage"] or "The resume did not run")
+    if quiet:
+        return
+    console.print(
+        f"{record['AutoMLJobStatus']} ({record['AutoMLJobSecondaryStatus']}); candidates "
+        f"{len(known)} → {len(known) + len(job.candidates)}; best "
+        f"{_best_text(_named(before))} → {_best_text(_named(record.get('BestCandidate')))}",
+        soft_wrap=True,
+    )
+
+
+def _named(best: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A BestCandidate as :func:`_best_text` shows it."""
+    if not best:
+        return None
+    value = (best.get("FinalAutoMLJobObjectiveMetric") or {}).get("Value")
+    return {"CandidateName": best["CandidateName"], "Value": value}
+
+
+def _best_text(best: dict[str, Any] | None) -> str:
+    if not best:
+        return "none"
+    value = best.get("Value")
+    return f"{best['CandidateName']} ({'' if value is None else f'{value:.5g}'})"
 
 
 def _names(text: str | None) -> tuple[str, ...]:

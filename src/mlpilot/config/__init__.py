@@ -14,13 +14,14 @@ from mlpilot.config._forecasting import (
     fill_number,
     parse_transformations,
 )
-from mlpilot.config._job import JobConfig, ProblemConfig, problem_configs
+from mlpilot.config._job import MAX_CANDIDATES_LIMIT, JobConfig, ProblemConfig, problem_configs
 from mlpilot.config._tabular import TabularConfig
 from mlpilot.config._v1 import v2_request
 
 __all__ = [
     "AGGREGATIONS",
     "FILL_METHODS",
+    "MAX_CANDIDATES_LIMIT",
     "MAX_HORIZON",
     "ColumnFilling",
     "Fill",

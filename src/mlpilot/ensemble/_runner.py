@@ -149,6 +149,10 @@ class EnsembleBuilder:
         #: The ensemble's decision threshold (binary label objectives), see FinalPhase.
         self.threshold: float | None = None
         self._l1_seconds: list[float] = []
+        #: Portfolio entries trained already (by an earlier run of a resumed job).
+        self._trained_labels: set[str] = set()
+        #: Base models an earlier run of a resumed job trained (see :meth:`adopt`).
+        self.adopted = 0
 
     # -- time --------------------------------------------------------------------------------
     def _left(self, reserve: float = 0.0) -> float | None:
@@ -250,6 +254,17 @@ class EnsembleBuilder:
         self, task: TrialTask, result: TrialResult, extra: dict[str, Any]
     ) -> BuiltModel | None:
         """Report a finished trial; keep it if its out-of-fold predictions are usable."""
+        model = self._built(task, result, extra)
+        if model is not None:
+            self.models.append(model)
+        self.on_result(task, result, extra)
+        return model
+
+    def _built(
+        self, task: TrialTask, result: TrialResult, extra: dict[str, Any]
+    ) -> BuiltModel | None:
+        """The finished trial as a model of the ensemble, if its out-of-fold predictions are
+        usable."""
         model = None
         if result.status == "Completed" and result.model_dir:
             try:
@@ -275,18 +290,84 @@ class EnsembleBuilder:
                         inputs=list(extra.get("StackInputs", [])),
                         keeps_features=bool(extra.get("StackKeepsFeatures", True)),
                     )
-                    self.models.append(model)
-        self.on_result(task, result, extra)
         return model
+
+    def adopt(self, earlier: list[tuple[str, float | None, dict[str, Any]]]) -> int:
+        """Continue from an earlier run of the job (``(name, objective value, Mlpilot
+        details)`` of each candidate it recorded): its base models join the pool as trained,
+        from their packages' out-of-fold predictions; new candidates are numbered after every
+        earlier one. Its stackers and ensembles stay on the record but are not reused: their
+        own fold models were working files, and stacking and selection are redone over the
+        old and new base models together. Returns the base models adopted."""
+        numbers = [int(d["TrialNumber"]) for _, _, d in earlier if "TrialNumber" in d]
+        self.number = max(numbers, default=-1) + 1
+        labels = {e.label for e in self.portfolio}
+        for name, value, details in earlier:
+            label = details.get("PortfolioEntry")
+            if details.get("Layer") != 1:
+                continue
+            if label in labels:
+                self._trained_labels.add(str(label))  # tried, whatever came of it
+            location, algorithm = details.get("ModelLocation"), details.get("Algorithm")
+            if value is None or not location or not algorithm:
+                continue
+            try:
+                path = algorithm_path(algorithm)
+            except Exception:
+                continue  # an algorithm no longer registered
+            task = TrialTask(
+                number=int(details["TrialNumber"]),
+                candidate_name=name,
+                algorithm=algorithm,
+                algorithm_path=path,
+                params=dict(details.get("Hyperparameters") or {}),
+                preprocessing=dict(details.get("Preprocessing") or {}),
+                data_dir=str(self.data_dir),
+                objective=self.objective.name,
+                eval_folds=self.eval_folds,
+                seed=self.seed,
+                time_limit=None,
+                model_dir=str(location),
+                maximize=self.objective.maximize,
+                keep_all_folds=True,
+                out_of_bag=bool(details.get("OutOfBag")),
+                archive=False,
+            )
+            result = TrialResult(
+                task.number,
+                name,
+                "Completed",
+                objective_value=value,
+                refit_params=dict(details.get("RefitParameters") or {}),
+                train_seconds=float(details.get("TrainSeconds") or 0.0),
+                latency_seconds=details.get("PredictSecondsPerRow"),
+                model_dir=str(location),
+                time_cuts={int(k): int(v) for k, v in (details.get("TimeCuts") or {}).items()},
+            )
+            model = self._built(task, result, {"Layer": 1})
+            if model is None:
+                continue
+            self.models.append(model)
+            self._l1_seconds.append(result.train_seconds)
+            self.adopted += 1
+        if self.adopted:
+            self.notes.append(
+                f"resumed: {self.adopted} base models of the earlier run kept as trained; "
+                "stacking, selection and the final model redone over them and the new ones"
+            )
+        return self.adopted
 
     # -- phase 1: base models ----------------------------------------------------------------
     def _entries(self) -> Any:
-        yield from self.portfolio
+        yield from (e for e in self.portfolio if e.label not in self._trained_labels)
         if not self.budget.limited:
             return  # without a time limit the portfolio is the plan
-        rng = np.random.default_rng(self.seed)
+        # A resumed job draws from a stream of its own (numbered after what it trained), not
+        # the first run's draws again.
+        earlier = self.number if self.adopted or self._trained_labels else 0
+        rng = np.random.default_rng([self.seed, earlier] if earlier else self.seed)
         algorithms = list(dict.fromkeys(e.algorithm for e in self.portfolio))
-        for number in range(1, 10_000):
+        for number in range(earlier + 1, earlier + 10_000):
             ranked = [m.algorithm for m in self._top_models(len(self.models), layer=1)]
             best = list(dict.fromkeys(ranked))[:3] or algorithms
             yield random_entry(

@@ -2,7 +2,7 @@
 
 from mlpilot._layout import JobLayout, model_location, read_candidates
 from mlpilot.jobs._job import AutoMLJob, JobHooks, JobObserver
-from mlpilot.jobs._leaderboard import leaderboard_frame
+from mlpilot.jobs._leaderboard import leaderboard_frame, progress_frame
 from mlpilot.jobs._records import (
     CandidateRecord,
     JobRecord,
@@ -28,5 +28,6 @@ __all__ = [
     "leaderboard_frame",
     "load_job",
     "model_location",
+    "progress_frame",
     "read_candidates",
 ]

@@ -10,19 +10,22 @@ progress display, the service's store, the white box) of each change.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import threading
 import time
-from typing import Any, Protocol
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any, Protocol
 
 import pandas as pd
 
 from mlpilot._crash import crash_point
-from mlpilot._layout import JobLayout, write_json_atomic
+from mlpilot._layout import JobLayout, job_candidates, read_job_record, write_json_atomic
 from mlpilot._types import CandidateStatus, JobStatus, Mode, SecondaryStatus
-from mlpilot.config import JobConfig
-from mlpilot.errors import ConfigError, MlpilotError, storage_failure
+from mlpilot.config import MAX_CANDIDATES_LIMIT, JobConfig
+from mlpilot.errors import ConfigError, JobNotFoundError, MlpilotError, storage_failure
 from mlpilot.jobs._card import write_card
 from mlpilot.jobs._leaderboard import leaderboard_frame
 from mlpilot.jobs._records import (
@@ -32,12 +35,19 @@ from mlpilot.jobs._records import (
     echo_request,
     inference_container,
 )
+from mlpilot.jobs._recover import finalize_interrupted
 from mlpilot.metrics import get_metric
 from mlpilot.package import load_model, package_bytes
-from mlpilot.problems import Analysis, CandidateReport, Problem, get_problem
+from mlpilot.problems import Analysis, CandidateReport, EarlierRun, Problem, get_problem
 from mlpilot.runtime import Budget, Executor, LocalProcessExecutor
 
 __all__ = ["AutoMLJob", "JobHooks", "JobObserver"]
+
+#: Held (``flock``) by the process running the job: a job folder whose lock is free and whose
+#: record says InProgress was left by a process that died.
+LOCK_FILE = ".job.lock"
+#: The analysis facts a resumed job must find again (same data, same seed, same splits).
+_SAME_ANALYSIS = ("Rows", "Mode", "Validation", "ValidationReason")
 
 #: How each way training ends shows in the secondary status.
 _ENDED_BY = {
@@ -147,6 +157,10 @@ class AutoMLJob:
             stop=self._stop,
         )
         self.analysis: Analysis | None = None
+        #: A resumed job: its earlier candidates and what this run may add (see :meth:`resume`).
+        self.earlier: EarlierRun | None = None
+        self._resume: dict[str, Any] | None = None
+        self._lock_file: IO[str] | None = None
         self._candidates: dict[str, CandidateRecord] = {}
         self.best_package_bytes = 0
         self.failures: list[str] = []
@@ -159,6 +173,103 @@ class AutoMLJob:
             created=now,
             modified=now,
         )
+
+    @classmethod
+    def resume(
+        cls,
+        root: str | Path,
+        seconds: float,
+        *,
+        max_candidates: int | None = None,
+        executor: Executor | None = None,
+        observers: list[JobObserver] | None = None,
+        started: float | None = None,
+        parallelism: int | None = None,
+    ) -> AutoMLJob:
+        """The job in folder ``root`` (ended, or left running by a process that died), to be
+        continued by :meth:`run` for ``seconds`` more.
+
+        The resumed job analyses the same data again with the same seed (the same profile,
+        splits and folds: a change is refused), keeps every candidate it trained (records and
+        model files as they are) and trains more: HYPERPARAMETER_TUNING continues the same
+        Optuna study, ENSEMBLING adds base models and redoes stacking, selection and the final
+        model over the old and new ones. ``max_candidates`` bounds the candidates this run adds
+        (default: the job's MaxCandidates). The best candidate and the model change only for a
+        better one; ``Mlpilot.Resumes`` in the record lists each resume.
+        """
+        root = Path(root)
+        config = cls.resumable(root, seconds, max_candidates=max_candidates)
+        config = replace(
+            config, output_path=str(root), parallelism=parallelism or config.parallelism
+        )
+        job = cls(config, executor=executor, observers=observers, started=started)
+        job.budget = Budget(
+            float(seconds),
+            started=job.budget.started,
+            per_task=config.max_runtime_per_candidate,
+            stop=job._stop,
+        )
+        job._resume = {
+            "seconds": float(seconds),
+            "max_new": max_candidates or config.effective_max_candidates,
+        }
+        return job
+
+    @staticmethod
+    def resumable(
+        root: str | Path, seconds: float, *, max_candidates: int | None = None
+    ) -> JobConfig:
+        """The spec of the job in folder ``root`` if :meth:`resume` can continue it for
+        ``seconds`` more (a tabular job with its spec, not candidates-only); else a
+        :class:`ConfigError` saying why. Whether it is still running shows only when the
+        resumed job runs (the folder's lock)."""
+        root = Path(root)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+            raise ConfigError(
+                f"The time to add must be a positive number of seconds; got {seconds}"
+            )
+        if max_candidates is not None and not 1 <= max_candidates <= MAX_CANDIDATES_LIMIT:
+            raise ConfigError(
+                f"MaxCandidates must be between 1 and {MAX_CANDIDATES_LIMIT}; got {max_candidates}"
+            )
+        try:
+            record = read_job_record(root)
+        except JobNotFoundError as exc:
+            raise ConfigError(f"Cannot resume: {exc}") from None
+        name = record.get("AutoMLJobName", root.name)
+        layout = JobLayout(root, name)
+        if not layout.spec.exists():
+            raise ConfigError(f"Cannot resume job {name}: {layout.spec} is missing")
+        try:
+            spec = json.loads(layout.spec.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"Cannot resume job {name}: {layout.spec} is unreadable: {exc}"
+            ) from None
+        config = JobConfig.from_dict(spec)
+        if config.problem.config_name != "Tabular":
+            raise ConfigError(
+                f"Cannot resume job {name}: resuming is for tabular jobs; this one is "
+                f"{config.problem.config_name}"
+            )
+        if getattr(config.problem, "candidates_only", False):
+            raise ConfigError(
+                f"Cannot resume job {name}: it only generated candidate definitions; train them "
+                "with mlpilot train"
+            )
+        return config
+
+    @property
+    def earlier_limit(self) -> int:
+        """Candidates this run may add (a resumed job: at most its ``max_candidates``)."""
+        if self._resume is not None:
+            return int(self._resume["max_new"])
+        return self.config.effective_max_candidates
+
+    @property
+    def resuming(self) -> bool:
+        """Whether this run continues an earlier one (:meth:`resume`)."""
+        return self._resume is not None
 
     # -- public ---------------------------------------------------------------------------
     @property
@@ -283,18 +394,39 @@ class AutoMLJob:
         """Run to the end; returns the final job record. Never raises for candidate failures;
         raises :class:`MlpilotError` only for a bad configuration or unusable data, after
         recording the job as Failed."""
-        if self.layout.record.exists():
+        if self._resume is None and self.layout.record.exists():
             # Its records, logs and models would mix with this job's (candidates.jsonl appends).
             raise ConfigError(
                 f"{self.layout.root} already holds a job; choose another output folder or remove it"
             )
         try:
             self.layout.root.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.layout.spec, self.config.to_dict())
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot create the output folder {self.layout.root}: {exc.strerror or exc}"
+            ) from None
+        self._hold_lock()
+        try:
+            return self._run_held()
+        finally:
+            self._release_lock()
+
+    def _run_held(self) -> dict[str, Any]:
+        earlier_record: dict[str, Any] | None = None
+        try:
+            if self._resume is not None:
+                earlier_record = self._load_earlier()
+            else:
+                write_json_atomic(self.layout.spec, self.config.to_dict())
             self.budget.end_extra = self._observer_reserve()
             self._save()
             self._run()
         except MlpilotError as exc:
+            if earlier_record is not None and len(self._candidates) == self._resume_count():
+                # Nothing was added: the job stays as it was (e.g. its data changed since).
+                write_json_atomic(self.layout.record, earlier_record)
+                self.state = JobRecord.from_shape(earlier_record, objective=self.objective or "F1")
+                raise
             self._finish(JobStatus.FAILED, SecondaryStatus.FAILED, failure=str(exc))
             raise
         except Exception as exc:
@@ -324,6 +456,7 @@ class AutoMLJob:
 
         self.set_status(SecondaryStatus.ANALYZING_DATA)
         self.analysis = analysis = problem.analyse(self)
+        self._check_same_analysis(analysis)
         self._record_analysis(analysis)
         if self._stop.is_set():
             return self._finish(JobStatus.STOPPED, SecondaryStatus.STOPPED)
@@ -351,7 +484,8 @@ class AutoMLJob:
             return self._finish(
                 JobStatus.FAILED, SecondaryStatus.FAILED, failure=f"No candidate completed: {first}"
             )
-        self._package_best()
+        if not self._packaged_already():
+            self._package_best()
         self._tell("on_packaged")
         self._write_leaderboard()
         if self._stop.is_set():
@@ -371,7 +505,8 @@ class AutoMLJob:
                 f"{self.problem.config_name}ResolvedAttributes": analysis.resolved
             }
         self.state.resolved = resolved
-        self.state.artifacts = {}
+        if self._resume is None:  # a resumed job keeps its notebooks' locations
+            self.state.artifacts = {}
         self.note("Profile", analysis.summary)
         self._save()
 
@@ -422,7 +557,20 @@ class AutoMLJob:
         candidate = self._candidates.get(name)
         if candidate is not None and candidate.completed:
             self.state.best = candidate
+            before = None if self._resume is None else self._resume.get("best")
+            if before is not None and self._better(before, candidate):
+                self.state.best = before  # a resumed job's model changes only for a better one
         self._save()
+
+    def _better(self, one: CandidateRecord, other: CandidateRecord) -> bool:
+        """Whether ``one`` scores strictly better than ``other`` on the objective."""
+        if one.objective_value is None:
+            return False
+        if other.objective_value is None:
+            return True
+        return get_metric(self.objective or "F1").is_better(
+            one.objective_value, other.objective_value
+        )
 
     def _new_candidate(
         self, report: CandidateReport, created: float | None = None
@@ -501,7 +649,11 @@ class AutoMLJob:
         self.state.ended = now
         if failure:
             self.state.failure_reason = failure[:1024]
-        self.note("ElapsedSeconds", round(self.elapsed(), 3))
+        elapsed = self.elapsed()
+        if self._resume is not None:
+            self._note_resume(now, elapsed)
+            elapsed += self._resume["elapsed_before"]
+        self.note("ElapsedSeconds", round(elapsed, 3))
         self.note("Seed", self.config.seed)
         for candidate in self._candidates.values():
             if candidate.status is CandidateStatus.IN_PROGRESS:
@@ -515,6 +667,138 @@ class AutoMLJob:
                 raise
             # The record cannot be written: it stays in memory, where the CLI and the service's
             # runner read it; job.json keeps its last state, never Completed.
+
+    # -- resuming -------------------------------------------------------------------------
+    def _hold_lock(self) -> None:
+        """Hold the job folder's lock while the job runs (released by the kernel if the
+        process dies); a second process running or resuming the same job is refused."""
+        handle = open(self.layout.root / LOCK_FILE, "a")  # noqa: SIM115 - held while running
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise ConfigError(
+                f"Job {self.config.name} in {self.layout.root} is still running; wait for it to "
+                "end or stop it first"
+            ) from None
+        self._lock_file = handle
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _resume_count(self) -> int:
+        return 0 if self._resume is None else int(self._resume["count"])
+
+    def _load_earlier(self) -> dict[str, Any]:
+        """Read the job this run continues; end it first if its process died mid-way.
+        Returns its record as it was."""
+        assert self._resume is not None
+        root = self.layout.root
+        record = read_job_record(root)
+        if record["AutoMLJobStatus"] not in ("Completed", "Failed", "Stopped"):
+            # The lock was free, so the process that ran it is gone: end it honestly first
+            # (its finished candidates kept, what it was writing discarded).
+            record = finalize_interrupted(root, "its process ended before the job did")
+        before = record.get("Mlpilot", {}).get("ElapsedSeconds")
+        if before is None:  # ended without the engine: its time ran until its last write
+            before = max(0.0, record["LastModifiedTime"] - record["CreationTime"])
+        # Working files of the run before, and what unrecorded (killed) trials left behind.
+        shutil.rmtree(self.layout.work, ignore_errors=True)
+        for staging in root.rglob(".staging-*"):
+            shutil.rmtree(staging, ignore_errors=True)
+        objective = (
+            (record.get("ResolvedAttributes", {}).get("AutoMLJobObjective", {}).get("MetricName"))
+            or self.config.objective
+            or "F1"
+        )
+        shapes = {c["CandidateName"]: c for c in job_candidates(self.layout)}
+        tuning = self.layout.candidate_model("x").parents[2]
+        if tuning.is_dir():
+            for folder in tuning.iterdir():
+                if folder.name not in shapes:
+                    shutil.rmtree(folder, ignore_errors=True)
+        self.state = JobRecord.from_shape(record, objective=objective)
+        earlier = [CandidateRecord.from_shape(c, objective=objective) for c in shapes.values()]
+        earlier.sort(key=lambda c: (c.details.get("TrialNumber", 1 << 30), c.ended or 0.0))
+        self._candidates = {c.name: c for c in earlier}
+        best = self.state.best
+        if best is not None:
+            # The same object as the candidate's (the job updates the best through it).
+            best = self._candidates.get(best.name, best)
+            self._candidates[best.name] = best
+            self.state.best = best
+            location = best.details.get("FinalModel") or best.details.get("ModelLocation")
+            self.best_package_bytes = package_bytes(location or "")
+        interrupted = self.state.notes.pop("Interrupted", None)
+        self.state.notes.pop("StopReason", None)
+        self.state.status = JobStatus.IN_PROGRESS
+        self.state.secondary = SecondaryStatus.STARTING
+        self.state.ended = None
+        self.state.failure_reason = ""
+        self._resume.update(
+            count=len(earlier),
+            best=best,
+            elapsed_before=float(before),
+            started_at=time.time(),
+        )
+        self.earlier = EarlierRun(candidates=list(earlier), max_new=self._resume["max_new"])
+        # What this run is, shown while it runs (DescribeAutoMLJobV2, job.json); completed
+        # into a ``Resumes`` entry when it ends (or by finalize_interrupted if it is killed).
+        pending: dict[str, Any] = {
+            "StartTime": self._resume["started_at"],
+            "AddedSeconds": self._resume["seconds"],
+            "MaxNewCandidates": self._resume["max_new"],
+            "ElapsedBefore": round(float(before), 3),
+            "StatusBefore": record["AutoMLJobStatus"],
+            "CandidatesBefore": len(earlier),
+            "BestBefore": _named(best),
+        }
+        if interrupted:
+            pending["Interrupted"] = interrupted
+        self.state.notes["Resuming"] = pending
+        return record
+
+    def _check_same_analysis(self, analysis: Analysis) -> None:
+        """A resumed job must find the data as it was: the same rows, mode and splits."""
+        if self._resume is None:
+            return
+        profile = self.state.notes.get("Profile") or {}
+        changed = [
+            f"{key} {profile[key]!r} then, {analysis.summary.get(key)!r} now"
+            for key in _SAME_ANALYSIS
+            if key in profile and profile[key] != analysis.summary.get(key)
+        ]
+        if changed:
+            raise ConfigError(
+                f"Cannot resume job {self.config.name}: its training data changed since it ran "
+                f"({'; '.join(changed)}); resuming needs the same data"
+            )
+
+    def _packaged_already(self) -> bool:
+        """A resumed job whose best is still the one packaged before keeps that package."""
+        best = self.state.best
+        before: CandidateRecord | None = None if self._resume is None else self._resume["best"]
+        if best is None or before is None or best is not before:
+            return False
+        final = best.details.get("FinalModel")
+        return bool(final) and (Path(str(final)) / "model.tar.gz").exists()
+
+    def _note_resume(self, now: float, elapsed: float) -> None:
+        """Turn this run's ``Resuming`` note into an entry of the record's ``Resumes`` list."""
+        pending = self.state.notes.pop("Resuming", None)
+        if pending is None:
+            return  # refused before it began
+        entry: dict[str, Any] = {
+            **pending,
+            "EndTime": now,
+            "ElapsedSeconds": round(elapsed, 3),
+            "CandidatesAfter": len(self._candidates),
+            "BestAfter": _named(self.state.best),
+        }
+        self.state.notes["Resumes"] = [*self.state.notes.get("Resumes", []), entry]
 
     def _tell(self, event: str, *args: Any) -> None:
         """Call ``event`` on the observers that have it (only on_status and on_candidate are
@@ -539,3 +823,10 @@ class AutoMLJob:
             write_json_atomic(self.layout.record, self.state.shape())
         for observer in self.observers:
             observer.on_status(self)
+
+
+def _named(candidate: CandidateRecord | None) -> dict[str, Any] | None:
+    """A candidate as a ``Resumes`` entry names it."""
+    if candidate is None:
+        return None
+    return {"CandidateName": candidate.name, "Value": candidate.objective_value}

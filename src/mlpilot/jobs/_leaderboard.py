@@ -9,7 +9,7 @@ import pandas as pd
 
 from mlpilot.metrics import get_metric
 
-__all__ = ["leaderboard_frame"]
+__all__ = ["leaderboard_frame", "progress_frame"]
 
 _STATUS_ORDER = {"Completed": 0, "Stopped": 1, "Failed": 2, "InProgress": 3, "Stopping": 3}
 
@@ -60,3 +60,45 @@ def leaderboard_frame(candidates: list[dict[str, Any]], objective: str) -> pd.Da
     frame = frame.drop(columns=["_status", "_score"]).reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
     return frame
+
+
+def progress_frame(record: dict[str, Any], candidates: list[dict[str, Any]]) -> pd.DataFrame:
+    """The best score against the job's time spent: one row per candidate that ended, in the
+    order they ended, with ``run`` (0: the first run, n: the n-th resume), ``seconds`` (job
+    time spent when it ended, runs added end to end), ``candidate``, ``value`` (its objective,
+    if it scored), ``best`` (the best so far) and ``improved``."""
+    objective = record.get("ResolvedAttributes", {}).get("AutoMLJobObjective", {}).get("MetricName")
+    columns = ["run", "seconds", "candidate", "value", "best", "improved"]
+    if not objective:
+        return pd.DataFrame(columns=columns)
+    metric = get_metric(objective)
+    # Each run: when it started (wall clock) and the job time spent before it.
+    runs = [(float(record["CreationTime"]), 0.0)]
+    notes = record.get("Mlpilot", {})
+    pending = [notes["Resuming"]] if notes.get("Resuming") else []  # a resume still running
+    for resume in [*notes.get("Resumes", []), *pending]:
+        runs.append((float(resume["StartTime"]), float(resume["ElapsedBefore"])))
+    ended = sorted(
+        (c for c in candidates if c.get("EndTime") is not None), key=lambda c: float(c["EndTime"])
+    )
+    rows = []
+    best: float | None = None
+    for c in ended:
+        end = float(c["EndTime"])
+        run = max(i for i, (start, _) in enumerate(runs) if start <= end or i == 0)
+        start, before = runs[run]
+        value = (c.get("FinalAutoMLJobObjectiveMetric") or {}).get("Value")
+        improved = value is not None and (best is None or metric.is_better(value, best))
+        if improved:
+            best = value
+        rows.append(
+            {
+                "run": run,
+                "seconds": round(before + max(0.0, end - start), 3),
+                "candidate": c["CandidateName"],
+                "value": value,
+                "best": best,
+                "improved": improved,
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)

@@ -208,6 +208,38 @@ class CandidateRecord:
             record["Mlpilot"] = copy.deepcopy(self.details)
         return record
 
+    @classmethod
+    def from_shape(cls, shape: dict[str, Any], *, objective: str) -> CandidateRecord:
+        """The record :meth:`shape` rendered, read back (a resumed job's earlier candidates):
+        ``from_shape(c.shape()).shape() == c.shape()``."""
+        steps = shape.get("CandidateSteps") or [{}]
+        processing_arn = str(steps[0].get("CandidateStepArn", ""))
+        # arn:aws:sagemaker:<region>:<account>:processing-job/<name>
+        parts = processing_arn.split(":")
+        region, account = (parts[3], parts[4]) if len(parts) > 5 else ("", "")
+        properties = shape.get("CandidateProperties") or {}
+        metrics = {
+            m["StandardMetricName"]: m["Value"] for m in properties.get("CandidateMetrics", [])
+        }
+        value = (shape.get("FinalAutoMLJobObjectiveMetric") or {}).get("Value")
+        return cls(
+            name=shape["CandidateName"],
+            status=CandidateStatus(shape["CandidateStatus"]),
+            objective=objective,
+            region=region,
+            account=account,
+            processing_job=str(steps[0].get("CandidateStepName", "")),
+            created=shape["CreationTime"],
+            modified=shape["LastModifiedTime"],
+            ended=shape.get("EndTime"),
+            objective_value=value,
+            metrics=metrics,
+            failure_reason=shape.get("FailureReason", ""),
+            containers=copy.deepcopy(shape.get("InferenceContainers", [])),
+            artifacts=dict(properties.get("CandidateArtifactLocations", {})),
+            details=copy.deepcopy(shape.get("Mlpilot", {})),
+        )
+
 
 # -- jobs ----------------------------------------------------------------------------------
 @dataclass
@@ -266,6 +298,32 @@ class JobRecord:
         if self.notes:
             record["Mlpilot"] = copy.deepcopy(self.notes)
         return record
+
+    @classmethod
+    def from_shape(cls, shape: dict[str, Any], *, objective: str) -> JobRecord:
+        """The record :meth:`shape` rendered, read back (a resumed job's)."""
+        best = shape.get("BestCandidate")
+        partial = shape.get("PartialFailureReasons", [])
+        return cls(
+            request=echo_request(shape),
+            arn=shape["AutoMLJobArn"],
+            config_name=shape["AutoMLProblemTypeConfigName"],
+            created=shape["CreationTime"],
+            modified=shape["LastModifiedTime"],
+            status=JobStatus(shape["AutoMLJobStatus"]),
+            secondary=SecondaryStatus(shape["AutoMLJobSecondaryStatus"]),
+            ended=shape.get("EndTime"),
+            failure_reason=shape.get("FailureReason", ""),
+            partial_failures=[p["PartialFailureMessage"] for p in partial],
+            resolved=copy.deepcopy(shape.get("ResolvedAttributes")),
+            artifacts=(
+                None
+                if shape.get("AutoMLJobArtifacts") is None
+                else dict(shape["AutoMLJobArtifacts"])
+            ),
+            best=None if not best else CandidateRecord.from_shape(best, objective=objective),
+            notes=copy.deepcopy(shape.get("Mlpilot", {})),
+        )
 
 
 def echo_request(request: dict[str, Any]) -> dict[str, Any]:

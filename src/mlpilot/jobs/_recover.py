@@ -4,7 +4,9 @@ The job folder holds everything a finished candidate left: ``candidates.jsonl`` 
 candidate's model package under ``tuning/``. :func:`finalize_interrupted` turns that into an
 ended job: the best finished candidate (if any) is packaged as the job's model (as trained
 during the search: a refit is not attempted), the leaderboard is written, and the record ends
-``Stopped`` with the reason — or ``Failed`` when no candidate had finished.
+``Stopped`` with the reason — or ``Failed`` when no candidate had finished. A resumed run
+(``AutoMLJob.resume``) killed this way keeps the earlier run's model unless it had found a
+better candidate, and its ``Resuming`` note becomes an entry of ``Resumes``.
 """
 
 from __future__ import annotations
@@ -56,9 +58,18 @@ def finalize_interrupted(root: str | Path, why: str) -> dict[str, Any]:
                 "LastModifiedTime": now,
             }
     best = _best(list(candidates.values()), objective)
+    block = record.setdefault("Mlpilot", {})
+    # The process's time ran until it last wrote the record.
+    last = float(record.get("LastModifiedTime") or now)
+    resuming = block.pop("Resuming", None)
+    run_seconds = 0.0
+    if resuming is not None:  # a resumed run killed: its time is added to the runs before
+        run_seconds = round(max(0.0, last - float(resuming["StartTime"])), 3)
+        block["ElapsedSeconds"] = round(float(resuming["ElapsedBefore"]) + run_seconds, 3)
+    elif "ElapsedSeconds" not in block:
+        block["ElapsedSeconds"] = round(max(0.0, last - float(record["CreationTime"])), 3)
     record["EndTime"] = now
     record["LastModifiedTime"] = now
-    block = record.setdefault("Mlpilot", {})
     block["Interrupted"] = {"Phase": phase, "Reason": why}
     if best is None:
         record["AutoMLJobStatus"] = "Failed"
@@ -68,7 +79,17 @@ def finalize_interrupted(root: str | Path, why: str) -> dict[str, Any]:
         )[:1024]
         record.pop("BestCandidate", None)
     else:
-        best = _package(layout, best, record)
+        packaged = record.get("BestCandidate") or {}
+        final = packaged.get("Mlpilot", {}).get("FinalModel")
+        if (
+            packaged.get("CandidateName") == best["CandidateName"]
+            and final
+            and (Path(final) / "model.tar.gz").exists()
+        ):
+            # A resumed run killed before it found better: the earlier run's model stays.
+            best = packaged
+        else:
+            best = _package(layout, best, record)
         candidates[best["CandidateName"]] = best
         record["BestCandidate"] = best
         record["AutoMLJobStatus"] = "Stopped"
@@ -78,6 +99,22 @@ def finalize_interrupted(root: str | Path, why: str) -> dict[str, Any]:
             f"its {sum(c['CandidateStatus'] == 'Completed' for c in candidates.values())} "
             "finished candidates, packaged as trained during the search"
         )[:1024]
+    if resuming is not None:
+        block["Resumes"] = [
+            *block.get("Resumes", []),
+            {
+                **resuming,
+                "EndTime": now,
+                "ElapsedSeconds": run_seconds,
+                "CandidatesAfter": len(candidates),
+                "BestAfter": None
+                if best is None
+                else {
+                    "CandidateName": best["CandidateName"],
+                    "Value": best["FinalAutoMLJobObjectiveMetric"]["Value"],
+                },
+            },
+        ]
     if candidates and objective:
         frame = leaderboard_frame(list(candidates.values()), objective)
         frame.to_csv(layout.leaderboard_csv, index=False)
@@ -123,9 +160,10 @@ def _package(layout: JobLayout, best: dict[str, Any], record: dict[str, Any]) ->
     ]
     packaged["CandidateProperties"] = {
         **best.get("CandidateProperties", {}),
+        # Where its reports go, as a job's best candidate names them (a resume writes them).
         "CandidateArtifactLocations": {
-            "Explainability": str(layout.explainability),
-            "ModelInsights": str(layout.model_insights),
+            "Explainability": str(layout.explainability_for(name)),
+            "ModelInsights": str(layout.model_insights_for(name)),
         },
     }
     packaged["Mlpilot"] = {

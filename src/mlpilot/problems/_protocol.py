@@ -93,8 +93,24 @@ class CandidateView(Protocol):
     details: dict[str, Any]
 
 
+@dataclass
+class EarlierRun:
+    """What a resumed job trained before this run (``mlpilot run --resume``): the problem
+    continues from it rather than starting over."""
+
+    #: Every candidate recorded before, in the order they finished; their records and model
+    #: artifacts stay as they are.
+    candidates: list[CandidateView]
+    #: How many candidates this run may add at most.
+    max_new: int
+
+
 class JobSession(Protocol):
     """What a problem's phases see of the running job."""
+
+    @property
+    def earlier(self) -> EarlierRun | None:
+        """A resumed job's earlier candidates (None: a new job)."""
 
     @property
     def config(self) -> JobConfig: ...

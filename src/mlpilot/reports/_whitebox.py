@@ -31,6 +31,7 @@ Nothing here may fail the job: errors become a "Failed" entry in ``Mlpilot.Repor
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -115,13 +116,15 @@ NO_FORECAST_EXPLAINABILITY = (
 MIN_FORECAST_INSIGHTS_SECONDS = 3.0
 
 
-def report_reserve(config: Any) -> float:
-    """Seconds of the runtime budget the search leaves for the reports."""
-    if not getattr(config, "generate_reports", True) or not config.max_runtime:
+def report_reserve(config: Any, total: float | None = None) -> float:
+    """Seconds of the runtime budget (``total``, default the config's) the search leaves for
+    the reports."""
+    total = config.max_runtime if total is None else total
+    if not getattr(config, "generate_reports", True) or not total:
         return 0.0
     if not isinstance(config.problem, TabularConfig | ForecastingConfig):
         return 0.0
-    return min(REPORT_TAIL_SECONDS, REPORT_TAIL_SHARE * config.max_runtime)
+    return float(min(REPORT_TAIL_SECONDS, REPORT_TAIL_SHARE * total))
 
 
 def _why(exc: BaseException) -> str:
@@ -148,7 +151,10 @@ class WhiteBox(JobHooks):
         problem = getattr(self.config, "problem", None)
         self._tabular = isinstance(problem, TabularConfig)
         self._forecasting = isinstance(problem, ForecastingConfig)
-        self.reports: dict[str, dict[str, Any]] = {}
+        # A resumed job's record holds its first run's entries (the exploration notebook is
+        # not run again for the same data): they stand until replaced.
+        earlier = (job.record.get("Mlpilot") or {}).get("Reports") if job is not None else None
+        self.reports: dict[str, dict[str, Any]] = copy.deepcopy(earlier or {})
         self._lock = threading.Lock()
         self._closed = False
         self._sample_ready = threading.Event()
@@ -160,7 +166,8 @@ class WhiteBox(JobHooks):
 
     # -- hooks ----------------------------------------------------------------------------
     def time_reserve(self, job: Any) -> float:
-        return report_reserve(job.config)
+        # The job's budget: a resumed job's is the time it was given more.
+        return report_reserve(job.config, getattr(job.budget, "total", None))
 
     def on_candidates_defined(self, job: Any, space: Any) -> None:
         """The candidate notebook now; the data sample and exploration notebook beside the
@@ -211,7 +218,7 @@ class WhiteBox(JobHooks):
         elif job.stop_requested:
             self._skip(EXPLAINABILITY, "the job was stopped", name)
             self._skip(INSIGHTS, "the job was stopped", name)
-        else:
+        elif not self._reports_stand(name):
             self._reports_for_best(best.shape())
         # The best candidate's CandidateArtifactLocations name its own report folders.
         job.set_candidate_artifacts(
@@ -219,6 +226,17 @@ class WhiteBox(JobHooks):
             Explainability=str(job.layout.explainability_for(name)),
             ModelInsights=str(job.layout.model_insights_for(name)),
         )
+
+    def _reports_stand(self, name: str) -> bool:
+        """Whether the reports of an earlier run (a resumed job whose best did not change:
+        the same model on the same data) are ``name``'s and are all there."""
+        for key in (EXPLAINABILITY, INSIGHTS):
+            entry = self.reports.get(key, {})
+            if entry.get("Status") != "Completed" or entry.get("Candidate") != name:
+                return False
+            if not Path(str(entry.get("Html", ""))).exists():
+                return False
+        return True
 
     def on_finishing(self, job: Any) -> None:
         """Wait for (or end) the exploration notebook; write every location into the record."""

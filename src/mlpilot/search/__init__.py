@@ -1,7 +1,7 @@
 """Candidate search: the declared space, the trial runner and the Optuna-driven loop."""
 
 from mlpilot.search._prepared import PreparedData, load_prepared, write_prepared
-from mlpilot.search._search import candidate_name, run_search
+from mlpilot.search._search import EarlierTrial, candidate_name, continued_seed, run_search
 from mlpilot.search._space import CandidateDefinition, CandidateSpec, SearchSpace
 from mlpilot.search._split import RowSplit, ValidationPlan, group_folds, plan_validation, split_keys
 from mlpilot.search._tasks import PriorTrial, TrialResult, TrialTask, trial_result
@@ -16,6 +16,7 @@ __all__ = [
     "VALIDATION_PREDICTIONS",
     "CandidateDefinition",
     "CandidateSpec",
+    "EarlierTrial",
     "PreparedData",
     "PriorTrial",
     "RowSplit",
@@ -24,6 +25,7 @@ __all__ = [
     "TrialTask",
     "ValidationPlan",
     "candidate_name",
+    "continued_seed",
     "group_folds",
     "load_prepared",
     "load_validation_predictions",

@@ -12,11 +12,12 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FixedTrial, FrozenTrial, TrialState, create_trial
 
 from mlpilot._crash import crash_point
 from mlpilot.algorithms import short_name
@@ -25,7 +26,7 @@ from mlpilot.runtime import MIN_TASK_SECONDS, Budget, Executor, TaskOutcome, Tas
 from mlpilot.search._space import CandidateSpec, SearchSpace
 from mlpilot.search._tasks import PriorTrial, TrialResult, TrialTask, trial_result
 
-__all__ = ["run_search"]
+__all__ = ["EarlierTrial", "run_search"]
 
 TRIAL_FUNCTION = "mlpilot.search._trial:run_trial"
 #: Largest share of the job's runtime budget one candidate may use.
@@ -40,6 +41,52 @@ def candidate_name(job_name: str, number: int, spec: CandidateSpec) -> str:
     ).hexdigest()[:8]
     algo = short_name(spec.algorithm).replace(":", "-").replace(".", "-")[:16]
     return f"{job_name[:24]}-{algo}-{number + 1:03d}-{digest}"
+
+
+@dataclass(frozen=True)
+class EarlierTrial:
+    """A trial of the search this one continues (a resumed job's recorded candidate)."""
+
+    number: int
+    state: str  # "COMPLETE" | "PRUNED" | "FAIL"
+    value: float | None
+    #: Optuna's ``trial.params`` as recorded (empty: unknown, told as a failure).
+    params: dict[str, Any] = field(default_factory=dict)
+    intermediate_values: dict[int, float] = field(default_factory=dict)
+
+
+def _frozen(space: SearchSpace, earlier: EarlierTrial | None) -> FrozenTrial:
+    """``earlier`` as a finished trial of the study (a number asked but never recorded, e.g.
+    running when its job was killed, is a failure: the sampler learns nothing from it)."""
+    if earlier is None or not earlier.params:
+        return create_trial(state=TrialState.FAIL)
+    fixed = FixedTrial(earlier.params, number=earlier.number)
+    try:
+        space.suggest(fixed)  # the space names each parameter's distribution
+    except Exception:
+        return create_trial(state=TrialState.FAIL)
+    distributions = fixed.distributions
+    params = {k: v for k, v in earlier.params.items() if k in distributions}
+    distributions = {k: d for k, d in distributions.items() if k in params}
+    state = TrialState[earlier.state]
+    if state is TrialState.COMPLETE and earlier.value is None:
+        state = TrialState.FAIL
+    return create_trial(
+        state=state,
+        value=earlier.value if state is TrialState.COMPLETE else None,
+        params=params,
+        distributions=distributions,
+        intermediate_values=dict(earlier.intermediate_values),
+    )
+
+
+def continued_seed(seed: int, asked: int) -> int:
+    """The sampler's seed for a search continued after ``asked`` trials: its own stream, so
+    the random start-up trials do not repeat the first ones."""
+    if asked == 0:
+        return seed
+    digest = hashlib.sha1(f"{seed}:{asked}".encode()).hexdigest()
+    return int(digest[:8], 16)
 
 
 def _prior(study: optuna.Study) -> tuple[PriorTrial, ...]:
@@ -63,17 +110,20 @@ def run_search(
     prune: bool,
     on_start: Callable[[TrialTask], None],
     on_result: Callable[[TrialTask, TrialResult], None],
+    earlier: Sequence[EarlierTrial] = (),
 ) -> str:
     """Run trials until a limit is reached; return why it stopped.
 
     ``budget`` is the search's view of the job's budget (its deadline leaves the final model's
     time). The reason is ``"MaxCandidatesReached"``, ``"MaxAutoMLJobRuntimeReached"`` or
-    ``"Stopped"``.
+    ``"Stopped"``. ``earlier`` continues a search (a resumed job): its trials are told to the
+    study first, new trials are numbered after them, and ``max_candidates`` counts them too.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    asked_before = max((t.number for t in earlier), default=-1) + 1
     sampler = optuna.samplers.TPESampler(
-        seed=seed,
+        seed=continued_seed(seed, asked_before),
         n_startup_trials=max(10, len(space.algorithms) + 3),
         multivariate=True,
         group=True,
@@ -81,15 +131,19 @@ def run_search(
     study = optuna.create_study(
         direction="maximize" if objective.maximize else "minimize", sampler=sampler
     )
-    for start in space.warm_starts():
+    by_number = {t.number: t for t in earlier}
+    for number in range(asked_before):
+        study.add_trial(_frozen(space, by_number.get(number)))
+    # The first trials of a search are the defaults, in order: those asked before are done.
+    for start in space.warm_starts()[asked_before:]:
         study.enqueue_trial(start, skip_if_exists=True)
 
     queue = TaskQueue(executor, budget)
     parallel = queue.capacity
     asked: dict[int, tuple[optuna.Trial, TrialTask]] = {}
     finished: dict[int, TrialResult] = {}
-    next_number = 0
-    told = 0
+    next_number = asked_before
+    told = asked_before
     reason = "MaxCandidatesReached"
     stop_asking = False
 
@@ -118,6 +172,7 @@ def run_search(
             time_limit=limit,
             prior=_prior(study) if prune else (),
         )
+        task = replace(task, search_params=dict(trial.params))
         if job_left is not None:
             task = replace(task, deadline_at=time.time() + job_left)
         queue.submit(TRIAL_FUNCTION, task, limit=limit, key=trial.number)

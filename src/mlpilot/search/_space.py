@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import optuna
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -21,6 +20,7 @@ from optuna.distributions import (
     distribution_to_json,
     json_to_distribution,
 )
+from optuna.trial import BaseTrial
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms import Algorithm, algorithm_path, get_algorithm
@@ -223,7 +223,7 @@ class SearchSpace:
             starts.append(fixed)
         return starts
 
-    def suggest(self, trial: optuna.Trial) -> CandidateSpec:
+    def suggest(self, trial: BaseTrial) -> CandidateSpec:
         """Ask ``trial`` for one candidate (define-by-run over the declared space)."""
         if len(self.algorithms) == 1:
             name = self.algorithms[0]
@@ -258,7 +258,7 @@ def _contains(dist: BaseDistribution, value: Any) -> bool:
         return False
 
 
-def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
+def _suggest(trial: BaseTrial, name: str, dist: BaseDistribution) -> Any:
     if isinstance(dist, FloatDistribution):
         return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
     if isinstance(dist, IntDistribution):

@@ -55,6 +55,9 @@ class TrialTask:
     #: A replay of bag members a time limit cut short (:attr:`TrialResult.time_cuts`): by fold
     #: step, the look at the clock at which the member stops, the clock not consulted.
     stop_at: dict[int, int] | None = None
+    #: The search's own parameters of this trial (Optuna's ``trial.params``), recorded so that
+    #: a resumed search can tell its study what was tried (the worker does not read them).
+    search_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

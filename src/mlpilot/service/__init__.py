@@ -3,7 +3,17 @@ transform jobs) over the AWS JSON 1.1 protocol, so boto3 and the AWS CLI drive m
 ``--endpoint-url``. Thin over the engine: jobs run in their own processes, state lives in the
 metadata store."""
 
-from mlpilot.service._app import QUEUE_LENGTH, QUEUE_POSITION, Service, create_app
+from mlpilot.service._app import (
+    QUEUE_LENGTH,
+    QUEUE_POSITION,
+    RESUME_MAX_CANDIDATES,
+    RESUME_SECONDS,
+    RESUME_TIME,
+    RESUMES,
+    Service,
+    create_app,
+)
+from mlpilot.service._automl import RESUME_CANDIDATES_TAG, RESUME_SECONDS_TAG
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError
 from mlpilot.service._limits import header_deadline_protocol
@@ -12,6 +22,12 @@ from mlpilot.service._store import Store
 __all__ = [
     "QUEUE_LENGTH",
     "QUEUE_POSITION",
+    "RESUMES",
+    "RESUME_CANDIDATES_TAG",
+    "RESUME_MAX_CANDIDATES",
+    "RESUME_SECONDS",
+    "RESUME_SECONDS_TAG",
+    "RESUME_TIME",
     "Service",
     "ServiceConfig",
     "ServiceError",

@@ -44,7 +44,16 @@ from mlpilot.service._shapes import (
 from mlpilot.service._store import Store
 from mlpilot.service._transforms import TransformManager, TransformOperations
 
-__all__ = ["QUEUE_LENGTH", "QUEUE_POSITION", "Service", "create_app"]
+__all__ = [
+    "QUEUE_LENGTH",
+    "QUEUE_POSITION",
+    "RESUMES",
+    "RESUME_MAX_CANDIDATES",
+    "RESUME_SECONDS",
+    "RESUME_TIME",
+    "Service",
+    "create_app",
+]
 
 log = logging.getLogger("mlpilot.service")
 JSON_11 = "application/x-amz-json-1.1"
@@ -52,6 +61,14 @@ JSON_11 = "application/x-amz-json-1.1"
 #: and how many wait in all. boto3 shows them in ``ResponseMetadata["HTTPHeaders"]``.
 QUEUE_POSITION = "x-mlpilot-queue-position"
 QUEUE_LENGTH = "x-mlpilot-queue-length"
+#: Response headers of DescribeAutoMLJob[V2] for a job resumed at least once (AddTags with
+#: mlpilot:ResumeWithSeconds): how many resumes (the running one included), and the latest
+#: one's added seconds, its cap on new candidates (if it set one) and when it was asked for or
+#: began (epoch seconds).
+RESUMES = "x-mlpilot-resumes"
+RESUME_SECONDS = "x-mlpilot-resume-seconds"
+RESUME_MAX_CANDIDATES = "x-mlpilot-resume-max-candidates"
+RESUME_TIME = "x-mlpilot-resume-time"
 _DESCRIBE_JOB = ("DescribeAutoMLJob", "DescribeAutoMLJobV2")
 
 
@@ -180,7 +197,26 @@ class Service:
             place = self.jobs.queue_place(result["AutoMLJobName"])
             if place is not None:
                 headers = {QUEUE_POSITION: str(place[0]), QUEUE_LENGTH: str(place[1])}
+        if operation in _DESCRIBE_JOB:
+            headers.update(self._resume_headers(params["AutoMLJobName"]))
         return result, headers
+
+    def _resume_headers(self, name: str) -> dict[str, str]:
+        """The latest resume of job ``name`` (the one running, else the last one ended)."""
+        row = self.store.get_job(name)
+        notes = {} if row is None else row["record"].get("Mlpilot", {})
+        done = notes.get("Resumes", [])
+        latest = notes.get("Resuming") or (done[-1] if done else None)
+        if not latest:
+            return {}
+        headers = {
+            RESUMES: str(len(done) + bool(notes.get("Resuming"))),
+            RESUME_SECONDS: f"{float(latest['AddedSeconds']):g}",
+            RESUME_TIME: f"{float(latest.get('StartTime') or latest['RequestTime']):.3f}",
+        }
+        if latest.get("MaxNewCandidates") is not None:
+            headers[RESUME_MAX_CANDIDATES] = str(latest["MaxNewCandidates"])
+        return headers
 
     def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run one operation as the HTTP front would (validation and output shape included)."""

@@ -1,5 +1,7 @@
 """The AutoML operations: CreateAutoMLJob[V2], DescribeAutoMLJob[V2], ListAutoMLJobs,
-StopAutoMLJob, ListCandidatesForAutoMLJob.
+StopAutoMLJob, ListCandidatesForAutoMLJob, and AddTags on a job's ARN: mlpilot's resume
+(``mlpilot:ResumeWithSeconds``; SageMaker has no operation that continues a job, and a tag is
+what an unmodified boto3 or AWS CLI can send).
 
 Requests arrive already checked against botocore's shapes (:mod:`._shapes`); the job's spec
 (:class:`~mlpilot.config.JobConfig`) is built from them once, checking the rules the shapes
@@ -13,17 +15,22 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mlpilot.config import JobConfig, v2_request
+from mlpilot.config import MAX_CANDIDATES_LIMIT, JobConfig, v2_request
 from mlpilot.errors import MlpilotError
 from mlpilot.jobs import describe_v1, job_summary
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError, in_use, not_found, validation
 from mlpilot.service._jobs import JobManager
-from mlpilot.service._kms import check_kms_key
+from mlpilot.service._kms import check_kms_key, job_kms_key
 from mlpilot.service._listing import list_answer, listing, page_offset
 from mlpilot.service._store import AlreadyExists, Store
 
-__all__ = ["AutoMLOperations"]
+__all__ = ["RESUME_CANDIDATES_TAG", "RESUME_SECONDS_TAG", "AutoMLOperations"]
+
+#: AddTags on an ended job's ARN with this tag resumes it for that many more seconds.
+RESUME_SECONDS_TAG = "mlpilot:ResumeWithSeconds"
+#: With it, at most this many new candidates (default: the job's MaxCandidates).
+RESUME_CANDIDATES_TAG = "mlpilot:ResumeMaxCandidates"
 
 
 def _not_found(name: str) -> ServiceError:
@@ -119,6 +126,62 @@ class AutoMLOperations:
         )
         return list_answer("Candidates", [r["record"] for r in page.rows], page.next_token)
 
+    # -- resume ---------------------------------------------------------------------------
+    def AddTags(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Resume an ended job: ``mlpilot:ResumeWithSeconds=S`` (and optionally
+        ``mlpilot:ResumeMaxCandidates=N``) on its ARN. The tags are acted on, not kept: the
+        resume shows in the job's ``Mlpilot.Resuming`` / ``Mlpilot.Resumes``."""
+        arn = params["ResourceArn"]
+        tags = {tag["Key"]: tag.get("Value", "") for tag in params["Tags"]}
+        if ":automl-job/" not in arn:
+            raise validation(
+                f"mlpilot takes AddTags only on an AutoML job's ARN, with the tag "
+                f"{RESUME_SECONDS_TAG} to resume the job; {arn} is not one"
+            )
+        others = sorted(set(tags) - {RESUME_SECONDS_TAG, RESUME_CANDIDATES_TAG})
+        if others or RESUME_SECONDS_TAG not in tags:
+            what = f"tag key(s) {', '.join(others)}" if others else f"no {RESUME_SECONDS_TAG}"
+            raise validation(
+                f"AddTags on an AutoML job takes {RESUME_SECONDS_TAG} (the seconds to resume it "
+                f"for) and optionally {RESUME_CANDIDATES_TAG}; mlpilot keeps no other tags after "
+                f"creation; got {what}"
+            )
+        seconds = _whole(tags[RESUME_SECONDS_TAG], RESUME_SECONDS_TAG, 1, _MAX_RESUME_SECONDS)
+        max_candidates = None
+        if RESUME_CANDIDATES_TAG in tags:
+            max_candidates = _whole(
+                tags[RESUME_CANDIDATES_TAG], RESUME_CANDIDATES_TAG, 1, MAX_CANDIDATES_LIMIT
+            )
+        row = self.store.job_by_arn(arn)
+        if row is None:
+            name = arn.rsplit("/", 1)[-1]
+            raise _not_found(name)
+        name = row["name"]
+        if row["status"] not in ("Completed", "Failed", "Stopped"):
+            raise validation(
+                f"The AutoML job {name} is {row['status']} (secondary status "
+                f"{row['secondary_status']}); only a job that has ended (Completed, Stopped or "
+                "Failed) can be resumed"
+            )
+        kind = row["record"].get("AutoMLProblemTypeConfigName", "Tabular")
+        if kind != "Tabular":
+            raise validation(
+                f"The AutoML job {name} is a {kind} job; only tabular jobs can be resumed"
+            )
+        if job_kms_key(row):
+            raise validation(
+                f"The AutoML job {name} encrypted its output with OutputDataConfig.KmsKeyId; "
+                "mlpilot does not resume jobs with encrypted output"
+            )
+        from mlpilot.jobs import AutoMLJob
+
+        try:
+            AutoMLJob.resumable(row["local_root"], seconds, max_candidates=max_candidates)
+        except MlpilotError as exc:
+            raise validation(str(exc)) from None
+        self.jobs.resume(name, seconds, max_candidates)
+        return {"Tags": params["Tags"]}
+
     # -- stop -----------------------------------------------------------------------------
     def StopAutoMLJob(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["AutoMLJobName"]
@@ -130,6 +193,18 @@ class AutoMLOperations:
             )
         self.jobs.stop(name)
         return {}
+
+
+#: The most seconds one resume may add (SageMaker's longest AutoML job: 30 days).
+_MAX_RESUME_SECONDS = 30 * 24 * 3600
+
+
+def _whole(text: str, key: str, low: int, high: int) -> int:
+    """A tag's value as a whole number in [low, high], or a ValidationException."""
+    value = text.strip()
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise validation(f"Tag {key}: expected a whole number from {low} to {high}; got {text!r}")
+    return int(value)
 
 
 # -- what only the service checks --------------------------------------------------------------

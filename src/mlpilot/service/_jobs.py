@@ -37,9 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JobManager",
+    "ended_record",
     "failed_record",
     "public_candidate",
     "public_record",
+    "resume_not_run",
     "upload_output",
     "upload_tree",
 ]
@@ -244,6 +246,57 @@ class JobManager(RunnerSupervisor):
                 raise
             self._start_queued()
 
+    def resume(self, name: str, seconds: int, max_candidates: int | None) -> None:
+        """Queue an ended job to run again for ``seconds`` more (the engine's
+        :meth:`~mlpilot.jobs.AutoMLJob.resume`): it is InProgress again at once, waits for a
+        slot like a new job, and its runner continues the job folder it left."""
+        with self._lock:
+            row = self.store.get_job(name)
+            if row is None or row["status"] not in _ENDED:
+                raise validation(f"The AutoML job {name} is not ended; it cannot be resumed now")
+            queued = len(self.store.queued_jobs())
+            if queued >= self.config.max_queued_jobs:
+                raise ServiceError(
+                    "ResourceLimitExceeded",
+                    f"The service limit 'Maximum number of queued AutoML jobs' is "
+                    f"{self.config.max_queued_jobs} jobs, with current utilization of {queued} "
+                    "jobs. Wait for a job to end or stop one.",
+                )
+            now = round(time.time(), 3)
+            record = dict(row["record"])
+            for key in ("EndTime", "FailureReason"):
+                record.pop(key, None)
+            record["AutoMLJobStatus"] = "InProgress"
+            record["AutoMLJobSecondaryStatus"] = "Starting"
+            record["LastModifiedTime"] = now
+            notes = dict(record.get("Mlpilot", {}))
+            for key in ("StopReason", "ResumeNotRun"):
+                notes.pop(key, None)
+            # Until the runner starts and says more (StartTime, the candidates before...).
+            notes["Resuming"] = {"RequestTime": now, "AddedSeconds": seconds}
+            if max_candidates is not None:
+                notes["Resuming"]["MaxNewCandidates"] = max_candidates
+            record["Mlpilot"] = notes
+            self._spec_file(name).write_text(
+                json.dumps({"Resume": {"Seconds": seconds, "MaxCandidates": max_candidates}})
+            )
+            # Queued like a new job (no runner yet; ``modified`` places it in the queue). A
+            # resumed job is not deployed again: its endpoint, if any, keeps its model.
+            self.store.update_job(
+                name,
+                status="InProgress",
+                secondary_status="Starting",
+                modified=now,
+                ended=None,
+                record=record,
+                runner_pid=None,
+                runner_host=None,
+                heartbeat=now,
+                stop_requested=False,
+                deploy_state=None,
+            )
+            self._start_queued()
+
     def _spec_file(self, name: str) -> Path:
         return self.config.staging_dir / f".{name}.spec.json"
 
@@ -295,23 +348,29 @@ class JobManager(RunnerSupervisor):
         )
 
     def _end_unstarted(self, name: str, status: str, reason: str) -> None:
-        """End a job that never left the queue."""
+        """End a job that never left the queue (``status`` with ``reason``; a resume queued
+        for an ended job instead leaves it as it was, with the reason)."""
         row = self.store.get_job(name)
         if row is None:
             return
         now = round(time.time(), 3)
-        engine_record = failed_record(reason, now)
-        engine_record["AutoMLJobStatus"] = engine_record["AutoMLJobSecondaryStatus"] = status
-        if status != "Failed":
-            del engine_record["FailureReason"]
-            engine_record["Mlpilot"] = {"StopReason": reason}
+        earlier = ended_record(Path(row["local_root"]))
+        if earlier is not None:
+            # A resume that never started: the job is again as its earlier runs left it.
+            engine_record = resume_not_run(earlier, reason, now)
+        else:
+            engine_record = failed_record(reason, now)
+            engine_record["AutoMLJobStatus"] = engine_record["AutoMLJobSecondaryStatus"] = status
+            if status != "Failed":
+                del engine_record["FailureReason"]
+                engine_record["Mlpilot"] = {"StopReason": reason}
         record = public_record(engine_record, row)
         self.store.update_job(
             name,
-            status=status,
-            secondary_status=status,
+            status=record["AutoMLJobStatus"],
+            secondary_status=record["AutoMLJobSecondaryStatus"],
             modified=now,
-            ended=now,
+            ended=record.get("EndTime", now),
             record=record,
             deploy_state=None,
         )
@@ -449,6 +508,31 @@ class JobManager(RunnerSupervisor):
             record=record,
             deploy_state=None if record["AutoMLJobStatus"] != "Completed" else row["deploy_state"],
         )
+
+
+def resume_not_run(earlier: dict[str, Any], reason: str, now: float) -> dict[str, Any]:
+    """The engine record of a job whose resume did not run (stopped while queued, or refused
+    by the engine, e.g. for changed data): the record its earlier runs left, with the reason
+    in ``Mlpilot.ResumeNotRun``."""
+    record = {**earlier, "LastModifiedTime": now}
+    notes = record["Mlpilot"] = {
+        k: v for k, v in earlier.get("Mlpilot", {}).items() if k != "Resuming"
+    }
+    notes["ResumeNotRun"] = reason[:1024]
+    # Where an AWS client sees it (SageMaker keeps five reasons: this one goes first).
+    message = {"PartialFailureMessage": f"The resume did not run: {reason}"[:1024]}
+    record["PartialFailureReasons"] = [message, *earlier.get("PartialFailureReasons", [])][:5]
+    return record
+
+
+def ended_record(root: Path) -> dict[str, Any] | None:
+    """The engine's record in job folder ``root`` if it says the job ended (a job queued to
+    be resumed has one), else None."""
+    try:
+        record: dict[str, Any] = json.loads((root / "job.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("AutoMLJobStatus") in _ENDED else None
 
 
 def _read_candidates(root: Path) -> list[dict[str, Any]]:

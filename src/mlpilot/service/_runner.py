@@ -31,9 +31,11 @@ from pathlib import Path  # noqa: E402
 
 from mlpilot.errors import MlpilotError, storage_failure  # noqa: E402
 from mlpilot.service._jobs import (  # noqa: E402
+    ended_record,
     failed_record,
     public_candidate,
     public_record,
+    resume_not_run,
     upload_output,
 )
 from mlpilot.service._kms import encrypt_output  # noqa: E402
@@ -122,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no job {args.job} in the store", flush=True)
         return 2
     spec = json.loads(Path(args.spec).read_text())
+    # A resume (JobManager.resume): continue the job folder the earlier runs left.
+    resume: dict[str, Any] | None = spec.get("Resume")
+    resumes_before = _resumes(Path(row["local_root"]))
+    refusal = ""
     mirror = StoreMirror(store, row)
     done = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, mirror, done), daemon=True)
@@ -133,8 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         from mlpilot.jobs import AutoMLJob
         from mlpilot.reports import WhiteBox
 
-        config = JobConfig.from_dict(spec)
-        job = AutoMLJob(config, observers=[mirror, WhiteBox()])
+        if resume is not None:
+            job = AutoMLJob.resume(
+                row["local_root"],
+                resume["Seconds"],
+                max_candidates=resume.get("MaxCandidates"),
+                observers=[mirror, WhiteBox()],
+            )
+        else:
+            job = AutoMLJob(JobConfig.from_dict(spec), observers=[mirror, WhiteBox()])
         mirror.job = job
 
         def on_term(signum: int, frame: Any) -> None:
@@ -148,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             job.run()
         except MlpilotError as exc:  # a full disk, unusable data: the reason says it all
             print(f"job failed: {exc}", flush=True)
+            refusal = str(exc)
         except Exception:
             traceback.print_exc()  # the record says Failed, with the reason
         engine_record = dict(job.record)
@@ -155,7 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         traceback.print_exc()
         full = storage_failure(exc)
-        engine_record = failed_record(f"{full or exc}"[:1024], time.time())
+        refusal = f"{full or exc}"
+        engine_record = failed_record(refusal[:1024], time.time())
+    if resume is not None and _resumes(engine_record) == resumes_before:
+        # The resume never began (the engine refused it, e.g. the data changed, or it could
+        # not start): the job is as its earlier runs left it, with the reason.
+        earlier = ended_record(Path(row["local_root"]))
+        if earlier is not None:
+            engine_record = resume_not_run(
+                earlier, refusal or "the resume ended at once", time.time()
+            )
 
     encrypt_output(row, engine_record)
 
@@ -171,6 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.spec).unlink(missing_ok=True)
     store.close()
     return 0
+
+
+def _resumes(source: Path | dict[str, Any]) -> int:
+    """How many resumes a job record (or the one in a job folder) lists."""
+    if isinstance(source, Path):
+        try:
+            source = json.loads((source / "job.json").read_text())
+        except (OSError, ValueError):
+            return 0
+    assert isinstance(source, dict)
+    return len(source.get("Mlpilot", {}).get("Resumes", []))
 
 
 if __name__ == "__main__":

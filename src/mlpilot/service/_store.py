@@ -200,6 +200,12 @@ class Store:
             found = conn.execute(select(automl_jobs).where(automl_jobs.c.name == name)).first()
         return None if found is None else _load(found._asdict())
 
+    def job_by_arn(self, arn: str) -> dict[str, Any] | None:
+        """The job with ARN ``arn`` (ARNs hold the name lower-cased)."""
+        with self._tx() as conn:
+            found = conn.execute(select(automl_jobs).where(automl_jobs.c.arn == arn)).first()
+        return None if found is None else _load(found._asdict())
+
     def update_job(self, name: str, **values: Any) -> None:
         with self._tx() as conn:
             conn.execute(
@@ -224,7 +230,9 @@ class Store:
             )
 
     def queued_jobs(self) -> list[dict[str, Any]]:
-        """Jobs waiting for a slot (InProgress, Starting, no runner yet), oldest first."""
+        """Jobs waiting for a slot (InProgress, Starting, no runner yet), in the order they
+        were asked for: by when they were queued (a new job's creation; a resumed job's
+        resume request, which sets ``modified``)."""
         t = automl_jobs
         with self._tx() as conn:
             rows = conn.execute(
@@ -234,7 +242,7 @@ class Store:
                     t.c.secondary_status == "Starting",
                     t.c.runner_pid.is_(None),
                 )
-                .order_by(t.c.created, t.c.name)
+                .order_by(t.c.modified, t.c.name)
             ).all()
         return [_load(r._asdict()) for r in rows]
 

@@ -12,12 +12,19 @@ from mlpilot.ensemble import EnsembleBuilder, EnsembleLimits
 from mlpilot.features import PreprocessingOptions
 from mlpilot.metrics import get_metric
 from mlpilot.problems._protocol import CandidateReport, CandidateView, JobSession
-from mlpilot.search import CandidateSpec, SearchSpace, TrialResult, TrialTask, run_search
+from mlpilot.search import (
+    CandidateSpec,
+    EarlierTrial,
+    SearchSpace,
+    TrialResult,
+    TrialTask,
+    run_search,
+)
 
 if TYPE_CHECKING:
     from mlpilot.problems.tabular._problem import TabularProblem
 
-__all__ = ["final_tail", "refits", "train_ensemble", "trial_report", "tune"]
+__all__ = ["earlier_trials", "final_tail", "refits", "train_ensemble", "trial_report", "tune"]
 
 #: Share of the runtime budget kept back for the final refit (at most).
 FINAL_TAIL_SHARE = 0.25
@@ -41,6 +48,15 @@ def trial_report(
     }
     if task.out_of_bag:
         details["OutOfBag"] = True
+    if task.search_params:
+        # What the search's study needs to continue from this trial (a resumed job).
+        details["SearchParameters"] = dict(task.search_params)
+        if result.intermediate_values:
+            details["IntermediateValues"] = {
+                str(k): v for k, v in sorted(result.intermediate_values.items())
+            }
+    if result.pruned:
+        details["Pruned"] = True
     if result.time_cuts:
         # Bag members the time limit cut short, and where (a replay stops them there).
         details["TimeCuts"] = {str(k): v for k, v in result.time_cuts.items()}
@@ -103,6 +119,32 @@ def final_tail(problem: TabularProblem, session: JobSession) -> float:
     return tail + 2 * budget.package_seconds(session.best_package_bytes)
 
 
+def earlier_trials(candidates: list[CandidateView]) -> list[EarlierTrial]:
+    """A resumed job's recorded search candidates as trials of its study."""
+    trials = []
+    for c in candidates:
+        details = c.details
+        if "TrialNumber" not in details:
+            continue
+        if c.objective_value is not None:
+            state = "COMPLETE"
+        elif details.get("Pruned"):
+            state = "PRUNED"
+        else:
+            state = "FAIL"
+        steps = details.get("IntermediateValues") or {}
+        trials.append(
+            EarlierTrial(
+                number=int(details["TrialNumber"]),
+                state=state,
+                value=c.objective_value,
+                params=dict(details.get("SearchParameters") or {}),
+                intermediate_values={int(k): float(v) for k, v in steps.items()},
+            )
+        )
+    return trials
+
+
 def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> str:
     """HYPERPARAMETER_TUNING: Optuna's search over the candidate space."""
     cfg = session.config
@@ -141,6 +183,12 @@ def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> st
     def finished(task: TrialTask, result: TrialResult) -> None:
         session.candidate_finished(trial_report(task, result))
 
+    earlier = [] if session.earlier is None else earlier_trials(session.earlier.candidates)
+    max_candidates = cfg.effective_max_candidates
+    if session.earlier is not None:
+        # A resumed search adds up to max_new trials after every number asked before.
+        asked = max((t.number for t in earlier), default=-1) + 1
+        max_candidates = asked + session.earlier.max_new
     return run_search(
         job_name=cfg.name,
         space=space,
@@ -148,12 +196,13 @@ def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> st
         objective=metric,
         # The search ends in time for the final refit and packaging of the best so far.
         budget=session.budget.reserving(lambda: final_tail(problem, session)),
-        max_candidates=cfg.effective_max_candidates,
+        max_candidates=max_candidates,
         make_task=make_task,
         seed=cfg.seed,
         prune=len(validation.eval_folds) > 1,
         on_start=started,
         on_result=finished,
+        earlier=earlier,
     )
 
 
@@ -168,7 +217,9 @@ def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
     layout = session.layout
     latency_ms = cfg.problem_as(TabularConfig).max_latency_ms
     limits = EnsembleLimits(
-        max_candidates=cfg.effective_max_candidates,
+        max_candidates=(
+            cfg.effective_max_candidates if session.earlier is None else session.earlier.max_new
+        ),
         latency_limit=None if latency_ms is None else latency_ms / 1000,
     )
 
@@ -206,6 +257,8 @@ def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
         on_result=finished,
     )
     problem.ensemble = builder
+    if session.earlier is not None:
+        builder.adopt([(c.name, c.objective_value, c.details) for c in session.earlier.candidates])
     reason = builder.run()
     final = builder.final
     if final is not None:
