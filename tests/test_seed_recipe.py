@@ -8,7 +8,6 @@ paths.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -324,21 +323,7 @@ def test_recipe_end_to_end_with_s3(service: ServiceProcess, s3: object, tmp_path
         "--transform-resources",
         "InstanceType=ml.m5.large,InstanceCount=1",
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = aws(
-            "sagemaker",
-            "describe-transform-job",
-            "--transform-job-name",
-            "autopilot-batch-1",
-            "--query",
-            "TransformJobStatus",
-            "--output",
-            "text",
-        )
-        if status in ("Completed", "Failed", "Stopped"):
-            break
-        time.sleep(1)
+    status = aws.poll("describe-transform-job", "--transform-job-name", "autopilot-batch-1")
     assert status == "Completed", aws(
         "sagemaker", "describe-transform-job", "--transform-job-name", "autopilot-batch-1"
     )
