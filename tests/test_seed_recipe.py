@@ -81,10 +81,17 @@ def service(
     server.stop()
 
 
-def _run_recipe_steps(aws: Aws, name: str, input_uri: str, output_uri: str) -> dict[str, object]:
-    (aws.cwd / "autopilot_job_config.json").write_text(
-        json.dumps(recipe_job_config(name, input_uri, output_uri), indent=4)
-    )
+def _run_recipe_steps(
+    aws: Aws, name: str, input_uri: str, output_uri: str, *, light: bool = False
+) -> dict[str, object]:
+    config = recipe_job_config(name, input_uri, output_uri)
+    if light:
+        # The recipe's job again, for what differs (the paths): three candidates and no
+        # reports, since the S3 run has already shown the whole job.
+        tabular = config["AutoMLProblemTypeConfig"]["TabularJobConfig"]  # type: ignore[index]
+        tabular["CompletionCriteria"]["MaxCandidates"] = 3
+        config["Tags"].append({"Key": "mlpilot:GenerateReports", "Value": "false"})  # type: ignore[attr-defined]
+    (aws.cwd / "autopilot_job_config.json").write_text(json.dumps(config, indent=4))
     created = json.loads(
         aws(
             "sagemaker",
@@ -348,7 +355,7 @@ def test_recipe_with_local_paths(service: ServiceProcess, tmp_path: Path) -> Non
     (tmp_path / "input" / "churn_dataset.csv").write_text(RECIPE_DATA)
     output = tmp_path / "output"
     found = _run_recipe_steps(
-        aws, "autopilot-churn-local", f"file://{tmp_path / 'input'}/", str(output)
+        aws, "autopilot-churn-local", f"file://{tmp_path / 'input'}/", str(output), light=True
     )
     url = found["container"]["ModelDataUrl"]  # type: ignore[index]
     assert Path(url).is_file() and Path(url).is_relative_to(output / "autopilot-churn-local")
