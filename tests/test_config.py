@@ -75,6 +75,19 @@ def test_a_request_becomes_one_typed_spec() -> None:
     assert again == {**request(), "OutputDataConfig": {"S3OutputPath": "/out"}}
 
 
+def test_the_reports_tag_turns_reports_off_and_round_trips() -> None:
+    off = [{"Key": "mlpilot:GenerateReports", "Value": "False"}]
+    config = JobConfig.from_request(request(Tags=off))
+    assert config.generate_reports is False
+    assert JobConfig.from_request(request()).generate_reports is True
+    assert config.to_request()["Tags"] == off
+    # Turned off through the API or CLI, the request it amounts to carries the tag.
+    cli = JobConfig.from_request(request(Tags=[]), generate_reports=False)
+    assert cli.to_request()["Tags"] == [{"Key": "mlpilot:GenerateReports", "Value": "false"}]
+    with pytest.raises(ConfigError, match="mlpilot:GenerateReports must be true or false"):
+        JobConfig.from_request(request(Tags=[{"Key": "mlpilot:GenerateReports", "Value": "no"}]))
+
+
 def test_the_spec_file_keeps_every_field_including_mlpilots_own() -> None:
     definition = CandidateDefinition.builtin("lightgbm", "BinaryClassification", 500)
     config = JobConfig(

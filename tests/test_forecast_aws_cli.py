@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,14 +164,7 @@ def test_forecasting_job_endpoint_and_transform(service: str, s3: S3Server, tmp_
         "--transform-output",
         f"S3OutputPath=s3://{bucket}/fc-batch-out/,Accept=text/csv,AssembleWith=Line",
         "--transform-resources", "InstanceType=ml.m5.large,InstanceCount=1")  # fmt: skip
-    deadline = time.monotonic() + 120
-    status = ""
-    while time.monotonic() < deadline:
-        status = aws("sagemaker", "describe-transform-job", "--transform-job-name", "fc-batch",
-                     "--query", "TransformJobStatus", "--output", "text")  # fmt: skip
-        if status in ("Completed", "Failed", "Stopped"):
-            break
-        time.sleep(1)
+    status = aws.poll("describe-transform-job", "--transform-job-name", "fc-batch")
     assert status == "Completed", aws(
         "sagemaker", "describe-transform-job", "--transform-job-name", "fc-batch"
     )

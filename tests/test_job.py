@@ -104,9 +104,12 @@ class Recorder:
 
 
 def run(data: str | Path | pd.DataFrame, output: Path, name: str, **settings: Any) -> AutoMLJob:
-    """``mlpilot.run_job`` with the tests' defaults: two workers, and Mode
-    HYPERPARAMETER_TUNING whenever algorithms are named (AUTO refuses AlgorithmsConfig)."""
+    """``mlpilot.run_job`` with the tests' defaults: two workers, Mode HYPERPARAMETER_TUNING
+    whenever algorithms are named (AUTO refuses AlgorithmsConfig), and no explainability or
+    model-quality report (tests/test_reports.py covers them; SHAP on a forest alone took
+    25 s of this file's time)."""
     settings.setdefault("parallelism", 2)
+    settings.setdefault("generate_reports", False)
     if "algorithms" in settings:
         settings.setdefault("mode", "HYPERPARAMETER_TUNING")
     target = settings.pop("target", "Churn")
@@ -158,6 +161,7 @@ def binary(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Au
         tmp_path_factory.mktemp("binary") / "job",
         "telco",
         observers=[recorder],
+        generate_reports=True,  # the record's report phases are checked below
         **BINARY_SETTINGS,
     )
     return job, recorder

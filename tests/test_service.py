@@ -50,7 +50,9 @@ def finished_job(
 ) -> dict[str, Any]:
     """One small job, run to the end, shared by the read-only tests."""
     out = tmp_path_factory.mktemp("out")
-    sm.create_auto_ml_job_v2(**automl_request("churn-small", str(churn_dir), str(out)))
+    sm.create_auto_ml_job_v2(
+        **automl_request("churn-small", str(churn_dir), str(out), reports=True)
+    )
     seen = set()
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

@@ -98,6 +98,7 @@ def test_job_killed_at_a_named_point(
         max_candidates=3,
         runtime=120,
         algorithms=("linear-learner",),
+        reports=point == "reports",
     )
     request["AutoMLProblemTypeConfig"]["TabularJobConfig"]["Mode"] = mode
     if mode == "ENSEMBLING":

@@ -32,6 +32,9 @@ IN_MEMORY = "dataframe://in-memory"
 #: mlpilot's DataSplitConfig extensions, carried as tags: boto3 validates request members
 #: against SageMaker's model, so a member of our own could not be sent, while any tag can.
 SPLIT_TAGS = {"split_by_time": "mlpilot:SplitByTime", "split_by_group": "mlpilot:SplitByGroup"}
+#: ``false`` turns off the data-exploration notebook's run and the explainability and
+#: model-quality reports of one job (``generate_reports``; ``mlpilot run --no-reports``).
+REPORTS_TAG = "mlpilot:GenerateReports"
 
 
 class ProblemConfig(Protocol):
@@ -310,6 +313,7 @@ class JobConfig:
             "max_runtime": criteria.get("MaxAutoMLJobRuntimeInSeconds"),
             "validation_fraction": (request.get("DataSplitConfig") or {}).get("ValidationFraction"),
             **_split_tags(request.get("Tags") or ()),
+            **_reports_tag(request.get("Tags") or ()),
             "role_arn": request.get("RoleArn", cls.role_arn),
             "tags": tuple(request.get("Tags") or ()),
         }
@@ -355,6 +359,8 @@ class JobConfig:
             column = getattr(self, name)
             if column is not None and not any(t.get("Key") == key for t in tags):
                 tags.append({"Key": key, "Value": column})
+        if not self.generate_reports and not any(t.get("Key") == REPORTS_TAG for t in tags):
+            tags.append({"Key": REPORTS_TAG, "Value": "false"})
         if tags:
             request["Tags"] = tags
         return request
@@ -364,6 +370,17 @@ def _split_tags(tags: Any) -> dict[str, str]:
     """The split settings among the request's tags."""
     keys = {key: name for name, key in SPLIT_TAGS.items()}
     return {keys[t["Key"]]: t.get("Value", "") for t in tags if t.get("Key") in keys}
+
+
+def _reports_tag(tags: Any) -> dict[str, bool]:
+    """``generate_reports`` from the request's tags, when one sets it."""
+    values = [t.get("Value", "") for t in tags if t.get("Key") == REPORTS_TAG]
+    if not values:
+        return {}
+    value = values[-1].strip().lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"Tag {REPORTS_TAG} must be true or false; got {values[-1]!r}")
+    return {"generate_reports": value == "true"}
 
 
 def _problem_block(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
