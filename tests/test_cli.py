@@ -156,6 +156,36 @@ def test_run_help_shows_the_defaults() -> None:
         assert default in text, default
 
 
+def test_run_refuses_a_latency_limit_it_cannot_use(tmp_path: Path) -> None:
+    """--max-latency-ms is checked before any data is read."""
+    data = tmp_path / "absent.csv"
+    cases = [
+        (["--max-latency-ms", "0"], ["latency limit must be positive", "0.0 ms"]),
+        (
+            [
+                "--problem-type",
+                "forecasting",
+                "--timestamp",
+                "t",
+                "--item-id",
+                "i",
+                "--frequency",
+                "D",
+                "--horizon",
+                "2",
+                "--max-latency-ms",
+                "2",
+            ],
+            ["--max-latency-ms applies to tabular jobs only"],
+        ),
+    ]
+    for options, fragments in cases:
+        result = invoke("run", data, "--target", "y", "--output", tmp_path / "job", *options)
+        assert result.exit_code == 2, result.output
+        assert_one_line_error(result.stderr, *fragments)
+    assert not (tmp_path / "job").exists()
+
+
 def test_version() -> None:
     result = invoke("version")
     assert result.exit_code == 0

@@ -405,3 +405,47 @@ def test_a_forecasting_job_refuses_what_the_api_refuses_for_it() -> None:
                 name="x", training_data="/d", output_path="/o", target="y", objective="F1"
             )
         )
+
+
+def latency_tagged(value: str) -> dict[str, Any]:
+    return request(
+        Tags=[{"Key": "team", "Value": "ml"}, {"Key": "mlpilot:MaxLatencyMs", "Value": value}]
+    )
+
+
+def test_the_latency_limit_travels_as_a_namespaced_tag_both_ways() -> None:
+    config = JobConfig.from_request(latency_tagged("2.5"), output_path="/out/churn")
+    assert isinstance(config.problem, TabularConfig) and config.problem.max_latency_ms == 2.5
+    again = config.to_request()
+    assert again["Tags"] == latency_tagged("2.5")["Tags"]  # kept once, not added twice
+    assert JobConfig.from_dict(config.to_dict()).problem.max_latency_ms == 2.5  # type: ignore[attr-defined]
+    # Set through the Python API (or the CLI), it is written as the tag the API reads.
+    flat = JobConfig.tabular(
+        name="flat", training_data="/d.csv", output_path="/out/flat", target="y", max_latency_ms=3
+    )
+    assert {"Key": "mlpilot:MaxLatencyMs", "Value": "3"} in flat.to_request()["Tags"]
+    back = JobConfig.from_request(flat.to_request(), output_path="/out/flat")
+    assert back.problem.max_latency_ms == 3  # type: ignore[attr-defined]
+    assert "Tags" not in JobConfig.from_request(request(Tags=[])).to_request()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "fast", "", "nan", "inf"])
+def test_a_bad_latency_tag_is_refused_naming_the_tag(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"Tag mlpilot:MaxLatencyMs: expected a positive"):
+        JobConfig.from_request(latency_tagged(value), output_path="/out/x")
+
+
+def test_the_latency_tag_is_for_tabular_jobs_and_given_once() -> None:
+    twice = latency_tagged("2")
+    twice["Tags"].append({"Key": "mlpilot:MaxLatencyMs", "Value": "3"})
+    with pytest.raises(ConfigError, match="given 2 times"):
+        JobConfig.from_request(twice, output_path="/out/x")
+    forecast = request(
+        AutoMLProblemTypeConfig={"TimeSeriesForecastingJobConfig": forecasting_body()},
+        AutoMLJobObjective=None,
+        Tags=[{"Key": "mlpilot:MaxLatencyMs", "Value": "2"}],
+    )
+    with pytest.raises(ConfigError, match="applies to tabular jobs only"):
+        JobConfig.from_request(forecast, output_path="/out/x")
+    with pytest.raises(ConfigError, match="latency limit must be positive"):
+        TabularConfig(target="y", max_latency_ms=float("inf"))

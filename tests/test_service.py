@@ -227,6 +227,12 @@ BAD_REQUESTS = [
         "Member must not be null",
     ),
     ("CreateAutoMLJobV2", _tabular(Mode="FAST"), "ValidationException", "enum value set"),
+    (
+        "CreateAutoMLJobV2",
+        _base(Tags=[{"Key": "mlpilot:MaxLatencyMs", "Value": "fast"}]),
+        "ValidationException",
+        "Tag mlpilot:MaxLatencyMs: expected a positive number of milliseconds",
+    ),
     ("CreateAutoMLJobV2", _tabular(ProblemType="Ranking"), "ValidationException", "enum value set"),
     (
         "CreateAutoMLJobV2",

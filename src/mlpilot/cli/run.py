@@ -184,6 +184,14 @@ def run(
     sample_weight: Annotated[
         str | None, typer.Option(help="SampleWeightAttributeName: column of row weights.")
     ] = None,
+    max_latency_ms: Annotated[
+        float | None,
+        typer.Option(
+            help="Ship a model that predicts one row within this many milliseconds (as timed "
+            "in the job): the best candidate within it, else the fastest.",
+            metavar="MS",
+        ),
+    ] = None,
     feature_spec: Annotated[
         str | None,
         typer.Option(help="FeatureSpecification JSON (FeatureAttributeNames, FeatureDataTypes)."),
@@ -271,6 +279,8 @@ def run(
         ]
         if missing:
             raise ConfigError(f"A forecasting job needs {', '.join(missing)}")
+        if max_latency_ms is not None:
+            raise ConfigError("--max-latency-ms applies to tabular jobs only")
         assert timestamp and item_id and frequency and horizon is not None
         problem = ForecastingConfig(
             target=target,
@@ -293,6 +303,7 @@ def run(
             sample_weight=sample_weight,
             feature_specification=feature_spec,
             candidates_only=candidates_only,
+            max_latency_ms=max_latency_ms,
         )
     config = JobConfig(
         name=job_name,

@@ -11,8 +11,9 @@ service's job runner) reads it back instead of parsing the request again.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -35,6 +36,8 @@ SPLIT_TAGS = {"split_by_time": "mlpilot:SplitByTime", "split_by_group": "mlpilot
 #: ``false`` turns off the data-exploration notebook's run and the explainability and
 #: model-quality reports of one job (``generate_reports``; ``mlpilot run --no-reports``).
 REPORTS_TAG = "mlpilot:GenerateReports"
+#: A tabular job's single-row latency limit in milliseconds (``TabularConfig.max_latency_ms``).
+LATENCY_TAG = "mlpilot:MaxLatencyMs"
 
 
 class ProblemConfig(Protocol):
@@ -292,6 +295,12 @@ class JobConfig:
         source = training["DataSource"]["S3DataSource"]
         criteria = body.get("CompletionCriteria") or {}
         name = request["AutoMLJobName"]
+        problem = kind.from_request(body)
+        latency_ms = _latency_tag(request.get("Tags") or ())
+        if latency_ms is not None:
+            if not isinstance(problem, TabularConfig):
+                raise ConfigError(f"Tag {LATENCY_TAG} applies to tabular jobs only")
+            problem = replace(problem, max_latency_ms=latency_ms)
         values: dict[str, Any] = {
             "name": name,
             "training_data": source["S3Uri"],
@@ -302,7 +311,7 @@ class JobConfig:
                 None if validation is None else validation["DataSource"]["S3DataSource"]["S3Uri"]
             ),
             "output_path": output_path or f"{output.rstrip('/')}/{name}",
-            "problem": kind.from_request(body),
+            "problem": problem,
             # SageMaker's documentation asks for ProblemType and the objective together; AWS's
             # own recipes give ProblemType alone. A missing objective is the problem type's
             # default; a lone objective is checked against the inferred problem type once the
@@ -361,6 +370,9 @@ class JobConfig:
                 tags.append({"Key": key, "Value": column})
         if not self.generate_reports and not any(t.get("Key") == REPORTS_TAG for t in tags):
             tags.append({"Key": REPORTS_TAG, "Value": "false"})
+        latency_ms = getattr(self.problem, "max_latency_ms", None)
+        if latency_ms is not None and not any(t.get("Key") == LATENCY_TAG for t in tags):
+            tags.append({"Key": LATENCY_TAG, "Value": f"{latency_ms:g}"})
         if tags:
             request["Tags"] = tags
         return request
@@ -377,10 +389,31 @@ def _reports_tag(tags: Any) -> dict[str, bool]:
     values = [t.get("Value", "") for t in tags if t.get("Key") == REPORTS_TAG]
     if not values:
         return {}
-    value = values[-1].strip().lower()
+    if len(values) > 1:
+        raise ConfigError(f"Tag {REPORTS_TAG} is given {len(values)} times; give it once")
+    value = values[0].strip().lower()
     if value not in ("true", "false"):
-        raise ConfigError(f"Tag {REPORTS_TAG} must be true or false; got {values[-1]!r}")
+        raise ConfigError(f"Tag {REPORTS_TAG} must be true or false; got {values[0]!r}")
     return {"generate_reports": value == "true"}
+
+
+def _latency_tag(tags: Any) -> float | None:
+    """The latency limit among the request's tags (milliseconds), checked."""
+    values = [t.get("Value", "") for t in tags if t.get("Key") == LATENCY_TAG]
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ConfigError(f"Tag {LATENCY_TAG} is given {len(values)} times; give it once")
+    try:
+        value = float(values[0])
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(
+            f"Tag {LATENCY_TAG}: expected a positive number of milliseconds (e.g. 5 or 2.5); "
+            f"got {values[0]!r}"
+        )
+    return value
 
 
 def _problem_block(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,8 +45,10 @@ class TabularConfig:
     #: A JSON document's URI, or the document itself.
     feature_specification: str | FeatureSpecification | None = None
     candidates_only: bool = False
-    #: ENSEMBLING: the packaged model must predict one row within this many milliseconds
-    #: (the ensemble gives up accuracy for it); not a SageMaker field.
+    #: The shipped model should predict one row within this many milliseconds, as measured in
+    #: the job: ENSEMBLING selects and packages within it, HYPERPARAMETER_TUNING ships the best
+    #: candidate within it (else the fastest). Not a SageMaker field: the API's tag
+    #: ``mlpilot:MaxLatencyMs``, the CLI's ``--max-latency-ms``.
     max_latency_ms: float | None = None
     #: Candidate pipelines searched instead of the algorithms' built-in ones: the
     #: candidate-definition notebook's knob (see :class:`mlpilot.search.CandidateDefinition`).
@@ -83,7 +86,12 @@ class TabularConfig:
                     "Give either algorithms or candidates: the candidates' algorithms "
                     "differ from the algorithms given"
                 )
-        if self.max_latency_ms is not None and not self.max_latency_ms > 0:
+        if self.max_latency_ms is not None and not (
+            isinstance(self.max_latency_ms, int | float)
+            and not isinstance(self.max_latency_ms, bool)
+            and math.isfinite(self.max_latency_ms)
+            and self.max_latency_ms > 0
+        ):
             raise ConfigError(f"The latency limit must be positive; got {self.max_latency_ms} ms")
 
     def check(self, job: JobConfig) -> None:

@@ -1,7 +1,7 @@
 """ENSEMBLING mode: a portfolio of bagged base models, a stacking layer, greedy ensemble
 selection, and a refit-on-all-rows final model (see docs/ensembling.md)."""
 
-from mlpilot.ensemble._caruana import Selection, blend, greedy_selection
+from mlpilot.ensemble._caruana import Selection, blend, greedy_selection, latency_selection_note
 from mlpilot.ensemble._final import FinalModel, choose_final
 from mlpilot.ensemble._plan import BaggingPlan, plan_bagging, sample_rows
 from mlpilot.ensemble._portfolio import PortfolioEntry, build_portfolio, random_entry
@@ -25,6 +25,7 @@ __all__ = [
     "build_portfolio",
     "choose_final",
     "greedy_selection",
+    "latency_selection_note",
     "plan_bagging",
     "random_entry",
     "sample_rows",

@@ -103,6 +103,33 @@ def greedy_selection(
     return Selection(weights, float(final), signed)
 
 
+def latency_selection_note(
+    cost: list[float], max_cost: float, limited: Selection, free: Selection, metric: str
+) -> str:
+    """What a cost limit did to selection: ``limited`` (selected within ``max_cost``) against
+    ``free`` (selected without it), each with its total cost (seconds per row) and score."""
+
+    def summary(selection: Selection) -> str:
+        seconds = sum(cost[i] for i in selection.chosen)
+        return (
+            f"{len(selection.chosen)} model(s), {seconds * 1e3:.2f} ms per row estimated "
+            f"refit, {metric} {selection.score:.4f}"
+        )
+
+    limit = f"{max_cost * 1e3:g} ms"
+    if min(cost) > max_cost:
+        return (
+            f"no model's estimated refit latency is within the {limit} limit: selection ran "
+            f"without it ({summary(limited)})"
+        )
+    if limited.chosen == free.chosen:
+        return f"ensemble selection within the {limit} limit changed nothing ({summary(free)})"
+    return (
+        f"ensemble selection within the {limit} limit: {summary(limited)}; without the limit: "
+        f"{summary(free)}"
+    )
+
+
 def blend(predictions: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     """The weighted average of ``predictions`` (models with weight 0 skipped)."""
     out: np.ndarray | None = None

@@ -36,7 +36,7 @@ from mlpilot.algorithms import (
     get_algorithm,
     stacker_for,
 )
-from mlpilot.ensemble._caruana import Selection, greedy_selection
+from mlpilot.ensemble._caruana import Selection, greedy_selection, latency_selection_note
 from mlpilot.ensemble._final import TRIAL, BuiltModel, FinalModel, FinalPhase, choose_final
 from mlpilot.ensemble._plan import BaggingPlan
 from mlpilot.ensemble._portfolio import PortfolioEntry, random_entry
@@ -143,6 +143,8 @@ class EnsembleBuilder:
         self.number = 0
         self.final: FinalModel | None = None
         self.notes: list[str] = []
+        #: What the latency limit did to ensemble selection (None without a limit).
+        self.latency_note: str | None = None
         self.ensemble_name: str | None = None
         #: The final model's blend weights, unrounded (the record shows them rounded).
         self.weights: dict[str, float] = {}
@@ -548,11 +550,16 @@ class EnsembleBuilder:
         models = self._top_models(len(self.models))
         if not models:
             return None
-        cost = None
         max_cost = self.limits.latency_limit
-        if max_cost is not None:
-            cost = [self._refit_latency(m) for m in models]
+        if max_cost is None:
+            return models, self._greedy_selection(models).weights
+        cost = [self._refit_latency(m) for m in models]
         selection = self._greedy_selection(models, cost=cost, max_cost=max_cost)
+        # Selection again without the limit, to record what the limit cost.
+        free = self._greedy_selection(models)
+        self.latency_note = latency_selection_note(
+            cost, max_cost, selection, free, self.selection_metric.name
+        )
         return models, selection.weights
 
     def _refit_latency(self, model: BuiltModel) -> float:

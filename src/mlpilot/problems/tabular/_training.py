@@ -12,6 +12,7 @@ from mlpilot.ensemble import EnsembleBuilder, EnsembleLimits
 from mlpilot.features import PreprocessingOptions
 from mlpilot.metrics import get_metric
 from mlpilot.problems._protocol import CandidateReport, CandidateView, JobSession
+from mlpilot.problems.tabular._latency import TimedCandidate, choose_within_latency
 from mlpilot.search import (
     CandidateSpec,
     EarlierTrial,
@@ -180,8 +181,15 @@ def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> st
             trial_report(task, TrialResult(task.number, task.candidate_name, "InProgress"))
         )
 
+    trained: list[TimedCandidate] = (
+        [] if session.earlier is None else list(session.earlier.candidates)
+    )
+
     def finished(task: TrialTask, result: TrialResult) -> None:
-        session.candidate_finished(trial_report(task, result))
+        report = trial_report(task, result)
+        session.candidate_finished(report)
+        if report.status == "Completed":
+            trained.append(report)
 
     earlier = [] if session.earlier is None else earlier_trials(session.earlier.candidates)
     max_candidates = cfg.effective_max_candidates
@@ -189,7 +197,7 @@ def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> st
         # A resumed search adds up to max_new trials after every number asked before.
         asked = max((t.number for t in earlier), default=-1) + 1
         max_candidates = asked + session.earlier.max_new
-    return run_search(
+    reason = run_search(
         job_name=cfg.name,
         space=space,
         executor=session.executor,
@@ -204,6 +212,25 @@ def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> st
         on_result=finished,
         earlier=earlier,
     )
+    latency_ms = cfg.problem_as(TabularConfig).max_latency_ms
+    if latency_ms is not None:
+        ship_within_latency(session, trained, metric.name, latency_ms)
+    return reason
+
+
+def ship_within_latency(
+    session: JobSession, trained: list[TimedCandidate], objective: str, latency_ms: float
+) -> None:
+    """Make the best candidate within the latency limit (else the fastest) the job's model,
+    and record what the limit changed."""
+    choice = choose_within_latency(trained, get_metric(objective), latency_ms / 1000)
+    if choice is None:
+        return
+    if session.best is None or session.best.name != choice.name:
+        session.choose_best(choice.name)
+    session.note("LatencyNote", choice.note)
+    if choice.skipped:
+        session.note("LatencySkipped", list(choice.skipped))
 
 
 def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
@@ -265,4 +292,11 @@ def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
         session.choose_best(final.candidate)
     if builder.notes:
         session.note("EnsembleNotes", list(builder.notes))
+    if latency_ms is not None:
+        # What the limit did: to selection, then to the choice of package.
+        done = [builder.latency_note] if builder.latency_note else []
+        if final is not None:
+            done.append(final.note)
+        if done:
+            session.note("LatencyNote", "; ".join(done))
     return reason
