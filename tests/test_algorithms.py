@@ -45,10 +45,10 @@ from mlpilot.data import read_table
 from mlpilot.ensemble import build_portfolio
 from mlpilot.ensemble._portfolio import HEAD, LARGE_ROWS, MANY_CLASSES
 from mlpilot.errors import ConfigError
+from mlpilot.explain import tree_members as _tree_members
 from mlpilot.features import FeaturePipeline
 from mlpilot.metrics import score_all
 from mlpilot.profile import DatasetProfile, build_profile
-from mlpilot.reports._explain import _tree_members
 from mlpilot.search import CandidateSpec
 from mlpilot.search._search import candidate_name
 

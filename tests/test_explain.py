@@ -1,4 +1,4 @@
-"""SHAP values of blends (``reports._explain.explain_model``) on small in-process ensembles: each
+"""SHAP values of blends (``mlpilot.explain.explain_model``) on small in-process ensembles: each
 row's values add up to the blend's own prediction minus the base value, by the fast method."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from mlpilot.algorithms import get_algorithm
 from mlpilot.data import read_table
 from mlpilot.ensemble import EnsemblePredictor
 from mlpilot.ensemble._predictor import Unit
+from mlpilot.explain import explain_model
 from mlpilot.features import FeaturePipeline
 from mlpilot.package import InferenceModel
 from mlpilot.profile import build_profile
-from mlpilot.reports._explain import explain_model
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,29 @@ from mlpilot.package._files import (
     publish,
     read_package,
 )
-from mlpilot.profile import DatasetProfile, label_key
+from mlpilot.profile import ColumnKind, DatasetProfile, label_key
 
-__all__ = ["InferenceModel", "package_bytes"]
+__all__ = ["InferenceModel", "package_bytes", "typical_row"]
 
 #: Rows predicted through the pipelines' small-batch path (see features._fast).
 SMALL_BATCH = 64
+
+
+def typical_row(profile: DatasetProfile) -> dict[str, Any]:
+    """One row standing for "feature unknown" in explanations (the SHAP baseline): each numeric
+    feature's median and each categorical feature's most frequent level in the training table;
+    other kinds (text, dates) missing, which the model reads as it read missing values."""
+    row: dict[str, Any] = {}
+    for column in profile.columns:
+        if column.kind == ColumnKind.DROP:
+            continue
+        value: Any = None
+        if column.kind == ColumnKind.NUMERIC:
+            value = column.stats.get("median")
+        elif column.kind == ColumnKind.CATEGORICAL:
+            value = next(iter(column.stats.get("top") or {}), None)
+        row[column.name] = value
+    return row
 
 
 class InferenceModel:
@@ -66,6 +83,7 @@ class InferenceModel:
             positive_label=target.positive_label,
             input_columns=[{"name": c.name, "kind": c.kind} for c in profile.columns],
             feature_columns=profile.features(),
+            baseline=typical_row(profile),
         )
         return cls(members, info)
 
@@ -86,6 +104,13 @@ class InferenceModel:
     @property
     def feature_columns(self) -> list[str]:
         return list(self.info["feature_columns"])
+
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        """The typical training row :func:`typical_row` recorded (None in packages made before
+        it was kept)."""
+        value = self.info.get("baseline")
+        return dict(value) if isinstance(value, dict) else None
 
     @property
     def candidate_name(self) -> str:

@@ -538,6 +538,8 @@ class ServingSettings:
     batch_strategy: str = "MULTI_RECORD"
     max_payload_mb: int = 6
     max_concurrent_transforms: int = 1
+    #: ``MLPILOT_CLARIFY_EXPLAINER``: an endpoint's ClarifyExplainerConfig as JSON (empty: none).
+    explainer: str = ""
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
@@ -561,6 +563,7 @@ class ServingSettings:
             # Predictions hold the GIL most of the time: a few requests in flight keep the
             # container busy while the caller packs the next batch.
             max_concurrent_transforms=concurrent or max(1, min(4, os.cpu_count() or 1)),
+            explainer=env.get("MLPILOT_CLARIFY_EXPLAINER") or "",
         )
 
     def execution_parameters(self) -> dict[str, Any]:
@@ -604,6 +607,14 @@ class Predictor:
         self, body: bytes, content_type: str | None = None, accept: str | None = None
     ) -> tuple[bytes, str]:
         """The response body and its type; raises :class:`InvocationError` with the status."""
+        _, _, payload, response_type = self.predict_body(body, content_type, accept)
+        return payload, response_type
+
+    def predict_body(
+        self, body: bytes, content_type: str | None = None, accept: str | None = None
+    ) -> tuple[pd.DataFrame, np.ndarray, bytes, str]:
+        """The rows read, their ``predict_raw`` output, the response body and its type
+        (what :meth:`invoke` answers, with what it was made from)."""
         if len(body) > self.settings.max_payload_bytes:
             raise InvocationError(
                 413,
@@ -638,7 +649,7 @@ class Predictor:
             accept=response_type,
             decide=getattr(self.model, "decide", None),
         )
-        return payload, response_type
+        return frame, raw, payload, response_type
 
     def handle(
         self, body: bytes, content_type: str | None = None, accept: str | None = None
