@@ -2,7 +2,12 @@
 through ``mlpilot serve``.
 
 usage: python benchmarks/invoke_latency.py MODEL DATA.csv [--requests 400] [--clients 1 4]
-           [--accept text/csv] [--instances 2] [--output benchmarks/results/invoke-latency.json]
+           [--accept text/csv] [--instances 2] [--explain]
+           [--output benchmarks/results/invoke-latency.json]
+
+``--explain`` measures explained invocations instead: the container is given a
+ClarifyExplainerConfig (the package's typical row as baseline), the endpoint an ExplainerConfig,
+and every request ``EnableExplanations: `true```; answers are Clarify's JSON documents.
 
 MODEL is anything ``serve-model`` takes (job folder, package folder, model.tar.gz). Rows of
 DATA (with a header; the target column is dropped) are sent one per request as ``text/csv``.
@@ -32,7 +37,18 @@ from typing import Any
 import httpx
 import numpy as np
 
-from mlpilot.serving import Predictor, ServingSettings, load_served_model, resolve_model
+from mlpilot.serving import (
+    EXPLAINER_VARIABLE,
+    EXPLANATIONS_HEADER,
+    Predictor,
+    ServingSettings,
+    explainer_for,
+    load_served_model,
+    resolve_model,
+)
+
+#: The ClarifyExplainerConfig of ``--explain`` (None: plain invocations).
+EXPLAINER: dict[str, Any] | None = None
 
 
 def _rows(data: str, model: Any, limit: int) -> list[bytes]:
@@ -66,7 +82,9 @@ def _summary(times_ms: list[float], wall_s: float) -> dict[str, float]:
 
 
 def _in_process(model: Any, bodies: list[bytes], accept: str, count: int) -> dict[str, float]:
-    predictor = Predictor(model, ServingSettings.from_environment({}))
+    environment = {EXPLAINER_VARIABLE: json.dumps(EXPLAINER)} if EXPLAINER else {}
+    plain = Predictor(model, ServingSettings.from_environment(environment))
+    predictor: Any = explainer_for(plain) or plain
     for body in bodies[:20]:
         predictor.handle(body, "text/csv", accept)
     times = []
@@ -81,6 +99,8 @@ def _in_process(model: Any, bodies: list[bytes], accept: str, count: int) -> dic
 
 def _http(url: str, bodies: list[bytes], accept: str, count: int, clients: int) -> dict[str, float]:
     headers = {"Content-Type": "text/csv", "Accept": accept}
+    if EXPLAINER:
+        headers[EXPLANATIONS_HEADER] = "`true`"
     times: list[float] = []
     lock = threading.Lock()
     per_client = count // clients
@@ -115,7 +135,10 @@ def _http(url: str, bodies: list[bytes], accept: str, count: int, clients: int) 
 def _start(model: str, port_file: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "mlpilot.cli.main", "serve-model", model]
     command += ["--port", "0", "--port-file", str(port_file), "--log-level", "warning"]
-    process = subprocess.Popen(command)
+    environment = dict(__import__("os").environ)
+    if EXPLAINER:
+        environment[EXPLAINER_VARIABLE] = json.dumps(EXPLAINER)
+    process = subprocess.Popen(command, env=environment)
     deadline = time.monotonic() + 120
     while not port_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -170,6 +193,7 @@ def _service(model_dir: Path, tmp: Path, instances: int) -> tuple[subprocess.Pop
                 "InstanceType": "ml.m5.large",
             }
         ],
+        **({"ExplainerConfig": {"ClarifyExplainerConfig": EXPLAINER}} if EXPLAINER else {}),
     )
     sm.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
     sm.get_waiter("endpoint_in_service").wait(
@@ -186,8 +210,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[4])
     parser.add_argument("--accept", default="text/csv")
     parser.add_argument("--instances", type=int, default=2, help="instances of the endpoint")
+    parser.add_argument("--explain", action="store_true", help="explained invocations")
     parser.add_argument("--output", default="benchmarks/results/invoke-latency.json")
     args = parser.parse_args()
+    global EXPLAINER
+    if args.explain:
+        EXPLAINER = {"EnableExplanations": "`true`", "ShapConfig": {"ShapBaselineConfig": {}}}
 
     model = load_served_model(args.model)
     bodies = _rows(args.data, model, 200)
@@ -195,6 +223,7 @@ def main() -> None:
         "model": model.info.get("candidate", {}).get("CandidateName"),
         "algorithm": model.info.get("candidate", {}).get("Algorithm"),
         "accept": args.accept,
+        "explained": bool(args.explain),
         "machine": f"{platform.machine()}, {platform.python_version()}, "
         f"{__import__('os').cpu_count()} CPUs",
         "in_process": _in_process(model, bodies, args.accept, args.requests),

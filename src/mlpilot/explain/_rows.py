@@ -27,6 +27,7 @@ components) are added up per column, and columns the model does not use get 0.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -126,7 +127,8 @@ class RowExplainer:
     use_logit:
         Classification: explain log-odds of the probabilities instead of the probabilities.
     seed:
-        Seeds each call's feature orders, so a row gets the same values every time.
+        Seeds the feature orders, with each row's values: a row gets the same values every
+        time, alone or with others.
     """
 
     def __init__(
@@ -355,8 +357,16 @@ class RowExplainer:
         if f == 0:
             return outs
         n_perm = self.permutations
-        rng = np.random.default_rng(seed)
-        forward = rng.random((n, n_perm // 2, f)).argsort(axis=2)
+        # Each row's orders come from the seed and the row's own values, so a row gets the same
+        # values whatever else the request holds.
+        forward = np.stack(
+            [
+                np.random.default_rng([seed, zlib.crc32(repr(row.tolist()).encode())])
+                .random((n_perm // 2, f))
+                .argsort(axis=1)
+                for row in x
+            ]
+        )
         orders = np.stack([forward, forward[:, :, ::-1]], axis=2).reshape(n, n_perm, f)
         ranks = orders.argsort(axis=2)
         # Coalition s of an order holds its first s features (s = 1 .. f-1; none and all are

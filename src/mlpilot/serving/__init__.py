@@ -35,6 +35,7 @@ from mlpilot.serving._errors import (
     UnknownVariantError,
 )
 from mlpilot.serving._explainer import (
+    BASELINE_TYPES,
     EXPLAINER_VARIABLE,
     EXPLANATIONS_HEADER,
     ClarifyExplainer,
@@ -52,6 +53,7 @@ from mlpilot.serving._transform_spec import TransformProgress, TransformResult, 
 from mlpilot.serving._variants import VariantSpec
 
 __all__ = [
+    "BASELINE_TYPES",
     "CONTENT_KEYS",
     "CSV",
     "EXPLAINER_VARIABLE",
