@@ -74,17 +74,18 @@ def test_blend_of_forests_gets_tree_shap_combined_by_weight(telco: Any) -> None:
 
 def test_row_explainer_mixes_tree_shap_and_permutation_shap_additively(telco: Any) -> None:
     """An endpoint's explainer on a blend of a boosting model (its own TreeSHAP, rescaled to
-    probabilities), a forest and a linear model (permutation SHAP on their matrices against the
-    package's typical row): each row's values add up to its probability minus the base value,
-    in probabilities and with UseLogit in log-odds."""
+    probabilities), a forest (interventional TreeSHAP against the package's typical row) and a
+    linear model (permutation SHAP on its matrix against that row): each row's values add up to
+    its probability minus the base value, in probabilities and with UseLogit in log-odds."""
     params = {"lightgbm": {"n_estimators": 20}, "extra-trees": {"n_estimators": 15}}
     model = blend(telco, {"lightgbm": 0.5, "extra-trees": 0.2, "linear-learner": 0.3}, params)
     raw = telco[0]
     rows = raw[model.input_columns].head(6)
     explainer = RowExplainer(model, samples=40)
     kinds = explainer.describe()
-    assert kinds[0].endswith("TreeSHAP over 1 model(s)")
-    assert "permutation SHAP, 4 orders x 1 baseline row(s)" in kinds[1]  # 40 / (2 x 17 steps)
+    assert kinds[0].endswith(": TreeSHAP over 1 model(s)")
+    assert kinds[1].endswith("interventional TreeSHAP over 1 model(s) x 1 baseline row(s)")
+    assert "permutation SHAP, 4 orders x 1 baseline row(s)" in kinds[2]  # 40 / (2 x 17 steps)
     assert explainer.sampled and model.baseline is not None
     x = explainer.explain(rows)
     assert x.values.shape == (6, len(model.input_columns), 1)
@@ -114,3 +115,27 @@ def test_row_explainer_on_one_boosting_model_is_its_own_tree_shap(telco: Any) ->
     np.testing.assert_allclose(
         x.values[:, :, 0].sum(axis=1), values[:, :, 0].sum(axis=1), atol=1e-9
     )
+
+
+def test_row_explainer_gives_a_forest_exact_values_against_the_baseline(telco: Any) -> None:
+    """Interventional TreeSHAP per input column: a row that differs from the baseline row in
+    two columns gets values in those two columns only, adding up to the change of the
+    forest's probability (a sampled or path-dependent method spreads values further)."""
+    model = blend(telco, {"extra-trees": 1.0}, {"extra-trees": {"n_estimators": 15}})
+    raw = telco[0]
+    baseline = raw[model.input_columns].head(1).reset_index(drop=True)
+    row = baseline.copy()
+    row.loc[0, "tenure"] = int(raw["tenure"].max())
+    row.loc[0, "Contract"] = next(v for v in raw["Contract"] if v != baseline.loc[0, "Contract"])
+    explainer = RowExplainer(model, baseline=baseline)
+    assert explainer.describe() == [
+        "weight 1: interventional TreeSHAP over 1 model(s) x 1 baseline row(s)"
+    ]
+    x = explainer.explain(row)
+    changed = [model.input_columns.index(c) for c in ("tenure", "Contract")]
+    others = np.delete(x.values[0, :, 0], changed)
+    np.testing.assert_array_equal(others, 0.0)
+    key = model.positive_index
+    before, after = (model.predict_proba(r).iloc[0, key] for r in (baseline, row))
+    assert x.base[0] == pytest.approx(before, abs=1e-12)
+    assert x.values[0, changed, 0].sum() == pytest.approx(after - before, abs=1e-12)

@@ -6,13 +6,16 @@ ensemble with no stacker one part per model it blends, an ensemble with a stacke
 the whole. Each part is explained on its own and the parts' values are added with the same
 weights, so a row's values add up to its prediction minus the base value whatever the mix:
 
-* a part made of tree models (LightGBM, XGBoost, CatBoost, random forest, extra trees) gets
-  TreeSHAP from its models' own trees (LightGBM's and XGBoost's ``pred_contrib``, CatBoost's
-  ``ShapValues`` through shap), path-dependent: "feature unknown" means the trees' own training
-  rows, not the baseline. Boosting models explain log-odds (or softmax scores); their values
-  are rescaled so they add up to the model's probability minus the probability of its base
-  score (the ratio of the probability's change to the log-odds' change), which keeps their signs
-  and ranking. Forests and regression models are explained in their own output, unchanged.
+* a part made of boosting models (LightGBM, XGBoost, CatBoost) gets TreeSHAP from its models'
+  own trees (LightGBM's and XGBoost's ``pred_contrib``, CatBoost's ``ShapValues``),
+  path-dependent: "feature unknown" means the trees' own training rows, not the baseline.
+  Boosting models explain log-odds (or softmax scores); their values are rescaled so they add
+  up to the model's probability minus the probability of its base score (the ratio of the
+  probability's change to the log-odds' change), which keeps their signs and ranking.
+* a part made of forests (random forest, extra trees) gets exact interventional TreeSHAP
+  against the baseline rows (``Algorithm.baseline_tree_shap``: the Shapley values of switching
+  input columns between the row and a baseline row, computed on the trees in one walk, no
+  sampling), in probabilities or the target's units.
 * any other part (linear models, MLPs, networks, stackers) gets permutation SHAP against the
   baseline rows: for each row, feature orders in antithetic pairs, the features switched from
   a baseline row's values to the row's one at a time; each step's change of the prediction goes
@@ -93,7 +96,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 class _TreeMember:
     pipeline: Any
     shap_of: Callable[[Any], tuple[np.ndarray, np.ndarray]]
-    owner: np.ndarray  # (transformed columns, input columns): 1 where a column comes from
+    #: (transformed columns, input columns): 1 where a column comes from; None where
+    #: ``shap_of`` answers per input column already.
+    owner: np.ndarray | None
     share: float
     probability: bool  # explains probabilities (forests), else raw scores
 
@@ -192,30 +197,44 @@ class RowExplainer:
         return predict
 
     def _trees(self, pairs: list[tuple[Any, Any]]) -> list[_TreeMember] | None:
-        if not all(
-            isinstance(algo, Algorithm)
-            and algo.tags.shap is ShapMethod.TREE
-            and algo.tags.family is not Family.FOREST
-            and hasattr(pipeline, "output_sources")
+        def baseline_trees(algo: Any) -> bool:
+            return isinstance(algo, Algorithm) and algo.tags.baseline_tree_shap
+
+        def own_trees(algo: Any) -> bool:
+            # Forests' deep trees make path-dependent TreeSHAP slow (~300 ms a row for 350
+            # trees): they take the baseline walk instead.
+            return (
+                isinstance(algo, Algorithm)
+                and algo.tags.shap is ShapMethod.TREE
+                and algo.tags.family is not Family.FOREST
+            )
+
+        if not pairs or not all(
+            (own_trees(algo) or baseline_trees(algo)) and hasattr(pipeline, "output_sources")
             for pipeline, algo in pairs
         ):
-            return None  # forests' deep trees make TreeSHAP slow: permutation SHAP is cheaper
+            return None
         index = {c: i for i, c in enumerate(self.columns)}
         members = []
         for pipeline, algo in pairs:
-            sources = [index[s] for s in pipeline.output_sources()]
+            sources = np.asarray([index[s] for s in pipeline.output_sources()], dtype=int)
+            if baseline_trees(algo):
+                background = self._baseline_matrix(pipeline)
+                shap_of = algo.baseline_tree_shap(background, sources, len(self.columns))
+                members.append(_TreeMember(pipeline, shap_of, None, 1.0 / len(pairs), True))
+                continue
             owner = np.zeros((len(sources), len(self.columns)))
             owner[np.arange(len(sources)), sources] = 1.0
-            members.append(
-                _TreeMember(
-                    pipeline,
-                    algo.tree_shap(),
-                    owner,
-                    1.0 / len(pairs),
-                    False,
-                )
-            )
+            members.append(_TreeMember(pipeline, algo.tree_shap(), owner, 1.0 / len(pairs), False))
         return members
+
+    def _baseline_matrix(self, pipeline: Any) -> np.ndarray:
+        """The baseline rows through ``pipeline``, dense, computed once per pipeline."""
+        matrix = self._baseline_matrices.get(id(pipeline))
+        if matrix is None:
+            matrix = dense(pipeline.transform_clean(self._baseline_clean))
+            self._baseline_matrices[id(pipeline)] = matrix
+        return matrix
 
     def _plan(self, members: Any) -> list[_Part]:
         units = getattr(members, "units", None)
@@ -271,13 +290,18 @@ class RowExplainer:
                     f"weight {part.weight:.3g}: permutation SHAP, {self.permutations} orders "
                     f"x {len(self.baseline)} baseline row(s)"
                 )
+            elif any(member.owner is None for member in part.trees):
+                out.append(
+                    f"weight {part.weight:.3g}: interventional TreeSHAP over "
+                    f"{len(part.trees)} model(s) x {len(self.baseline)} baseline row(s)"
+                )
             else:
                 out.append(f"weight {part.weight:.3g}: TreeSHAP over {len(part.trees)} model(s)")
         return out
 
     @property
     def sampled(self) -> bool:
-        """Whether any part is explained by permutation SHAP (uses the baseline)."""
+        """Whether any part is explained by permutation SHAP (samples feature orders)."""
         return any(p.trees is None for p in self._parts)
 
     # -- computing ------------------------------------------------------------------------------
@@ -286,18 +310,23 @@ class RowExplainer:
             return self._cleaner.transform_arrays(frame, strict=True)
         return self._cleaner.transform(frame, strict=True)
 
-    def _tree_values(self, trees: list[_TreeMember], clean: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _tree_values(
+        self, trees: list[_TreeMember], clean: Any, matrices: dict[int, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """TreeSHAP of a part: values ``(n, columns, outputs)`` and base ``(outputs,)`` in
-        probabilities or regression values."""
+        probabilities or regression values. ``matrices``: the rows through each pipeline
+        (by ``id``), filled as they are computed, so pipelines shared by parts run once."""
         total: np.ndarray | None = None
         base_total = np.zeros(len(self.keys))
-        matrices: dict[int, Any] = {}
+        matrices = {} if matrices is None else matrices
         for member in trees:
             matrix = matrices.get(id(member.pipeline))
             if matrix is None:
                 matrix = matrices[id(member.pipeline)] = member.pipeline.transform_clean(clean)
             values, base = member.shap_of(matrix)
-            summed = np.einsum("ncm,cf->nfm", values, member.owner)
+            summed = (
+                values if member.owner is None else np.einsum("ncm,cf->nfm", values, member.owner)
+            )
             phi, b = self._member_space(summed, np.asarray(base, dtype=float), member.probability)
             total = member.share * phi if total is None else total + member.share * phi
             base_total += member.share * b
@@ -324,18 +353,21 @@ class RowExplainer:
         phi = _rescale(summed, p - b[None, :], np.broadcast_to(b * (1 - b), p.shape))
         return phi[:, :, self.keys], b[self.keys]
 
-    def _matrix_predict(self, part: _Part, rows_clean: Any, known: np.ndarray) -> np.ndarray:
+    def _matrix_predict(
+        self, part: _Part, rows_clean: Any, known: np.ndarray, matrices: dict[int, Any]
+    ) -> np.ndarray:
         """A part's outputs on the rows and then every coalition of ``known`` (n, perm, f-1, f)
-        with every baseline row, switching the models' matrix columns."""
+        with every baseline row, switching the models' matrix columns: one prediction call per
+        model for all of them."""
         assert part.matrices is not None
         classification = self.problem.is_classification
         outputs = []
         for pipeline, algo, position in part.matrices:
-            x = dense(pipeline.transform_clean(rows_clean))
-            bg = self._baseline_matrices.get(id(pipeline))
-            if bg is None:
-                bg = dense(pipeline.transform_clean(self._baseline_clean))
-                self._baseline_matrices[id(pipeline)] = bg
+            x = matrices.get(id(pipeline))
+            if x is None:
+                x = matrices[id(pipeline)] = pipeline.transform_clean(rows_clean)
+            x = dense(x)
+            bg = self._baseline_matrix(pipeline)
             switched = known[..., position]  # (n, perm, f-1, matrix columns)
             masked = np.where(
                 switched[:, :, :, None, :], x[:, None, None, None, :], bg[None, None, None]
@@ -345,7 +377,12 @@ class RowExplainer:
         return self._outputs(np.mean(outputs, axis=0))
 
     def _permutation_values(
-        self, parts: list[_Part], rows: pd.DataFrame, seed: int
+        self,
+        parts: list[_Part],
+        rows: pd.DataFrame,
+        seed: int,
+        rows_clean: Any,
+        matrices: dict[int, Any],
     ) -> list[np.ndarray]:
         """Permutation SHAP of each part in ``parts``: ``(n, columns, outputs)`` each."""
         x = rows[self.columns].to_numpy(dtype=object)
@@ -390,12 +427,11 @@ class RowExplainer:
                 dtype=object,
             )
             raw_clean = self._clean(frame)
-        rows_clean = self._clean(rows[self.columns])
         for out, part in zip(outs, parts, strict=True):
             if part.matrices is None:
                 predicted = part.predict(raw_clean)
             else:
-                predicted = self._matrix_predict(part, rows_clean, known)
+                predicted = self._matrix_predict(part, rows_clean, known, matrices)
             m = predicted.shape[1]
             assert part.base is not None
             values = np.empty((n, n_perm, f + 1, m))
@@ -411,25 +447,40 @@ class RowExplainer:
             out[:, used, :] = phi / n_perm
         return outs
 
-    def explain(self, rows: pd.DataFrame) -> RowExplanation:
-        """The SHAP values of ``rows`` (raw input rows, as the model predicts them)."""
+    def clean(self, rows: pd.DataFrame) -> Any:
+        """``rows`` read by the model's cleaner, strictly (what :meth:`explain` takes as
+        ``clean``, and the model's ``predict_clean``)."""
+        return self._clean(rows[self.columns])
+
+    def explain(
+        self, rows: pd.DataFrame, clean: Any = None, matrices: dict[int, Any] | None = None
+    ) -> RowExplanation:
+        """The SHAP values of ``rows`` (raw input rows, as the model predicts them). A caller
+        that predicted them already may pass what it computed on the way: ``clean``, the rows
+        through :meth:`clean`, and ``matrices``, the cleaned rows through each model's pipeline
+        by ``id`` of the pipeline (both as ``InferenceModel.predict_clean`` uses them)."""
         n = len(rows)
+        if clean is None:
+            clean, matrices = self.clean(rows), None
+        # The rows through each pipeline, computed once for all the parts.
+        matrices = {} if matrices is None else matrices
         values = np.zeros((n, len(self.columns), len(self.keys)))
         base = np.zeros(len(self.keys))
         sampled = [p for p in self._parts if p.trees is None]
         if sampled:
             for part, phi in zip(
-                sampled, self._permutation_values(sampled, rows, self.seed), strict=True
+                sampled,
+                self._permutation_values(sampled, rows, self.seed, clean, matrices),
+                strict=True,
             ):
                 assert part.base is not None
                 values += part.weight * phi
                 base += part.weight * part.base
         trees = [p for p in self._parts if p.trees is not None]
         if trees:
-            clean = self._clean(rows[self.columns])
             for part in trees:
                 assert part.trees is not None
-                phi, b = self._tree_values(part.trees, clean)
+                phi, b = self._tree_values(part.trees, clean, matrices)
                 values += part.weight * phi
                 base += part.weight * b
         predictions = base[None, :] + values.sum(axis=1)

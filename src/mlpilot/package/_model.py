@@ -147,25 +147,35 @@ class InferenceModel:
         Raises :class:`PredictionInputError` for rows that do not fit the input schema (missing
         columns, text in numeric columns); extra columns are ignored.
         """
+        return self.predict_clean(self.clean(X))
+
+    def clean(self, X: pd.DataFrame) -> Any:
+        """``X`` read by the cleaner every member shares, strictly (:class:`PredictionInputError`
+        for rows that do not fit): a few rows as column arrays (the pipelines' fast path), more
+        as a DataFrame. What :meth:`predict_clean` takes; a caller that needs the rows twice
+        (prediction and explanation) reads them once."""
         if not isinstance(X, pd.DataFrame):
             raise PredictionInputError("Rows to predict must be a pandas DataFrame")
         if len(X) == 0:
             raise PredictionInputError("No rows to predict")
-        # Every member shares the same cleaner: read the rows once, strictly. A few rows stay
-        # column arrays (the pipelines' fast path); more become a DataFrame.
         predictor = self.members if hasattr(self.members, "predict_clean") else None
         cleaner = predictor.cleaner_ if predictor is not None else self.members[0][0].cleaner_
-        clean: Any = (
-            cleaner.transform_arrays(X, strict=True)
-            if len(X) <= SMALL_BATCH and hasattr(cleaner, "transform_arrays")
-            else cleaner.transform(X, strict=True)
-        )
-        if predictor is not None:
-            ensemble: np.ndarray = predictor.predict_clean(clean)
+        if len(X) <= SMALL_BATCH and hasattr(cleaner, "transform_arrays"):
+            return cleaner.transform_arrays(X, strict=True)
+        return cleaner.transform(X, strict=True)
+
+    def predict_clean(self, clean: Any, matrices: dict[int, Any] | None = None) -> np.ndarray:
+        """:meth:`predict_raw` of rows :meth:`clean` read; ``matrices``, when given, is filled
+        with the rows through each member's pipeline, by ``id`` of the pipeline."""
+        matrices = {} if matrices is None else matrices
+        if hasattr(self.members, "predict_clean"):
+            ensemble: np.ndarray = self.members.predict_clean(clean, matrices)
             return ensemble
         outputs = []
         for pipeline, model in self.members:
-            matrix = pipeline.transform_clean(clean)
+            matrix = matrices.get(id(pipeline))
+            if matrix is None:
+                matrix = matrices[id(pipeline)] = pipeline.transform_clean(clean)
             if self.problem_type.is_classification:
                 outputs.append(model.predict_proba(matrix))
             else:

@@ -611,10 +611,15 @@ class Predictor:
         return payload, response_type
 
     def predict_body(
-        self, body: bytes, content_type: str | None = None, accept: str | None = None
+        self,
+        body: bytes,
+        content_type: str | None = None,
+        accept: str | None = None,
+        predict: Callable[[pd.DataFrame], np.ndarray] | None = None,
     ) -> tuple[pd.DataFrame, np.ndarray, bytes, str]:
         """The rows read, their ``predict_raw`` output, the response body and its type
-        (what :meth:`invoke` answers, with what it was made from)."""
+        (what :meth:`invoke` answers, with what it was made from). ``predict``: computes the
+        model's ``predict_raw`` in the caller's own way (e.g. keeping the cleaned rows)."""
         if len(body) > self.settings.max_payload_bytes:
             raise InvocationError(
                 413,
@@ -640,7 +645,7 @@ class Predictor:
             max_bytes=self.settings.max_payload_bytes,
             used_columns=self.used_columns,
         )
-        raw = self._predict(frame)
+        raw = self._predict(frame, predict or self.model.predict_raw)
         payload = encode_predictions(
             raw,
             labels=self.labels,
@@ -664,9 +669,11 @@ class Predictor:
             return InvocationResult(500, message.encode("utf-8"), ERROR_CONTENT_TYPE)
         return InvocationResult(200, payload, response_type)
 
-    def _predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def _predict(
+        self, frame: pd.DataFrame, predict: Callable[[pd.DataFrame], np.ndarray]
+    ) -> np.ndarray:
         try:
-            raw: np.ndarray = self.model.predict_raw(frame)
+            raw: np.ndarray = predict(frame)
         except PredictionInputError as exc:
             if len(frame) == 1:
                 raise InvocationError(400, str(exc)) from None

@@ -206,7 +206,19 @@ class ClarifyExplainer:
                 expression = compile_enable_explanations(enable)
             except ValueError as exc:
                 raise InvocationError(400, str(exc)) from None
-        frame, _, payload, response_type = self.predictor.predict_body(body, content_type, accept)
+        model = self.predictor.model
+        cleaned: list[Any] = []
+        matrices: dict[int, Any] = {}
+
+        def predict(frame: pd.DataFrame) -> np.ndarray:
+            # The rows are read and transformed once, for the prediction and the explanation.
+            clean = model.clean(frame)
+            cleaned.append(clean)
+            return np.asarray(model.predict_clean(clean, matrices))
+
+        frame, _, payload, response_type = self.predictor.predict_body(
+            body, content_type, accept, predict if hasattr(model, "predict_clean") else None
+        )
         if expression is None:
             chosen = list(range(len(frame)))
         else:
@@ -215,7 +227,10 @@ class ClarifyExplainer:
         explanations: list[Any] = [None] * len(frame)
         extension: dict[str, Any] = {"units": self.units}
         if chosen:
-            result = self.explainer.explain(frame.iloc[chosen])
+            if len(chosen) == len(frame) and cleaned:
+                result = self.explainer.explain(frame, cleaned[-1], matrices)
+            else:
+                result = self.explainer.explain(frame.iloc[chosen])
             extension["expected_value"] = result.base.tolist()
             values = (np.round(result.values, 12) + 0.0).tolist()  # no "-0.0"
             for position, row in zip(chosen, values, strict=True):
