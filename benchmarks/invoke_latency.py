@@ -2,7 +2,14 @@
 through ``mlpilot serve``.
 
 usage: python benchmarks/invoke_latency.py MODEL DATA.csv [--requests 400] [--clients 1 4]
-           [--accept text/csv] [--instances 2] [--output benchmarks/results/invoke-latency.json]
+           [--accept text/csv] [--instances 2] [--explain]
+           [--output benchmarks/results/invoke-latency.json]
+
+``--explain`` measures explained invocations next to plain ones, request by request in turn so
+that both see the same machine load: a second container is given a ClarifyExplainerConfig (the
+package's typical row as baseline) and a second endpoint an ExplainerConfig, every request to
+them says ``EnableExplanations: `true``` and is answered by Clarify's JSON document. Each
+figure then has a ``plain`` and an ``explained`` part, and the load average is recorded.
 
 MODEL is anything ``serve-model`` takes (job folder, package folder, model.tar.gz). Rows of
 DATA (with a header; the target column is dropped) are sent one per request as ``text/csv``.
@@ -32,7 +39,21 @@ from typing import Any
 import httpx
 import numpy as np
 
-from mlpilot.serving import Predictor, ServingSettings, load_served_model, resolve_model
+from mlpilot.explain import RowExplainer
+from mlpilot.serving import (
+    EXPLAINER_VARIABLE,
+    EXPLANATIONS_HEADER,
+    Predictor,
+    ServingSettings,
+    explainer_for,
+    load_served_model,
+    resolve_model,
+)
+
+#: The ClarifyExplainerConfig of ``--explain`` (None: plain invocations only).
+EXPLAINER: dict[str, Any] | None = None
+#: A target of requests: (URL of the container or endpoint, explained).
+Target = tuple[str, bool]
 
 
 def _rows(data: str, model: Any, limit: int) -> list[bytes]:
@@ -65,41 +86,68 @@ def _summary(times_ms: list[float], wall_s: float) -> dict[str, float]:
     }
 
 
-def _in_process(model: Any, bodies: list[bytes], accept: str, count: int) -> dict[str, float]:
-    predictor = Predictor(model, ServingSettings.from_environment({}))
+def _in_process(
+    model: Any, bodies: list[bytes], accept: str, count: int
+) -> dict[str, dict[str, float]]:
+    """``handle`` of the plain predictor (and of the explainer, taking turns), by name."""
+    handlers: dict[str, Any] = {"plain": Predictor(model, ServingSettings.from_environment({}))}
+    if EXPLAINER:
+        environment = {EXPLAINER_VARIABLE: json.dumps(EXPLAINER)}
+        explainer = explainer_for(Predictor(model, ServingSettings.from_environment(environment)))
+        assert explainer is not None
+        handlers["explained"] = explainer
     for body in bodies[:20]:
-        predictor.handle(body, "text/csv", accept)
-    times = []
+        for handler in handlers.values():
+            handler.handle(body, "text/csv", accept)
+    times: dict[str, list[float]] = {name: [] for name in handlers}
     started = time.perf_counter()
     for i in range(count):
-        t0 = time.perf_counter()
-        result = predictor.handle(bodies[i % len(bodies)], "text/csv", accept)
-        times.append((time.perf_counter() - t0) * 1000)
-        assert result.ok, result.message
-    return _summary(times, time.perf_counter() - started)
+        for name, handler in handlers.items():
+            t0 = time.perf_counter()
+            result = handler.handle(bodies[i % len(bodies)], "text/csv", accept)
+            times[name].append((time.perf_counter() - t0) * 1000)
+            assert result.ok, result.message
+    if len(handlers) == 1:
+        return {"plain": _summary(times["plain"], time.perf_counter() - started)}
+    return {name: _summary(values, sum(values) / 1000) for name, values in times.items()}
 
 
-def _http(url: str, bodies: list[bytes], accept: str, count: int, clients: int) -> dict[str, float]:
-    headers = {"Content-Type": "text/csv", "Accept": accept}
-    times: list[float] = []
+def _http(
+    targets: list[Target], bodies: list[bytes], accept: str, count: int, clients: int
+) -> list[dict[str, Any]]:
+    """Each client sends its rows to every target in turn; one summary per target."""
+    times: list[list[float]] = [[] for _ in targets]
     lock = threading.Lock()
     per_client = count // clients
 
+    def headers(explained: bool) -> dict[str, str]:
+        out = {"Content-Type": "text/csv", "Accept": accept}
+        if explained:
+            out[EXPLANATIONS_HEADER] = "`true`"
+        return out
+
     def work(offset: int) -> None:
-        mine = []
+        mine: list[list[float]] = [[] for _ in targets]
         with httpx.Client(timeout=30) as client:
-            for body in bodies[:5]:  # open the connection, warm the path
-                client.post(f"{url}/invocations", content=body, headers=headers)
+            for body in bodies[:5]:  # open the connections, warm the paths
+                for url, explained in targets:
+                    client.post(f"{url}/invocations", content=body, headers=headers(explained))
             barrier.wait()
             for i in range(per_client):
                 body = bodies[(offset + i) % len(bodies)]
-                t0 = time.perf_counter()
-                response = client.post(f"{url}/invocations", content=body, headers=headers)
-                mine.append((time.perf_counter() - t0) * 1000)
-                if response.status_code != 200:
-                    raise SystemExit(f"status {response.status_code}: {response.text}")
+                for k, (url, explained) in enumerate(targets):
+                    t0 = time.perf_counter()
+                    response = client.post(
+                        f"{url}/invocations", content=body, headers=headers(explained)
+                    )
+                    mine[k].append((time.perf_counter() - t0) * 1000)
+                    if response.status_code != 200:
+                        raise SystemExit(f"status {response.status_code}: {response.text}")
+                    if explained and "kernel_shap" not in response.text:
+                        raise SystemExit(f"not explained: {response.text[:200]}")
         with lock:
-            times.extend(mine)
+            for k, values in enumerate(mine):
+                times[k].extend(values)
 
     barrier = threading.Barrier(clients + 1)
     threads = [threading.Thread(target=work, args=(k * per_client,)) for k in range(clients)]
@@ -109,13 +157,25 @@ def _http(url: str, bodies: list[bytes], accept: str, count: int, clients: int) 
     started = time.perf_counter()
     for thread in threads:
         thread.join()
-    return {"clients": clients, **_summary(times, time.perf_counter() - started)}
+    if len(targets) == 1:
+        return [{"clients": clients, **_summary(times[0], time.perf_counter() - started)}]
+    # Taking turns, each target's rate is what its own latencies allow the clients.
+    return [
+        {"clients": clients, **_summary(values, sum(values) / 1000 / clients)} for values in times
+    ]
 
 
-def _start(model: str, port_file: Path) -> subprocess.Popen[bytes]:
+def _load() -> list[float]:
+    return [round(x, 2) for x in __import__("os").getloadavg()]
+
+
+def _start(model: str, port_file: Path, explained: bool) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "mlpilot.cli.main", "serve-model", model]
     command += ["--port", "0", "--port-file", str(port_file), "--log-level", "warning"]
-    process = subprocess.Popen(command)
+    environment = dict(__import__("os").environ)
+    if explained:
+        environment[EXPLAINER_VARIABLE] = json.dumps(EXPLAINER)
+    process = subprocess.Popen(command, env=environment)
     deadline = time.monotonic() + 120
     while not port_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -124,8 +184,11 @@ def _start(model: str, port_file: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-def _service(model_dir: Path, tmp: Path, instances: int) -> tuple[subprocess.Popen[bytes], str]:
-    """``mlpilot serve`` with an endpoint ``bench`` serving MODEL; returns (process, URL)."""
+def _service(
+    model_dir: Path, tmp: Path, instances: int
+) -> tuple[subprocess.Popen[bytes], list[Target]]:
+    """``mlpilot serve`` with an endpoint ``bench`` serving MODEL (and ``bench-explained``,
+    with the ExplainerConfig, under ``--explain``); returns the process and the endpoints."""
     import socket
 
     import boto3
@@ -160,22 +223,29 @@ def _service(model_dir: Path, tmp: Path, instances: int) -> tuple[subprocess.Pop
         PrimaryContainer={"Image": INFERENCE_IMAGE, "ModelDataUrl": str(model_dir)},
         ExecutionRoleArn="arn:aws:iam::000000000000:role/bench",
     )
-    sm.create_endpoint_config(
-        EndpointConfigName="bench",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": "bench",
-                "InitialInstanceCount": instances,
-                "InstanceType": "ml.m5.large",
-            }
-        ],
-    )
-    sm.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName="bench", WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-    )
-    return process, f"{url}/endpoints/bench"
+    targets: list[Target] = []
+    for name, explained in [("bench", False), ("bench-explained", True)]:
+        if explained and not EXPLAINER:
+            continue
+        sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "bench",
+                    "InitialInstanceCount": instances,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+            **({"ExplainerConfig": {"ClarifyExplainerConfig": EXPLAINER}} if explained else {}),
+        )
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+        targets.append((f"{url}/endpoints/{name}", explained))
+    for name in ("bench", "bench-explained")[: len(targets)]:
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+    return process, targets
 
 
 def main() -> None:
@@ -186,8 +256,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[4])
     parser.add_argument("--accept", default="text/csv")
     parser.add_argument("--instances", type=int, default=2, help="instances of the endpoint")
+    parser.add_argument("--explain", action="store_true", help="explained invocations")
     parser.add_argument("--output", default="benchmarks/results/invoke-latency.json")
     args = parser.parse_args()
+    global EXPLAINER
+    if args.explain:
+        EXPLAINER = {"EnableExplanations": "`true`", "ShapConfig": {"ShapBaselineConfig": {}}}
 
     model = load_served_model(args.model)
     bodies = _rows(args.data, model, 200)
@@ -195,61 +269,101 @@ def main() -> None:
         "model": model.info.get("candidate", {}).get("CandidateName"),
         "algorithm": model.info.get("candidate", {}).get("Algorithm"),
         "accept": args.accept,
+        "explained": bool(args.explain),
         "machine": f"{platform.machine()}, {platform.python_version()}, "
         f"{__import__('os').cpu_count()} CPUs",
-        "in_process": _in_process(model, bodies, args.accept, args.requests),
+        "load_average_1_5_15_min": {"start": _load()},
     }
+    if EXPLAINER:
+        results["explanation_methods"] = RowExplainer(model).describe()
+    results["in_process"] = _in_process(model, bodies, args.accept, args.requests)
+    kinds = ["plain", "explained"] if EXPLAINER else ["plain"]
     with tempfile.TemporaryDirectory() as tmp:
-        process = _start(args.model, Path(tmp) / "port")
+        processes, containers = [], []
         try:
-            url = f"http://127.0.0.1:{(Path(tmp) / 'port').read_text().strip()}"
-            while httpx.get(f"{url}/ping").status_code != 200:
-                time.sleep(0.05)
-            results["http"] = [_http(url, bodies, args.accept, args.requests, 1)]
-            for clients in args.clients:
-                if clients > 1:
-                    results["http"].append(_http(url, bodies, args.accept, args.requests, clients))
+            for explained in (False, True)[: len(kinds)]:
+                port_file = Path(tmp) / f"port-{explained}"
+                processes.append(_start(args.model, port_file, explained))
+                url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+                while httpx.get(f"{url}/ping").status_code != 200:
+                    time.sleep(0.05)
+                containers.append((url, explained))
+            results["http"] = _runs(containers, kinds, bodies, args)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
-        process, endpoint = _service(resolve_model(args.model), Path(tmp), args.instances)
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=30)
+        process, endpoints = _service(resolve_model(args.model), Path(tmp), args.instances)
         try:
-            results["invoke_endpoint"] = [_http(endpoint, bodies, args.accept, args.requests, 1)]
-            for clients in args.clients:
-                if clients > 1:
-                    results["invoke_endpoint"].append(
-                        _http(endpoint, bodies, args.accept, args.requests, clients)
-                    )
+            results["invoke_endpoint"] = _runs(endpoints, kinds, bodies, args)
             results["endpoint_instances"] = args.instances
         finally:
             process.terminate()
             process.wait(timeout=60)
-    results["overhead_p50_ms"] = round(
-        results["http"][0]["p50_ms"] - results["in_process"]["p50_ms"], 3
-    )
-    results["invoke_endpoint_overhead_p50_ms"] = round(
-        results["invoke_endpoint"][0]["p50_ms"] - results["in_process"]["p50_ms"], 3
-    )
+    results["load_average_1_5_15_min"]["end"] = _load()
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    if not EXPLAINER:  # the plain layout, as before
+        for key in ("in_process", "http", "invoke_endpoint"):
+            results[key] = results[key]["plain"]
+        del results["load_average_1_5_15_min"]
+    _overheads(results, kinds)
     output.write_text(json.dumps(results, indent=1) + "\n")
-    floor = results["in_process"]
-    print(f"{results['model']}: in-process p50 {floor['p50_ms']} ms, p99 {floor['p99_ms']} ms")
-    for row in results["http"]:
-        print(
-            f"HTTP, {row['clients']} client(s): p50 {row['p50_ms']} ms, p90 {row['p90_ms']} ms, "
-            f"p99 {row['p99_ms']} ms, {row['requests_per_s']} requests/s"
+    _report(results, kinds, args.instances, output)
+
+
+def _runs(
+    targets: list[Target], kinds: list[str], bodies: list[bytes], args: argparse.Namespace
+) -> dict[str, list[dict[str, Any]]]:
+    """1 client, then each ``--clients`` count: a list of summaries per kind."""
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    for clients in [1, *[c for c in args.clients if c > 1]]:
+        for kind, summary in zip(
+            kinds, _http(targets, bodies, args.accept, args.requests, clients), strict=True
+        ):
+            runs[kind].append(summary)
+    return runs
+
+
+def _overheads(results: dict[str, Any], kinds: list[str]) -> None:
+    if kinds == ["plain"]:
+        floor = results["in_process"]["p50_ms"]
+        results["overhead_p50_ms"] = round(results["http"][0]["p50_ms"] - floor, 3)
+        results["invoke_endpoint_overhead_p50_ms"] = round(
+            results["invoke_endpoint"][0]["p50_ms"] - floor, 3
         )
-    for row in results["invoke_endpoint"]:
-        print(
-            f"InvokeEndpoint via mlpilot serve ({args.instances} instances), {row['clients']} "
-            f"client(s): p50 {row['p50_ms']} ms, p90 {row['p90_ms']} ms, p99 {row['p99_ms']} ms, "
-            f"{row['requests_per_s']} requests/s"
-        )
-    print(
-        f"Overhead at p50: serve-model {results['overhead_p50_ms']} ms, InvokeEndpoint "
-        f"{results['invoke_endpoint_overhead_p50_ms']} ms; written to {output}"
-    )
+        return
+    for kind in kinds:
+        floor = results["in_process"][kind]["p50_ms"]
+        results[f"{kind}_overhead_p50_ms"] = {
+            "serve_model": round(results["http"][kind][0]["p50_ms"] - floor, 3),
+            "invoke_endpoint": round(results["invoke_endpoint"][kind][0]["p50_ms"] - floor, 3),
+        }
+
+
+def _report(results: dict[str, Any], kinds: list[str], instances: int, output: Path) -> None:
+    def pick(key: str, kind: str) -> Any:
+        return results[key] if kinds == ["plain"] else results[key][kind]
+
+    print(results["model"])
+    for method in results.get("explanation_methods", []):
+        print(f"  {method}")
+    for kind in kinds:
+        floor = pick("in_process", kind)
+        print(f"{kind}: in-process p50 {floor['p50_ms']} ms, p99 {floor['p99_ms']} ms")
+        for label, key in [
+            ("HTTP (serve-model)", "http"),
+            (f"InvokeEndpoint via mlpilot serve ({instances} instances)", "invoke_endpoint"),
+        ]:
+            for row in pick(key, kind):
+                print(
+                    f"{kind}: {label}, {row['clients']} client(s): p50 {row['p50_ms']} ms, "
+                    f"p90 {row['p90_ms']} ms, p99 {row['p99_ms']} ms, "
+                    f"{row['requests_per_s']} requests/s"
+                )
+    if "load_average_1_5_15_min" in results:
+        print(f"load average (1, 5, 15 min): {results['load_average_1_5_15_min']}")
+    print(f"written to {output}")
 
 
 if __name__ == "__main__":

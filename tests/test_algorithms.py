@@ -9,6 +9,8 @@ ensemble builder and the reports decide by).
 
 from __future__ import annotations
 
+import itertools
+import math
 import pickle
 import subprocess
 import sys
@@ -45,10 +47,10 @@ from mlpilot.data import read_table
 from mlpilot.ensemble import build_portfolio
 from mlpilot.ensemble._portfolio import HEAD, LARGE_ROWS, MANY_CLASSES
 from mlpilot.errors import ConfigError
+from mlpilot.explain import tree_members as _tree_members
 from mlpilot.features import FeaturePipeline
 from mlpilot.metrics import score_all
 from mlpilot.profile import DatasetProfile, build_profile
-from mlpilot.reports._explain import _tree_members
 from mlpilot.search import CandidateSpec
 from mlpilot.search._search import candidate_name
 
@@ -745,6 +747,61 @@ def test_tree_shap_adds_up_to_the_model_output(default_fits: FitCache, algorithm
         np.testing.assert_allclose(total[:, 1], positive, atol=1e-6)
     else:  # boosting: in the positive class's log-odds
         np.testing.assert_allclose(special.expit(total[:, 0]), positive, atol=1e-5)
+
+
+@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("algorithm", ["randomforest", "extra-trees"])
+def test_forest_fast_path_is_bit_identical_to_scikit_learn(
+    default_fits: FitCache, algorithm: str, task_name: str
+) -> None:
+    """Below the batch size that takes every core, forests predict by walking their trees as
+    one set of arrays; the results are scikit-learn's own, bit for bit (missing values too)."""
+    model, m = default_fits.get(task_name, algorithm)
+    X = np.array(m.X_test[:200], dtype=np.float64)
+    X[::7, 0] = np.nan
+    X[::5, -1] = np.nan
+    forest = model.model_
+    reference = (
+        forest.predict_proba(X) if model.problem_type.is_classification else forest.predict(X)
+    )
+    np.testing.assert_array_equal(outputs(model, X), reference)
+    np.testing.assert_array_equal(outputs(model, X[:1]), reference[:1])
+    # The walk's arrays are made on first use and stay out of the pickle.
+    restored = pickle.loads(pickle.dumps(model))
+    assert "_flat" in model.__dict__ and "_flat" not in restored.__dict__
+    np.testing.assert_array_equal(outputs(restored, X[:3]), reference[:3])
+
+
+@pytest.mark.parametrize("task_name", ["binary", "regression"])
+def test_forest_baseline_tree_shap_is_the_exact_shapley_value(
+    default_fits: FitCache, task_name: str
+) -> None:
+    """Interventional TreeSHAP against two baseline rows, players being groups of columns,
+    equals the Shapley values of switching the groups between the row and each baseline row
+    (all 2^4 coalitions computed from predictions), averaged over the baseline rows."""
+    model, m = default_fits.get(task_name, "extra-trees")
+    X = np.asarray(m.X_test[:3], dtype=np.float64)
+    background = np.asarray(m.X_train[:2], dtype=np.float64)
+    groups = np.arange(X.shape[1]) % 4
+    values, base = model.baseline_tree_shap(background, groups, 4)(X)
+    assert values.shape[:2] == (3, 4)
+    exact = np.zeros_like(values)
+    for player in range(4):
+        others = [g for g in range(4) if g != player]
+        for size in range(4):
+            weight = math.factorial(size) * math.factorial(3 - size) / math.factorial(4)
+            for coalition in itertools.combinations(others, size):
+                with_player = np.isin(groups, [*coalition, player])
+                without = np.isin(groups, coalition)
+                for z in background:
+                    gain = outputs(model, np.where(with_player, X, z))
+                    gain = gain - outputs(model, np.where(without, X, z))
+                    exact[:, player] += weight * gain.reshape(3, -1) / len(background)
+    np.testing.assert_allclose(values, exact, atol=1e-12)
+    mean = outputs(model, background).reshape(2, -1).mean(axis=0)
+    np.testing.assert_allclose(base, mean, atol=1e-12)
+    total = base + values.sum(axis=1)
+    np.testing.assert_allclose(total, outputs(model, X).reshape(3, -1), atol=1e-12)
 
 
 # -- what decides by the tags ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""SHAP values of blends (``reports._explain.explain_model``) on small in-process ensembles: each
+"""SHAP values of blends (``mlpilot.explain.explain_model``) on small in-process ensembles: each
 row's values add up to the blend's own prediction minus the base value, by the fast method."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from mlpilot.algorithms import get_algorithm
 from mlpilot.data import read_table
 from mlpilot.ensemble import EnsemblePredictor
 from mlpilot.ensemble._predictor import Unit
+from mlpilot.explain import RowExplainer, explain_model
 from mlpilot.features import FeaturePipeline
 from mlpilot.package import InferenceModel
 from mlpilot.profile import build_profile
-from mlpilot.reports._explain import explain_model
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +70,72 @@ def test_blend_of_forests_gets_tree_shap_combined_by_weight(telco: Any) -> None:
     assert x.method.startswith("TreeSHAP") and "blend's weights" in x.method
     assert x.background is None and len(x.rows) == 40
     check_additive(model, x)
+
+
+def test_row_explainer_mixes_tree_shap_and_permutation_shap_additively(telco: Any) -> None:
+    """An endpoint's explainer on a blend of a boosting model (its own TreeSHAP, rescaled to
+    probabilities), a forest (interventional TreeSHAP against the package's typical row) and a
+    linear model (permutation SHAP on its matrix against that row): each row's values add up to
+    its probability minus the base value, in probabilities and with UseLogit in log-odds."""
+    params = {"lightgbm": {"n_estimators": 20}, "extra-trees": {"n_estimators": 15}}
+    model = blend(telco, {"lightgbm": 0.5, "extra-trees": 0.2, "linear-learner": 0.3}, params)
+    raw = telco[0]
+    rows = raw[model.input_columns].head(6)
+    explainer = RowExplainer(model, samples=40)
+    kinds = explainer.describe()
+    assert kinds[0].endswith(": TreeSHAP over 1 model(s)")
+    assert kinds[1].endswith("interventional TreeSHAP over 1 model(s) x 1 baseline row(s)")
+    assert "permutation SHAP, 4 orders x 1 baseline row(s)" in kinds[2]  # 40 / (2 x 17 steps)
+    assert explainer.sampled and model.baseline is not None
+    x = explainer.explain(rows)
+    assert x.values.shape == (6, len(model.input_columns), 1)
+    probability = model.predict_proba(rows).iloc[:, model.positive_index].to_numpy()
+    np.testing.assert_allclose(x.base + x.values[:, :, 0].sum(axis=1), probability, atol=1e-6)
+    np.testing.assert_allclose(x.predictions[:, 0], probability, atol=1e-6)
+    assert (np.abs(x.values).sum(axis=(0, 2)) > 0).sum() > 5  # many features matter
+    again = explainer.explain(rows.iloc[[2]])  # the same row, alone: the same values
+    np.testing.assert_allclose(again.values[0], x.values[2], atol=1e-6)
+    logit = RowExplainer(model, samples=40, use_logit=True).explain(rows)
+    np.testing.assert_allclose(
+        logit.base + logit.values[:, :, 0].sum(axis=1),
+        np.log(probability / (1 - probability)),
+        atol=1e-6,
+    )
+    clear = np.abs(x.values) > 1e-6  # rescaling keeps each clear value's sign
+    np.testing.assert_array_equal(np.sign(logit.values[clear]), np.sign(x.values[clear]))
+
+
+def test_row_explainer_on_one_boosting_model_is_its_own_tree_shap(telco: Any) -> None:
+    model = blend(telco, {"lightgbm": 1.0}, {"lightgbm": {"n_estimators": 20}})
+    rows = telco[0][model.input_columns].head(4)
+    x = RowExplainer(model, use_logit=True).explain(rows)
+    ((pipeline, algo),) = model.members.units[0].members
+    values, base = algo.tree_shap()(pipeline.transform(rows))
+    assert x.base[0] == pytest.approx(base[0], abs=1e-9)
+    np.testing.assert_allclose(
+        x.values[:, :, 0].sum(axis=1), values[:, :, 0].sum(axis=1), atol=1e-9
+    )
+
+
+def test_row_explainer_gives_a_forest_exact_values_against_the_baseline(telco: Any) -> None:
+    """Interventional TreeSHAP per input column: a row that differs from the baseline row in
+    two columns gets values in those two columns only, adding up to the change of the
+    forest's probability (a sampled or path-dependent method spreads values further)."""
+    model = blend(telco, {"extra-trees": 1.0}, {"extra-trees": {"n_estimators": 15}})
+    raw = telco[0]
+    baseline = raw[model.input_columns].head(1).reset_index(drop=True)
+    row = baseline.copy()
+    row.loc[0, "tenure"] = int(raw["tenure"].max())
+    row.loc[0, "Contract"] = next(v for v in raw["Contract"] if v != baseline.loc[0, "Contract"])
+    explainer = RowExplainer(model, baseline=baseline)
+    assert explainer.describe() == [
+        "weight 1: interventional TreeSHAP over 1 model(s) x 1 baseline row(s)"
+    ]
+    x = explainer.explain(row)
+    changed = [model.input_columns.index(c) for c in ("tenure", "Contract")]
+    others = np.delete(x.values[0, :, 0], changed)
+    np.testing.assert_array_equal(others, 0.0)
+    key = model.positive_index
+    before, after = (model.predict_proba(r).iloc[0, key] for r in (baseline, row))
+    assert x.base[0] == pytest.approx(before, abs=1e-12)
+    assert x.values[0, changed, 0].sum() == pytest.approx(after - before, abs=1e-12)

@@ -549,3 +549,111 @@ def test_endpoints_come_back_after_restart(
         EndpointName=ab_endpoint, ContentType="text/csv", Body=_rows(table, 1)
     )
     assert answer["InvokedProductionVariant"] in ("A", "B")
+
+
+def test_explainer_endpoint_answers_in_clarifys_layout(
+    sm: Any, runtime: Any, container: dict[str, Any], table: pd.DataFrame, ab_endpoint: str
+) -> None:
+    """CreateEndpointConfig's ExplainerConfig and InvokeEndpoint's EnableExplanations through
+    boto3: predictions plus per-record, per-column attributions that add up to the explained
+    probability, records filtered by the expression, SageMaker's validation errors."""
+    sm.create_model(
+        ModelName="churn-explained",
+        PrimaryContainer={
+            "Image": container["Image"],
+            "ModelDataUrl": container["ModelDataUrl"],
+            "Environment": {"SAGEMAKER_INFERENCE_OUTPUT": "predicted_label,probability"},
+        },
+        ExecutionRoleArn=ROLE,
+    )
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": "churn-explained",
+        "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.large",
+    }
+    with pytest.raises(ClientError, match="not a valid JMESPath expression"):
+        sm.create_endpoint_config(
+            EndpointConfigName="bad-explainer",
+            ProductionVariants=[variant],
+            ExplainerConfig={
+                "ClarifyExplainerConfig": {
+                    "EnableExplanations": "[1]>",
+                    "ShapConfig": {"ShapBaselineConfig": {}},
+                }
+            },
+        )
+    explainer = {
+        "ClarifyExplainerConfig": {
+            "EnableExplanations": "`true`",
+            "ShapConfig": {"ShapBaselineConfig": {}, "NumberOfSamples": 60, "Seed": 7},
+        }
+    }
+    sm.create_endpoint_config(
+        EndpointConfigName="churn-explainer",
+        ProductionVariants=[variant],
+        ExplainerConfig=explainer,
+    )
+    assert (
+        sm.describe_endpoint_config(EndpointConfigName="churn-explainer")["ExplainerConfig"]
+        == explainer
+    )
+    sm.create_endpoint(EndpointName="churn-explainer", EndpointConfigName="churn-explainer")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="churn-explainer", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    body = _rows(table, 4)
+    answer = runtime.invoke_endpoint(
+        EndpointName="churn-explainer",
+        EnableExplanations="[1]>`0.5`",
+        ContentType="text/csv",
+        Accept="text/csv",
+        Body=body,
+    )
+    assert answer["ContentType"] == "application/json"
+    document = json.loads(answer["Body"].read())
+    assert document["version"] == "1.0"
+    assert document["predictions"]["content_type"] == "text/csv"
+    predictions = [line.split(",") for line in document["predictions"]["data"].splitlines()]
+    assert len(predictions) == 4
+    assert document["label_headers"] == ["Yes"]
+    records = document["explanations"]["kernel_shap"]
+    assert len(records) == 4
+    columns = [c for c in table.columns if c != "Churn"]
+    base = document["mlpilot"]["expected_value"][0]
+    assert document["mlpilot"]["units"] == "probability"
+    for (label, probability), record in zip(predictions, records, strict=True):
+        if float(probability) <= 0.5:
+            assert record is None  # the expression is false for this record
+            continue
+        assert [item["feature_header"] for item in record] == columns
+        values = [item["attributions"][0]["attribution"] for item in record]
+        assert all(len(v) == 1 for v in values)
+        positive = float(probability) if label == "Yes" else 1 - float(probability)
+        assert base + sum(v[0] for v in values) == pytest.approx(positive, abs=1e-6)
+    assert any(r is not None for r in records)
+    # The configuration's expression when the request gives none: every record explained.
+    everything = runtime.invoke_endpoint(
+        EndpointName="churn-explainer", ContentType="text/csv", Accept="text/csv", Body=body
+    )
+    assert all(json.loads(everything["Body"].read())["explanations"]["kernel_shap"])
+    nothing = runtime.invoke_endpoint(
+        EndpointName="churn-explainer",
+        EnableExplanations="`false`",
+        ContentType="text/csv",
+        Accept="text/csv",
+        Body=body,
+    )
+    assert json.loads(nothing["Body"].read())["explanations"]["kernel_shap"] == [None] * 4
+    with pytest.raises(ClientError, match="not a valid JMESPath expression"):
+        runtime.invoke_endpoint(
+            EndpointName="churn-explainer", EnableExplanations="[1", ContentType="text/csv",
+            Body=body,
+        )  # fmt: skip
+    with pytest.raises(ClientError, match="has no ExplainerConfig") as caught:
+        runtime.invoke_endpoint(
+            EndpointName=ab_endpoint, EnableExplanations="`true`", ContentType="text/csv",
+            Body=body,
+        )  # fmt: skip
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    sm.delete_endpoint(EndpointName="churn-explainer")

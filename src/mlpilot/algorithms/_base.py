@@ -243,6 +243,16 @@ class Algorithm(ABC):
         model's own output space (raw scores for boosting, probabilities for forests)."""
         raise NotImplementedError(f"{type(self).__name__} has no TreeSHAP")
 
+    def baseline_tree_shap(
+        self, background: np.ndarray, groups: np.ndarray, n_players: int
+    ) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
+        """For algorithms tagged ``baseline_tree_shap``: exact interventional TreeSHAP against
+        the ``background`` rows (a dense matrix like the model's input), players being groups of
+        matrix columns (column ``c`` belongs to ``groups[c]``). Returns a function from a matrix
+        to values ``(rows, n_players, outputs)`` and each output's base value (the mean output
+        on the background), in the model's output space."""
+        raise NotImplementedError(f"{type(self).__name__} has no interventional TreeSHAP")
+
     # -- prediction ----------------------------------------------------------------------
     def predict_proba(self, X: Any) -> np.ndarray:
         proba = np.asarray(self._predict_raw(X), dtype=np.float64)

@@ -56,6 +56,10 @@ class AlgorithmTags:
     native_categorical: bool = False
     #: ``fit_oob`` gives out-of-bag predictions: one fit scores the model on every row.
     out_of_bag: bool = False
+    #: ``Algorithm.baseline_tree_shap`` computes exact interventional TreeSHAP against baseline
+    #: rows (what an endpoint's explanations use where the model's path-dependent TreeSHAP is
+    #: slow, e.g. a forest's deep trees).
+    baseline_tree_shap: bool = False
     #: The algorithm's part of candidate names, where shorter than its registered name.
     short_name: str | None = None
 

@@ -12,7 +12,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from mlpilot._types import ProblemType
 from mlpilot.algorithms._base import FitContext, FitData, predict_threads
 from mlpilot.algorithms._boosting import MAX_ROUNDS, Boosting, EarlyStopping, Objectives
-from mlpilot.algorithms._shap import TreeShap, shap_tree_explainer
+from mlpilot.algorithms._shap import TreeShap, dense
 from mlpilot.features import PreprocessingOptions
 
 
@@ -115,11 +115,30 @@ class CatBoost(Boosting):
         return proba
 
     def tree_shap(self) -> TreeShap:
+        # CatBoost's own ShapValues (what shap.TreeExplainer calls too). Without precomputing
+        # the trees' path data per call, a few rows take well under a millisecond instead of
+        # ~10 ms; the values are the same.
         from catboost import Pool
 
-        return shap_tree_explainer(
-            self.model_, lambda X: Pool(self._frame(X), cat_features=self.cat_features_)
-        )
+        model = self.model_
+
+        def catboost(X: Any) -> tuple[np.ndarray, np.ndarray]:
+            rows = dense(X)
+            data = self._frame(rows) if rows.shape[0] > 64 else self._objects(rows)
+            raw = np.asarray(
+                model.get_feature_importance(
+                    data=Pool(data, cat_features=self.cat_features_),
+                    type="ShapValues",
+                    shap_mode="NoPreCalc" if rows.shape[0] <= 64 else "Auto",
+                    thread_count=predict_threads(rows.shape[0]),
+                ),
+                dtype=float,
+            )
+            if raw.ndim == 2:  # one output: (n, columns + 1), the bias last
+                raw = raw[:, None, :]
+            return np.moveaxis(raw[:, :, :-1], 1, -1), raw[0, :, -1]
+
+        return catboost
 
 
 class _Plateau:

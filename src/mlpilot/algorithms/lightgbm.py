@@ -166,7 +166,12 @@ class LightGBM(Boosting):
 
         def lightgbm(X: Any) -> tuple[np.ndarray, np.ndarray]:
             best = booster.best_iteration or None
-            raw = np.asarray(booster.predict(dense(X), pred_contrib=True, num_iteration=best))
+            threads = predict_threads(X.shape[0])  # a few rows: threads cost more than they save
+            raw = np.asarray(
+                booster.predict(
+                    dense(X), pred_contrib=True, num_iteration=best, num_threads=threads
+                )
+            )
             return split_bias(raw, X.shape[1])
 
         return lightgbm

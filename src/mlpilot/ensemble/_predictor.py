@@ -93,11 +93,16 @@ class EnsemblePredictor:
                 outputs.append(model.predict(matrix))
         return outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0)
 
-    def predict_clean(self, clean: pd.DataFrame | dict[str, np.ndarray]) -> np.ndarray:
+    def predict_clean(
+        self,
+        clean: pd.DataFrame | dict[str, np.ndarray],
+        matrices: dict[int, Any] | None = None,
+    ) -> np.ndarray:
         """Class probabilities ``(n, K)`` or values ``(n,)`` for rows the cleaner typed (a
-        DataFrame, or a dict of column arrays for a few rows)."""
+        DataFrame, or a dict of column arrays for a few rows). ``matrices``: filled with the
+        base models' inputs by ``id`` of their pipeline (an explainer reuses them)."""
         outputs: dict[int, np.ndarray] = {}
-        matrices: dict[int, Any] = {}  # base models' inputs, by pipeline
+        matrices = {} if matrices is None else matrices  # base models' inputs, by pipeline
         for i in self._needed:
             unit = self.units[i]
             frame: Any = clean

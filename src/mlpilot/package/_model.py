@@ -24,12 +24,29 @@ from mlpilot.package._files import (
     publish,
     read_package,
 )
-from mlpilot.profile import DatasetProfile, label_key
+from mlpilot.profile import ColumnKind, DatasetProfile, label_key
 
-__all__ = ["InferenceModel", "package_bytes"]
+__all__ = ["InferenceModel", "package_bytes", "typical_row"]
 
 #: Rows predicted through the pipelines' small-batch path (see features._fast).
 SMALL_BATCH = 64
+
+
+def typical_row(profile: DatasetProfile) -> dict[str, Any]:
+    """One row standing for "feature unknown" in explanations (the SHAP baseline): each numeric
+    feature's median and each categorical feature's most frequent level in the training table;
+    other kinds (text, dates) missing, which the model reads as it read missing values."""
+    row: dict[str, Any] = {}
+    for column in profile.columns:
+        if column.kind == ColumnKind.DROP:
+            continue
+        value: Any = None
+        if column.kind == ColumnKind.NUMERIC:
+            value = column.stats.get("median")
+        elif column.kind == ColumnKind.CATEGORICAL:
+            value = next(iter(column.stats.get("top") or {}), None)
+        row[column.name] = value
+    return row
 
 
 class InferenceModel:
@@ -66,6 +83,7 @@ class InferenceModel:
             positive_label=target.positive_label,
             input_columns=[{"name": c.name, "kind": c.kind} for c in profile.columns],
             feature_columns=profile.features(),
+            baseline=typical_row(profile),
         )
         return cls(members, info)
 
@@ -86,6 +104,13 @@ class InferenceModel:
     @property
     def feature_columns(self) -> list[str]:
         return list(self.info["feature_columns"])
+
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        """The typical training row :func:`typical_row` recorded (None in packages made before
+        it was kept)."""
+        value = self.info.get("baseline")
+        return dict(value) if isinstance(value, dict) else None
 
     @property
     def candidate_name(self) -> str:
@@ -122,25 +147,35 @@ class InferenceModel:
         Raises :class:`PredictionInputError` for rows that do not fit the input schema (missing
         columns, text in numeric columns); extra columns are ignored.
         """
+        return self.predict_clean(self.clean(X))
+
+    def clean(self, X: pd.DataFrame) -> Any:
+        """``X`` read by the cleaner every member shares, strictly (:class:`PredictionInputError`
+        for rows that do not fit): a few rows as column arrays (the pipelines' fast path), more
+        as a DataFrame. What :meth:`predict_clean` takes; a caller that needs the rows twice
+        (prediction and explanation) reads them once."""
         if not isinstance(X, pd.DataFrame):
             raise PredictionInputError("Rows to predict must be a pandas DataFrame")
         if len(X) == 0:
             raise PredictionInputError("No rows to predict")
-        # Every member shares the same cleaner: read the rows once, strictly. A few rows stay
-        # column arrays (the pipelines' fast path); more become a DataFrame.
         predictor = self.members if hasattr(self.members, "predict_clean") else None
         cleaner = predictor.cleaner_ if predictor is not None else self.members[0][0].cleaner_
-        clean: Any = (
-            cleaner.transform_arrays(X, strict=True)
-            if len(X) <= SMALL_BATCH and hasattr(cleaner, "transform_arrays")
-            else cleaner.transform(X, strict=True)
-        )
-        if predictor is not None:
-            ensemble: np.ndarray = predictor.predict_clean(clean)
+        if len(X) <= SMALL_BATCH and hasattr(cleaner, "transform_arrays"):
+            return cleaner.transform_arrays(X, strict=True)
+        return cleaner.transform(X, strict=True)
+
+    def predict_clean(self, clean: Any, matrices: dict[int, Any] | None = None) -> np.ndarray:
+        """:meth:`predict_raw` of rows :meth:`clean` read; ``matrices``, when given, is filled
+        with the rows through each member's pipeline, by ``id`` of the pipeline."""
+        matrices = {} if matrices is None else matrices
+        if hasattr(self.members, "predict_clean"):
+            ensemble: np.ndarray = self.members.predict_clean(clean, matrices)
             return ensemble
         outputs = []
         for pipeline, model in self.members:
-            matrix = pipeline.transform_clean(clean)
+            matrix = matrices.get(id(pipeline))
+            if matrix is None:
+                matrix = matrices[id(pipeline)] = pipeline.transform_clean(clean)
             if self.problem_type.is_classification:
                 outputs.append(model.predict_proba(matrix))
             else:

@@ -48,6 +48,7 @@ import pandas as pd
 from mlpilot._crash import crash_point
 from mlpilot._types import SecondaryStatus
 from mlpilot.config import ForecastingConfig, TabularConfig
+from mlpilot.explain import OutOfTime
 from mlpilot.jobs import JobHooks
 from mlpilot.metrics import get_metric
 from mlpilot.reports._build_candidates import (
@@ -68,7 +69,6 @@ from mlpilot.reports._build_exploration import (
 from mlpilot.reports._build_series_exploration import build_series_notebook, facts_digest
 from mlpilot.reports._data import SAMPLE_ROWS, save_data_sample, save_input_frames
 from mlpilot.reports._execute import is_executed, start_execution
-from mlpilot.reports._explain import OutOfTime
 from mlpilot.reports._forecast_quality import write_forecast_insights
 from mlpilot.reports._generate import (
     final_model_dir,

@@ -95,6 +95,39 @@ def package_id(url: str) -> str | None:
         return None
 
 
+def _check_explainer(config: dict[str, Any]) -> None:
+    """What SageMaker checks of an ExplainerConfig when the configuration is created (botocore
+    already checked the shapes), and what mlpilot's explainer cannot do."""
+    from mlpilot.serving import BASELINE_TYPES, compile_enable_explanations
+
+    clarify = config.get("ClarifyExplainerConfig")
+    if clarify is None:
+        raise validation("ExplainerConfig must have a ClarifyExplainerConfig")
+    expression = clarify.get("EnableExplanations")
+    if expression is not None:
+        try:
+            compile_enable_explanations(expression)
+        except ValueError as exc:
+            raise validation(str(exc)) from None
+    shap = clarify["ShapConfig"]
+    baseline = shap["ShapBaselineConfig"]
+    if baseline.get("ShapBaseline") is not None and baseline.get("ShapBaselineUri") is not None:
+        raise validation(
+            "ShapBaselineConfig takes either ShapBaseline or ShapBaselineUri, not both"
+        )
+    kind = baseline.get("MimeType")
+    if kind is not None and kind not in BASELINE_TYPES:
+        raise validation(
+            f"ShapBaselineConfig.MimeType {kind!r} is not supported: use "
+            f"{' or '.join(BASELINE_TYPES)}"
+        )
+    if shap.get("TextConfig") is not None:
+        raise validation(
+            "ShapConfig.TextConfig is not supported: mlpilot explains each text column as a "
+            "whole, not its tokens"
+        )
+
+
 class DeployOperations:
     """CreateModel … DeleteEndpoint."""
 
@@ -192,6 +225,8 @@ class DeployOperations:
             raise validation("ShadowProductionVariants are not supported")
         if params.get("AsyncInferenceConfig"):
             raise validation("Asynchronous inference is not supported")
+        if params.get("ExplainerConfig") is not None:
+            _check_explainer(params["ExplainerConfig"])
         record = {
             "EndpointConfigName": name,
             "EndpointConfigArn": arn,
@@ -200,7 +235,13 @@ class DeployOperations:
             ],
             "CreationTime": _now(),
         }
-        for key in ("DataCaptureConfig", "KmsKeyId", "ExecutionRoleArn", "EnableNetworkIsolation"):
+        for key in (
+            "DataCaptureConfig",
+            "KmsKeyId",
+            "ExecutionRoleArn",
+            "EnableNetworkIsolation",
+            "ExplainerConfig",
+        ):
             if params.get(key) is not None:
                 record[key] = params[key]
         self._insert(ENDPOINT_CONFIG, name, arn, record, "endpoint configuration")

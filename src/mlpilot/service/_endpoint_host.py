@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import threading
 from typing import Any
 
@@ -35,6 +36,8 @@ class EndpointHost:
         self.config = config
         self.store = store
         self._runtimes: dict[str, Any] = {}
+        #: Whether each running endpoint's configuration has an ExplainerConfig.
+        self._explainers: dict[str, bool] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -80,8 +83,9 @@ class EndpointHost:
 
     # -- variants -------------------------------------------------------------------------
     def _specs(self, config: dict[str, Any], weights: dict[str, Any] | None = None) -> list[Any]:
-        from mlpilot.serving import VariantSpec
+        from mlpilot.serving import EXPLAINER_VARIABLE, VariantSpec
 
+        explainer = (config.get("ExplainerConfig") or {}).get("ClarifyExplainerConfig")
         specs = []
         for variant in config["ProductionVariants"]:
             model = self.store.get_resource(MODEL, variant["ModelName"])
@@ -89,11 +93,15 @@ class EndpointHost:
                 raise ValueError(f"model {variant['ModelName']} no longer exists")
             container = model.get("PrimaryContainer") or model["Containers"][0]
             desired = (weights or {}).get(variant["VariantName"], {})
+            environment = dict(container.get("Environment") or {})
+            if explainer is not None:
+                # The container computes the explanations, next to the model.
+                environment[EXPLAINER_VARIABLE] = json.dumps(explainer)
             specs.append(
                 VariantSpec(
                     name=variant["VariantName"],
                     model=container["ModelDataUrl"],
-                    environment=dict(container.get("Environment") or {}),
+                    environment=environment,
                     instance_count=int(
                         desired.get("DesiredInstanceCount", variant["InitialInstanceCount"])
                     ),
@@ -182,6 +190,7 @@ class EndpointHost:
                 return
             with self._guard:
                 self._runtimes[name] = runtime
+                self._explainers[name] = config.get("ExplainerConfig") is not None
             self.set_record(
                 name,
                 EndpointStatus="InService",
@@ -202,6 +211,7 @@ class EndpointHost:
                 if runtime is None or config is None:
                     raise ValueError("the endpoint is not running")
                 runtime.update_variants(self._specs(config))
+                self._explainers[name] = config.get("ExplainerConfig") is not None
             except Exception as exc:
                 # The old variants keep serving, as SageMaker rolls a failed update back.
                 self.set_record(
@@ -299,6 +309,9 @@ class EndpointHost:
                 400,
             )
         headers = request.headers
+        enable = headers.get("x-amzn-sagemaker-enable-explanations")
+        if enable is not None:
+            self._check_explanations(name, enable)
         try:
             result = await runtime.ainvoke(
                 body,
@@ -306,6 +319,7 @@ class EndpointHost:
                 accept=headers.get("accept"),
                 target_variant=headers.get("x-amzn-sagemaker-target-variant"),
                 custom_attributes=headers.get("x-amzn-sagemaker-custom-attributes"),
+                enable_explanations=enable,
             )
         except UnknownVariantError as exc:
             raise InvocationError("ValidationError", f"Endpoint {name}: {exc}", 400) from None
@@ -335,6 +349,22 @@ class EndpointHost:
             media_type=result.content_type,
             headers={"x-Amzn-Invoked-Production-Variant": result.variant},
         )
+
+    def _check_explanations(self, name: str, expression: str) -> None:
+        from mlpilot.serving import compile_enable_explanations
+
+        if not self._explainers.get(name):
+            raise InvocationError(
+                "ValidationError",
+                f"Endpoint {name} of account {self.config.account_id} has no ExplainerConfig: "
+                "EnableExplanations can only be used with an endpoint whose endpoint "
+                "configuration has an ExplainerConfig.",
+                400,
+            )
+        try:
+            compile_enable_explanations(expression)
+        except ValueError as exc:
+            raise InvocationError("ValidationError", str(exc), 400) from None
 
     def metrics(self, name: str) -> dict[str, Any] | None:
         runtime = self._runtimes.get(name)

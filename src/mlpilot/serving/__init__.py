@@ -34,8 +34,15 @@ from mlpilot.serving._errors import (
     TransformError,
     UnknownVariantError,
 )
+from mlpilot.serving._explainer import (
+    BASELINE_TYPES,
+    EXPLAINER_VARIABLE,
+    EXPLANATIONS_HEADER,
+    ClarifyExplainer,
+    compile_enable_explanations,
+)
 from mlpilot.serving._forecast import ForecastHandler, decode_history, encode_forecast
-from mlpilot.serving._handlers import Handler, handler_for
+from mlpilot.serving._handlers import Handler, explainer_for, handler_for
 from mlpilot.serving._invokers import EndpointInvoker, HttpInvoker, Invoker, ModelInvoker
 from mlpilot.serving._jsonpath import JsonPath, JsonPathError, JsonPathMismatch, compile_path
 from mlpilot.serving._runtime import EndpointRuntime
@@ -46,12 +53,16 @@ from mlpilot.serving._transform_spec import TransformProgress, TransformResult, 
 from mlpilot.serving._variants import VariantSpec
 
 __all__ = [
+    "BASELINE_TYPES",
     "CONTENT_KEYS",
     "CSV",
+    "EXPLAINER_VARIABLE",
+    "EXPLANATIONS_HEADER",
     "JSON",
     "JSONLINES",
     "MAX_PAYLOAD_BYTES",
     "PARQUET",
+    "ClarifyExplainer",
     "ContainerFailure",
     "EndpointInvoker",
     "EndpointRuntime",
@@ -77,6 +88,7 @@ __all__ = [
     "UnknownVariantError",
     "VariantSpec",
     "choose_accept",
+    "compile_enable_explanations",
     "compile_path",
     "create_app",
     "decode_history",
@@ -84,6 +96,7 @@ __all__ = [
     "default_cache_dir",
     "encode_forecast",
     "encode_predictions",
+    "explainer_for",
     "handler_for",
     "load_served_model",
     "parse_env_options",

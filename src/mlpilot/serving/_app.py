@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlpilot.serving._codec import ERROR_CONTENT_TYPE, InvocationResult, ServingSettings
-from mlpilot.serving._handlers import handler_for
+from mlpilot.serving._explainer import EXPLANATIONS_HEADER
+from mlpilot.serving._handlers import explainer_for, handler_for
 
 __all__ = ["INLINE_BYTES", "create_app"]
 
@@ -38,6 +39,7 @@ def create_app(model: Any, settings: ServingSettings | None = None) -> Starlette
     (from the process environment when omitted). The model is ready when this returns, so
     ``/ping`` answers 200 at once."""
     predictor = handler_for(model, settings)
+    explainer = explainer_for(predictor)
     limit = predictor.settings.max_payload_bytes
     parameters = predictor.settings.execution_parameters()
 
@@ -61,6 +63,21 @@ def create_app(model: Any, settings: ServingSettings | None = None) -> Starlette
         body = b"".join(chunks)
         content_type = request.headers.get("content-type")
         accept = request.headers.get("accept")
+        enable = request.headers.get(EXPLANATIONS_HEADER)
+        if explainer is not None:
+            if len(body) <= INLINE_BYTES:
+                result = explainer.handle(body, content_type, accept, enable)
+            else:
+                result = await run_in_threadpool(
+                    explainer.handle, body, content_type, accept, enable
+                )
+            return _response(result)
+        if enable is not None:
+            message = (
+                f"{EXPLANATIONS_HEADER} was sent, but this container has no explainer: "
+                "deploy it with an ExplainerConfig"
+            )
+            return Response(message, status_code=400, headers={"content-type": ERROR_CONTENT_TYPE})
         if len(body) <= INLINE_BYTES:
             result = predictor.handle(body, content_type, accept)
         else:

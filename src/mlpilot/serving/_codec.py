@@ -538,6 +538,8 @@ class ServingSettings:
     batch_strategy: str = "MULTI_RECORD"
     max_payload_mb: int = 6
     max_concurrent_transforms: int = 1
+    #: ``MLPILOT_CLARIFY_EXPLAINER``: an endpoint's ClarifyExplainerConfig as JSON (empty: none).
+    explainer: str = ""
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
@@ -561,6 +563,7 @@ class ServingSettings:
             # Predictions hold the GIL most of the time: a few requests in flight keep the
             # container busy while the caller packs the next batch.
             max_concurrent_transforms=concurrent or max(1, min(4, os.cpu_count() or 1)),
+            explainer=env.get("MLPILOT_CLARIFY_EXPLAINER") or "",
         )
 
     def execution_parameters(self) -> dict[str, Any]:
@@ -604,6 +607,19 @@ class Predictor:
         self, body: bytes, content_type: str | None = None, accept: str | None = None
     ) -> tuple[bytes, str]:
         """The response body and its type; raises :class:`InvocationError` with the status."""
+        _, _, payload, response_type = self.predict_body(body, content_type, accept)
+        return payload, response_type
+
+    def predict_body(
+        self,
+        body: bytes,
+        content_type: str | None = None,
+        accept: str | None = None,
+        predict: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    ) -> tuple[pd.DataFrame, np.ndarray, bytes, str]:
+        """The rows read, their ``predict_raw`` output, the response body and its type
+        (what :meth:`invoke` answers, with what it was made from). ``predict``: computes the
+        model's ``predict_raw`` in the caller's own way (e.g. keeping the cleaned rows)."""
         if len(body) > self.settings.max_payload_bytes:
             raise InvocationError(
                 413,
@@ -629,7 +645,7 @@ class Predictor:
             max_bytes=self.settings.max_payload_bytes,
             used_columns=self.used_columns,
         )
-        raw = self._predict(frame)
+        raw = self._predict(frame, predict or self.model.predict_raw)
         payload = encode_predictions(
             raw,
             labels=self.labels,
@@ -638,7 +654,7 @@ class Predictor:
             accept=response_type,
             decide=getattr(self.model, "decide", None),
         )
-        return payload, response_type
+        return frame, raw, payload, response_type
 
     def handle(
         self, body: bytes, content_type: str | None = None, accept: str | None = None
@@ -653,9 +669,11 @@ class Predictor:
             return InvocationResult(500, message.encode("utf-8"), ERROR_CONTENT_TYPE)
         return InvocationResult(200, payload, response_type)
 
-    def _predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def _predict(
+        self, frame: pd.DataFrame, predict: Callable[[pd.DataFrame], np.ndarray]
+    ) -> np.ndarray:
         try:
-            raw: np.ndarray = self.model.predict_raw(frame)
+            raw: np.ndarray = predict(frame)
         except PredictionInputError as exc:
             if len(frame) == 1:
                 raise InvocationError(400, str(exc)) from None

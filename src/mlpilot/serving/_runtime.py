@@ -39,6 +39,7 @@ from mlpilot.serving._errors import (
     EndpointUnavailableError,
     UnknownVariantError,
 )
+from mlpilot.serving._explainer import EXPLANATIONS_HEADER
 from mlpilot.serving._instances import (
     STOP_GRACE_S,
     Instance,
@@ -261,6 +262,7 @@ class EndpointRuntime:
         accept: str | None = None,
         target_variant: str | None = None,
         custom_attributes: str | None = None,
+        enable_explanations: str | None = None,
     ) -> InvocationResult:
         """Send one request to a variant's instance and return its answer (any status: a
         ``status`` ≥ 400 is the container's error, for InvokeEndpoint's ModelError).
@@ -270,7 +272,7 @@ class EndpointRuntime:
         :class:`ContainerFailure` when the container gives no answer in time.
         """
         variant = self._choose(target_variant)
-        headers = self._headers(content_type, accept, custom_attributes)
+        headers = self._headers(content_type, accept, custom_attributes, enable_explanations)
         for instance, attempt in self._attempts(variant):
             started = time.perf_counter()
             try:
@@ -291,10 +293,11 @@ class EndpointRuntime:
         accept: str | None = None,
         target_variant: str | None = None,
         custom_attributes: str | None = None,
+        enable_explanations: str | None = None,
     ) -> InvocationResult:
         """:meth:`invoke` for asyncio callers (one pooled client per event loop)."""
         variant = self._choose(target_variant)
-        headers = self._headers(content_type, accept, custom_attributes)
+        headers = self._headers(content_type, accept, custom_attributes, enable_explanations)
         client = self._async_client()
         for instance, attempt in self._attempts(variant):
             started = time.perf_counter()
@@ -392,7 +395,10 @@ class EndpointRuntime:
 
     @staticmethod
     def _headers(
-        content_type: str | None, accept: str | None, custom_attributes: str | None
+        content_type: str | None,
+        accept: str | None,
+        custom_attributes: str | None,
+        enable_explanations: str | None = None,
     ) -> dict[str, str]:
         headers = {}
         if content_type:
@@ -401,6 +407,8 @@ class EndpointRuntime:
             headers["Accept"] = accept
         if custom_attributes:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
+        if enable_explanations is not None:
+            headers[EXPLANATIONS_HEADER] = enable_explanations
         return headers
 
     @staticmethod
