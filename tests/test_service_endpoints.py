@@ -536,21 +536,6 @@ def test_transform_job_local_folders(
     assert caught.value.response["Error"]["Code"] == "ValidationException"
 
 
-def test_endpoints_come_back_after_restart(
-    service: ServiceProcess, ab_endpoint: str, table: pd.DataFrame
-) -> None:
-    service.stop()
-    service.start()
-    sm = service.boto()
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName=ab_endpoint, WaiterConfig={"Delay": 1, "MaxAttempts": 90}
-    )
-    answer = service.boto("sagemaker-runtime").invoke_endpoint(
-        EndpointName=ab_endpoint, ContentType="text/csv", Body=_rows(table, 1)
-    )
-    assert answer["InvokedProductionVariant"] in ("A", "B")
-
-
 def test_explainer_endpoint_answers_in_clarifys_layout(
     sm: Any, runtime: Any, container: dict[str, Any], table: pd.DataFrame, ab_endpoint: str
 ) -> None:
@@ -657,3 +642,20 @@ def test_explainer_endpoint_answers_in_clarifys_layout(
         )  # fmt: skip
     assert caught.value.response["Error"]["Code"] == "ValidationError"
     sm.delete_endpoint(EndpointName="churn-explainer")
+
+
+# Last in the file: the restarted service listens on another port, which the module's clients
+# (sm, runtime) do not follow.
+def test_endpoints_come_back_after_restart(
+    service: ServiceProcess, ab_endpoint: str, table: pd.DataFrame
+) -> None:
+    service.stop()
+    service.start()
+    sm = service.boto()
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName=ab_endpoint, WaiterConfig={"Delay": 1, "MaxAttempts": 90}
+    )
+    answer = service.boto("sagemaker-runtime").invoke_endpoint(
+        EndpointName=ab_endpoint, ContentType="text/csv", Body=_rows(table, 1)
+    )
+    assert answer["InvokedProductionVariant"] in ("A", "B")
