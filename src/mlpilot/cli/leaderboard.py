@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -51,15 +51,8 @@ def leaderboard(
     frame = results.leaderboard()
     if top is not None:
         frame = frame.head(top)
-    if output_format == "csv":
-        typer.echo(frame.to_csv(index=False), nl=False)
+    if _echo_unless_table(frame, output_format):
         return
-    if output_format == "json":
-        # pandas keeps 10 digits by default: keep every digit of the scores.
-        typer.echo(frame.to_json(orient="records", indent=1, double_precision=15))
-        return
-    if output_format != "table":
-        raise ConfigError(f"Unknown format {output_format!r}; use table, csv or json")
     record = results.record
     problem = (
         record.get("ResolvedAttributes", {})
@@ -94,19 +87,27 @@ def leaderboard(
     out.print(table)
 
 
+def _echo_unless_table(frame: Any, output_format: str) -> bool:
+    """Print ``frame`` as CSV or JSON and say so; False for a table (the caller draws it)."""
+    if output_format == "csv":
+        typer.echo(frame.to_csv(index=False), nl=False)
+        return True
+    if output_format == "json":
+        # pandas keeps 10 digits by default: keep every digit of the scores.
+        typer.echo(frame.to_json(orient="records", indent=1, double_precision=15))
+        return True
+    if output_format != "table":
+        raise ConfigError(f"Unknown format {output_format!r}; use table, csv or json")
+    return False
+
+
 def _progress(results: JobResults, output_format: str) -> None:
     """``--progress``: the best-so-far curve (see :func:`mlpilot.jobs.progress_frame`)."""
     from mlpilot.jobs import progress_frame
 
     frame = progress_frame(results.record, results.candidates())
-    if output_format == "csv":
-        typer.echo(frame.to_csv(index=False), nl=False)
+    if _echo_unless_table(frame, output_format):
         return
-    if output_format == "json":
-        typer.echo(frame.to_json(orient="records", indent=1, double_precision=15))
-        return
-    if output_format != "table":
-        raise ConfigError(f"Unknown format {output_format!r}; use table, csv or json")
     resumes = results.record.get("Mlpilot", {}).get("Resumes", [])
     table = Table(
         title=f"{results.name}: best {results.objective} against time spent"

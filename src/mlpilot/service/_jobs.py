@@ -197,14 +197,7 @@ class JobManager(RunnerSupervisor):
 
         name = config.name
         with self._lock:
-            queued = len(self.store.queued_jobs())
-            if queued >= self.config.max_queued_jobs:
-                raise ServiceError(
-                    "ResourceLimitExceeded",
-                    f"The service limit 'Maximum number of queued AutoML jobs' is "
-                    f"{self.config.max_queued_jobs} jobs, with current utilization of {queued} "
-                    "jobs. Wait for a job to end or stop one.",
-                )
+            self._check_queue_room()
             if (local_root / "job.json").exists():
                 raise validation(
                     f"The output location {output_root} already holds a job named {name}; "
@@ -246,6 +239,17 @@ class JobManager(RunnerSupervisor):
                 raise
             self._start_queued()
 
+    def _check_queue_room(self) -> None:
+        """ResourceLimitExceeded when the queue is full (SageMaker's quota message)."""
+        queued = len(self.store.queued_jobs())
+        if queued >= self.config.max_queued_jobs:
+            raise ServiceError(
+                "ResourceLimitExceeded",
+                f"The service limit 'Maximum number of queued AutoML jobs' is "
+                f"{self.config.max_queued_jobs} jobs, with current utilization of {queued} "
+                "jobs. Wait for a job to end or stop one.",
+            )
+
     def resume(self, name: str, seconds: int, max_candidates: int | None) -> None:
         """Queue an ended job to run again for ``seconds`` more (the engine's
         :meth:`~mlpilot.jobs.AutoMLJob.resume`): it is InProgress again at once, waits for a
@@ -254,14 +258,7 @@ class JobManager(RunnerSupervisor):
             row = self.store.get_job(name)
             if row is None or row["status"] not in _ENDED:
                 raise validation(f"The AutoML job {name} is not ended; it cannot be resumed now")
-            queued = len(self.store.queued_jobs())
-            if queued >= self.config.max_queued_jobs:
-                raise ServiceError(
-                    "ResourceLimitExceeded",
-                    f"The service limit 'Maximum number of queued AutoML jobs' is "
-                    f"{self.config.max_queued_jobs} jobs, with current utilization of {queued} "
-                    "jobs. Wait for a job to end or stop one.",
-                )
+            self._check_queue_room()
             now = round(time.time(), 3)
             record = dict(row["record"])
             for key in ("EndTime", "FailureReason"):
