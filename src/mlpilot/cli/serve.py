@@ -224,7 +224,15 @@ def serve(
         http=header_deadline_protocol(config.header_timeout),
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
+        # Requests in flight get this long to finish at shutdown. Without a limit, an idle
+        # keep-alive TLS client (boto3 keeps one) held the exit for asyncio's 30 s SSL
+        # shutdown timeout.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
+
+
+#: Seconds requests in flight get to finish when the service is stopped (Ctrl-C, SIGTERM).
+SHUTDOWN_GRACE_SECONDS = 10
 
 
 def _key_lines(path: Path | None) -> list[str]:
