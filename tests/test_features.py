@@ -590,3 +590,32 @@ def test_describe_lists_the_steps() -> None:
     assert "text: TF-IDF" in steps
     assert PreprocessingOptions().describe()[0] == "categorical: ordinal codes"
     assert "text: TF-IDF + SVD(64)" in PreprocessingOptions().describe()
+
+
+def test_small_text_batch_reads_columns_by_position_exactly() -> None:
+    # A serving request decodes to a few all-text rows, read from one object block; a frame
+    # with a typed extra column (ignored by the cleaner) takes the per-column path instead.
+    cleaner = TableCleaner(
+        [
+            {"name": "n", "kind": ColumnKind.NUMERIC, "missing_tokens": ["none"]},
+            {"name": "z", "kind": ColumnKind.NUMERIC, "zero_means_missing": True},
+            {"name": "c", "kind": ColumnKind.CATEGORICAL},
+        ]
+    ).fit()
+    text = pd.DataFrame(
+        {"c": ["a", "", None], "z": ["0", "2", " 3 "], "n": ["1.5", "none", "inf"]}, dtype=object
+    )
+    typed = text.assign(extra=[1, 2, 3])
+    fast, slow = cleaner.transform_arrays(text, strict=True), cleaner.transform_arrays(typed)
+    assert list(fast) == ["n", "z", "c"]
+    for name in fast:
+        assert fast[name].dtype == slow[name].dtype
+        assert pd.Series(fast[name]).equals(pd.Series(slow[name])), name
+    assert fast["c"][0] == "a"
+    np.testing.assert_array_equal(fast["z"], [np.nan, 2.0, 3.0])
+    bad = text.assign(n=["1", "x", "2"])
+    with pytest.raises(PredictionInputError) as fast_error:
+        cleaner.transform_arrays(bad, strict=True)
+    with pytest.raises(PredictionInputError) as slow_error:
+        cleaner.transform_arrays(bad.assign(extra=0), strict=True)
+    assert str(fast_error.value) == str(slow_error.value)

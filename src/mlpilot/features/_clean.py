@@ -82,7 +82,9 @@ def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
-def _numbers_small(name: str, raw: pd.Series, strict: bool, extra: list[str] | None) -> np.ndarray:
+def _numbers_small(
+    name: str, raw: pd.Series | np.ndarray, strict: bool, extra: list[str] | None
+) -> np.ndarray:
     """Value by value, reading every token exactly as :func:`parse_numeric` does."""
     missing = _missing_set(extra)
     out = np.full(len(raw), np.nan)
@@ -109,7 +111,7 @@ def _numbers_small(name: str, raw: pd.Series, strict: bool, extra: list[str] | N
     return out
 
 
-def _categories_small(raw: pd.Series) -> np.ndarray:
+def _categories_small(raw: pd.Series | np.ndarray) -> np.ndarray:
     return np.array([_level(v) for v in raw.tolist()] or [], dtype=object)
 
 
@@ -168,9 +170,24 @@ class TableCleaner(TransformerMixin, BaseEstimator):
         transform of one row)."""
         self._missing_columns(X)
         small = len(X) <= SMALL_BATCH
+        # A few rows of text (what a serving request decodes to): one object block, read by
+        # position, since each DataFrame column lookup costs more than parsing the value.
+        block: np.ndarray | None = None
+        position: dict[Any, int] = {}
+        if small and X.columns.is_unique and all(map(pd.api.types.is_object_dtype, X.dtypes)):
+            block = X.to_numpy()
+            position = {name: i for i, name in enumerate(X.columns)}
         out: dict[str, Any] = {}
         for col in self.columns or []:
             name, kind = col["name"], col["kind"]
+            if block is not None and kind in (ColumnKind.NUMERIC, ColumnKind.CATEGORICAL):
+                values = block[:, position[name]]
+                if kind == ColumnKind.NUMERIC:
+                    x = _numbers_small(name, values, strict, col.get("missing_tokens"))
+                    out[name] = np.where(x == 0, np.nan, x) if col.get("zero_means_missing") else x
+                else:
+                    out[name] = _categories_small(values)
+                continue
             raw = X[name]
             if kind == ColumnKind.NUMERIC:
                 extra = col.get("missing_tokens")

@@ -49,6 +49,7 @@ from mlpilot.serving._instances import (
 )
 from mlpilot.serving._source import resolve_model
 from mlpilot.serving._variants import Variant, VariantSpec, VariantStats, check_specs
+from mlpilot.serving._wire import ConnectionPool, WireResponse
 
 __all__ = ["EndpointRuntime"]
 
@@ -130,7 +131,7 @@ class EndpointRuntime:
         self._timeout = httpx.Timeout(invocation_timeout, connect=2.0)
         self._client = httpx.Client(timeout=self._timeout, limits=httpx.Limits(max_connections=256))
         self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, httpx.AsyncClient
+            asyncio.AbstractEventLoop, ConnectionPool
         ] = weakref.WeakKeyDictionary()
         self._clients_lock = threading.Lock()
         self._processes: set[subprocess.Popen[bytes]] = set()
@@ -243,7 +244,7 @@ class EndpointRuntime:
             self._async_clients.clear()
         for loop, client in clients:
             if loop.is_running() and not loop.is_closed():
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+                loop.call_soon_threadsafe(client.close)
         if self._own_work_dir:
             shutil.rmtree(self._work, ignore_errors=True)
 
@@ -295,16 +296,14 @@ class EndpointRuntime:
         custom_attributes: str | None = None,
         enable_explanations: str | None = None,
     ) -> InvocationResult:
-        """:meth:`invoke` for asyncio callers (one pooled client per event loop)."""
+        """:meth:`invoke` for asyncio callers (kept-alive connections per event loop)."""
         variant = self._choose(target_variant)
         headers = self._headers(content_type, accept, custom_attributes, enable_explanations)
         client = self._async_client()
         for instance, attempt in self._attempts(variant):
             started = time.perf_counter()
             try:
-                response = await client.post(
-                    f"{instance.url}/invocations", content=body, headers=headers
-                )
+                response = await client.post(instance.url or "", "/invocations", body, headers)
             except httpx.TransportError as exc:
                 self._retry_or_raise(variant, instance, exc, attempt)
                 continue
@@ -413,7 +412,10 @@ class EndpointRuntime:
 
     @staticmethod
     def _answer(
-        variant: Variant, instance: Instance, response: httpx.Response, seconds: float
+        variant: Variant,
+        instance: Instance,
+        response: httpx.Response | WireResponse,
+        seconds: float,
     ) -> InvocationResult:
         variant.stats.record(response.status_code, seconds)
         instance.invocations += 1
@@ -452,14 +454,12 @@ class EndpointRuntime:
             message = f"the container closed the connection ({type(exc).__name__})"
         raise ContainerFailure(message, variant=variant.name) from None
 
-    def _async_client(self) -> httpx.AsyncClient:
+    def _async_client(self) -> ConnectionPool:
         loop = asyncio.get_running_loop()
         with self._clients_lock:
             client = self._async_clients.get(loop)
             if client is None:
-                client = httpx.AsyncClient(
-                    timeout=self._timeout, limits=httpx.Limits(max_connections=256)
-                )
+                client = ConnectionPool(connect_timeout=2.0, timeout=self.invocation_timeout)
                 self._async_clients[loop] = client
         return client
 
