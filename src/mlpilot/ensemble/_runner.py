@@ -314,26 +314,23 @@ class EnsembleBuilder:
             if value is None or not location or not algorithm:
                 continue
             try:
-                path = algorithm_path(algorithm)
+                task = self._trial_task(
+                    name=name,
+                    algorithm=algorithm,
+                    params=dict(details.get("Hyperparameters") or {}),
+                    data_dir=self.data_dir,
+                    model_dir=Path(location),
+                    limit=None,
+                    left=None,
+                    out_of_bag=bool(details.get("OutOfBag")),
+                )
             except Exception:
                 continue  # an algorithm no longer registered
-            task = TrialTask(
+            # Its own number, and the preprocessing it was trained with (defaults may change).
+            task = replace(
+                task,
                 number=int(details["TrialNumber"]),
-                candidate_name=name,
-                algorithm=algorithm,
-                algorithm_path=path,
-                params=dict(details.get("Hyperparameters") or {}),
                 preprocessing=dict(details.get("Preprocessing") or {}),
-                data_dir=str(self.data_dir),
-                objective=self.objective.name,
-                eval_folds=self.eval_folds,
-                seed=self.seed,
-                time_limit=None,
-                model_dir=str(location),
-                maximize=self.objective.maximize,
-                keep_all_folds=True,
-                out_of_bag=bool(details.get("OutOfBag")),
-                archive=False,
             )
             result = TrialResult(
                 task.number,

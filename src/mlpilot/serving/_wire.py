@@ -10,6 +10,7 @@ so its retry rules do not change.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,6 @@ class ConnectionPool:
         self.timeout = timeout
         self.keep = keep
         self._session: aiohttp.ClientSession | None = None
-        self._closed = False
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -79,7 +79,6 @@ class ConnectionPool:
 
     def close(self) -> None:
         """Close the connections (called on the pool's loop)."""
-        self._closed = True
         session, self._session = self._session, None
         if session is not None and not session.closed:
             _keep(session.close())
@@ -87,8 +86,6 @@ class ConnectionPool:
 
 def _keep(awaitable: Any) -> None:
     """Schedule ``awaitable`` on the running loop (closing needs no waiting for)."""
-    import asyncio
-
     task = asyncio.ensure_future(awaitable)
     _PENDING.add(task)
     task.add_done_callback(_PENDING.discard)
