@@ -398,6 +398,52 @@ BAD = [
 ]
 
 
+def _capture_config(**changes: Any) -> dict[str, Any]:
+    """A CreateEndpointConfig request with a DataCaptureConfig changed by ``changes``."""
+    capture = {
+        "InitialSamplingPercentage": 50,
+        "DestinationS3Uri": "/tmp/capture",
+        "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
+        **changes,
+    }
+    return {
+        "EndpointConfigName": "c-bad",
+        "ProductionVariants": [
+            {
+                "VariantName": "A",
+                "ModelName": "nope",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+        "DataCaptureConfig": {k: v for k, v in capture.items() if v is not None},
+    }
+
+
+BAD_CAPTURE = [
+    ({"InitialSamplingPercentage": 150}, "percentage' failed to satisfy constraint: member must "
+     "have value less than or equal to 100"),
+    ({"InitialSamplingPercentage": -1}, "have value greater than or equal to 0"),
+    ({"InitialSamplingPercentage": None}, "initialSamplingPercentage' failed to satisfy "
+     "constraint: member must not be null"),
+    ({"DestinationS3Uri": "captures/here"}, "destinationS3Uri' failed to satisfy constraint: "
+     "member must satisfy regular expression pattern"),
+    ({"DestinationS3Uri": "https://bucket/capture"}, "give an s3:// URI or a local path"),
+    ({"DestinationS3Uri": "/tmp/../etc"}, "'..' path segments are not accepted"),
+    ({"CaptureOptions": []}, "have length greater than or equal to 1"),
+    ({"CaptureOptions": [{"CaptureMode": "Everything"}]},
+     "enum value set: [Input, Output, InputAndOutput]"),
+    ({"CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"],
+                                   "JsonContentTypes": ["Text/CSV"]}},
+     "text/csv as both CSV and JSON"),
+    ({"KmsKeyId": "alias/nowhere"}, "DataCaptureConfig.KmsKeyId 'alias/nowhere' names no key"),
+]  # fmt: skip
+BAD += [
+    ("CreateEndpointConfig", _capture_config(**changes), "ValidationException", fragment)
+    for changes, fragment in BAD_CAPTURE
+]
+
+
 @pytest.mark.parametrize(
     ("operation", "body", "code", "fragment"), BAD, ids=[f"{i}-{b[0]}" for i, b in enumerate(BAD)]
 )
@@ -642,6 +688,121 @@ def test_explainer_endpoint_answers_in_clarifys_layout(
         )  # fmt: skip
     assert caught.value.response["Error"]["Code"] == "ValidationError"
     sm.delete_endpoint(EndpointName="churn-explainer")
+
+
+def test_data_capture_of_sampled_invocations_joined_with_labels(
+    sm: Any, runtime: Any, ab_endpoint: str, table: pd.DataFrame, tmp_path: Path
+) -> None:
+    destination = tmp_path / "capture"
+    capture = {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 50,
+        "DestinationS3Uri": str(destination),
+        "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
+        "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+    }
+    sm.create_endpoint_config(
+        EndpointConfigName="churn-capture",
+        ProductionVariants=[
+            {
+                "VariantName": "Only",
+                "ModelName": "churn-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+        DataCaptureConfig=capture,
+    )
+    assert (
+        sm.describe_endpoint_config(EndpointConfigName="churn-capture")["DataCaptureConfig"]
+        == capture
+    )
+    sm.create_endpoint(EndpointName="churn-capture", EndpointConfigName="churn-capture")
+    sm.get_waiter("endpoint_in_service").wait(
+        EndpointName="churn-capture", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    assert sm.describe_endpoint(EndpointName="churn-capture")["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "CaptureStatus": "Started",
+        "CurrentSamplingPercentage": 50,
+        "DestinationS3Uri": str(destination),
+    }
+    # Off by default: an endpoint configured without DataCaptureConfig reports none.
+    assert "DataCaptureConfig" not in sm.describe_endpoint(EndpointName=ab_endpoint)
+    rows = table.drop(columns=["Churn"]).head(10)
+    answers = {}
+    for i in range(10):
+        body = rows.iloc[[i]].to_csv(index=False, header=False).encode()
+        answer = runtime.invoke_endpoint(
+            EndpointName="churn-capture", ContentType="text/csv", Body=body, InferenceId=f"req-{i}"
+        )
+        answers[f"req-{i}"] = (body.decode(), answer["Body"].read().decode())
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(
+            EndpointName="churn-capture", ContentType="text/csv", Body=body, InferenceId="x" * 65
+        )
+    assert "InferenceId" in caught.value.response["Error"]["Message"]
+
+    def captured() -> list[tuple[Path, dict[str, Any]]]:
+        return [
+            (path.relative_to(destination), json.loads(line))
+            for path in sorted(destination.rglob("*.jsonl"))
+            for line in path.read_text().splitlines()
+        ]
+
+    deadline = time.monotonic() + 30
+    while len(captured()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    records = captured()
+    # 50 %: every second invocation, so exactly these five.
+    ids = sorted(r["eventMetadata"]["inferenceId"] for _, r in records)
+    assert ids == ["req-1", "req-3", "req-5", "req-7", "req-9"]
+    for path, record in records:
+        # {destination}/{endpoint}/{variant}/yyyy/mm/dd/hh/{file}.jsonl
+        endpoint, variant, year, month, day, hour, _ = path.parts
+        assert (endpoint, variant) == ("churn-capture", "Only")
+        stamp = record["eventMetadata"]["inferenceTime"]
+        assert stamp.startswith(f"{year}-{month}-{day}T{hour}:") and stamp.endswith("Z")
+        sent, answered = answers[record["eventMetadata"]["inferenceId"]]
+        given, output = (
+            record["captureData"]["endpointInput"],
+            record["captureData"]["endpointOutput"],
+        )
+        assert given == {
+            "observedContentType": "text/csv",
+            "mode": "INPUT",
+            "data": sent,
+            "encoding": "CSV",
+        }
+        assert (output["mode"], output["data"], output["encoding"]) == ("OUTPUT", answered, "CSV")
+    assert record["eventVersion"] == "0"
+    # Ground truth for three of them, in Model Monitor's layout, joined by inference id.
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "groundTruthData": {"data": label, "encoding": "CSV"},
+                    "eventMetadata": {"eventId": event},
+                    "eventVersion": "0",
+                }
+            )
+            + "\n"
+            for event, label in [("req-1", "Yes"), ("req-5", "No"), ("req-2", "No")]
+        )
+    )
+    from mlpilot.serving import join_ground_truth
+
+    joined = join_ground_truth(destination, labels, columns=list(rows.columns), target="Churn")
+    assert sorted(joined["inference_id"]) == ["req-1", "req-5"]
+    first = joined.set_index("inference_id").loc["req-1"]
+    assert first["Churn"] == "Yes" and first["customerID"] == rows.iloc[1]["customerID"]
+    assert first["predicted_label"] == answers["req-1"][1].strip()
+    sm.delete_endpoint(EndpointName="churn-capture")
+    sm.get_waiter("endpoint_deleted").wait(
+        EndpointName="churn-capture", WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+    )
+    assert [p.name for p in destination.iterdir()] == ["churn-capture"]
 
 
 # Last in the file: the restarted service listens on another port, which the module's clients

@@ -7,6 +7,7 @@ import typer
 from mlpilot._version import __version__
 from mlpilot.cli import (
     STARTED,
+    capture,
     card,
     decrypt,
     export,
@@ -37,6 +38,7 @@ app.add_typer(report.app)
 app.add_typer(train.app)
 app.add_typer(decrypt.app)
 app.add_typer(card.app)
+app.add_typer(capture.app)
 app.add_typer(export.app)
 
 

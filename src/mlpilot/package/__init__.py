@@ -4,6 +4,7 @@ or forecast series (:class:`SeriesModel`); :func:`load_model` gives whichever a 
 from mlpilot.package._card import CARD_VERSION, card_markdown, read_card
 from mlpilot.package._crypto import (
     KEY_FILES_VARIABLE,
+    MAGIC,
     EncryptingWriter,
     Keyring,
     check_key_name,
@@ -36,6 +37,7 @@ __all__ = [
     "CARD_VERSION",
     "FORECASTING",
     "KEY_FILES_VARIABLE",
+    "MAGIC",
     "MANIFEST",
     "PIPELINE",
     "EncryptingWriter",

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError, validation
+from mlpilot.service._kms import check_kms_key
 from mlpilot.service._listing import list_answer, listing
+from mlpilot.service._paths import local_path
 from mlpilot.service._store import AlreadyExists, Store
 
 if TYPE_CHECKING:
@@ -128,6 +130,28 @@ def _check_explainer(config: dict[str, Any]) -> None:
         )
 
 
+def _check_capture(config: ServiceConfig, capture: dict[str, Any]) -> None:
+    """What botocore's DataCaptureConfig shape cannot say: where mlpilot can write, content
+    types listed as both CSV and JSON, and a KmsKeyId this service has."""
+    destination = capture["DestinationS3Uri"]
+    member = "DataCaptureConfig.DestinationS3Uri"
+    path = local_path(destination)
+    if path is None and not destination.startswith("s3://"):
+        raise validation(f"{member} {destination!r}: give an s3:// URI or a local path")
+    if path is not None and path.exists() and not path.is_dir():
+        raise validation(f"{member} {destination!r} is a file: give a folder")
+    header = capture.get("CaptureContentTypeHeader") or {}
+    both = {t.lower() for t in header.get("CsvContentTypes") or ()} & {
+        t.lower() for t in header.get("JsonContentTypes") or ()
+    }
+    if both:
+        raise validation(
+            "DataCaptureConfig.CaptureContentTypeHeader lists "
+            f"{', '.join(sorted(both))} as both CSV and JSON"
+        )
+    check_kms_key(config, capture.get("KmsKeyId"), "DataCaptureConfig.KmsKeyId")
+
+
 class DeployOperations:
     """CreateModel … DeleteEndpoint."""
 
@@ -200,6 +224,8 @@ class DeployOperations:
         name = params["EndpointConfigName"]
         arn = self._arn(ENDPOINT_CONFIG, name)
         variants = params["ProductionVariants"]
+        if params.get("DataCaptureConfig") is not None:
+            _check_capture(self.config, params["DataCaptureConfig"])
         seen = set()
         for variant in variants:
             vname = variant["VariantName"]
@@ -344,6 +370,10 @@ class DeployOperations:
             config = self.host.config_of(record)
             if config is not None:
                 record["ProductionVariants"] = self.host.summaries(name, config, runtime)
+        config = self.host.config_of(record)
+        capture = self.host.capture_summary(name, config) if config is not None else None
+        if capture is not None:
+            record["DataCaptureConfig"] = capture
         return record
 
     def _serving(self, name: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import threading
 from typing import Any
 
@@ -24,9 +25,23 @@ from mlpilot.service._store import Store
 
 __all__ = ["EndpointHost"]
 
+log = logging.getLogger("mlpilot.service")
+
 #: The largest InvokeEndpoint body (BodyBlob's max).
 MAX_BODY = 6 * 1024 * 1024
 _SERVING_STATES = ("Creating", "Updating", "SystemUpdating", "InService", "RollingBack")
+
+
+def _check_inference_id(value: str) -> None:
+    """InvokeEndpoint's InferenceId as botocore's shape has it: 1 to 64 printable characters,
+    the first not a space."""
+    if not 0 < len(value) <= 64 or value[0].isspace() or not value.isprintable():
+        raise InvocationError(
+            "ValidationError",
+            f"InferenceId {value[:80]!r} must be 1 to 64 printable characters, the first "
+            "not a space",
+            400,
+        )
 
 
 class EndpointHost:
@@ -38,6 +53,8 @@ class EndpointHost:
         self._runtimes: dict[str, Any] = {}
         #: Whether each running endpoint's configuration has an ExplainerConfig.
         self._explainers: dict[str, bool] = {}
+        #: The data capture of each running endpoint whose configuration enables it.
+        self._captures: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -66,6 +83,12 @@ class EndpointHost:
         for runtime in runtimes:
             with contextlib.suppress(Exception):
                 runtime.stop()
+        # After the runtimes: no invocation is answered now, so the last flush holds them all.
+        with self._guard:
+            captures = list(self._captures.values())
+            self._captures.clear()
+        for capture in captures:
+            capture.close()
 
     def config_of(self, record: dict[str, Any]) -> dict[str, Any] | None:
         """The endpoint's configuration, or, when it has been deleted (SageMaker allows that
@@ -111,6 +134,48 @@ class EndpointHost:
                 )
             )
         return specs
+
+    # -- data capture ---------------------------------------------------------------------
+    def _capture_for(self, name: str, config: dict[str, Any]) -> None:
+        """Start the capture ``config`` asks for (none when it has no DataCaptureConfig or
+        disables it), in place of the endpoint's previous one, which writes what it holds."""
+        from mlpilot.serving import CaptureSettings, DataCapture
+
+        settings = config.get("DataCaptureConfig") or {}
+        capture = None
+        if settings and settings.get("EnableCapture", True):
+            parsed = CaptureSettings.from_config(settings)
+            key = None
+            if parsed.kms_key_id is not None:
+                key = self.config.keyring.get(parsed.kms_key_id)
+            try:
+                capture = DataCapture(name, parsed, key=key)
+            except Exception as exc:
+                # The endpoint serves without it; DescribeEndpoint says CaptureStatus Stopped.
+                log.error("endpoint %s: data capture cannot start: %s", name, exc)
+        with self._guard:
+            old = self._captures.pop(name, None)
+            if capture is not None:
+                self._captures[name] = capture
+        if old is not None:
+            old.close()
+
+    def capture_summary(self, name: str, config: dict[str, Any]) -> dict[str, Any] | None:
+        """DescribeEndpoint's DataCaptureConfig (a DataCaptureConfigSummary), or None when the
+        endpoint's configuration has no DataCaptureConfig."""
+        settings = config.get("DataCaptureConfig")
+        if not settings:
+            return None
+        capture = self._captures.get(name)
+        summary = {
+            "EnableCapture": bool(settings.get("EnableCapture", True)),
+            "CaptureStatus": "Started" if capture is not None and capture.started else "Stopped",
+            "CurrentSamplingPercentage": int(settings["InitialSamplingPercentage"]),
+            "DestinationS3Uri": settings["DestinationS3Uri"],
+        }
+        if settings.get("KmsKeyId"):
+            summary["KmsKeyId"] = settings["KmsKeyId"]
+        return summary
 
     def summaries(self, name: str, config: dict[str, Any], runtime: Any) -> list[dict[str, Any]]:
         running = {v["VariantName"]: v for v in runtime.variants()} if runtime else {}
@@ -191,6 +256,7 @@ class EndpointHost:
             with self._guard:
                 self._runtimes[name] = runtime
                 self._explainers[name] = config.get("ExplainerConfig") is not None
+            self._capture_for(name, config)
             self.set_record(
                 name,
                 EndpointStatus="InService",
@@ -212,6 +278,7 @@ class EndpointHost:
                     raise ValueError("the endpoint is not running")
                 runtime.update_variants(self._specs(config))
                 self._explainers[name] = config.get("ExplainerConfig") is not None
+                self._capture_for(name, config)
             except Exception as exc:
                 # The old variants keep serving, as SageMaker rolls a failed update back.
                 self.set_record(
@@ -269,9 +336,12 @@ class EndpointHost:
         with self._lock(name):
             with self._guard:
                 runtime = self._runtimes.pop(name, None)
+                capture = self._captures.pop(name, None)
             if runtime is not None:
                 with contextlib.suppress(Exception):
                     runtime.stop()
+            if capture is not None:
+                capture.close()
             self.store.delete_resource(ENDPOINT, name)
 
     def wait(self, thread: threading.Thread, seconds: float) -> None:
@@ -312,6 +382,9 @@ class EndpointHost:
         enable = headers.get("x-amzn-sagemaker-enable-explanations")
         if enable is not None:
             self._check_explanations(name, enable)
+        inference_id = headers.get("x-amzn-sagemaker-inference-id")
+        if inference_id is not None:
+            _check_inference_id(inference_id)
         try:
             result = await runtime.ainvoke(
                 body,
@@ -342,6 +415,16 @@ class EndpointHost:
                 424,
                 OriginalStatusCode=result.status,
                 OriginalMessage=result.message,
+            )
+        capture = self._captures.get(name)
+        if capture is not None:
+            capture.offer(
+                result.variant,
+                input_body=body,
+                input_type=headers.get("content-type"),
+                output_body=result.body,
+                output_type=result.content_type,
+                inference_id=inference_id,
             )
         return Response(
             result.body,

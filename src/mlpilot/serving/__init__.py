@@ -7,9 +7,23 @@ variants made of such containers, and batch transform.
 - :class:`EndpointRuntime`: variants of ``serve-model`` processes with SageMaker's routing,
   scaling, updates without downtime and per-variant metrics.
 - :func:`run_transform`: CreateTransformJob's semantics over local or S3 objects, streaming.
+- :class:`DataCapture`: an endpoint's ``DataCaptureConfig`` (sampled invocations to JSON lines
+  in SageMaker's capture layout); :func:`join_ground_truth`: captures joined with their labels.
 """
 
 from mlpilot.serving._app import create_app
+from mlpilot.serving._capture import (
+    FLUSH_SECONDS,
+    CaptureSettings,
+    DataCapture,
+    capture_record,
+)
+from mlpilot.serving._capture_join import (
+    CAPTURE_COLUMNS,
+    join_ground_truth,
+    read_captures,
+    read_ground_truth,
+)
 from mlpilot.serving._codec import (
     CONTENT_KEYS,
     CSV,
@@ -54,16 +68,20 @@ from mlpilot.serving._variants import VariantSpec
 
 __all__ = [
     "BASELINE_TYPES",
+    "CAPTURE_COLUMNS",
     "CONTENT_KEYS",
     "CSV",
     "EXPLAINER_VARIABLE",
     "EXPLANATIONS_HEADER",
+    "FLUSH_SECONDS",
     "JSON",
     "JSONLINES",
     "MAX_PAYLOAD_BYTES",
     "PARQUET",
+    "CaptureSettings",
     "ClarifyExplainer",
     "ContainerFailure",
+    "DataCapture",
     "EndpointInvoker",
     "EndpointRuntime",
     "EndpointRuntimeError",
@@ -87,6 +105,7 @@ __all__ = [
     "TransformSpec",
     "UnknownVariantError",
     "VariantSpec",
+    "capture_record",
     "choose_accept",
     "compile_enable_explanations",
     "compile_path",
@@ -98,9 +117,12 @@ __all__ = [
     "encode_predictions",
     "explainer_for",
     "handler_for",
+    "join_ground_truth",
     "load_served_model",
     "parse_env_options",
     "parse_output_keys",
+    "read_captures",
+    "read_ground_truth",
     "remove_partial_outputs",
     "resolve_model",
     "run_transform",
