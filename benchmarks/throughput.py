@@ -3,7 +3,8 @@ the server), on the runtime route of ``mlpilot serve`` and on ``serve-model`` di
 service hop can be told apart from the container's own cost.
 
 usage: python benchmarks/throughput.py MODEL [--seconds 60] [--connections 8] [--threads 2]
-           [--data examples/churn.csv] [--label NAME] [--output benchmarks/results/throughput.txt]
+           [--data examples/churn.csv] [--label NAME] [--capture PERCENT]
+           [--output benchmarks/results/throughput.txt]
 
 MODEL is a job or package folder. For each target, a short warm-up precedes the measured run;
 wrk posts one headerless CSV row (``text/csv``) per request over keep-alive connections. The
@@ -11,6 +12,10 @@ report gives requests/s, latency percentiles, non-2xx responses and socket error
 the service and instance processes before and after the load, the cold start (InService to the
 first answered request) and the load average (other work may share the cores). Needs ``wrk``
 on PATH (Debian: ``apt-get install wrk``).
+
+``--capture PERCENT`` gives the service's endpoint a DataCaptureConfig (input and output, CSV,
+that sampling percentage, to a local folder) and reports how many invocations were captured
+once the service has stopped (warm-up included): at 100, every answered request.
 """
 
 from __future__ import annotations
@@ -142,6 +147,14 @@ def service_target(model_dir: Path, data_dir: Path, body: str, args: argparse.Na
             PrimaryContainer={"Image": INFERENCE_IMAGE, "ModelDataUrl": str(model_dir)},
             ExecutionRoleArn="arn:aws:iam::000000000000:role/bench",
         )
+        capture: dict[str, Any] = {}
+        if args.capture is not None:
+            capture["DataCaptureConfig"] = {
+                "InitialSamplingPercentage": args.capture,
+                "DestinationS3Uri": str(data_dir.parent / "capture"),
+                "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
+                "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+            }
         sm.create_endpoint_config(
             EndpointConfigName="tp",
             ProductionVariants=[
@@ -152,6 +165,7 @@ def service_target(model_dir: Path, data_dir: Path, body: str, args: argparse.Na
                     "InstanceType": "ml.m5.large",
                 }
             ],
+            **capture,
         )
         started = time.perf_counter()
         sm.create_endpoint(EndpointName="tp", EndpointConfigName="tp")
@@ -167,10 +181,17 @@ def service_target(model_dir: Path, data_dir: Path, body: str, args: argparse.Na
             sys.exit(f"the endpoint answered {first.status_code}: {first.text}")
         result = measure(url, process.pid, body, args)
         result.update(create_to_in_service_s=round(in_service_s, 2), cold_ms=round(cold_ms, 1))
-        return result
+        time.sleep(1.0)  # requests wrk left in flight are answered
+        figures = httpx.get(f"http://127.0.0.1:{port}/endpoints/tp/metrics").json()
+        result["invocations"] = sum(v["Invocations"] for v in figures["Variants"].values())
     finally:
         process.terminate()
         process.wait(timeout=60)
+    if args.capture is not None:
+        files = list((data_dir.parent / "capture").rglob("*.jsonl"))
+        result["captured"] = sum(len(f.read_bytes().splitlines()) for f in files)
+        result["capture_files"] = len(files)
+    return result
 
 
 def direct_target(model_dir: Path, body: str, args: argparse.Namespace) -> Any:
@@ -211,6 +232,11 @@ def lines(name: str, result: dict[str, Any]) -> list[str]:
     ]
     if "create_to_in_service_s" in result:
         out.append(f"    CreateEndpoint to InService {result['create_to_in_service_s']} s")
+    if "captured" in result:
+        out.append(
+            f"    data capture: {result['captured']} of the endpoint's {result['invocations']} "
+            f"invocations (warm-up included) captured, in {result['capture_files']} files"
+        )
     return out
 
 
@@ -224,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--label", default="", help="what this run measures (in the report)")
     parser.add_argument("--skip-direct", action="store_true", help="only the service route")
+    parser.add_argument(
+        "--capture", type=int, help="a DataCaptureConfig with this sampling percentage"
+    )
     parser.add_argument("--output", default="benchmarks/results/throughput.txt")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:

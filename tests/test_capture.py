@@ -293,3 +293,50 @@ def test_capture_to_s3_and_join_from_s3(s3: S3Server) -> None:
     table = join_ground_truth(s3.uri("capture/"), s3.uri("labels/"))
     assert list(zip(table["inference_id"], table["label"], strict=True)) == [("id-1", "Yes")]
     assert table.loc[0, "endpoint"] == "churn" and table.loc[0, "variant"] == "A"
+
+
+def test_the_service_starts_switches_and_stops_an_endpoints_capture(tmp_path: Path) -> None:
+    from mlpilot.service import ServiceConfig, Store
+    from mlpilot.service._endpoint_host import EndpointHost
+
+    config = ServiceConfig(data_dir=tmp_path / "data")
+    config.data_dir.mkdir()
+    store = Store(config.database_url)
+    host = EndpointHost(config, store)
+    capture = {
+        "InitialSamplingPercentage": 100,
+        "DestinationS3Uri": str(tmp_path / "capture"),
+        "CaptureOptions": [{"CaptureMode": "Input"}],
+    }
+    try:
+        assert host.capture_summary("e", {"ProductionVariants": []}) is None
+        host.set_capture("e", {"DataCaptureConfig": capture})
+        assert host.capture_summary("e", {"DataCaptureConfig": capture}) == {
+            "EnableCapture": True,
+            "CaptureStatus": "Started",
+            "CurrentSamplingPercentage": 100,
+            "DestinationS3Uri": str(tmp_path / "capture"),
+        }
+        running = host._captures["e"]
+        _offer(running, 2)
+        # Switched off by the next configuration: what the old capture held is written.
+        disabled = {**capture, "EnableCapture": False}
+        host.set_capture("e", {"DataCaptureConfig": disabled})
+        assert "e" not in host._captures and running.written == 2
+        summary = host.capture_summary("e", {"DataCaptureConfig": disabled})
+        assert summary is not None
+        assert (summary["EnableCapture"], summary["CaptureStatus"]) == (False, "Stopped")
+        # A KmsKeyId the service no longer has (restarted without it): serving goes on,
+        # capture does not start.
+        sealed = {**capture, "KmsKeyId": "alias/gone"}
+        host.set_capture("e", {"DataCaptureConfig": sealed})
+        summary = host.capture_summary("e", {"DataCaptureConfig": sealed})
+        assert summary is not None and summary["CaptureStatus"] == "Stopped"
+        assert summary["KmsKeyId"] == "alias/gone"
+        host.set_capture("e", {"DataCaptureConfig": capture})
+        _offer(host._captures["e"], 3, prefix="late")
+    finally:
+        host.close()
+        store.close()
+    # Closing the host (the service's shutdown) writes what was still buffered.
+    assert len(_lines(tmp_path / "capture")) == 5

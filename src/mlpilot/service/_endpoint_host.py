@@ -136,7 +136,7 @@ class EndpointHost:
         return specs
 
     # -- data capture ---------------------------------------------------------------------
-    def _capture_for(self, name: str, config: dict[str, Any]) -> None:
+    def set_capture(self, name: str, config: dict[str, Any]) -> None:
         """Start the capture ``config`` asks for (none when it has no DataCaptureConfig or
         disables it), in place of the endpoint's previous one, which writes what it holds."""
         from mlpilot.serving import CaptureSettings, DataCapture
@@ -256,7 +256,7 @@ class EndpointHost:
             with self._guard:
                 self._runtimes[name] = runtime
                 self._explainers[name] = config.get("ExplainerConfig") is not None
-            self._capture_for(name, config)
+            self.set_capture(name, config)
             self.set_record(
                 name,
                 EndpointStatus="InService",
@@ -278,7 +278,7 @@ class EndpointHost:
                     raise ValueError("the endpoint is not running")
                 runtime.update_variants(self._specs(config))
                 self._explainers[name] = config.get("ExplainerConfig") is not None
-                self._capture_for(name, config)
+                self.set_capture(name, config)
             except Exception as exc:
                 # The old variants keep serving, as SageMaker rolls a failed update back.
                 self.set_record(
