@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +22,9 @@ from mlpilot.service._config import ServiceConfig
 from mlpilot.service._deploy import ENDPOINT, ENDPOINT_CONFIG, MODEL, _now
 from mlpilot.service._errors import InvocationError
 from mlpilot.service._store import Store
+
+if TYPE_CHECKING:
+    from mlpilot.serving import DataCapture
 
 __all__ = ["EndpointHost"]
 
@@ -54,7 +57,7 @@ class EndpointHost:
         #: Whether each running endpoint's configuration has an ExplainerConfig.
         self._explainers: dict[str, bool] = {}
         #: The data capture of each running endpoint whose configuration enables it.
-        self._captures: dict[str, Any] = {}
+        self._captures: dict[str, DataCapture] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -144,11 +147,11 @@ class EndpointHost:
         settings = config.get("DataCaptureConfig") or {}
         capture = None
         if settings and settings.get("EnableCapture", True):
-            parsed = CaptureSettings.from_config(settings)
-            key = None
-            if parsed.kms_key_id is not None:
-                key = self.config.keyring.get(parsed.kms_key_id)
             try:
+                parsed = CaptureSettings.from_config(settings)
+                key = None
+                if parsed.kms_key_id is not None:
+                    key = self.config.keyring.get(parsed.kms_key_id)
                 capture = DataCapture(name, parsed, key=key)
             except Exception as exc:
                 # The endpoint serves without it; DescribeEndpoint says CaptureStatus Stopped.
