@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import re._parser as sre_parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ import regex
 
 from mlpilot.service._automl import AutoMLOperations
 from mlpilot.service._deploy import IMAGE_REPOSITORY, DeployOperations
+from mlpilot.service._registry import RegistryOperations
 from mlpilot.service._shapes import (
     LOCAL_URI_PATTERNS,
     MAX_REQUEST_BYTES,
@@ -40,9 +42,16 @@ from mlpilot.service._shapes import (
 from mlpilot.service._transforms import TransformOperations
 
 #: Codes a fuzzed request may draw besides the validation ones: the resource it names is
-#: missing or busy, or a quota is reached.
+#: missing, busy or in a conflicting state (a group still holding packages), or a quota is
+#: reached.
 SEMANTIC_CODES = frozenset(
-    {"ResourceNotFound", "ResourceInUse", "ResourceLimitExceeded", "ValidationException"}
+    {
+        "ResourceNotFound",
+        "ResourceInUse",
+        "ResourceLimitExceeded",
+        "ValidationException",
+        "ConflictException",
+    }
 )
 SHAPE_CODES = frozenset({"ValidationException", "SerializationException"})
 #: The size of the raw oversized bodies (over the service's limit).
@@ -90,7 +99,7 @@ _SEEDED_NAMES = frozenset(
 def implemented_operations() -> list[str]:
     """The operations the service dispatches (its handlers' public methods, as ``Service``
     registers them)."""
-    handlers = (AutoMLOperations, DeployOperations, TransformOperations)
+    handlers = (AutoMLOperations, DeployOperations, RegistryOperations, TransformOperations)
     return sorted(name for cls in handlers for name in dir(cls) if name[:1].isupper())
 
 
@@ -124,13 +133,16 @@ class Outcome:
 
 
 def _pattern_for_generation(pattern: str) -> str:
-    # Python's re cannot parse \p{..}; stand-ins that stay inside what the class allows.
+    # Python's re cannot parse \p{..}; stand-ins that stay inside what the class allows. Nor
+    # a quantified end anchor (the customer metadata patterns' ``${1,128}``): one ``$``.
     return (
-        pattern.replace(r"\p{L}", "a-zA-Zé")
+        re.sub(r"\$\{\d+,\d+\}", "$", pattern)
+        .replace(r"\p{L}", "a-zA-Zé")
         .replace(r"\p{Z}", " ")
         .replace(r"\p{N}", "0-9")
         .replace(r"\p{M}", "")
         .replace(r"\p{P}", ".,")
+        .replace(r"\p{S}", "+$")
     )
 
 
