@@ -176,6 +176,8 @@ def test_lists_filter_sort_and_page(service: Service, model_data: str) -> None:
         f"{ARN}:model-package/fraud/1",
     ]
     assert listed(ModelPackageGroupName="missing") == []
+    # A version's name is its group's: NameContains (any case) matches the group.
+    assert listed(ModelPackageType="Both", NameContains="FRA") == [f"{ARN}:model-package/fraud/1"]
     summary = service.call("ListModelPackages", {"ModelPackageGroupName": "fraud"})
     assert set(summary["ModelPackageSummaryList"][0]) == {
         "ModelPackageName",
