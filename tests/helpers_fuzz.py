@@ -11,9 +11,11 @@ never starts a job or a transform of its own.
 
 Given a real model package (``Fuzzer(..., package=...)``), a run is *stateful*: :meth:`setup`
 first makes real resources (a model, an endpoint configuration, an endpoint in service, a
-finished transform and a failed AutoML job), the generated names include theirs, and
+finished transform, a failed AutoML job, and a model package group requiring approval with a
+version and a model made from it), the generated names include theirs, and
 :meth:`Fuzzer.stateful` makes requests aimed at them (taken names, deletes twice, odd names,
-broken updates, bad variants); :meth:`Fuzzer.final` checks they are all still as they were.
+broken updates, bad variants, a deployment of the unapproved version, a group still holding
+packages); :meth:`Fuzzer.final` checks they are all still as they were.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import re._parser as sre_parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,7 @@ import regex
 
 from mlpilot.service._automl import AutoMLOperations
 from mlpilot.service._deploy import IMAGE_REPOSITORY, DeployOperations
+from mlpilot.service._registry import RegistryOperations
 from mlpilot.service._shapes import (
     LOCAL_URI_PATTERNS,
     MAX_REQUEST_BYTES,
@@ -40,9 +44,16 @@ from mlpilot.service._shapes import (
 from mlpilot.service._transforms import TransformOperations
 
 #: Codes a fuzzed request may draw besides the validation ones: the resource it names is
-#: missing or busy, or a quota is reached.
+#: missing, busy or in a conflicting state (a group still holding packages), or a quota is
+#: reached.
 SEMANTIC_CODES = frozenset(
-    {"ResourceNotFound", "ResourceInUse", "ResourceLimitExceeded", "ValidationException"}
+    {
+        "ResourceNotFound",
+        "ResourceInUse",
+        "ResourceLimitExceeded",
+        "ValidationException",
+        "ConflictException",
+    }
 )
 SHAPE_CODES = frozenset({"ValidationException", "SerializationException"})
 #: The size of the raw oversized bodies (over the service's limit).
@@ -61,14 +72,21 @@ SEED_ENDPOINT = "fuzz-seed-endpoint"
 SEED_TRANSFORM = "fuzz-seed-transform"
 SEED_JOB = "fuzz-seed-job"
 SEED_VARIANT = "seed"
+#: A model package group requiring approval, its version 1 (never approved: a run only
+#: rejects it) and a model made from that version.
+SEED_GROUP = "fuzz-seed-group"
+SEED_PACKAGE = f"{SEED_GROUP}/1"
+SEED_PACKAGE_MODEL = "fuzz-seed-packaged"
 #: Names by the member that holds them, for a stateful run's generated requests.
 _SEEDED = {
-    "ModelName": [SEED_MODEL, SEED_BROKEN],
+    "ModelName": [SEED_MODEL, SEED_BROKEN, SEED_PACKAGE_MODEL],
     "EndpointConfigName": [SEED_CONFIG],
     "EndpointName": [SEED_ENDPOINT],
     "TransformJobName": [SEED_TRANSFORM],
     "AutoMLJobName": [SEED_JOB],
     "VariantName": [SEED_VARIANT],
+    "ModelPackageGroupName": [SEED_GROUP],
+    "ModelPackageName": [SEED_PACKAGE],
 }
 #: The kinds of :meth:`Fuzzer.stateful` scenarios; a stateful run has each at least once.
 STATEFUL_KINDS = (
@@ -81,6 +99,7 @@ STATEFUL_KINDS = (
     "limit",
     "transform",
     "stop",
+    "registry",
 )
 _SEEDED_NAMES = frozenset(
     name for names in _SEEDED.values() for name in names if name != SEED_VARIANT
@@ -90,7 +109,7 @@ _SEEDED_NAMES = frozenset(
 def implemented_operations() -> list[str]:
     """The operations the service dispatches (its handlers' public methods, as ``Service``
     registers them)."""
-    handlers = (AutoMLOperations, DeployOperations, TransformOperations)
+    handlers = (AutoMLOperations, DeployOperations, RegistryOperations, TransformOperations)
     return sorted(name for cls in handlers for name in dir(cls) if name[:1].isupper())
 
 
@@ -124,13 +143,16 @@ class Outcome:
 
 
 def _pattern_for_generation(pattern: str) -> str:
-    # Python's re cannot parse \p{..}; stand-ins that stay inside what the class allows.
+    # Python's re cannot parse \p{..}; stand-ins that stay inside what the class allows. Nor
+    # a quantified end anchor (the customer metadata patterns' ``${1,128}``): one ``$``.
     return (
-        pattern.replace(r"\p{L}", "a-zA-Zé")
+        re.sub(r"\$\{\d+,\d+\}", "$", pattern)
+        .replace(r"\p{L}", "a-zA-Zé")
         .replace(r"\p{Z}", " ")
         .replace(r"\p{N}", "0-9")
         .replace(r"\p{M}", "")
         .replace(r"\p{P}", ".,")
+        .replace(r"\p{S}", "+$")
     )
 
 
@@ -153,6 +175,8 @@ class Fuzzer:
         #: A real model package (its model.tar.gz): the run is stateful.
         self.package = package
         self._serial = 0
+        #: The seeded group's last version (versions are numbered in the order made).
+        self._versions = 1
 
     # -- strings from patterns ------------------------------------------------------------
     def _from_regex(self, pattern: str, low: int, high: int) -> str | None:
@@ -623,6 +647,21 @@ class Fuzzer:
             ("CreateEndpoint", {"EndpointName": SEED_ENDPOINT, "EndpointConfigName": SEED_CONFIG}),
             ("CreateTransformJob", self._transform_body(SEED_TRANSFORM)),
             ("CreateAutoMLJobV2", self._automl_body(SEED_JOB)),
+            (
+                "CreateModelPackageGroup",
+                {
+                    "ModelPackageGroupName": SEED_GROUP,
+                    "Tags": [{"Key": "mlpilot:RequireApproval", "Value": "true"}],
+                },
+            ),
+            ("CreateModelPackage", self._package_body(SEED_GROUP)),
+            (
+                "CreateModel",
+                {
+                    "ModelName": SEED_PACKAGE_MODEL,
+                    "PrimaryContainer": {"ModelPackageName": self._package_arn(1)},
+                },
+            ),
         ]
         cases += [self._json_case(op, "setup", body, None) for op, body in bodies]
         for case in cases:
@@ -635,6 +674,15 @@ class Fuzzer:
             "PrimaryContainer": {"Image": f"{IMAGE_REPOSITORY}:fuzz", "ModelDataUrl": str(data)},
             "ExecutionRoleArn": "arn:aws:iam::000000000000:role/fuzz",
         }
+
+    def _package_body(self, group: str) -> dict[str, Any]:
+        container = {"Image": f"{IMAGE_REPOSITORY}:fuzz", "ModelDataUrl": str(self.package)}
+        specification = {"Containers": [container]}
+        return {"ModelPackageGroupName": group, "InferenceSpecification": specification}
+
+    @staticmethod
+    def _package_arn(version: int) -> str:
+        return f"arn:aws:sagemaker:us-east-1:000000000000:model-package/{SEED_GROUP}/{version}"
 
     @staticmethod
     def _config_body(name: str, model: str, count: int = 1) -> dict[str, Any]:
@@ -857,6 +905,8 @@ class Fuzzer:
             if rng.random() < 0.5:
                 body = self._transform_body(self._fresh("transform"), MaxPayloadInMB=0)
             return [self._fixed("CreateTransformJob", "seed-transform", body, valid)]
+        if kind == "registry":
+            return self._registry_scenario()
         operation, member, name = rng.choice(
             [
                 ("StopTransformJob", "TransformJobName", SEED_TRANSFORM),
@@ -865,6 +915,56 @@ class Fuzzer:
         )
         # Accepted while it runs (it is then Stopping), a ValidationException once it ended.
         return [self._fixed(operation, "seed-stop", {member: name}, None)]
+
+    def _registry_scenario(self) -> list[Case]:
+        """Requests at the seeded model package group and its version 1, which is never
+        approved (so a model made from it is never deployed: its group requires approval)."""
+        rng, ok = self.rng, 200
+        valid = frozenset({"ValidationException"})
+        choice = rng.choice(["taken", "held", "gated", "status", "odd", "delete-twice"])
+        if choice == "taken":
+            body = {"ModelPackageGroupName": rng.choice([SEED_GROUP, SEED_GROUP.upper()])}
+            return [self._fixed("CreateModelPackageGroup", "seed-registry", body, valid)]
+        if choice == "held":
+            body = {"ModelPackageGroupName": SEED_GROUP}
+            conflict = frozenset({"ConflictException"})
+            return [self._fixed("DeleteModelPackageGroup", "seed-registry", body, conflict)]
+        if choice == "gated":
+            name = self._fresh("config")
+            body = {"EndpointName": self._fresh("endpoint"), "EndpointConfigName": name}
+            return [
+                self._fixed(
+                    "CreateEndpointConfig",
+                    "seed-registry",
+                    self._config_body(name, SEED_PACKAGE_MODEL),
+                    None,
+                    ok,
+                ),
+                self._fixed("CreateEndpoint", "seed-registry", body, valid),
+            ]
+        if choice == "status":
+            arn = self._package_arn(1)
+            rejected = {"ModelPackageArn": arn, "ModelApprovalStatus": "Rejected"}
+            pending = {"ModelPackageArn": arn, "ModelApprovalStatus": "PendingManualApproval"}
+            return [
+                self._fixed("UpdateModelPackage", "seed-registry", rejected, None, ok),
+                self._fixed("UpdateModelPackage", "seed-registry", pending, valid),
+            ]
+        if choice == "odd":
+            name = rng.choice(
+                [f"{SEED_GROUP}/0", f"{SEED_GROUP}/99999", f"{SEED_GROUP}-/1", SEED_GROUP]
+            )
+            body = {"ModelPackageName": name}
+            return [self._fixed("DescribeModelPackage", "seed-registry", body, valid)]
+        # A new version, deleted twice; the seeded version 1 stays.
+        self._versions += 1
+        created = self._package_body(SEED_GROUP)
+        deleted = {"ModelPackageName": self._package_arn(self._versions)}
+        return [
+            self._fixed("CreateModelPackage", "seed-registry", created, None, ok),
+            self._fixed("DeleteModelPackage", "seed-registry", deleted, None, ok),
+            self._fixed("DeleteModelPackage", "seed-registry", deleted, valid),
+        ]
 
     def final(self) -> list[Case]:
         """At the end of a stateful run: the seeded resources answer Describe, and deleting the
@@ -886,6 +986,9 @@ class Fuzzer:
                 },
             ),
             ("DescribeEndpoint", {"EndpointName": SEED_ENDPOINT}),
+            ("DescribeModelPackageGroup", {"ModelPackageGroupName": SEED_GROUP}),
+            ("DescribeModelPackage", {"ModelPackageName": SEED_PACKAGE}),
+            ("DescribeModel", {"ModelName": SEED_PACKAGE_MODEL}),
         ]
         return [self._fixed(op, "final", body, None, 200) for op, body in checks]
 

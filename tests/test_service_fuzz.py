@@ -312,14 +312,15 @@ def churn(tmp_path_factory: pytest.TempPathFactory) -> helpers_models.TrainedMod
 def test_fuzzed_requests_against_real_resources(
     tmp_path: Path, churn: helpers_models.TrainedModel
 ) -> None:
-    """A stateful run: a real model, endpoint, transform and AutoML job are made first, then
-    200 requests mix fuzzed ones with ones aimed at those resources (taken names, deletes
-    twice, odd names, broken updates, bad variants). No 5xx, none unanswered, each the code
+    """A stateful run: a real model, endpoint, transform, AutoML job and model package group
+    (with a version and a model made from it) are made first, then 200 requests mix fuzzed
+    ones with ones aimed at those resources (taken names, deletes twice, odd names, broken
+    updates, bad variants, deploying the unapproved version). No 5xx, none unanswered, each the code
     expected; at the end every seeded resource describes and the endpoint still answers."""
     server = ServiceProcess(tmp_path / "data", s3_endpoint=f"http://127.0.0.1:{free_port()}")
     server.start()
-    # Seed 8 draws no fuzzed CreateEndpoint that starts a second endpoint: the test stays short.
-    fuzzer = Fuzzer(seed=8, root=tmp_path, package=churn.archive)
+    # Seed 10 draws no fuzzed CreateEndpoint that starts a second endpoint: the test stays short.
+    fuzzer = Fuzzer(seed=10, root=tmp_path, package=churn.archive)
     try:
         with httpx.Client(timeout=60) as client:
             outcomes = [send(client, f"{server.url}/", case) for case in fuzzer.setup()]
@@ -350,4 +351,5 @@ def test_fuzzed_requests_against_real_resources(
     assert {f"seed-{kind}" for kind in STATEFUL_KINDS} <= set(kinds)
     codes = collections.Counter(o.code for o in outcomes)
     assert codes["ResourceInUse"] > 0 and codes["ResourceLimitExceeded"] > 0
+    assert codes["ConflictException"] > 0  # the seeded group still holds its version
     assert "Traceback" not in log

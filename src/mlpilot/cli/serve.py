@@ -143,6 +143,14 @@ def serve(
     job_parallelism: Annotated[
         int | None, typer.Option(help="Worker processes per job (default: all cores).")
     ] = None,
+    require_approved_packages: Annotated[
+        bool,
+        typer.Option(
+            "--require-approved-packages",
+            help="Deploy (CreateEndpoint, UpdateEndpoint, CreateTransformJob) a model made from "
+            "a model package only when the package's ModelApprovalStatus is Approved.",
+        ),
+    ] = False,
     kms_key: Annotated[
         list[str] | None,
         typer.Option(
@@ -188,6 +196,7 @@ def serve(
             body_timeout=body_timeout,
             header_timeout=header_timeout,
             kms_keys=parse_kms_keys(kms_key or []),
+            require_approved_packages=require_approved_packages,
             **({} if max_concurrent_jobs is None else {"max_concurrent_jobs": max_concurrent_jobs}),
         )
     except ValueError as exc:

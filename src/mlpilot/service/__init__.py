@@ -1,7 +1,7 @@
-"""The SageMaker-compatible service: AutoML jobs (and, beside them, models, endpoints and
-transform jobs) over the AWS JSON 1.1 protocol, so boto3 and the AWS CLI drive mlpilot with
-``--endpoint-url``. Thin over the engine: jobs run in their own processes, state lives in the
-metadata store."""
+"""The SageMaker-compatible service: AutoML jobs (and, beside them, models, endpoints, transform
+jobs and the model registry) over the AWS JSON 1.1 protocol, so boto3 and the AWS CLI drive
+mlpilot with ``--endpoint-url``. Thin over the engine: jobs run in their own processes, state
+lives in the metadata store."""
 
 from mlpilot.service._app import (
     QUEUE_LENGTH,

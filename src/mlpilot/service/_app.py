@@ -35,6 +35,7 @@ from mlpilot.service._jobs import JobManager
 from mlpilot.service._kms import export_keys
 from mlpilot.service._limits import BodyDeadline, Throttle
 from mlpilot.service._paths import check_request_uris
+from mlpilot.service._registry import RegistryOperations
 from mlpilot.service._shapes import (
     MAX_REQUEST_BYTES,
     conform_output,
@@ -84,11 +85,13 @@ class Service:
         self.jobs = JobManager(config, self.store)
         self.endpoints = EndpointHost(config, self.store)
         self.transforms = TransformManager(config, self.store)
-        self.deploy = DeployOperations(config, self.store, self.endpoints)
+        self.registry = RegistryOperations(config, self.store)
+        self.deploy = DeployOperations(config, self.store, self.endpoints, self.registry)
         self.operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self.add_operations(AutoMLOperations(config, self.store, self.jobs))
         self.add_operations(self.deploy)
-        self.add_operations(TransformOperations(config, self.store, self.transforms))
+        self.add_operations(self.registry)
+        self.add_operations(TransformOperations(config, self.store, self.transforms, self.registry))
         self.jobs.on_deploy = self._deploy_job
         self._deploying: set[str] = set()
         self._deploy_lock = threading.Lock()

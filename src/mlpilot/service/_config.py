@@ -92,6 +92,9 @@ class ServiceConfig:
     #: Seconds a client has to send a request's line and headers; a slower one gets 408.
     header_timeout: float = 60.0
     kms_keys: dict[str, Path] = field(default_factory=dict)
+    #: Deploy (CreateEndpoint, UpdateEndpoint, CreateTransformJob) a model made from a model
+    #: package only when the package is Approved. Off: SageMaker deploys any package.
+    require_approved_packages: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()

@@ -19,10 +19,11 @@ from mlpilot.service._paths import local_path
 from mlpilot.service._store import AlreadyExists, Store
 
 if TYPE_CHECKING:
-    # Only for the annotation: the host imports this module's resource kinds.
+    # Only for the annotations: the host and the registry import this module.
     from mlpilot.service._endpoint_host import EndpointHost
+    from mlpilot.service._registry import RegistryOperations
 
-__all__ = ["ENDPOINT", "ENDPOINT_CONFIG", "MODEL", "DeployOperations"]
+__all__ = ["ENDPOINT", "ENDPOINT_CONFIG", "MODEL", "DeployOperations", "check_container"]
 
 log = logging.getLogger("mlpilot.service")
 
@@ -54,6 +55,10 @@ def _now() -> float:
     return round(time.time(), 3)
 
 
+def _models(config: dict[str, Any]) -> list[str]:
+    return [variant["ModelName"] for variant in config["ProductionVariants"]]
+
+
 def _image_ok(image: str) -> bool:
     repository = image.split("@", 1)[0].rsplit(":", 1)[0] if ":" in image else image
     return repository.split("/")[-2:] == IMAGE_REPOSITORY.split("/")
@@ -67,6 +72,21 @@ def _model_data_exists(url: str) -> bool:
         return bool(fs.exists(path))
     except Exception:
         return False
+
+
+def check_container(container: dict[str, Any], where: str = "The container") -> None:
+    """What mlpilot needs of a container it is to run: its own inference image and model data
+    that exists (a ValidationException naming what is wrong)."""
+    image, url = container.get("Image"), container.get("ModelDataUrl")
+    if not image or not url:
+        raise validation(f"{where} needs an Image and a ModelDataUrl")
+    if not _image_ok(image):
+        raise validation(
+            f"Image {image!r} is not an mlpilot inference image; use the Image that "
+            f"DescribeAutoMLJobV2 reports in InferenceContainers ({IMAGE_REPOSITORY}:<tag>)"
+        )
+    if not _model_data_exists(url):
+        raise validation(f"Could not find model data at {url}.")
 
 
 def package_id(url: str) -> str | None:
@@ -155,10 +175,13 @@ def _check_capture(config: ServiceConfig, capture: dict[str, Any]) -> None:
 class DeployOperations:
     """CreateModel … DeleteEndpoint."""
 
-    def __init__(self, config: ServiceConfig, store: Store, host: EndpointHost) -> None:
+    def __init__(
+        self, config: ServiceConfig, store: Store, host: EndpointHost, packages: RegistryOperations
+    ) -> None:
         self.config = config
         self.store = store
         self.host = host
+        self.packages = packages
         # A check of the instance quota and the change it allows are one step.
         self._instances = threading.Lock()
 
@@ -179,18 +202,18 @@ class DeployOperations:
                 f"inference pipeline (got {len(chosen)} containers)"
             )
         container = chosen[0]
-        image, url = container.get("Image"), container.get("ModelDataUrl")
-        if not image or not url:
-            raise validation("The container needs an Image and a ModelDataUrl")
-        if not _image_ok(image):
-            raise validation(
-                f"Image {image!r} is not an mlpilot inference image; use the Image that "
-                f"DescribeAutoMLJobV2 reports in InferenceContainers ({IMAGE_REPOSITORY}:<tag>)"
-            )
+        if container.get("ModelPackageName") is not None:
+            # The package's container, with this one's Environment over the package's.
+            resolved = self.packages.container(container)
+            if primary is not None:
+                primary = resolved
+            else:
+                containers = [resolved]
+        else:
+            check_container(container)
         if container.get("Mode", "SingleModel") != "SingleModel":
             raise validation("Only SingleModel containers are supported")
-        if not _model_data_exists(url):
-            raise validation(f"Could not find model data at {url}.")
+        params = {**params, "PrimaryContainer": primary, "Containers": containers}
         record = {
             "ModelName": name,
             "ModelArn": arn,
@@ -316,6 +339,7 @@ class DeployOperations:
     def create_endpoint(self, name: str, config_name: str, *, wait: float) -> str:
         arn = self._arn(ENDPOINT, name)
         config = self._config(config_name)
+        self.packages.check_deployable(_models(config))
         now = _now()
         record = {
             "EndpointName": name,
@@ -390,6 +414,7 @@ class DeployOperations:
         with self._instances:
             record = self._serving(name)
             config = self._config(params["EndpointConfigName"])
+            self.packages.check_deployable(_models(config))
             self._check_instances(name, self._wanted(config))
             self.host.set_record(name, EndpointStatus="Updating")
         self._record_deployments(name, config, "UpdateEndpoint")

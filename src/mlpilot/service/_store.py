@@ -107,6 +107,25 @@ deployments = Table(
 )
 
 
+#: The model registry's packages (CreateModelPackage): versioned ones (in a group, keyed
+#: ``group/version``) and unversioned ones (keyed by their name). The columns beside the record
+#: are what ListModelPackages filters and sorts on; ``client_token`` makes a retried create
+#: answer the package it made. Groups are ``resources`` of kind ``model-package-group``.
+model_packages = Table(
+    "model_packages",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("arn", String(256), nullable=False, unique=True),
+    Column("group_name", String(64), index=True),
+    Column("version", Integer),
+    Column("approval", String(32)),
+    Column("created", Float, nullable=False),
+    Column("modified", Float, nullable=False),
+    Column("client_token", String(64), index=True),
+    Column("record", Text, nullable=False),
+)
+
+
 class AlreadyExists(Exception):
     pass
 
@@ -325,6 +344,13 @@ class Store:
             ).first()
         return None if found is None else json.loads(found.record)
 
+    def resource_by_arn(self, kind: str, arn: str) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            found = conn.execute(
+                select(resources).where(and_(resources.c.kind == kind, resources.c.arn == arn))
+            ).first()
+        return None if found is None else json.loads(found.record)
+
     def put_resource(self, kind: str, name: str, record: dict[str, Any]) -> None:
         """Replace an existing resource's record (status and modified time follow it)."""
         with self._tx() as conn:
@@ -351,6 +377,97 @@ class Store:
         page = self._list(
             resources, [condition], listing, default_sort="CreationTime", tie_follows=False
         )
+        page.rows = [row["record"] for row in page.rows]
+        return page
+
+    # -- model packages -------------------------------------------------------------------
+    def insert_model_package(self, row: dict[str, Any]) -> None:
+        """Add a package: ``name``, ``arn``, ``group_name``, ``version``, ``approval``,
+        ``client_token`` and its ``record`` (whose times the row's columns take)."""
+        record = row["record"]
+        values = {
+            **row,
+            "created": record["CreationTime"],
+            "modified": record.get("LastModifiedTime", record["CreationTime"]),
+            "record": json.dumps(record, default=str),
+        }
+        try:
+            with self._tx() as conn:
+                conn.execute(model_packages.insert().values(**values))
+        except IntegrityError as exc:
+            raise AlreadyExists(row["arn"]) from exc
+
+    def model_package(
+        self, *, arn: str | None = None, client_token: str | None = None
+    ) -> dict[str, Any] | None:
+        """The package whose ARN is ``arn``, or that the create with ``client_token`` made."""
+        t = model_packages
+        condition = t.c.arn == arn if arn is not None else t.c.client_token == client_token
+        with self._tx() as conn:
+            found = conn.execute(select(t).where(condition)).first()
+        return None if found is None else json.loads(found.record)
+
+    def put_model_package(self, arn: str, record: dict[str, Any]) -> None:
+        """Replace a package's record (its approval status and modified time follow it)."""
+        t = model_packages
+        with self._tx() as conn:
+            conn.execute(
+                t.update()
+                .where(t.c.arn == arn)
+                .values(
+                    approval=record.get("ModelApprovalStatus"),
+                    modified=record.get("LastModifiedTime", time.time()),
+                    record=json.dumps(record, default=str),
+                )
+            )
+
+    def delete_model_package(self, arn: str) -> bool:
+        t = model_packages
+        with self._tx() as conn:
+            deleted = conn.execute(t.delete().where(t.c.arn == arn)).rowcount
+        return bool(deleted)
+
+    def last_package_version(self, group: str) -> int:
+        """The highest version the packages of ``group`` hold (0: none)."""
+        t = model_packages
+        with self._tx() as conn:
+            found = conn.execute(
+                select(func.max(t.c.version)).where(t.c.group_name == group)
+            ).scalar_one()
+        return int(found or 0)
+
+    def list_model_packages(
+        self,
+        *,
+        group: str | None,
+        versioned: bool | None,
+        approval: str | None,
+        listing: Listing,
+    ) -> Page:
+        """Package records: of ``group`` (its versions), of one kind (``versioned`` True or
+        False; None: both), with an approval status, and the listing's name, creation-time
+        bounds, order and page. By creation time unless sorted by name (a versioned package's
+        name is its group's; then by version). Ascending unless told."""
+        t = model_packages
+        name = func.coalesce(t.c.group_name, t.c.name)
+        conditions: list[Any] = []
+        if name_contains := listing.get("name_contains"):
+            conditions.append(func.lower(name).contains(name_contains.lower()))
+        if (after := listing.get("created_after")) is not None:
+            conditions.append(t.c.created > after)
+        if (before := listing.get("created_before")) is not None:
+            conditions.append(t.c.created < before)
+        if group is not None:
+            conditions.append(t.c.group_name == group)
+        if versioned is not None:
+            conditions.append(t.c.version.is_not(None) if versioned else t.c.version.is_(None))
+        if approval is not None:
+            conditions.append(t.c.approval == approval)
+        keys = [name, t.c.version] if listing.get("sort_by") == "Name" else [t.c.created, t.c.arn]
+        descending = listing.get("descending", False)
+        orders = [key.desc() if descending else key.asc() for key in keys]
+        query = select(t).where(and_(True, *conditions)).order_by(*orders)
+        page = self._page(query, listing.get("offset", 0), listing.get("limit", 10))
         page.rows = [row["record"] for row in page.rows]
         return page
 

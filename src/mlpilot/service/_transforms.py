@@ -21,6 +21,7 @@ from mlpilot.service._deploy import MODEL, _now
 from mlpilot.service._errors import in_use, not_found, validation
 from mlpilot.service._kms import check_kms_key
 from mlpilot.service._listing import list_answer, listing
+from mlpilot.service._registry import RegistryOperations
 from mlpilot.service._runners import RunnerSupervisor, ending, pid_is_runner
 from mlpilot.service._store import AlreadyExists, Store
 
@@ -160,10 +161,17 @@ class TransformManager(RunnerSupervisor):
 
 
 class TransformOperations:
-    def __init__(self, config: ServiceConfig, store: Store, manager: TransformManager) -> None:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        store: Store,
+        manager: TransformManager,
+        packages: RegistryOperations,
+    ) -> None:
         self.config = config
         self.store = store
         self.manager = manager
+        self.packages = packages
 
     def CreateTransformJob(self, params: dict[str, Any]) -> dict[str, Any]:
         from mlpilot.errors import MlpilotError
@@ -175,6 +183,7 @@ class TransformOperations:
             raise not_found(
                 f'Could not find model "{self.config.arn(MODEL, params["ModelName"])}".'
             )
+        self.packages.check_deployable([params["ModelName"]])
         try:
             TransformSpec.from_request(params)
         except MlpilotError as exc:
