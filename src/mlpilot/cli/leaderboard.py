@@ -61,6 +61,8 @@ def leaderboard(
         .get("ProblemType")
     )
     metrics = [m for m in metric_names(problem) if m in frame.columns] if problem else []
+    if results.objective in frame.columns and results.objective not in metrics:
+        metrics.append(results.objective)  # a job's own objective (cost matrix, user metric)
     if not all_metrics:
         metrics = [m for m in metrics if m == results.objective][:1]
     table = Table(

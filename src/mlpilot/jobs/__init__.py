@@ -11,7 +11,7 @@ from mlpilot.jobs._records import (
     job_summary,
 )
 from mlpilot.jobs._recover import finalize_interrupted
-from mlpilot.jobs._results import JobResults, load_job
+from mlpilot.jobs._results import JobResults, activate_job_objective, load_job
 
 __all__ = [
     "AutoMLJob",
@@ -21,6 +21,7 @@ __all__ = [
     "JobObserver",
     "JobRecord",
     "JobResults",
+    "activate_job_objective",
     "describe_v1",
     "echo_request",
     "finalize_interrupted",
