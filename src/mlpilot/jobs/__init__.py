@@ -2,7 +2,7 @@
 
 from mlpilot._layout import JobLayout, model_location, read_candidates
 from mlpilot.jobs._job import AutoMLJob, JobHooks, JobObserver
-from mlpilot.jobs._leaderboard import leaderboard_frame, progress_frame
+from mlpilot.jobs._leaderboard import leaderboard_frame, objective_maximized, progress_frame
 from mlpilot.jobs._records import (
     CandidateRecord,
     JobRecord,
@@ -29,6 +29,7 @@ __all__ = [
     "leaderboard_frame",
     "load_job",
     "model_location",
+    "objective_maximized",
     "progress_frame",
     "read_candidates",
 ]
