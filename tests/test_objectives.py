@@ -357,6 +357,13 @@ def test_allowed_modules_are_whole_module_prefixes() -> None:
     assert not function.allowed_by([])
 
 
+def test_user_metric_that_cannot_be_loaded_is_named(user_module: str) -> None:
+    with pytest.raises(ConfigError, match="cannot import no_such_module_here"):
+        ObjectiveFunction("no_such_module_here:f", maximize=True).load()
+    with pytest.raises(ConfigError, match=f"{user_module} has no function missing"):
+        ObjectiveFunction(f"{user_module}:missing", maximize=True).load()
+
+
 # -- one whole job -----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_cli_job_with_a_cost_matrix_predicts_the_cost_minimising_label(tmp_path: Path) -> None:

@@ -90,6 +90,8 @@ class TabularProblem:
             profile.problem_type,
             [label_key(v) for v in profile.target.labels],
         )
+        if spec.objective_function is not None:
+            spec.objective_function.load()  # an entry point that cannot be imported fails now
         if custom is not None:
             objective = custom.name
             if custom.costs is not None:
