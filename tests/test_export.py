@@ -81,6 +81,11 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
             held.loc[3, "tenure"] = np.nan
         model = InferenceModel.build(members, profile, candidate={"CandidateName": key})
         built[key] = (model.save(root / key, archive=False), held)
+        if key == "multiclass":  # a cost matrix job's decision: the least expected cost
+            costs = [[0.0, 3.0, 3.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]
+            candidate = {"CandidateName": "costly", "DecisionCosts": costs}
+            model = InferenceModel.build(members, profile, candidate=candidate)
+            built["costly"] = (model.save(root / "costly", archive=False), held)
         if key != "binary":
             continue
         bag = [members[0], _member(train.iloc[::-1], profile, "lightgbm", lightgbm, seed=1)]
@@ -122,7 +127,9 @@ def _onnx_predictions(model_file: Path, rows: pd.DataFrame) -> dict[str, np.ndar
     return dict(zip(names, session.run(None, onnx_feed(session, rows)), strict=True))
 
 
-@pytest.mark.parametrize("key", ["binary", "multiclass", "regression", "bag", "blend", "stack"])
+@pytest.mark.parametrize(
+    "key", ["binary", "multiclass", "costly", "regression", "bag", "blend", "stack"]
+)
 def test_onnx_graph_predicts_as_mlpilot(packages: Any, tmp_path: Path, key: str) -> None:
     package, rows = packages[key]
     model = InferenceModel.load(package)
@@ -136,6 +143,9 @@ def test_onnx_graph_predicts_as_mlpilot(packages: Any, tmp_path: Path, key: str)
     assert list(out["predicted_label"]) == [str(v) for v in expected["predicted_label"]]
     np.testing.assert_allclose(out["probabilities"], model.predict_raw(rows), atol=1e-4)
     assert len(set(out["predicted_label"])) > 1  # the rows are not all one class
+    if key == "costly":  # the cost rule parts from the arg-max on some rows
+        raw = model.predict_raw(rows)
+        assert (model.decide(raw) != raw.argmax(axis=1)).any()
 
 
 def test_onnx_graph_takes_one_input_per_used_column(packages: Any, tmp_path: Path) -> None:

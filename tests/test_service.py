@@ -233,6 +233,18 @@ BAD_REQUESTS = [
         "ValidationException",
         "Tag mlpilot:MaxLatencyMs: expected a positive number of milliseconds",
     ),
+    (
+        "CreateAutoMLJobV2",
+        _base(Tags=[{"Key": "mlpilot:CostMatrix", "Value": "no=0:1/yes=5"}]),
+        "ValidationException",
+        "Tag mlpilot:CostMatrix: costs must be a 2x2 matrix",
+    ),
+    (
+        "CreateAutoMLJobV2",
+        _base(Tags=[{"Key": "mlpilot:CostMatrix", "Value": "/tmp/../etc/costs.json"}]),
+        "ValidationException",
+        "'..' path segments are not accepted",
+    ),
     ("CreateAutoMLJobV2", _tabular(ProblemType="Ranking"), "ValidationException", "enum value set"),
     (
         "CreateAutoMLJobV2",
@@ -506,6 +518,24 @@ def test_errors_reach_boto3_as_modeled_exceptions(service: ServiceProcess, sm: A
     assert (
         service.raw("x", {}, target="Wrong.Thing").json()["__type"] == "UnknownOperationException"
     )
+
+
+def test_user_objective_runs_only_from_an_allowed_module(
+    sm: Any, churn_dir: Path, tmp_path: Path
+) -> None:
+    # This service was started without --allow-objective-module: no user metric runs.
+    request = automl_request("user-metric", str(churn_dir), str(tmp_path))
+    request["Tags"] += [
+        {"Key": "mlpilot:Objective", "Value": "os.path:exists"},
+        {"Key": "mlpilot:ObjectiveDirection", "Value": "Maximize"},
+    ]
+    with pytest.raises(ClientError) as caught:
+        sm.create_auto_ml_job_v2(**request)
+    error = caught.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert "module os.path is not allowed by this service (allowed: none" in error["Message"]
+    with pytest.raises(sm.exceptions.ResourceNotFound):
+        sm.describe_auto_ml_job_v2(AutoMLJobName="user-metric")
 
 
 def test_duplicate_name_is_resource_in_use(

@@ -248,9 +248,12 @@ def candidates(
     job = client.call("DescribeAutoMLJobV2", AutoMLJobName=name)
     objective = (job.get("ResolvedAttributes") or {}).get("AutoMLJobObjective", {})
     metric = objective.get("MetricName", "")
-    from mlpilot.metrics import get_metric
+    from mlpilot.metrics import objective_direction
 
-    descending = get_metric(metric).maximize if metric else True
+    declared = ((job.get("BestCandidate") or {}).get("FinalAutoMLJobObjectiveMetric") or {}).get(
+        "Type"
+    )
+    descending = objective_direction(metric, declared) if metric else True
     params: dict[str, Any] = {
         "AutoMLJobName": name,
         "SortBy": "FinalObjectiveMetricValue",

@@ -42,7 +42,7 @@ def leaderboard(
 
     Example: mlpilot leaderboard runs/churn --top 10
     """
-    from mlpilot.jobs import load_job
+    from mlpilot.jobs import load_job, objective_maximized
     from mlpilot.metrics import metric_names
 
     results = load_job(job)
@@ -61,12 +61,16 @@ def leaderboard(
         .get("ProblemType")
     )
     metrics = [m for m in metric_names(problem) if m in frame.columns] if problem else []
+    if results.objective in frame.columns and results.objective not in metrics:
+        metrics.append(results.objective)  # a job's own objective (cost matrix, user metric)
     if not all_metrics:
         metrics = [m for m in metrics if m == results.objective][:1]
+    maximize = objective_maximized(results.objective, results.candidates())
+    direction = "maximize" if maximize else "minimize"
     table = Table(
         title=f"{results.name} — {results.status} "
         f"({record.get('AutoMLJobSecondaryStatus')}), objective "
-        f"{results.objective}"
+        f"{results.objective} ({direction})"
     )
     columns = [
         "rank",

@@ -134,8 +134,29 @@ def run(
     objective: Annotated[
         str | None,
         typer.Option(
-            help="Objective metric, e.g. F1, AUC, Accuracy, LogLoss, MSE, RMSE, R2, MAE.",
+            help="Objective metric, e.g. F1, AUC, Accuracy, LogLoss, MSE, RMSE, R2, MAE; or a "
+            "user metric module:function (with --objective-direction).",
             show_default="F1 / Accuracy / MSE",
+        ),
+    ] = None,
+    objective_direction: Annotated[
+        str | None,
+        typer.Option(help="A user metric's direction: maximize or minimize."),
+    ] = None,
+    objective_input: Annotated[
+        str,
+        typer.Option(
+            help="What a user metric's y_pred is for classification: labels or probabilities "
+            "(a DataFrame, one column per class)."
+        ),
+    ] = "labels",
+    cost_matrix: Annotated[
+        str | None,
+        typer.Option(
+            help='Classification: JSON file (or inline JSON) {"labels": [...], "costs": '
+            "[[...]]}, costs[actual][predicted]; the job minimises the expected cost and the "
+            "model predicts the cheapest class.",
+            metavar="JSON",
         ),
     ] = None,
     mode: Annotated[str, typer.Option(help="AUTO, ENSEMBLING or HYPERPARAMETER_TUNING.")] = "AUTO",
@@ -266,6 +287,9 @@ def run(
         tuple(a.strip() for a in algorithms.split(",") if a.strip()) if algorithms else None
     )
     problem: TabularConfig | ForecastingConfig
+    objective, custom = _custom_objective(
+        objective, objective_direction, objective_input, cost_matrix
+    )
     if problem_type == FORECASTING:
         missing = [
             flag
@@ -281,6 +305,8 @@ def run(
             raise ConfigError(f"A forecasting job needs {', '.join(missing)}")
         if max_latency_ms is not None:
             raise ConfigError("--max-latency-ms applies to tabular jobs only")
+        if custom:
+            raise ConfigError("--cost-matrix and a user --objective apply to tabular jobs only")
         assert timestamp and item_id and frequency and horizon is not None
         problem = ForecastingConfig(
             target=target,
@@ -304,6 +330,7 @@ def run(
             feature_specification=feature_spec,
             candidates_only=candidates_only,
             max_latency_ms=max_latency_ms,
+            **custom,
         )
     config = JobConfig(
         name=job_name,
@@ -339,6 +366,32 @@ def run(
         console.print(f"Job [bold]{job_name}[/] → {escape(str(config.output_dir))}", soft_wrap=True)
     run_watched(job, job.run, progress, display, name="mlpilot-job")
     _summary(job, quiet)
+
+
+def _custom_objective(
+    objective: str | None, direction: str | None, kind: str, cost_matrix: str | None
+) -> tuple[str | None, dict[str, Any]]:
+    """``(SageMaker objective, TabularConfig fields)``: ``--objective module:function`` is a
+    user metric; ``--cost-matrix`` a cost matrix."""
+    from mlpilot.metrics import CostMatrix, ObjectiveFunction
+
+    custom: dict[str, Any] = {}
+    if cost_matrix is not None:
+        custom["cost_matrix"] = CostMatrix.load(cost_matrix)
+    if objective is None or ":" not in objective:
+        if direction is not None:
+            raise ConfigError("--objective-direction goes with a user --objective module:function")
+        return objective, custom
+    if direction is None or direction.lower() not in ("maximize", "minimize"):
+        raise ConfigError(
+            f"--objective {objective} needs --objective-direction maximize or minimize"
+        )
+    if kind.lower() not in ("labels", "probabilities"):
+        raise ConfigError(f"--objective-input must be labels or probabilities; got {kind!r}")
+    custom["objective_function"] = ObjectiveFunction(
+        objective, maximize=direction.lower() == "maximize", probabilities=kind.lower() != "labels"
+    )
+    return None, custom
 
 
 def _resume_local(

@@ -160,6 +160,13 @@ def serve(
             "refused.",
         ),
     ] = None,
+    allow_objective_module: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="MODULE (repeatable): jobs may name a user metric (tag mlpilot:Objective) from "
+            "this Python module or its submodules; any other is refused.",
+        ),
+    ] = None,
 ) -> None:
     """Start the SageMaker-compatible service (AutoML jobs, models, endpoints, transforms).
 
@@ -197,6 +204,7 @@ def serve(
             header_timeout=header_timeout,
             kms_keys=parse_kms_keys(kms_key or []),
             require_approved_packages=require_approved_packages,
+            objective_modules=list(allow_objective_module or []),
             **({} if max_concurrent_jobs is None else {"max_concurrent_jobs": max_concurrent_jobs}),
         )
     except ValueError as exc:

@@ -14,15 +14,29 @@ from mlpilot.config._forecasting import (
     fill_number,
     parse_transformations,
 )
-from mlpilot.config._job import MAX_CANDIDATES_LIMIT, JobConfig, ProblemConfig, problem_configs
+from mlpilot.config._job import (
+    COST_MATRIX_TAG,
+    MAX_CANDIDATES_LIMIT,
+    OBJECTIVE_DIRECTION_TAG,
+    OBJECTIVE_INPUT_TAG,
+    OBJECTIVE_TAG,
+    JobConfig,
+    ProblemConfig,
+    cost_matrix_location,
+    problem_configs,
+)
 from mlpilot.config._tabular import TabularConfig
 from mlpilot.config._v1 import v2_request
 
 __all__ = [
     "AGGREGATIONS",
+    "COST_MATRIX_TAG",
     "FILL_METHODS",
     "MAX_CANDIDATES_LIMIT",
     "MAX_HORIZON",
+    "OBJECTIVE_DIRECTION_TAG",
+    "OBJECTIVE_INPUT_TAG",
+    "OBJECTIVE_TAG",
     "ColumnFilling",
     "Fill",
     "ForecastingConfig",
@@ -31,6 +45,7 @@ __all__ = [
     "TabularConfig",
     "Transformations",
     "check_holiday_country",
+    "cost_matrix_location",
     "fill_number",
     "parse_transformations",
     "problem_configs",

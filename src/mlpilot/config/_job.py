@@ -11,6 +11,7 @@ service's job runner) reads it back instead of parsing the request again.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -21,7 +22,9 @@ import pandas as pd
 
 from mlpilot.config._forecasting import ForecastingConfig
 from mlpilot.config._tabular import TabularConfig
+from mlpilot.data import one_line, resolve_uri
 from mlpilot.errors import ConfigError
+from mlpilot.metrics import CostMatrix, ObjectiveFunction
 
 __all__ = ["JobConfig", "ProblemConfig", "problem_configs"]
 
@@ -38,6 +41,18 @@ SPLIT_TAGS = {"split_by_time": "mlpilot:SplitByTime", "split_by_group": "mlpilot
 REPORTS_TAG = "mlpilot:GenerateReports"
 #: A tabular job's single-row latency limit in milliseconds (``TabularConfig.max_latency_ms``).
 LATENCY_TAG = "mlpilot:MaxLatencyMs"
+#: A tabular classification job's cost matrix (``TabularConfig.cost_matrix``): inline as
+#: ``no=0:1/yes=5:0`` (a tag value allows no JSON), or the location of its JSON document (an
+#: absolute path, ``file://`` or ``s3://`` URI).
+COST_MATRIX_TAG = "mlpilot:CostMatrix"
+#: A user metric's entry point ``module:function`` (``TabularConfig.objective_function``); the
+#: service runs it only from the modules it is told to allow.
+OBJECTIVE_TAG = "mlpilot:Objective"
+#: The user metric's direction: ``Maximize`` or ``Minimize`` (required with the metric).
+OBJECTIVE_DIRECTION_TAG = "mlpilot:ObjectiveDirection"
+#: What the user metric's ``y_pred`` is for classification: ``labels`` (default) or
+#: ``probabilities``.
+OBJECTIVE_INPUT_TAG = "mlpilot:ObjectiveInput"
 
 
 class ProblemConfig(Protocol):
@@ -301,6 +316,13 @@ class JobConfig:
             if not isinstance(problem, TabularConfig):
                 raise ConfigError(f"Tag {LATENCY_TAG} applies to tabular jobs only")
             problem = replace(problem, max_latency_ms=latency_ms)
+        custom = _objective_tags(request.get("Tags") or ())
+        if custom:
+            if not isinstance(problem, TabularConfig):
+                raise ConfigError(
+                    f"Tags {COST_MATRIX_TAG} and {OBJECTIVE_TAG} apply to tabular jobs only"
+                )
+            problem = replace(problem, **custom)
         values: dict[str, Any] = {
             "name": name,
             "training_data": source["S3Uri"],
@@ -373,6 +395,18 @@ class JobConfig:
         latency_ms = getattr(self.problem, "max_latency_ms", None)
         if latency_ms is not None and not any(t.get("Key") == LATENCY_TAG for t in tags):
             tags.append({"Key": LATENCY_TAG, "Value": f"{latency_ms:g}"})
+        custom = getattr(self.problem, "custom_objective", None)
+        keys = {t.get("Key") for t in tags}
+        if isinstance(custom, CostMatrix) and COST_MATRIX_TAG not in keys:
+            # Labels the inline form cannot spell go as JSON: what the job was given, though a
+            # service would want that document's location instead.
+            value = custom.to_inline() or json.dumps(custom.to_dict(), separators=(",", ":"))
+            tags.append({"Key": COST_MATRIX_TAG, "Value": value})
+        if isinstance(custom, ObjectiveFunction) and OBJECTIVE_TAG not in keys:
+            tags.append({"Key": OBJECTIVE_TAG, "Value": custom.entry_point})
+            tags.append({"Key": OBJECTIVE_DIRECTION_TAG, "Value": custom.direction})
+            if custom.probabilities:
+                tags.append({"Key": OBJECTIVE_INPUT_TAG, "Value": "probabilities"})
         if tags:
             request["Tags"] = tags
         return request
@@ -414,6 +448,72 @@ def _latency_tag(tags: Any) -> float | None:
             f"got {values[0]!r}"
         )
     return value
+
+
+def _one_tag(tags: Any, key: str) -> str | None:
+    values = [str(t.get("Value", "")) for t in tags if t.get("Key") == key]
+    if len(values) > 1:
+        raise ConfigError(f"Tag {key} is given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
+def cost_matrix_location(value: str) -> bool:
+    """Whether a ``mlpilot:CostMatrix`` tag names a JSON document's location (else it holds
+    the matrix inline)."""
+    text = value.strip()
+    return text.startswith("/") or "://" in text
+
+
+def _tag_cost_matrix(value: str) -> CostMatrix:
+    source = f"Tag {COST_MATRIX_TAG}"
+    if value.strip().startswith("{"):
+        return CostMatrix.from_json(value, source)
+    if not cost_matrix_location(value):
+        return CostMatrix.parse_inline(value, source)
+    location = value.strip()
+    fs, path = resolve_uri(location)
+    try:
+        with fs.open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", errors="replace")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{source}: cannot read {location} ({one_line(exc)})") from None
+    return CostMatrix.from_json(text, f"{source}: cost matrix {location}")
+
+
+def _objective_tags(tags: Any) -> dict[str, Any]:
+    """``cost_matrix`` / ``objective_function`` from the request's tags, checked (the user
+    metric's module is not imported here)."""
+    matrix = _one_tag(tags, COST_MATRIX_TAG)
+    entry_point = _one_tag(tags, OBJECTIVE_TAG)
+    direction = _one_tag(tags, OBJECTIVE_DIRECTION_TAG)
+    given_input = _one_tag(tags, OBJECTIVE_INPUT_TAG)
+    out: dict[str, Any] = {}
+    if matrix is not None:
+        out["cost_matrix"] = _tag_cost_matrix(matrix)
+    if entry_point is None:
+        for key, value in (
+            (OBJECTIVE_DIRECTION_TAG, direction),
+            (OBJECTIVE_INPUT_TAG, given_input),
+        ):
+            if value is not None:
+                raise ConfigError(f"Tag {key} goes with tag {OBJECTIVE_TAG} (module:function)")
+        return out
+    if direction is None or direction.strip().lower() not in ("maximize", "minimize"):
+        raise ConfigError(
+            f"Tag {OBJECTIVE_TAG} needs tag {OBJECTIVE_DIRECTION_TAG}: Maximize or Minimize"
+            + ("" if direction is None else f"; got {direction!r}")
+        )
+    kind = (given_input or "labels").strip().lower()
+    if kind not in ("labels", "probabilities"):
+        raise ConfigError(
+            f"Tag {OBJECTIVE_INPUT_TAG} must be labels or probabilities; got {given_input!r}"
+        )
+    out["objective_function"] = ObjectiveFunction(
+        entry_point.strip(),
+        maximize=direction.strip().lower() == "maximize",
+        probabilities=kind == "probabilities",
+    )
+    return out
 
 
 def _problem_block(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:

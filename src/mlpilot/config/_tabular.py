@@ -10,7 +10,7 @@ from mlpilot._types import Mode, ProblemType
 from mlpilot.algorithms import algorithm_path
 from mlpilot.config._channels import CSV, check_table_channels
 from mlpilot.errors import ConfigError
-from mlpilot.metrics import get_metric, metric_names
+from mlpilot.metrics import CostMatrix, ObjectiveFunction, get_metric, metric_names
 from mlpilot.profile import FeatureSpecification
 from mlpilot.search import CandidateDefinition
 
@@ -29,8 +29,8 @@ class TabularConfig:
 
     Fields mirror ``TabularJobConfig`` (``TargetAttributeName``, ``ProblemType``, ``Mode``,
     ``CandidateGenerationConfig.AlgorithmsConfig``, ``SampleWeightAttributeName``,
-    ``FeatureSpecificationS3Uri``, ``GenerateCandidateDefinitionsOnly``); ``max_latency_ms``
-    and ``candidates`` are mlpilot's own.
+    ``FeatureSpecificationS3Uri``, ``GenerateCandidateDefinitionsOnly``); ``max_latency_ms``,
+    ``candidates``, ``cost_matrix`` and ``objective_function`` are mlpilot's own.
     """
 
     config_name: ClassVar[str] = "Tabular"
@@ -53,6 +53,14 @@ class TabularConfig:
     #: Candidate pipelines searched instead of the algorithms' built-in ones: the
     #: candidate-definition notebook's knob (see :class:`mlpilot.search.CandidateDefinition`).
     candidates: tuple[CandidateDefinition, ...] | None = None
+    #: Classification: the job minimises the expected cost of these costs[actual][predicted]
+    #: (objective ``ExpectedCost``) and the model predicts the cost-minimising class. The API's
+    #: tag ``mlpilot:CostMatrix``, the CLI's ``--cost-matrix``.
+    cost_matrix: CostMatrix | None = None
+    #: A user metric ranking the candidates in place of SageMaker's objectives. The API's tags
+    #: ``mlpilot:Objective`` (+ ``mlpilot:ObjectiveDirection``, ``mlpilot:ObjectiveInput``),
+    #: the CLI's ``--objective module:function --objective-direction``.
+    objective_function: ObjectiveFunction | None = None
 
     def __post_init__(self) -> None:
         if not self.target or not isinstance(self.target, str):
@@ -93,8 +101,30 @@ class TabularConfig:
             and self.max_latency_ms > 0
         ):
             raise ConfigError(f"The latency limit must be positive; got {self.max_latency_ms} ms")
+        if self.cost_matrix is not None and not isinstance(self.cost_matrix, CostMatrix):
+            raise ConfigError("cost_matrix must be a CostMatrix (CostMatrix.load reads JSON)")
+        if self.objective_function is not None and not isinstance(
+            self.objective_function, ObjectiveFunction
+        ):
+            raise ConfigError("objective_function must be an ObjectiveFunction")
+        if self.cost_matrix is not None and self.objective_function is not None:
+            raise ConfigError("Give either a cost matrix or a user objective, not both")
+        if self.cost_matrix is not None and self.problem_type is ProblemType.REGRESSION:
+            raise ConfigError(
+                "A cost matrix applies to binary and multiclass classification, not Regression"
+            )
+
+    @property
+    def custom_objective(self) -> CostMatrix | ObjectiveFunction | None:
+        """The cost matrix or user metric that replaces SageMaker's objective, if any."""
+        return self.cost_matrix or self.objective_function
 
     def check(self, job: JobConfig) -> None:
+        if job.objective is not None and self.custom_objective is not None:
+            given = "a cost matrix" if self.cost_matrix is not None else "a user objective"
+            raise ConfigError(
+                f"Give either the objective metric {job.objective} or {given}, not both"
+            )
         if job.objective is not None:
             metric = get_metric(job.objective, self.problem_type)
             if not metric.problem_types:  # resolved without a problem type: forecasting's own
@@ -161,6 +191,10 @@ class TabularConfig:
             "candidates": None
             if self.candidates is None
             else [c.to_dict() for c in self.candidates],
+            "cost_matrix": None if self.cost_matrix is None else self.cost_matrix.to_dict(),
+            "objective_function": None
+            if self.objective_function is None
+            else self.objective_function.to_dict(),
         }
 
     @classmethod
@@ -173,6 +207,10 @@ class TabularConfig:
             values["candidates"] = tuple(
                 CandidateDefinition.from_dict(c) for c in values["candidates"]
             )
+        if values.get("cost_matrix") is not None:
+            values["cost_matrix"] = CostMatrix.parse(values["cost_matrix"])
+        if values.get("objective_function") is not None:
+            values["objective_function"] = ObjectiveFunction(**values["objective_function"])
         try:
             return cls(**values)
         except TypeError as exc:

@@ -178,6 +178,9 @@ class FinalPhase:
         if self.b.objective.fn is None and self.b.limits.latency_limit is None:
             chosen, weights = self._fastest_within_tolerance(chosen, weights, ensemble_score)
         ensemble = len(chosen) > 1
+        self._check_cost_decision(
+            blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
+        )
         self.b.weights = dict(weights)
         units = self._units(chosen, weights)
         final_name = chosen[0].name
@@ -509,6 +512,23 @@ class FinalPhase:
             positive_index=self.b.positive_index,
             n_classes=self.b.n_classes,
             threshold=threshold,
+        )
+
+    def _check_cost_decision(self, oof: np.ndarray) -> None:
+        """A cost matrix job: the final model's out-of-fold expected cost with the decision its
+        package makes (the class of least expected cost) beside the arg-max's, in the notes."""
+        from mlpilot.metrics import active_objective, bayes_decision, expected_cost
+
+        custom = active_objective()
+        if custom is None or custom.costs is None or oof.ndim != 2:
+            return
+        bayes = expected_cost(
+            self.b.y, bayes_decision(oof, custom.costs), custom.costs, self.b.weight
+        )
+        argmax = expected_cost(self.b.y, oof.argmax(axis=1), custom.costs, self.b.weight)
+        self.b.notes.append(
+            f"cost matrix: the model predicts the class of least expected cost: ExpectedCost "
+            f"{bayes:.4g} out of fold, {argmax:.4g} predicting the most probable class"
         )
 
     def _decision_threshold(self, oof: np.ndarray) -> float | None:

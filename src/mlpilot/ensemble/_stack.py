@@ -16,7 +16,7 @@ import pandas as pd
 
 from mlpilot._types import ProblemType
 from mlpilot.profile import ColumnKind, ColumnProfile, DatasetProfile
-from mlpilot.search import write_prepared
+from mlpilot.search import prepared_objective, write_prepared
 
 __all__ = ["STACK_EPS", "stack_column_names", "stack_features", "write_stack_data"]
 
@@ -86,5 +86,5 @@ def write_stack_data(
     stacked = DatasetProfile.from_dict({**profile.to_dict(), "columns": []})
     stacked.columns = columns
     stacked.n_columns = len(columns)
-    write_prepared(destination, table, stacked, folds)
+    write_prepared(destination, table, stacked, folds, prepared_objective(source))
     return names

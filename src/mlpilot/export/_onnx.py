@@ -239,7 +239,12 @@ def _slice(graph: Graph, start: int, stop: int) -> list[str]:
 
 
 def _decide(graph: Graph, raw: str, model: InferenceModel) -> str:
-    """Class positions, as InferenceModel.decide picks them (a tuned threshold or arg-max)."""
+    """Class positions, as InferenceModel.decide picks them (least expected cost under a cost
+    matrix, a tuned threshold or arg-max)."""
+    costs = model.decision_costs
+    if costs is not None:
+        cost = graph.op("MatMul", [raw, graph.const(costs, "costs")])
+        return graph.op("ArgMin", [cost], axis=1, keepdims=0)
     threshold = model.decision_threshold
     if threshold is None:
         return graph.op("ArgMax", [raw], axis=1, keepdims=0)

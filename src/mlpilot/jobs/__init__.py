@@ -2,7 +2,7 @@
 
 from mlpilot._layout import JobLayout, model_location, read_candidates
 from mlpilot.jobs._job import AutoMLJob, JobHooks, JobObserver
-from mlpilot.jobs._leaderboard import leaderboard_frame, progress_frame
+from mlpilot.jobs._leaderboard import leaderboard_frame, objective_maximized, progress_frame
 from mlpilot.jobs._records import (
     CandidateRecord,
     JobRecord,
@@ -11,7 +11,7 @@ from mlpilot.jobs._records import (
     job_summary,
 )
 from mlpilot.jobs._recover import finalize_interrupted
-from mlpilot.jobs._results import JobResults, load_job
+from mlpilot.jobs._results import JobResults, activate_job_objective, load_job
 
 __all__ = [
     "AutoMLJob",
@@ -21,6 +21,7 @@ __all__ = [
     "JobObserver",
     "JobRecord",
     "JobResults",
+    "activate_job_objective",
     "describe_v1",
     "echo_request",
     "finalize_interrupted",
@@ -28,6 +29,7 @@ __all__ = [
     "leaderboard_frame",
     "load_job",
     "model_location",
+    "objective_maximized",
     "progress_frame",
     "read_candidates",
 ]

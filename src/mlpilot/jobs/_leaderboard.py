@@ -7,9 +7,25 @@ from typing import Any
 
 import pandas as pd
 
-from mlpilot.metrics import get_metric
+from mlpilot.metrics import objective_direction
 
-__all__ = ["leaderboard_frame", "progress_frame"]
+__all__ = ["leaderboard_frame", "objective_maximized", "progress_frame"]
+
+
+def objective_maximized(objective: str, candidates: list[dict[str, Any]]) -> bool:
+    """Whether larger is better for the job's ``objective``: the metric's own direction, or
+    for a job's own objective read elsewhere (a user metric), the direction its candidates'
+    ``FinalAutoMLJobObjectiveMetric`` declares."""
+    declared = next(
+        (
+            c["FinalAutoMLJobObjectiveMetric"].get("Type")
+            for c in candidates
+            if c.get("FinalAutoMLJobObjectiveMetric")
+        ),
+        None,
+    )
+    return objective_direction(objective, declared)
+
 
 _STATUS_ORDER = {"Completed": 0, "Stopped": 1, "Failed": 2, "InProgress": 3, "Stopping": 3}
 
@@ -17,7 +33,7 @@ _STATUS_ORDER = {"Completed": 0, "Stopped": 1, "Failed": 2, "InProgress": 3, "St
 def leaderboard_frame(candidates: list[dict[str, Any]], objective: str) -> pd.DataFrame:
     """One row per candidate: rank, name, algorithm, status, objective, every metric, steps,
     hyperparameters, training time, prediction time per row, failure reason."""
-    metric = get_metric(objective)
+    maximize = objective_maximized(objective, candidates)
     rows = []
     for c in candidates:
         extra = c.get("Mlpilot", {})
@@ -55,7 +71,7 @@ def leaderboard_frame(candidates: list[dict[str, Any]], objective: str) -> pd.Da
         return pd.DataFrame(columns=["rank", "candidate", "algorithm", "status", "objective"])
     score = frame["objective"].astype(float)
     frame["_status"] = frame["status"].map(_STATUS_ORDER).fillna(4)
-    frame["_score"] = -score if metric.maximize else score
+    frame["_score"] = -score if maximize else score
     frame = frame.sort_values(["_status", "_score", "trial"], na_position="last", kind="stable")
     frame = frame.drop(columns=["_status", "_score"]).reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
@@ -71,7 +87,7 @@ def progress_frame(record: dict[str, Any], candidates: list[dict[str, Any]]) -> 
     columns = ["run", "seconds", "candidate", "value", "best", "improved"]
     if not objective:
         return pd.DataFrame(columns=columns)
-    metric = get_metric(objective)
+    maximize = objective_maximized(objective, candidates)
     # Each run: when it started (wall clock) and the job time spent before it.
     runs = [(float(record["CreationTime"]), 0.0)]
     notes = record.get("Mlpilot", {})
@@ -88,7 +104,9 @@ def progress_frame(record: dict[str, Any], candidates: list[dict[str, Any]]) -> 
         run = max(i for i, (start, _) in enumerate(runs) if start <= end or i == 0)
         start, before = runs[run]
         value = (c.get("FinalAutoMLJobObjectiveMetric") or {}).get("Value")
-        improved = value is not None and (best is None or metric.is_better(value, best))
+        improved = value is not None and (
+            best is None or (value > best if maximize else value < best)
+        )
         if improved:
             best = value
         rows.append(

@@ -16,7 +16,7 @@ from typing import Any
 
 from mlpilot._types import CandidateStatus, JobStatus, SecondaryStatus
 from mlpilot._version import __version__
-from mlpilot.metrics import get_metric
+from mlpilot.metrics import in_metric_enum, objective_direction
 
 __all__ = [
     "INFERENCE_IMAGE",
@@ -79,13 +79,14 @@ def arn(region: str, account: str, kind: str, name: str) -> str:
 
 
 def objective_block(metric_name: str, value: float) -> dict[str, Any]:
-    """``FinalAutoMLJobObjectiveMetric``: LogLoss and InferenceLatency are not in
-    AutoMLMetricEnum, so they appear only as StandardMetricName."""
-    metric = get_metric(metric_name)
-    block: dict[str, Any] = {"Type": metric.direction, "Value": float(value)}
-    if metric.in_metric_enum:
-        block["MetricName"] = metric.name
-    block["StandardMetricName"] = metric.name
+    """``FinalAutoMLJobObjectiveMetric``: LogLoss, InferenceLatency and a job's own objective
+    (``ExpectedCost``, a user metric) are not in AutoMLMetricEnum, so they appear only as
+    StandardMetricName."""
+    maximize = objective_direction(metric_name)
+    block: dict[str, Any] = {"Type": "Maximize" if maximize else "Minimize", "Value": float(value)}
+    if in_metric_enum(metric_name):
+        block["MetricName"] = metric_name
+    block["StandardMetricName"] = metric_name
     return block
 
 
@@ -97,7 +98,7 @@ def metric_data(metrics: dict[str, float]) -> list[dict[str, Any]]:
             "Value": float(value),
             "Set": "Validation",
         }
-        if get_metric(name).in_metric_enum:
+        if in_metric_enum(name):
             datum = {"MetricName": name, **datum}
         out.append(datum)
     return out[:40]

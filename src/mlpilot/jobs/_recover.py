@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from mlpilot._layout import JobLayout, read_candidates, write_json_atomic
-from mlpilot.jobs._leaderboard import leaderboard_frame
+from mlpilot.jobs._leaderboard import leaderboard_frame, objective_maximized
 from mlpilot.jobs._records import inference_container
-from mlpilot.metrics import get_metric
 from mlpilot.package import InferenceModel
 
 __all__ = ["finalize_interrupted"]
@@ -128,7 +127,7 @@ def finalize_interrupted(root: str | Path, why: str) -> dict[str, Any]:
 def _best(candidates: list[dict[str, Any]], objective: str | None) -> dict[str, Any] | None:
     if not objective:
         return None
-    metric = get_metric(objective)
+    maximize = objective_maximized(objective, candidates)
     best = None
     for c in candidates:
         value = (c.get("FinalAutoMLJobObjectiveMetric") or {}).get("Value")
@@ -137,7 +136,8 @@ def _best(candidates: list[dict[str, Any]], objective: str | None) -> dict[str, 
             continue
         if not (Path(location) / "mlpilot-model.json").exists():
             continue  # its package was never completely written
-        if best is None or metric.is_better(value, best["FinalAutoMLJobObjectiveMetric"]["Value"]):
+        incumbent = None if best is None else best["FinalAutoMLJobObjectiveMetric"]["Value"]
+        if incumbent is None or (value > incumbent if maximize else value < incumbent):
             best = c
     return best
 

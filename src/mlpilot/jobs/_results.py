@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mlpilot._layout import JobLayout, job_candidates, model_location, read_job_record
+from mlpilot._types import ProblemType
 from mlpilot.jobs._leaderboard import leaderboard_frame
+from mlpilot.metrics import (
+    ActiveObjective,
+    CostMatrix,
+    ObjectiveFunction,
+    activate_objective,
+)
 from mlpilot.package import InferenceModel
+from mlpilot.profile import DatasetProfile, label_key
 
-__all__ = ["JobResults", "load_job"]
+__all__ = ["JobResults", "activate_job_objective", "load_job"]
+
+
+def activate_job_objective(layout: JobLayout) -> ActiveObjective | None:
+    """Make the job's own objective (its cost matrix or user metric, from its spec) this
+    process's, bound to the classes of its profile, so that a later reader (the reports, the
+    card) scores it as the job did; None, and none active, when the job has none. Nothing of a
+    user metric's module is imported until it is scored."""
+    try:
+        problem = json.loads(layout.spec.read_text()).get("problem") or {}
+        profile = DatasetProfile.load(layout.profile)
+    except (OSError, ValueError):
+        return activate_objective(None, ProblemType.REGRESSION, [])
+    objective: CostMatrix | ObjectiveFunction | None = None
+    if problem.get("cost_matrix") is not None:
+        objective = CostMatrix.parse(problem["cost_matrix"])
+    elif problem.get("objective_function") is not None:
+        objective = ObjectiveFunction(**problem["objective_function"])
+    target = profile.target
+    return activate_objective(objective, target.problem_type, [label_key(v) for v in target.labels])
 
 
 class JobResults:

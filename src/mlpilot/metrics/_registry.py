@@ -21,6 +21,12 @@ from sklearn import metrics as skm
 
 from mlpilot._types import ProblemType
 from mlpilot.errors import ConfigError
+from mlpilot.metrics._objectives import (
+    EXPECTED_COST,
+    ActiveObjective,
+    active_objective,
+    bayes_decision,
+)
 
 _B, _M, _R = ProblemType.BINARY, ProblemType.MULTICLASS, ProblemType.REGRESSION
 
@@ -213,8 +219,20 @@ def get_metric(name: str, problem_type: ProblemType | str | None = None) -> Metr
     rejects them ("does not apply"), and ``TimeSeriesForecasting`` rejects the tabular ones."""
     if problem_type == TIME_SERIES_FORECASTING:
         return get_forecast_metric(name)
+    custom = active_objective()
+    if custom is not None and custom.name == name:
+        if problem_type is not None and ProblemType(problem_type) not in custom.problem_types:
+            raise ConfigError(
+                f"Objective {name!r} does not apply to {ProblemType(problem_type).value}"
+            )
+        return _custom_metric(custom)
     metric = _METRICS.get(name) or _FORECAST_ONLY.get(name)
     if metric is None:
+        if name == EXPECTED_COST or ":" in name:
+            raise ConfigError(
+                f"Objective {name!r} is a job's own objective (a cost matrix or a user "
+                "metric); read it with that job's config"
+            )
         valid = metric_names(problem_type)
         if problem_type is None:
             valid += list(_FORECAST_ONLY)
@@ -226,6 +244,31 @@ def get_metric(name: str, problem_type: ProblemType | str | None = None) -> Metr
             f"valid names: {', '.join(valid)}"
         )
     return metric
+
+
+def _custom_metric(custom: ActiveObjective) -> Metric:
+    return Metric(custom.name, custom.maximize, custom.problem_types, False, custom.fn)
+
+
+def objective_direction(name: str, declared: str | None = None) -> bool:
+    """Whether larger is better for objective ``name``: a built-in metric's or the active
+    custom objective's direction; for another job's own objective (a cost matrix, a user
+    metric), what its records ``declared`` (``Maximize`` / ``Minimize``)."""
+    custom = active_objective()
+    if custom is not None and custom.name == name:
+        return custom.maximize
+    if name in _METRICS or name in _FORECAST_ONLY:
+        return get_metric(name).maximize
+    if name == EXPECTED_COST:
+        return False
+    return declared != "Minimize"
+
+
+def in_metric_enum(name: str) -> bool:
+    """Whether ``name`` is in SageMaker's ``AutoMLMetricEnum`` (a job's own objective is
+    not)."""
+    metric = _METRICS.get(name) or _FORECAST_ONLY.get(name)
+    return metric is not None and metric.in_metric_enum
 
 
 def get_forecast_metric(name: str) -> Metric:
@@ -254,8 +297,19 @@ def default_objective(problem_type: ProblemType) -> str:
 #: probability is worth finding (Precision and Recall are left out: each is maximized by a
 #: degenerate cut that predicts almost nothing, or everything, positive).
 THRESHOLD_METRICS = frozenset({"Accuracy", "BalancedAccuracy", "F1"})
-#: Binary metrics computed from predicted labels (a decision threshold changes them).
-_LABEL_METRICS = frozenset({"Accuracy", "BalancedAccuracy", "F1", "Precision", "Recall"})
+#: Metrics computed from predicted labels (a decision threshold or a cost matrix changes them).
+_LABEL_METRICS = frozenset(
+    {
+        "Accuracy",
+        "BalancedAccuracy",
+        "F1",
+        "Precision",
+        "Recall",
+        "F1macro",
+        "PrecisionMacro",
+        "RecallMacro",
+    }
+)
 #: Cuts tried by :func:`best_threshold` at most (quantiles of the predicted probabilities).
 _THRESHOLD_CANDIDATES = 1000
 
@@ -339,9 +393,15 @@ def score_all(
     y = np.asarray(y_true)
     pred = np.asarray(prediction)
     k = n_classes or (pred.shape[1] if pred.ndim == 2 else 0)
+    custom = active_objective()
+    if custom is not None and problem_type not in custom.problem_types:
+        custom = None
     decided = None
     if threshold is not None and problem_type is ProblemType.BINARY:
         decided = decision_matrix(pred, threshold, positive_index)
+    elif custom is not None and custom.costs is not None:
+        # The model predicts the cost-minimising class: the label metrics score that decision.
+        decided = np.eye(pred.shape[1])[bayes_decision(pred, custom.costs)]
     out: dict[str, float] = {}
     for metric in metrics_for(problem_type):
         if metric.fn is None:
@@ -350,4 +410,10 @@ def score_all(
             continue
         used = decided if decided is not None and metric.name in _LABEL_METRICS else pred
         out[metric.name] = float(metric.fn(y, used, sample_weight, positive_index, k))
+    if custom is not None:
+        # A cost matrix decides from the probabilities itself; a user metric of labels sees the
+        # model's decisions (a tuned threshold included), one of probabilities the matrix.
+        wants_labels = custom.costs is None and not getattr(custom.spec, "probabilities", False)
+        used = decided if decided is not None and wants_labels else pred
+        out[custom.name] = float(custom.fn(y, used, sample_weight, positive_index, k))
     return out

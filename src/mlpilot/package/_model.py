@@ -75,6 +75,8 @@ class InferenceModel:
         candidate: dict[str, Any],
     ) -> InferenceModel:
         target = profile.target
+        if target.decision_costs is not None:
+            candidate = {"DecisionCosts": target.decision_costs, **candidate}
         info = manifest(
             profile.problem_type.value,
             candidate,
@@ -132,8 +134,21 @@ class InferenceModel:
         positive = self.info.get("positive_label")
         return labels.index(positive) if positive in labels else len(labels) - 1
 
+    @property
+    def decision_costs(self) -> np.ndarray | None:
+        """Classification models of a cost matrix job: costs[actual][predicted] in the order
+        of :attr:`labels`; the model predicts the class of least expected cost."""
+        value = self.info["candidate"].get("DecisionCosts")
+        if value is None or not self.problem_type.is_classification:
+            return None
+        return np.asarray(value, dtype=float)
+
     def decide(self, raw: np.ndarray) -> np.ndarray:
-        """Class positions predicted from ``predict_raw``'s probabilities."""
+        """Class positions predicted from ``predict_raw``'s probabilities: the least expected
+        cost under a cost matrix, else the tuned threshold (binary) or the arg-max."""
+        costs = self.decision_costs
+        if costs is not None:  # Bayes decision: argmin_j sum_i p_i * costs[i][j]
+            return np.asarray(np.asarray(raw, dtype=float) @ costs).argmin(axis=1)
         threshold = self.decision_threshold
         if threshold is None:
             return np.asarray(raw).argmax(axis=1)

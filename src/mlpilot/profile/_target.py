@@ -43,6 +43,9 @@ class TargetProfile:
     positive_reason: str = ""
     missing_rows: int = 0
     stats: dict[str, float] = field(default_factory=dict)
+    #: A cost matrix job's costs[actual][predicted] in the order of ``labels``: the model
+    #: predicts the class of least expected cost (None: the arg-max, or a tuned threshold).
+    decision_costs: list[list[float]] | None = None
 
     @property
     def positive_index(self) -> int:
@@ -59,6 +62,7 @@ class TargetProfile:
             "positive_reason": self.positive_reason,
             "missing_rows": self.missing_rows,
             "stats": self.stats,
+            **({} if self.decision_costs is None else {"decision_costs": self.decision_costs}),
         }
 
     @classmethod

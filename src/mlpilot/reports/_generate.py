@@ -10,6 +10,7 @@ import numpy as np
 
 from mlpilot._layout import JobLayout
 from mlpilot.errors import ConfigError, JobNotFoundError
+from mlpilot.jobs import activate_job_objective
 from mlpilot.package import InferenceModel
 from mlpilot.profile import DatasetProfile
 from mlpilot.reports._data import load_sample, load_targets
@@ -74,6 +75,8 @@ def load_evaluation(
             f"Candidate {candidate['CandidateName']} has no validation predictions"
         )
     targets = load_targets(layout.data_sample)
+    activate_job_objective(layout)
+    costs = profile.target.decision_costs
     return Evaluation(
         problem_type=profile.problem_type,
         labels=list(profile.target.labels),
@@ -84,6 +87,7 @@ def load_evaluation(
         candidate=candidate["CandidateName"],
         objective=_objective(job_record),
         threshold=candidate.get("Mlpilot", {}).get("DecisionThreshold"),
+        costs=None if costs is None else np.asarray(costs, dtype=float),
     )
 
 

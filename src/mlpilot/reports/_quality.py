@@ -29,7 +29,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from mlpilot._types import ProblemType
-from mlpilot.metrics import get_metric, score_all
+from mlpilot.metrics import bayes_decision, expected_cost, get_metric, score_all
 from mlpilot.profile import label_key
 from mlpilot.reports._render import Report, Section, figure, write_html, write_pdf
 
@@ -63,6 +63,9 @@ class Evaluation:
     objective: str
     #: Binary: the probability of the positive class from which it is predicted (None: 0.5).
     threshold: float | None = None
+    #: A cost matrix job's costs[actual][predicted] in label order: the model predicts the
+    #: class of least expected cost.
+    costs: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -70,6 +73,8 @@ class Evaluation:
 
     @property
     def predicted(self) -> np.ndarray:
+        if self.costs is not None:
+            return bayes_decision(self.predictions, self.costs)
         if self.threshold is None or self.problem_type is not ProblemType.BINARY:
             return np.asarray(self.predictions).argmax(axis=1)
         pos = self.positive_index
@@ -110,6 +115,7 @@ def _bootstrap(e: Evaluation, scalars: Any) -> dict[str, float]:
             e.candidate,
             e.objective,
             e.threshold,
+            e.costs,
         )
         for name, value in scalars(sub).items():
             draws.setdefault(name, []).append(value)
@@ -262,6 +268,16 @@ def model_statistics(e: Evaluation) -> dict[str, Any]:
             block["precision_recall_curve"] = {"precisions": prec_l, "recalls": rec_l}
     sagemaker = _sagemaker_metrics(e)
     sagemaker_std = _bootstrap(e, _sagemaker_metrics)
+    extra: dict[str, Any] = {}
+    if e.costs is not None:
+        extra["cost_matrix"] = {
+            "labels": names,
+            "costs": e.costs.tolist(),
+            "expected_cost": expected_cost(e.y, e.predicted, e.costs, e.weight),
+            "expected_cost_at_argmax": expected_cost(
+                e.y, np.asarray(e.predictions).argmax(axis=1), e.costs, e.weight
+            ),
+        }
     return {
         "version": 0.0,
         "dataset": {
@@ -276,6 +292,7 @@ def model_statistics(e: Evaluation) -> dict[str, Any]:
             "threshold": e.cut if problem is ProblemType.BINARY else None,
             "weighted": e.weight is not None,
             "metrics": {n: _value(v, sagemaker_std.get(n)) for n, v in sagemaker.items()},
+            **extra,
         },
     }
 
@@ -479,6 +496,26 @@ def _regression_figures(e: Evaluation, section: Section) -> None:
     section.add(fig, "Distribution of the errors; a long tail marks rows the model misses badly.")
 
 
+def _cost_section(e: Evaluation, block: dict[str, Any]) -> Section:
+    """The job's cost matrix and what the model's decisions cost on the validation rows."""
+    names = e.label_names
+    section = Section(
+        "Cost matrix",
+        text=[
+            "The job minimised the expected cost of its cost matrix (rows: the actual class, "
+            "columns: the predicted class). The model predicts the class of least expected cost "
+            "from its probabilities (argmin over j of the sum over i of p_i * cost[i][j]). "
+            f"Mean cost per validation row: {block['expected_cost']:.6g} with that decision, "
+            f"{block['expected_cost_at_argmax']:.6g} predicting the most probable class."
+        ],
+    )
+    section.table(
+        ["actual \\ predicted", *names],
+        [[names[i], *[float(c) for c in row]] for i, row in enumerate(block["costs"])],
+    )
+    return section
+
+
 # -- the report --------------------------------------------------------------------------------
 def write_model_insights(
     e: Evaluation,
@@ -534,13 +571,20 @@ def write_model_insights(
     if e.weight is not None:
         metrics_section.note = "Metrics are weighted by the job's sample weights."
     report.sections.append(metrics_section)
+    if e.costs is not None:
+        report.sections.append(_cost_section(e, stats["mlpilot"]["cost_matrix"]))
 
     plots = Section("Plots", grid=True)
     if e.problem_type is ProblemType.BINARY:
         block = stats["binary_classification_metrics"]
         plots.text.append(
             f"The positive class is {e.label_names[e.positive_index]!r}; a row is predicted "
-            "positive when its probability exceeds 0.5 (the label the model returns)."
+            + (
+                "as the class of least expected cost under the job's cost matrix"
+                if e.costs is not None
+                else f"positive when its probability reaches {e.cut:.3g}"
+            )
+            + " (the label the model returns)."
         )
         detail = Section(
             "Threshold metrics",

@@ -1,6 +1,11 @@
 """Candidate search: the declared space, the trial runner and the Optuna-driven loop."""
 
-from mlpilot.search._prepared import PreparedData, load_prepared, write_prepared
+from mlpilot.search._prepared import (
+    PreparedData,
+    load_prepared,
+    prepared_objective,
+    write_prepared,
+)
 from mlpilot.search._search import EarlierTrial, candidate_name, continued_seed, run_search
 from mlpilot.search._space import CandidateDefinition, CandidateSpec, SearchSpace
 from mlpilot.search._split import RowSplit, ValidationPlan, group_folds, plan_validation, split_keys
@@ -31,6 +36,7 @@ __all__ = [
     "load_validation_predictions",
     "plan_validation",
     "predict_latency",
+    "prepared_objective",
     "run_search",
     "run_trial",
     "split_keys",

@@ -2,11 +2,14 @@
 
 ``<dir>/table.parquet`` holds the raw rows (features, target, weight), ``<dir>/folds.npy`` a fold
 number per row (``-1``: left out of the search, used only by the final refit), and
-``<dir>/profile.json`` the profile. Any executor that can reach the folder can run trials.
+``<dir>/profile.json`` the profile, and ``<dir>/objective.json`` the job's own objective when it
+has one (a cost matrix, a user metric), which loading the folder activates in the worker. Any
+executor that can reach the folder can run trials.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +17,20 @@ import numpy as np
 import pandas as pd
 
 from mlpilot.features import TableCleaner
-from mlpilot.profile import MISSING_TOKENS, DatasetProfile, parse_numeric
+from mlpilot.metrics import (
+    CostMatrix,
+    ObjectiveFunction,
+    activate_objective,
+    objective_from_dict,
+    objective_to_dict,
+)
+from mlpilot.profile import MISSING_TOKENS, DatasetProfile, label_key, parse_numeric
 
-__all__ = ["PreparedData", "load_prepared", "write_prepared"]
+__all__ = ["PreparedData", "load_prepared", "prepared_objective", "write_prepared"]
 
 _CACHE: dict[str, PreparedData] = {}
+#: The job's own objective in the prepared folder.
+OBJECTIVE_FILE = "objective.json"
 
 
 @dataclass
@@ -29,6 +41,7 @@ class PreparedData:
     y: np.ndarray
     weight: np.ndarray | None
     folds: np.ndarray
+    objective: CostMatrix | ObjectiveFunction | None = None
 
     @property
     def n_classes(self) -> int:
@@ -36,18 +49,42 @@ class PreparedData:
 
 
 def write_prepared(
-    directory: Path, table: pd.DataFrame, profile: DatasetProfile, folds: np.ndarray
+    directory: Path,
+    table: pd.DataFrame,
+    profile: DatasetProfile,
+    folds: np.ndarray,
+    objective: CostMatrix | ObjectiveFunction | None = None,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     table.to_parquet(directory / "table.parquet", index=False)
     np.save(directory / "folds.npy", folds.astype(np.int16))
     profile.save(directory / "profile.json")
+    objective_file = directory / OBJECTIVE_FILE
+    if objective is not None:
+        objective_file.write_text(json.dumps(objective_to_dict(objective)))
+    else:
+        objective_file.unlink(missing_ok=True)
+
+
+def prepared_objective(directory: Path) -> CostMatrix | ObjectiveFunction | None:
+    """The job's own objective :func:`write_prepared` wrote in ``directory``, if any."""
+    objective_file = directory / OBJECTIVE_FILE
+    if not objective_file.exists():
+        return None
+    return objective_from_dict(json.loads(objective_file.read_text()))
+
+
+def activate(data: PreparedData) -> None:
+    """Make the data's objective (or none) this process's custom objective."""
+    target = data.profile.target
+    activate_objective(data.objective, target.problem_type, [label_key(v) for v in target.labels])
 
 
 def load_prepared(directory: str) -> PreparedData:
     """Read (and cache for the life of the process) the prepared data in ``directory``."""
     cached = _CACHE.get(directory)
     if cached is not None:
+        activate(cached)
         return cached
     path = Path(directory)
     profile = DatasetProfile.load(path / "profile.json")
@@ -58,7 +95,8 @@ def load_prepared(directory: str) -> PreparedData:
     if profile.sample_weight:
         weight = parse_numeric(raw[profile.sample_weight], MISSING_TOKENS).to_numpy()
     clean = TableCleaner.from_profile(profile).fit().transform(raw)
-    data = PreparedData(profile, raw, clean, y, weight, folds)
+    data = PreparedData(profile, raw, clean, y, weight, folds, prepared_objective(path))
+    activate(data)
     _CACHE.clear()  # one dataset per worker at a time
     _CACHE[directory] = data
     return data

@@ -15,7 +15,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mlpilot.config import MAX_CANDIDATES_LIMIT, JobConfig, v2_request
+from mlpilot.config import (
+    COST_MATRIX_TAG,
+    MAX_CANDIDATES_LIMIT,
+    OBJECTIVE_TAG,
+    JobConfig,
+    cost_matrix_location,
+    v2_request,
+)
 from mlpilot.errors import MlpilotError
 from mlpilot.jobs import describe_v1, job_summary
 from mlpilot.service._config import ServiceConfig
@@ -23,6 +30,7 @@ from mlpilot.service._errors import ServiceError, in_use, not_found, validation
 from mlpilot.service._jobs import JobManager
 from mlpilot.service._kms import check_kms_key, job_kms_key
 from mlpilot.service._listing import list_answer, listing, page_offset
+from mlpilot.service._paths import check_uri
 from mlpilot.service._store import AlreadyExists, Store
 
 __all__ = ["RESUME_CANDIDATES_TAG", "RESUME_SECONDS_TAG", "AutoMLOperations"]
@@ -61,6 +69,7 @@ class AutoMLOperations:
         if self.store.get_job(name) is not None:
             raise in_use(f"Job name {name} is already in use: AutoML job names must be unique")
         output_root, local_root = self.jobs.roots(request)
+        self._check_cost_matrix_tag(request)
         try:
             config = JobConfig.from_request(
                 request,
@@ -71,6 +80,7 @@ class AutoMLOperations:
             )
         except MlpilotError as exc:
             raise validation(str(exc)) from None
+        self._check_objective_module(config)
         check_kms_key(
             self.config, request["OutputDataConfig"].get("KmsKeyId"), "OutputDataConfig.KmsKeyId"
         )
@@ -91,6 +101,26 @@ class AutoMLOperations:
         except AlreadyExists:
             raise in_use(f"Job name {name} is already in use") from None
         return {"AutoMLJobArn": arn}
+
+    def _check_cost_matrix_tag(self, request: dict[str, Any]) -> None:
+        """A cost matrix tag that names its JSON document's location is held to the rules of
+        a request's other URIs (no ``..``; local paths inside the allowed roots)."""
+        for tag in request.get("Tags") or ():
+            value = str(tag.get("Value", "")).strip()
+            if tag.get("Key") == COST_MATRIX_TAG and cost_matrix_location(value):
+                check_uri(value, f"Tag {COST_MATRIX_TAG}", self.config.uri_roots)
+
+    def _check_objective_module(self, config: JobConfig) -> None:
+        """A user metric runs only from the modules the service's operator allowed."""
+        function = getattr(config.problem, "objective_function", None)
+        if function is None or function.allowed_by(self.config.objective_modules):
+            return
+        allowed = ", ".join(self.config.objective_modules) or "none"
+        raise validation(
+            f"Tag {OBJECTIVE_TAG}: module {function.module} is not allowed by this service "
+            f"(allowed: {allowed}; its operator allows modules with mlpilot serve "
+            "--allow-objective-module)"
+        )
 
     # -- describe -------------------------------------------------------------------------
     def DescribeAutoMLJobV2(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 __all__ = ["ServiceConfig", "default_max_concurrent_jobs"]
 
 _ACCOUNT = re.compile(r"^\d{12}$")
+#: A dotted Python module name.
+_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 #: Memory one running AutoML job is given room for when the default limit is worked out.
 _GIB_PER_JOB = 4
 
@@ -57,6 +59,10 @@ class ServiceConfig:
     allowed_roots:
         Folders that local URIs (``file://``, absolute paths) in requests must resolve into,
         the data folder included; when empty, any local path is accepted.
+    objective_modules:
+        Python modules (each with its submodules) whose functions a job's user metric (tag
+        ``mlpilot:Objective``) may name; a request naming any other module is a
+        ValidationException. Empty: no user metric is run.
     kms_keys:
         KMS-style key name (key id, key ARN, ``alias/...``) → file holding a 256-bit key. A job
         whose ``OutputDataConfig.KmsKeyId`` names one has its model packages encrypted with
@@ -95,8 +101,15 @@ class ServiceConfig:
     #: Deploy (CreateEndpoint, UpdateEndpoint, CreateTransformJob) a model made from a model
     #: package only when the package is Approved. Off: SageMaker deploys any package.
     require_approved_packages: bool = False
+    objective_modules: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        for module in self.objective_modules:
+            if not _MODULE.fullmatch(module):
+                raise ValueError(
+                    f"--allow-objective-module {module!r}: give a Python module name "
+                    "(e.g. mypkg or mypkg.metrics)"
+                )
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         self.allowed_roots = [Path(root).expanduser().resolve() for root in self.allowed_roots]
         if not _ACCOUNT.match(self.account_id):

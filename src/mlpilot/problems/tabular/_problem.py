@@ -14,7 +14,7 @@ from mlpilot._types import Mode, ProblemType, SecondaryStatus
 from mlpilot.algorithms import DEFAULT_ALGORITHMS, ENSEMBLING_ALGORITHMS, algorithm_path
 from mlpilot.config import TabularConfig
 from mlpilot.ensemble import BaggingPlan, PortfolioEntry, build_portfolio, plan_bagging, sample_rows
-from mlpilot.metrics import default_objective, get_metric
+from mlpilot.metrics import activate_objective, default_objective, get_metric
 from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
 from mlpilot.problems.tabular._analysis import (
     choose_mode,
@@ -26,7 +26,7 @@ from mlpilot.problems.tabular._analysis import (
 )
 from mlpilot.problems.tabular._final import package_best
 from mlpilot.problems.tabular._training import train_ensemble, tune
-from mlpilot.profile import DatasetProfile, build_profile
+from mlpilot.profile import DatasetProfile, build_profile, label_key
 from mlpilot.runtime import default_parallelism
 from mlpilot.search import (
     RowSplit,
@@ -85,7 +85,18 @@ class TabularProblem:
             feature_spec=spec.load_feature_specification(),
         )
         objective = cfg.objective
-        if objective is None:
+        custom = activate_objective(
+            spec.custom_objective,
+            profile.problem_type,
+            [label_key(v) for v in profile.target.labels],
+        )
+        if spec.objective_function is not None:
+            spec.objective_function.load()  # an entry point that cannot be imported fails now
+        if custom is not None:
+            objective = custom.name
+            if custom.costs is not None:
+                profile.target.decision_costs = custom.costs.tolist()
+        elif objective is None:
             objective = default_objective(profile.problem_type)
         else:
             get_metric(objective, profile.problem_type)
@@ -113,7 +124,9 @@ class TabularProblem:
         layout.profile.parent.mkdir(parents=True, exist_ok=True)
         profile.save(layout.profile)
         crash_point("analysis")
-        write_prepared(layout.prepared_data, table, profile, self.validation.folds)
+        write_prepared(
+            layout.prepared_data, table, profile, self.validation.folds, spec.custom_objective
+        )
         self.analysis = Analysis(
             problem_type=profile.problem_type.value,
             objective=objective,
