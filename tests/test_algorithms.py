@@ -634,6 +634,24 @@ def test_network_numpy_path_matches_torch(
     np.testing.assert_allclose(many[:40], few, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("epochs", [1, 2, 4])
+def test_network_trains_on_a_one_cycle_schedule_of_a_few_steps(
+    data: DataCache, epochs: int
+) -> None:
+    """Rows that fit one batch make one step an epoch: 4 epochs are 4 steps, whose quarter-long
+    warm-up (one step) made PyTorch's one-cycle schedule divide by zero (a refit cut short)."""
+    m = data.get("binary", "nn-torch")
+    rows = 200
+    model = fit(
+        "nn-torch",
+        m,
+        {"epochs": epochs, "layers": "16", "batch_size": 256},
+        X=m.X_train[:rows],
+        y=m.y_train[:rows],
+    )
+    assert_probabilities(outputs(model, m.X_test[:10]), 10, 2)
+
+
 # -- tags ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_tags_are_declared_and_consistent(algorithm: str) -> None:

@@ -743,15 +743,17 @@ def test_benchmark_harness_contract(task: str, tmp_path: Path) -> None:
     record = job_record(job)
     assert record["AutoMLJobStatus"] == "Completed"
     assert record["ResolvedAttributes"]["AutoMLJobObjective"]["MetricName"] == objective
-    # The budget reached the job, whose clock runs within the command's; no candidate started
-    # after the deadline (the clock starts before CreationTime) and none was left running. How
+    # The budget reached the job, whose clock runs within the command's; no model started
+    # training after the deadline (the clock starts before CreationTime; the weighted ensemble,
+    # layer 3, is assembled from them afterwards) and none was left running. How
     # close a run keeps to its budget is a figure for benchmarks/ (a loaded machine misses any
     # fixed margin).
     criteria = record["ResolvedAttributes"]["CompletionCriteria"]
     assert criteria["MaxAutoMLJobRuntimeInSeconds"] == budget
     assert record["Mlpilot"]["ElapsedSeconds"] <= fit_seconds
     for candidate in mlpilot.load_job(job).candidates():
-        assert candidate["CreationTime"] < record["CreationTime"] + budget
+        if candidate["Mlpilot"].get("Layer", 1) in (1, 2):
+            assert candidate["CreationTime"] < record["CreationTime"] + budget
         assert candidate["CandidateStatus"] != "InProgress"
         assert candidate["EndTime"] <= record["EndTime"]
 

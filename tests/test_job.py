@@ -452,16 +452,12 @@ def test_runtime_limit_is_kept(tmp_path: Path) -> None:
     elapsed = job.record["Mlpilot"]["ElapsedSeconds"]
     assert elapsed <= wall  # the job's clock runs within the call
     assert elapsed >= 10.0  # the budget was used, not abandoned
-    # No search candidate started after the deadline (the job's clock starts before
-    # CreationTime). The ensemble's own candidates (stackers, layer 2; the weighted ensemble,
-    # layer 3) come after the search, in the tail the job keeps for them: on a loaded machine
-    # that tail can begin past the deadline, which only the budget benchmark measures.
+    # No model started training after the deadline (the job's clock starts before CreationTime):
+    # the search's (layer 1) and the stackers (layer 2). The weighted ensemble (layer 3) is
+    # assembled from them in the final phase, which a loaded machine can push past the deadline.
     deadline = job.record["CreationTime"] + 20
-    searched = [c for c in job.candidates.values() if c["Mlpilot"].get("Layer", 1) == 1]
-    assert searched
-    assert all(c["CreationTime"] < deadline for c in searched)
-    tail = [c for c in job.candidates.values() if c["Mlpilot"].get("Layer", 1) != 1]
-    assert all(c["CreationTime"] >= max(s["CreationTime"] for s in searched) for c in tail)
+    trained = [c for c in job.candidates.values() if c["Mlpilot"].get("Layer", 1) in (1, 2)]
+    assert trained and all(c["CreationTime"] < deadline for c in trained)
     assert job.record["ResolvedAttributes"]["CompletionCriteria"] == {
         "MaxCandidates": 100,
         "MaxAutoMLJobRuntimeInSeconds": 20,

@@ -148,6 +148,8 @@ def test_v1_api_creates_and_describes(
             },
         },
         RoleArn=ROLE,
+        # The V1 shapes are what this test is about; the shared V2 job has the reports.
+        Tags=[{"Key": "mlpilot:GenerateReports", "Value": "false"}],
     )
     record = wait_for(sm, "churn-v1", ("Completed", "Failed", "Stopped"), v1=True)
     assert record["AutoMLJobStatus"] == "Completed", record.get("FailureReason")

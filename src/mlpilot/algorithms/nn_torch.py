@@ -29,6 +29,17 @@ _PREDICT_CHUNK = 65_536
 _FEW_ROWS = 64
 
 
+#: Share of the one-cycle schedule spent warming up.
+WARMUP_SHARE = 0.25
+
+
+def warmup_share(total_steps: int) -> float:
+    """The one-cycle warm-up share for ``total_steps``. PyTorch's OneCycleLR divides by the
+    warm-up's length in steps less one, so a warm-up of exactly one step (a quarter of 4 steps:
+    a refit of one epoch in 4 batches, say) raised ZeroDivisionError; such a fit warms up for 2."""
+    return WARMUP_SHARE if WARMUP_SHARE * total_steps != 1 else 2 / total_steps
+
+
 def _embedding_size(levels: int, rule: str) -> int:
     if rule == "fastai":  # fastai's emb_sz_rule
         return int(min(600, round(1.6 * levels**0.56)))
@@ -126,11 +137,12 @@ class NNTorch(TorchNetwork):
         import torch
 
         steps_per_epoch = max(1, math.ceil(n_rows / self._batch_size(n_rows)))
+        total = epochs * steps_per_epoch
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=float(self.params["learning_rate"]),
-            total_steps=epochs * steps_per_epoch,
-            pct_start=0.25,
+            total_steps=total,
+            pct_start=warmup_share(total),
         )
 
     def _forward(self, X: Any) -> np.ndarray:

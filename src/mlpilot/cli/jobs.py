@@ -87,6 +87,7 @@ class ServiceClient:
                 "sagemaker",
                 endpoint_url=self.endpoint_url,
                 region_name=session.region_name or "us-east-1",
+                config=_retries(),
                 **credentials,
             )
         method = getattr(self._boto, _snake(operation))
@@ -122,6 +123,16 @@ class ServiceClient:
         else None."""
         self.call("DescribeAutoMLJobV2", AutoMLJobName=name)
         return _queue_place(self.headers)
+
+
+def _retries() -> Any:
+    """One retry, unless the user configured botocore's: botocore's default (five tries with
+    backoff) kept a mistyped or stopped service's "Cannot reach" waiting about eight seconds."""
+    import botocore.config
+
+    if os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE"):
+        return None
+    return botocore.config.Config(retries={"mode": "standard", "max_attempts": 2})
 
 
 def _queue_place(headers: dict[str, str]) -> dict[str, int] | None:
