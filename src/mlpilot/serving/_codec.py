@@ -471,7 +471,7 @@ def bulk_csv_columns(
     refuse. The caller then reads it row by row, which also words the error.
     """
     kind, params = media_type(content_type)
-    if _REQUEST_TYPES.get(kind or CSV) != CSV:
+    if _REQUEST_TYPES.get(kind or CSV) != CSV or not needed:
         return None
     if body.startswith(_BOM):
         body = body[len(_BOM) :]
