@@ -345,7 +345,8 @@ class FastTransform:
             parts.append(part)
         if not parts:
             return np.zeros((n, 0), dtype=np.float32)
-        return np.hstack(parts).astype(np.float32)
+        # One pass: each value cast to float32 as hstack(...).astype(float32) casts it.
+        return np.concatenate(parts, axis=1, dtype=np.float32)
 
 
 def _width(block: Any) -> int:
