@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from mlpilot.ensemble import EnsemblePredictor, Unit
 from mlpilot.features import FeaturePipeline, PreprocessingOptions
 from mlpilot.package import InferenceModel
 from mlpilot.serving import (
@@ -156,6 +157,24 @@ def test_bulk_answers_what_the_row_reader_answers(
     assert len(calls) == 2 * len(bodies)  # each body went through the bulk path
     # Every member's answer counts: the unseen levels and missing values reach all three.
     assert 0 < int((raw[:, 1] > 0.5).sum()) < len(rows)
+
+
+def test_an_ensemble_reads_the_bulk_columns_as_its_rows(mixed: InferenceModel) -> None:
+    """An ensemble package predicts from the cleaned columns (materialized): the same answer."""
+    units = [Unit(f"unit-{i}", [member]) for i, member in enumerate(mixed.members)]
+    blend = EnsemblePredictor(units, [0.5, 0.3, 0.2], "BinaryClassification", 2)
+    model = InferenceModel(blend, mixed.info)
+    settings = ServingSettings.from_environment({"SAGEMAKER_INFERENCE_OUTPUT": "probability"})
+    predictor = Predictor(model, settings)
+    body = _csv(_table(800, seed=5, unseen=True))
+    fast, _ = predictor.invoke(body, "text/csv", "text/csv")
+    _, _, general, _ = predictor.predict_body(body, "text/csv", "text/csv")
+    assert fast == general and fast.count(b"\n") == 800
+    read = _codec.bulk_csv_columns(body, "text/csv", predictor.columns, USED)
+    assert read is not None
+    assert np.array_equal(
+        model.predict_coded(read), model.predict_raw(_table(800, seed=5, unseen=True))
+    )
 
 
 def test_bodies_the_bulk_reader_leaves_to_the_row_reader(mixed: InferenceModel) -> None:
