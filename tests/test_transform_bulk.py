@@ -204,7 +204,7 @@ def test_bodies_the_bulk_reader_leaves_to_the_row_reader(mixed: InferenceModel) 
 
 def test_csv_answers_a_column_at_a_time_as_csv_writer_writes_them() -> None:
     rng = np.random.default_rng(3)
-    proba = rng.dirichlet([1, 1, 1], 50)
+    proba = rng.dirichlet([1, 1, 1], 200)  # over BULK_MIN_ROWS: written a column at a time
     proba[0] = [1e-300, 0.5, 0.5]
     proba[1] = [1 / 3, 1 / 3, 1 / 3]
     for labels in (["a", "b", "c"], [0.0, 1.0, 2.0], ["x,y", "b", "c"], ["", "b", "c"]):
@@ -218,11 +218,11 @@ def test_csv_answers_a_column_at_a_time_as_csv_writer_writes_them() -> None:
                 proba, labels=labels, classification=True, keys=keys, accept="text/csv"
             )
             assert got == expected.getvalue().encode()
-    values = np.array([0.1, 1e-7, 123456789.125, -0.0, 1e22])
+    values = np.tile([0.1, 1e-7, 123456789.125, -0.0, 1e22], 20)
     got = encode_predictions(
         values, labels=[], classification=False, keys=("predicted_label",), accept="text/csv"
     )
-    assert got == b"0.1\n1e-07\n123456789.125\n-0.0\n1e+22\n"
+    assert got == b"0.1\n1e-07\n123456789.125\n-0.0\n1e+22\n" * 20
 
 
 def _spec(tmp: Any, strategy: str, source: str) -> TransformSpec:

@@ -643,7 +643,7 @@ def encode_predictions(
     ``probability`` is that of ``predicted_label``; labels are written as strings. ``decide``
     turns probabilities into class positions (the model's decision threshold; default arg-max).
     """
-    if accept == CSV:
+    if accept == CSV and len(raw) > BULK_MIN_ROWS:  # a few rows: the dicts cost less
         lines = _csv_lines(raw, labels, keys, classification, decide)
         if lines is not None:
             return lines
