@@ -9,7 +9,9 @@ MODEL is a job or package folder. Each input is a headerless CSV of ``--rows`` r
 replacement (seed 0) from ``--data``, in the model's input column order, written to a temporary
 folder. The job uses the container's defaults (MultiRecord, 6 MiB payloads). Rows/s is rows
 over the job's TransformStartTime..TransformEndTime; peak RSS is the largest resident memory
-of any process under the service, sampled every 0.1 s while the job runs.
+of any process under the service, sampled every 0.1 s while the job runs; CPU is the user +
+system time those processes used (their last sample), which other work on the machine
+changes far less than the rate.
 """
 
 from __future__ import annotations
@@ -42,14 +44,25 @@ def write_input(data: Path, columns: list[str], rows: int, path: Path) -> None:
     table.reindex(columns=columns).iloc[picks].to_csv(path, header=False, index=False)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_job(sm: Any, name: str, model: str, source: Path, output: Path, pid: int) -> dict[str, Any]:
     peak = {"kib": 0}
+    cpu: dict[int, float] = {}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
             for child in descendants(pid):
                 peak["kib"] = max(peak["kib"], rss_kib(child))
+                cpu[child] = max(cpu.get(child, 0.0), cpu_seconds(child))
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -75,7 +88,7 @@ def run_job(sm: Any, name: str, model: str, source: Path, output: Path, pid: int
     if described["TransformJobStatus"] != "Completed":
         sys.exit(f"{name}: {described['TransformJobStatus']} {described.get('FailureReason')}")
     seconds = (described["TransformEndTime"] - described["TransformStartTime"]).total_seconds()
-    return {"seconds": seconds, "peak_kib": peak["kib"]}
+    return {"seconds": seconds, "peak_kib": peak["kib"], "cpu": sum(cpu.values())}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
                 report.append(
                     f"  {rows:>9,} rows ({size / 2**20:.0f} MiB): {found['seconds']:.1f} s, "
                     f"{rows / found['seconds']:,.0f} rows/s, peak RSS of a process under the "
-                    f"service {found['peak_kib'] / 1024:.0f} MiB"
+                    f"service {found['peak_kib'] / 1024:.0f} MiB, their CPU {found['cpu']:.1f} s"
                 )
                 print(report[-1], flush=True)
         finally:

@@ -1,6 +1,6 @@
 """Feature engineering: the table cleaner and each candidate's preprocessing pipeline."""
 
-from mlpilot.features._clean import TableCleaner
+from mlpilot.features._clean import Coded, TableCleaner
 from mlpilot.features._plan import (
     MISSING_CODE,
     UNKNOWN_CODE,
@@ -12,6 +12,7 @@ from mlpilot.features._transformers import DatetimeParts, TextColumn
 __all__ = [
     "MISSING_CODE",
     "UNKNOWN_CODE",
+    "Coded",
     "DatetimeParts",
     "FeaturePipeline",
     "PreprocessingOptions",

@@ -8,6 +8,8 @@ mean missing, categories as strings).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,24 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from mlpilot.errors import PredictionInputError
 from mlpilot.profile import MISSING_TOKENS, ColumnKind, DatasetProfile, parse_numeric
 
-__all__ = ["TableCleaner"]
+__all__ = ["Coded", "TableCleaner"]
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A column as positions into its distinct values (``values[codes]`` is the column), as a
+    bulk reader's dictionary encoding gives it. The cleaner and the feature pipelines' NumPy
+    twin read each distinct value once and gather the result by ``codes``."""
+
+    codes: np.ndarray  # one integer position into ``values`` per row
+    values: np.ndarray  # the distinct values (object array)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def materialize(self) -> np.ndarray:
+        """The column as one value per row."""
+        return self.values[self.codes]
 
 
 def _level(value: Any) -> Any:
@@ -115,6 +134,20 @@ def _categories_small(raw: pd.Series | np.ndarray) -> np.ndarray:
     return np.array([_level(v) for v in raw.tolist()] or [], dtype=object)
 
 
+def _text_or_dates(kind: str, raw: pd.Series) -> np.ndarray:
+    if kind == ColumnKind.TEXT:
+        text: np.ndarray = raw.astype("string").fillna("").astype(object).to_numpy()
+        return text
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        stamps = pd.to_datetime(raw, utc=True)
+    else:
+        tokens = raw.astype("string").str.strip()
+        tokens = tokens.mask(tokens.str.lower().isin(MISSING_TOKENS))
+        stamps = pd.to_datetime(tokens, errors="coerce", format="mixed", utc=True)
+    dates: np.ndarray = stamps.dt.tz_localize(None).to_numpy()
+    return dates
+
+
 class TableCleaner(TransformerMixin, BaseEstimator):
     """Select the feature columns and give each the type the profile chose.
 
@@ -150,9 +183,9 @@ class TableCleaner(TransformerMixin, BaseEstimator):
         """Raise a one-line :class:`PredictionInputError` if ``X`` cannot be read as trained."""
         self.transform(X, strict=True)
 
-    def _missing_columns(self, X: pd.DataFrame) -> None:
+    def _missing_columns(self, given: Any) -> None:
         names = [c["name"] for c in self.columns or []]
-        missing = [n for n in names if n not in X.columns]
+        missing = [n for n in names if n not in given]
         if missing:
             shown = ", ".join(map(repr, missing[:10])) + (" ..." if len(missing) > 10 else "")
             raise PredictionInputError(
@@ -168,7 +201,7 @@ class TableCleaner(TransformerMixin, BaseEstimator):
         """:meth:`transform` as a dict of NumPy arrays, one per column: what the feature
         pipelines' small-batch path reads (a DataFrame's column access costs more than the
         transform of one row)."""
-        self._missing_columns(X)
+        self._missing_columns(X.columns)
         small = len(X) <= SMALL_BATCH
         # A few rows of text (what a serving request decodes to): one object block, read by
         # position, since each DataFrame column lookup costs more than parsing the value.
@@ -198,17 +231,39 @@ class TableCleaner(TransformerMixin, BaseEstimator):
                 out[name] = x
             elif kind == ColumnKind.CATEGORICAL:
                 out[name] = _categories_small(raw) if small else _as_category_strings(raw)
-            elif kind == ColumnKind.TEXT:
-                text = raw.astype("string").fillna("")
-                out[name] = text.astype(object).to_numpy()
-            elif kind == ColumnKind.DATETIME:
-                if pd.api.types.is_datetime64_any_dtype(raw):
-                    stamps = pd.to_datetime(raw, utc=True)
-                else:
-                    text = raw.astype("string").str.strip()
-                    text = text.mask(text.str.lower().isin(MISSING_TOKENS))
-                    stamps = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
-                out[name] = stamps.dt.tz_localize(None).to_numpy()
+            elif kind in (ColumnKind.TEXT, ColumnKind.DATETIME):
+                out[name] = _text_or_dates(kind, raw)
+        return out
+
+    def transform_coded(
+        self, X: Mapping[str, Coded], strict: bool = False
+    ) -> dict[str, np.ndarray | Coded]:
+        """:meth:`transform_arrays` of text columns given as :class:`Coded` (a bulk reader's
+        output; more than ``SMALL_BATCH`` rows): numbers and categories are read once per
+        distinct value, with the functions :meth:`transform` applies to every row, and gathered
+        by the codes. Numeric columns come back as arrays, categorical ones as :class:`Coded`
+        levels, text and dates as arrays."""
+        self._missing_columns(X)
+        out: dict[str, np.ndarray | Coded] = {}
+        for col in self.columns or []:
+            name, kind = col["name"], col["kind"]
+            coded = X[name]
+            if kind == ColumnKind.NUMERIC:
+                extra = col.get("missing_tokens")
+                try:
+                    x = _numbers(name, pd.Series(coded.values, dtype=object), strict, extra)
+                except PredictionInputError:
+                    # The message counts rows: read them all to say how many.
+                    _numbers(name, pd.Series(coded.materialize(), dtype=object), strict, extra)
+                    raise
+                if col.get("zero_means_missing"):
+                    x = np.where(x == 0, np.nan, x)
+                out[name] = x[coded.codes]
+            elif kind == ColumnKind.CATEGORICAL:
+                levels = np.array([_level(v) for v in coded.values.tolist()] or [], dtype=object)
+                out[name] = Coded(coded.codes, levels)
+            elif kind in (ColumnKind.TEXT, ColumnKind.DATETIME):
+                out[name] = _text_or_dates(kind, pd.Series(coded.materialize(), dtype=object))
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

@@ -6,6 +6,12 @@ the fitted parameters (categories, encodings, medians, means, quantiles) and app
 directly. It is built once after fitting and checked against scikit-learn on probe rows
 (training rows, unseen categories, missing values); any difference, or a transformer it does
 not know, and the pipeline keeps using scikit-learn (dates and text always do, per block).
+
+Large batches read column by column (:class:`Coded` categories from a bulk reader) go through
+:meth:`FastTransform.transform_coded`: each category block maps the distinct levels once and
+gathers by code. It answers only when every block computes what scikit-learn computes, value
+for value (category lookups, imputation, standard scaling); otherwise None, and the caller
+keeps scikit-learn.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from sklearn.preprocessing import (
     StandardScaler,
     TargetEncoder,
 )
+
+from mlpilot.features._clean import Coded
 
 __all__ = ["FastTransform", "build_fast_transform"]
 
@@ -59,6 +67,13 @@ def _keys(categories: np.ndarray) -> list[Any]:
     return [_key(c) for c in categories]
 
 
+def _coded(values: Any) -> Coded:
+    if isinstance(values, Coded):
+        return values
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    return Coded(codes, np.asarray(uniques, dtype=object))
+
+
 # -- blocks ---------------------------------------------------------------------------------
 class _Ordinal:
     def __init__(self, columns: list[str], encoder: OrdinalEncoder) -> None:
@@ -77,6 +92,14 @@ class _Ordinal:
             values = arrays[name]
             for i in range(n):
                 out[i, j] = mapping.get(_key(values[i]), self.unknown)
+        return out
+
+    def bulk(self, arrays: dict[str, Any], n: int) -> np.ndarray:
+        out = np.empty((n, len(self.columns)))
+        for j, (name, mapping) in enumerate(zip(self.columns, self.maps, strict=True)):
+            coded = _coded(arrays[name])
+            table = np.array([mapping.get(_key(v), self.unknown) for v in coded.values], float)
+            out[:, j] = table[coded.codes]
         return out
 
 
@@ -111,6 +134,18 @@ class _OneHot:
             start += width
         return out
 
+    def bulk(self, arrays: dict[str, Any], n: int) -> np.ndarray:
+        out = np.zeros((n, self.width))
+        start = 0
+        for name, (mapping, default, width) in zip(self.columns, self.slots, strict=True):
+            coded = _coded(arrays[name])
+            table = np.array([mapping.get(_key(v), default) for v in coded.values], np.int64)
+            slots = table[coded.codes]
+            rows = np.flatnonzero(slots >= 0)
+            out[rows, start + slots[rows]] = 1.0
+            start += width
+        return out
+
 
 class _Target:
     def __init__(self, columns: list[str], encoder: TargetEncoder) -> None:
@@ -133,6 +168,15 @@ class _Target:
             mapping, default = self.maps[f], self.defaults[f]
             for i in range(n):
                 out[i, f * self.k : (f + 1) * self.k] = mapping.get(_key(values[i]), default)
+        return out
+
+    def bulk(self, arrays: dict[str, Any], n: int) -> np.ndarray:
+        out = np.empty((n, len(self.columns) * self.k))
+        for f, name in enumerate(self.columns):
+            coded = _coded(arrays[name])
+            mapping, default = self.maps[f], self.defaults[f]
+            table = np.array([mapping.get(_key(v), default) for v in coded.values], float)
+            out[:, f * self.k : (f + 1) * self.k] = table.reshape(-1, self.k)[coded.codes]
         return out
 
 
@@ -175,6 +219,12 @@ class _Numeric:
                 x = _quantile_normal(x, *params)
         return x
 
+    def bulk(self, arrays: dict[str, Any], n: int) -> np.ndarray | None:
+        # Imputation and standard scaling are scikit-learn's own arithmetic; the quantile
+        # mapping is a close reimplementation, not the same operations.
+        exact = all(op != "quantile" for op, _ in self.ops)
+        return self(arrays, n) if exact else None
+
 
 def _quantile_normal(x: np.ndarray, quantiles: np.ndarray, references: np.ndarray) -> np.ndarray:
     """QuantileTransformer(output_distribution="normal").transform, column by column."""
@@ -210,6 +260,9 @@ class _Fallback:
         frame = pd.DataFrame({c: arrays[c] for c in self.columns})
         out = self.transformer.transform(frame)
         return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
+
+    def bulk(self, arrays: dict[str, Any], n: int) -> None:
+        return None
 
 
 def _block(columns: list[str], transformer: Any) -> Any:
@@ -248,6 +301,10 @@ class _Chain:
         x = self.first(arrays, n)
         return self.then({str(i): x[:, i] for i in range(x.shape[1])}, n)
 
+    def bulk(self, arrays: dict[str, Any], n: int) -> np.ndarray | None:
+        x = self.first.bulk(arrays, n)
+        return self.then.bulk({str(i): x[:, i] for i in range(x.shape[1])}, n)
+
 
 class FastTransform:
     """The twin of one fitted ColumnTransformer (``transform(clean) -> float32 matrix``)."""
@@ -275,6 +332,21 @@ class FastTransform:
         if not parts:
             return np.zeros((n, 0), dtype=np.float32)
         return np.hstack(parts).astype(np.float32)
+
+    def transform_coded(self, clean: dict[str, Any], n: int) -> np.ndarray | None:
+        """:meth:`transform` of ``n`` rows the cleaner typed column by column (categories as
+        :class:`Coded`, see ``TableCleaner.transform_coded``), or None when a block does not
+        compute exactly what scikit-learn does (the caller then keeps scikit-learn)."""
+        parts = []
+        for _, block in self.blocks:
+            part = block.bulk(clean, n)
+            if part is None:
+                return None
+            parts.append(part)
+        if not parts:
+            return np.zeros((n, 0), dtype=np.float32)
+        # One pass: each value cast to float32 as hstack(...).astype(float32) casts it.
+        return np.concatenate(parts, axis=1, dtype=np.float32)
 
 
 def _width(block: Any) -> int:

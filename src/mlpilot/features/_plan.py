@@ -257,6 +257,15 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
             clean = pd.DataFrame(clean)
         return _ToFloat32().transform(self.columns_.transform(clean))
 
+    def transform_coded(self, clean: dict[str, Any]) -> np.ndarray | None:
+        """The model's matrix from rows ``TableCleaner.transform_coded`` typed, through the NumPy
+        twin, when every block of it computes what scikit-learn computes; else None (the caller
+        materializes the columns and uses :meth:`transform_clean`)."""
+        fast = getattr(self, "fast_", None)
+        if fast is None or not clean:
+            return None
+        return fast.transform_coded(clean, len(next(iter(clean.values()))))
+
     def _describe_output(self) -> None:
         self.feature_names_out_ = [str(n) for n in self.columns_.get_feature_names_out()]
         cat_positions: list[int] = []

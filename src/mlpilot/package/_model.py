@@ -8,6 +8,7 @@ prediction. An ensemble package holds one predictor object instead (with ``clean
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 
 from mlpilot._types import ProblemType
 from mlpilot.errors import ModelPackageError, PredictionInputError
+from mlpilot.features import Coded
 from mlpilot.package._files import (
     FORECASTING,
     PIPELINE,
@@ -178,6 +180,31 @@ class InferenceModel:
         if len(X) <= SMALL_BATCH and hasattr(cleaner, "transform_arrays"):
             return cleaner.transform_arrays(X, strict=True)
         return cleaner.transform(X, strict=True)
+
+    def predict_coded(self, columns: Mapping[str, Coded]) -> np.ndarray:
+        """:meth:`predict_raw` of more than ``SMALL_BATCH`` rows given column by column as
+        :class:`~mlpilot.features.Coded` text (what a bulk CSV reader gives: each column's
+        distinct strings and a code per row); every column the cleaner reads must be there.
+
+        The cleaner reads each distinct value once, and a pipeline whose NumPy twin computes
+        exactly what scikit-learn does encodes the distinct categories once and gathers by code;
+        the predictions are those :meth:`predict_raw` gives for the same rows as a DataFrame of
+        strings. Raises :class:`PredictionInputError` as :meth:`predict_raw` does.
+        """
+        predictor = self.members if hasattr(self.members, "predict_clean") else None
+        cleaner = predictor.cleaner_ if predictor is not None else self.members[0][0].cleaner_
+        clean = cleaner.transform_coded(columns, strict=True)
+        matrices: dict[int, Any] = {}
+        if predictor is None:
+            for pipeline, _ in self.members:
+                if id(pipeline) not in matrices:
+                    matrix = pipeline.transform_coded(clean)
+                    if matrix is not None:
+                        matrices[id(pipeline)] = matrix
+            if all(id(pipeline) in matrices for pipeline, _ in self.members):
+                return self.predict_clean(clean, matrices)
+        typed = {k: v.materialize() if isinstance(v, Coded) else v for k, v in clean.items()}
+        return self.predict_clean(pd.DataFrame(typed), matrices)
 
     def predict_clean(self, clean: Any, matrices: dict[int, Any] | None = None) -> np.ndarray:
         """:meth:`predict_raw` of rows :meth:`clean` read; ``matrices``, when given, is filled

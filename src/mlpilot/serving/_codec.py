@@ -31,9 +31,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from mlpilot.data import is_header_row
 from mlpilot.errors import ConfigError, PredictionInputError
+from mlpilot.features import Coded
 from mlpilot.profile import label_key
 from mlpilot.serving._errors import InvocationError
 
@@ -438,6 +441,109 @@ def decode_rows(
     return pd.DataFrame(rows.values, columns=list(columns), dtype=object)
 
 
+# -- large CSV bodies, column by column ----------------------------------------------------------
+#: From this many bytes a CSV body is first offered to :func:`bulk_csv_columns` (a payload of a
+#: batch transform); below it the row reader costs less than setting the bulk reader up.
+BULK_BYTES = 16 * 1024
+#: Up to this many rows the model reads values one by one (its small-batch path), so bodies of
+#: so few rows keep the row reader.
+BULK_MIN_ROWS = 64
+_BOM = b"\xef\xbb\xbf"
+_TEXT = pa.dictionary(pa.int32(), pa.string())
+
+
+def bulk_csv_columns(
+    body: bytes,
+    content_type: str | None,
+    columns: Sequence[str],
+    needed: Sequence[str],
+    *,
+    target: str | None = None,
+    used_columns: Sequence[str] | None = None,
+) -> dict[str, Coded] | None:
+    """The ``needed`` columns of a large CSV body, read by pyarrow's CSV reader as dictionary-
+    encoded text (:class:`~mlpilot.features.Coded`: each column's distinct strings and a code
+    per row), with the header rule and column matching of :func:`decode_rows`.
+
+    None when the body is not one this reader takes exactly as the row reader would: not CSV,
+    quoted fields, carriage returns or NUL bytes, a blank first line, bytes that are not UTF-8,
+    rows of unequal length, too few rows (``BULK_MIN_ROWS``), or anything the row reader would
+    refuse. The caller then reads it row by row, which also words the error.
+    """
+    kind, params = media_type(content_type)
+    if _REQUEST_TYPES.get(kind or CSV) != CSV or not needed:
+        return None
+    if body.startswith(_BOM):
+        body = body[len(_BOM) :]
+    if not body or body.startswith(b"\n") or any(c in body for c in (b'"', b"\r", b"\x00")):
+        return None
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    end = body.find(b"\n")
+    # Without quotes or carriage returns, csv.reader splits a line exactly at its commas.
+    record = (body if end < 0 else body[:end]).decode("utf-8").split(",")
+    rows = _Rows(columns, target, used=used_columns)
+    try:
+        header = _is_header(record, rows, params.get("header"))
+    except InvocationError:
+        return None
+    if header:
+        order = [n.strip() for n in record]
+        if any(c not in order for c in rows.required):
+            return None
+    elif len(record) == len(columns):
+        order = list(columns)
+    elif used_columns is not None and len(record) == len(used_columns):
+        order = list(used_columns)
+    else:
+        return None
+    if any(c not in order for c in needed):
+        return None
+    names = [f"c{i}" for i in range(len(record))]
+    position = {c: order.index(c) for c in needed}  # the first of repeated names, as _by_name
+    try:
+        table = pa_csv.read_csv(
+            pa.py_buffer(body),
+            read_options=pa_csv.ReadOptions(
+                column_names=names,
+                skip_rows=1 if header else 0,
+                use_threads=False,
+                block_size=len(body) + 1,  # one chunk: one dictionary per column
+            ),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=",",
+                quote_char=False,
+                double_quote=False,
+                escape_char=False,
+                newlines_in_values=False,
+                ignore_empty_lines=True,
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={n: _TEXT for n in names},
+                include_columns=[names[i] for i in sorted(set(position.values()))],
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # e.g. a row of another length: the row reader names it
+    if table.num_rows <= BULK_MIN_ROWS:
+        return None
+    out: dict[str, Coded] = {}
+    for name, i in position.items():
+        column = table.column(names[i])
+        if column.num_chunks != 1 or column.null_count:
+            return None
+        chunk = column.chunk(0)
+        values = chunk.dictionary.to_numpy(zero_copy_only=False).astype(object)
+        out[name] = Coded(chunk.indices.to_numpy(zero_copy_only=False), values)
+    return out
+
+
 # -- responses -----------------------------------------------------------------------------------
 def _records(
     raw: np.ndarray,
@@ -477,6 +583,47 @@ def _records(
     return out
 
 
+#: What makes csv.writer quote a field (QUOTE_MINIMAL, "\\n" line ends).
+_CSV_SPECIAL = frozenset(',"\r\n')
+
+
+def _csv_lines(
+    raw: np.ndarray,
+    labels: Sequence[Any],
+    keys: Sequence[str],
+    classification: bool,
+    decide: Callable[[np.ndarray], np.ndarray] | None,
+) -> bytes | None:
+    """The CSV answer for the plain keys (``predicted_label``, ``probability``) a column at a
+    time: what csv.writer writes for :func:`_records`' dicts (floats as ``repr``, labels that
+    need no quoting), without a dict per row. None for other keys or labels needing quotes."""
+    if classification:
+        if not set(keys) <= {"predicted_label", "probability"}:
+            return None
+        names = [label_key(v) for v in labels]
+        if any(not n or not _CSV_SPECIAL.isdisjoint(n) for n in names):
+            return None
+        proba = np.asarray(raw, dtype=float)
+        best = proba.argmax(axis=1) if decide is None else np.asarray(decide(proba))
+        label_of = np.asarray(names, dtype=object)
+        fields: dict[str, list[str]] = {}
+        for key in keys:
+            if key not in fields:
+                fields[key] = (
+                    label_of[best].tolist()
+                    if key == "predicted_label"
+                    else list(map(repr, proba[np.arange(len(proba)), best].tolist()))
+                )
+    else:
+        if any(k != "predicted_label" for k in keys):
+            return None
+        fields = {"predicted_label": list(map(repr, np.asarray(raw, dtype=float).tolist()))}
+    columns = [fields[k] for k in keys]
+    rows = columns[0] if len(columns) == 1 else map(",".join, zip(*columns, strict=True))
+    text = "\n".join(rows)
+    return (text + "\n").encode("utf-8") if text else b""
+
+
 def _csv_value(value: Any) -> Any:
     return str(value) if isinstance(value, (list, dict)) else value
 
@@ -496,6 +643,10 @@ def encode_predictions(
     ``probability`` is that of ``predicted_label``; labels are written as strings. ``decide``
     turns probabilities into class positions (the model's decision threshold; default arg-max).
     """
+    if accept == CSV and len(raw) > BULK_MIN_ROWS:  # a few rows: the dicts cost less
+        lines = _csv_lines(raw, labels, keys, classification, decide)
+        if lines is not None:
+            return lines
     records = _records(raw, labels, keys, classification, decide)
     if accept == CSV:
         buffer = io.StringIO()
@@ -602,13 +753,72 @@ class Predictor:
             self._key_error: InvocationError | None = None
         except InvocationError as exc:
             self.keys, self._key_error = None, exc
+        #: The columns a large CSV body is read for (the model's features), when the model
+        #: predicts column-wise input (``predict_coded``); None: every body is read by row.
+        self._bulk_columns: list[str] | None = None
+        if callable(getattr(model, "predict_coded", None)):
+            features = getattr(model, "feature_columns", self.columns)
+            self._bulk_columns = [c for c in features if c in self.columns]
 
     def invoke(
         self, body: bytes, content_type: str | None = None, accept: str | None = None
     ) -> tuple[bytes, str]:
         """The response body and its type; raises :class:`InvocationError` with the status."""
+        if len(body) >= BULK_BYTES and self._bulk_columns is not None:
+            response_type = self._check(body, content_type, accept)
+            payload = self._bulk(body, content_type, response_type)
+            if payload is not None:
+                return payload, response_type
         _, _, payload, response_type = self.predict_body(body, content_type, accept)
         return payload, response_type
+
+    def _bulk(self, body: bytes, content_type: str | None, response_type: str) -> bytes | None:
+        """A large CSV body read column by column (:func:`bulk_csv_columns`) and predicted by
+        the model's ``predict_coded``: the answer the row path gives, or None to take it."""
+        assert self._bulk_columns is not None and self.keys is not None
+        columns = bulk_csv_columns(
+            body,
+            content_type,
+            self.columns,
+            self._bulk_columns,
+            target=self.target,
+            used_columns=self.used_columns,
+        )
+        if columns is None:
+            return None
+        try:
+            raw = self.model.predict_coded(columns)
+        except PredictionInputError:
+            return None  # the row path finds the row and words the error
+        return encode_predictions(
+            raw,
+            labels=self.labels,
+            classification=self.classification,
+            keys=self.keys,
+            accept=response_type,
+            decide=getattr(self.model, "decide", None),
+        )
+
+    def _check(self, body: bytes, content_type: str | None, accept: str | None) -> str:
+        """The request's checks before reading it (size, type, Accept, content keys); the
+        response type."""
+        if len(body) > self.settings.max_payload_bytes:
+            raise InvocationError(
+                413,
+                f"payload of {len(body):,} bytes is over the limit of "
+                f"{self.settings.max_payload_bytes:,} bytes",
+            )
+        kind = media_type(content_type)[0]
+        if kind and kind not in _REQUEST_TYPES and kind not in _BINARY_TYPES:
+            raise InvocationError(
+                415,
+                f"unsupported Content-Type {content_type!r}: use {CSV}, {JSON}, {JSONLINES} "
+                f"or {PARQUET}",
+            )
+        response_type = choose_accept(accept, self.settings.default_accept)
+        if self._key_error is not None:
+            raise self._key_error
+        return response_type
 
     def predict_body(
         self,

@@ -33,6 +33,8 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO, Any, cast
 
+import numpy as np
+
 from mlpilot._crash import crash_point
 from mlpilot.errors import DataError
 from mlpilot.package import EncryptingWriter, Keyring
@@ -60,6 +62,13 @@ from mlpilot.serving._transform_spec import (
 )
 
 __all__ = ["remove_partial_outputs", "run_transform"]
+
+#: Bytes read at a time when packing lines into payloads (plus the rest of the last line).
+_BLOCK = MIB
+_NEWLINE = ord("\n")
+_BOM = b"\xef\xbb\xbf"
+#: First bytes of a line that bytes.strip() might empty (a blank line is skipped).
+_SPACES = np.frombuffer(b" \t\x0b\x0c", dtype=np.uint8)
 
 #: An object's output while it is written: a dot file beside its target, renamed when whole.
 _PARTIAL_SUFFIX = ".partial"
@@ -256,6 +265,8 @@ class _Run:
 
     def batches_of(self, stream: IO[bytes], uri: str) -> Iterator[Batch]:
         """The payloads of one input object, in order."""
+        if self.spec.split_type == "Line" and self.multi and not self.processing:
+            return _LinePacker(self, uri).batches(stream)
         return self.batches(self.records_of(stream, uri), uri)
 
     def transform(self, stream: IO[bytes], sink: IO[bytes], uri: str) -> None:
@@ -292,8 +303,108 @@ class _Run:
         self.done(batch, uri)
 
     def done(self, batch: Batch, uri: str) -> None:
-        self.records += len(batch.records)
+        self.records += batch.count
         self.tell(uri)
+
+
+class _LinePacker:
+    """:meth:`_Run.batches` of :meth:`_Run.records_of` for ``SplitType=Line`` and
+    ``MultiRecord`` without DataProcessing, a block of lines at a time: the same payloads (cut
+    at the same lines), the same errors, without a Python object per line.
+
+    A block whose lines are all plain (no carriage return, none blank or starting with
+    whitespace, none over the limit, no byte-order mark) is packed from its newline positions,
+    each payload a slice of consecutive lines; any other block goes line by line through the
+    rules of :meth:`_Run.records_of`."""
+
+    def __init__(self, run: _Run, uri: str) -> None:
+        self.run = run
+        self.uri = uri
+        self.max = run.max_bytes
+        self.number = 0  # lines read so far
+        self.pieces: list[bytes] = []  # the pending payload's runs of lines
+        self.spans: list[tuple[int, int]] = []
+        self.size = 0  # the pending payload's length
+
+    def over(self, number: int) -> TransformError:
+        return TransformError(
+            f"{self.uri} line {number}: the record is over MaxPayloadInMB ({self.max // MIB} MB)"
+        )
+
+    def flush(self) -> Batch:
+        batch = Batch.of_lines(b"\n".join(self.pieces), self.spans)
+        self.pieces, self.spans, self.size = [], [], 0
+        return batch
+
+    def batches(self, stream: IO[bytes]) -> Iterator[Batch]:
+        limit = self.max + 2  # what records_of reads a line with
+        while True:
+            block = stream.read(_BLOCK)
+            if not block:
+                break
+            if not block.endswith(b"\n"):
+                block += stream.readline(limit)  # the block's last line, whole
+            data = np.frombuffer(block, dtype=np.uint8)
+            ends = np.flatnonzero(data == _NEWLINE)
+            if not block.endswith(b"\n"):
+                ends = np.append(ends, len(block))
+            starts = np.empty_like(ends)
+            starts[0], starts[1:] = 0, ends[:-1] + 1
+            lengths = ends - starts
+            plain = (
+                b"\r" not in block
+                and not (self.number == 0 and block.startswith(_BOM))
+                and int(lengths.min()) > 0
+                and int(lengths.max()) <= self.max
+                and not np.isin(data[starts], _SPACES).any()
+            )
+            if plain:
+                yield from self.pack(block, starts, ends)
+            else:
+                yield from self.one_by_one(block, starts, ends, limit)
+            self.number += len(ends)
+        if self.pieces:
+            yield self.flush()
+
+    def pack(self, block: bytes, starts: np.ndarray, ends: np.ndarray) -> Iterator[Batch]:
+        """Plain lines: each payload takes as many whole lines as fit, as :meth:`_Run.batches`
+        packs them."""
+        i, count = 0, len(starts)
+        while i < count:
+            base = self.size + 1 if self.pieces else 0
+            # Lines i..j-1 fit while base + (end of line j-1 - start of line i) <= max.
+            j = int(np.searchsorted(ends, self.max - base + starts[i], side="right"))
+            if j == i:
+                yield self.flush()  # a line always fits an empty payload
+                continue
+            self.pieces.append(block[starts[i] : ends[j - 1]])
+            self.spans.append((self.number + i + 1, j - i))
+            self.size = base + int(ends[j - 1] - starts[i])
+            i = j
+            if i < count:
+                yield self.flush()
+
+    def one_by_one(
+        self, block: bytes, starts: np.ndarray, ends: np.ndarray, limit: int
+    ) -> Iterator[Batch]:
+        """Lines with something to look at, by :meth:`_Run.records_of`'s rules."""
+        for k, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            number = self.number + k + 1
+            if end - start >= limit:
+                raise self.over(number)
+            line = block[start:end]
+            if number == 1 and line.startswith(_BOM):
+                line = line[len(_BOM) :]
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            if len(line) > self.max:
+                raise self.over(number)
+            if self.pieces and self.size + 1 + len(line) > self.max:
+                yield self.flush()
+            self.size += len(line) + (1 if self.pieces else 0)
+            self.pieces.append(line)
+            self.spans.append((number, 1))
 
 
 class _SeriesRun(_Run):

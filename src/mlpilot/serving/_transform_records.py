@@ -9,6 +9,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from mlpilot.serving._codec import CSV, JSON, JSONLINES, InvocationResult, media_type
@@ -42,19 +43,53 @@ class Record:
     original: Any = None  # the parsed input, kept for JoinSource=Input
 
 
-@dataclass
 class Batch:
-    """Records sent as one payload (one record a line)."""
+    """Records sent as one payload (one record a line).
 
-    records: list[Record]
-    payload: bytes
-    #: What messages call the batch instead of its line range (a forecast's series).
-    label: str = ""
+    A batch of consecutive lines (:meth:`of_lines`) keeps only its payload and line numbers;
+    its :attr:`records` are cut from the payload when asked for (to bisect a refused batch)."""
+
+    __slots__ = ("_records", "label", "payload", "spans")
+
+    def __init__(self, records: list[Record], payload: bytes, label: str = "") -> None:
+        self._records: list[Record] | None = records
+        self.payload = payload
+        #: What messages call the batch instead of its line range (a forecast's series).
+        self.label = label
+        #: For :meth:`of_lines`: ``(first line number, lines)`` of each run of the payload.
+        self.spans: list[tuple[int, int]] = []
+
+    @classmethod
+    def of_lines(cls, payload: bytes, spans: list[tuple[int, int]]) -> Batch:
+        """Runs of consecutive lines (``(first line number, count)`` each), joined by newlines
+        as ``payload``."""
+        batch = cls([], payload)
+        batch._records, batch.spans = None, spans
+        return batch
+
+    @property
+    def records(self) -> list[Record]:
+        if self._records is None:
+            numbers = chain.from_iterable(range(first, first + n) for first, n in self.spans)
+            data = self.payload.split(b"\n")
+            self._records = [Record(n, d) for n, d in zip(numbers, data, strict=True)]
+        return self._records
+
+    @property
+    def count(self) -> int:
+        """How many records it holds."""
+        if self._records is None:
+            return sum(n for _, n in self.spans)
+        return len(self._records)
 
     def lines(self) -> str:
         if self.label:
             return self.label
-        first, last = self.records[0].line, self.records[-1].line
+        if self._records is None:
+            first, (start, n) = self.spans[0][0], self.spans[-1]
+            last = start + n - 1
+        else:
+            first, last = self._records[0].line, self._records[-1].line
         return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
