@@ -38,6 +38,12 @@ SPLIT_TAGS = {"split_by_time": "mlpilot:SplitByTime", "split_by_group": "mlpilot
 REPORTS_TAG = "mlpilot:GenerateReports"
 #: A tabular job's single-row latency limit in milliseconds (``TabularConfig.max_latency_ms``).
 LATENCY_TAG = "mlpilot:MaxLatencyMs"
+#: A tabular job's fairness settings (``TabularConfig`` field → tag).
+FAIRNESS_TAGS = {
+    "sensitive_attribute": "mlpilot:SensitiveAttribute",
+    "max_disparity": "mlpilot:MaxDisparity",
+    "disparity_metric": "mlpilot:DisparityMetric",
+}
 
 
 class ProblemConfig(Protocol):
@@ -301,6 +307,13 @@ class JobConfig:
             if not isinstance(problem, TabularConfig):
                 raise ConfigError(f"Tag {LATENCY_TAG} applies to tabular jobs only")
             problem = replace(problem, max_latency_ms=latency_ms)
+        fairness = _fairness_tags(request.get("Tags") or ())
+        if fairness:
+            if not isinstance(problem, TabularConfig):
+                raise ConfigError(
+                    f"Tags {', '.join(FAIRNESS_TAGS.values())} apply to tabular jobs only"
+                )
+            problem = replace(problem, **fairness)
         values: dict[str, Any] = {
             "name": name,
             "training_data": source["S3Uri"],
@@ -373,6 +386,13 @@ class JobConfig:
         latency_ms = getattr(self.problem, "max_latency_ms", None)
         if latency_ms is not None and not any(t.get("Key") == LATENCY_TAG for t in tags):
             tags.append({"Key": LATENCY_TAG, "Value": f"{latency_ms:g}"})
+        if isinstance(self.problem, TabularConfig) and self.problem.sensitive_attribute:
+            for name, key in FAIRNESS_TAGS.items():
+                value = getattr(self.problem, name)
+                if value is not None and not any(t.get("Key") == key for t in tags):
+                    tags.append(
+                        {"Key": key, "Value": value if isinstance(value, str) else f"{value:g}"}
+                    )
         if tags:
             request["Tags"] = tags
         return request
@@ -414,6 +434,27 @@ def _latency_tag(tags: Any) -> float | None:
             f"got {values[0]!r}"
         )
     return value
+
+
+def _fairness_tags(tags: Any) -> dict[str, Any]:
+    """The fairness settings among the request's tags, as ``TabularConfig`` fields (its own
+    validation checks their values together)."""
+    found: dict[str, Any] = {}
+    for name, key in FAIRNESS_TAGS.items():
+        values = [t.get("Value", "") for t in tags if t.get("Key") == key]
+        if len(values) > 1:
+            raise ConfigError(f"Tag {key} is given {len(values)} times; give it once")
+        if values:
+            found[name] = values[0].strip()
+    if "max_disparity" in found:
+        try:
+            found["max_disparity"] = float(found["max_disparity"])
+        except ValueError:
+            raise ConfigError(
+                f"Tag {FAIRNESS_TAGS['max_disparity']}: expected a number between 0 and 1 "
+                f"(e.g. 0.05); got {found['max_disparity']!r}"
+            ) from None
+    return found
 
 
 def _problem_block(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
