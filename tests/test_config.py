@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pandas as pd
@@ -449,3 +450,84 @@ def test_the_latency_tag_is_for_tabular_jobs_and_given_once() -> None:
         JobConfig.from_request(forecast, output_path="/out/x")
     with pytest.raises(ConfigError, match="latency limit must be positive"):
         TabularConfig(target="y", max_latency_ms=float("inf"))
+
+
+FAIRNESS_TAGS = [
+    {"Key": "mlpilot:SensitiveAttribute", "Value": "gender"},
+    {"Key": "mlpilot:MaxDisparity", "Value": "0.05"},
+    {"Key": "mlpilot:DisparityMetric", "Value": "equalized_odds"},
+]
+
+
+def test_the_fairness_settings_travel_as_namespaced_tags_both_ways() -> None:
+    config = JobConfig.from_request(request(Tags=FAIRNESS_TAGS), output_path="/out/churn")
+    problem = config.problem
+    assert isinstance(problem, TabularConfig)
+    assert (problem.sensitive_attribute, problem.max_disparity, problem.disparity_metric) == (
+        "gender",
+        0.05,
+        "equalized_odds",
+    )
+    assert config.to_request()["Tags"] == FAIRNESS_TAGS  # kept once, not added twice
+    again = JobConfig.from_dict(config.to_dict()).problem
+    assert isinstance(again, TabularConfig) and again.max_disparity == 0.05
+    # Set through the Python API (or the CLI), they are written as the tags the API reads;
+    # the default disparity metric travels too.
+    flat = JobConfig.tabular(
+        name="flat",
+        training_data="/d.csv",
+        output_path="/out/flat",
+        target="y",
+        sensitive_attribute="gender",
+        max_disparity=0.1,
+    )
+    tags = flat.to_request()["Tags"]
+    assert {"Key": "mlpilot:MaxDisparity", "Value": "0.1"} in tags
+    assert {"Key": "mlpilot:DisparityMetric", "Value": "demographic_parity"} in tags
+    back = JobConfig.from_request(flat.to_request(), output_path="/out/flat").problem
+    assert isinstance(back, TabularConfig) and back.sensitive_attribute == "gender"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"sensitive_attribute": "g", "max_disparity": 1.5}, "between 0 and 1; got 1.5"),
+        ({"sensitive_attribute": "g", "max_disparity": -0.01}, "between 0 and 1"),
+        ({"sensitive_attribute": "g", "max_disparity": float("nan")}, "between 0 and 1"),
+        ({"max_disparity": 0.1}, "needs a sensitive attribute"),
+        ({"sensitive_attribute": "g", "disparity_metric": "parity"}, "Unknown disparity metric"),
+        ({"sensitive_attribute": "y"}, "cannot be the target"),
+        (
+            {"sensitive_attribute": "g", "problem_type": "Regression"},
+            "apply to classification jobs; this job is a regression",
+        ),
+        (
+            {
+                "sensitive_attribute": "g",
+                "max_disparity": 0.1,
+                "problem_type": "MulticlassClassification",
+            },
+            "not defined for a multiclass job",
+        ),
+    ],
+)
+def test_bad_fairness_settings_are_refused_naming_the_problem(
+    settings: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TabularConfig(target="y", **settings)
+
+
+def test_a_bad_fairness_tag_is_refused_naming_the_tag() -> None:
+    tags = [FAIRNESS_TAGS[0], {"Key": "mlpilot:MaxDisparity", "Value": "low"}]
+    with pytest.raises(ConfigError, match="Tag mlpilot:MaxDisparity: expected a number between 0"):
+        JobConfig.from_request(request(Tags=tags), output_path="/out/x")
+    with pytest.raises(ConfigError, match="given 2 times"):
+        JobConfig.from_request(request(Tags=[*FAIRNESS_TAGS, FAIRNESS_TAGS[0]]), output_path="/x")
+    forecast = request(
+        AutoMLProblemTypeConfig={"TimeSeriesForecastingJobConfig": forecasting_body()},
+        AutoMLJobObjective=None,
+        Tags=FAIRNESS_TAGS[:1],
+    )
+    with pytest.raises(ConfigError, match="apply to tabular jobs only"):
+        JobConfig.from_request(forecast, output_path="/out/x")

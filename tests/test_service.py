@@ -247,6 +247,17 @@ BAD_REQUESTS = [
         "ValidationException",
         "'..' path segments are not accepted",
     ),
+    (
+        "CreateAutoMLJobV2",
+        _base(
+            Tags=[
+                {"Key": "mlpilot:SensitiveAttribute", "Value": "gender"},
+                {"Key": "mlpilot:MaxDisparity", "Value": "1.5"},
+            ]
+        ),
+        "ValidationException",
+        "The maximum disparity must be between 0 and 1; got 1.5",
+    ),
     ("CreateAutoMLJobV2", _tabular(ProblemType="Ranking"), "ValidationException", "enum value set"),
     (
         "CreateAutoMLJobV2",

@@ -79,6 +79,8 @@ def leaderboard(
         "status",
         "objective",
         *metrics,
+        # A job with a sensitive attribute: each candidate's disparity on its validation rows.
+        *(["disparity"] if "disparity" in frame.columns else []),
         "train_seconds",
         "predict_ms_per_row",
         "failure_reason",

@@ -213,6 +213,28 @@ def run(
             metavar="MS",
         ),
     ] = None,
+    sensitive_attribute: Annotated[
+        str | None,
+        typer.Option(
+            help="Report group fairness by this column (it stays a feature unless "
+            "--feature-spec leaves it out).",
+            metavar="COLUMN",
+        ),
+    ] = None,
+    max_disparity: Annotated[
+        float | None,
+        typer.Option(
+            help="Ship the best candidate whose disparity on the validation predictions is at "
+            "most D (0-1), else the least disparate (binary classification).",
+            metavar="D",
+        ),
+    ] = None,
+    disparity_metric: Annotated[
+        str,
+        typer.Option(
+            help="The disparity --max-disparity bounds: demographic_parity or equalized_odds."
+        ),
+    ] = "demographic_parity",
     feature_spec: Annotated[
         str | None,
         typer.Option(help="FeatureSpecification JSON (FeatureAttributeNames, FeatureDataTypes)."),
@@ -307,6 +329,10 @@ def run(
             raise ConfigError("--max-latency-ms applies to tabular jobs only")
         if custom:
             raise ConfigError("--cost-matrix and a user --objective apply to tabular jobs only")
+        if sensitive_attribute is not None or max_disparity is not None:
+            raise ConfigError(
+                "--sensitive-attribute and --max-disparity apply to tabular jobs only"
+            )
         assert timestamp and item_id and frequency and horizon is not None
         problem = ForecastingConfig(
             target=target,
@@ -331,6 +357,9 @@ def run(
             candidates_only=candidates_only,
             max_latency_ms=max_latency_ms,
             **custom,
+            sensitive_attribute=sensitive_attribute,
+            max_disparity=max_disparity,
+            disparity_metric=disparity_metric,
         )
     config = JobConfig(
         name=job_name,

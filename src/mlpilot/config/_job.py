@@ -53,6 +53,12 @@ OBJECTIVE_DIRECTION_TAG = "mlpilot:ObjectiveDirection"
 #: What the user metric's ``y_pred`` is for classification: ``labels`` (default) or
 #: ``probabilities``.
 OBJECTIVE_INPUT_TAG = "mlpilot:ObjectiveInput"
+#: A tabular job's fairness settings (``TabularConfig`` field → tag).
+FAIRNESS_TAGS = {
+    "sensitive_attribute": "mlpilot:SensitiveAttribute",
+    "max_disparity": "mlpilot:MaxDisparity",
+    "disparity_metric": "mlpilot:DisparityMetric",
+}
 
 
 class ProblemConfig(Protocol):
@@ -323,6 +329,13 @@ class JobConfig:
                     f"Tags {COST_MATRIX_TAG} and {OBJECTIVE_TAG} apply to tabular jobs only"
                 )
             problem = replace(problem, **custom)
+        fairness = _fairness_tags(request.get("Tags") or ())
+        if fairness:
+            if not isinstance(problem, TabularConfig):
+                raise ConfigError(
+                    f"Tags {', '.join(FAIRNESS_TAGS.values())} apply to tabular jobs only"
+                )
+            problem = replace(problem, **fairness)
         values: dict[str, Any] = {
             "name": name,
             "training_data": source["S3Uri"],
@@ -407,6 +420,13 @@ class JobConfig:
             tags.append({"Key": OBJECTIVE_DIRECTION_TAG, "Value": custom.direction})
             if custom.probabilities:
                 tags.append({"Key": OBJECTIVE_INPUT_TAG, "Value": "probabilities"})
+        if isinstance(self.problem, TabularConfig) and self.problem.sensitive_attribute:
+            for name, key in FAIRNESS_TAGS.items():
+                value = getattr(self.problem, name)
+                if value is not None and not any(t.get("Key") == key for t in tags):
+                    tags.append(
+                        {"Key": key, "Value": value if isinstance(value, str) else f"{value:g}"}
+                    )
         if tags:
             request["Tags"] = tags
         return request
@@ -514,6 +534,27 @@ def _objective_tags(tags: Any) -> dict[str, Any]:
         probabilities=kind == "probabilities",
     )
     return out
+
+
+def _fairness_tags(tags: Any) -> dict[str, Any]:
+    """The fairness settings among the request's tags, as ``TabularConfig`` fields (its own
+    validation checks their values together)."""
+    found: dict[str, Any] = {}
+    for name, key in FAIRNESS_TAGS.items():
+        values = [t.get("Value", "") for t in tags if t.get("Key") == key]
+        if len(values) > 1:
+            raise ConfigError(f"Tag {key} is given {len(values)} times; give it once")
+        if values:
+            found[name] = values[0].strip()
+    if "max_disparity" in found:
+        try:
+            found["max_disparity"] = float(found["max_disparity"])
+        except ValueError:
+            raise ConfigError(
+                f"Tag {FAIRNESS_TAGS['max_disparity']}: expected a number between 0 and 1 "
+                f"(e.g. 0.05); got {found['max_disparity']!r}"
+            ) from None
+    return found
 
 
 def _problem_block(request: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -10,7 +10,13 @@ from mlpilot._types import Mode, ProblemType
 from mlpilot.algorithms import algorithm_path
 from mlpilot.config._channels import CSV, check_table_channels
 from mlpilot.errors import ConfigError
-from mlpilot.metrics import CostMatrix, ObjectiveFunction, get_metric, metric_names
+from mlpilot.metrics import (
+    DISPARITY_METRICS,
+    CostMatrix,
+    ObjectiveFunction,
+    get_metric,
+    metric_names,
+)
 from mlpilot.profile import FeatureSpecification
 from mlpilot.search import CandidateDefinition
 
@@ -30,7 +36,8 @@ class TabularConfig:
     Fields mirror ``TabularJobConfig`` (``TargetAttributeName``, ``ProblemType``, ``Mode``,
     ``CandidateGenerationConfig.AlgorithmsConfig``, ``SampleWeightAttributeName``,
     ``FeatureSpecificationS3Uri``, ``GenerateCandidateDefinitionsOnly``); ``max_latency_ms``,
-    ``candidates``, ``cost_matrix`` and ``objective_function`` are mlpilot's own.
+    ``candidates``, ``cost_matrix``, ``objective_function`` and the fairness settings
+    (``sensitive_attribute``, ``max_disparity``, ``disparity_metric``) are mlpilot's own.
     """
 
     config_name: ClassVar[str] = "Tabular"
@@ -61,6 +68,18 @@ class TabularConfig:
     #: ``mlpilot:Objective`` (+ ``mlpilot:ObjectiveDirection``, ``mlpilot:ObjectiveInput``),
     #: the CLI's ``--objective module:function --objective-direction``.
     objective_function: ObjectiveFunction | None = None
+    #: A column whose groups the model-quality report compares (selection rate, TPR, FPR,
+    #: accuracy per group; demographic-parity and equalized-odds differences). It stays a
+    #: feature unless a feature specification leaves it out. Tag ``mlpilot:SensitiveAttribute``,
+    #: the CLI's ``--sensitive-attribute``.
+    sensitive_attribute: str | None = None
+    #: The shipped model's disparity on the validation predictions must be at most this (0 to
+    #: 1): the best candidate within it ships, else the one with the least disparity. Binary
+    #: classification only. Tag ``mlpilot:MaxDisparity``, the CLI's ``--max-disparity``.
+    max_disparity: float | None = None
+    #: Which disparity ``max_disparity`` bounds: ``demographic_parity`` or ``equalized_odds``.
+    #: Tag ``mlpilot:DisparityMetric``, the CLI's ``--disparity-metric``.
+    disparity_metric: str = DISPARITY_METRICS[0]
 
     def __post_init__(self) -> None:
         if not self.target or not isinstance(self.target, str):
@@ -118,6 +137,44 @@ class TabularConfig:
     def custom_objective(self) -> CostMatrix | ObjectiveFunction | None:
         """The cost matrix or user metric that replaces SageMaker's objective, if any."""
         return self.cost_matrix or self.objective_function
+        self._check_fairness()
+
+    def _check_fairness(self) -> None:
+        column = self.sensitive_attribute
+        if column is not None and (not isinstance(column, str) or not column.strip()):
+            raise ConfigError("The sensitive attribute must be a column name")
+        if column is not None and column in (self.target, self.sample_weight):
+            raise ConfigError(
+                f"The sensitive attribute {column!r} cannot be the target or the sample weight"
+            )
+        if self.disparity_metric not in DISPARITY_METRICS:
+            raise ConfigError(
+                f"Unknown disparity metric {self.disparity_metric!r}; valid values: "
+                f"{', '.join(DISPARITY_METRICS)}"
+            )
+        if column is not None and self.problem_type is ProblemType.REGRESSION:
+            raise ConfigError(
+                "Fairness metrics (a sensitive attribute) apply to classification jobs; this job "
+                "is a regression"
+            )
+        if self.max_disparity is None:
+            return
+        value = self.max_disparity
+        if not (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and 0 <= value <= 1
+        ):
+            raise ConfigError(f"The maximum disparity must be between 0 and 1; got {value}")
+        if column is None:
+            raise ConfigError("A maximum disparity needs a sensitive attribute to measure it by")
+        if self.problem_type is ProblemType.MULTICLASS:
+            raise ConfigError(
+                "A maximum disparity applies to binary classification: demographic parity and "
+                "equalized odds are not defined for a multiclass job (its report still shows "
+                "the count and accuracy per group)"
+            )
 
     def check(self, job: JobConfig) -> None:
         if job.objective is not None and self.custom_objective is not None:
@@ -195,6 +252,9 @@ class TabularConfig:
             "objective_function": None
             if self.objective_function is None
             else self.objective_function.to_dict(),
+            "sensitive_attribute": self.sensitive_attribute,
+            "max_disparity": self.max_disparity,
+            "disparity_metric": self.disparity_metric,
         }
 
     @classmethod

@@ -20,6 +20,7 @@ import numpy as np
 from mlpilot._types import ProblemType
 from mlpilot.ensemble._caruana import blend
 from mlpilot.ensemble._predictor import AssembleResult, AssembleTask, UnitSpec
+from mlpilot.metrics import DisparityOption, choose_within_disparity
 from mlpilot.runtime import QueueItem, TaskOutcome
 from mlpilot.search import TrialResult, TrialTask
 
@@ -177,6 +178,7 @@ class FinalPhase:
             ensemble_score = self.b._score(oof)
         if self.b.objective.fn is None and self.b.limits.latency_limit is None:
             chosen, weights = self._fastest_within_tolerance(chosen, weights, ensemble_score)
+        chosen, weights = self._within_disparity(chosen, weights, ensemble_score)
         ensemble = len(chosen) > 1
         self._check_cost_decision(
             blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
@@ -477,6 +479,47 @@ class FinalPhase:
             extra["DecisionThreshold"] = round(self.b.threshold, 6)
         self.b.on_result(task, result, extra)
 
+    def _within_disparity(
+        self,
+        chosen: list[BuiltModel],
+        weights: dict[str, float],
+        ensemble_score: float | None,
+    ) -> tuple[list[BuiltModel], dict[str, float]]:
+        """With a disparity limit: the best option on the selection metric whose out-of-fold
+        disparity (at its own decision threshold) is within it, else the least disparate; the
+        options are the selected ensemble and each single model, as for InferenceLatency."""
+        measure = self.b.limits.disparity
+        if measure is None or measure.max_disparity is None:
+            return chosen, weights
+        ensemble_label = "the weighted ensemble"
+        options: dict[str, tuple[list[BuiltModel], dict[str, float]]] = {}
+        scored: list[DisparityOption] = []
+
+        metric = self.b.selection_metric
+
+        def add(label: str, score: float, picked: list[BuiltModel], value: float) -> None:
+            options[label] = (picked, {m.name: weights.get(m.name, 1.0) for m in picked})
+            # The builder's scores are larger-is-better; the note shows the metric's own sign.
+            scored.append(DisparityOption(label, score if metric.maximize else -score, value))
+
+        if ensemble_score is not None and len(chosen) > 1:
+            # At the decision threshold the ensemble would ship with; a single model ships
+            # with the arg-max.
+            oof = blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
+            threshold = self._decision_threshold(oof, note=False)
+            add(
+                ensemble_label, ensemble_score, chosen, measure.measure(self.b.rows, oof, threshold)
+            )
+        for m in self.b.models:
+            add(m.name, m.score, [m], measure.measure(self.b.rows, m.oof))
+        choice = choose_within_disparity(scored, metric, measure.max_disparity, measure.metric)
+        assert choice is not None
+        self.b.fairness = choice
+        picked, picked_weights = options[choice.name]
+        if choice.name != ensemble_label:
+            picked_weights = {picked[0].name: 1.0}
+        return picked, picked_weights
+
     def _fastest_within_tolerance(
         self,
         chosen: list[BuiltModel],
@@ -531,7 +574,7 @@ class FinalPhase:
             f"{bayes:.4g} out of fold, {argmax:.4g} predicting the most probable class"
         )
 
-    def _decision_threshold(self, oof: np.ndarray) -> float | None:
+    def _decision_threshold(self, oof: np.ndarray, *, note: bool = True) -> float | None:
         """For a binary objective computed from labels (F1, accuracy, balanced accuracy): the
         cut of the positive class's probability that scores best on the out-of-fold
         predictions, when it beats 0.5 by a margin (else None: the arg-max)."""
@@ -546,11 +589,12 @@ class FinalPhase:
         )
         if at_half is None or not np.isfinite(value) or value - at_half < THRESHOLD_GAIN:
             return None
-        self.b.notes.append(
-            f"decision threshold {threshold:.3f} for {metric.name}: the positive class is "
-            f"predicted from that probability ({metric.name} {value:.4f} out of fold, "
-            f"{at_half:.4f} at 0.5)"
-        )
+        if note:
+            self.b.notes.append(
+                f"decision threshold {threshold:.3f} for {metric.name}: the positive class is "
+                f"predicted from that probability ({metric.name} {value:.4f} out of fold, "
+                f"{at_half:.4f} at 0.5)"
+            )
         return threshold
 
 

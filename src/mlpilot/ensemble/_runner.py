@@ -41,7 +41,7 @@ from mlpilot.ensemble._final import TRIAL, BuiltModel, FinalModel, FinalPhase, c
 from mlpilot.ensemble._plan import BaggingPlan
 from mlpilot.ensemble._portfolio import PortfolioEntry, random_entry
 from mlpilot.ensemble._stack import write_stack_data
-from mlpilot.metrics import default_objective, get_metric
+from mlpilot.metrics import DisparityChoice, DisparityMeasure, default_objective, get_metric
 from mlpilot.runtime import (
     MIN_TASK_SECONDS,
     Budget,
@@ -77,6 +77,9 @@ class EnsembleLimits:
     max_candidates: int
     #: Per-row prediction time the packaged model must keep (seconds), if any.
     latency_limit: float | None = None
+    #: How a model's disparity is measured; with its ``max_disparity``, the shipped model is
+    #: the best option (the selected ensemble or a single model) within it.
+    disparity: DisparityMeasure | None = None
 
 
 class EnsembleBuilder:
@@ -145,6 +148,8 @@ class EnsembleBuilder:
         self.notes: list[str] = []
         #: What the latency limit did to ensemble selection (None without a limit).
         self.latency_note: str | None = None
+        #: What the disparity limit chose and why (None without a limit).
+        self.fairness: DisparityChoice | None = None
         self.ensemble_name: str | None = None
         #: The final model's blend weights, unrounded (the record shows them rounded).
         self.weights: dict[str, float] = {}

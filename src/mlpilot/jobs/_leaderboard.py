@@ -32,7 +32,8 @@ _STATUS_ORDER = {"Completed": 0, "Stopped": 1, "Failed": 2, "InProgress": 3, "St
 
 def leaderboard_frame(candidates: list[dict[str, Any]], objective: str) -> pd.DataFrame:
     """One row per candidate: rank, name, algorithm, status, objective, every metric, steps,
-    hyperparameters, training time, prediction time per row, failure reason."""
+    hyperparameters, training time, prediction time per row, failure reason; in a job with a
+    sensitive attribute, its disparity (``Mlpilot.Disparity``) after the metrics."""
     maximize = objective_maximized(objective, candidates)
     rows = []
     for c in candidates:
@@ -49,6 +50,8 @@ def leaderboard_frame(candidates: list[dict[str, Any]], objective: str) -> pd.Da
             "objective": final.get("Value"),
         }
         row.update(metrics)
+        if "Disparity" in extra:
+            row["disparity"] = extra["Disparity"]
         row.update(
             {
                 "train_seconds": extra.get("TrainSeconds"),

@@ -7,9 +7,10 @@ keeps a small, self-contained extract in ``data-sample/``:
     A seeded random sample of at most :data:`SAMPLE_ROWS` training rows, raw as read, indexed
     by row number in the prepared table (the rows ``validation-predictions.npz`` refers to).
 ``targets.npz``
-    ``y`` (the encoded target of every prepared row), ``weight`` (empty without a weight column)
-    and ``folds`` (the validation plan): enough to score any candidate's saved validation
-    predictions again.
+    ``y`` (the encoded target of every prepared row), ``weight`` (empty without a weight column),
+    ``folds`` (the validation plan) and ``groups`` (each row's group of the job's sensitive
+    attribute; empty without one): enough to score any candidate's saved validation
+    predictions again, by group too.
 ``duplicates.parquet``
     The most repeated rows with their counts (only when the table has duplicates).
 ``training-data.parquet`` / ``validation-data.parquet``
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mlpilot.errors import JobNotFoundError
+from mlpilot.metrics import sensitive_groups
 from mlpilot.profile import MISSING_TOKENS, DatasetProfile, parse_numeric
 
 __all__ = [
@@ -55,6 +57,8 @@ class SavedTargets:
     y: np.ndarray
     weight: np.ndarray | None
     folds: np.ndarray
+    #: Each row's group of the sensitive attribute (None without one).
+    groups: np.ndarray | None = None
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, *, index: bool) -> None:
@@ -69,8 +73,11 @@ def _write_parquet(frame: pd.DataFrame, path: Path, *, index: bool) -> None:
         raise
 
 
-def save_data_sample(prepared_dir: Path, out_dir: Path, *, seed: int) -> None:
-    """Extract the sample, targets and duplicate examples from a job's prepared data."""
+def save_data_sample(
+    prepared_dir: Path, out_dir: Path, *, seed: int, sensitive: str | None = None
+) -> None:
+    """Extract the sample, targets and duplicate examples from a job's prepared data
+    (``sensitive``: the column whose groups go with the targets)."""
     profile = DatasetProfile.load(prepared_dir / "profile.json")
     table = pd.read_parquet(prepared_dir / "table.parquet")
     folds = np.load(prepared_dir / "folds.npy")
@@ -84,7 +91,12 @@ def save_data_sample(prepared_dir: Path, out_dir: Path, *, seed: int) -> None:
     )
     fd, tmp = tempfile.mkstemp(prefix=".targets.", suffix=".npz", dir=out_dir)
     os.close(fd)
-    np.savez_compressed(tmp, y=y, weight=weight, folds=folds)
+    groups = (
+        sensitive_groups(table[sensitive]).astype(str)
+        if sensitive and sensitive in table.columns
+        else np.zeros(0, dtype=str)
+    )
+    np.savez_compressed(tmp, y=y, weight=weight, folds=folds, groups=groups)
     os.chmod(tmp, 0o644)
     os.replace(tmp, out_dir / TARGETS)
 
@@ -136,4 +148,11 @@ def load_targets(sample_dir: Path) -> SavedTargets:
         raise JobNotFoundError(f"No saved targets at {sample_dir} (the job did not save them)")
     with np.load(path) as saved:
         weight = saved["weight"]
-        return SavedTargets(saved["y"], weight if weight.size else None, saved["folds"])
+        # Sample folders saved before groups were kept have none.
+        groups = saved["groups"] if "groups" in saved.files else np.zeros(0, dtype=str)
+        return SavedTargets(
+            saved["y"],
+            weight if weight.size else None,
+            saved["folds"],
+            groups.astype(object) if groups.size else None,
+        )

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mlpilot._layout import JobLayout
+from mlpilot._layout import JobLayout, read_candidates
 from mlpilot.errors import ConfigError, JobNotFoundError
 from mlpilot.jobs import activate_job_objective
 from mlpilot.package import InferenceModel
@@ -16,7 +16,7 @@ from mlpilot.profile import DatasetProfile
 from mlpilot.reports._data import load_sample, load_targets
 from mlpilot.reports._explain import explain_model, write_explainability
 from mlpilot.reports._forecast_quality import write_forecast_insights
-from mlpilot.reports._quality import Evaluation, write_model_insights
+from mlpilot.reports._quality import Evaluation, Tradeoff, write_model_insights
 from mlpilot.search import load_validation_predictions
 
 __all__ = [
@@ -77,6 +77,7 @@ def load_evaluation(
     targets = load_targets(layout.data_sample)
     activate_job_objective(layout)
     costs = profile.target.decision_costs
+    fairness = job_record.get("Mlpilot", {}).get("Fairness") or {}
     return Evaluation(
         problem_type=profile.problem_type,
         labels=list(profile.target.labels),
@@ -88,6 +89,8 @@ def load_evaluation(
         objective=_objective(job_record),
         threshold=candidate.get("Mlpilot", {}).get("DecisionThreshold"),
         costs=None if costs is None else np.asarray(costs, dtype=float),
+        sensitive_attribute=fairness.get("SensitiveAttribute"),
+        groups=None if targets.groups is None else targets.groups[rows],
     )
 
 
@@ -113,6 +116,33 @@ def generate_model_insights(
         job_name=layout.job_name,
         algorithm=str(candidate.get("Mlpilot", {}).get("Algorithm", "")),
         validation=_validation_text(job_record),
+        tradeoff=_tradeoff(layout, job_record, candidate),
+    )
+
+
+def _tradeoff(
+    layout: JobLayout, job_record: dict[str, Any], candidate: dict[str, Any]
+) -> Tradeoff | None:
+    """Objective against disparity over the job's candidates, for the job's best candidate
+    in a job with a sensitive attribute (None otherwise)."""
+    extra = job_record.get("Mlpilot", {})
+    fairness = extra.get("Fairness")
+    best = (job_record.get("BestCandidate") or {}).get("CandidateName")
+    if not fairness or candidate["CandidateName"] != best or not layout.candidates_log.exists():
+        return None
+    rows = []
+    for record in read_candidates(layout.candidates_log):
+        value = (record.get("FinalAutoMLJobObjectiveMetric") or {}).get("Value")
+        disparity = record.get("Mlpilot", {}).get("Disparity")
+        if isinstance(value, int | float) and isinstance(disparity, int | float):
+            rows.append((str(record["CandidateName"]), float(value), float(disparity)))
+    return Tradeoff(
+        objective=_objective(job_record),
+        disparity_metric=str(fairness.get("DisparityMetric")),
+        max_disparity=fairness.get("MaxDisparity"),
+        shipped=str(best),
+        rows=rows,
+        note=extra.get("FairnessNote"),
     )
 
 

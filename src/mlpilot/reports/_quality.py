@@ -11,6 +11,11 @@ leaderboard's numbers come from) against the saved targets, and writes:
 ``report.html`` / ``report.pdf``
     The metrics table and the plots for the problem type.
 
+With a sensitive attribute (classification), ``mlpilot.fairness`` holds fairlearn's group
+metrics of the validation predictions (count, selection rate, TPR, FPR, accuracy per group;
+demographic-parity and equalized-odds differences) and, for the job's best candidate, the
+trade-off between the objective and the disparity over every candidate; the report shows both.
+
 Classification labels are the class with the highest probability (for binary, the positive
 class when its probability reaches 0.5, or the decision threshold the job tuned for an F1,
 accuracy or balanced-accuracy objective): the label the model returns and the one the metrics
@@ -29,11 +34,11 @@ import numpy as np
 from sklearn import metrics as skm
 
 from mlpilot._types import ProblemType
-from mlpilot.metrics import bayes_decision, expected_cost, get_metric, score_all
+from mlpilot.metrics import bayes_decision, expected_cost, get_metric, group_metrics, score_all
 from mlpilot.profile import label_key
 from mlpilot.reports._render import Report, Section, figure, write_html, write_pdf
 
-__all__ = ["Evaluation", "model_statistics", "write_model_insights"]
+__all__ = ["Evaluation", "Tradeoff", "model_statistics", "write_model_insights"]
 
 #: Bootstrap resamples for standard deviations, and the rows each resample holds at most (the
 #: deviation is scaled to the full count, as it shrinks with √n).
@@ -47,6 +52,32 @@ CURVE_POINTS = 200
 MAX_MATRIX_LABELS = 15
 #: Points drawn in a regression scatter plot.
 MAX_SCATTER = 5_000
+
+
+@dataclass
+class Tradeoff:
+    """Objective against disparity over a job's candidates: ``rows`` are
+    ``(candidate, objective value, disparity)``, ``shipped`` the job's model."""
+
+    objective: str
+    disparity_metric: str
+    max_disparity: float | None
+    shipped: str
+    rows: list[tuple[str, float, float]]
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "objective": self.objective,
+            "disparity_metric": self.disparity_metric,
+            "max_disparity": self.max_disparity,
+            "shipped": self.shipped,
+            "note": self.note,
+            "candidates": [
+                {"candidate": name, "objective": value, "disparity": disparity}
+                for name, value, disparity in self.rows
+            ],
+        }
 
 
 @dataclass
@@ -66,6 +97,9 @@ class Evaluation:
     #: A cost matrix job's costs[actual][predicted] in label order: the model predicts the
     #: class of least expected cost.
     costs: np.ndarray | None = None
+    #: The job's sensitive attribute and each evaluated row's group of it (None without one).
+    sensitive_attribute: str | None = None
+    groups: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -293,8 +327,98 @@ def model_statistics(e: Evaluation) -> dict[str, Any]:
             "weighted": e.weight is not None,
             "metrics": {n: _value(v, sagemaker_std.get(n)) for n, v in sagemaker.items()},
             **extra,
+            **_fairness(e),
         },
     }
+
+
+def _fairness(e: Evaluation) -> dict[str, Any]:
+    """``{"fairness": ...}``: fairlearn's group metrics of the evaluation, when it has groups."""
+    if e.groups is None or not e.problem_type.is_classification:
+        return {}
+    metrics = group_metrics(
+        e.y,
+        e.predicted,
+        e.groups,
+        binary=e.problem_type is ProblemType.BINARY,
+        positive_index=e.positive_index,
+        sample_weight=e.weight,
+    )
+    return {"fairness": {"sensitive_attribute": e.sensitive_attribute, **metrics}}
+
+
+def _fairness_section(block: dict[str, Any], tradeoff: Tradeoff | None) -> Section:
+    """Group metrics, the disparities and the objective-against-disparity trade-off."""
+    binary = "demographic_parity_difference" in block
+    section = Section(
+        f"Fairness by {block['sensitive_attribute']}",
+        text=[
+            "Group metrics of the validation predictions (fairlearn's MetricFrame) at the label "
+            "the model returns. Selection rate: share predicted positive; demographic-parity "
+            "difference: the largest gap in selection rate between groups; equalized-odds "
+            "difference: the larger of the largest gaps in true- and false-positive rate."
+            if binary
+            else "Count and accuracy per group of the validation predictions (fairlearn's "
+            "MetricFrame). Selection rate, TPR, FPR, demographic parity and equalized odds are "
+            "defined for binary classification only."
+        ],
+    )
+    columns = ["count", "selection_rate", "true_positive_rate", "false_positive_rate", "accuracy"]
+    columns = [c for c in columns if binary or c in ("count", "accuracy")]
+    section.table(
+        ["group", *[c.replace("_", " ") for c in columns]],
+        [
+            [group, *["" if values[c] is None else values[c] for c in columns]]
+            for group, values in block["by_group"].items()
+        ],
+    )
+    if binary:
+        section.table(
+            ["disparity", "value"],
+            [
+                [name.replace("_", " "), "" if block[name] is None else block[name]]
+                for name in ("demographic_parity_difference", "equalized_odds_difference")
+            ],
+        )
+    if tradeoff is None or not tradeoff.rows:
+        return section
+    limit = (
+        f"the limit {tradeoff.max_disparity:g}"
+        if tradeoff.max_disparity is not None
+        else "no limit"
+    )
+    section.text.append(
+        f"Every candidate's {tradeoff.objective} against its {tradeoff.disparity_metric} "
+        f"disparity on the same validation rows ({limit}); the shipped model is marked."
+        + (f" {tradeoff.note[0].upper()}{tradeoff.note[1:]}." if tradeoff.note else "")
+    )
+    section.table(
+        ["candidate", tradeoff.objective, f"{tradeoff.disparity_metric} disparity", "shipped"],
+        [
+            [name, value, disparity, "✓" if name == tradeoff.shipped else ""]
+            for name, value, disparity in tradeoff.rows
+        ],
+    )
+    fig, ax = figure(5.5, 4)
+    others = [r for r in tradeoff.rows if r[0] != tradeoff.shipped]
+    mine = [r for r in tradeoff.rows if r[0] == tradeoff.shipped]
+    ax.scatter([r[2] for r in others], [r[1] for r in others], color="#8aa9cf", label="candidate")
+    ax.scatter(
+        [r[2] for r in mine],
+        [r[1] for r in mine],
+        color="#d1495b",
+        marker="*",
+        s=160,
+        label="shipped",
+    )
+    if tradeoff.max_disparity is not None:
+        ax.axvline(tradeoff.max_disparity, color="grey", linestyle="--", label="limit")
+    ax.set_xlabel(f"{tradeoff.disparity_metric} disparity")
+    ax.set_ylabel(tradeoff.objective)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    section.add(fig, "Objective against disparity for every candidate; the star ships.")
+    return section
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -525,10 +649,15 @@ def write_model_insights(
     algorithm: str,
     validation: str,
     pdf: bool = True,
+    tradeoff: Tradeoff | None = None,
 ) -> dict[str, Any]:
-    """Write statistics.json, report.html (and report.pdf); return the statistics."""
+    """Write statistics.json, report.html (and report.pdf); return the statistics.
+    ``tradeoff``: the job's candidates' objective against disparity (with a sensitive
+    attribute)."""
     started = time.monotonic()
     stats = model_statistics(e)
+    if tradeoff is not None and "fairness" in stats["mlpilot"]:
+        stats["mlpilot"]["fairness"]["tradeoff"] = tradeoff.to_dict()
     metric = get_metric(e.objective)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(stats, indent=1)
@@ -643,6 +772,8 @@ def write_model_insights(
     else:
         _regression_figures(e, plots)
     report.sections.append(plots)
+    if "fairness" in stats["mlpilot"]:
+        report.sections.append(_fairness_section(stats["mlpilot"]["fairness"], tradeoff))
     write_html(report, out_dir / "report.html")
     if pdf:
         write_pdf(report, out_dir / "report.pdf")

@@ -324,7 +324,12 @@ class WhiteBox(JobHooks):
                 job.series, self.layout.data_sample, seed=self.config.seed, facts=facts
             )
             return
-        save_data_sample(self.layout.prepared_data, self.layout.data_sample, seed=self.config.seed)
+        save_data_sample(
+            self.layout.prepared_data,
+            self.layout.data_sample,
+            seed=self.config.seed,
+            sensitive=getattr(self.config.problem, "sensitive_attribute", None),
+        )
         save_input_frames(self.config, self.layout.data_sample)
 
     def _data_digest(self) -> str:

@@ -14,7 +14,7 @@ from mlpilot._types import Mode, ProblemType, SecondaryStatus
 from mlpilot.algorithms import DEFAULT_ALGORITHMS, ENSEMBLING_ALGORITHMS, algorithm_path
 from mlpilot.config import TabularConfig
 from mlpilot.ensemble import BaggingPlan, PortfolioEntry, build_portfolio, plan_bagging, sample_rows
-from mlpilot.metrics import activate_objective, default_objective, get_metric
+from mlpilot.metrics import DisparityMeasure, activate_objective, default_objective, get_metric
 from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
 from mlpilot.problems.tabular._analysis import (
     choose_mode,
@@ -24,6 +24,7 @@ from mlpilot.problems.tabular._analysis import (
     search_row_cap,
     usable_rows,
 )
+from mlpilot.problems.tabular._fairness import fairness_measure
 from mlpilot.problems.tabular._final import package_best
 from mlpilot.problems.tabular._training import train_ensemble, tune
 from mlpilot.profile import DatasetProfile, build_profile, label_key
@@ -66,6 +67,8 @@ class TabularProblem:
         self.y: np.ndarray | None = None
         self.weight: np.ndarray | None = None
         self.ensemble: Any = None
+        #: With a sensitive attribute: how each candidate's disparity is measured.
+        self.fairness: DisparityMeasure | None = None
 
     @property
     def problem_type(self) -> ProblemType:
@@ -119,6 +122,17 @@ class TabularProblem:
                 split=split,
             )
         profile.notes.append(f"validation: {self.validation.reason}")
+        self.fairness = fairness_measure(spec, table, y, profile)
+        if spec.sensitive_attribute is not None:
+            # What the white box's model-quality report reads to compute its group metrics.
+            session.note(
+                "Fairness",
+                {
+                    "SensitiveAttribute": spec.sensitive_attribute,
+                    "DisparityMetric": spec.disparity_metric,
+                    "MaxDisparity": spec.max_disparity,
+                },
+            )
         self.profile = profile
         layout = session.layout
         layout.profile.parent.mkdir(parents=True, exist_ok=True)

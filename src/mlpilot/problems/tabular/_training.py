@@ -12,6 +12,7 @@ from mlpilot.ensemble import EnsembleBuilder, EnsembleLimits
 from mlpilot.features import PreprocessingOptions
 from mlpilot.metrics import get_metric
 from mlpilot.problems._protocol import CandidateReport, CandidateView, JobSession
+from mlpilot.problems.tabular._fairness import candidate_disparity, ship_within_disparity
 from mlpilot.problems.tabular._latency import TimedCandidate, choose_within_latency
 from mlpilot.search import (
     CandidateSpec,
@@ -186,7 +187,7 @@ def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> st
     )
 
     def finished(task: TrialTask, result: TrialResult) -> None:
-        report = trial_report(task, result)
+        report = trial_report(task, result, disparity_detail(problem, result, None))
         session.candidate_finished(report)
         if report.status == "Completed":
             trained.append(report)
@@ -213,24 +214,46 @@ def tune(problem: TabularProblem, session: JobSession, space: SearchSpace) -> st
         earlier=earlier,
     )
     latency_ms = cfg.problem_as(TabularConfig).max_latency_ms
+    slow: tuple[str, ...] = ()
     if latency_ms is not None:
-        ship_within_latency(session, trained, metric.name, latency_ms)
+        slow = ship_within_latency(session, trained, metric.name, latency_ms)
+    if problem.fairness is not None and problem.fairness.max_disparity is not None:
+        ship_within_disparity(session, trained, metric.name, problem.fairness, exclude=slow)
     return reason
+
+
+def disparity_detail(
+    problem: TabularProblem, result: TrialResult, threshold: float | None
+) -> dict[str, Any]:
+    """``{"Disparity": value}`` for a completed candidate of a job with a sensitive attribute
+    (measured on the validation predictions it saved), else nothing."""
+    if problem.fairness is None or result.status != "Completed":
+        return {}
+    value = candidate_disparity(problem.fairness, result.model_dir, threshold)
+    return {} if value is None else {"Disparity": value}
 
 
 def ship_within_latency(
     session: JobSession, trained: list[TimedCandidate], objective: str, latency_ms: float
-) -> None:
+) -> tuple[str, ...]:
     """Make the best candidate within the latency limit (else the fastest) the job's model,
-    and record what the limit changed."""
+    and record what the limit changed; returns the candidates left out for their latency when
+    some are within it."""
     choice = choose_within_latency(trained, get_metric(objective), latency_ms / 1000)
     if choice is None:
-        return
+        return ()
     if session.best is None or session.best.name != choice.name:
         session.choose_best(choice.name)
     session.note("LatencyNote", choice.note)
     if choice.skipped:
         session.note("LatencySkipped", list(choice.skipped))
+    within = {
+        c.name
+        for c in trained
+        if isinstance(c.details.get("PredictSecondsPerRow"), int | float)
+        and c.details["PredictSecondsPerRow"] * 1000 <= latency_ms
+    }
+    return tuple(c.name for c in trained if within and c.name not in within)
 
 
 def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
@@ -248,6 +271,7 @@ def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
             cfg.effective_max_candidates if session.earlier is None else session.earlier.max_new
         ),
         latency_limit=None if latency_ms is None else latency_ms / 1000,
+        disparity=problem.fairness,
     )
 
     def started(task: TrialTask, more: dict[str, Any]) -> None:
@@ -260,6 +284,7 @@ def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
             more["PredictSecondsPerRow"] = result.latency_seconds
         if more.get("Layer") == 3:
             more["PreprocessingSteps"] = ["each base model's own (see Weights)"]
+        more.update(disparity_detail(problem, result, more.get("DecisionThreshold")))
         session.candidate_finished(trial_report(task, result, more))
 
     builder = EnsembleBuilder(
@@ -299,4 +324,8 @@ def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
             done.append(final.note)
         if done:
             session.note("LatencyNote", "; ".join(done))
+    if builder.fairness is not None:
+        session.note("FairnessNote", builder.fairness.note)
+        if builder.fairness.skipped:
+            session.note("FairnessSkipped", list(builder.fairness.skipped))
     return reason
