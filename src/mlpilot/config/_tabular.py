@@ -132,12 +132,12 @@ class TabularConfig:
             raise ConfigError(
                 "A cost matrix applies to binary and multiclass classification, not Regression"
             )
+        self._check_fairness()
 
     @property
     def custom_objective(self) -> CostMatrix | ObjectiveFunction | None:
         """The cost matrix or user metric that replaces SageMaker's objective, if any."""
         return self.cost_matrix or self.objective_function
-        self._check_fairness()
 
     def _check_fairness(self) -> None:
         column = self.sensitive_attribute
