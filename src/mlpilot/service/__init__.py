@@ -17,6 +17,19 @@ from mlpilot.service._automl import RESUME_CANDIDATES_TAG, RESUME_SECONDS_TAG
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError
 from mlpilot.service._limits import header_deadline_protocol
+from mlpilot.service._retrain import (
+    CanarySettings,
+    Champion,
+    Control,
+    InProcessControl,
+    RetrainError,
+    RetrainOutcome,
+    check_schema,
+    decide,
+    find_champion,
+    retrain_endpoint,
+    score_package,
+)
 from mlpilot.service._store import Store
 
 __all__ = [
@@ -28,10 +41,21 @@ __all__ = [
     "RESUME_SECONDS",
     "RESUME_SECONDS_TAG",
     "RESUME_TIME",
+    "CanarySettings",
+    "Champion",
+    "Control",
+    "InProcessControl",
+    "RetrainError",
+    "RetrainOutcome",
     "Service",
     "ServiceConfig",
     "ServiceError",
     "Store",
+    "check_schema",
     "create_app",
+    "decide",
+    "find_champion",
     "header_deadline_protocol",
+    "retrain_endpoint",
+    "score_package",
 ]

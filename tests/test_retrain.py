@@ -1,0 +1,343 @@
+"""``mlpilot retrain``: the decision (margin and direction), the JSON line, scoring on a
+holdout, the schema check, the champion lookup chain over a real in-process service and
+SQLite store; and one champion/challenger run through a real ``mlpilot serve``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import helpers_models
+from helpers_data import TELCO
+from helpers_service import ServiceProcess, automl_request, client_env, wait_for
+from mlpilot.service import (
+    InProcessControl,
+    RetrainError,
+    RetrainOutcome,
+    Service,
+    ServiceConfig,
+    check_schema,
+    decide,
+    find_champion,
+    score_package,
+)
+
+ARN = "arn:aws:sagemaker:us-east-1:000000000000"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> helpers_models.TrainedModel:
+    return helpers_models.churn_model(tmp_path_factory)
+
+
+@pytest.mark.parametrize(
+    ("maximize", "champion", "challenger", "margin", "won"),
+    [
+        (True, 0.80, 0.81, 0.0, True),
+        (True, 0.80, 0.804, 0.005, False),  # better, not by the margin
+        (True, 0.80, 0.806, 0.005, True),
+        (True, 0.80, 0.80, 0.0, False),  # a tie keeps the champion
+        (True, 0.80, 0.70, 0.0, False),
+        (False, 10.0, 9.0, 0.5, True),  # minimized: lower wins
+        (False, 10.0, 9.8, 0.5, False),
+        (False, 10.0, 11.0, 0.0, False),
+        (True, 0.80, float("nan"), 0.0, False),
+    ],
+)
+def test_decision_follows_the_objectives_direction_and_margin(
+    maximize: bool, champion: float, challenger: float, margin: float, won: bool
+) -> None:
+    decided, reason = decide(maximize, champion, challenger, margin)
+    assert decided is won
+    assert reason
+
+
+def test_the_json_line_has_the_documented_keys_and_no_nan() -> None:
+    outcome = RetrainOutcome(
+        decision="kept",
+        metric="MSE",
+        champion="m1",
+        challenger="m2",
+        champion_score=1.5,
+        challenger_score=float("nan"),
+        reason="why",
+        steps=[{"action": "evaluated"}],
+    )
+    line = outcome.line()
+    assert "\n" not in line
+    assert json.loads(line) == {
+        "decision": "kept",
+        "metric": "MSE",
+        "champion": "m1",
+        "challenger": "m2",
+        "champion_score": 1.5,
+        "challenger_score": None,
+        "reason": "why",
+    }
+
+
+def test_scoring_a_package_on_a_holdout(churn: helpers_models.TrainedModel) -> None:
+    table = pd.read_csv(TELCO, dtype=str, keep_default_na=False).iloc[500:700]
+    accuracy = score_package(churn.model, table, "Accuracy")
+    assert 0.5 < accuracy <= 1.0
+    logloss = score_package(churn.model, table, "LogLoss")
+    assert logloss > 0
+    with pytest.raises(RetrainError, match="no target column 'Churn'"):
+        score_package(churn.model, table.drop(columns=["Churn"]), "Accuracy")
+    with pytest.raises(RetrainError, match="lacks the model's input column"):
+        score_package(churn.model, table.drop(columns=["tenure"]), "Accuracy")
+    with pytest.raises(RetrainError, match="cannot be scored"):
+        score_package(churn.model, table, "MSE")
+
+
+def test_new_data_with_another_schema_names_the_columns() -> None:
+    check_schema(["a", "b", "y"], ["a", "b"], "y", "The new data")
+    with pytest.raises(RetrainError) as caught:
+        check_schema(["a", "c", "y"], ["a", "b"], "y", "The new data s3://b/new/")
+    message = str(caught.value)
+    assert "lacks column(s) b" in message
+    assert "not trained on: c" in message
+    assert "\n" not in message
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    made = Service(ServiceConfig(data_dir=tmp_path / "data"))
+    yield made
+    made.store.close()
+
+
+def _job_record(service: Service, name: str, container: dict[str, Any]) -> None:
+    arn = f"{ARN}:automl-job/{name}"
+    record = {
+        "AutoMLJobName": name,
+        "AutoMLJobArn": arn,
+        "AutoMLJobStatus": "Completed",
+        "AutoMLJobSecondaryStatus": "Completed",
+        "CreationTime": 1.0,
+        "LastModifiedTime": 2.0,
+        "BestCandidate": {"CandidateName": "c1", "InferenceContainers": [container]},
+    }
+    service.store.insert_job(
+        {
+            "name": name,
+            "arn": arn,
+            "status": "Completed",
+            "secondary_status": "Completed",
+            "created": 1.0,
+            "modified": 2.0,
+            "record": record,
+            "api_version": "V2",
+            "local_root": str(service.config.data_dir / name),
+            "output_root": str(service.config.data_dir / name),
+            "stop_requested": False,
+        }
+    )
+
+
+def _serve(service: Service, endpoint: str, config: str, model: str) -> None:
+    """An endpoint record in service (the hosting itself is not what the lookup reads)."""
+    service.call(
+        "CreateEndpointConfig",
+        {
+            "EndpointConfigName": config,
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        },
+    )
+    record = {
+        "EndpointName": endpoint,
+        "EndpointArn": f"{ARN}:endpoint/{endpoint}",
+        "EndpointConfigName": config,
+        "EndpointStatus": "InService",
+        "CreationTime": 1.0,
+        "LastModifiedTime": 1.0,
+        "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentWeight": 1.0}],
+    }
+    if service.store.get_resource("endpoint", endpoint) is None:
+        service.store.insert_resource("endpoint", endpoint, record["EndpointArn"], record)
+    else:
+        service.store.put_resource("endpoint", endpoint, record)
+
+
+def test_the_champion_is_found_from_the_endpoint(
+    service: Service, churn: helpers_models.TrainedModel, tmp_path: Path
+) -> None:
+    control = InProcessControl(service)
+    job = json.loads((churn.job / "job.json").read_text())
+    container = job["BestCandidate"]["InferenceContainers"][0]
+    _job_record(service, "churn-job", container)
+    keep = ("Image", "ModelDataUrl", "Environment")
+    # A model made from the job's container: the job is the one whose best candidate runs it.
+    service.call(
+        "CreateModel",
+        {"ModelName": "by-hand", "PrimaryContainer": {k: container[k] for k in keep}},
+    )
+    _serve(service, "churn", "churn-1", "by-hand")
+    found = find_champion(control, "churn")
+    assert (found.job, found.model, found.variant, found.group) == (
+        "churn-job",
+        "by-hand",
+        "AllTraffic",
+        None,
+    )
+
+    # A model made from a package: the package's metadata names the job.
+    service.call("CreateModelPackageGroup", {"ModelPackageGroupName": "churn"})
+    arn = service.call(
+        "CreateModelPackage",
+        {
+            "ModelPackageGroupName": "churn",
+            "InferenceSpecification": {"Containers": [{k: container[k] for k in keep}]},
+            "CustomerMetadataProperties": {"AutoMLJobName": "named-job"},
+        },
+    )["ModelPackageArn"]
+    service.call(
+        "CreateModel", {"ModelName": "packaged", "PrimaryContainer": {"ModelPackageName": arn}}
+    )
+    _serve(service, "churn", "churn-2", "packaged")
+    found = find_champion(control, "churn")
+    assert (found.job, found.package, found.group) == ("named-job", arn, "churn")
+
+    # A model no job made and no package names: the error asks for --job; --job answers.
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes((churn.archive).read_bytes())
+    service.call(
+        "CreateModel",
+        {
+            "ModelName": "stranger",
+            "PrimaryContainer": {"Image": container["Image"], "ModelDataUrl": str(other)},
+        },
+    )
+    _serve(service, "churn", "churn-3", "stranger")
+    with pytest.raises(RetrainError, match="give --job"):
+        find_champion(control, "churn")
+    assert find_champion(control, "churn", job="churn-job").job == "churn-job"
+
+    with pytest.raises(RetrainError, match=r"Could not find endpoint .*nowhere"):
+        find_champion(control, "nowhere")
+
+
+def _retrain(server: ServiceProcess, data: Path, holdout: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlpilot.cli.main",
+            "retrain",
+            "pima",
+            "--data",
+            str(data),
+            "--holdout",
+            str(holdout),
+            "--endpoint-url",
+            server.url,
+            "--canary-seconds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env={**client_env(), "PYTHONPATH": str(REPO / "src")},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, done.stdout
+    answer: dict[str, Any] = json.loads(lines[0])
+    return answer
+
+
+@pytest.mark.slow
+def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path: Path) -> None:
+    """A weak champion (three strong features scrambled) serves; a challenger trained on clean
+    data beats it on the holdout, bakes as a canary and takes all traffic; a second round on
+    scrambled labels keeps it, the endpoint's configuration unchanged."""
+    table = pd.read_csv(REPO / "tests/data/pima_indians_diabetes.csv")
+    table = table.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    holdout, rest = table.iloc[:250], table.iloc[250:]
+    weak = rest.iloc[:120].copy()
+    for column in ("Glucose", "BMI", "Age"):
+        weak[column] = weak[column].sample(frac=1.0, random_state=2).to_numpy()
+    worse = rest.iloc[120:].copy()
+    worse["Outcome"] = worse["Outcome"].sample(frac=1.0, random_state=1).to_numpy()
+    for name, frame in (("weak", weak), ("better", rest.iloc[120:]), ("worse", worse)):
+        (tmp_path / name).mkdir()
+        frame.to_csv(tmp_path / name / "train.csv", index=False)
+    holdout.to_csv(tmp_path / "holdout.csv", index=False)
+
+    server = ServiceProcess(tmp_path / "data").start()
+    try:
+        sm = server.boto()
+        request = automl_request(
+            "pima",
+            str(tmp_path / "weak"),
+            str(tmp_path / "out"),
+            target="Outcome",
+            max_candidates=1,
+            algorithms=("linear-learner",),
+        )
+        request["AutoMLJobObjective"] = {"MetricName": "AUC"}
+        sm.create_auto_ml_job_v2(**request)
+        best = wait_for(sm, "pima", ("Completed", "Failed"))["BestCandidate"]
+        container = best["InferenceContainers"][0]
+        keep = ("Image", "ModelDataUrl", "Environment")
+        sm.create_model(ModelName="pima-v1", PrimaryContainer={k: container[k] for k in keep})
+        sm.create_endpoint_config(
+            EndpointConfigName="pima-v1",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "pima-v1",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
+        sm.create_endpoint(EndpointName="pima", EndpointConfigName="pima-v1")
+
+        won = _retrain(server, tmp_path / "better", tmp_path / "holdout.csv")
+        assert won["decision"] == "promoted", won
+        assert won["metric"] == "AUC"
+        assert won["challenger_score"] > won["champion_score"]
+        described = sm.describe_endpoint(EndpointName="pima")
+        config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+        assert [v["ModelName"] for v in config["ProductionVariants"]] == [won["challenger"]]
+        assert [v["VariantName"] for v in config["ProductionVariants"]] == ["AllTraffic"]
+        model = sm.describe_model(ModelName=won["challenger"])
+        assert model["PrimaryContainer"]["ModelDataUrl"] != container["ModelDataUrl"]
+        runtime = server.boto("sagemaker-runtime")
+        answer = runtime.invoke_endpoint(
+            EndpointName="pima",
+            ContentType="text/csv",
+            Body=holdout.drop(columns=["Outcome"]).iloc[:1].to_csv(header=False, index=False),
+        )
+        headers = answer["ResponseMetadata"]["HTTPHeaders"]
+        assert headers["x-amzn-invoked-production-variant"] == "AllTraffic"
+        # The canary took its share on the way: its config was served between the two.
+        assert any(
+            c["EndpointConfigName"].endswith("-canary")
+            for c in sm.list_endpoint_configs()["EndpointConfigs"]
+        )
+
+        lost = _retrain(server, tmp_path / "worse", tmp_path / "holdout.csv")
+        assert lost["decision"] == "kept", lost
+        assert lost["champion"] == won["challenger"]
+        assert lost["challenger_score"] < lost["champion_score"]
+        after = sm.describe_endpoint(EndpointName="pima")
+        assert after["EndpointConfigName"] == described["EndpointConfigName"]
+    finally:
+        server.stop()
