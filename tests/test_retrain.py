@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -232,33 +234,16 @@ def test_the_champion_is_found_from_the_endpoint(
         find_champion(control, "nowhere")
 
 
-def _retrain(server: ServiceProcess, data: Path, holdout: Path) -> dict[str, Any]:
+def _cli(server: ServiceProcess, *args: str) -> list[str]:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlpilot.cli.main",
-            "retrain",
-            "pima",
-            "--data",
-            str(data),
-            "--holdout",
-            str(holdout),
-            "--endpoint-url",
-            server.url,
-            "--canary-seconds",
-            "1",
-        ],
+        [sys.executable, "-m", "mlpilot.cli.main", "retrain", *args, "--endpoint-url", server.url],
         capture_output=True,
         text=True,
         env={**client_env(), "PYTHONPATH": str(REPO / "src")},
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1, done.stdout
-    answer: dict[str, Any] = json.loads(lines[0])
-    return answer
+    return done.stdout.strip().splitlines()
 
 
 @pytest.mark.slow
@@ -309,7 +294,19 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         )
         sm.create_endpoint(EndpointName="pima", EndpointConfigName="pima-v1")
 
-        won = _retrain(server, tmp_path / "better", tmp_path / "holdout.csv")
+        holdout_csv = str(tmp_path / "holdout.csv")
+        lines = _cli(
+            server,
+            "pima",
+            "--data",
+            str(tmp_path / "better"),
+            "--holdout",
+            holdout_csv,
+            "--canary-seconds",
+            "1",
+        )
+        assert len(lines) == 1, lines
+        won = json.loads(lines[0])
         assert won["decision"] == "promoted", won
         assert won["metric"] == "AUC"
         assert won["challenger_score"] > won["champion_score"]
@@ -319,6 +316,9 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         assert [v["VariantName"] for v in config["ProductionVariants"]] == ["AllTraffic"]
         model = sm.describe_model(ModelName=won["challenger"])
         assert model["PrimaryContainer"]["ModelDataUrl"] != container["ModelDataUrl"]
+        challenger_job = won["challenger"].removesuffix("-model")
+        tags = sm.list_tags(ResourceArn=f"{ARN}:automl-job/{challenger_job}")["Tags"]
+        assert {"Key": "mlpilot:GenerateReports", "Value": "false"} in tags
         runtime = server.boto("sagemaker-runtime")
         answer = runtime.invoke_endpoint(
             EndpointName="pima",
@@ -333,11 +333,43 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
             for c in sm.list_endpoint_configs()["EndpointConfigs"]
         )
 
-        lost = _retrain(server, tmp_path / "worse", tmp_path / "holdout.csv")
+        # Round two by a standing policy: worse data lands under the watched prefix.
+        landing = tmp_path / "landing"
+        landing.mkdir()
+        (policy,) = _cli(
+            server,
+            "pima",
+            "--watch",
+            str(landing),
+            "--interval",
+            "1",
+            "--holdout",
+            holdout_csv,
+            "--canary-seconds",
+            "1",
+        )
+        assert json.loads(policy)["WatchPrefix"] == str(landing)
+        (worse_csv := landing / "worse.csv").write_bytes(
+            (tmp_path / "worse/train.csv").read_bytes()
+        )
+        deadline = time.monotonic() + 120
+        decisions: list[dict[str, Any]] = []
+        while not decisions and time.monotonic() < deadline:
+            time.sleep(1)
+            reply = httpx.get(f"{server.url}/mlpilot/retrain-policies/pima/history", timeout=10)
+            events = reply.json()["Events"]
+            decisions = [e for e in events if e["action"] == "decision"]
+        assert decisions, events
+        lost = decisions[0]
         assert lost["decision"] == "kept", lost
         assert lost["champion"] == won["challenger"]
         assert lost["challenger_score"] < lost["champion_score"]
+        actions = [e["action"] for e in events]
+        assert actions[:3] == ["policy_created", "triggered", "champion"]
+        assert str(worse_csv) in events[1]["files"]
         after = sm.describe_endpoint(EndpointName="pima")
         assert after["EndpointConfigName"] == described["EndpointConfigName"]
+        history = [json.loads(line) for line in _cli(server, "history", "pima")]
+        assert [e["action"] for e in history] == actions
     finally:
         server.stop()

@@ -4,6 +4,7 @@ mlpilot with ``--endpoint-url``. Thin over the engine: jobs run in their own pro
 lives in the metadata store."""
 
 from mlpilot.service._app import (
+    POLICIES,
     QUEUE_LENGTH,
     QUEUE_POSITION,
     RESUME_MAX_CANDIDATES,
@@ -33,6 +34,7 @@ from mlpilot.service._retrain import (
 from mlpilot.service._store import Store
 
 __all__ = [
+    "POLICIES",
     "QUEUE_LENGTH",
     "QUEUE_POSITION",
     "RESUMES",

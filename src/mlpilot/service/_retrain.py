@@ -40,6 +40,7 @@ __all__ = [
     "find_champion",
     "retrain_endpoint",
     "score_package",
+    "write_manifest",
 ]
 
 #: The model package metadata naming the AutoML job that made the package (docs/registry.md).
@@ -294,27 +295,29 @@ def retrain_endpoint(
     *,
     data: str,
     holdout: pd.DataFrame,
+    data_type: str = "S3Prefix",
     margin: float = 0.0,
     with_old_data: bool = False,
     job: str | None = None,
     canary: CanarySettings | None = None,
     job_timeout: float = 3600.0,
     load: Callable[[str], Any] | None = None,
-    log: Callable[[str], None] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
 ) -> RetrainOutcome:
     """One champion/challenger round on ``endpoint``; raises :class:`RetrainError` for bad
-    input (nothing changed), else returns the decision."""
+    input (nothing changed), else returns the decision. ``on_step`` hears each step as it is
+    taken (``time``, ``action`` and its details); ``data_type`` is the new data channel's
+    ``S3DataType`` (``S3Prefix`` or ``ManifestFile``)."""
     from mlpilot.data import list_objects, read_table
     from mlpilot.metrics import objective_direction
     from mlpilot.package import load_model
 
     loader: Callable[[str], Any] = load if load is not None else load_model
     canary = canary or CanarySettings()
-    say = log or (lambda _message: None)
     champion = find_champion(control, endpoint, job)
     record = control.call("DescribeAutoMLJobV2", AutoMLJobName=champion.job)
     outcome = RetrainOutcome(decision="kept", champion=champion.model)
-    step = _stepper(outcome, say)
+    step = _stepper(outcome, on_step)
     step(
         "champion",
         endpoint=endpoint,
@@ -333,14 +336,14 @@ def retrain_endpoint(
     outcome.metric = metric
     # Bad input first, while nothing has started.
     target = str(champion_model.info.get("target"))
-    new_files = list_objects(data)
+    new_files = list_objects(data, data_type=data_type)
     if not new_files:
         raise RetrainError(f"No data files under {data}")
     sample = read_table(new_files[0])
     check_schema(list(sample.columns), champion_model.input_columns, target, f"The new data {data}")
     outcome.champion_score = score_package(champion_model, holdout, metric)
 
-    request = _challenger_request(control, record, champion.job, data, with_old_data)
+    request = _challenger_request(control, record, champion.job, data, data_type, with_old_data)
     name = request["AutoMLJobName"]
     outcome.challenger = name
     control.call("CreateAutoMLJobV2", **request)
@@ -381,11 +384,14 @@ def retrain_endpoint(
     return _promote(control, champion, model_name, canary, outcome, step, why)
 
 
-def _stepper(outcome: RetrainOutcome, say: Callable[[str], None]) -> Callable[..., None]:
+def _stepper(
+    outcome: RetrainOutcome, on_step: Callable[[dict[str, Any]], None] | None
+) -> Callable[..., None]:
     def step(action: str, **details: Any) -> None:
         entry = {"time": round(time.time(), 3), "action": action, **details}
         outcome.steps.append(entry)
-        say(f"{action}: " + ", ".join(f"{k}={v}" for k, v in details.items() if v is not None))
+        if on_step is not None:
+            on_step(entry)
 
     return step
 
@@ -404,8 +410,15 @@ def _objective(record: dict[str, Any], direction: Callable[..., bool]) -> tuple[
 
 
 def _challenger_request(
-    control: Control, record: dict[str, Any], job: str, data: str, with_old_data: bool
+    control: Control,
+    record: dict[str, Any],
+    job: str,
+    data: str,
+    data_type: str,
+    with_old_data: bool,
 ) -> dict[str, Any]:
+    from mlpilot.data import list_objects
+
     request = {k: record[k] for k in _REQUEST_KEYS if k in record}
     stamp = time.strftime("%m%d%H%M%S", time.gmtime())
     # A challenger of a challenger is named after the first job, not after both.
@@ -417,18 +430,17 @@ def _challenger_request(
             channels.append(channel)
             continue
         source = channel["DataSource"]["S3DataSource"]
-        uri = data
-        data_type = "S3Prefix"
+        uri, kind = data, data_type
         if with_old_data:
-            uri = _manifest_of(
-                [source["S3Uri"], data],
+            uris = list_objects(source["S3Uri"], data_type=source.get("S3DataType", "S3Prefix"))
+            uri = write_manifest(
+                [*uris, *list_objects(data, data_type=data_type)],
                 f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/"
                 f"{request['AutoMLJobName']}-input.manifest",
-                source.get("S3DataType", "S3Prefix"),
             )
-            data_type = "ManifestFile"
+            kind = "ManifestFile"
         channels.append(
-            {**channel, "DataSource": {"S3DataSource": {"S3DataType": data_type, "S3Uri": uri}}}
+            {**channel, "DataSource": {"S3DataSource": {"S3DataType": kind, "S3Uri": uri}}}
         )
     request["AutoMLJobInputDataConfig"] = channels
     tags = control.call("ListTags", ResourceArn=record["AutoMLJobArn"]).get("Tags") or []
@@ -437,19 +449,14 @@ def _challenger_request(
     return request
 
 
-def _manifest_of(sources: list[str], where: str, first_type: str) -> str:
-    """A manifest file at ``where`` listing the objects of ``sources`` (the old channel, which
-    may itself be a manifest, and the new data)."""
+def write_manifest(uris: list[str], where: str) -> str:
+    """A manifest file (SageMaker's ``ManifestFile`` channel) at ``where`` listing ``uris``,
+    all local or all on S3."""
     import fsspec
 
-    from mlpilot.data import list_objects
-
-    uris = list_objects(sources[0], data_type=first_type) + list_objects(sources[1])
     s3 = all(u.startswith("s3://") for u in uris)
     if not s3 and any(u.startswith("s3://") for u in uris):
-        raise RetrainError(
-            "--with-old-data needs the old and the new data both local or both on S3"
-        )
+        raise RetrainError("The old and the new data must be both local or both on S3")
     prefix = "s3://" if s3 else "/"
     body = [{"prefix": prefix}, *(u.removeprefix(prefix) for u in uris)]
     with fsspec.open(where, "w") as handle:
