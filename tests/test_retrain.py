@@ -25,6 +25,7 @@ from mlpilot.service import (
     RetrainOutcome,
     Service,
     ServiceConfig,
+    ServiceError,
     check_schema,
     decide,
     find_champion,
@@ -126,6 +127,7 @@ def _job_record(service: Service, name: str, container: dict[str, Any]) -> None:
         "AutoMLJobSecondaryStatus": "Completed",
         "CreationTime": 1.0,
         "LastModifiedTime": 2.0,
+        "AutoMLJobObjective": {"MetricName": "Accuracy"},
         "BestCandidate": {"CandidateName": "c1", "InferenceContainers": [container]},
     }
     service.store.insert_job(
@@ -234,6 +236,78 @@ def test_the_champion_is_found_from_the_endpoint(
         find_champion(control, "nowhere")
 
 
+def test_a_policy_survives_a_restart_and_new_data_of_another_schema_fails_its_round(
+    tmp_path: Path, churn: helpers_models.TrainedModel
+) -> None:
+    data = tmp_path / "data"
+    service = Service(ServiceConfig(data_dir=data))
+    container = json.loads((churn.job / "job.json").read_text())["BestCandidate"][
+        "InferenceContainers"
+    ][0]
+    _job_record(service, "churn-job", container)
+    keep = ("Image", "ModelDataUrl", "Environment")
+    service.call(
+        "CreateModel", {"ModelName": "m1", "PrimaryContainer": {k: container[k] for k in keep}}
+    )
+    _serve(service, "churn", "churn-1", "m1")
+    table = pd.read_csv(TELCO, dtype=str, keep_default_na=False)
+    holdout = tmp_path / "holdout.csv"
+    table.iloc[500:600].to_csv(holdout, index=False)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    table.iloc[600:700].to_csv(landing / "already-there.csv", index=False)
+
+    unlabelled = tmp_path / "unlabelled.csv"
+    table.iloc[500:600].drop(columns=["Churn"]).to_csv(unlabelled, index=False)
+    for settings, message in (
+        ({"WatchPrefix": str(landing), "Holdout": str(unlabelled)}, "no target column 'Churn'"),
+        ({"WatchPrefix": str(landing)}, "needs Holdout"),
+        ({"WatchPrefix": str(landing), "Holdout": str(holdout), "Every": 5}, "Unknown"),
+        ({"WatchPrefix": str(landing), "Holdout": str(holdout), "IntervalSeconds": 0}, "between"),
+    ):
+        with pytest.raises(ServiceError, match=message):
+            service.policies.put("churn", settings)
+    with pytest.raises(ServiceError, match="Could not find endpoint"):
+        service.policies.put("nowhere", {"WatchPrefix": str(landing), "Holdout": str(holdout)})
+    made = service.policies.put(
+        "churn", {"WatchPrefix": str(landing), "Holdout": str(holdout), "IntervalSeconds": 60}
+    )
+    assert made["SeenObjects"] == 1
+    service.store.close()
+
+    restarted = Service(ServiceConfig(data_dir=data))
+    try:
+        kept = restarted.policies.get("churn")
+        assert {k: kept[k] for k in ("WatchPrefix", "IntervalSeconds", "SeenObjects")} == {
+            "WatchPrefix": str(landing),
+            "IntervalSeconds": 60.0,
+            "SeenObjects": 1,
+        }
+        # Nothing new under the prefix: no round, whenever it looks.
+        assert restarted.policies.tick("churn", now=time.time() + 3600) is None
+        changed = table.iloc[700:760].drop(columns=["tenure"]).assign(region="north")
+        changed.to_csv(landing / "new.csv", index=False)
+        assert restarted.policies.tick("churn") is None  # not due before its interval
+        outcome = restarted.policies.tick("churn", now=time.time() + 7200)
+        assert outcome is not None
+        assert outcome.decision == "failed"
+        assert "lacks column(s) tenure" in outcome.reason
+        assert "region" in outcome.reason
+        actions = [e["action"] for e in restarted.policies.history("churn")]
+        assert actions == ["policy_created", "triggered", "champion", "decision"]
+        endpoint = restarted.call("DescribeEndpoint", {"EndpointName": "churn"})
+        assert endpoint["EndpointConfigName"] == "churn-1"
+        assert (
+            restarted.store.list_resources("endpoint-config", limit=10).rows[0][
+                "EndpointConfigName"
+            ]
+            == "churn-1"
+        )
+        assert restarted.policies.get("churn")["LastRound"]["decision"] == "failed"
+    finally:
+        restarted.store.close()
+
+
 def _cli(server: ServiceProcess, *args: str) -> list[str]:
     done = subprocess.run(
         [sys.executable, "-m", "mlpilot.cli.main", "retrain", *args, "--endpoint-url", server.url],
@@ -280,7 +354,18 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         best = wait_for(sm, "pima", ("Completed", "Failed"))["BestCandidate"]
         container = best["InferenceContainers"][0]
         keep = ("Image", "ModelDataUrl", "Environment")
-        sm.create_model(ModelName="pima-v1", PrimaryContainer={k: container[k] for k in keep})
+        # The champion is version 1 of a group whose versions need approval to serve.
+        sm.create_model_package_group(
+            ModelPackageGroupName="pima",
+            Tags=[{"Key": "mlpilot:RequireApproval", "Value": "true"}],
+        )
+        first = sm.create_model_package(
+            ModelPackageGroupName="pima",
+            InferenceSpecification={"Containers": [{k: container[k] for k in keep}]},
+            ModelApprovalStatus="Approved",
+            CustomerMetadataProperties={"AutoMLJobName": "pima"},
+        )["ModelPackageArn"]
+        sm.create_model(ModelName="pima-v1", PrimaryContainer={"ModelPackageName": first})
         sm.create_endpoint_config(
             EndpointConfigName="pima-v1",
             ProductionVariants=[
@@ -316,6 +401,10 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         assert [v["VariantName"] for v in config["ProductionVariants"]] == ["AllTraffic"]
         model = sm.describe_model(ModelName=won["challenger"])
         assert model["PrimaryContainer"]["ModelDataUrl"] != container["ModelDataUrl"]
+        # The challenger is version 2 of the champion's group, approved by its win.
+        assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/2"
+        versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
+        assert [v["ModelApprovalStatus"] for v in versions] == ["Approved", "Approved"]
         challenger_job = won["challenger"].removesuffix("-model")
         tags = sm.list_tags(ResourceArn=f"{ARN}:automl-job/{challenger_job}")["Tags"]
         assert {"Key": "mlpilot:GenerateReports", "Value": "false"} in tags
@@ -367,6 +456,8 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         actions = [e["action"] for e in events]
         assert actions[:3] == ["policy_created", "triggered", "champion"]
         assert str(worse_csv) in events[1]["files"]
+        versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
+        assert [v["ModelApprovalStatus"] for v in versions][2:] == ["Rejected"]
         after = sm.describe_endpoint(EndpointName="pima")
         assert after["EndpointConfigName"] == described["EndpointConfigName"]
         history = [json.loads(line) for line in _cli(server, "history", "pima")]

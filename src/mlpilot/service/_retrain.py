@@ -381,7 +381,7 @@ def retrain_endpoint(
     if not won:
         outcome.reason = why
         return outcome
-    return _promote(control, champion, model_name, canary, outcome, step, why)
+    return _promote(control, champion, model_name, package, canary, outcome, step, why)
 
 
 def _stepper(
@@ -523,6 +523,7 @@ def _promote(
     control: Control,
     champion: Champion,
     model: str,
+    package: str | None,
     canary: CanarySettings,
     outcome: RetrainOutcome,
     step: Callable[..., None],
@@ -584,7 +585,13 @@ def _promote(
     _wait_in_service(control, champion.endpoint)
     outcome.decision = "promoted"
     outcome.reason = why
-    step("promoted", endpoint_config=final_config, variant=champion.variant, model=model)
+    step(
+        "promoted",
+        endpoint_config=final_config,
+        variant=champion.variant,
+        model=model,
+        package=package,
+    )
     return outcome
 
 
