@@ -87,6 +87,7 @@ class RetrainPolicies:
         from mlpilot.package import load_model
 
         settings = _settings(body)
+        self.service.call("DescribeEndpoint", {"EndpointName": endpoint})  # its own error
         control = InProcessControl(self.service)
         try:
             champion = find_champion(control, endpoint, settings["Job"])
