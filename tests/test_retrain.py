@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +110,23 @@ def test_new_data_with_another_schema_names_the_columns() -> None:
     assert "lacks column(s) b" in message
     assert "not trained on: c" in message
     assert "\n" not in message
+
+
+def test_a_manifest_lists_old_and_new_data_for_one_channel(tmp_path: Path) -> None:
+    from mlpilot.data import list_objects, read_table
+    from mlpilot.service import write_manifest
+
+    for name, rows in (("old", range(3)), ("new", range(3, 5))):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"x": list(rows), "y": [0, 1, 0][: len(rows)]}).to_csv(
+            tmp_path / name / "part.csv", index=False
+        )
+    uris = list_objects(tmp_path / "old") + list_objects(tmp_path / "new")
+    manifest = write_manifest(uris, str(tmp_path / "both.manifest"))
+    # Read back as one table (the reader orders the objects by URI).
+    assert sorted(read_table(manifest, data_type="ManifestFile")["x"]) == list("01234")
+    with pytest.raises(RetrainError, match="both local or both on S3"):
+        write_manifest([*uris, "s3://bucket/new/part.csv"], str(tmp_path / "mixed.manifest"))
 
 
 @pytest.fixture
@@ -380,6 +398,40 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         sm.create_endpoint(EndpointName="pima", EndpointConfigName="pima-v1")
 
         holdout_csv = str(tmp_path / "holdout.csv")
+        # Round zero: the challenger wins but its canary is slower than allowed: rolled back.
+        runtime = server.boto("sagemaker-runtime")
+        row = holdout.drop(columns=["Outcome"]).iloc[:1].to_csv(header=False, index=False)
+        stop = threading.Event()
+
+        def traffic() -> None:
+            while not stop.wait(0.05):  # a trickle: the challenger's job shares the cores
+                runtime.invoke_endpoint(EndpointName="pima", ContentType="text/csv", Body=row)
+
+        sender = threading.Thread(target=traffic, daemon=True)
+        sender.start()
+        try:
+            (line,) = _cli(
+                server,
+                "pima",
+                "--data",
+                str(tmp_path / "better"),
+                "--holdout",
+                holdout_csv,
+                "--canary-weight",
+                "0.5",
+                "--canary-seconds",
+                "5",
+                "--max-latency-ms",
+                "0.001",
+            )
+        finally:
+            stop.set()
+            sender.join()
+        rolled = json.loads(line)
+        assert rolled["decision"] == "rolled_back", rolled
+        assert "latency" in rolled["reason"]
+        assert sm.describe_endpoint(EndpointName="pima")["EndpointConfigName"] == "pima-v1"
+
         lines = _cli(
             server,
             "pima",
@@ -402,13 +454,13 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         model = sm.describe_model(ModelName=won["challenger"])
         assert model["PrimaryContainer"]["ModelDataUrl"] != container["ModelDataUrl"]
         # The challenger is version 2 of the champion's group, approved by its win.
-        assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/2"
+        assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/3"
         versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
-        assert [v["ModelApprovalStatus"] for v in versions] == ["Approved", "Approved"]
+        # Version 2, the rolled-back canary, was rejected on the way back.
+        assert [v["ModelApprovalStatus"] for v in versions] == ["Approved", "Rejected", "Approved"]
         challenger_job = won["challenger"].removesuffix("-model")
         tags = sm.list_tags(ResourceArn=f"{ARN}:automl-job/{challenger_job}")["Tags"]
         assert {"Key": "mlpilot:GenerateReports", "Value": "false"} in tags
-        runtime = server.boto("sagemaker-runtime")
         answer = runtime.invoke_endpoint(
             EndpointName="pima",
             ContentType="text/csv",
@@ -457,7 +509,7 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         assert actions[:3] == ["policy_created", "triggered", "champion"]
         assert str(worse_csv) in events[1]["files"]
         versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
-        assert [v["ModelApprovalStatus"] for v in versions][2:] == ["Rejected"]
+        assert [v["ModelApprovalStatus"] for v in versions][3:] == ["Rejected"]
         after = sm.describe_endpoint(EndpointName="pima")
         assert after["EndpointConfigName"] == described["EndpointConfigName"]
         history = [json.loads(line) for line in _cli(server, "history", "pima")]

@@ -30,6 +30,7 @@ from mlpilot.service._retrain import (
     find_champion,
     retrain_endpoint,
     score_package,
+    write_manifest,
 )
 from mlpilot.service._store import Store
 
@@ -60,4 +61,5 @@ __all__ = [
     "header_deadline_protocol",
     "retrain_endpoint",
     "score_package",
+    "write_manifest",
 ]

@@ -570,6 +570,15 @@ def _promote(
             EndpointConfigName=champion.endpoint_config,
         )
         _wait_in_service(control, champion.endpoint)
+        if package:
+            control.call(
+                "UpdateModelPackage",
+                ModelPackageArn=package,
+                ModelApprovalStatus="Rejected",
+                ApprovalDescription=f"mlpilot retrain: the canary was rolled back: {trouble}"[
+                    :1024
+                ],
+            )
         outcome.decision = "rolled_back"
         outcome.reason = f"{why}; the canary was rolled back: {trouble}"
         step("rolled_back", endpoint_config=champion.endpoint_config, reason=trouble)
