@@ -381,7 +381,29 @@ def retrain_endpoint(
     if not won:
         outcome.reason = why
         return outcome
-    return _promote(control, champion, model_name, package, canary, outcome, step, why)
+    try:
+        return _promote(control, champion, model_name, package, canary, outcome, step, why)
+    except RetrainError as exc:
+        # Refused on the way (approval gating, an instance limit…): the champion serves.
+        outcome.decision = "failed"
+        outcome.reason = f"{why}; promoting it failed: {exc}"
+        _restore(control, champion)
+        step("promotion_failed", reason=str(exc))
+        return outcome
+
+
+def _restore(control: Control, champion: Champion) -> None:
+    """The champion's own config back on the endpoint, when another is there."""
+    try:
+        now = control.call("DescribeEndpoint", EndpointName=champion.endpoint)
+        if now.get("EndpointConfigName") != champion.endpoint_config:
+            control.call(
+                "UpdateEndpoint",
+                EndpointName=champion.endpoint,
+                EndpointConfigName=champion.endpoint_config,
+            )
+    except RetrainError:
+        pass  # the service refuses even that: the outcome already says what failed
 
 
 def _stepper(
