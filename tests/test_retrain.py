@@ -322,6 +322,28 @@ def test_a_policy_survives_a_restart_and_new_data_of_another_schema_fails_its_ro
             == "churn-1"
         )
         assert restarted.policies.get("churn")["LastRound"]["decision"] == "failed"
+        assert str(landing / "new.csv") in outcome.reason
+
+        # On a schedule: a round on everything under the prefix, new data or not.
+        restarted.policies.put(
+            "churn",
+            {"WatchPrefix": str(landing), "Holdout": str(holdout), "ScheduleSeconds": 600},
+        )
+        assert restarted.policies.tick("churn") is None
+        outcome = restarted.policies.tick("churn", now=time.time() + 601)
+        assert outcome is not None and outcome.decision == "failed"
+        events = restarted.policies.history("churn")
+        assert [e["action"] for e in events[-4:]] == [
+            "policy_replaced",
+            "triggered",
+            "champion",
+            "decision",
+        ]
+        assert events[-3]["trigger"] == "schedule"
+        assert sorted(events[-3]["files"]) == [
+            str(landing / "already-there.csv"),
+            str(landing / "new.csv"),
+        ]
     finally:
         restarted.store.close()
 

@@ -339,8 +339,9 @@ def retrain_endpoint(
     new_files = list_objects(data, data_type=data_type)
     if not new_files:
         raise RetrainError(f"No data files under {data}")
-    sample = read_table(new_files[0])
-    check_schema(list(sample.columns), champion_model.input_columns, target, f"The new data {data}")
+    for uri in new_files:  # each file: the one of another schema is the one named
+        columns = list(read_table(uri).columns)
+        check_schema(columns, champion_model.input_columns, target, f"The new data {uri}")
     outcome.champion_score = score_package(champion_model, holdout, metric)
 
     request = _challenger_request(control, record, champion.job, data, data_type, with_old_data)
