@@ -129,6 +129,31 @@ def test_a_manifest_lists_old_and_new_data_for_one_channel(tmp_path: Path) -> No
         write_manifest([*uris, "s3://bucket/new/part.csv"], str(tmp_path / "mixed.manifest"))
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pima", "--data", "d", "--holdout", "h", "--canary-weight", "2"], "--canary-weight"),
+        (["pima", "--data", "d"], "Give --holdout"),
+        (["pima", "--holdout", "h"], "Give --data"),
+        (["pima", "--data", "d", "--watch", "w", "--holdout", "h"], "not both"),
+        (["describe"], "needs the endpoint"),
+        (["pima", "--data", "d", "--holdout", str(REPO / "no-such.csv")], "does not exist"),
+        (["history"], "Cannot reach an mlpilot service"),
+    ],
+)
+def test_bad_command_lines_are_one_line_errors(args: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from mlpilot.cli.main import app
+
+    # Port 9 (discard) on loopback: nothing listens, so nothing is changed anywhere.
+    result = CliRunner().invoke(app, ["retrain", *args, "--endpoint-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert message in lines[0]
+
+
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
     made = Service(ServiceConfig(data_dir=tmp_path / "data"))
