@@ -361,7 +361,7 @@ def retrain_endpoint(
     container = ended["BestCandidate"]["InferenceContainers"][0]
     try:
         outcome.challenger_score = score_package(loader(container["ModelDataUrl"]), holdout, metric)
-    except RetrainError as exc:
+    except MlpilotError as exc:  # a package that will not load, labels it never saw…
         outcome.decision = "failed"
         outcome.reason = f"the challenger could not be scored: {exc}"
         step("challenger_failed", job=name, reason=outcome.reason)
@@ -375,7 +375,13 @@ def retrain_endpoint(
         won=won,
         reason=why,
     )
-    model_name, package = _challenger_model(control, champion, name, container, won, why)
+    try:
+        model_name, package = _challenger_model(control, champion, name, container, won, why)
+    except RetrainError as exc:
+        outcome.decision = "failed"
+        outcome.reason = f"{why}; registering the challenger failed: {exc}"
+        step("challenger_failed", job=name, reason=outcome.reason)
+        return outcome
     outcome.challenger = model_name
     if package:
         step("registered", package=package, approval="Approved" if won else "Rejected")
