@@ -5,8 +5,6 @@ SQLite store; and one champion/challenger run through a real ``mlpilot serve``."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -374,15 +372,17 @@ def test_a_policy_survives_a_restart_and_new_data_of_another_schema_fails_its_ro
 
 
 def _cli(server: ServiceProcess, *args: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "mlpilot.cli.main", "retrain", *args, "--endpoint-url", server.url],
-        capture_output=True,
-        text=True,
-        env={**client_env(), "PYTHONPATH": str(REPO / "src")},
-        timeout=300,
+    """``mlpilot retrain`` in this process (its imports are paid once), as a client of the
+    service with the test credentials."""
+    from typer.testing import CliRunner
+
+    from mlpilot.cli.main import app
+
+    result = CliRunner(env=client_env()).invoke(
+        app, ["retrain", *args, "--endpoint-url", server.url]
     )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip().splitlines()
 
 
 @pytest.mark.slow
