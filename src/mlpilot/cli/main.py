@@ -15,6 +15,7 @@ from mlpilot.cli import (
     leaderboard,
     predict,
     report,
+    retrain,
     run,
     serve,
     serve_model,
@@ -40,6 +41,7 @@ app.add_typer(decrypt.app)
 app.add_typer(card.app)
 app.add_typer(capture.app)
 app.add_typer(export.app)
+app.add_typer(retrain.app)
 
 
 @app.command("version")

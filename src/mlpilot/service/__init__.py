@@ -4,6 +4,7 @@ mlpilot with ``--endpoint-url``. Thin over the engine: jobs run in their own pro
 lives in the metadata store."""
 
 from mlpilot.service._app import (
+    POLICIES,
     QUEUE_LENGTH,
     QUEUE_POSITION,
     RESUME_MAX_CANDIDATES,
@@ -17,9 +18,24 @@ from mlpilot.service._automl import RESUME_CANDIDATES_TAG, RESUME_SECONDS_TAG
 from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError
 from mlpilot.service._limits import header_deadline_protocol
+from mlpilot.service._retrain import (
+    CanarySettings,
+    Champion,
+    Control,
+    InProcessControl,
+    RetrainError,
+    RetrainOutcome,
+    check_schema,
+    decide,
+    find_champion,
+    retrain_endpoint,
+    score_package,
+    write_manifest,
+)
 from mlpilot.service._store import Store
 
 __all__ = [
+    "POLICIES",
     "QUEUE_LENGTH",
     "QUEUE_POSITION",
     "RESUMES",
@@ -28,10 +44,22 @@ __all__ = [
     "RESUME_SECONDS",
     "RESUME_SECONDS_TAG",
     "RESUME_TIME",
+    "CanarySettings",
+    "Champion",
+    "Control",
+    "InProcessControl",
+    "RetrainError",
+    "RetrainOutcome",
     "Service",
     "ServiceConfig",
     "ServiceError",
     "Store",
+    "check_schema",
     "create_app",
+    "decide",
+    "find_champion",
     "header_deadline_protocol",
+    "retrain_endpoint",
+    "score_package",
+    "write_manifest",
 ]

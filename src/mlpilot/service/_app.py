@@ -35,6 +35,7 @@ from mlpilot.service._jobs import JobManager
 from mlpilot.service._kms import export_keys
 from mlpilot.service._limits import BodyDeadline, Throttle
 from mlpilot.service._paths import check_request_uris
+from mlpilot.service._policies import RetrainPolicies
 from mlpilot.service._registry import RegistryOperations
 from mlpilot.service._shapes import (
     MAX_REQUEST_BYTES,
@@ -46,6 +47,7 @@ from mlpilot.service._store import Store
 from mlpilot.service._transforms import TransformManager, TransformOperations
 
 __all__ = [
+    "POLICIES",
     "QUEUE_LENGTH",
     "QUEUE_POSITION",
     "RESUMES",
@@ -71,6 +73,8 @@ RESUME_SECONDS = "x-mlpilot-resume-seconds"
 RESUME_MAX_CANDIDATES = "x-mlpilot-resume-max-candidates"
 RESUME_TIME = "x-mlpilot-resume-time"
 _DESCRIBE_JOB = ("DescribeAutoMLJob", "DescribeAutoMLJobV2")
+#: mlpilot's own routes for retraining policies (no SageMaker operation holds them).
+POLICIES = "/mlpilot/retrain-policies"
 
 
 class Service:
@@ -93,6 +97,7 @@ class Service:
         self.add_operations(self.registry)
         self.add_operations(TransformOperations(config, self.store, self.transforms, self.registry))
         self.jobs.on_deploy = self._deploy_job
+        self.policies = RetrainPolicies(self)
         self._deploying: set[str] = set()
         self._deploy_lock = threading.Lock()
 
@@ -105,8 +110,10 @@ class Service:
         self.jobs.open()
         self.transforms.open()
         self.endpoints.restore()
+        self.policies.open()
 
     def close(self) -> None:
+        self.policies.close()
         self.jobs.close(stop_jobs=True)
         self.transforms.close()
         self.endpoints.close()
@@ -347,6 +354,37 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> Starlet
             json.dumps(found, allow_nan=False, default=str), media_type="application/json"
         )
 
+    async def policies(request: Request) -> Response:
+        """mlpilot's retraining policies (docs/retrain.md): ``/mlpilot/retrain-policies``
+        (GET: list), ``…/{endpoint}`` (PUT: create or replace; GET; DELETE),
+        ``…/{endpoint}/run`` (POST: a round now), ``…/history`` and
+        ``…/{endpoint}/history`` (GET: the audit log)."""
+        endpoint: str = request.path_params.get("endpoint", "")
+        action = request.path_params.get("action")
+        try:
+            body = await _read_body(request)
+            await authenticate(request, body)
+            keeper = service.policies
+            if action == "history" or (endpoint == "history" and request.method == "GET"):
+                name = endpoint if action == "history" else None
+                events = await run_in_threadpool(keeper.history, name)
+                return _json({"Events": events})
+            if action == "run" and request.method == "POST":
+                return _json(await run_in_threadpool(keeper.run, endpoint))
+            if action is not None:
+                raise ServiceError("UnknownOperationException", f"No retraining action {action}")
+            if not endpoint:
+                return _json({"Policies": await run_in_threadpool(keeper.every)})
+            if request.method == "PUT":
+                settings = parse_body(body)
+                return _json(await run_in_threadpool(keeper.put, endpoint, settings))
+            if request.method == "DELETE":
+                await run_in_threadpool(keeper.delete, endpoint)
+                return _json({})
+            return _json(await run_in_threadpool(keeper.get, endpoint))
+        except ServiceError as exc:
+            return _json(exc.body(), exc.status)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(service.open)
@@ -373,6 +411,9 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> Starlet
             Route("/endpoints/{name:path}/invocations", invoke, methods=["POST"]),
             Route("/ping", ping, methods=["GET"]),
             Route("/endpoints/{name}/metrics", metrics, methods=["GET"]),
+            Route(POLICIES, policies, methods=["GET"]),
+            Route(POLICIES + "/{endpoint}", policies, methods=["GET", "PUT", "DELETE"]),
+            Route(POLICIES + "/{endpoint}/{action}", policies, methods=["GET", "POST"]),
         ],
         lifespan=lifespan,
     )

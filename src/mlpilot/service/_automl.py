@@ -12,7 +12,9 @@ own processes (:mod:`._jobs`).
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 from mlpilot.config import (
@@ -155,6 +157,26 @@ class AutoMLOperations:
             limit=params.get("MaxResults", 10),
         )
         return list_answer("Candidates", [r["record"] for r in page.rows], page.next_token)
+
+    def ListTags(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The tags an AutoML job was created with (mlpilot keeps tags for jobs only): what
+        ``mlpilot retrain`` repeats on a challenger job."""
+        arn = params["ResourceArn"]
+        if ":automl-job/" not in arn:
+            raise validation(f"mlpilot keeps tags for AutoML jobs only; {arn} is not one")
+        row = self.store.job_by_arn(arn)
+        if row is None:
+            raise _not_found(arn.rsplit("/", 1)[-1])
+        tags: list[dict[str, str]] = []
+        for spec in (Path(row["local_root"]) / "spec.json", self.jobs.spec_file(row["name"])):
+            try:
+                found = json.loads(spec.read_text()).get("tags")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(found, list):
+                tags = found
+                break
+        return {"Tags": tags}
 
     # -- resume ---------------------------------------------------------------------------
     def AddTags(self, params: dict[str, Any]) -> dict[str, Any]:

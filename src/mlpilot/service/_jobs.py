@@ -213,7 +213,7 @@ class JobManager(RunnerSupervisor):
             ).shape()
             try:
                 # The spec waits on disk beside the queued row, so the queue survives a restart.
-                self._spec_file(name).write_text(json.dumps(config.to_dict()))
+                self.spec_file(name).write_text(json.dumps(config.to_dict()))
                 self.store.insert_job(
                     {
                         "name": name,
@@ -235,7 +235,7 @@ class JobManager(RunnerSupervisor):
             except Exception:
                 # A spec cut short by a full disk, or one no row refers to, is not kept.
                 if self.store.get_job(name) is None:
-                    self._spec_file(name).unlink(missing_ok=True)
+                    self.spec_file(name).unlink(missing_ok=True)
                 raise
             self._start_queued()
 
@@ -274,7 +274,7 @@ class JobManager(RunnerSupervisor):
             if max_candidates is not None:
                 notes["Resuming"]["MaxNewCandidates"] = max_candidates
             record["Mlpilot"] = notes
-            self._spec_file(name).write_text(
+            self.spec_file(name).write_text(
                 json.dumps({"Resume": {"Seconds": seconds, "MaxCandidates": max_candidates}})
             )
             # Queued like a new job (no runner yet; ``modified`` places it in the queue). A
@@ -294,7 +294,7 @@ class JobManager(RunnerSupervisor):
             )
             self._start_queued()
 
-    def _spec_file(self, name: str) -> Path:
+    def spec_file(self, name: str) -> Path:
         return self.config.staging_dir / f".{name}.spec.json"
 
     def running_count(self) -> int:
@@ -319,7 +319,7 @@ class JobManager(RunnerSupervisor):
             free = self.config.max_concurrent_jobs - self.running_count()
             for row in self.store.queued_jobs()[: max(0, free)]:
                 name = row["name"]
-                if not self._spec_file(name).exists():
+                if not self.spec_file(name).exists():
                     self._end_unstarted(
                         name, "Failed", "The job's queued specification was lost before it started"
                     )
@@ -337,7 +337,7 @@ class JobManager(RunnerSupervisor):
             "--job",
             name,
             "--spec",
-            str(self._spec_file(name)),
+            str(self.spec_file(name)),
         ]
         proc = self._launch(name, command, cfg.log_dir / f"{name}.log")
         self.store.update_job(
@@ -371,7 +371,7 @@ class JobManager(RunnerSupervisor):
             record=record,
             deploy_state=None,
         )
-        self._spec_file(name).unlink(missing_ok=True)
+        self.spec_file(name).unlink(missing_ok=True)
 
     def stop(self, name: str, reason: str = "") -> None:
         with self._lock:

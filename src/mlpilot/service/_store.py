@@ -126,6 +126,21 @@ model_packages = Table(
 )
 
 
+#: The retraining policies' audit log (``mlpilot retrain history``): one row per step of a
+#: round (triggered, champion, challenger started, evaluated, registered, canary, promoted,
+#: kept, rolled back, failed), only ever added. The policies themselves are ``resources`` of
+#: kind ``retrain-policy``.
+retrain_events = Table(
+    "retrain_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(128), nullable=False, index=True),
+    Column("time", Float, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("details", Text, nullable=False),
+)
+
+
 class AlreadyExists(Exception):
     pass
 
@@ -487,6 +502,36 @@ class Store:
             ).all()
         return [
             {k: v for k, v in row._mapping.items() if k not in ("id", "package_id")}
+            for row in found
+        ]
+
+    # -- retraining's audit log -----------------------------------------------------------
+    def add_retrain_event(self, endpoint: str, action: str, details: dict[str, Any]) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                retrain_events.insert().values(
+                    endpoint=endpoint,
+                    time=float(details.get("time") or time.time()),
+                    action=action,
+                    details=json.dumps(details, default=str),
+                )
+            )
+
+    def retrain_events(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """The audit log, oldest first (one endpoint's, or every one's)."""
+        t = retrain_events
+        query = select(t).order_by(t.c.time, t.c.id)
+        if endpoint is not None:
+            query = query.where(t.c.endpoint == endpoint)
+        with self._tx() as conn:
+            found = conn.execute(query).all()
+        return [
+            {
+                **json.loads(row.details),
+                "endpoint": row.endpoint,
+                "time": row.time,
+                "action": row.action,
+            }
             for row in found
         ]
 

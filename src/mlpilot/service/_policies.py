@@ -1,0 +1,304 @@
+"""Standing retraining policies kept by ``mlpilot serve``: one per endpoint, in the metadata
+store (so they survive restarts), each round the same champion/challenger round as
+``mlpilot retrain ENDPOINT --data`` (:func:`retrain_endpoint`), run in the service.
+
+A round starts when new objects appear under the policy's input prefix (polled every
+``IntervalSeconds``), every ``ScheduleSeconds`` when set, or on demand. Every step goes to the
+audit log (``retrain_events``). Rounds run one at a time, on one thread of the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+from mlpilot.errors import MlpilotError
+from mlpilot.service._errors import ServiceError, validation
+from mlpilot.service._retrain import (
+    CanarySettings,
+    InProcessControl,
+    RetrainError,
+    RetrainOutcome,
+    find_champion,
+    retrain_endpoint,
+    write_manifest,
+)
+
+__all__ = ["POLICY", "RetrainPolicies"]
+
+log = logging.getLogger("mlpilot.service")
+#: The policies' kind among the store's resources (named by their endpoint).
+POLICY = "retrain-policy"
+#: The settings a policy takes, with their defaults (None: no default; required when "!").
+_SETTINGS: dict[str, Any] = {
+    "WatchPrefix": "!",
+    "Holdout": "!",
+    "IntervalSeconds": 300.0,
+    "ScheduleSeconds": None,
+    "Margin": 0.0,
+    "WithOldData": False,
+    "Job": None,
+    "CanaryWeight": 0.1,
+    "CanarySeconds": 10.0,
+    "MaxLatencyMs": None,
+    "JobTimeoutSeconds": 3600.0,
+}
+_NUMBERS = {
+    "IntervalSeconds": (1.0, 86400.0 * 366),
+    "ScheduleSeconds": (1.0, 86400.0 * 366),
+    "Margin": (0.0, math.inf),
+    "CanarySeconds": (0.0, 86400.0),
+    "MaxLatencyMs": (0.0, math.inf),
+    "JobTimeoutSeconds": (1.0, 86400.0 * 7),
+}
+
+
+class RetrainPolicies:
+    """The policies of one service: the operations on them, and the thread keeping them."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.store = service.store
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def open(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._keep, name="retrain-policies", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            # A round in progress ends with the service's jobs (stopped) or is cut off.
+            self._thread.join(timeout=2.0)
+
+    # -- operations -----------------------------------------------------------------------
+    def put(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace the policy of ``endpoint``."""
+        from mlpilot.data import list_objects, read_table
+        from mlpilot.package import load_model
+
+        settings = _settings(body)
+        self.service.call("DescribeEndpoint", {"EndpointName": endpoint})  # its own error
+        control = InProcessControl(self.service)
+        try:
+            champion = find_champion(control, endpoint, settings["Job"])
+            target = load_model(champion.model_data_url).info.get("target")
+            columns = read_table(settings["Holdout"]).columns
+        except RetrainError as exc:
+            raise validation(str(exc)) from None
+        except MlpilotError as exc:
+            raise validation(f"{endpoint}: {exc}") from None
+        if target not in columns:
+            raise validation(
+                f"The holdout {settings['Holdout']} has no target column {target!r}: it must "
+                "hold the true outcomes"
+            )
+        try:
+            seen = list_objects(settings["WatchPrefix"])
+        except (MlpilotError, OSError):
+            seen = []  # the prefix is made when the first data lands
+        now = round(time.time(), 3)
+        record = {
+            "EndpointName": endpoint,
+            "PolicyArn": self.service.config.arn(POLICY, endpoint),
+            **settings,
+            "Status": "Enabled",
+            "CreationTime": now,
+            "LastModifiedTime": now,
+            "ChampionJob": champion.job,
+            "Seen": seen,
+            "NextCheckTime": now + settings["IntervalSeconds"],
+            "NextScheduledTime": (
+                now + settings["ScheduleSeconds"] if settings["ScheduleSeconds"] else None
+            ),
+            "RunRequested": False,
+            "LastRound": None,
+        }
+        with self._lock:
+            earlier = self.store.get_resource(POLICY, endpoint)
+            if earlier is None:
+                self.store.insert_resource(POLICY, endpoint, record["PolicyArn"], record)
+            else:
+                record["CreationTime"] = earlier["CreationTime"]
+                self.store.put_resource(POLICY, endpoint, record)
+        self.store.add_retrain_event(
+            endpoint,
+            "policy_replaced" if earlier else "policy_created",
+            {k: record[k] for k in _SETTINGS} | {"existing_objects": len(seen)},
+        )
+        self._wake.set()
+        return _shown(record)
+
+    def get(self, endpoint: str) -> dict[str, Any]:
+        return _shown(self._policy(endpoint))
+
+    def every(self) -> list[dict[str, Any]]:
+        page = self.store.list_resources(POLICY, limit=10_000, descending=False)
+        return [_shown(r) for r in page.rows]
+
+    def delete(self, endpoint: str) -> None:
+        self._policy(endpoint)
+        with self._lock:
+            self.store.delete_resource(POLICY, endpoint)
+        self.store.add_retrain_event(endpoint, "policy_deleted", {})
+
+    def run(self, endpoint: str) -> dict[str, Any]:
+        """Ask for a round now (on the keeper's thread)."""
+        with self._lock:
+            record = self._policy(endpoint)
+            record["RunRequested"] = True
+            self.store.put_resource(POLICY, endpoint, record)
+        self.store.add_retrain_event(endpoint, "run_requested", {})
+        self._wake.set()
+        return _shown(record)
+
+    def history(self, endpoint: str | None) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.store.retrain_events(endpoint)
+        return events
+
+    def _policy(self, endpoint: str) -> dict[str, Any]:
+        record = self.store.get_resource(POLICY, endpoint)
+        if record is None:
+            raise ServiceError(
+                "ResourceNotFound", f"No retraining policy for endpoint {endpoint}", 404
+            )
+        return record
+
+    # -- the keeper -----------------------------------------------------------------------
+    def _keep(self) -> None:
+        while not self._stop.is_set():
+            for record in self.every():
+                if self._stop.is_set():
+                    return
+                try:
+                    self.tick(record["EndpointName"])
+                except Exception:
+                    log.exception("Retraining policy of %s failed", record["EndpointName"])
+            self._wake.wait(1.0)
+            self._wake.clear()
+
+    def tick(self, endpoint: str, now: float | None = None) -> RetrainOutcome | None:
+        """Start the round of ``endpoint``'s policy when one is due; its outcome, or None."""
+        from mlpilot.data import list_objects
+
+        now = time.time() if now is None else now
+        with self._lock:
+            record = self.store.get_resource(POLICY, endpoint)
+            if record is None:
+                return None
+            reason = "on demand" if record.get("RunRequested") else None
+            scheduled = record.get("NextScheduledTime")
+            if reason is None and scheduled is not None and now >= scheduled:
+                reason = "schedule"
+            new: list[str] = []
+            found: list[str] = []
+            if now >= record["NextCheckTime"] or reason:
+                record["NextCheckTime"] = now + record["IntervalSeconds"]
+                try:
+                    found = list_objects(record["WatchPrefix"])
+                except (MlpilotError, OSError):
+                    found = []
+                seen = set(record["Seen"])
+                new = [uri for uri in found if uri not in seen]
+                if new and reason is None:
+                    reason = "new data"
+            if reason is None:
+                self.store.put_resource(POLICY, endpoint, record)
+                return None
+            files = new or found
+            record["Seen"] = sorted(set(record["Seen"]) | set(new))
+            record["RunRequested"] = False
+            if record.get("ScheduleSeconds"):
+                record["NextScheduledTime"] = now + record["ScheduleSeconds"]
+            self.store.put_resource(POLICY, endpoint, record)
+        if not files:
+            self.store.add_retrain_event(
+                endpoint, "skipped", {"trigger": reason, "reason": "no data under the prefix"}
+            )
+            return None
+        return self._round(record, reason, files)
+
+    def _round(self, record: dict[str, Any], reason: str, files: list[str]) -> RetrainOutcome:
+        from mlpilot.data import read_table
+
+        endpoint = record["EndpointName"]
+        self.store.add_retrain_event(endpoint, "triggered", {"trigger": reason, "files": files})
+        folder = self.service.config.data_dir / "retrain"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        try:
+            manifest = write_manifest(files, str(folder / f"{endpoint}-{stamp}.manifest"))
+            outcome = retrain_endpoint(
+                InProcessControl(self.service),
+                endpoint,
+                data=manifest,
+                data_type="ManifestFile",
+                holdout=read_table(record["Holdout"]),
+                margin=float(record["Margin"]),
+                with_old_data=bool(record["WithOldData"]),
+                job=record.get("Job"),
+                canary=CanarySettings(
+                    float(record["CanaryWeight"]),
+                    float(record["CanarySeconds"]),
+                    record.get("MaxLatencyMs"),
+                ),
+                job_timeout=float(record["JobTimeoutSeconds"]),
+                on_step=lambda step: self.store.add_retrain_event(endpoint, step["action"], step),
+            )
+        except MlpilotError as exc:
+            outcome = RetrainOutcome(decision="failed", reason=str(exc))
+        summary = {k: v for k, v in vars(outcome).items() if k != "steps"}
+        self.store.add_retrain_event(endpoint, "decision", summary)
+        with self._lock:
+            current = self.store.get_resource(POLICY, endpoint)
+            if current is not None:
+                current["LastRound"] = {"time": round(time.time(), 3), **summary}
+                current["LastModifiedTime"] = round(time.time(), 3)
+                self.store.put_resource(POLICY, endpoint, current)
+        return outcome
+
+
+def _settings(body: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(body) - set(_SETTINGS))
+    if unknown:
+        raise validation(
+            f"Unknown retraining policy setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(_SETTINGS)}"
+        )
+    out: dict[str, Any] = {}
+    for key, default in _SETTINGS.items():
+        value = body.get(key, None if default == "!" else default)
+        if value is None and default == "!":
+            raise validation(f"A retraining policy needs {key}")
+        if key in _NUMBERS and value is not None:
+            low, high = _NUMBERS[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise validation(f"{key} must be a number, not {value!r}")
+            if not low <= float(value) <= high:
+                raise validation(f"{key} must be between {low:g} and {high:g}, not {value:g}")
+            value = float(value)
+        out[key] = value
+    if not 0.0 < float(out["CanaryWeight"]) < 1.0:
+        raise validation(f"CanaryWeight must be between 0 and 1, not {out['CanaryWeight']}")
+    for key in ("WatchPrefix", "Holdout"):
+        if not isinstance(out[key], str) or not out[key]:
+            raise validation(f"{key} must be a path or s3:// URI")
+    if not isinstance(out["WithOldData"], bool):
+        raise validation("WithOldData must be true or false")
+    return out
+
+
+def _shown(record: dict[str, Any]) -> dict[str, Any]:
+    """A policy as the API shows it: the objects it has seen counted, not listed."""
+    out = {k: v for k, v in record.items() if k != "Seen"}
+    out["SeenObjects"] = len(record.get("Seen") or ())
+    return out

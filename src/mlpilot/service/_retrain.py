@@ -1,0 +1,688 @@
+"""Champion/challenger retraining of an endpoint's model, over SageMaker's own operations.
+
+Everything goes through a :class:`Control`: SageMaker operations by name (boto3 against a
+service from the CLI, or the service's own dispatch in process) plus the endpoint's
+per-variant counters. So the same steps run from ``mlpilot retrain`` and from the service.
+
+The steps: find the champion's job (endpoint → endpoint config → model → its model package's
+``AutoMLJobName`` metadata, else the job whose best candidate's ``ModelDataUrl`` the model
+runs) → re-run that job's request on the new data under a new name → score champion and
+challenger on the same holdout (both packages loaded here, scored with the job's objective) →
+register the challenger in the champion's model package group, when there is one → on a win
+by the margin, a canary variant, watched, then all traffic; else the endpoint is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from mlpilot._types import ProblemType
+from mlpilot.errors import MlpilotError
+
+__all__ = [
+    "CanarySettings",
+    "Champion",
+    "Control",
+    "InProcessControl",
+    "RetrainError",
+    "RetrainOutcome",
+    "check_schema",
+    "decide",
+    "find_champion",
+    "retrain_endpoint",
+    "score_package",
+    "write_manifest",
+]
+
+#: The model package metadata naming the AutoML job that made the package (docs/registry.md).
+JOB_METADATA = "AutoMLJobName"
+#: Members of DescribeAutoMLJobV2 that are the request a challenger repeats.
+_REQUEST_KEYS = (
+    "AutoMLJobInputDataConfig",
+    "OutputDataConfig",
+    "AutoMLProblemTypeConfig",
+    "RoleArn",
+    "AutoMLJobObjective",
+    "DataSplitConfig",
+    "SecurityConfig",
+    "AutoMLComputeConfig",
+)
+_ENDED = ("Completed", "Failed", "Stopped")
+#: The suffix naming a challenger job: ``<first job>-r-<MMDDhhmmss>``.
+_ROUND_SUFFIX = re.compile(r"-r-\d{10}$")
+
+
+class RetrainError(MlpilotError):
+    """Bad input or a missing resource: nothing was changed."""
+
+
+class InProcessControl:
+    """:class:`Control` over a :class:`~mlpilot.service.Service` in this process."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        from mlpilot.service._errors import ServiceError
+
+        try:
+            result: dict[str, Any] = self.service.call(operation, params)
+        except ServiceError as exc:
+            raise RetrainError(f"{operation}: {exc.code}: {exc.message}") from None
+        return result
+
+    def variant_metrics(self, endpoint: str) -> dict[str, dict[str, Any]]:
+        found = self.service.endpoints.metrics(endpoint)
+        return dict(found["Variants"]) if found else {}
+
+
+class Control(Protocol):
+    """What retraining needs from a service."""
+
+    def call(self, operation: str, **params: Any) -> dict[str, Any]: ...
+
+    def variant_metrics(self, endpoint: str) -> dict[str, dict[str, Any]]:
+        """Per variant: ``Invocations``, ``Invocation4XXErrors``, ``Invocation5XXErrors``,
+        ``ModelLatency`` (µs; ``p99`` among them)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Champion:
+    endpoint: str
+    endpoint_config: str
+    variant: str
+    model: str
+    job: str
+    model_data_url: str
+    #: The model package the model was made from (its ARN), and that package's group.
+    package: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class CanarySettings:
+    weight: float = 0.1
+    seconds: float = 10.0
+    #: Roll back when the canary's p99 model latency passes this (ms); None: errors only.
+    max_latency_ms: float | None = None
+
+
+@dataclass
+class RetrainOutcome:
+    decision: str
+    metric: str | None = None
+    champion: str | None = None
+    challenger: str | None = None
+    champion_score: float | None = None
+    challenger_score: float | None = None
+    reason: str = ""
+    #: What the line leaves out: the steps taken, for the audit log.
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def line(self) -> str:
+        """The one JSON line ``mlpilot retrain`` prints."""
+        out = {k: v for k, v in asdict(self).items() if k != "steps"}
+        for key in ("champion_score", "challenger_score"):
+            value = out[key]
+            out[key] = None if value is None or not math.isfinite(value) else value
+        return json.dumps(out)
+
+
+# -- the champion -------------------------------------------------------------------------
+def find_champion(control: Control, endpoint: str, job: str | None = None) -> Champion:
+    """The endpoint's champion (its variant of most weight) and the AutoML job that made it."""
+    described = control.call("DescribeEndpoint", EndpointName=endpoint)
+    if described.get("EndpointStatus") != "InService":
+        raise RetrainError(
+            f"Endpoint {endpoint} is {described.get('EndpointStatus')}, not InService"
+        )
+    config_name = described["EndpointConfigName"]
+    config = control.call("DescribeEndpointConfig", EndpointConfigName=config_name)
+    weights = {
+        v["VariantName"]: float(v.get("CurrentWeight", 1.0))
+        for v in described.get("ProductionVariants") or ()
+    }
+    variants = config["ProductionVariants"]
+    chosen = max(variants, key=lambda v: weights.get(v["VariantName"], 0.0))
+    model = control.call("DescribeModel", ModelName=chosen["ModelName"])
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    url = str(container.get("ModelDataUrl", ""))
+    package = container.get("ModelPackageName")
+    group = named = None
+    if package:
+        found = control.call("DescribeModelPackage", ModelPackageName=package)
+        group = found.get("ModelPackageGroupName") if found.get("ModelPackageVersion") else None
+        named = (found.get("CustomerMetadataProperties") or {}).get(JOB_METADATA)
+    named = job or named or _job_of_model_data(control, url)
+    if not named:
+        raise RetrainError(
+            f"Cannot tell which AutoML job made model {chosen['ModelName']} of endpoint "
+            f"{endpoint} (no model package with {JOB_METADATA} metadata, and no job's best "
+            f"candidate runs {url}); give --job"
+        )
+    return Champion(
+        endpoint=endpoint,
+        endpoint_config=config_name,
+        variant=chosen["VariantName"],
+        model=chosen["ModelName"],
+        job=named,
+        model_data_url=url,
+        package=package,
+        group=group,
+    )
+
+
+def _job_of_model_data(control: Control, url: str) -> str | None:
+    if not url:
+        return None
+    token: str | None = None
+    while True:
+        page = control.call(
+            "ListAutoMLJobs", StatusEquals="Completed", MaxResults=100, **_token(token)
+        )
+        for summary in page["AutoMLJobSummaries"]:
+            name = summary["AutoMLJobName"]
+            record = control.call("DescribeAutoMLJobV2", AutoMLJobName=name)
+            containers = (record.get("BestCandidate") or {}).get("InferenceContainers") or ()
+            if any(c.get("ModelDataUrl") == url for c in containers):
+                return str(name)
+        token = page.get("NextToken")
+        if not token:
+            return None
+
+
+def _token(token: str | None) -> dict[str, str]:
+    return {"NextToken": token} if token else {}
+
+
+# -- data checks and scoring -----------------------------------------------------------------
+def check_schema(columns: list[str], expected: list[str], target: str, what: str) -> None:
+    """``what``'s columns must be the champion's training columns and its target."""
+    wanted = [*expected, target]
+    missing = [c for c in wanted if c not in columns]
+    extra = [c for c in columns if c not in wanted]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"lacks column(s) {', '.join(missing)}")
+        if extra:
+            parts.append(f"has column(s) the champion was not trained on: {', '.join(extra)}")
+        raise RetrainError(
+            f"{what} has a different schema from the champion's data: " + "; ".join(parts)
+        )
+
+
+def score_package(model: Any, holdout: pd.DataFrame, metric: str) -> float:
+    """``metric`` of a tabular package's predictions on the labelled ``holdout``."""
+    from mlpilot.metrics import score_all
+
+    target = model.info.get("target")
+    if not target or target not in holdout.columns:
+        raise RetrainError(
+            f"The holdout has no target column {target!r}: it must hold the true outcomes"
+        )
+    missing = [c for c in model.input_columns if c not in holdout.columns]
+    if missing:
+        raise RetrainError(f"The holdout lacks the model's input column(s) {', '.join(missing)}")
+    rows = holdout[holdout[target].notna() & (holdout[target].astype(str) != "")]
+    if rows.empty:
+        raise RetrainError(f"The holdout has no row with a value of its target {target!r}")
+    raw = model.predict_raw(rows[model.input_columns])
+    problem = model.problem_type
+    kwargs: dict[str, Any] = {}
+    if problem.is_classification:
+        index = {str(label): i for i, label in enumerate(model.labels)}
+        truth = rows[target].astype(str)
+        unknown = sorted(set(truth) - set(index))
+        if unknown:
+            raise RetrainError(
+                f"The holdout's {target} has value(s) {', '.join(unknown[:5])} the model "
+                f"{model.candidate_name} never saw in training"
+            )
+        y = truth.map(index).to_numpy()
+        kwargs = {
+            "positive_index": model.positive_index,
+            "n_classes": len(model.labels),
+            "threshold": model.decision_threshold,
+        }
+    else:
+        y = pd.to_numeric(rows[target], errors="coerce").to_numpy(dtype=float)
+        if np.isnan(y).any():
+            raise RetrainError(f"The holdout's target {target} has values that are not numbers")
+    scores = score_all(ProblemType(problem), y, raw, **kwargs)
+    if metric not in scores:
+        raise RetrainError(
+            f"The job's objective {metric} cannot be scored on a holdout by mlpilot retrain "
+            f"(it scores {', '.join(scores)})"
+        )
+    return float(scores[metric])
+
+
+def decide(maximize: bool, champion: float, challenger: float, margin: float) -> tuple[bool, str]:
+    """Whether the challenger wins: better in the objective's direction, by at least
+    ``margin`` (in the objective's units), and strictly better."""
+    if not math.isfinite(challenger):
+        return False, "the challenger's score is not a number"
+    if not math.isfinite(champion):
+        return True, "the champion's score is not a number"
+    gain = challenger - champion if maximize else champion - challenger
+    direction = "higher" if maximize else "lower"
+    if gain > 0 and gain >= margin:
+        return (
+            True,
+            f"the challenger is better by {gain:.6g} ({direction} is better; margin {margin:g})",
+        )
+    return False, (
+        f"the challenger is not better by the margin: {gain:+.6g} where {direction} is better "
+        f"(margin {margin:g})"
+    )
+
+
+# -- the whole round ------------------------------------------------------------------------
+def retrain_endpoint(
+    control: Control,
+    endpoint: str,
+    *,
+    data: str,
+    holdout: pd.DataFrame,
+    data_type: str = "S3Prefix",
+    margin: float = 0.0,
+    with_old_data: bool = False,
+    job: str | None = None,
+    canary: CanarySettings | None = None,
+    job_timeout: float = 3600.0,
+    load: Callable[[str], Any] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> RetrainOutcome:
+    """One champion/challenger round on ``endpoint``; raises :class:`RetrainError` for bad
+    input (nothing changed), else returns the decision. ``on_step`` hears each step as it is
+    taken (``time``, ``action`` and its details); ``data_type`` is the new data channel's
+    ``S3DataType`` (``S3Prefix`` or ``ManifestFile``)."""
+    from mlpilot.data import list_objects, read_table
+    from mlpilot.metrics import objective_direction
+    from mlpilot.package import load_model
+
+    loader: Callable[[str], Any] = load if load is not None else load_model
+    canary = canary or CanarySettings()
+    champion = find_champion(control, endpoint, job)
+    record = control.call("DescribeAutoMLJobV2", AutoMLJobName=champion.job)
+    outcome = RetrainOutcome(decision="kept", champion=champion.model)
+    step = _stepper(outcome, on_step)
+    step(
+        "champion",
+        endpoint=endpoint,
+        variant=champion.variant,
+        model=champion.model,
+        job=champion.job,
+        package=champion.package,
+    )
+    if record.get("AutoMLProblemTypeConfigName", "Tabular") != "Tabular":
+        raise RetrainError(
+            f"Job {champion.job} is a {record.get('AutoMLProblemTypeConfigName')} job; "
+            "mlpilot retrain scores tabular models only"
+        )
+    champion_model = loader(champion.model_data_url)
+    metric, maximize = _objective(record, objective_direction)
+    outcome.metric = metric
+    # Bad input first, while nothing has started.
+    target = str(champion_model.info.get("target"))
+    new_files = list_objects(data, data_type=data_type)
+    if not new_files:
+        raise RetrainError(f"No data files under {data}")
+    for uri in new_files:  # each file: the one of another schema is the one named
+        columns = list(read_table(uri).columns)
+        check_schema(columns, champion_model.input_columns, target, f"The new data {uri}")
+    outcome.champion_score = score_package(champion_model, holdout, metric)
+
+    request = _challenger_request(control, record, champion.job, data, data_type, with_old_data)
+    name = request["AutoMLJobName"]
+    outcome.challenger = name
+    control.call("CreateAutoMLJobV2", **request)
+    step("challenger_started", job=name, data=data, with_old_data=with_old_data)
+    ended = _wait_job(control, name, job_timeout)
+    if ended["AutoMLJobStatus"] != "Completed" or not ended.get("BestCandidate"):
+        outcome.decision = "failed"
+        outcome.reason = (
+            f"challenger job {name} ended {ended['AutoMLJobStatus']}: "
+            f"{ended.get('FailureReason') or 'no best candidate'}"
+        )
+        step("challenger_failed", job=name, reason=outcome.reason)
+        return outcome
+    container = ended["BestCandidate"]["InferenceContainers"][0]
+    try:
+        outcome.challenger_score = score_package(loader(container["ModelDataUrl"]), holdout, metric)
+    except MlpilotError as exc:  # a package that will not load, labels it never saw…
+        outcome.decision = "failed"
+        outcome.reason = f"the challenger could not be scored: {exc}"
+        step("challenger_failed", job=name, reason=outcome.reason)
+        return outcome
+    won, why = decide(maximize, outcome.champion_score, outcome.challenger_score, margin)
+    step(
+        "evaluated",
+        metric=metric,
+        champion_score=outcome.champion_score,
+        challenger_score=outcome.challenger_score,
+        won=won,
+        reason=why,
+    )
+    try:
+        model_name, package = _challenger_model(control, champion, name, container, won, why)
+    except RetrainError as exc:
+        outcome.decision = "failed"
+        outcome.reason = f"{why}; registering the challenger failed: {exc}"
+        step("challenger_failed", job=name, reason=outcome.reason)
+        return outcome
+    outcome.challenger = model_name
+    if package:
+        step("registered", package=package, approval="Approved" if won else "Rejected")
+    if not won:
+        outcome.reason = why
+        return outcome
+    try:
+        return _promote(control, champion, model_name, package, canary, outcome, step, why)
+    except RetrainError as exc:
+        # Refused on the way (approval gating, an instance limit…): the champion serves.
+        outcome.decision = "failed"
+        outcome.reason = f"{why}; promoting it failed: {exc}"
+        _restore(control, champion)
+        step("promotion_failed", reason=str(exc))
+        return outcome
+
+
+def _restore(control: Control, champion: Champion) -> None:
+    """The champion's own config back on the endpoint, when another is there."""
+    try:
+        now = control.call("DescribeEndpoint", EndpointName=champion.endpoint)
+        if now.get("EndpointConfigName") != champion.endpoint_config:
+            control.call(
+                "UpdateEndpoint",
+                EndpointName=champion.endpoint,
+                EndpointConfigName=champion.endpoint_config,
+            )
+    except RetrainError:
+        pass  # the service refuses even that: the outcome already says what failed
+
+
+def _stepper(
+    outcome: RetrainOutcome, on_step: Callable[[dict[str, Any]], None] | None
+) -> Callable[..., None]:
+    def step(action: str, **details: Any) -> None:
+        entry = {"time": round(time.time(), 3), "action": action, **details}
+        outcome.steps.append(entry)
+        if on_step is not None:
+            on_step(entry)
+
+    return step
+
+
+def _objective(record: dict[str, Any], direction: Callable[..., bool]) -> tuple[str, bool]:
+    final = (record.get("BestCandidate") or {}).get("FinalAutoMLJobObjectiveMetric") or {}
+    resolved = (record.get("ResolvedAttributes") or {}).get("AutoMLJobObjective") or {}
+    metric = (
+        (record.get("AutoMLJobObjective") or {}).get("MetricName")
+        or resolved.get("MetricName")
+        or final.get("MetricName")
+    )
+    if not metric:
+        raise RetrainError(f"Job {record['AutoMLJobName']} has no objective metric on record")
+    return str(metric), bool(direction(metric, final.get("Type")))
+
+
+def _challenger_request(
+    control: Control,
+    record: dict[str, Any],
+    job: str,
+    data: str,
+    data_type: str,
+    with_old_data: bool,
+) -> dict[str, Any]:
+    from mlpilot.data import list_objects
+
+    request = {k: record[k] for k in _REQUEST_KEYS if k in record}
+    stamp = time.strftime("%m%d%H%M%S", time.gmtime())
+    # A challenger of a challenger is named after the first job, not after both.
+    base = _ROUND_SUFFIX.sub("", job)[: 32 - len(stamp) - 3].rstrip("-")
+    request["AutoMLJobName"] = f"{base}-r-{stamp}"
+    channels = []
+    for channel in request["AutoMLJobInputDataConfig"]:
+        if channel.get("ChannelType", "training") != "training":
+            channels.append(channel)
+            continue
+        source = channel["DataSource"]["S3DataSource"]
+        uri, kind = data, data_type
+        if with_old_data:
+            uris = list_objects(source["S3Uri"], data_type=source.get("S3DataType", "S3Prefix"))
+            uri = write_manifest(
+                [*uris, *list_objects(data, data_type=data_type)],
+                f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/"
+                f"{request['AutoMLJobName']}-input.manifest",
+            )
+            kind = "ManifestFile"
+        channels.append(
+            {**channel, "DataSource": {"S3DataSource": {"S3DataType": kind, "S3Uri": uri}}}
+        )
+    request["AutoMLJobInputDataConfig"] = channels
+    tags = control.call("ListTags", ResourceArn=record["AutoMLJobArn"]).get("Tags") or []
+    if tags:
+        request["Tags"] = tags
+    return request
+
+
+def write_manifest(uris: list[str], where: str) -> str:
+    """A manifest file (SageMaker's ``ManifestFile`` channel) at ``where`` listing ``uris``,
+    all local or all on S3."""
+    import fsspec
+
+    s3 = all(u.startswith("s3://") for u in uris)
+    if not s3 and any(u.startswith("s3://") for u in uris):
+        raise RetrainError("The old and the new data must be both local or both on S3")
+    prefix = "s3://" if s3 else "/"
+    body = [{"prefix": prefix}, *(u.removeprefix(prefix) for u in uris)]
+    with fsspec.open(where, "w") as handle:
+        json.dump(body, handle)
+    return where
+
+
+def _wait_job(control: Control, name: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        record = control.call("DescribeAutoMLJobV2", AutoMLJobName=name)
+        if record["AutoMLJobStatus"] in _ENDED:
+            return record
+        if time.monotonic() > deadline:
+            control.call("StopAutoMLJob", AutoMLJobName=name)
+            return {**record, "AutoMLJobStatus": "Stopped", "FailureReason": "timed out"}
+        time.sleep(1.0)
+
+
+def _challenger_model(
+    control: Control,
+    champion: Champion,
+    job: str,
+    container: dict[str, Any],
+    won: bool,
+    why: str,
+) -> tuple[str, str | None]:
+    """The challenger's model: a new version in the champion's group when it has one
+    (Approved on a win, Rejected otherwise), else made from the job's container."""
+    model_name = f"{job}-model"
+    package = None
+    if champion.group:
+        package = control.call(
+            "CreateModelPackage",
+            ModelPackageGroupName=champion.group,
+            ModelPackageDescription=f"mlpilot retrain challenger of {champion.endpoint}",
+            InferenceSpecification={
+                "Containers": [container],
+                "SupportedContentTypes": ["text/csv", "application/json"],
+                "SupportedResponseMIMETypes": ["text/csv", "application/json"],
+            },
+            ModelApprovalStatus="Approved" if won else "Rejected",
+            CustomerMetadataProperties={JOB_METADATA: job},
+        )["ModelPackageArn"]
+        control.call(
+            "UpdateModelPackage",
+            ModelPackageArn=package,
+            ApprovalDescription=f"mlpilot retrain: {why}"[:1024],
+        )
+        control.call(
+            "CreateModel", ModelName=model_name, PrimaryContainer={"ModelPackageName": package}
+        )
+    elif won:
+        keep = ("Image", "ModelDataUrl", "Environment")
+        control.call(
+            "CreateModel",
+            ModelName=model_name,
+            PrimaryContainer={k: container[k] for k in keep if k in container},
+        )
+    return model_name, package
+
+
+def _promote(
+    control: Control,
+    champion: Champion,
+    model: str,
+    package: str | None,
+    canary: CanarySettings,
+    outcome: RetrainOutcome,
+    step: Callable[..., None],
+    why: str,
+) -> RetrainOutcome:
+    config = control.call("DescribeEndpointConfig", EndpointConfigName=champion.endpoint_config)
+    settings = _config_settings(config)
+    variants = [_variant(v) for v in config["ProductionVariants"]]
+    served = next(v for v in variants if v["VariantName"] == champion.variant)
+    total = sum(float(v.get("InitialVariantWeight", 1.0)) for v in variants)
+    share = min(max(canary.weight, 0.0), 1.0)
+    canary_weight = total * share / (1.0 - share) if share < 1.0 else total
+    canary_variant = f"Challenger-{time.strftime('%H%M%S', time.gmtime())}"
+    stem = model.removesuffix("-model")
+    canary_config = f"{stem}-canary"
+    control.call(
+        "CreateEndpointConfig",
+        EndpointConfigName=canary_config,
+        ProductionVariants=[
+            *variants,
+            {
+                **served,
+                "VariantName": canary_variant,
+                "ModelName": model,
+                "InitialVariantWeight": canary_weight,
+            },
+        ],
+        **settings,
+    )
+    control.call("UpdateEndpoint", EndpointName=champion.endpoint, EndpointConfigName=canary_config)
+    _wait_in_service(control, champion.endpoint)
+    step(
+        "canary",
+        endpoint_config=canary_config,
+        variant=canary_variant,
+        weight=share,
+        seconds=canary.seconds,
+    )
+    trouble = _watch_canary(control, champion.endpoint, canary_variant, canary)
+    if trouble:
+        control.call(
+            "UpdateEndpoint",
+            EndpointName=champion.endpoint,
+            EndpointConfigName=champion.endpoint_config,
+        )
+        _wait_in_service(control, champion.endpoint)
+        if package:
+            control.call(
+                "UpdateModelPackage",
+                ModelPackageArn=package,
+                ModelApprovalStatus="Rejected",
+                ApprovalDescription=f"mlpilot retrain: the canary was rolled back: {trouble}"[
+                    :1024
+                ],
+            )
+        outcome.decision = "rolled_back"
+        outcome.reason = f"{why}; the canary was rolled back: {trouble}"
+        step("rolled_back", endpoint_config=champion.endpoint_config, reason=trouble)
+        return outcome
+    final_config = f"{stem}-all"
+    control.call(
+        "CreateEndpointConfig",
+        EndpointConfigName=final_config,
+        ProductionVariants=[{**served, "ModelName": model, "InitialVariantWeight": 1.0}],
+        **settings,
+    )
+    control.call("UpdateEndpoint", EndpointName=champion.endpoint, EndpointConfigName=final_config)
+    _wait_in_service(control, champion.endpoint)
+    outcome.decision = "promoted"
+    outcome.reason = why
+    step(
+        "promoted",
+        endpoint_config=final_config,
+        variant=champion.variant,
+        model=model,
+        package=package,
+    )
+    return outcome
+
+
+def _config_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A described endpoint config's settings that CreateEndpointConfig takes, but its name
+    and variants."""
+    import botocore.session
+
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("sagemaker")
+        .operation_model("CreateEndpointConfig")
+        .input_shape
+    )
+    skip = {"EndpointConfigName", "ProductionVariants"}
+    return {k: v for k, v in config.items() if k in shape.members and k not in skip}
+
+
+def _variant(described: dict[str, Any]) -> dict[str, Any]:
+    import botocore.session
+
+    shape = (
+        botocore.session.get_session().get_service_model("sagemaker").shape_for("ProductionVariant")
+    )
+    return {k: v for k, v in described.items() if k in shape.members}
+
+
+def _wait_in_service(control: Control, endpoint: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = control.call("DescribeEndpoint", EndpointName=endpoint)["EndpointStatus"]
+        if status == "InService":
+            return
+        if status == "Failed" or time.monotonic() > deadline:
+            raise RetrainError(f"Endpoint {endpoint} is {status} after an update")
+        time.sleep(0.5)
+
+
+def _watch_canary(
+    control: Control, endpoint: str, variant: str, canary: CanarySettings
+) -> str | None:
+    """Why the canary must go (5XX errors, or p99 latency past the limit), or None."""
+    deadline = time.monotonic() + canary.seconds
+    while True:
+        stats = control.variant_metrics(endpoint).get(variant) or {}
+        errors = int(stats.get("Invocation5XXErrors") or 0)
+        if errors:
+            calls = int(stats.get("Invocations") or 0)
+            return f"{errors} of its {calls} invocation(s) failed (5XX)"
+        latency = (stats.get("ModelLatency") or {}).get("p99")
+        limit = canary.max_latency_ms
+        if limit is not None and latency is not None and float(latency) / 1000.0 > limit:
+            return f"its p99 model latency {float(latency) / 1000.0:.1f} ms passed {limit:g} ms"
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))

@@ -1,0 +1,565 @@
+"""``mlpilot retrain``: the decision (margin and direction), the JSON line, scoring on a
+holdout, the schema check, the champion lookup chain over a real in-process service and
+SQLite store; and one champion/challenger run through a real ``mlpilot serve``."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+import helpers_models
+from helpers_data import TELCO
+from helpers_service import ServiceProcess, automl_request, client_env, wait_for
+from mlpilot.service import (
+    InProcessControl,
+    RetrainError,
+    RetrainOutcome,
+    Service,
+    ServiceConfig,
+    ServiceError,
+    check_schema,
+    decide,
+    find_champion,
+    score_package,
+)
+
+ARN = "arn:aws:sagemaker:us-east-1:000000000000"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> helpers_models.TrainedModel:
+    return helpers_models.churn_model(tmp_path_factory)
+
+
+@pytest.mark.parametrize(
+    ("maximize", "champion", "challenger", "margin", "won"),
+    [
+        (True, 0.80, 0.81, 0.0, True),
+        (True, 0.80, 0.804, 0.005, False),  # better, not by the margin
+        (True, 0.80, 0.806, 0.005, True),
+        (True, 0.80, 0.80, 0.0, False),  # a tie keeps the champion
+        (True, 0.80, 0.70, 0.0, False),
+        (False, 10.0, 9.0, 0.5, True),  # minimized: lower wins
+        (False, 10.0, 9.8, 0.5, False),
+        (False, 10.0, 11.0, 0.0, False),
+        (True, 0.80, float("nan"), 0.0, False),
+    ],
+)
+def test_decision_follows_the_objectives_direction_and_margin(
+    maximize: bool, champion: float, challenger: float, margin: float, won: bool
+) -> None:
+    decided, reason = decide(maximize, champion, challenger, margin)
+    assert decided is won
+    assert reason
+
+
+def test_the_json_line_has_the_documented_keys_and_no_nan() -> None:
+    outcome = RetrainOutcome(
+        decision="kept",
+        metric="MSE",
+        champion="m1",
+        challenger="m2",
+        champion_score=1.5,
+        challenger_score=float("nan"),
+        reason="why",
+        steps=[{"action": "evaluated"}],
+    )
+    line = outcome.line()
+    assert "\n" not in line
+    assert json.loads(line) == {
+        "decision": "kept",
+        "metric": "MSE",
+        "champion": "m1",
+        "challenger": "m2",
+        "champion_score": 1.5,
+        "challenger_score": None,
+        "reason": "why",
+    }
+
+
+def test_scoring_a_package_on_a_holdout(churn: helpers_models.TrainedModel) -> None:
+    table = pd.read_csv(TELCO, dtype=str, keep_default_na=False).iloc[500:700]
+    accuracy = score_package(churn.model, table, "Accuracy")
+    assert 0.5 < accuracy <= 1.0
+    logloss = score_package(churn.model, table, "LogLoss")
+    assert logloss > 0
+    with pytest.raises(RetrainError, match="no target column 'Churn'"):
+        score_package(churn.model, table.drop(columns=["Churn"]), "Accuracy")
+    with pytest.raises(RetrainError, match="lacks the model's input column"):
+        score_package(churn.model, table.drop(columns=["tenure"]), "Accuracy")
+    with pytest.raises(RetrainError, match="cannot be scored"):
+        score_package(churn.model, table, "MSE")
+
+
+def test_new_data_with_another_schema_names_the_columns() -> None:
+    check_schema(["a", "b", "y"], ["a", "b"], "y", "The new data")
+    with pytest.raises(RetrainError) as caught:
+        check_schema(["a", "c", "y"], ["a", "b"], "y", "The new data s3://b/new/")
+    message = str(caught.value)
+    assert "lacks column(s) b" in message
+    assert "not trained on: c" in message
+    assert "\n" not in message
+
+
+def test_a_manifest_lists_old_and_new_data_for_one_channel(tmp_path: Path) -> None:
+    from mlpilot.data import list_objects, read_table
+    from mlpilot.service import write_manifest
+
+    for name, rows in (("old", range(3)), ("new", range(3, 5))):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"x": list(rows), "y": [0, 1, 0][: len(rows)]}).to_csv(
+            tmp_path / name / "part.csv", index=False
+        )
+    uris = list_objects(tmp_path / "old") + list_objects(tmp_path / "new")
+    manifest = write_manifest(uris, str(tmp_path / "both.manifest"))
+    # Read back as one table (the reader orders the objects by URI).
+    assert sorted(read_table(manifest, data_type="ManifestFile")["x"]) == list("01234")
+    with pytest.raises(RetrainError, match="both local or both on S3"):
+        write_manifest([*uris, "s3://bucket/new/part.csv"], str(tmp_path / "mixed.manifest"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pima", "--data", "d", "--holdout", "h", "--canary-weight", "2"], "--canary-weight"),
+        (["pima", "--data", "d"], "Give --holdout"),
+        (["pima", "--holdout", "h"], "Give --data"),
+        (["pima", "--data", "d", "--watch", "w", "--holdout", "h"], "not both"),
+        (["describe"], "needs the endpoint"),
+        (["pima", "--data", "d", "--holdout", str(REPO / "no-such.csv")], "does not exist"),
+        (["history"], "Cannot reach an mlpilot service"),
+    ],
+)
+def test_bad_command_lines_are_one_line_errors(args: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from mlpilot.cli.main import app
+
+    # Port 9 (discard) on loopback: nothing listens, so nothing is changed anywhere.
+    result = CliRunner().invoke(app, ["retrain", *args, "--endpoint-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert message in lines[0]
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    made = Service(ServiceConfig(data_dir=tmp_path / "data"))
+    yield made
+    made.store.close()
+
+
+def _job_record(service: Service, name: str, container: dict[str, Any]) -> None:
+    arn = f"{ARN}:automl-job/{name}"
+    record = {
+        "AutoMLJobName": name,
+        "AutoMLJobArn": arn,
+        "AutoMLJobStatus": "Completed",
+        "AutoMLJobSecondaryStatus": "Completed",
+        "CreationTime": 1.0,
+        "LastModifiedTime": 2.0,
+        "AutoMLJobObjective": {"MetricName": "Accuracy"},
+        "BestCandidate": {"CandidateName": "c1", "InferenceContainers": [container]},
+    }
+    service.store.insert_job(
+        {
+            "name": name,
+            "arn": arn,
+            "status": "Completed",
+            "secondary_status": "Completed",
+            "created": 1.0,
+            "modified": 2.0,
+            "record": record,
+            "api_version": "V2",
+            "local_root": str(service.config.data_dir / name),
+            "output_root": str(service.config.data_dir / name),
+            "stop_requested": False,
+        }
+    )
+
+
+def _serve(service: Service, endpoint: str, config: str, model: str) -> None:
+    """An endpoint record in service (the hosting itself is not what the lookup reads)."""
+    service.call(
+        "CreateEndpointConfig",
+        {
+            "EndpointConfigName": config,
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        },
+    )
+    record = {
+        "EndpointName": endpoint,
+        "EndpointArn": f"{ARN}:endpoint/{endpoint}",
+        "EndpointConfigName": config,
+        "EndpointStatus": "InService",
+        "CreationTime": 1.0,
+        "LastModifiedTime": 1.0,
+        "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentWeight": 1.0}],
+    }
+    if service.store.get_resource("endpoint", endpoint) is None:
+        service.store.insert_resource("endpoint", endpoint, record["EndpointArn"], record)
+    else:
+        service.store.put_resource("endpoint", endpoint, record)
+
+
+def test_the_champion_is_found_from_the_endpoint(
+    service: Service, churn: helpers_models.TrainedModel, tmp_path: Path
+) -> None:
+    control = InProcessControl(service)
+    job = json.loads((churn.job / "job.json").read_text())
+    container = job["BestCandidate"]["InferenceContainers"][0]
+    _job_record(service, "churn-job", container)
+    keep = ("Image", "ModelDataUrl", "Environment")
+    # A model made from the job's container: the job is the one whose best candidate runs it.
+    service.call(
+        "CreateModel",
+        {"ModelName": "by-hand", "PrimaryContainer": {k: container[k] for k in keep}},
+    )
+    _serve(service, "churn", "churn-1", "by-hand")
+    found = find_champion(control, "churn")
+    assert (found.job, found.model, found.variant, found.group) == (
+        "churn-job",
+        "by-hand",
+        "AllTraffic",
+        None,
+    )
+
+    # A model made from a package: the package's metadata names the job.
+    service.call("CreateModelPackageGroup", {"ModelPackageGroupName": "churn"})
+    arn = service.call(
+        "CreateModelPackage",
+        {
+            "ModelPackageGroupName": "churn",
+            "InferenceSpecification": {"Containers": [{k: container[k] for k in keep}]},
+            "CustomerMetadataProperties": {"AutoMLJobName": "named-job"},
+        },
+    )["ModelPackageArn"]
+    service.call(
+        "CreateModel", {"ModelName": "packaged", "PrimaryContainer": {"ModelPackageName": arn}}
+    )
+    _serve(service, "churn", "churn-2", "packaged")
+    found = find_champion(control, "churn")
+    assert (found.job, found.package, found.group) == ("named-job", arn, "churn")
+
+    # A model no job made and no package names: the error asks for --job; --job answers.
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes((churn.archive).read_bytes())
+    service.call(
+        "CreateModel",
+        {
+            "ModelName": "stranger",
+            "PrimaryContainer": {"Image": container["Image"], "ModelDataUrl": str(other)},
+        },
+    )
+    _serve(service, "churn", "churn-3", "stranger")
+    with pytest.raises(RetrainError, match="give --job"):
+        find_champion(control, "churn")
+    assert find_champion(control, "churn", job="churn-job").job == "churn-job"
+
+    with pytest.raises(RetrainError, match=r"Could not find endpoint .*nowhere"):
+        find_champion(control, "nowhere")
+
+
+def test_a_policy_survives_a_restart_and_new_data_of_another_schema_fails_its_round(
+    tmp_path: Path, churn: helpers_models.TrainedModel
+) -> None:
+    data = tmp_path / "data"
+    service = Service(ServiceConfig(data_dir=data))
+    container = json.loads((churn.job / "job.json").read_text())["BestCandidate"][
+        "InferenceContainers"
+    ][0]
+    _job_record(service, "churn-job", container)
+    keep = ("Image", "ModelDataUrl", "Environment")
+    service.call(
+        "CreateModel", {"ModelName": "m1", "PrimaryContainer": {k: container[k] for k in keep}}
+    )
+    _serve(service, "churn", "churn-1", "m1")
+    table = pd.read_csv(TELCO, dtype=str, keep_default_na=False)
+    holdout = tmp_path / "holdout.csv"
+    table.iloc[500:600].to_csv(holdout, index=False)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    table.iloc[600:700].to_csv(landing / "already-there.csv", index=False)
+
+    unlabelled = tmp_path / "unlabelled.csv"
+    table.iloc[500:600].drop(columns=["Churn"]).to_csv(unlabelled, index=False)
+    for settings, message in (
+        ({"WatchPrefix": str(landing), "Holdout": str(unlabelled)}, "no target column 'Churn'"),
+        ({"WatchPrefix": str(landing)}, "needs Holdout"),
+        ({"WatchPrefix": str(landing), "Holdout": str(holdout), "Every": 5}, "Unknown"),
+        ({"WatchPrefix": str(landing), "Holdout": str(holdout), "IntervalSeconds": 0}, "between"),
+    ):
+        with pytest.raises(ServiceError, match=message):
+            service.policies.put("churn", settings)
+    with pytest.raises(ServiceError, match="Could not find endpoint"):
+        service.policies.put("nowhere", {"WatchPrefix": str(landing), "Holdout": str(holdout)})
+    made = service.policies.put(
+        "churn", {"WatchPrefix": str(landing), "Holdout": str(holdout), "IntervalSeconds": 60}
+    )
+    assert made["SeenObjects"] == 1
+    service.store.close()
+
+    restarted = Service(ServiceConfig(data_dir=data))
+    try:
+        kept = restarted.policies.get("churn")
+        assert {k: kept[k] for k in ("WatchPrefix", "IntervalSeconds", "SeenObjects")} == {
+            "WatchPrefix": str(landing),
+            "IntervalSeconds": 60.0,
+            "SeenObjects": 1,
+        }
+        # Nothing new under the prefix: no round, whenever it looks.
+        assert restarted.policies.tick("churn", now=time.time() + 3600) is None
+        changed = table.iloc[700:760].drop(columns=["tenure"]).assign(region="north")
+        changed.to_csv(landing / "new.csv", index=False)
+        assert restarted.policies.tick("churn") is None  # not due before its interval
+        outcome = restarted.policies.tick("churn", now=time.time() + 7200)
+        assert outcome is not None
+        assert outcome.decision == "failed"
+        assert "lacks column(s) tenure" in outcome.reason
+        assert "region" in outcome.reason
+        actions = [e["action"] for e in restarted.policies.history("churn")]
+        assert actions == ["policy_created", "triggered", "champion", "decision"]
+        endpoint = restarted.call("DescribeEndpoint", {"EndpointName": "churn"})
+        assert endpoint["EndpointConfigName"] == "churn-1"
+        assert (
+            restarted.store.list_resources("endpoint-config", limit=10).rows[0][
+                "EndpointConfigName"
+            ]
+            == "churn-1"
+        )
+        assert restarted.policies.get("churn")["LastRound"]["decision"] == "failed"
+        assert str(landing / "new.csv") in outcome.reason
+
+        # On a schedule: a round on everything under the prefix, new data or not.
+        restarted.policies.put(
+            "churn",
+            {"WatchPrefix": str(landing), "Holdout": str(holdout), "ScheduleSeconds": 600},
+        )
+        assert restarted.policies.tick("churn") is None
+        outcome = restarted.policies.tick("churn", now=time.time() + 601)
+        assert outcome is not None and outcome.decision == "failed"
+        events = restarted.policies.history("churn")
+        assert [e["action"] for e in events[-4:]] == [
+            "policy_replaced",
+            "triggered",
+            "champion",
+            "decision",
+        ]
+        assert events[-3]["trigger"] == "schedule"
+        assert sorted(events[-3]["files"]) == [
+            str(landing / "already-there.csv"),
+            str(landing / "new.csv"),
+        ]
+    finally:
+        restarted.store.close()
+
+
+def _cli(server: ServiceProcess, *args: str) -> list[str]:
+    """``mlpilot retrain`` in this process (its imports are paid once), as a client of the
+    service with the test credentials."""
+    from typer.testing import CliRunner
+
+    from mlpilot.cli.main import app
+
+    result = CliRunner(env=client_env()).invoke(
+        app, ["retrain", *args, "--endpoint-url", server.url]
+    )
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip().splitlines()
+
+
+@pytest.mark.slow
+def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path: Path) -> None:
+    """A weak champion (three strong features scrambled) serves; a challenger trained on clean
+    data beats it on the holdout, bakes as a canary and takes all traffic; a second round on
+    scrambled labels keeps it, the endpoint's configuration unchanged."""
+    table = pd.read_csv(REPO / "tests/data/pima_indians_diabetes.csv")
+    table = table.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    holdout, rest = table.iloc[:250], table.iloc[250:]
+    weak = rest.iloc[:120].copy()
+    for column in ("Glucose", "BMI", "Age"):
+        weak[column] = weak[column].sample(frac=1.0, random_state=2).to_numpy()
+    worse = rest.iloc[120:].copy()
+    worse["Outcome"] = worse["Outcome"].sample(frac=1.0, random_state=1).to_numpy()
+    for name, frame in (("weak", weak), ("better", rest.iloc[120:]), ("worse", worse)):
+        (tmp_path / name).mkdir()
+        frame.to_csv(tmp_path / name / "train.csv", index=False)
+    holdout.to_csv(tmp_path / "holdout.csv", index=False)
+
+    server = ServiceProcess(tmp_path / "data").start()
+    try:
+        sm = server.boto()
+        request = automl_request(
+            "pima",
+            str(tmp_path / "weak"),
+            str(tmp_path / "out"),
+            target="Outcome",
+            max_candidates=1,
+            algorithms=("linear-learner",),
+        )
+        request["AutoMLJobObjective"] = {"MetricName": "AUC"}
+        sm.create_auto_ml_job_v2(**request)
+        best = wait_for(sm, "pima", ("Completed", "Failed"))["BestCandidate"]
+        container = best["InferenceContainers"][0]
+        keep = ("Image", "ModelDataUrl", "Environment")
+        # The champion is version 1 of a group whose versions need approval to serve.
+        sm.create_model_package_group(
+            ModelPackageGroupName="pima",
+            Tags=[{"Key": "mlpilot:RequireApproval", "Value": "true"}],
+        )
+        first = sm.create_model_package(
+            ModelPackageGroupName="pima",
+            InferenceSpecification={"Containers": [{k: container[k] for k in keep}]},
+            ModelApprovalStatus="Approved",
+            CustomerMetadataProperties={"AutoMLJobName": "pima"},
+        )["ModelPackageArn"]
+        sm.create_model(ModelName="pima-v1", PrimaryContainer={"ModelPackageName": first})
+        sm.create_endpoint_config(
+            EndpointConfigName="pima-v1",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "pima-v1",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
+        sm.create_endpoint(EndpointName="pima", EndpointConfigName="pima-v1")
+
+        holdout_csv = str(tmp_path / "holdout.csv")
+        # Round zero: the challenger wins but its canary is slower than allowed: rolled back.
+        runtime = server.boto("sagemaker-runtime")
+        row = holdout.drop(columns=["Outcome"]).iloc[:1].to_csv(header=False, index=False)
+        stop = threading.Event()
+
+        def traffic() -> None:
+            while not stop.wait(0.05):  # a trickle: the challenger's job shares the cores
+                runtime.invoke_endpoint(EndpointName="pima", ContentType="text/csv", Body=row)
+
+        sender = threading.Thread(target=traffic, daemon=True)
+        sender.start()
+        try:
+            (line,) = _cli(
+                server,
+                "pima",
+                "--data",
+                str(tmp_path / "better"),
+                "--holdout",
+                holdout_csv,
+                "--canary-weight",
+                "0.5",
+                "--canary-seconds",
+                "5",
+                "--max-latency-ms",
+                "0.001",
+            )
+        finally:
+            stop.set()
+            sender.join()
+        rolled = json.loads(line)
+        assert rolled["decision"] == "rolled_back", rolled
+        assert "latency" in rolled["reason"]
+        assert sm.describe_endpoint(EndpointName="pima")["EndpointConfigName"] == "pima-v1"
+
+        lines = _cli(
+            server,
+            "pima",
+            "--data",
+            str(tmp_path / "better"),
+            "--holdout",
+            holdout_csv,
+            "--canary-seconds",
+            "1",
+        )
+        assert len(lines) == 1, lines
+        won = json.loads(lines[0])
+        assert won["decision"] == "promoted", won
+        assert won["metric"] == "AUC"
+        assert won["challenger_score"] > won["champion_score"]
+        described = sm.describe_endpoint(EndpointName="pima")
+        config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+        assert [v["ModelName"] for v in config["ProductionVariants"]] == [won["challenger"]]
+        assert [v["VariantName"] for v in config["ProductionVariants"]] == ["AllTraffic"]
+        model = sm.describe_model(ModelName=won["challenger"])
+        assert model["PrimaryContainer"]["ModelDataUrl"] != container["ModelDataUrl"]
+        # The challenger is version 2 of the champion's group, approved by its win.
+        assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/3"
+        versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
+        # Version 2, the rolled-back canary, was rejected on the way back.
+        assert [v["ModelApprovalStatus"] for v in versions] == ["Approved", "Rejected", "Approved"]
+        challenger_job = won["challenger"].removesuffix("-model")
+        tags = sm.list_tags(ResourceArn=f"{ARN}:automl-job/{challenger_job}")["Tags"]
+        assert {"Key": "mlpilot:GenerateReports", "Value": "false"} in tags
+        answer = runtime.invoke_endpoint(
+            EndpointName="pima",
+            ContentType="text/csv",
+            Body=holdout.drop(columns=["Outcome"]).iloc[:1].to_csv(header=False, index=False),
+        )
+        headers = answer["ResponseMetadata"]["HTTPHeaders"]
+        assert headers["x-amzn-invoked-production-variant"] == "AllTraffic"
+        # The canary took its share on the way: its config was served between the two.
+        assert any(
+            c["EndpointConfigName"].endswith("-canary")
+            for c in sm.list_endpoint_configs()["EndpointConfigs"]
+        )
+
+        # Round two by a standing policy: worse data lands under the watched prefix.
+        landing = tmp_path / "landing"
+        landing.mkdir()
+        (policy,) = _cli(
+            server,
+            "pima",
+            "--watch",
+            str(landing),
+            "--interval",
+            "1",
+            "--holdout",
+            holdout_csv,
+            "--canary-seconds",
+            "1",
+        )
+        assert json.loads(policy)["WatchPrefix"] == str(landing)
+        (worse_csv := landing / "worse.csv").write_bytes(
+            (tmp_path / "worse/train.csv").read_bytes()
+        )
+        deadline = time.monotonic() + 120
+        decisions: list[dict[str, Any]] = []
+        while not decisions and time.monotonic() < deadline:
+            time.sleep(1)
+            reply = httpx.get(f"{server.url}/mlpilot/retrain-policies/pima/history", timeout=10)
+            events = reply.json()["Events"]
+            decisions = [e for e in events if e["action"] == "decision"]
+        assert decisions, events
+        lost = decisions[0]
+        assert lost["decision"] == "kept", lost
+        assert lost["champion"] == won["challenger"]
+        assert lost["challenger_score"] < lost["champion_score"]
+        actions = [e["action"] for e in events]
+        assert actions[:3] == ["policy_created", "triggered", "champion"]
+        assert str(worse_csv) in events[1]["files"]
+        versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
+        assert [v["ModelApprovalStatus"] for v in versions][3:] == ["Rejected"]
+        after = sm.describe_endpoint(EndpointName="pima")
+        assert after["EndpointConfigName"] == described["EndpointConfigName"]
+        history = [json.loads(line) for line in _cli(server, "history", "pima")]
+        assert [e["action"] for e in history] == actions
+    finally:
+        server.stop()
