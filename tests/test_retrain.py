@@ -71,6 +71,8 @@ def test_the_json_line_has_the_documented_keys_and_no_nan() -> None:
         champion_score=1.5,
         challenger_score=float("nan"),
         reason="why",
+        holdout_rows=200,
+        captured_rows=0,
         steps=[{"action": "evaluated"}],
     )
     line = outcome.line()
@@ -83,6 +85,8 @@ def test_the_json_line_has_the_documented_keys_and_no_nan() -> None:
         "champion_score": 1.5,
         "challenger_score": None,
         "reason": "why",
+        "holdout_rows": 200,
+        "captured_rows": 0,
     }
 
 
@@ -170,6 +174,13 @@ def _job_record(service: Service, name: str, container: dict[str, Any]) -> None:
         "LastModifiedTime": 2.0,
         "AutoMLJobObjective": {"MetricName": "Accuracy"},
         "BestCandidate": {"CandidateName": "c1", "InferenceContainers": [container]},
+        "AutoMLJobInputDataConfig": [
+            {
+                "ChannelType": "training",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(TELCO)}},
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": str(service.config.data_dir / "out")},
     }
     service.store.insert_job(
         {
@@ -188,11 +199,12 @@ def _job_record(service: Service, name: str, container: dict[str, Any]) -> None:
     )
 
 
-def _serve(service: Service, endpoint: str, config: str, model: str) -> None:
+def _serve(service: Service, endpoint: str, config: str, model: str, **settings: Any) -> None:
     """An endpoint record in service (the hosting itself is not what the lookup reads)."""
     service.call(
         "CreateEndpointConfig",
         {
+            **settings,
             "EndpointConfigName": config,
             "ProductionVariants": [
                 {
@@ -387,9 +399,11 @@ def _cli(server: ServiceProcess, *args: str) -> list[str]:
 
 @pytest.mark.slow
 def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path: Path) -> None:
-    """A weak champion (three strong features scrambled) serves; a challenger trained on clean
-    data beats it on the holdout, bakes as a canary and takes all traffic; a second round on
-    scrambled labels keeps it, the endpoint's configuration unchanged."""
+    """A weak champion (three strong features scrambled) serves from a group that requires
+    approval; a challenger trained on clean data beats it on the holdout and waits for
+    approval; approved, its canary is too slow and rolled back; a second winner, approved,
+    bakes as a canary and takes all traffic; a policy's round on scrambled labels keeps it,
+    the endpoint's configuration unchanged; the history holds every round."""
     table = pd.read_csv(REPO / "tests/data/pima_indians_diabetes.csv")
     table = table.sample(frac=1.0, random_state=0).reset_index(drop=True)
     holdout, rest = table.iloc[:250], table.iloc[250:]
@@ -445,13 +459,23 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         sm.create_endpoint(EndpointName="pima", EndpointConfigName="pima-v1")
 
         holdout_csv = str(tmp_path / "holdout.csv")
-        # Round zero: the challenger wins but its canary is slower than allowed: rolled back.
+        better = ("--data", str(tmp_path / "better"), "--holdout", holdout_csv)
+        # Round zero: the challenger wins; the group needs approval, so it waits for it.
+        (line,) = _cli(server, "pima", *better)
+        waiting = json.loads(line)
+        assert waiting["decision"] == "pending_approval", waiting
+        assert f"{ARN}:model-package/pima/2" in waiting["reason"]
+        assert sm.describe_endpoint(EndpointName="pima")["EndpointConfigName"] == "pima-v1"
+        sm.update_model_package(
+            ModelPackageArn=f"{ARN}:model-package/pima/2", ModelApprovalStatus="Approved"
+        )
+        # Approved and promoted, but its canary is slower than allowed: rolled back.
         runtime = server.boto("sagemaker-runtime")
         row = holdout.drop(columns=["Outcome"]).iloc[:1].to_csv(header=False, index=False)
         stop = threading.Event()
 
         def traffic() -> None:
-            while not stop.wait(0.05):  # a trickle: the challenger's job shares the cores
+            while not stop.wait(0.05):
                 runtime.invoke_endpoint(EndpointName="pima", ContentType="text/csv", Body=row)
 
         sender = threading.Thread(target=traffic, daemon=True)
@@ -459,11 +483,10 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         try:
             (line,) = _cli(
                 server,
+                "promote",
                 "pima",
-                "--data",
-                str(tmp_path / "better"),
-                "--holdout",
-                holdout_csv,
+                "--version",
+                f"{ARN}:model-package/pima/2",
                 "--canary-weight",
                 "0.5",
                 "--canary-seconds",
@@ -479,28 +502,32 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         assert "latency" in rolled["reason"]
         assert sm.describe_endpoint(EndpointName="pima")["EndpointConfigName"] == "pima-v1"
 
-        lines = _cli(
+        (line,) = _cli(server, "pima", *better)
+        won = json.loads(line)
+        assert won["decision"] == "pending_approval", won
+        assert won["metric"] == "AUC"
+        assert won["challenger_score"] > won["champion_score"]
+        sm.update_model_package(
+            ModelPackageArn=f"{ARN}:model-package/pima/3", ModelApprovalStatus="Approved"
+        )
+        (line,) = _cli(
             server,
+            "promote",
             "pima",
-            "--data",
-            str(tmp_path / "better"),
-            "--holdout",
-            holdout_csv,
+            "--version",
+            f"{ARN}:model-package/pima/3",
             "--canary-seconds",
             "1",
         )
-        assert len(lines) == 1, lines
-        won = json.loads(lines[0])
-        assert won["decision"] == "promoted", won
-        assert won["metric"] == "AUC"
-        assert won["challenger_score"] > won["champion_score"]
+        assert json.loads(line)["decision"] == "promoted", line
+        assert json.loads(line)["challenger"] == won["challenger"]
         described = sm.describe_endpoint(EndpointName="pima")
         config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
         assert [v["ModelName"] for v in config["ProductionVariants"]] == [won["challenger"]]
         assert [v["VariantName"] for v in config["ProductionVariants"]] == ["AllTraffic"]
         model = sm.describe_model(ModelName=won["challenger"])
         assert model["PrimaryContainer"]["ModelDataUrl"] != container["ModelDataUrl"]
-        # The challenger is version 2 of the champion's group, approved by its win.
+        # The challenger is version 3 of the champion's group, approved by hand.
         assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/3"
         versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
         # Version 2, the rolled-back canary, was rejected on the way back.
@@ -545,7 +572,9 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         while not decisions and time.monotonic() < deadline:
             time.sleep(1)
             reply = httpx.get(f"{server.url}/mlpilot/retrain-policies/pima/history", timeout=10)
-            events = reply.json()["Events"]
+            everything = reply.json()["Events"]
+            # The policy's own steps: those of the rounds run by the command come first.
+            events = everything[[e["action"] for e in everything].index("policy_created") :]
             decisions = [e for e in events if e["action"] == "decision"]
         assert decisions, events
         lost = decisions[0]
@@ -560,6 +589,301 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         after = sm.describe_endpoint(EndpointName="pima")
         assert after["EndpointConfigName"] == described["EndpointConfigName"]
         history = [json.loads(line) for line in _cli(server, "history", "pima")]
-        assert [e["action"] for e in history] == actions
+        assert [e["action"] for e in history] == [e["action"] for e in everything]
+        # Every round that touched the endpoint is in its history, the command's included.
+        assert [(e["decision"], e.get("source")) for e in history if e["action"] == "decision"] == [
+            ("pending_approval", "command"),
+            ("rolled_back", "command"),
+            ("pending_approval", "command"),
+            ("promoted", "command"),
+            ("kept", None),
+        ]
     finally:
         server.stop()
+
+
+class _Inverted:
+    """A champion that answers the opposite class: any real model beats it."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def predict_raw(self, rows: pd.DataFrame) -> Any:
+        return self._model.predict_raw(rows)[:, ::-1]
+
+
+class _ScriptedControl(InProcessControl):
+    """The real in-process service (registry, models, endpoint configs, SQLite), but for what
+    would take minutes or processes: the challenger's job has already completed with
+    ``container``, ``UpdateEndpoint`` switches the endpoint's record (after the service's own
+    approval check), and the canary's counters show ``errors`` 5XX answers."""
+
+    def __init__(self, service: Service, container: dict[str, Any], errors: int = 0) -> None:
+        super().__init__(service)
+        self.container = container
+        self.errors = errors
+        self.jobs: set[str] = set()
+        self.updates: list[str] = []
+
+    def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        name = params.get("AutoMLJobName")
+        if operation == "CreateAutoMLJobV2":
+            self.jobs.add(name)
+            return {"AutoMLJobArn": f"{ARN}:automl-job/{name}"}
+        if operation == "DescribeAutoMLJobV2" and name in self.jobs:
+            best = {"CandidateName": "c1", "InferenceContainers": [self.container]}
+            return {"AutoMLJobName": name, "AutoMLJobStatus": "Completed", "BestCandidate": best}
+        if operation == "UpdateEndpoint":
+            config = self.call(
+                "DescribeEndpointConfig", EndpointConfigName=params["EndpointConfigName"]
+            )
+            try:
+                self.service.registry.check_deployable(
+                    [v["ModelName"] for v in config["ProductionVariants"]]
+                )
+            except ServiceError as exc:
+                raise RetrainError(f"UpdateEndpoint: {exc.code}: {exc.message}") from None
+            record = self.service.store.get_resource("endpoint", params["EndpointName"])
+            record["EndpointConfigName"] = config["EndpointConfigName"]
+            record["ProductionVariants"] = [
+                {"VariantName": v["VariantName"], "CurrentWeight": v["InitialVariantWeight"]}
+                for v in config["ProductionVariants"]
+            ]
+            self.service.store.put_resource("endpoint", params["EndpointName"], record)
+            self.updates.append(config["EndpointConfigName"])
+            return {"EndpointArn": record["EndpointArn"]}
+        return super().call(operation, **params)
+
+    def variant_metrics(self, endpoint: str) -> dict[str, dict[str, Any]]:
+        served = self.call("DescribeEndpoint", EndpointName=endpoint)["ProductionVariants"]
+        return {
+            v["VariantName"]: {"Invocations": 5, "Invocation5XXErrors": self.errors}
+            for v in served
+            if v["VariantName"].startswith("Challenger-")
+        }
+
+
+def _packaged_champion(
+    service: Service, churn: helpers_models.TrainedModel, tmp_path: Path, gated: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Endpoint ``churn`` serving version 1 of group ``churn`` (made by job ``churn-job``);
+    the champion's container and a challenger's (the same model at another URL)."""
+    container = json.loads((churn.job / "job.json").read_text())["BestCandidate"][
+        "InferenceContainers"
+    ][0]
+    keep = ("Image", "ModelDataUrl", "Environment")
+    container = {k: container[k] for k in keep}
+    _job_record(service, "churn-job", container)
+    tags = [{"Key": "mlpilot:RequireApproval", "Value": "true"}] if gated else []
+    service.call("CreateModelPackageGroup", {"ModelPackageGroupName": "churn", "Tags": tags})
+    first = service.call(
+        "CreateModelPackage",
+        {
+            "ModelPackageGroupName": "churn",
+            "InferenceSpecification": {"Containers": [container]},
+            "ModelApprovalStatus": "Approved",
+            "CustomerMetadataProperties": {"AutoMLJobName": "churn-job"},
+        },
+    )["ModelPackageArn"]
+    service.call(
+        "CreateModel", {"ModelName": "churn-v1", "PrimaryContainer": {"ModelPackageName": first}}
+    )
+    _serve(service, "churn", "churn-1", "churn-v1")
+    moved = tmp_path / "challenger.tar.gz"
+    moved.write_bytes(churn.archive.read_bytes())
+    return container, {**container, "ModelDataUrl": str(moved)}
+
+
+def _round(control: _ScriptedControl, tmp_path: Path, champion_url: str, **kwargs: Any) -> Any:
+    from mlpilot.package import load_model
+    from mlpilot.service import CanarySettings, retrain_endpoint
+
+    table = pd.read_csv(TELCO, dtype=str, keep_default_na=False)
+    (tmp_path / "new").mkdir(exist_ok=True)
+    table.iloc[700:760].to_csv(tmp_path / "new" / "part.csv", index=False)
+
+    def load(url: str) -> Any:
+        model = load_model(url)
+        return _Inverted(model) if url == champion_url else model
+
+    return retrain_endpoint(
+        control,
+        "churn",
+        data=str(tmp_path / "new"),
+        holdout=table.iloc[500:700],
+        canary=CanarySettings(weight=0.2, seconds=kwargs.pop("seconds", 0.0)),
+        load=load,
+        **kwargs,
+    )
+
+
+def test_a_canary_answering_errors_is_rolled_back_and_its_version_rejected(
+    service: Service, churn: helpers_models.TrainedModel, tmp_path: Path
+) -> None:
+    champion, challenger = _packaged_champion(service, churn, tmp_path, gated=False)
+    control = _ScriptedControl(service, challenger, errors=2)
+    outcome = _round(control, tmp_path, champion["ModelDataUrl"], seconds=5.0)
+    assert outcome.decision == "rolled_back", outcome.reason
+    assert "2 of its 5 invocation(s) failed (5XX)" in outcome.reason
+    assert outcome.challenger_score > outcome.champion_score
+    # The canary's config, then the champion's own again.
+    assert len(control.updates) == 2 and control.updates[0].endswith("-canary")
+    assert control.updates[1] == "churn-1"
+    endpoint = service.call("DescribeEndpoint", {"EndpointName": "churn"})
+    assert endpoint["EndpointConfigName"] == "churn-1"
+    version = service.call(
+        "DescribeModelPackage", {"ModelPackageName": f"{ARN}:model-package/churn/2"}
+    )
+    assert version["ModelApprovalStatus"] == "Rejected"
+    assert "5XX" in version["ApprovalDescription"]
+    assert [s["action"] for s in outcome.steps][-3:] == ["registered", "canary", "rolled_back"]
+    assert (outcome.holdout_rows, outcome.captured_rows) == (200, 0)
+    assert "200 holdout rows alone (no ground truth given" in outcome.reason
+
+
+@pytest.mark.parametrize("rule", ["group tag", "service"])
+def test_where_approval_is_required_a_winner_waits_for_it_then_promote_deploys_it(
+    rule: str, churn: helpers_models.TrainedModel, tmp_path: Path
+) -> None:
+    from mlpilot.service import CanarySettings, promote_version
+
+    config = ServiceConfig(data_dir=tmp_path / "data", require_approved_packages=rule == "service")
+    service = Service(config)
+    try:
+        champion, challenger = _packaged_champion(
+            service, churn, tmp_path, gated=rule == "group tag"
+        )
+        control = _ScriptedControl(service, challenger)
+        outcome = _round(control, tmp_path, champion["ModelDataUrl"])
+        version = f"{ARN}:model-package/churn/2"
+        assert outcome.decision == "pending_approval", outcome.reason
+        assert version in outcome.reason
+        assert ("RequireApproval" if rule == "group tag" else "--require-approved") in (
+            outcome.reason
+        )
+        assert control.updates == []  # the endpoint untouched
+        described = service.call("DescribeModelPackage", {"ModelPackageName": version})
+        assert described["ModelApprovalStatus"] == "PendingManualApproval"
+        assert json.loads(outcome.line())["decision"] == "pending_approval"
+
+        with pytest.raises(RetrainError, match="is PendingManualApproval: approve it"):
+            promote_version(control, "churn", version)
+        assert control.updates == []
+        service.call(
+            "UpdateModelPackage", {"ModelPackageArn": version, "ModelApprovalStatus": "Approved"}
+        )
+        promoted = promote_version(control, "churn", version, canary=CanarySettings(seconds=0))
+        assert promoted.decision == "promoted", promoted.reason
+        assert promoted.challenger == outcome.challenger  # the model its round made
+        served = service.call("DescribeEndpoint", {"EndpointName": "churn"})
+        assert served["EndpointConfigName"] == control.updates[-1]
+        assert control.updates[0].endswith("-canary") and control.updates[-1].endswith("-all")
+        final = service.call(
+            "DescribeEndpointConfig", {"EndpointConfigName": served["EndpointConfigName"]}
+        )
+        assert [(v["VariantName"], v["ModelName"]) for v in final["ProductionVariants"]] == [
+            ("AllTraffic", outcome.challenger)
+        ]
+        with pytest.raises(RetrainError, match="already serves"):
+            promote_version(control, "churn", version)
+    finally:
+        service.store.close()
+
+
+def test_rounds_run_by_a_client_are_logged_with_the_policies(
+    service: Service, churn: helpers_models.TrainedModel, tmp_path: Path
+) -> None:
+    _packaged_champion(service, churn, tmp_path, gated=False)
+    with pytest.raises(ServiceError, match="Could not find endpoint"):
+        service.policies.record("nowhere", {"Events": [{"action": "triggered"}]})
+    for body in ({}, {"Events": [{"action": "policy_deleted"}]}, {"Events": ["x"]}):
+        with pytest.raises(ServiceError, match=r"action|Events"):
+            service.policies.record("churn", body)
+    assert service.policies.history("churn") == []
+    service.policies.record(
+        "churn",
+        {"Events": [{"action": "triggered", "trigger": "command", "time": 1.0}]},
+    )
+    service.policies.record("churn", {"Events": [{"action": "decision", "decision": "kept"}]})
+    events = service.policies.history("churn")
+    assert [(e["action"], e["source"]) for e in events] == [
+        ("triggered", "command"),
+        ("decision", "command"),
+    ]
+    assert events[0]["time"] > 1.0  # the service's clock, not the client's
+    assert events[1]["decision"] == "kept"
+
+
+def test_recent_captured_and_labelled_traffic_is_scored_with_the_holdout(
+    service: Service, churn: helpers_models.TrainedModel, tmp_path: Path
+) -> None:
+    champion, challenger = _packaged_champion(service, churn, tmp_path, gated=False)
+    capture = tmp_path / "capture"
+    _serve(
+        service,
+        "churn",
+        "churn-captured",
+        "churn-v1",
+        DataCaptureConfig={
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": str(capture),
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        },
+    )
+    table = pd.read_csv(TELCO, dtype=str, keep_default_na=False).iloc[760:800]
+    now = time.time()
+    labels = []
+    # 30 recent invocations (20 of them labelled), 10 labelled ones from eight days ago.
+    for i, (_, row) in enumerate(table.iterrows()):
+        when = now - 60 - i if i < 30 else now - 8 * 86400
+        folder = capture / "churn" / "AllTraffic" / time.strftime("%Y/%m/%d/%H", time.gmtime(when))
+        folder.mkdir(parents=True, exist_ok=True)
+        body = helpers_models.csv_lines(pd.DataFrame([row[churn.model.input_columns]]))
+        record = {
+            "captureData": {
+                "endpointInput": {
+                    "observedContentType": "text/csv",
+                    "mode": "INPUT",
+                    "data": body.decode(),
+                    "encoding": "CSV",
+                }
+            },
+            "eventMetadata": {
+                "eventId": f"e{i}",
+                "inferenceId": f"order-{i}",
+                "inferenceTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+            },
+            "eventVersion": "0",
+        }
+        with (folder / f"{i:02d}.jsonl").open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if i >= 10:
+            truth = {"data": row["Churn"], "encoding": "CSV"}
+            labels.append({"groundTruthData": truth, "eventMetadata": {"eventId": f"order-{i}"}})
+    truth_file = tmp_path / "ground-truth.jsonl"
+    truth_file.write_text("".join(json.dumps(label) + "\n" for label in labels))
+
+    control = _ScriptedControl(service, challenger)
+    outcome = _round(control, tmp_path, champion["ModelDataUrl"], ground_truth=str(truth_file))
+    assert outcome.decision == "promoted", outcome.reason
+    assert (outcome.holdout_rows, outcome.captured_rows) == (200, 20)
+    assert "200 holdout rows and 20 captured rows" in outcome.reason
+    line = json.loads(outcome.line())
+    assert (line["holdout_rows"], line["captured_rows"]) == (200, 20)
+    evaluated = next(s for s in outcome.steps if s["action"] == "evaluated")
+    assert evaluated["captured_rows"] == 20
+
+    # A narrower window holds fewer of them; one before any: the holdout alone, said so.
+    from mlpilot.package import load_model
+    from mlpilot.service import captured_rows, find_champion
+
+    found = find_champion(control, "churn")
+    model = load_model(champion["ModelDataUrl"])
+    rows, _ = captured_rows(control, found, model, str(truth_file), 60 + 15.5, now=now)
+    assert len(rows) == 6  # order-10 … order-15, captured 60-75 s before now
+    assert list(rows.columns) == [*model.input_columns, "Churn"]
+    rows, why = captured_rows(control, found, model, str(truth_file), 30, now=now)
+    assert rows.empty and "has a label in" in why

@@ -2,9 +2,11 @@
 
 ``mlpilot retrain ENDPOINT --data …`` runs one round here, client-side: SageMaker's operations
 through boto3, as an AWS user would drive them, and the endpoint's per-variant counters from
-the service's ``GET /endpoints/{name}/metrics``. ``--watch`` leaves a standing policy with the
-service, and ``list``, ``describe``, ``history``, ``run`` and ``delete`` act on those policies
-through the service's ``/mlpilot/retrain-policies`` routes.
+the service's ``GET /endpoints/{name}/metrics``; ``promote ENDPOINT --version ARN`` deploys an
+approved version the same way. Both log their steps in the service's retraining history.
+``--watch`` leaves a standing policy with the service, and ``list``, ``describe``,
+``history``, ``run`` and ``delete`` act on those policies through the service's
+``/mlpilot/retrain-policies`` routes.
 """
 
 from __future__ import annotations
@@ -63,6 +65,21 @@ class BotoControl:
         ]
         return variants
 
+    def approval_rule(self, package: str) -> str | None:
+        import botocore.exceptions
+
+        from mlpilot.service import APPROVAL_HEADER, RetrainError
+
+        try:
+            reply = self.client.describe_model_package(ModelPackageName=package)
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise RetrainError(
+                f"DescribeModelPackage: {error.get('Code')}: {error.get('Message')}"
+            ) from None
+        found: str | None = reply["ResponseMetadata"]["HTTPHeaders"].get(APPROVAL_HEADER)
+        return found
+
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One of mlpilot's own routes, signed as the SageMaker operations are."""
         import httpx
@@ -98,7 +115,38 @@ def _snake(operation: str) -> str:
     return str(botocore.xform_name(operation))
 
 
-ACTIONS = ("list", "describe", "history", "run", "delete")
+ACTIONS = ("list", "describe", "history", "run", "delete", "promote")
+
+
+class HistoryLog:
+    """The steps of a round run here, printed (stderr) and logged in the service's retraining
+    history as they are taken. The first entry must reach the service (before anything
+    changes); a later one that does not is a warning, so that a canary is never left behind."""
+
+    def __init__(self, control: BotoControl, endpoint: str) -> None:
+        self.control = control
+        self.path = f"{POLICIES_PATH}/{endpoint}/history"
+        self.warned = False
+
+    def start(self, **details: Any) -> None:
+        self.control.request("POST", self.path, {"Events": [{"action": "triggered", **details}]})
+
+    def step(self, step: dict[str, Any]) -> None:
+        console.print(_step_text(step), markup=False, soft_wrap=True)
+        self.post(step)
+
+    def post(self, event: dict[str, Any]) -> None:
+        from mlpilot.service import RetrainError
+
+        try:
+            self.control.request("POST", self.path, {"Events": [event]})
+        except RetrainError as exc:
+            if not self.warned:
+                console.print(f"warning: the step is not in the service's history: {exc}")
+                self.warned = True
+
+    def decision(self, summary: dict[str, Any]) -> None:
+        self.post({"action": "decision", **summary})
 
 
 @app.command("retrain")
@@ -161,10 +209,26 @@ def retrain(
     job_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the challenger's job.")
     ] = 3600.0,
+    ground_truth: Annotated[
+        str | None,
+        typer.Option(
+            help="Labels of captured invocations (Model Monitor ground-truth JSON lines): "
+            "recent labelled traffic is scored with the holdout."
+        ),
+    ] = None,
+    captured_since: Annotated[
+        float,
+        typer.Option(help="With --ground-truth: how far back captured traffic counts (seconds)."),
+    ] = 604800.0,
+    version: Annotated[
+        str | None,
+        typer.Option(help="With promote: the Approved model package version (ARN) to deploy."),
+    ] = None,
 ) -> None:
     """Re-run the champion's job on new data, score both on the holdout, and promote the
     challenger (canary first) only when it wins by the margin: one JSON line. With --watch,
-    the service does so whenever new data lands."""
+    the service does so whenever new data lands. promote ENDPOINT --version ARN deploys a
+    version approved after a round ended pending_approval."""
     from mlpilot.service import RetrainError
 
     url = endpoint_url or os.environ.get("MLPILOT_ENDPOINT_URL")
@@ -174,8 +238,15 @@ def retrain(
         raise fail(f"--canary-weight must be between 0 and 1 (exclusive), not {canary_weight:g}")
     if canary_seconds < 0 or margin < 0:
         raise fail("--canary-seconds and --margin cannot be negative")
+    if captured_since <= 0:
+        raise fail(f"--captured-since must be a positive number of seconds, not {captured_since:g}")
     control = BotoControl(url)
     try:
+        if what == "promote":
+            if name is None or version is None:
+                raise fail("mlpilot retrain promote needs the endpoint and --version ARN")
+            _promote_now(control, name, version, canary_weight, canary_seconds, max_latency_ms)
+            return
         if what in ACTIONS:
             _policy_action(control, what, name)
             return
@@ -195,8 +266,14 @@ def retrain(
                 "CanaryWeight": canary_weight,
                 "CanarySeconds": canary_seconds,
                 "JobTimeoutSeconds": job_timeout,
+                "CapturedSinceSeconds": captured_since,
             }
-            optional = {"ScheduleSeconds": every, "Job": job, "MaxLatencyMs": max_latency_ms}
+            optional = {
+                "ScheduleSeconds": every,
+                "Job": job,
+                "MaxLatencyMs": max_latency_ms,
+                "GroundTruth": ground_truth,
+            }
             settings.update({k: v for k, v in optional.items() if v is not None})
             policy = control.request("PUT", f"{POLICIES_PATH}/{what}", settings)
             typer.echo(json.dumps(policy))
@@ -215,6 +292,8 @@ def retrain(
             canary_seconds,
             max_latency_ms,
             job_timeout,
+            ground_truth,
+            captured_since,
         )
     except RetrainError as exc:
         raise fail(str(exc)) from None
@@ -232,22 +311,64 @@ def _round_now(
     canary_seconds: float,
     max_latency_ms: float | None,
     job_timeout: float,
+    ground_truth: str | None,
+    captured_since: float,
 ) -> None:
     from mlpilot.data import read_table
-    from mlpilot.service import CanarySettings, retrain_endpoint
+    from mlpilot.service import CanarySettings, RetrainError, retrain_endpoint
 
-    outcome = retrain_endpoint(
-        control,
-        endpoint,
-        data=data,
-        holdout=read_table(holdout),
-        margin=margin,
-        with_old_data=with_old_data,
-        job=job,
-        canary=CanarySettings(canary_weight, canary_seconds, max_latency_ms),
-        job_timeout=job_timeout,
-        on_step=lambda step: console.print(_step_text(step), markup=False, soft_wrap=True),
-    )
+    rows = read_table(holdout)
+    log = HistoryLog(control, endpoint)
+    log.start(trigger="command", data=data, holdout=holdout)
+    try:
+        outcome = retrain_endpoint(
+            control,
+            endpoint,
+            data=data,
+            holdout=rows,
+            margin=margin,
+            with_old_data=with_old_data,
+            job=job,
+            canary=CanarySettings(canary_weight, canary_seconds, max_latency_ms),
+            job_timeout=job_timeout,
+            ground_truth=ground_truth,
+            captured_since=captured_since,
+            on_step=log.step,
+        )
+    except RetrainError as exc:
+        log.decision({"decision": "failed", "reason": str(exc)})
+        raise
+    _finish(log, outcome)
+
+
+def _promote_now(
+    control: BotoControl,
+    endpoint: str,
+    version: str,
+    canary_weight: float,
+    canary_seconds: float,
+    max_latency_ms: float | None,
+) -> None:
+    from mlpilot.service import CanarySettings, RetrainError, promote_version
+
+    log = HistoryLog(control, endpoint)
+    log.start(trigger="promote", version=version)
+    try:
+        outcome = promote_version(
+            control,
+            endpoint,
+            version,
+            canary=CanarySettings(canary_weight, canary_seconds, max_latency_ms),
+            on_step=log.step,
+        )
+    except RetrainError as exc:
+        log.decision({"decision": "failed", "reason": str(exc)})
+        raise
+    _finish(log, outcome)
+
+
+def _finish(log: HistoryLog, outcome: Any) -> None:
+    log.decision(json.loads(outcome.line()))
     typer.echo(outcome.line())
     if outcome.decision == "failed":
         raise typer.Exit(1)

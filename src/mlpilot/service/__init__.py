@@ -19,15 +19,18 @@ from mlpilot.service._config import ServiceConfig
 from mlpilot.service._errors import ServiceError
 from mlpilot.service._limits import header_deadline_protocol
 from mlpilot.service._retrain import (
+    APPROVAL_HEADER,
     CanarySettings,
     Champion,
     Control,
     InProcessControl,
     RetrainError,
     RetrainOutcome,
+    captured_rows,
     check_schema,
     decide,
     find_champion,
+    promote_version,
     retrain_endpoint,
     score_package,
     write_manifest,
@@ -35,6 +38,7 @@ from mlpilot.service._retrain import (
 from mlpilot.service._store import Store
 
 __all__ = [
+    "APPROVAL_HEADER",
     "POLICIES",
     "QUEUE_LENGTH",
     "QUEUE_POSITION",
@@ -54,11 +58,13 @@ __all__ = [
     "ServiceConfig",
     "ServiceError",
     "Store",
+    "captured_rows",
     "check_schema",
     "create_app",
     "decide",
     "find_champion",
     "header_deadline_protocol",
+    "promote_version",
     "retrain_endpoint",
     "score_package",
     "write_manifest",

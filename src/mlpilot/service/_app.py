@@ -37,6 +37,7 @@ from mlpilot.service._limits import BodyDeadline, Throttle
 from mlpilot.service._paths import check_request_uris
 from mlpilot.service._policies import RetrainPolicies
 from mlpilot.service._registry import RegistryOperations
+from mlpilot.service._retrain import APPROVAL_HEADER
 from mlpilot.service._shapes import (
     MAX_REQUEST_BYTES,
     conform_output,
@@ -199,8 +200,9 @@ class Service:
     def answer(
         self, operation: str, params: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """:meth:`call`, with the mlpilot extension headers that go beside its answer: a
-        queued job's place in the queue (SageMaker's shapes have no member for it)."""
+        """:meth:`call`, with the mlpilot extension headers that go beside its answer (SageMaker's
+        shapes have no member for them): a queued job's place in the queue, a job's resumes,
+        and what requires a model package's approval before it may be deployed."""
         result = self.call(operation, params)
         headers: dict[str, str] = {}
         if operation in _DESCRIBE_JOB and result.get("AutoMLJobSecondaryStatus") == "Starting":
@@ -209,6 +211,13 @@ class Service:
                 headers = {QUEUE_POSITION: str(place[0]), QUEUE_LENGTH: str(place[1])}
         if operation in _DESCRIBE_JOB:
             headers.update(self._resume_headers(params["AutoMLJobName"]))
+        if operation == "DescribeModelPackage":
+            versioned = result.get("ModelPackageVersion") is not None
+            rule = self.registry.approval_rule(
+                result.get("ModelPackageGroupName") if versioned else None
+            )
+            if rule is not None:
+                headers[APPROVAL_HEADER] = rule
         return result, headers
 
     def _resume_headers(self, name: str) -> dict[str, str]:
@@ -358,13 +367,17 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> Starlet
         """mlpilot's retraining policies (docs/retrain.md): ``/mlpilot/retrain-policies``
         (GET: list), ``…/{endpoint}`` (PUT: create or replace; GET; DELETE),
         ``…/{endpoint}/run`` (POST: a round now), ``…/history`` and
-        ``…/{endpoint}/history`` (GET: the audit log)."""
+        ``…/{endpoint}/history`` (GET: the audit log; POST on the latter: the steps of a round
+        a client ran itself)."""
         endpoint: str = request.path_params.get("endpoint", "")
         action = request.path_params.get("action")
         try:
             body = await _read_body(request)
             await authenticate(request, body)
             keeper = service.policies
+            if action == "history" and request.method == "POST":
+                settings = parse_body(body)
+                return _json(await run_in_threadpool(keeper.record, endpoint, settings))
             if action == "history" or (endpoint == "history" and request.method == "GET"):
                 name = endpoint if action == "history" else None
                 events = await run_in_threadpool(keeper.history, name)

@@ -18,6 +18,7 @@ from typing import Any
 from mlpilot.errors import MlpilotError
 from mlpilot.service._errors import ServiceError, validation
 from mlpilot.service._retrain import (
+    CAPTURED_SINCE,
     CanarySettings,
     InProcessControl,
     RetrainError,
@@ -45,7 +46,26 @@ _SETTINGS: dict[str, Any] = {
     "CanarySeconds": 10.0,
     "MaxLatencyMs": None,
     "JobTimeoutSeconds": 3600.0,
+    "GroundTruth": None,
+    "CapturedSinceSeconds": CAPTURED_SINCE,
 }
+#: The steps a client may log for a round it ran itself (mlpilot retrain --data, promote).
+ROUND_ACTIONS = frozenset(
+    {
+        "triggered",
+        "champion",
+        "challenger_started",
+        "challenger_failed",
+        "evaluated",
+        "registered",
+        "approved",
+        "canary",
+        "rolled_back",
+        "promotion_failed",
+        "promoted",
+        "decision",
+    }
+)
 _NUMBERS = {
     "IntervalSeconds": (1.0, 86400.0 * 366),
     "ScheduleSeconds": (1.0, 86400.0 * 366),
@@ -53,6 +73,7 @@ _NUMBERS = {
     "CanarySeconds": (0.0, 86400.0),
     "MaxLatencyMs": (0.0, math.inf),
     "JobTimeoutSeconds": (1.0, 86400.0 * 7),
+    "CapturedSinceSeconds": (1.0, 86400.0 * 366),
 }
 
 
@@ -161,6 +182,27 @@ class RetrainPolicies:
         self._wake.set()
         return _shown(record)
 
+    def record(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Log the steps of a round a client ran on ``endpoint`` (``{"Events": [...]}``, each
+        with its ``action``), as a policy's rounds are logged; marked ``source: command``."""
+        events = body.get("Events") if isinstance(body, dict) else None
+        if not isinstance(events, list) or not events:
+            raise validation("Give Events: a list of steps, each with its action")
+        for number, event in enumerate(events, start=1):
+            if not isinstance(event, dict) or event.get("action") not in ROUND_ACTIONS:
+                raise validation(
+                    f"Event {number} needs an action among {', '.join(sorted(ROUND_ACTIONS))}"
+                )
+        self.service.call("DescribeEndpoint", {"EndpointName": endpoint})  # its own error
+        for event in events:
+            details = {k: v for k, v in event.items() if k not in ("action", "time")}
+            # The service's clock orders the log, whoever ran the round.
+            details["time"] = round(time.time(), 3)
+            self.store.add_retrain_event(
+                endpoint, event["action"], {**details, "source": "command"}
+            )
+        return {"Recorded": len(events)}
+
     def history(self, endpoint: str | None) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = self.store.retrain_events(endpoint)
         return events
@@ -252,6 +294,9 @@ class RetrainPolicies:
                     record.get("MaxLatencyMs"),
                 ),
                 job_timeout=float(record["JobTimeoutSeconds"]),
+                ground_truth=record.get("GroundTruth"),
+                captured_since=float(record.get("CapturedSinceSeconds") or CAPTURED_SINCE),
+                keyring=self.service.config.keyring if self.service.config.kms_keys else None,
                 on_step=lambda step: self.store.add_retrain_event(endpoint, step["action"], step),
             )
         except MlpilotError as exc:
@@ -292,6 +337,10 @@ def _settings(body: dict[str, Any]) -> dict[str, Any]:
     for key in ("WatchPrefix", "Holdout"):
         if not isinstance(out[key], str) or not out[key]:
             raise validation(f"{key} must be a path or s3:// URI")
+    if out["GroundTruth"] is not None and (
+        not isinstance(out["GroundTruth"], str) or not out["GroundTruth"]
+    ):
+        raise validation("GroundTruth must be a path or s3:// URI")
     if not isinstance(out["WithOldData"], bool):
         raise validation("WithOldData must be true or false")
     return out

@@ -449,7 +449,7 @@ class RegistryOperations:
         if record is None and arn.count("/") == 2:
             # Deleted: its ARN still names its group (model-package/<group>/<version>).
             group_name = arn.split("/")[1]
-        why = self._approval_rule(group_name)
+        why = self.approval_rule(group_name)
         if why is None:
             return
         if record is None:
@@ -471,7 +471,7 @@ class RegistryOperations:
             "UpdateModelPackage (ModelApprovalStatus=Approved) first"
         )
 
-    def _approval_rule(self, group_name: str | None) -> str | None:
+    def approval_rule(self, group_name: str | None) -> str | None:
         """What requires approval for a package of ``group_name`` (None: nothing does)."""
         if self.config.require_approved_packages:
             return "mlpilot serve --require-approved-packages"

@@ -35,9 +35,11 @@ __all__ = [
     "InProcessControl",
     "RetrainError",
     "RetrainOutcome",
+    "captured_rows",
     "check_schema",
     "decide",
     "find_champion",
+    "promote_version",
     "retrain_endpoint",
     "score_package",
     "write_manifest",
@@ -45,6 +47,9 @@ __all__ = [
 
 #: The model package metadata naming the AutoML job that made the package (docs/registry.md).
 JOB_METADATA = "AutoMLJobName"
+#: DescribeModelPackage's response header saying what requires approval to deploy the package
+#: (absent when nothing does): the service's ``--require-approved-packages`` or the group's tag.
+APPROVAL_HEADER = "x-mlpilot-approval-required"
 #: Members of DescribeAutoMLJobV2 that are the request a challenger repeats.
 _REQUEST_KEYS = (
     "AutoMLJobInputDataConfig",
@@ -57,6 +62,8 @@ _REQUEST_KEYS = (
     "AutoMLComputeConfig",
 )
 _ENDED = ("Completed", "Failed", "Stopped")
+#: How far back captured, labelled invocations join the holdout by default: one week.
+CAPTURED_SINCE = 7 * 86400.0
 #: The suffix naming a challenger job: ``<first job>-r-<MMDDhhmmss>``.
 _ROUND_SUFFIX = re.compile(r"-r-\d{10}$")
 
@@ -84,6 +91,10 @@ class InProcessControl:
         found = self.service.endpoints.metrics(endpoint)
         return dict(found["Variants"]) if found else {}
 
+    def approval_rule(self, package: str) -> str | None:
+        headers = self.service.answer("DescribeModelPackage", {"ModelPackageName": package})[1]
+        return headers.get(APPROVAL_HEADER)
+
 
 class Control(Protocol):
     """What retraining needs from a service."""
@@ -93,6 +104,11 @@ class Control(Protocol):
     def variant_metrics(self, endpoint: str) -> dict[str, dict[str, Any]]:
         """Per variant: ``Invocations``, ``Invocation4XXErrors``, ``Invocation5XXErrors``,
         ``ModelLatency`` (µs; ``p99`` among them)."""
+        ...
+
+    def approval_rule(self, package: str) -> str | None:
+        """What requires approval before ``package`` (a model package ARN) may be deployed,
+        or None when nothing does."""
         ...
 
 
@@ -107,6 +123,8 @@ class Champion:
     #: The model package the model was made from (its ARN), and that package's group.
     package: str | None = None
     group: str | None = None
+    #: What requires approval to deploy the group's versions (None: nothing; docs/registry.md).
+    approval: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,9 @@ class RetrainOutcome:
     champion_score: float | None = None
     challenger_score: float | None = None
     reason: str = ""
+    #: How many holdout rows and captured-and-labelled rows both models were scored on.
+    holdout_rows: int | None = None
+    captured_rows: int | None = None
     #: What the line leaves out: the steps taken, for the audit log.
     steps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -139,8 +160,11 @@ class RetrainOutcome:
 
 
 # -- the champion -------------------------------------------------------------------------
-def find_champion(control: Control, endpoint: str, job: str | None = None) -> Champion:
-    """The endpoint's champion (its variant of most weight) and the AutoML job that made it."""
+def find_champion(
+    control: Control, endpoint: str, job: str | None = None, *, need_job: bool = True
+) -> Champion:
+    """The endpoint's champion (its variant of most weight) and the AutoML job that made it
+    (``""`` when it cannot be told and ``need_job`` is false)."""
     described = control.call("DescribeEndpoint", EndpointName=endpoint)
     if described.get("EndpointStatus") != "InService":
         raise RetrainError(
@@ -158,13 +182,15 @@ def find_champion(control: Control, endpoint: str, job: str | None = None) -> Ch
     container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
     url = str(container.get("ModelDataUrl", ""))
     package = container.get("ModelPackageName")
-    group = named = None
+    group = named = approval = None
     if package:
         found = control.call("DescribeModelPackage", ModelPackageName=package)
         group = found.get("ModelPackageGroupName") if found.get("ModelPackageVersion") else None
         named = (found.get("CustomerMetadataProperties") or {}).get(JOB_METADATA)
-    named = job or named or _job_of_model_data(control, url)
-    if not named:
+        approval = control.approval_rule(package) if group else None
+    if need_job:
+        named = job or named or _job_of_model_data(control, url)
+    if need_job and not named:
         raise RetrainError(
             f"Cannot tell which AutoML job made model {chosen['ModelName']} of endpoint "
             f"{endpoint} (no model package with {JOB_METADATA} metadata, and no job's best "
@@ -175,10 +201,11 @@ def find_champion(control: Control, endpoint: str, job: str | None = None) -> Ch
         endpoint_config=config_name,
         variant=chosen["VariantName"],
         model=chosen["ModelName"],
-        job=named,
+        job=named or "",
         model_data_url=url,
         package=package,
         group=group,
+        approval=approval,
     )
 
 
@@ -268,6 +295,69 @@ def score_package(model: Any, holdout: pd.DataFrame, metric: str) -> float:
     return float(scores[metric])
 
 
+def _labelled(rows: pd.DataFrame, target: str) -> pd.DataFrame:
+    return rows[rows[target].notna() & (rows[target].astype(str) != "")]
+
+
+def captured_rows(
+    control: Control,
+    champion: Champion,
+    model: Any,
+    ground_truth: str | None,
+    since_seconds: float = CAPTURED_SINCE,
+    *,
+    holdout: pd.DataFrame | None = None,
+    keyring: Any = None,
+    now: float | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """The endpoint's captured invocations of the last ``since_seconds`` that have a label
+    in ``ground_truth`` (Model Monitor's ground-truth JSON lines), as rows of the model's input
+    columns and its target, typed like ``holdout``'s; and what they are, or why there are
+    none (no labels given, no data capture, nothing captured and labelled in the window)."""
+    import fsspec
+
+    from mlpilot.errors import DataError
+    from mlpilot.serving import join_ground_truth
+
+    target = str(model.info.get("target"))
+    columns = [*model.input_columns, target]
+    none = pd.DataFrame(columns=columns)
+    if not ground_truth:
+        return none, "no ground truth given for captured traffic"
+    config = control.call("DescribeEndpointConfig", EndpointConfigName=champion.endpoint_config)
+    capture = config.get("DataCaptureConfig") or {}
+    if not capture or capture.get("EnableCapture") is False:
+        return none, f"endpoint config {champion.endpoint_config} captures no data"
+    where = f"{str(capture['DestinationS3Uri']).rstrip('/')}/{champion.endpoint}"
+    fs, path = fsspec.core.url_to_fs(where)
+    if not fs.exists(path):
+        return none, f"nothing captured under {where}"
+    since = (time.time() if now is None else now) - since_seconds
+    try:
+        joined = join_ground_truth(
+            where,
+            ground_truth,
+            columns=model.input_columns,
+            target=target,
+            keyring=keyring,
+            since=since,
+        )
+    except (DataError, OSError) as exc:
+        raise RetrainError(
+            f"The captured traffic cannot be joined with {ground_truth}: {exc}"
+        ) from None
+    rows = _labelled(joined[columns], target)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
+    if rows.empty:
+        return none, f"no invocation captured since {stamp} has a label in {ground_truth}"
+    if holdout is not None:  # numbers as numbers where the holdout has them
+        rows = rows.copy()
+        for column in columns:
+            if column in holdout.columns and pd.api.types.is_numeric_dtype(holdout[column]):
+                rows[column] = pd.to_numeric(rows[column], errors="coerce")
+    return rows.reset_index(drop=True), f"captured since {stamp}, labelled in {ground_truth}"
+
+
 def decide(maximize: bool, champion: float, challenger: float, margin: float) -> tuple[bool, str]:
     """Whether the challenger wins: better in the objective's direction, by at least
     ``margin`` (in the objective's units), and strictly better."""
@@ -303,11 +393,16 @@ def retrain_endpoint(
     job_timeout: float = 3600.0,
     load: Callable[[str], Any] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    ground_truth: str | None = None,
+    captured_since: float = CAPTURED_SINCE,
+    keyring: Any = None,
 ) -> RetrainOutcome:
     """One champion/challenger round on ``endpoint``; raises :class:`RetrainError` for bad
     input (nothing changed), else returns the decision. ``on_step`` hears each step as it is
     taken (``time``, ``action`` and its details); ``data_type`` is the new data channel's
-    ``S3DataType`` (``S3Prefix`` or ``ManifestFile``)."""
+    ``S3DataType`` (``S3Prefix`` or ``ManifestFile``). With ``ground_truth``, the endpoint's
+    captured invocations of the last ``captured_since`` seconds that have a label there are
+    scored with the holdout (``keyring``: for captures written under a ``KmsKeyId``)."""
     from mlpilot.data import list_objects, read_table
     from mlpilot.metrics import objective_direction
     from mlpilot.package import load_model
@@ -342,7 +437,27 @@ def retrain_endpoint(
     for uri in new_files:  # each file: the one of another schema is the one named
         columns = list(read_table(uri).columns)
         check_schema(columns, champion_model.input_columns, target, f"The new data {uri}")
-    outcome.champion_score = score_package(champion_model, holdout, metric)
+    captured, source = captured_rows(
+        control,
+        champion,
+        champion_model,
+        ground_truth,
+        captured_since,
+        holdout=holdout,
+        keyring=keyring,
+    )
+    outcome.holdout_rows = len(_labelled(holdout, target)) if target in holdout.columns else 0
+    outcome.captured_rows = len(captured)
+    if captured.empty:
+        scored_on = f"scored on {outcome.holdout_rows} holdout rows alone ({source})"
+        rows = holdout
+    else:
+        scored_on = (
+            f"scored on {outcome.holdout_rows} holdout rows and {outcome.captured_rows} "
+            f"captured rows ({source})"
+        )
+        rows = pd.concat([holdout, captured], ignore_index=True)
+    outcome.champion_score = score_package(champion_model, rows, metric)
 
     request = _challenger_request(control, record, champion.job, data, data_type, with_old_data)
     name = request["AutoMLJobName"]
@@ -360,18 +475,21 @@ def retrain_endpoint(
         return outcome
     container = ended["BestCandidate"]["InferenceContainers"][0]
     try:
-        outcome.challenger_score = score_package(loader(container["ModelDataUrl"]), holdout, metric)
+        outcome.challenger_score = score_package(loader(container["ModelDataUrl"]), rows, metric)
     except MlpilotError as exc:  # a package that will not load, labels it never saw…
         outcome.decision = "failed"
         outcome.reason = f"the challenger could not be scored: {exc}"
         step("challenger_failed", job=name, reason=outcome.reason)
         return outcome
     won, why = decide(maximize, outcome.champion_score, outcome.challenger_score, margin)
+    why = f"{why}; {scored_on}"
     step(
         "evaluated",
         metric=metric,
         champion_score=outcome.champion_score,
         challenger_score=outcome.challenger_score,
+        holdout_rows=outcome.holdout_rows,
+        captured_rows=outcome.captured_rows,
         won=won,
         reason=why,
     )
@@ -384,12 +502,40 @@ def retrain_endpoint(
         return outcome
     outcome.challenger = model_name
     if package:
-        step("registered", package=package, approval="Approved" if won else "Rejected")
+        step("registered", package=package, approval=_approval(champion, won))
     if not won:
         outcome.reason = why
         return outcome
+    if package and champion.approval:
+        # Gated: a person approves the version, then `mlpilot retrain promote` deploys it.
+        outcome.decision = "pending_approval"
+        outcome.reason = (
+            f"{why}; version {package} awaits approval ({champion.approval}): approve it "
+            f"(UpdateModelPackage ModelApprovalStatus=Approved), then run mlpilot retrain "
+            f"promote {endpoint} --version {package}"
+        )
+        return outcome
+    return _promote_or_restore(control, champion, model_name, package, canary, outcome, step, why)
+
+
+def _approval(champion: Champion, won: bool) -> str:
+    if not won:
+        return "Rejected"
+    return "PendingManualApproval" if champion.approval else "Approved"
+
+
+def _promote_or_restore(
+    control: Control,
+    champion: Champion,
+    model: str,
+    package: str | None,
+    canary: CanarySettings,
+    outcome: RetrainOutcome,
+    step: Callable[..., None],
+    why: str,
+) -> RetrainOutcome:
     try:
-        return _promote(control, champion, model_name, package, canary, outcome, step, why)
+        return _promote(control, champion, model, package, canary, outcome, step, why)
     except RetrainError as exc:
         # Refused on the way (approval gating, an instance limit…): the champion serves.
         outcome.decision = "failed"
@@ -397,6 +543,69 @@ def retrain_endpoint(
         _restore(control, champion)
         step("promotion_failed", reason=str(exc))
         return outcome
+
+
+def promote_version(
+    control: Control,
+    endpoint: str,
+    version: str,
+    *,
+    canary: CanarySettings | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> RetrainOutcome:
+    """Put an ``Approved`` model package version on ``endpoint`` the way a winning challenger
+    goes: a canary variant, watched, then all traffic (or rolled back, the version
+    ``Rejected``). For a round that ended ``pending_approval``; raises :class:`RetrainError`
+    (nothing changed) for a version that is not approved, already serves, or belongs to
+    another group than the champion's."""
+    canary = canary or CanarySettings()
+    champion = find_champion(control, endpoint, need_job=False)
+    found = control.call("DescribeModelPackage", ModelPackageName=version)
+    arn = str(found["ModelPackageArn"])
+    status = found.get("ModelApprovalStatus")
+    if not found.get("ModelPackageVersion"):
+        raise RetrainError(f"{arn} is an unversioned model package: give a group's version")
+    if status != "Approved":
+        raise RetrainError(
+            f"Version {arn} is {status}: approve it (UpdateModelPackage "
+            "ModelApprovalStatus=Approved) before promoting it"
+        )
+    group = found.get("ModelPackageGroupName")
+    if champion.group and group != champion.group:
+        raise RetrainError(
+            f"Version {arn} is in model package group {group}, not in the champion's "
+            f"({champion.group})"
+        )
+    if champion.package == arn:
+        raise RetrainError(f"Version {arn} already serves endpoint {endpoint}")
+    made_by = (found.get("CustomerMetadataProperties") or {}).get(JOB_METADATA)
+    model = _model_of_package(control, arn, made_by, f"{group}-v{found['ModelPackageVersion']}")
+    outcome = RetrainOutcome(decision="kept", champion=champion.model, challenger=model)
+    step = _stepper(outcome, on_step)
+    step(
+        "champion",
+        endpoint=endpoint,
+        variant=champion.variant,
+        model=champion.model,
+        job=champion.job or None,
+        package=champion.package,
+    )
+    why = f"version {found['ModelPackageVersion']} of {group} is Approved"
+    step("approved", package=arn, model=model)
+    return _promote_or_restore(control, champion, model, arn, canary, outcome, step, why)
+
+
+def _model_of_package(control: Control, arn: str, job: str | None, fallback: str) -> str:
+    """A model made from ``arn``: the one its round made (``<job>-model``), else a new one."""
+    for name in ([f"{job}-model"] if job else []) + [fallback]:
+        try:
+            model = control.call("DescribeModel", ModelName=name)
+        except RetrainError:
+            control.call("CreateModel", ModelName=name, PrimaryContainer={"ModelPackageName": arn})
+            return name
+        if (model.get("PrimaryContainer") or {}).get("ModelPackageName") == arn:
+            return name
+    raise RetrainError(f"Models {job}-model and {fallback} exist but are not made from {arn}")
 
 
 def _restore(control: Control, champion: Champion) -> None:
@@ -514,7 +723,8 @@ def _challenger_model(
     why: str,
 ) -> tuple[str, str | None]:
     """The challenger's model: a new version in the champion's group when it has one
-    (Approved on a win, Rejected otherwise), else made from the job's container."""
+    (Approved on a win, PendingManualApproval on a win where the group needs approval,
+    Rejected otherwise), else made from the job's container."""
     model_name = f"{job}-model"
     package = None
     if champion.group:
@@ -527,7 +737,7 @@ def _challenger_model(
                 "SupportedContentTypes": ["text/csv", "application/json"],
                 "SupportedResponseMIMETypes": ["text/csv", "application/json"],
             },
-            ModelApprovalStatus="Approved" if won else "Rejected",
+            ModelApprovalStatus=_approval(champion, won),
             CustomerMetadataProperties={JOB_METADATA: job},
         )["ModelPackageArn"]
         control.call(
@@ -567,7 +777,7 @@ def _promote(
     canary_weight = total * share / (1.0 - share) if share < 1.0 else total
     canary_variant = f"Challenger-{time.strftime('%H%M%S', time.gmtime())}"
     stem = model.removesuffix("-model")
-    canary_config = f"{stem}-canary"
+    canary_config = _free_config(control, f"{stem}-canary")
     control.call(
         "CreateEndpointConfig",
         EndpointConfigName=canary_config,
@@ -612,7 +822,7 @@ def _promote(
         outcome.reason = f"{why}; the canary was rolled back: {trouble}"
         step("rolled_back", endpoint_config=champion.endpoint_config, reason=trouble)
         return outcome
-    final_config = f"{stem}-all"
+    final_config = _free_config(control, f"{stem}-all")
     control.call(
         "CreateEndpointConfig",
         EndpointConfigName=final_config,
@@ -631,6 +841,16 @@ def _promote(
         package=package,
     )
     return outcome
+
+
+def _free_config(control: Control, name: str) -> str:
+    """``name``, or ``name-<hhmmss>`` when an endpoint config has it (a version promoted again
+    after a rollback)."""
+    try:
+        control.call("DescribeEndpointConfig", EndpointConfigName=name)
+    except RetrainError:
+        return name
+    return f"{name[:55]}-{time.strftime('%H%M%S', time.gmtime())}"
 
 
 def _config_settings(config: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import tempfile
 from base64 import b64decode
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,15 +111,44 @@ class _Invocation:
     output: bytes | None
 
 
-def _invocations(capture: str | os.PathLike[str], keyring: Keyring | None) -> Iterator[_Invocation]:
+def _hour_of(parts: list[str]) -> float | None:
+    """When the hour folder ``yyyy/mm/dd/hh`` of a capture file's path starts (epoch
+    seconds), or None for a path outside the layout."""
+    try:
+        year, month, day, hour = (int(p) for p in parts[-5:-1])
+        return datetime(year, month, day, hour, tzinfo=UTC).timestamp()
+    except ValueError:  # not four numbers, or not a date
+        return None
+
+
+def _epoch(inference_time: Any) -> float | None:
+    try:
+        return (
+            datetime.strptime(str(inference_time), "%Y-%m-%dT%H:%M:%SZ")
+            .replace(tzinfo=UTC)
+            .timestamp()
+        )
+    except ValueError:
+        return None
+
+
+def _invocations(
+    capture: str | os.PathLike[str], keyring: Keyring | None, since: float | None = None
+) -> Iterator[_Invocation]:
     root = locate(capture, what="capture location")
     for path in _files(root, (".jsonl",)):
         parts = path.replace(os.sep, "/").split("/")
+        hour = _hour_of(parts) if since is not None else None
+        if since is not None and hour is not None and hour + 3600 <= since:
+            continue  # an hour folder wholly before the window: not read
         endpoint = parts[-_VARIANT_DEPTH - 1] if len(parts) > _VARIANT_DEPTH else None
         variant = parts[-_VARIANT_DEPTH] if len(parts) >= _VARIANT_DEPTH else None
         for record in _json_lines(_read(root, path, keyring), path):
             data = record.get("captureData") or {}
             meta = record.get("eventMetadata") or {}
+            when = _epoch(meta.get("inferenceTime")) if since is not None else None
+            if since is not None and (when is None or when < since):
+                continue
             given, answered = data.get("endpointInput"), data.get("endpointOutput")
             yield _Invocation(
                 inference_id=meta.get("inferenceId"),
@@ -240,6 +270,7 @@ def join_ground_truth(
     columns: Sequence[str] | None = None,
     target: str = "label",
     keyring: Keyring | None = None,
+    since: float | None = None,
 ) -> pd.DataFrame:
     """The captured invocations under ``capture`` that have a label in ``labels``, one row
     per input row: the input columns (``columns``, the model's input columns, in training
@@ -248,12 +279,13 @@ def join_ground_truth(
     CSV-encoded ground truth).
 
     An invocation of several rows needs as many labels (CSV lines, or a JSON list), in the same
-    order. Invocations captured without their input, or without a label, are left out.
-    Raises :class:`DataError` naming the capture or label that cannot be read.
+    order. Invocations captured without their input, or without a label, are left out, and
+    with ``since`` (epoch seconds) those captured before it (hour folders wholly before it are
+    not read). Raises :class:`DataError` naming the capture or label that cannot be read.
     """
     truth = read_ground_truth(labels)
     frames = []
-    for event in _invocations(capture, keyring):
+    for event in _invocations(capture, keyring, since):
         key = event.inference_id or event.event_id
         if key is None or key not in truth or event.input is None:
             continue
