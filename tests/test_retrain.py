@@ -139,6 +139,8 @@ def test_a_manifest_lists_old_and_new_data_for_one_channel(tmp_path: Path) -> No
         (["pima", "--holdout", "h"], "Give --data"),
         (["pima", "--data", "d", "--watch", "w", "--holdout", "h"], "not both"),
         (["describe"], "needs the endpoint"),
+        (["promote", "pima"], "needs the endpoint and --version"),
+        (["pima", "--data", "d", "--holdout", "h", "--captured-since", "0"], "--captured-since"),
         (["pima", "--data", "d", "--holdout", str(REPO / "no-such.csv")], "does not exist"),
         (["history"], "Cannot reach an mlpilot service"),
     ],
