@@ -156,7 +156,7 @@ def retrain(
         str,
         typer.Argument(
             help="The endpoint whose model is the champion, or a policy action: list, "
-            "describe, history, run, delete (then the endpoint follows).",
+            "describe, history, run, delete, promote (then the endpoint follows).",
             metavar="ENDPOINT|ACTION",
         ),
     ],
@@ -219,7 +219,7 @@ def retrain(
     captured_since: Annotated[
         float,
         typer.Option(help="With --ground-truth: how far back captured traffic counts (seconds)."),
-    ] = 604800.0,
+    ] = 604800.0,  # mlpilot.service.CAPTURED_SINCE: one week (the service is imported lazily)
     version: Annotated[
         str | None,
         typer.Option(help="With promote: the Approved model package version (ARN) to deploy."),

@@ -20,6 +20,7 @@ from mlpilot.service._errors import ServiceError
 from mlpilot.service._limits import header_deadline_protocol
 from mlpilot.service._retrain import (
     APPROVAL_HEADER,
+    CAPTURED_SINCE,
     CanarySettings,
     Champion,
     Control,
@@ -39,6 +40,7 @@ from mlpilot.service._store import Store
 
 __all__ = [
     "APPROVAL_HEADER",
+    "CAPTURED_SINCE",
     "POLICIES",
     "QUEUE_LENGTH",
     "QUEUE_POSITION",
