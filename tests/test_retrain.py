@@ -400,11 +400,12 @@ def _cli(server: ServiceProcess, *args: str) -> list[str]:
 
 @pytest.mark.slow
 def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path: Path) -> None:
-    """A weak champion (three strong features scrambled) serves from a group that requires
-    approval; a challenger trained on clean data beats it on the holdout and waits for
-    approval; approved, it bakes as a canary and takes all traffic; a policy's round on
-    scrambled labels keeps it, the endpoint's configuration unchanged; the history holds every
-    round. (Canaries rolled back for errors or latency: the seam tests below.)"""
+    """A weak champion (three strong features scrambled) serves as version 1 of a model package
+    group; a standing policy sees clean data land under its prefix, and the challenger it
+    trains beats the champion on the holdout, bakes as a canary and takes all traffic (version
+    2); a round run by the command on scrambled labels keeps it, the endpoint's configuration
+    unchanged; the history holds both rounds. (Canaries rolled back for errors or latency, and
+    approval gating: the seam tests below.)"""
     table = pd.read_csv(REPO / "tests/data/pima_indians_diabetes.csv")
     table = table.sample(frac=1.0, random_state=0).reset_index(drop=True)
     holdout, rest = table.iloc[:250], table.iloc[250:]
@@ -434,11 +435,7 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         best = wait_for(sm, "pima", ("Completed", "Failed"))["BestCandidate"]
         container = best["InferenceContainers"][0]
         keep = ("Image", "ModelDataUrl", "Environment")
-        # The champion is version 1 of a group whose versions need approval to serve.
-        sm.create_model_package_group(
-            ModelPackageGroupName="pima",
-            Tags=[{"Key": "mlpilot:RequireApproval", "Value": "true"}],
-        )
+        sm.create_model_package_group(ModelPackageGroupName="pima")
         first = sm.create_model_package(
             ModelPackageGroupName="pima",
             InferenceSpecification={"Containers": [{k: container[k] for k in keep}]},
@@ -458,60 +455,9 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
             ],
         )
         sm.create_endpoint(EndpointName="pima", EndpointConfigName="pima-v1")
-
         holdout_csv = str(tmp_path / "holdout.csv")
-        better = ("--data", str(tmp_path / "better"), "--holdout", holdout_csv)
-        # Round zero: the challenger wins; the group needs approval, so it waits for it.
-        (line,) = _cli(server, "pima", *better)
-        waiting = json.loads(line)
-        assert waiting["decision"] == "pending_approval", waiting
-        assert f"{ARN}:model-package/pima/2" in waiting["reason"]
-        assert sm.describe_endpoint(EndpointName="pima")["EndpointConfigName"] == "pima-v1"
-        won = waiting
-        assert won["metric"] == "AUC"
-        assert won["challenger_score"] > won["champion_score"]
-        sm.update_model_package(
-            ModelPackageArn=f"{ARN}:model-package/pima/2", ModelApprovalStatus="Approved"
-        )
-        (line,) = _cli(
-            server,
-            "promote",
-            "pima",
-            "--version",
-            f"{ARN}:model-package/pima/2",
-            "--canary-seconds",
-            "1",
-        )
-        assert json.loads(line)["decision"] == "promoted", line
-        assert json.loads(line)["challenger"] == won["challenger"]
-        described = sm.describe_endpoint(EndpointName="pima")
-        config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
-        assert [v["ModelName"] for v in config["ProductionVariants"]] == [won["challenger"]]
-        assert [v["VariantName"] for v in config["ProductionVariants"]] == ["AllTraffic"]
-        model = sm.describe_model(ModelName=won["challenger"])
-        assert model["PrimaryContainer"]["ModelDataUrl"] != container["ModelDataUrl"]
-        # The challenger is version 2 of the champion's group, approved by hand.
-        assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/2"
-        versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
-        assert [v["ModelApprovalStatus"] for v in versions] == ["Approved", "Approved"]
-        challenger_job = won["challenger"].removesuffix("-model")
-        tags = sm.list_tags(ResourceArn=f"{ARN}:automl-job/{challenger_job}")["Tags"]
-        assert {"Key": "mlpilot:GenerateReports", "Value": "false"} in tags
-        runtime = server.boto("sagemaker-runtime")
-        answer = runtime.invoke_endpoint(
-            EndpointName="pima",
-            ContentType="text/csv",
-            Body=holdout.drop(columns=["Outcome"]).iloc[:1].to_csv(header=False, index=False),
-        )
-        headers = answer["ResponseMetadata"]["HTTPHeaders"]
-        assert headers["x-amzn-invoked-production-variant"] == "AllTraffic"
-        # The canary took its share on the way: its config was served between the two.
-        assert any(
-            c["EndpointConfigName"].endswith("-canary")
-            for c in sm.list_endpoint_configs()["EndpointConfigs"]
-        )
 
-        # Round two by a standing policy: worse data lands under the watched prefix.
+        # Round one, by a standing policy: clean data lands under the watched prefix.
         landing = tmp_path / "landing"
         landing.mkdir()
         (policy,) = _cli(
@@ -527,37 +473,69 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
             "1",
         )
         assert json.loads(policy)["WatchPrefix"] == str(landing)
-        (worse_csv := landing / "worse.csv").write_bytes(
-            (tmp_path / "worse/train.csv").read_bytes()
+        (better_csv := landing / "better.csv").write_bytes(
+            (tmp_path / "better/train.csv").read_bytes()
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 150
         decisions: list[dict[str, Any]] = []
         while not decisions and time.monotonic() < deadline:
             time.sleep(1)
             reply = httpx.get(f"{server.url}/mlpilot/retrain-policies/pima/history", timeout=10)
-            everything = reply.json()["Events"]
-            # The policy's own steps: those of the rounds run by the command come first.
-            events = everything[[e["action"] for e in everything].index("policy_created") :]
+            events = reply.json()["Events"]
             decisions = [e for e in events if e["action"] == "decision"]
         assert decisions, events
-        lost = decisions[0]
+        won = decisions[0]
+        assert won["decision"] == "promoted", won
+        assert won["metric"] == "AUC"
+        assert won["challenger_score"] > won["champion_score"]
+        actions = [e["action"] for e in events]
+        assert actions[:3] == ["policy_created", "triggered", "champion"]
+        assert str(better_csv) in events[1]["files"]
+        # The canary took its share on the way, then the challenger took all the traffic.
+        assert actions.index("canary") < actions.index("decision")
+        described = sm.describe_endpoint(EndpointName="pima")
+        config = sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+        assert [v["ModelName"] for v in config["ProductionVariants"]] == [won["challenger"]]
+        assert [v["VariantName"] for v in config["ProductionVariants"]] == ["AllTraffic"]
+        model = sm.describe_model(ModelName=won["challenger"])
+        assert model["PrimaryContainer"]["ModelDataUrl"] != container["ModelDataUrl"]
+        # The challenger is version 2 of the champion's group, approved as it won.
+        assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/2"
+        versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
+        assert [v["ModelApprovalStatus"] for v in versions] == ["Approved", "Approved"]
+        challenger_job = won["challenger"].removesuffix("-model")
+        tags = sm.list_tags(ResourceArn=f"{ARN}:automl-job/{challenger_job}")["Tags"]
+        assert {"Key": "mlpilot:GenerateReports", "Value": "false"} in tags
+        # The endpoint answers from the new model: the challenger's own prediction.
+        runtime = server.boto("sagemaker-runtime")
+        rows = holdout.drop(columns=["Outcome"]).iloc[:20]
+        answer = runtime.invoke_endpoint(
+            EndpointName="pima", ContentType="text/csv", Body=rows.to_csv(header=False, index=False)
+        )
+        assert answer["ResponseMetadata"]["HTTPHeaders"]["x-amzn-invoked-production-variant"] == (
+            "AllTraffic"
+        )
+        from mlpilot.package import load_model
+
+        expected = load_model(model["PrimaryContainer"]["ModelDataUrl"]).predict(rows)
+        got = answer["Body"].read().decode().split()
+        assert got == [str(label) for label in expected["predicted_label"]]
+
+        # Round two, by the command: scrambled labels lose, and nothing changes.
+        (line,) = _cli(server, "pima", "--data", str(tmp_path / "worse"), "--holdout", holdout_csv)
+        lost = json.loads(line)
         assert lost["decision"] == "kept", lost
         assert lost["champion"] == won["challenger"]
         assert lost["challenger_score"] < lost["champion_score"]
-        actions = [e["action"] for e in events]
-        assert actions[:3] == ["policy_created", "triggered", "champion"]
-        assert str(worse_csv) in events[1]["files"]
         versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
         assert [v["ModelApprovalStatus"] for v in versions][2:] == ["Rejected"]
         after = sm.describe_endpoint(EndpointName="pima")
         assert after["EndpointConfigName"] == described["EndpointConfigName"]
         history = [json.loads(line) for line in _cli(server, "history", "pima")]
-        assert [e["action"] for e in history] == [e["action"] for e in everything]
         # Every round that touched the endpoint is in its history, the command's included.
         assert [(e["decision"], e.get("source")) for e in history if e["action"] == "decision"] == [
-            ("pending_approval", "command"),
-            ("promoted", "command"),
-            ("kept", None),
+            ("promoted", None),
+            ("kept", "command"),
         ]
     finally:
         server.stop()
