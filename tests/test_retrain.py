@@ -797,7 +797,7 @@ def test_recent_captured_and_labelled_traffic_is_scored_with_the_holdout(
         },
     )
     table = pd.read_csv(TELCO, dtype=str, keep_default_na=False).iloc[760:800]
-    now = time.time()
+    now = float(int(time.time()))  # whole seconds, as inferenceTime records them
     labels = []
     # 30 recent invocations (20 of them labelled), 10 labelled ones from eight days ago.
     for i, (_, row) in enumerate(table.iterrows()):
