@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import helpers_models
-from helpers_data import TELCO
+from helpers_data import PIMA, TELCO
 from helpers_service import ServiceProcess, automl_request, client_env, wait_for
 from mlpilot.service import (
     InProcessControl,
@@ -406,7 +406,7 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
     2); a round run by the command on scrambled labels keeps it, the endpoint's configuration
     unchanged; the history holds both rounds. (Canaries rolled back for errors or latency, and
     approval gating: the seam tests below.)"""
-    table = pd.read_csv(REPO / "tests/data/pima_indians_diabetes.csv")
+    table = pd.read_csv(PIMA)
     table = table.sample(frac=1.0, random_state=0).reset_index(drop=True)
     holdout, rest = table.iloc[:250], table.iloc[250:]
     weak = rest.iloc[:120].copy()

@@ -830,22 +830,7 @@ class Predictor:
         """The rows read, their ``predict_raw`` output, the response body and its type
         (what :meth:`invoke` answers, with what it was made from). ``predict``: computes the
         model's ``predict_raw`` in the caller's own way (e.g. keeping the cleaned rows)."""
-        if len(body) > self.settings.max_payload_bytes:
-            raise InvocationError(
-                413,
-                f"payload of {len(body):,} bytes is over the limit of "
-                f"{self.settings.max_payload_bytes:,} bytes",
-            )
-        kind = media_type(content_type)[0]
-        if kind and kind not in _REQUEST_TYPES and kind not in _BINARY_TYPES:
-            raise InvocationError(
-                415,
-                f"unsupported Content-Type {content_type!r}: use {CSV}, {JSON}, {JSONLINES} "
-                f"or {PARQUET}",
-            )
-        response_type = choose_accept(accept, self.settings.default_accept)
-        if self._key_error is not None:
-            raise self._key_error
+        response_type = self._check(body, content_type, accept)
         assert self.keys is not None
         frame = decode_rows(
             body,
