@@ -528,3 +528,23 @@ def test_best_threshold_keeps_one_half_when_nothing_beats_it() -> None:
     assert value == 1.0
     assert threshold == 0.5  # already perfect: no cut moves it
     assert (decision_matrix(proba, threshold, 1).argmax(axis=1) == y).all()
+
+
+def test_pick_within_ships_the_best_under_the_limit_else_the_least_cost():
+    from mlpilot.metrics import get_metric, pick_within
+
+    auc = get_metric("AUC")
+    # (name, objective, cost): b is best but over the limit, d is unmeasured (NaN).
+    options = [("a", 0.80, 1.0), ("b", 0.90, 5.0), ("c", 0.85, 2.0), ("d", 0.95, math.nan)]
+    pick = pick_within(options, lambda o: o[1], lambda o: o[2], 2.0, auc)
+    assert pick is not None
+    assert (pick.chosen[0], pick.best[0], pick.within) == ("c", "d", True)
+    assert [o[0] for o in pick.skipped] == ["d", "b"]
+    # Nothing within: the least cost, an unmeasured one never chosen over a measured one.
+    pick = pick_within(options, lambda o: o[1], lambda o: o[2], 0.5, auc)
+    assert pick is not None and (pick.chosen[0], pick.within) == ("a", False)
+    # Ties on the objective keep the earlier candidate.
+    tied = [("x", 0.9, 1.0), ("y", 0.9, 1.0)]
+    pick = pick_within(tied, lambda o: o[1], lambda o: o[2], 2.0, auc)
+    assert pick is not None and pick.chosen[0] == "x" and pick.skipped == ()
+    assert pick_within([], lambda o: 0.0, lambda o: 0.0, 1.0, auc) is None

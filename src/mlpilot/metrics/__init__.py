@@ -1,6 +1,7 @@
 """Objective metrics with SageMaker Autopilot's names, directions and defaults; forecast
 accuracy over backtest windows with Amazon Forecast's definitions."""
 
+from mlpilot.metrics._constrained import ConstrainedPick, pick_within
 from mlpilot.metrics._fairness import (
     DISPARITY_METRICS,
     MISSING_GROUP,
@@ -74,6 +75,7 @@ __all__ = [
     "THRESHOLD_METRICS",
     "TIME_SERIES_FORECASTING",
     "ActiveObjective",
+    "ConstrainedPick",
     "CostMatrix",
     "DisparityChoice",
     "DisparityMeasure",
@@ -106,6 +108,7 @@ __all__ = [
     "objective_direction",
     "objective_from_dict",
     "objective_to_dict",
+    "pick_within",
     "predicted_labels",
     "quantile_coverage",
     "quantile_level",

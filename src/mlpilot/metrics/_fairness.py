@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpilot.metrics._constrained import pick_within
 from mlpilot.metrics._registry import Metric
 
 __all__ = [
@@ -230,16 +231,13 @@ def choose_within_disparity(
 
     Ties on the objective keep the earlier option, as the job's own ranking does.
     """
-    if not options:
+    pick = pick_within(
+        options, lambda o: o.objective_value, lambda o: o.disparity, max_disparity, metric
+    )
+    if pick is None:
         return None
-    order = [
-        o
-        for _, o in sorted(
-            enumerate(options),
-            key=lambda io: (-metric.higher_is_better(io[1].objective_value), io[0]),
-        )
-    ]
-    best = order[0]
+    best, chosen = pick.best, pick.chosen
+    skipped = tuple(o.name for o in pick.skipped)
     limit = f"the {disparity_name} limit {max_disparity:g}"
 
     def named(o: DisparityOption) -> str:
@@ -247,34 +245,18 @@ def choose_within_disparity(
             f"{o.name} ({metric.name} {o.objective_value:.4g}, {disparity_name} {o.disparity:.4f})"
         )
 
-    def fits(o: DisparityOption) -> bool:
-        return math.isfinite(o.disparity) and o.disparity <= max_disparity
-
-    if fits(best):
-        return DisparityChoice(
-            best.name, f"the best candidate is within {limit}: {named(best)}", True
-        )
-    within = [o for o in order if fits(o)]
-    if within:
-        chosen = within[0]
-        skipped = tuple(o.name for o in order[: order.index(chosen)])
-        return DisparityChoice(
-            chosen.name,
+    if pick.within and chosen is best:
+        note = f"the best candidate is within {limit}: {named(best)}"
+    elif pick.within:
+        note = (
             f"skipped {len(skipped)} better candidate(s) over {limit}, the best {named(best)}: "
-            f"shipped {named(chosen)}, the best within it",
-            True,
-            skipped,
+            f"shipped {named(chosen)}, the best within it"
         )
-    measured = [o for o in order if math.isfinite(o.disparity)] or order
-    fairest = min(
-        measured,
-        key=lambda o: (o.disparity if math.isfinite(o.disparity) else math.inf, order.index(o)),
-    )
-    skipped = tuple(o.name for o in order[: order.index(fairest)])
-    note = (
-        f"no candidate is within {limit}: shipped the one with the least disparity, "
-        f"{named(fairest)}, instead of the best, {named(best)}"
-        if fairest is not best
-        else f"no candidate is within {limit}: the best, {named(best)}, has the least disparity"
-    )
-    return DisparityChoice(fairest.name, note, False, skipped)
+    elif chosen is not best:
+        note = (
+            f"no candidate is within {limit}: shipped the one with the least disparity, "
+            f"{named(chosen)}, instead of the best, {named(best)}"
+        )
+    else:
+        note = f"no candidate is within {limit}: the best, {named(best)}, has the least disparity"
+    return DisparityChoice(chosen.name, note, pick.within, skipped)

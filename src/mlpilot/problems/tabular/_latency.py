@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mlpilot.metrics import Metric
+from mlpilot.metrics import Metric, pick_within
 
 __all__ = ["LatencyChoice", "TimedCandidate", "choose_within_latency"]
 
@@ -62,41 +62,33 @@ def choose_within_latency(
     Ties on the objective keep the earlier candidate, as the job's own ranking does.
     """
     scored = [c for c in candidates if c.objective_value is not None]
-    if not scored:
-        return None
-    ranked = sorted(
-        enumerate(scored),
-        key=lambda ic: (-metric.higher_is_better(float(ic[1].objective_value or 0.0)), ic[0]),
+    pick = pick_within(
+        scored, lambda c: float(c.objective_value or 0.0), _latency, limit_seconds, metric
     )
-    order = [c for _, c in ranked]
-    best = order[0]
+    if pick is None:
+        return None
+    best, chosen = pick.best, pick.chosen
+    skipped = tuple(c.name for c in pick.skipped)
     limit = f"{limit_seconds * 1e3:g} ms"
 
     def named(c: TimedCandidate) -> str:
         return f"{c.name} ({metric.name} {c.objective_value:.4g}, {_ms(_latency(c))})"
 
-    if _latency(best) <= limit_seconds:
-        return LatencyChoice(
-            best.name, f"the best candidate is within the {limit} limit: shipped {named(best)}"
-        )
-    within = [c for c in order if _latency(c) <= limit_seconds]
-    if within:
-        chosen = within[0]
-        skipped = tuple(c.name for c in order[: order.index(chosen)])
-        return LatencyChoice(
-            chosen.name,
+    if pick.within and chosen is best:
+        note = f"the best candidate is within the {limit} limit: shipped {named(best)}"
+    elif pick.within:
+        note = (
             f"skipped {len(skipped)} better candidate(s) over the {limit} limit, the best "
-            f"{named(best)}: shipped {named(chosen)}, the best within it",
-            skipped,
+            f"{named(best)}: shipped {named(chosen)}, the best within it"
         )
-    fastest = min(order, key=lambda c: (_latency(c), order.index(c)))
-    skipped = tuple(c.name for c in order[: order.index(fastest)])
-    return LatencyChoice(
-        fastest.name,
-        f"no candidate answers a row within the {limit} limit: shipped the fastest, "
-        f"{named(fastest)}, instead of the best, {named(best)}"
-        if fastest is not best
-        else f"no candidate answers a row within the {limit} limit: the best, {named(best)}, "
-        "is also the fastest",
-        skipped,
-    )
+    elif chosen is not best:
+        note = (
+            f"no candidate answers a row within the {limit} limit: shipped the fastest, "
+            f"{named(chosen)}, instead of the best, {named(best)}"
+        )
+    else:
+        note = (
+            f"no candidate answers a row within the {limit} limit: the best, {named(best)}, "
+            "is also the fastest"
+        )
+    return LatencyChoice(chosen.name, note, skipped)
