@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,9 +13,11 @@ import httpx
 import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
+from typer.testing import CliRunner
 
 from helpers_data import TELCO
 from helpers_service import ServiceProcess, automl_request, client_env, wait_for
+from mlpilot.cli.main import app
 from mlpilot.service._auth import verify_signature
 from mlpilot.service._errors import ServiceError
 
@@ -100,6 +103,7 @@ def open_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePr
 
 
 def _mlpilot(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command in its own process, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "mlpilot.cli.main", *args],
         capture_output=True,
@@ -107,6 +111,15 @@ def _mlpilot(*args: str) -> subprocess.CompletedProcess[str]:
         env=client_env(),
         timeout=120,
     )
+
+
+def _mlpilot_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command in this process (Typer's runner): the same code, without a Python start-up
+    per call; its environment is the one ``_mlpilot`` gives a subprocess."""
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("AWS_")}
+    env.update(client_env())
+    result = CliRunner().invoke(app, list(args), env=env)
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
 
 
 def test_jobs_commands_remote_and_local(open_service: ServiceProcess, tmp_path: Path) -> None:
@@ -130,25 +143,25 @@ def test_jobs_commands_remote_and_local(open_service: ServiceProcess, tmp_path: 
     url = ["--endpoint-url", open_service.url]
     local = ["--data-dir", str(open_service.data_dir)]
     for where in (url, local):
-        listed = _mlpilot("jobs", "list", *where, "--format", "json")
+        listed = _mlpilot_here("jobs", "list", *where, "--format", "json")
         assert listed.returncode == 0, listed.stderr
         assert [j["AutoMLJobName"] for j in json.loads(listed.stdout)] == ["cli-job"]
-        described = _mlpilot("jobs", "describe", "cli-job", *where)
+        described = _mlpilot_here("jobs", "describe", "cli-job", *where)
         assert json.loads(described.stdout)["BestCandidate"]["CandidateName"] == best
-        table_out = _mlpilot("jobs", "candidates", "cli-job", *where)
+        table_out = _mlpilot_here("jobs", "candidates", "cli-job", *where)
         assert table_out.returncode == 0 and best in table_out.stdout.splitlines()[1]
         top = json.loads(
-            _mlpilot(
+            _mlpilot_here(
                 "jobs", "candidates", "cli-job", *where, "--top", "1", "--format", "json"
             ).stdout
         )
         assert [c["CandidateName"] for c in top] == [best]
-    missing = _mlpilot("jobs", "describe", "nope", *url)
+    missing = _mlpilot_here("jobs", "describe", "nope", *url)
     assert missing.returncode == 2
     assert "ResourceNotFound" in missing.stderr and "Traceback" not in missing.stderr
-    ended = _mlpilot("jobs", "stop", "cli-job", *local)
+    ended = _mlpilot_here("jobs", "stop", "cli-job", *local)
     assert ended.returncode == 2 and "already ended" in ended.stderr
-    nowhere = _mlpilot("jobs", "list", "--data-dir", str(tmp_path / "empty"))
+    nowhere = _mlpilot_here("jobs", "list", "--data-dir", str(tmp_path / "empty"))
     assert nowhere.returncode == 2 and "No mlpilot service data" in nowhere.stderr
     down = _mlpilot("jobs", "list", "--endpoint-url", "http://127.0.0.1:9")
     assert down.returncode == 2 and "Cannot reach" in down.stderr
