@@ -284,6 +284,15 @@ def _run(build: Any, monkeypatch: pytest.MonkeyPatch, *args: str | Path) -> None
     build.main()
 
 
+def test_the_committed_held_out_portfolios_are_the_sweeps(build: Any) -> None:
+    """benchmarks/portfolio/lodo/ is what --lodo-dir writes from the committed sweep."""
+    signed, seconds, candidates = build.load(REPO / "benchmarks" / "results" / "portfolio-sweep")
+    for dataset in signed.index:
+        order, normalized, cost = build.learn(*build.leave_out(signed, seconds, [dataset]))
+        expected = build.document(order, normalized, cost, candidates, [dataset])
+        assert json.loads((LODO / f"{dataset}.json").read_text()) == expected, dataset
+
+
 def test_lodo_builder_learns_each_portfolio_without_its_dataset(
     build: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
