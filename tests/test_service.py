@@ -249,6 +249,18 @@ BAD_REQUESTS = [
     ),
     (
         "CreateAutoMLJobV2",
+        _base(Tags=[{"Key": "mlpilot:Portfolio", "Value": "/tmp/../etc/portfolio.json"}]),
+        "ValidationException",
+        "Tag mlpilot:Portfolio '/tmp/../etc/portfolio.json': '..' path segments",
+    ),
+    (
+        "CreateAutoMLJobV2",
+        _base(Tags=[{"Key": "mlpilot:Portfolio", "Value": "/no/such/portfolio.json"}]),
+        "ValidationException",
+        "Portfolio /no/such/portfolio.json: cannot read it",
+    ),
+    (
+        "CreateAutoMLJobV2",
         _base(
             Tags=[
                 {"Key": "mlpilot:SensitiveAttribute", "Value": "gender"},

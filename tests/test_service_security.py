@@ -236,6 +236,32 @@ def test_requests_pointing_outside_the_roots_are_validation_errors(tmp_path: Pat
         service.store.close()
 
 
+def test_a_portfolio_is_read_only_inside_the_roots(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "data").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "portfolio.json").write_text("{}")
+    service = _service(tmp_path, [root])
+    try:
+        job = {
+            "AutoMLJobName": "borrowed-portfolio",
+            "AutoMLJobInputDataConfig": [
+                {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(root)}}}
+            ],
+            "OutputDataConfig": {"S3OutputPath": str(root / "out")},
+            "AutoMLProblemTypeConfig": {"TabularJobConfig": {"TargetAttributeName": "y"}},
+            "RoleArn": ROLE,
+            "Tags": [{"Key": "mlpilot:Portfolio", "Value": f"file://{outside}/portfolio.json"}],
+        }
+        with pytest.raises(ServiceError) as caught:
+            service.call("CreateAutoMLJobV2", job)
+        assert caught.value.code == "ValidationException"
+        assert caught.value.message.startswith("Tag mlpilot:Portfolio")
+        assert "is outside the allowed roots" in caught.value.message
+    finally:
+        service.store.close()
+
+
 def test_new_data_folder_is_private(tmp_path: Path) -> None:
     service = _service(tmp_path, [])
     service.store.close()

@@ -1,7 +1,8 @@
 """Learn the ENSEMBLING portfolio from a sweep's results (``sweep.py``).
 
     python benchmarks/portfolio/build.py SWEEP_DIR [--write src/mlpilot/ensemble/portfolio.json]
-        [--report benchmarks/results/portfolio.txt]
+        [--report benchmarks/results/portfolio.txt] [--leave-out DATASET ...]
+    python benchmarks/portfolio/build.py SWEEP_DIR --lodo-dir benchmarks/portfolio/lodo
 
 Per dataset, each configuration's out-of-fold score is normalized: 1 = the best configuration
 on that dataset, 0 = the median one or worse (a failure counts as 0). The portfolio is built
@@ -11,9 +12,13 @@ entry is the one that covers the datasets the earlier entries serve worst. Once 
 the rest follow by mean normalized score, so a job restricted to some algorithms still finds
 them in a sensible order.
 
+``--leave-out`` learns from the other datasets' rows only (scores and costs), so a benchmark of
+a left-out dataset runs a portfolio that never saw it; ``--lodo-dir`` writes one such portfolio
+per dataset of the sweep, ``DIR/<dataset>.json`` (``mlpilot run --portfolio``).
+
 The report checks the procedure itself by leaving each dataset out: the portfolio learned from
-the other datasets against the previous hand-designed order, on the dataset left out, for the
-first k entries (what a short budget trains).
+the other datasets (as ``--lodo-dir`` writes it) against the previous hand-designed order, on
+the dataset left out, for the first k entries (what a short budget trains).
 """
 
 from __future__ import annotations
@@ -93,21 +98,72 @@ def prefix_value(normalized: pd.DataFrame, order: list[str], k: int) -> pd.Serie
     return normalized[order[:k]].max(axis=1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep", type=Path)
-    parser.add_argument("--write", type=Path, default=None)
-    parser.add_argument("--report", type=Path, default=None)
-    args = parser.parse_args()
-    signed, seconds, candidates = load(args.sweep)
+def learn(signed: pd.DataFrame, seconds: pd.DataFrame) -> tuple[list[str], pd.DataFrame, pd.Series]:
+    """The portfolio's order learned from these datasets' rows, their normalized scores and
+    each configuration's relative cost."""
     normalized = normalize(signed)
     # Cost: mean over datasets of the seconds relative to the dataset's median configuration.
     relative = seconds.div(seconds.median(axis=1), axis=0)
     cost = np.exp(np.log(relative.clip(lower=1e-3)).mean(axis=0)).reindex(normalized.columns)
     cost = cost.fillna(cost.max())
-    order = greedy(normalized, cost)
-    hand = [h["label"] for h in HAND]
+    return greedy(normalized, cost), normalized, cost
 
+
+def leave_out(
+    signed: pd.DataFrame, seconds: pd.DataFrame, datasets: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The sweep without ``datasets``' rows."""
+    unknown = sorted(set(datasets) - set(signed.index))
+    if unknown:
+        raise SystemExit(
+            f"--leave-out: {', '.join(unknown)} not in the sweep (its datasets: "
+            f"{', '.join(signed.index)})"
+        )
+    return signed.drop(index=datasets), seconds.drop(index=datasets)
+
+
+def document(
+    order: list[str],
+    normalized: pd.DataFrame,
+    cost: pd.Series,
+    candidates: list[dict[str, Any]],
+    left_out: list[str],
+) -> dict[str, Any]:
+    """The portfolio file (``portfolio.json``'s format)."""
+    by_label = {c["label"]: c for c in candidates}
+    entries = []
+    for label in order:
+        entry = dict(by_label[label])
+        entry["mean_normalized"] = round(float(normalized[label].mean()), 4)
+        entry["relative_cost"] = round(float(cost[label]), 3)
+        entries.append(entry)
+    about = (
+        "ENSEMBLING portfolio learned by benchmarks/portfolio/build.py from "
+        f"{normalized.shape[0]} shared datasets' training splits (out-of-fold scores of "
+        f"{normalized.shape[1]} configurations; no test rows); order = greedy coverage, then "
+        "mean normalized score"
+    )
+    out: dict[str, Any] = {"about": about, "datasets": list(normalized.index)}
+    if left_out:
+        out["about"] += f"; learned without {', '.join(left_out)}"
+        out["left_out"] = list(left_out)
+    out["entries"] = entries
+    return out
+
+
+def write(path: Path, content: dict[str, Any]) -> None:
+    path.write_text(json.dumps(content, indent=1) + "\n")
+
+
+def report_lines(
+    signed: pd.DataFrame,
+    seconds: pd.DataFrame,
+    order: list[str],
+    normalized: pd.DataFrame,
+    cost: pd.Series,
+) -> list[str]:
+    # The hand-designed entries the sweep scored (all of them in the shipped sweep).
+    hand = [h["label"] for h in HAND if h["label"] in normalized.columns]
     lines = [
         f"portfolio sweep: {signed.shape[1]} configurations x {signed.shape[0]} datasets "
         f"({int(signed.notna().sum().sum())} scored pairs)",
@@ -123,9 +179,8 @@ def main() -> None:
     lines.append("   k  learned  hand")
     held: dict[int, list[tuple[float, float]]] = {k: [] for k in PREFIXES}
     for dataset in normalized.index:
-        rest = normalized.drop(index=dataset)
         # Normalization of the held-out dataset uses only its own scores (as a new table would).
-        loo = greedy(rest, cost)
+        loo, _, _ = learn(*leave_out(signed, seconds, [dataset]))
         for k in PREFIXES:
             held[k].append(
                 (
@@ -140,29 +195,48 @@ def main() -> None:
     for dataset in normalized.index:
         best = signed.loc[dataset].idxmax()
         lines.append(f"  {dataset:28s} {best}")
-    report = "\n".join(lines)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep", type=Path)
+    parser.add_argument("--write", type=Path, default=None)
+    parser.add_argument("--report", type=Path, default=None)
+    parser.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="DATASET",
+        help="learn without this dataset's rows (repeatable); --write writes that portfolio",
+    )
+    parser.add_argument(
+        "--lodo-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write DIR/<dataset>.json for each dataset, learned from all the others",
+    )
+    args = parser.parse_args()
+    if args.lodo_dir and (args.leave_out or args.write):
+        parser.error("--lodo-dir writes one portfolio per dataset: drop --leave-out and --write")
+    signed, seconds, candidates = load(args.sweep)
+    if args.lodo_dir:
+        args.lodo_dir.mkdir(parents=True, exist_ok=True)
+        for dataset in signed.index:
+            order, normalized, cost = learn(*leave_out(signed, seconds, [dataset]))
+            path = args.lodo_dir / f"{dataset}.json"
+            write(path, document(order, normalized, cost, candidates, [dataset]))
+            print(f"{path}: {order[0]}, {order[1]}, {order[2]} ...")
+        return
+    signed, seconds = leave_out(signed, seconds, args.leave_out)
+    order, normalized, cost = learn(signed, seconds)
+    report = "\n".join(report_lines(signed, seconds, order, normalized, cost))
     print(report)
     if args.report:
         args.report.write_text(report + "\n")
     if args.write:
-        by_label = {c["label"]: c for c in candidates}
-        entries = []
-        for label in order:
-            entry = dict(by_label[label])
-            entry["mean_normalized"] = round(float(normalized[label].mean()), 4)
-            entry["relative_cost"] = round(float(cost[label]), 3)
-            entries.append(entry)
-        document = {
-            "about": (
-                "ENSEMBLING portfolio learned by benchmarks/portfolio/build.py from "
-                f"{signed.shape[0]} shared datasets' training splits (out-of-fold scores of "
-                f"{signed.shape[1]} configurations; no test rows); order = greedy coverage, then "
-                "mean normalized score"
-            ),
-            "datasets": list(normalized.index),
-            "entries": entries,
-        }
-        args.write.write_text(json.dumps(document, indent=1) + "\n")
+        write(args.write, document(order, normalized, cost, candidates, args.leave_out))
 
 
 if __name__ == "__main__":

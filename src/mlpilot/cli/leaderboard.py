@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import one_line_errors
@@ -91,6 +92,24 @@ def leaderboard(
         table.add_row(*[_cell(row.get(c)) for c in columns])
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     out.print(table)
+    portfolio = _portfolio_line(record.get("Mlpilot", {}).get("Portfolio"))
+    if portfolio:
+        out.print(escape(portfolio), soft_wrap=True)
+
+
+def _portfolio_line(portfolio: dict[str, Any] | None) -> str | None:
+    """Which portfolio an ENSEMBLING job trained: its file, hash and what it was learned from."""
+    if not portfolio:
+        return None
+    learned = portfolio.get("LearnedFrom") or []
+    plural = "" if len(learned) == 1 else "s"
+    source = f", learned from {len(learned)} dataset{plural}" if learned else ""
+    given = "given" if portfolio.get("Given") else "shipped"
+    unused = f" — unused: {portfolio['Unused']}" if portfolio.get("Unused") else ""
+    return (
+        f"portfolio ({given}): {portfolio['File']} sha256 {str(portfolio['Sha256'])[:12]}"
+        f"{source}{unused}"
+    )
 
 
 def _echo_unless_table(frame: Any, output_format: str) -> bool:

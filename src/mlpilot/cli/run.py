@@ -160,6 +160,15 @@ def run(
         ),
     ] = None,
     mode: Annotated[str, typer.Option(help="AUTO, ENSEMBLING or HYPERPARAMETER_TUNING.")] = "AUTO",
+    portfolio: Annotated[
+        str | None,
+        typer.Option(
+            help="ENSEMBLING: train this portfolio file (portfolio.json's format) in place of "
+            "the shipped one, e.g. one learned without this dataset "
+            "(benchmarks/portfolio/lodo/<dataset>.json).",
+            metavar="FILE",
+        ),
+    ] = None,
     max_runtime: Annotated[
         int | None, typer.Option(help="MaxAutoMLJobRuntimeInSeconds: the whole job's time limit.")
     ] = None,
@@ -333,6 +342,8 @@ def run(
             raise ConfigError(
                 "--sensitive-attribute and --max-disparity apply to tabular jobs only"
             )
+        if portfolio is not None:
+            raise ConfigError("--portfolio applies to tabular jobs only")
         assert timestamp and item_id and frequency and horizon is not None
         problem = ForecastingConfig(
             target=target,
@@ -360,6 +371,7 @@ def run(
             sensitive_attribute=sensitive_attribute,
             max_disparity=max_disparity,
             disparity_metric=disparity_metric,
+            portfolio=portfolio,  # type: ignore[arg-type]  # a path: TabularConfig loads it
         )
     config = JobConfig(
         name=job_name,

@@ -25,6 +25,7 @@ from mlpilot.config._tabular import TabularConfig
 from mlpilot.data import one_line, resolve_uri
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import CostMatrix, ObjectiveFunction
+from mlpilot.search import Portfolio
 
 __all__ = ["JobConfig", "ProblemConfig", "problem_configs"]
 
@@ -45,6 +46,9 @@ LATENCY_TAG = "mlpilot:MaxLatencyMs"
 #: ``no=0:1/yes=5:0`` (a tag value allows no JSON), or the location of its JSON document (an
 #: absolute path, ``file://`` or ``s3://`` URI).
 COST_MATRIX_TAG = "mlpilot:CostMatrix"
+#: A tabular ENSEMBLING job's portfolio (``TabularConfig.portfolio``): the location of a file in
+#: ``portfolio.json``'s format (an absolute path, ``file://`` or ``s3://`` URI).
+PORTFOLIO_TAG = "mlpilot:Portfolio"
 #: A user metric's entry point ``module:function`` (``TabularConfig.objective_function``); the
 #: service runs it only from the modules it is told to allow.
 OBJECTIVE_TAG = "mlpilot:Objective"
@@ -329,6 +333,11 @@ class JobConfig:
                     f"Tags {COST_MATRIX_TAG} and {OBJECTIVE_TAG} apply to tabular jobs only"
                 )
             problem = replace(problem, **custom)
+        portfolio = _one_tag(request.get("Tags") or (), PORTFOLIO_TAG)
+        if portfolio is not None:
+            if not isinstance(problem, TabularConfig):
+                raise ConfigError(f"Tag {PORTFOLIO_TAG} applies to tabular jobs only")
+            problem = replace(problem, portfolio=_tag_portfolio(portfolio))
         fairness = _fairness_tags(request.get("Tags") or ())
         if fairness:
             if not isinstance(problem, TabularConfig):
@@ -420,6 +429,9 @@ class JobConfig:
             tags.append({"Key": OBJECTIVE_DIRECTION_TAG, "Value": custom.direction})
             if custom.probabilities:
                 tags.append({"Key": OBJECTIVE_INPUT_TAG, "Value": "probabilities"})
+        portfolio = getattr(self.problem, "portfolio", None)
+        if portfolio is not None and PORTFOLIO_TAG not in keys:
+            tags.append({"Key": PORTFOLIO_TAG, "Value": portfolio.location})
         if isinstance(self.problem, TabularConfig) and self.problem.sensitive_attribute:
             for name, key in FAIRNESS_TAGS.items():
                 value = getattr(self.problem, name)
@@ -480,6 +492,11 @@ def _one_tag(tags: Any, key: str) -> str | None:
 def cost_matrix_location(value: str) -> bool:
     """Whether a ``mlpilot:CostMatrix`` tag names a JSON document's location (else it holds
     the matrix inline)."""
+    return _is_location(value)
+
+
+def _is_location(value: str) -> bool:
+    """An absolute path or a URI (what a tag naming a document holds)."""
     text = value.strip()
     return text.startswith("/") or "://" in text
 
@@ -498,6 +515,16 @@ def _tag_cost_matrix(value: str) -> CostMatrix:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{source}: cannot read {location} ({one_line(exc)})") from None
     return CostMatrix.from_json(text, f"{source}: cost matrix {location}")
+
+
+def _tag_portfolio(value: str) -> Portfolio:
+    location = value.strip()
+    if not _is_location(location):
+        raise ConfigError(
+            f"Tag {PORTFOLIO_TAG}: give the portfolio file's absolute path, file:// or s3:// "
+            f"URI; got {value!r}"
+        )
+    return Portfolio.load(location)
 
 
 def _objective_tags(tags: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,7 +19,7 @@ from mlpilot.metrics import (
     metric_names,
 )
 from mlpilot.profile import FeatureSpecification
-from mlpilot.search import CandidateDefinition
+from mlpilot.search import CandidateDefinition, Portfolio
 
 if TYPE_CHECKING:
     from mlpilot.config._job import JobConfig
@@ -36,8 +37,9 @@ class TabularConfig:
     Fields mirror ``TabularJobConfig`` (``TargetAttributeName``, ``ProblemType``, ``Mode``,
     ``CandidateGenerationConfig.AlgorithmsConfig``, ``SampleWeightAttributeName``,
     ``FeatureSpecificationS3Uri``, ``GenerateCandidateDefinitionsOnly``); ``max_latency_ms``,
-    ``candidates``, ``cost_matrix``, ``objective_function`` and the fairness settings
-    (``sensitive_attribute``, ``max_disparity``, ``disparity_metric``) are mlpilot's own.
+    ``candidates``, ``cost_matrix``, ``objective_function``, ``portfolio`` and the fairness
+    settings (``sensitive_attribute``, ``max_disparity``, ``disparity_metric``) are mlpilot's
+    own.
     """
 
     config_name: ClassVar[str] = "Tabular"
@@ -80,6 +82,10 @@ class TabularConfig:
     #: Which disparity ``max_disparity`` bounds: ``demographic_parity`` or ``equalized_odds``.
     #: Tag ``mlpilot:DisparityMetric``, the CLI's ``--disparity-metric``.
     disparity_metric: str = DISPARITY_METRICS[0]
+    #: ENSEMBLING trains this portfolio (a file in ``portfolio.json``'s format, read and
+    #: checked when the job is specified) in place of the shipped one. Tag
+    #: ``mlpilot:Portfolio``, the CLI's ``--portfolio``; a path or URI is loaded here.
+    portfolio: Portfolio | None = None
 
     def __post_init__(self) -> None:
         if not self.target or not isinstance(self.target, str):
@@ -133,6 +139,16 @@ class TabularConfig:
                 "A cost matrix applies to binary and multiclass classification, not Regression"
             )
         self._check_fairness()
+        if isinstance(self.portfolio, str | os.PathLike):
+            object.__setattr__(self, "portfolio", Portfolio.load(self.portfolio))
+        if self.portfolio is not None:
+            if not isinstance(self.portfolio, Portfolio):
+                raise ConfigError("portfolio must be a Portfolio, or a portfolio file's path")
+            if self.mode is Mode.HYPERPARAMETER_TUNING:
+                raise ConfigError(
+                    "A portfolio is what ENSEMBLING trains: give it with Mode ENSEMBLING or "
+                    "AUTO, not HYPERPARAMETER_TUNING"
+                )
 
     @property
     def custom_objective(self) -> CostMatrix | ObjectiveFunction | None:
@@ -255,6 +271,7 @@ class TabularConfig:
             "sensitive_attribute": self.sensitive_attribute,
             "max_disparity": self.max_disparity,
             "disparity_metric": self.disparity_metric,
+            "portfolio": None if self.portfolio is None else self.portfolio.to_dict(),
         }
 
     @classmethod
@@ -271,6 +288,8 @@ class TabularConfig:
             values["cost_matrix"] = CostMatrix.parse(values["cost_matrix"])
         if values.get("objective_function") is not None:
             values["objective_function"] = ObjectiveFunction(**values["objective_function"])
+        if values.get("portfolio") is not None:
+            values["portfolio"] = Portfolio.from_dict(values["portfolio"])
         try:
             return cls(**values)
         except TypeError as exc:

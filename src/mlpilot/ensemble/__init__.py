@@ -4,7 +4,12 @@ selection, and a refit-on-all-rows final model (see docs/ensembling.md)."""
 from mlpilot.ensemble._caruana import Selection, blend, greedy_selection, latency_selection_note
 from mlpilot.ensemble._final import FinalModel, choose_final
 from mlpilot.ensemble._plan import BaggingPlan, plan_bagging, sample_rows
-from mlpilot.ensemble._portfolio import PortfolioEntry, build_portfolio, random_entry
+from mlpilot.ensemble._portfolio import (
+    PortfolioEntry,
+    build_portfolio,
+    random_entry,
+    shipped_portfolio,
+)
 from mlpilot.ensemble._predictor import EnsemblePredictor, Unit
 from mlpilot.ensemble._replay import EnsembleReplay
 from mlpilot.ensemble._runner import EnsembleBuilder, EnsembleLimits
@@ -29,6 +34,7 @@ __all__ = [
     "plan_bagging",
     "random_entry",
     "sample_rows",
+    "shipped_portfolio",
     "stack_column_names",
     "stack_features",
     "write_stack_data",

@@ -9,6 +9,9 @@ one that best covers the datasets the entries before it serve worst. For large o
 tables the algorithms whose cost grows fastest (CatBoost, forests, networks) move back among
 the first entries; when the list runs out and time remains, further configurations are drawn
 at random (seeded) from the search spaces of the best algorithms so far.
+
+A job can be given another portfolio in the same format (``TabularConfig.portfolio``, a
+:class:`~mlpilot.search.Portfolio`): it replaces the shipped one, order and all.
 """
 
 from __future__ import annotations
@@ -29,8 +32,15 @@ from optuna.distributions import (
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms import ENSEMBLING_ALGORITHMS, algorithm_tags, get_algorithm
+from mlpilot.search import Portfolio
 
-__all__ = ["PortfolioEntry", "build_portfolio", "learned_portfolio", "random_entry"]
+__all__ = [
+    "PortfolioEntry",
+    "build_portfolio",
+    "learned_portfolio",
+    "random_entry",
+    "shipped_portfolio",
+]
 
 #: The learned portfolio (see the module docstring).
 PORTFOLIO_FILE = Path(__file__).with_name("portfolio.json")
@@ -54,17 +64,21 @@ class PortfolioEntry:
 
 
 @functools.cache
+def shipped_portfolio() -> Portfolio:
+    """``portfolio.json``, checked as a given portfolio is."""
+    return Portfolio.parse(PORTFOLIO_FILE.read_bytes(), str(PORTFOLIO_FILE))
+
+
 def learned_portfolio() -> dict[str, Any]:
-    """``portfolio.json``: where it was learned from, and its entries in order."""
-    document: dict[str, Any] = json.loads(PORTFOLIO_FILE.read_text())
-    return document
+    """``portfolio.json``'s document: where it was learned from, and its entries in order."""
+    return shipped_portfolio().document
 
 
-def _entries(problem_type: ProblemType) -> list[PortfolioEntry]:
+def _entries(problem_type: ProblemType, portfolio: Portfolio) -> list[PortfolioEntry]:
     kind = "classification" if problem_type.is_classification else "regression"
     return [
-        PortfolioEntry(e["label"], e["algorithm"], {**e["params"], **e.get(kind, {})})
-        for e in learned_portfolio()["entries"]
+        PortfolioEntry(e["label"], e["algorithm"], {**e.get("params", {}), **e.get(kind, {})})
+        for e in portfolio.entries
     ]
 
 
@@ -81,20 +95,27 @@ def build_portfolio(
     n_rows: int,
     n_classes: int,
     algorithms: tuple[str, ...] | list[str],
+    portfolio: Portfolio | None = None,
 ) -> list[PortfolioEntry]:
     """The ordered portfolio for a table of ``n_rows`` restricted to ``algorithms``.
 
-    The learned order, except that when ``algorithms`` is not Autopilot's ENSEMBLING set (the
-    user chose them) each one's first entry comes before any second entry. Registered
-    algorithms without a portfolio entry (for example ``mlp`` or an import path) get one entry
-    with their defaults, after the first :data:`HEAD` entries.
+    ``portfolio``'s order (default: the shipped one), except that when ``algorithms`` is not
+    the portfolio's own set (Autopilot's ENSEMBLING set for the shipped one: the user chose
+    them) each one's first entry comes before any second entry. Registered algorithms without
+    a portfolio entry (for example ``mlp`` or an import path) get one entry with their
+    defaults, after the first :data:`HEAD` entries.
     """
     problem_type = ProblemType(problem_type)
     allowed = list(dict.fromkeys(algorithms))
-    entries = [e for e in _entries(problem_type) if e.algorithm in allowed]
+    own = ENSEMBLING_ALGORITHMS if portfolio is None else portfolio.algorithms
+    entries = [
+        e
+        for e in _entries(problem_type, portfolio or shipped_portfolio())
+        if e.algorithm in allowed
+    ]
     covered = {e.algorithm for e in entries}
     extra = [PortfolioEntry(name, name) for name in allowed if name not in covered]
-    if set(allowed) != set(ENSEMBLING_ALGORITHMS):
+    if set(allowed) != set(own):
         # Algorithms named by the user (AlgorithmsConfig) each get a model first: the best
         # entry of each, in learned order, then the rest.
         firsts = list({e.algorithm: e for e in reversed(entries)}.values())[::-1]

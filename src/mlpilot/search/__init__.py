@@ -1,5 +1,6 @@
 """Candidate search: the declared space, the trial runner and the Optuna-driven loop."""
 
+from mlpilot.search._portfolio import Portfolio
 from mlpilot.search._prepared import (
     PreparedData,
     load_prepared,
@@ -22,6 +23,7 @@ __all__ = [
     "CandidateDefinition",
     "CandidateSpec",
     "EarlierTrial",
+    "Portfolio",
     "PreparedData",
     "PriorTrial",
     "RowSplit",

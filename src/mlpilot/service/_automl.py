@@ -21,6 +21,7 @@ from mlpilot.config import (
     COST_MATRIX_TAG,
     MAX_CANDIDATES_LIMIT,
     OBJECTIVE_TAG,
+    PORTFOLIO_TAG,
     JobConfig,
     cost_matrix_location,
     v2_request,
@@ -71,7 +72,7 @@ class AutoMLOperations:
         if self.store.get_job(name) is not None:
             raise in_use(f"Job name {name} is already in use: AutoML job names must be unique")
         output_root, local_root = self.jobs.roots(request)
-        self._check_cost_matrix_tag(request)
+        self._check_document_tags(request)
         try:
             config = JobConfig.from_request(
                 request,
@@ -104,13 +105,16 @@ class AutoMLOperations:
             raise in_use(f"Job name {name} is already in use") from None
         return {"AutoMLJobArn": arn}
 
-    def _check_cost_matrix_tag(self, request: dict[str, Any]) -> None:
-        """A cost matrix tag that names its JSON document's location is held to the rules of
-        a request's other URIs (no ``..``; local paths inside the allowed roots)."""
+    def _check_document_tags(self, request: dict[str, Any]) -> None:
+        """A cost matrix tag that names its JSON document's location, and a portfolio tag, are
+        held to the rules of a request's other URIs (no ``..``; local paths inside the allowed
+        roots) before the job's spec reads them."""
         for tag in request.get("Tags") or ():
             value = str(tag.get("Value", "")).strip()
             if tag.get("Key") == COST_MATRIX_TAG and cost_matrix_location(value):
                 check_uri(value, f"Tag {COST_MATRIX_TAG}", self.config.uri_roots)
+            if tag.get("Key") == PORTFOLIO_TAG and value:
+                check_uri(value, f"Tag {PORTFOLIO_TAG}", self.config.uri_roots)
 
     def _check_objective_module(self, config: JobConfig) -> None:
         """A user metric runs only from the modules the service's operator allowed."""

@@ -13,7 +13,14 @@ from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode, ProblemType, SecondaryStatus
 from mlpilot.algorithms import DEFAULT_ALGORITHMS, ENSEMBLING_ALGORITHMS, algorithm_path
 from mlpilot.config import TabularConfig
-from mlpilot.ensemble import BaggingPlan, PortfolioEntry, build_portfolio, plan_bagging, sample_rows
+from mlpilot.ensemble import (
+    BaggingPlan,
+    PortfolioEntry,
+    build_portfolio,
+    plan_bagging,
+    sample_rows,
+    shipped_portfolio,
+)
 from mlpilot.metrics import DisparityMeasure, activate_objective, default_objective, get_metric
 from mlpilot.problems._protocol import Analysis, CandidateView, JobSession, PackagedModel
 from mlpilot.problems.tabular._analysis import (
@@ -209,7 +216,9 @@ class TabularProblem:
         cfg = session.config
         spec = cfg.problem_as(TabularConfig)
         ensembling = self.analysis.mode is Mode.ENSEMBLING
-        defaults = ENSEMBLING_ALGORITHMS if ensembling else DEFAULT_ALGORITHMS
+        defaults: tuple[str, ...] = ENSEMBLING_ALGORITHMS if ensembling else DEFAULT_ALGORITHMS
+        if ensembling and spec.portfolio is not None:
+            defaults = spec.portfolio.algorithms  # a given portfolio says what to train
         names = list(spec.algorithms or defaults)
         space = SearchSpace(
             names,
@@ -231,12 +240,25 @@ class TabularProblem:
                 len(self.y) if self.y is not None else self.profile.n_rows,
                 len(self.profile.target.labels),
                 space.algorithms,
+                spec.portfolio,
             )
+            used = spec.portfolio or shipped_portfolio()
+            session.note("Portfolio", {**used.summary(), "Given": spec.portfolio is not None})
             definitions["Mode"] = Mode.ENSEMBLING.value
+            definitions["PortfolioFile"] = used.summary()
             definitions["Portfolio"] = [
                 {"Label": e.label, "Algorithm": e.algorithm, "Parameters": e.params}
                 for e in self.portfolio
             ]
+        elif spec.portfolio is not None:
+            session.note(
+                "Portfolio",
+                {
+                    **spec.portfolio.summary(),
+                    "Given": True,
+                    "Unused": f"the job runs {self.analysis.mode.value}, which has no portfolio",
+                },
+            )
         write_json_atomic(session.layout.candidate_definitions, definitions)
         session.note("CandidateDefinitions", str(session.layout.candidate_definitions))
         self.space = space
