@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # ServiceProcess: a real `mlpilot serve`
+sys.path.insert(0, str(ROOT / "tests"))  # automl_request: the tests' small job
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from helpers_service import ServiceProcess, automl_request  # noqa: E402
+from _service import Service  # noqa: E402
+
+from helpers_service import automl_request  # noqa: E402
 
 TITANIC = ROOT / "tests" / "data" / "titanic.csv"
 _ENDED = ("Completed", "Failed", "Stopped")
@@ -51,7 +54,7 @@ def group_members(pgid: int) -> list[int]:
     return found
 
 
-def _row(service: ServiceProcess, name: str) -> dict[str, Any]:
+def _row(service: Service, name: str) -> dict[str, Any]:
     from mlpilot.service import ServiceConfig, Store
 
     store = Store(ServiceConfig(data_dir=service.data_dir).database_url)
@@ -79,10 +82,18 @@ def one_round(
     name = f"fault-{number:02d}"
     target = rng.choice(TARGETS)
     delay = round(rng.uniform(0.5, max_delay), 1)
-    service = ServiceProcess(root / "data").start()
+    # As the tests' service runs: one worker per job, up to 4 jobs at once; its log to a file.
+    service = Service(
+        root / "data",
+        "--job-parallelism",
+        "1",
+        "--max-concurrent-jobs",
+        "4",
+        log=root / "serve.log",
+    ).start()
     result: dict[str, Any] = {"job": name, "target": target, "delay_s": delay}
     try:
-        sm = service.boto()
+        sm = service.client()
         sm.create_auto_ml_job_v2(
             **automl_request(
                 name,

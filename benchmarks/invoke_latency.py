@@ -24,8 +24,6 @@ instance), with 1 client and each ``--clients`` count.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import platform
 import subprocess
@@ -38,6 +36,9 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _service import ROLE, Service, create_endpoint, csv_rows, wait_in_service
 
 from mlpilot.explain import RowExplainer
 from mlpilot.serving import (
@@ -58,17 +59,7 @@ Target = tuple[str, bool]
 
 def _rows(data: str, model: Any, limit: int) -> list[bytes]:
     """The first ``limit`` rows of DATA as headerless CSV bodies in the model's column order."""
-    with open(data, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        bodies = []
-        for record in reader:
-            buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="").writerow(
-                [record.get(c, "") for c in model.input_columns]
-            )
-            bodies.append(buffer.getvalue().encode())
-            if len(bodies) >= limit:
-                break
+    bodies = csv_rows(Path(data), list(model.input_columns), limit)
     if not bodies:
         sys.exit(f"{data} has no rows")
     return bodies
@@ -184,68 +175,28 @@ def _start(model: str, port_file: Path, explained: bool) -> subprocess.Popen[byt
     return process
 
 
-def _service(
-    model_dir: Path, tmp: Path, instances: int
-) -> tuple[subprocess.Popen[bytes], list[Target]]:
+def _service(model_dir: Path, tmp: Path, instances: int) -> tuple[Service, list[Target]]:
     """``mlpilot serve`` with an endpoint ``bench`` serving MODEL (and ``bench-explained``,
-    with the ExplainerConfig, under ``--explain``); returns the process and the endpoints."""
-    import socket
-
-    import boto3
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [sys.executable, "-m", "mlpilot.cli.main", "serve", "--port", str(port)]
-    process = subprocess.Popen([*command, "--data-dir", str(tmp / "service")])
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/ping").status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            sys.exit("mlpilot serve did not start")
-        time.sleep(0.1)
-    sm = boto3.client(
-        "sagemaker",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
+    with the ExplainerConfig, under ``--explain``); returns the service and the endpoints."""
     from mlpilot.jobs._records import INFERENCE_IMAGE
 
+    service = Service(tmp / "service").start()
+    sm = service.client()
     sm.create_model(
         ModelName="bench",
         PrimaryContainer={"Image": INFERENCE_IMAGE, "ModelDataUrl": str(model_dir)},
-        ExecutionRoleArn="arn:aws:iam::000000000000:role/bench",
+        ExecutionRoleArn=ROLE,
     )
     targets: list[Target] = []
     for name, explained in [("bench", False), ("bench-explained", True)]:
         if explained and not EXPLAINER:
             continue
-        sm.create_endpoint_config(
-            EndpointConfigName=name,
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": "bench",
-                    "InitialInstanceCount": instances,
-                    "InstanceType": "ml.m5.large",
-                }
-            ],
-            **({"ExplainerConfig": {"ClarifyExplainerConfig": EXPLAINER}} if explained else {}),
-        )
-        sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-        targets.append((f"{url}/endpoints/{name}", explained))
+        explainer = {"ExplainerConfig": {"ClarifyExplainerConfig": EXPLAINER}} if explained else {}
+        create_endpoint(sm, name, "bench", instances, **explainer)
+        targets.append((f"{service.url}/endpoints/{name}", explained))
     for name in ("bench", "bench-explained")[: len(targets)]:
-        sm.get_waiter("endpoint_in_service").wait(
-            EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-        )
-    return process, targets
+        wait_in_service(sm, name, 120)
+    return service, targets
 
 
 def main() -> None:
@@ -293,13 +244,12 @@ def main() -> None:
             for process in processes:
                 process.terminate()
                 process.wait(timeout=30)
-        process, endpoints = _service(resolve_model(args.model), Path(tmp), args.instances)
+        service, endpoints = _service(resolve_model(args.model), Path(tmp), args.instances)
         try:
             results["invoke_endpoint"] = _runs(endpoints, kinds, bodies, args)
             results["endpoint_instances"] = args.instances
         finally:
-            process.terminate()
-            process.wait(timeout=60)
+            service.stop()
     results["load_average_1_5_15_min"]["end"] = _load()
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -19,14 +19,16 @@ import argparse
 import itertools
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from load_endpoint import TITANIC, descendants, rss_kib
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _service import ROLE, Service, memory
+
+TITANIC = Path(__file__).resolve().parent.parent / "tests" / "data" / "titanic.csv"
 
 _ENDED = ("Completed", "Failed", "Stopped")
 
@@ -46,10 +48,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--output", default="benchmarks/results/job-burst.txt")
     args = parser.parse_args(argv)
 
-    import socket
-
-    import boto3
-    import httpx
     import pandas as pd
 
     from mlpilot.service import ServiceConfig, Store
@@ -60,28 +58,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         root = Path(tmp)
         (root / "in").mkdir()
         pd.read_csv(TITANIC).head(200).to_csv(root / "in" / "train.csv", index=False)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        command = [sys.executable, "-m", "mlpilot.cli.main", "serve", "--port", str(port)]
-        command += ["--data-dir", str(root / "data"), "--max-concurrent-jobs", str(limit)]
-        process = subprocess.Popen(command)
-        url = f"http://127.0.0.1:{port}"
-        while True:
-            try:
-                if httpx.get(f"{url}/ping").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            if process.poll() is not None:
-                sys.exit("mlpilot serve did not start")
-        sm = boto3.client(
-            "sagemaker",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-        )
+        service = Service(root / "data", "--max-concurrent-jobs", str(limit)).start()
+        sm = service.client()
         store = Store(ServiceConfig(data_dir=root / "data").database_url)
         names = [f"burst-{i:02d}" for i in range(args.jobs)]
         started = time.monotonic()
@@ -114,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                             },
                         }
                     },
-                    RoleArn="arn:aws:iam::000000000000:role/bench",
+                    RoleArn=ROLE,
                 )
             queued_at_start = sum(
                 1
@@ -143,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                             longest_queue = max(
                                 longest_queue, int(headers["x-mlpilot-queue-length"])
                             )
-                rss = rss_kib(process.pid) + sum(rss_kib(p) for p in descendants(process.pid))
+                rss = sum(memory(service.pid).values())
                 peak_rss = max(peak_rss, rss)
                 least_available = min(least_available, mem_available_kib())
                 if all(r.get("status") in _ENDED for r in rows):
@@ -159,8 +137,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 statuses[str(r.get("status"))] = statuses.get(str(r.get("status")), 0) + 1
         finally:
             store.close()
-            process.terminate()
-            process.wait(timeout=120)
+            service.stop(timeout=120)
     result = {
         "machine": f"{platform.machine()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, {memory_before // 1024} MiB available at start",

@@ -9,18 +9,15 @@ Without ``--model``, a small model is trained first (linear learner on the first
 ``tests/data/titanic.csv``). The endpoint serves it through ``POST /endpoints/load/invocations``
 (the service forwards to its serve-model instances); each client is a thread keeping one
 HTTP/1.1 connection (``http.client``) and sending one CSV row per request, back to back.
-Memory is the RSS (``/proc/PID/status`` VmRSS) of the service and of every process under it.
+Memory is the RSS (psutil: VmRSS) of the service and of every process under it.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import http.client
-import io
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,44 +28,10 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _service import ROLE, Service, create_endpoint, csv_rows, memory, wait_in_service
+
 TITANIC = Path(__file__).resolve().parent.parent / "tests" / "data" / "titanic.csv"
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of ``pid`` in KiB (0 when it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process under ``pid`` (from /proc's parent links)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def memory(pid: int) -> dict[str, int]:
-    """RSS in KiB of the service and of all processes under it."""
-    under = sum(rss_kib(p) for p in descendants(pid))
-    return {"service_kib": rss_kib(pid), "instances_kib": under}
 
 
 @dataclass
@@ -142,19 +105,6 @@ def summary(tally: Tally, wall_s: float) -> dict[str, Any]:
     }
 
 
-def rows(data: Path, columns: list[str], limit: int = 200) -> list[bytes]:
-    """Rows of ``data`` as headerless CSV bodies in the model's column order."""
-    with data.open(newline="", encoding="utf-8") as handle:
-        out = []
-        for record in csv.DictReader(handle):
-            buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="").writerow([record.get(c, "") for c in columns])
-            out.append(buffer.getvalue().encode())
-            if len(out) >= limit:
-                break
-    return out
-
-
 def train(folder: Path) -> Path:
     """A small titanic model; returns its job folder."""
     import pandas as pd
@@ -180,58 +130,20 @@ def train(folder: Path) -> Path:
     return folder / "job"
 
 
-def start_service(data_dir: Path, model_dir: Path, instances: int) -> tuple[Any, int]:
-    """``mlpilot serve`` with an endpoint ``load`` serving the model; (process, port)."""
-    import socket
-
-    import boto3
-    import httpx
-
+def start_service(data_dir: Path, model_dir: Path, instances: int) -> Service:
+    """``mlpilot serve`` with an endpoint ``load`` serving the model."""
     from mlpilot.jobs._records import INFERENCE_IMAGE
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    command = [sys.executable, "-m", "mlpilot.cli.main", "serve", "--port", str(port)]
-    process = subprocess.Popen([*command, "--data-dir", str(data_dir)])
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            sys.exit("mlpilot serve did not start")
-        time.sleep(0.1)
-    sm = boto3.client(
-        "sagemaker",
-        endpoint_url=f"http://127.0.0.1:{port}",
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-    )
+    service = Service(data_dir).start()
+    sm = service.client()
     sm.create_model(
         ModelName="load",
         PrimaryContainer={"Image": INFERENCE_IMAGE, "ModelDataUrl": str(model_dir)},
-        ExecutionRoleArn="arn:aws:iam::000000000000:role/bench",
+        ExecutionRoleArn=ROLE,
     )
-    sm.create_endpoint_config(
-        EndpointConfigName="load",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": "load",
-                "InitialInstanceCount": instances,
-                "InstanceType": "ml.m5.large",
-            }
-        ],
-    )
-    sm.create_endpoint(EndpointName="load", EndpointConfigName="load")
-    sm.get_waiter("endpoint_in_service").wait(
-        EndpointName="load", WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-    )
-    return process, port
+    create_endpoint(sm, "load", "load", instances)
+    wait_in_service(sm, "load", 120)
+    return service
 
 
 def report(result: dict[str, Any]) -> str:
@@ -272,14 +184,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(args.model) if args.model else train(Path(tmp))
         model = load_served_model(str(model_dir))
-        bodies = rows(TITANIC, list(model.input_columns))
-        process, port = start_service(
+        bodies = csv_rows(TITANIC, list(model.input_columns))
+        service = start_service(
             Path(tmp) / "service", resolve_model(str(model_dir)), args.instances
         )
-        path = "/endpoints/load/invocations"
+        port, path = service.port, "/endpoints/load/invocations"
         try:
             warm_tally, warm_s = load(port, path, bodies, args.warmup, args.clients)
-            after_warmup = memory(process.pid)
+            after_warmup = memory(service.pid)
             samples: list[int] = []
             tally = Tally()
             wall = 0.0
@@ -291,12 +203,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     tally.errors[what] = tally.errors.get(what, 0) + n
                 wall += part_s
                 remaining -= 10.0
-                snapshot = memory(process.pid)
+                snapshot = memory(service.pid)
                 samples.append(snapshot["service_kib"] + snapshot["instances_kib"])
-            at_end = memory(process.pid)
+            at_end = memory(service.pid)
         finally:
-            process.terminate()
-            process.wait(timeout=60)
+            service.stop()
     result = {
         "machine": f"{platform.machine()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs",

@@ -21,14 +21,11 @@ once the service has stopped (warm-up included): at 100, every answered request.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,7 +34,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_endpoint import descendants, rss_kib
+from _service import (
+    ROLE,
+    Service,
+    create_endpoint,
+    csv_rows,
+    descendants,
+    free_port,
+    rss_kib,
+    wait_in_service,
+    wait_ping,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,34 +67,9 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ping(url: str, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
-    import httpx
-
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if httpx.get(url).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            sys.exit(f"{url} never answered")
-        time.sleep(0.1)
-
-
 def first_row(data: Path, columns: list[str]) -> str:
     """The first row of ``data`` as a headerless CSV line in the model's column order."""
-    with data.open(newline="", encoding="utf-8") as handle:
-        record = next(csv.DictReader(handle))
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow([record.get(c, "") for c in columns])
-    return buffer.getvalue()
+    return csv_rows(data, columns, 1)[0].decode()
 
 
 def run_wrk(url: str, body: str, seconds: float, threads: int, connections: int) -> dict[str, Any]:
@@ -125,27 +107,17 @@ def measure(url: str, pid: int, body: str, args: argparse.Namespace) -> dict[str
 
 
 def service_target(model_dir: Path, data_dir: Path, body: str, args: argparse.Namespace) -> Any:
-    import boto3
     import httpx
 
     from mlpilot.jobs._records import INFERENCE_IMAGE
 
-    port = free_port()
-    command = [sys.executable, "-m", "mlpilot.cli.main", "serve", "--port", str(port)]
-    process = subprocess.Popen([*command, "--data-dir", str(data_dir)])
+    service = Service(data_dir).start()
     try:
-        wait_ping(f"http://127.0.0.1:{port}/ping", process)
-        sm = boto3.client(
-            "sagemaker",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-        )
+        sm = service.client()
         sm.create_model(
             ModelName="tp",
             PrimaryContainer={"Image": INFERENCE_IMAGE, "ModelDataUrl": str(model_dir)},
-            ExecutionRoleArn="arn:aws:iam::000000000000:role/bench",
+            ExecutionRoleArn=ROLE,
         )
         capture: dict[str, Any] = {}
         if args.capture is not None:
@@ -155,38 +127,23 @@ def service_target(model_dir: Path, data_dir: Path, body: str, args: argparse.Na
                 "CaptureOptions": [{"CaptureMode": "InputAndOutput"}],
                 "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
             }
-        sm.create_endpoint_config(
-            EndpointConfigName="tp",
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": "tp",
-                    "InitialInstanceCount": 1,
-                    "InstanceType": "ml.m5.large",
-                }
-            ],
-            **capture,
-        )
         started = time.perf_counter()
-        sm.create_endpoint(EndpointName="tp", EndpointConfigName="tp")
-        sm.get_waiter("endpoint_in_service").wait(
-            EndpointName="tp", WaiterConfig={"Delay": 1, "MaxAttempts": 300}
-        )
+        create_endpoint(sm, "tp", "tp", 1, **capture)
+        wait_in_service(sm, "tp", 300)
         in_service_s = time.perf_counter() - started
-        url = f"http://127.0.0.1:{port}/endpoints/tp/invocations"
+        url = f"{service.url}/endpoints/tp/invocations"
         t0 = time.perf_counter()
         first = httpx.post(url, content=body, headers={"Content-Type": "text/csv"})
         cold_ms = (time.perf_counter() - t0) * 1000
         if first.status_code != 200:
             sys.exit(f"the endpoint answered {first.status_code}: {first.text}")
-        result = measure(url, process.pid, body, args)
+        result = measure(url, service.pid, body, args)
         result.update(create_to_in_service_s=round(in_service_s, 2), cold_ms=round(cold_ms, 1))
         time.sleep(1.0)  # requests wrk left in flight are answered
-        figures = httpx.get(f"http://127.0.0.1:{port}/endpoints/tp/metrics").json()
+        figures = httpx.get(f"{service.url}/endpoints/tp/metrics").json()
         result["invocations"] = sum(v["Invocations"] for v in figures["Variants"].values())
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        service.stop()
     if args.capture is not None:
         files = list((data_dir.parent / "capture").rglob("*.jsonl"))
         result["captured"] = sum(len(f.read_bytes().splitlines()) for f in files)

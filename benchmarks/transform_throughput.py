@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_endpoint import descendants, rss_kib
-from throughput import free_port, wait_ping
+from _service import ROLE, Service, descendants, rss_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,8 +98,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default="benchmarks/results/transform-throughput.txt")
     args = parser.parse_args(argv)
 
-    import boto3
-
     from mlpilot.jobs._records import INFERENCE_IMAGE
     from mlpilot.serving import load_served_model, resolve_model
 
@@ -113,29 +109,20 @@ def main(argv: list[str] | None = None) -> None:
         + ", ".join(f"{v:.2f}" for v in os.getloadavg()),
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        command = [sys.executable, "-m", "mlpilot.cli.main", "serve", "--port", str(port)]
-        process = subprocess.Popen([*command, "--data-dir", f"{tmp}/service"])
+        service = Service(Path(tmp) / "service").start()
         try:
-            wait_ping(f"http://127.0.0.1:{port}/ping", process)
-            sm = boto3.client(
-                "sagemaker",
-                endpoint_url=f"http://127.0.0.1:{port}",
-                region_name="us-east-1",
-                aws_access_key_id="bench",
-                aws_secret_access_key="bench",
-            )
+            sm = service.client()
             sm.create_model(
                 ModelName="tp",
                 PrimaryContainer={"Image": INFERENCE_IMAGE, "ModelDataUrl": str(model_dir)},
-                ExecutionRoleArn="arn:aws:iam::000000000000:role/bench",
+                ExecutionRoleArn=ROLE,
             )
             for rows in args.rows:
                 source = Path(tmp) / f"in-{rows}" / "data.csv"
                 write_input(Path(args.data), columns, rows, source)
                 size = source.stat().st_size
                 found = run_job(
-                    sm, f"tp-{rows}", "tp", source.parent, Path(tmp) / f"out-{rows}", process.pid
+                    sm, f"tp-{rows}", "tp", source.parent, Path(tmp) / f"out-{rows}", service.pid
                 )
                 out = Path(tmp) / f"out-{rows}" / "data.csv.out"
                 written = sum(1 for _ in out.open("rb"))
@@ -148,8 +135,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 print(report[-1], flush=True)
         finally:
-            process.terminate()
-            process.wait(timeout=60)
+            service.stop()
     report.append(f"  load average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     text = "\n".join(report) + "\n"
     if args.output:
