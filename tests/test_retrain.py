@@ -850,3 +850,154 @@ def test_recent_captured_and_labelled_traffic_is_scored_with_the_holdout(
     assert list(rows.columns) == [*model.input_columns, "Churn"]
     rows, why = captured_rows(control, found, model, str(truth_file), 30, now=now)
     assert rows.empty and "has a label in" in why
+
+
+class _Killed(BaseException):
+    """The service's process dying: nothing after it runs, not even the round's handlers."""
+
+
+class _DyingControl(_ScriptedControl):
+    """A scripted control whose process dies while the first ``kills`` canaries bake."""
+
+    def __init__(self, service: Service, container: dict[str, Any], kills: int) -> None:
+        super().__init__(service, container)
+        self.kills = kills
+
+    def variant_metrics(self, endpoint: str) -> dict[str, dict[str, Any]]:
+        if self.kills:
+            self.kills -= 1
+            raise _Killed
+        return super().variant_metrics(endpoint)
+
+
+def _policy_dies_mid_canary(
+    tmp_path: Path, churn: helpers_models.TrainedModel, monkeypatch: pytest.MonkeyPatch, kills: int
+) -> tuple[_DyingControl, Path]:
+    """Endpoint ``churn`` (version 1 of group ``churn``, a champion any model beats) with a
+    standing policy whose round on new data is cut short ``kills`` times while its canary
+    bakes: the control, and the file the round trains on."""
+    import mlpilot.package
+
+    data = tmp_path / "data"
+    service = Service(ServiceConfig(data_dir=data))
+    champion, challenger = _packaged_champion(service, churn, tmp_path, gated=False)
+    real_load = mlpilot.package.load_model
+    monkeypatch.setattr(
+        mlpilot.package,
+        "load_model",
+        lambda url: (
+            _Inverted(real_load(url)) if url == champion["ModelDataUrl"] else real_load(url)
+        ),
+    )
+    table = pd.read_csv(TELCO, dtype=str, keep_default_na=False)
+    table.iloc[500:700].to_csv(tmp_path / "holdout.csv", index=False)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    control = _DyingControl(service, challenger, kills)
+    service.policies.control = control
+    service.policies.put(
+        "churn",
+        {"WatchPrefix": str(landing), "Holdout": str(tmp_path / "holdout.csv"), "CanarySeconds": 0},
+    )
+    table.iloc[700:760].to_csv(landing / "new.csv", index=False)
+    with pytest.raises(_Killed):
+        service.policies.tick("churn", now=time.time() + 3600)
+    endpoint = service.call("DescribeEndpoint", {"EndpointName": "churn"})
+    assert endpoint["EndpointConfigName"].endswith("-canary")  # two variants, left behind
+    in_progress = service.policies.get("churn")["RoundInProgress"]
+    assert in_progress["Step"] == "canary"
+    assert in_progress["Files"] == [str(landing / "new.csv")]
+    assert in_progress["ChampionEndpointConfig"] == "churn-1"
+    service.store.close()
+    return control, landing / "new.csv"
+
+
+def _restarted(control: _DyingControl, data: Path) -> Service:
+    """The service started again on the same data folder, its rounds through ``control``."""
+    service = Service(ServiceConfig(data_dir=data))
+    control.service = service
+    service.policies.control = control
+    return service
+
+
+def test_a_round_cut_short_mid_canary_is_rolled_back_and_run_again_on_its_files(
+    tmp_path: Path, churn: helpers_models.TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    control, new_file = _policy_dies_mid_canary(tmp_path, churn, monkeypatch, kills=1)
+    service = _restarted(control, tmp_path / "data")
+    try:
+        (outcome,) = service.policies.recover()
+        assert outcome.decision == "promoted", outcome.reason
+        # The canary's config, the champion's put back, then the round's own canary and all.
+        assert control.updates[1] == "churn-1"
+        assert "-canary" in control.updates[2] and control.updates[3].endswith("-all")
+        events = service.policies.history("churn")
+        actions = [e["action"] for e in events]
+        assert actions[actions.index("interrupted") :] == [
+            "interrupted",
+            "triggered",
+            "champion",
+            "challenger_started",
+            "evaluated",
+            "registered",
+            "canary",
+            "promoted",
+            "decision",
+        ]
+        cut, again = events[actions.index("interrupted") :][:2]
+        assert (cut["step"], cut["attempt"], cut["restored"]) == ("canary", 1, True)
+        assert again["files"] == [str(new_file)] and again["attempt"] == 2
+        # The challenger job it had already trained is scored again, not trained again.
+        started = [e for e in events if e["action"] == "challenger_started"]
+        assert started[1]["job"] == started[0]["job"] and started[1]["resumed"] is True
+        assert len(control.jobs) == 1
+        # The version of the cut-short attempt rejected; the new one serves, alone.
+        versions = [
+            service.call(
+                "DescribeModelPackage", {"ModelPackageName": f"{ARN}:model-package/churn/{n}"}
+            )
+            for n in (2, 3)
+        ]
+        assert [v["ModelApprovalStatus"] for v in versions] == ["Rejected", "Approved"]
+        served = service.call("DescribeEndpoint", {"EndpointName": "churn"})
+        final = service.call(
+            "DescribeEndpointConfig", {"EndpointConfigName": served["EndpointConfigName"]}
+        )
+        assert [v["ModelName"] for v in final["ProductionVariants"]] == [outcome.challenger]
+        policy = service.policies.get("churn")
+        assert policy["RoundInProgress"] is None
+        assert policy["LastRound"]["decision"] == "promoted"
+        assert service.policies.recover() == []  # nothing left to recover
+    finally:
+        service.store.close()
+
+
+def test_a_round_cut_short_twice_fails_instead_of_running_again(
+    tmp_path: Path, churn: helpers_models.TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    control, new_file = _policy_dies_mid_canary(tmp_path, churn, monkeypatch, kills=2)
+    control.jobs.clear()  # the challenger's job died with the service: a new one is trained
+    service = _restarted(control, tmp_path / "data")
+    with pytest.raises(_Killed):
+        service.policies.recover()
+    service.store.close()
+    service = _restarted(control, tmp_path / "data")
+    try:
+        assert service.policies.recover() == []
+        events = service.policies.history("churn")
+        cuts = [e for e in events if e["action"] == "interrupted"]
+        assert [(e["step"], e["attempt"]) for e in cuts] == [("canary", 1), ("canary", 2)]
+        started = [e for e in events if e["action"] == "challenger_started"]
+        assert len(started) == 2 and "resumed" not in started[1]
+        (decision,) = [e for e in events if e["action"] == "decision"]
+        assert decision["decision"] == "failed"
+        assert "cut short by a restart of the service 2 times" in decision["reason"]
+        assert events[-1]["action"] == "decision"
+        served = service.call("DescribeEndpoint", {"EndpointName": "churn"})
+        assert served["EndpointConfigName"] == "churn-1"
+        assert service.policies.get("churn")["RoundInProgress"] is None
+        # Its files count as seen: the policy does not train on them a third time.
+        assert service.policies.tick("churn", now=time.time() + 7200) is None
+        assert cuts[0]["files"] == cuts[1]["files"] == [str(new_file)]
+    finally:
+        service.store.close()
