@@ -398,14 +398,9 @@ def _cli(server: ServiceProcess, *args: str) -> list[str]:
     return result.stdout.strip().splitlines()
 
 
-@pytest.mark.slow
-def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path: Path) -> None:
-    """A weak champion (three strong features scrambled) serves as version 1 of a model package
-    group; a standing policy sees clean data land under its prefix, and the challenger it
-    trains beats the champion on the holdout, bakes as a canary and takes all traffic (version
-    2); a round run by the command on scrambled labels keeps it, the endpoint's configuration
-    unchanged; the history holds both rounds. (Canaries rolled back for errors or latency, and
-    approval gating: the seam tests below.)"""
+def _pima_data(tmp_path: Path) -> pd.DataFrame:
+    """Pima split for champion and challengers: ``weak/`` (three strong features scrambled),
+    ``better/`` (clean), ``worse/`` (scrambled labels) and ``holdout.csv``; the holdout."""
     table = pd.read_csv(PIMA)
     table = table.sample(frac=1.0, random_state=0).reset_index(drop=True)
     holdout, rest = table.iloc[:250], table.iloc[250:]
@@ -418,43 +413,80 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         (tmp_path / name).mkdir()
         frame.to_csv(tmp_path / name / "train.csv", index=False)
     holdout.to_csv(tmp_path / "holdout.csv", index=False)
+    return holdout
 
+
+def _weak_champion(sm: Any, tmp_path: Path) -> dict[str, Any]:
+    """Endpoint ``pima`` serving version 1 of group ``pima``, made by job ``pima`` trained on
+    ``weak/``; that job's best container."""
+    request = automl_request(
+        "pima",
+        str(tmp_path / "weak"),
+        str(tmp_path / "out"),
+        target="Outcome",
+        max_candidates=1,
+        algorithms=("linear-learner",),
+    )
+    request["AutoMLJobObjective"] = {"MetricName": "AUC"}
+    sm.create_auto_ml_job_v2(**request)
+    best = wait_for(sm, "pima", ("Completed", "Failed"))["BestCandidate"]
+    container = best["InferenceContainers"][0]
+    keep = ("Image", "ModelDataUrl", "Environment")
+    sm.create_model_package_group(ModelPackageGroupName="pima")
+    first = sm.create_model_package(
+        ModelPackageGroupName="pima",
+        InferenceSpecification={"Containers": [{k: container[k] for k in keep}]},
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"AutoMLJobName": "pima"},
+    )["ModelPackageArn"]
+    sm.create_model(ModelName="pima-v1", PrimaryContainer={"ModelPackageName": first})
+    sm.create_endpoint_config(
+        EndpointConfigName="pima-v1",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "pima-v1",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName="pima", EndpointConfigName="pima-v1")
+    return dict(container)
+
+
+def _policy(server: ServiceProcess, tail: str = "") -> Any:
+    """``pima``'s policy (or ``tail``: its history) from the service's route."""
+    return httpx.get(f"{server.url}/mlpilot/retrain-policies/pima{tail}", timeout=10).json()
+
+
+def _wait_event(server: ServiceProcess, action: str, timeout: float = 150) -> list[dict[str, Any]]:
+    """``pima``'s history once it holds ``action``."""
+    deadline = time.monotonic() + timeout
+    events: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        events = _policy(server, "/history")["Events"]
+        if any(e["action"] == action for e in events):
+            return events
+        time.sleep(0.25)
+    raise AssertionError(f"no {action} in {timeout} s: {events}")
+
+
+@pytest.mark.slow
+def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path: Path) -> None:
+    """A weak champion (three strong features scrambled) serves as version 1 of a model package
+    group; a standing policy sees clean data land under its prefix, and the challenger it
+    trains beats the champion on the holdout and bakes as a canary. The service is killed
+    there and started again: the champion's config is put back, the round runs again on the
+    same file (its trained job scored again) and the challenger takes all traffic (version
+    3); a round run by the command on scrambled labels keeps it, the endpoint's configuration
+    unchanged; the history holds both rounds. (Canaries rolled back for errors or latency, and
+    approval gating: the seam tests below.)"""
+    holdout = _pima_data(tmp_path)
     server = ServiceProcess(tmp_path / "data").start()
     try:
         sm = server.boto()
-        request = automl_request(
-            "pima",
-            str(tmp_path / "weak"),
-            str(tmp_path / "out"),
-            target="Outcome",
-            max_candidates=1,
-            algorithms=("linear-learner",),
-        )
-        request["AutoMLJobObjective"] = {"MetricName": "AUC"}
-        sm.create_auto_ml_job_v2(**request)
-        best = wait_for(sm, "pima", ("Completed", "Failed"))["BestCandidate"]
-        container = best["InferenceContainers"][0]
-        keep = ("Image", "ModelDataUrl", "Environment")
-        sm.create_model_package_group(ModelPackageGroupName="pima")
-        first = sm.create_model_package(
-            ModelPackageGroupName="pima",
-            InferenceSpecification={"Containers": [{k: container[k] for k in keep}]},
-            ModelApprovalStatus="Approved",
-            CustomerMetadataProperties={"AutoMLJobName": "pima"},
-        )["ModelPackageArn"]
-        sm.create_model(ModelName="pima-v1", PrimaryContainer={"ModelPackageName": first})
-        sm.create_endpoint_config(
-            EndpointConfigName="pima-v1",
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": "pima-v1",
-                    "InitialInstanceCount": 1,
-                    "InstanceType": "ml.m5.large",
-                }
-            ],
-        )
-        sm.create_endpoint(EndpointName="pima", EndpointConfigName="pima-v1")
+        container = _weak_champion(sm, tmp_path)
         holdout_csv = str(tmp_path / "holdout.csv")
 
         # Round one, by a standing policy: clean data lands under the watched prefix.
@@ -470,20 +502,31 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
             "--holdout",
             holdout_csv,
             "--canary-seconds",
-            "1",
+            "5",
         )
         assert json.loads(policy)["WatchPrefix"] == str(landing)
         (better_csv := landing / "better.csv").write_bytes(
             (tmp_path / "better/train.csv").read_bytes()
         )
-        deadline = time.monotonic() + 150
-        decisions: list[dict[str, Any]] = []
-        while not decisions and time.monotonic() < deadline:
-            time.sleep(1)
-            reply = httpx.get(f"{server.url}/mlpilot/retrain-policies/pima/history", timeout=10)
-            events = reply.json()["Events"]
-            decisions = [e for e in events if e["action"] == "decision"]
-        assert decisions, events
+        # The service killed while the canary bakes: the endpoint is left on two variants.
+        _wait_event(server, "canary")
+        in_progress = _policy(server)["RoundInProgress"]
+        server.kill()
+        assert (in_progress["Step"], in_progress["ChampionEndpointConfig"]) == ("canary", "pima-v1")
+        # Started again, it puts the champion's config back and runs the round again.
+        server.start()
+        sm = server.boto()
+        events = _wait_event(server, "decision")
+        actions = [e["action"] for e in events]
+        cut = events[actions.index("interrupted")]
+        assert (cut["step"], cut["restored"], cut["endpoint_config"]) == ("canary", True, "pima-v1")
+        again = events[actions.index("interrupted") + 1]
+        assert (again["action"], again["files"]) == ("triggered", [str(better_csv)])
+        started = [e for e in events if e["action"] == "challenger_started"]
+        assert started[1]["job"] == started[0]["job"]  # its trained job scored again
+        decisions = [e for e in events if e["action"] == "decision"]
+        assert len(decisions) == 1, events
+        assert _policy(server)["RoundInProgress"] is None
         won = decisions[0]
         assert won["decision"] == "promoted", won
         assert won["metric"] == "AUC"
@@ -499,10 +542,11 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         assert [v["VariantName"] for v in config["ProductionVariants"]] == ["AllTraffic"]
         model = sm.describe_model(ModelName=won["challenger"])
         assert model["PrimaryContainer"]["ModelDataUrl"] != container["ModelDataUrl"]
-        # The challenger is version 2 of the champion's group, approved as it won.
-        assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/2"
+        # The challenger is version 3 of the champion's group, approved as it won; version 2,
+        # registered by the attempt the kill cut short, rejected.
+        assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/3"
         versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
-        assert [v["ModelApprovalStatus"] for v in versions] == ["Approved", "Approved"]
+        assert [v["ModelApprovalStatus"] for v in versions] == ["Approved", "Rejected", "Approved"]
         challenger_job = won["challenger"].removesuffix("-model")
         tags = sm.list_tags(ResourceArn=f"{ARN}:automl-job/{challenger_job}")["Tags"]
         assert {"Key": "mlpilot:GenerateReports", "Value": "false"} in tags
@@ -528,7 +572,7 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         assert lost["champion"] == won["challenger"]
         assert lost["challenger_score"] < lost["champion_score"]
         versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
-        assert [v["ModelApprovalStatus"] for v in versions][2:] == ["Rejected"]
+        assert [v["ModelApprovalStatus"] for v in versions][3:] == ["Rejected"]
         after = sm.describe_endpoint(EndpointName="pima")
         assert after["EndpointConfigName"] == described["EndpointConfigName"]
         history = [json.loads(line) for line in _cli(server, "history", "pima")]
@@ -537,6 +581,7 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
             ("promoted", None),
             ("kept", "command"),
         ]
+        assert [e["step"] for e in history if e["action"] == "interrupted"] == ["canary"]
     finally:
         server.stop()
 
@@ -959,6 +1004,7 @@ def test_a_round_cut_short_mid_canary_is_rolled_back_and_run_again_on_its_files(
             for n in (2, 3)
         ]
         assert [v["ModelApprovalStatus"] for v in versions] == ["Rejected", "Approved"]
+        assert "cut short by a restart at step canary" in versions[0]["ApprovalDescription"]
         served = service.call("DescribeEndpoint", {"EndpointName": "churn"})
         final = service.call(
             "DescribeEndpointConfig", {"EndpointConfigName": served["EndpointConfigName"]}

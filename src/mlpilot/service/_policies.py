@@ -262,8 +262,8 @@ class RetrainPolicies:
         now = time.time() if now is None else now
         with self._lock:
             record = self.store.get_resource(POLICY, endpoint)
-            if record is None:
-                return None
+            if record is None or record.get("RoundInProgress"):
+                return None  # one cut short: recover() runs it again first
             reason = "on demand" if record.get("RunRequested") else None
             scheduled = record.get("NextScheduledTime")
             if reason is None and scheduled is not None and now >= scheduled:
@@ -475,14 +475,16 @@ class RetrainPolicies:
         package = progress.get("ChallengerPackage")
         if package:
             try:
-                control.call(
-                    "UpdateModelPackage",
-                    ModelPackageArn=package,
-                    ModelApprovalStatus="Rejected",
-                    ApprovalDescription=(
-                        f"mlpilot retrain: the round was cut short by a restart at step {step}"
-                    ),
-                )
+                found = control.call("DescribeModelPackage", ModelPackageName=package)
+                if found.get("ModelApprovalStatus") != "Rejected":  # a loss keeps its reason
+                    control.call(
+                        "UpdateModelPackage",
+                        ModelPackageArn=package,
+                        ModelApprovalStatus="Rejected",
+                        ApprovalDescription=(
+                            f"mlpilot retrain: the round was cut short by a restart at step {step}"
+                        ),
+                    )
             except RetrainError as exc:
                 log.warning("Could not reject %s: %s", package, exc)
         job = progress.get("ChallengerJob")
