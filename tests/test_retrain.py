@@ -398,14 +398,9 @@ def _cli(server: ServiceProcess, *args: str) -> list[str]:
     return result.stdout.strip().splitlines()
 
 
-@pytest.mark.slow
-def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path: Path) -> None:
-    """A weak champion (three strong features scrambled) serves as version 1 of a model package
-    group; a standing policy sees clean data land under its prefix, and the challenger it
-    trains beats the champion on the holdout, bakes as a canary and takes all traffic (version
-    2); a round run by the command on scrambled labels keeps it, the endpoint's configuration
-    unchanged; the history holds both rounds. (Canaries rolled back for errors or latency, and
-    approval gating: the seam tests below.)"""
+def _pima_data(tmp_path: Path) -> pd.DataFrame:
+    """Pima split for champion and challengers: ``weak/`` (three strong features scrambled),
+    ``better/`` (clean), ``worse/`` (scrambled labels) and ``holdout.csv``; the holdout."""
     table = pd.read_csv(PIMA)
     table = table.sample(frac=1.0, random_state=0).reset_index(drop=True)
     holdout, rest = table.iloc[:250], table.iloc[250:]
@@ -418,43 +413,80 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         (tmp_path / name).mkdir()
         frame.to_csv(tmp_path / name / "train.csv", index=False)
     holdout.to_csv(tmp_path / "holdout.csv", index=False)
+    return holdout
 
+
+def _weak_champion(sm: Any, tmp_path: Path) -> dict[str, Any]:
+    """Endpoint ``pima`` serving version 1 of group ``pima``, made by job ``pima`` trained on
+    ``weak/``; that job's best container."""
+    request = automl_request(
+        "pima",
+        str(tmp_path / "weak"),
+        str(tmp_path / "out"),
+        target="Outcome",
+        max_candidates=1,
+        algorithms=("linear-learner",),
+    )
+    request["AutoMLJobObjective"] = {"MetricName": "AUC"}
+    sm.create_auto_ml_job_v2(**request)
+    best = wait_for(sm, "pima", ("Completed", "Failed"))["BestCandidate"]
+    container = best["InferenceContainers"][0]
+    keep = ("Image", "ModelDataUrl", "Environment")
+    sm.create_model_package_group(ModelPackageGroupName="pima")
+    first = sm.create_model_package(
+        ModelPackageGroupName="pima",
+        InferenceSpecification={"Containers": [{k: container[k] for k in keep}]},
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"AutoMLJobName": "pima"},
+    )["ModelPackageArn"]
+    sm.create_model(ModelName="pima-v1", PrimaryContainer={"ModelPackageName": first})
+    sm.create_endpoint_config(
+        EndpointConfigName="pima-v1",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "pima-v1",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName="pima", EndpointConfigName="pima-v1")
+    return dict(container)
+
+
+def _policy(server: ServiceProcess, tail: str = "") -> Any:
+    """``pima``'s policy (or ``tail``: its history) from the service's route."""
+    return httpx.get(f"{server.url}/mlpilot/retrain-policies/pima{tail}", timeout=10).json()
+
+
+def _wait_event(server: ServiceProcess, action: str, timeout: float = 150) -> list[dict[str, Any]]:
+    """``pima``'s history once it holds ``action``."""
+    deadline = time.monotonic() + timeout
+    events: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        events = _policy(server, "/history")["Events"]
+        if any(e["action"] == action for e in events):
+            return events
+        time.sleep(0.25)
+    raise AssertionError(f"no {action} in {timeout} s: {events}")
+
+
+@pytest.mark.slow
+def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path: Path) -> None:
+    """A weak champion (three strong features scrambled) serves as version 1 of a model package
+    group; a standing policy sees clean data land under its prefix, and the challenger it
+    trains beats the champion on the holdout and bakes as a canary. The service is killed
+    there and started again: the champion's config is put back, the round runs again on the
+    same file (its trained job scored again) and the challenger takes all traffic (version
+    3); a round run by the command on scrambled labels keeps it, the endpoint's configuration
+    unchanged; the history holds both rounds. (Canaries rolled back for errors or latency, and
+    approval gating: the seam tests below.)"""
+    holdout = _pima_data(tmp_path)
     server = ServiceProcess(tmp_path / "data").start()
     try:
         sm = server.boto()
-        request = automl_request(
-            "pima",
-            str(tmp_path / "weak"),
-            str(tmp_path / "out"),
-            target="Outcome",
-            max_candidates=1,
-            algorithms=("linear-learner",),
-        )
-        request["AutoMLJobObjective"] = {"MetricName": "AUC"}
-        sm.create_auto_ml_job_v2(**request)
-        best = wait_for(sm, "pima", ("Completed", "Failed"))["BestCandidate"]
-        container = best["InferenceContainers"][0]
-        keep = ("Image", "ModelDataUrl", "Environment")
-        sm.create_model_package_group(ModelPackageGroupName="pima")
-        first = sm.create_model_package(
-            ModelPackageGroupName="pima",
-            InferenceSpecification={"Containers": [{k: container[k] for k in keep}]},
-            ModelApprovalStatus="Approved",
-            CustomerMetadataProperties={"AutoMLJobName": "pima"},
-        )["ModelPackageArn"]
-        sm.create_model(ModelName="pima-v1", PrimaryContainer={"ModelPackageName": first})
-        sm.create_endpoint_config(
-            EndpointConfigName="pima-v1",
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": "pima-v1",
-                    "InitialInstanceCount": 1,
-                    "InstanceType": "ml.m5.large",
-                }
-            ],
-        )
-        sm.create_endpoint(EndpointName="pima", EndpointConfigName="pima-v1")
+        container = _weak_champion(sm, tmp_path)
         holdout_csv = str(tmp_path / "holdout.csv")
 
         # Round one, by a standing policy: clean data lands under the watched prefix.
@@ -470,20 +502,31 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
             "--holdout",
             holdout_csv,
             "--canary-seconds",
-            "1",
+            "5",
         )
         assert json.loads(policy)["WatchPrefix"] == str(landing)
         (better_csv := landing / "better.csv").write_bytes(
             (tmp_path / "better/train.csv").read_bytes()
         )
-        deadline = time.monotonic() + 150
-        decisions: list[dict[str, Any]] = []
-        while not decisions and time.monotonic() < deadline:
-            time.sleep(1)
-            reply = httpx.get(f"{server.url}/mlpilot/retrain-policies/pima/history", timeout=10)
-            events = reply.json()["Events"]
-            decisions = [e for e in events if e["action"] == "decision"]
-        assert decisions, events
+        # The service killed while the canary bakes: the endpoint is left on two variants.
+        _wait_event(server, "canary")
+        in_progress = _policy(server)["RoundInProgress"]
+        server.kill()
+        assert (in_progress["Step"], in_progress["ChampionEndpointConfig"]) == ("canary", "pima-v1")
+        # Started again, it puts the champion's config back and runs the round again.
+        server.start()
+        sm = server.boto()
+        events = _wait_event(server, "decision")
+        actions = [e["action"] for e in events]
+        cut = events[actions.index("interrupted")]
+        assert (cut["step"], cut["restored"], cut["endpoint_config"]) == ("canary", True, "pima-v1")
+        again = events[actions.index("interrupted") + 1]
+        assert (again["action"], again["files"]) == ("triggered", [str(better_csv)])
+        started = [e for e in events if e["action"] == "challenger_started"]
+        assert started[1]["job"] == started[0]["job"]  # its trained job scored again
+        decisions = [e for e in events if e["action"] == "decision"]
+        assert len(decisions) == 1, events
+        assert _policy(server)["RoundInProgress"] is None
         won = decisions[0]
         assert won["decision"] == "promoted", won
         assert won["metric"] == "AUC"
@@ -499,10 +542,11 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         assert [v["VariantName"] for v in config["ProductionVariants"]] == ["AllTraffic"]
         model = sm.describe_model(ModelName=won["challenger"])
         assert model["PrimaryContainer"]["ModelDataUrl"] != container["ModelDataUrl"]
-        # The challenger is version 2 of the champion's group, approved as it won.
-        assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/2"
+        # The challenger is version 3 of the champion's group, approved as it won; version 2,
+        # registered by the attempt the kill cut short, rejected.
+        assert model["PrimaryContainer"]["ModelPackageName"] == f"{ARN}:model-package/pima/3"
         versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
-        assert [v["ModelApprovalStatus"] for v in versions] == ["Approved", "Approved"]
+        assert [v["ModelApprovalStatus"] for v in versions] == ["Approved", "Rejected", "Approved"]
         challenger_job = won["challenger"].removesuffix("-model")
         tags = sm.list_tags(ResourceArn=f"{ARN}:automl-job/{challenger_job}")["Tags"]
         assert {"Key": "mlpilot:GenerateReports", "Value": "false"} in tags
@@ -528,7 +572,7 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         assert lost["champion"] == won["challenger"]
         assert lost["challenger_score"] < lost["champion_score"]
         versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
-        assert [v["ModelApprovalStatus"] for v in versions][2:] == ["Rejected"]
+        assert [v["ModelApprovalStatus"] for v in versions][3:] == ["Rejected"]
         after = sm.describe_endpoint(EndpointName="pima")
         assert after["EndpointConfigName"] == described["EndpointConfigName"]
         history = [json.loads(line) for line in _cli(server, "history", "pima")]
@@ -537,6 +581,7 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
             ("promoted", None),
             ("kept", "command"),
         ]
+        assert [e["step"] for e in history if e["action"] == "interrupted"] == ["canary"]
     finally:
         server.stop()
 
@@ -850,3 +895,155 @@ def test_recent_captured_and_labelled_traffic_is_scored_with_the_holdout(
     assert list(rows.columns) == [*model.input_columns, "Churn"]
     rows, why = captured_rows(control, found, model, str(truth_file), 30, now=now)
     assert rows.empty and "has a label in" in why
+
+
+class _Killed(BaseException):
+    """The service's process dying: nothing after it runs, not even the round's handlers."""
+
+
+class _DyingControl(_ScriptedControl):
+    """A scripted control whose process dies while the first ``kills`` canaries bake."""
+
+    def __init__(self, service: Service, container: dict[str, Any], kills: int) -> None:
+        super().__init__(service, container)
+        self.kills = kills
+
+    def variant_metrics(self, endpoint: str) -> dict[str, dict[str, Any]]:
+        if self.kills:
+            self.kills -= 1
+            raise _Killed
+        return super().variant_metrics(endpoint)
+
+
+def _policy_dies_mid_canary(
+    tmp_path: Path, churn: helpers_models.TrainedModel, monkeypatch: pytest.MonkeyPatch, kills: int
+) -> tuple[_DyingControl, Path]:
+    """Endpoint ``churn`` (version 1 of group ``churn``, a champion any model beats) with a
+    standing policy whose round on new data is cut short ``kills`` times while its canary
+    bakes: the control, and the file the round trains on."""
+    import mlpilot.package
+
+    data = tmp_path / "data"
+    service = Service(ServiceConfig(data_dir=data))
+    champion, challenger = _packaged_champion(service, churn, tmp_path, gated=False)
+    real_load = mlpilot.package.load_model
+    monkeypatch.setattr(
+        mlpilot.package,
+        "load_model",
+        lambda url: (
+            _Inverted(real_load(url)) if url == champion["ModelDataUrl"] else real_load(url)
+        ),
+    )
+    table = pd.read_csv(TELCO, dtype=str, keep_default_na=False)
+    table.iloc[500:700].to_csv(tmp_path / "holdout.csv", index=False)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    control = _DyingControl(service, challenger, kills)
+    service.policies.control = control
+    service.policies.put(
+        "churn",
+        {"WatchPrefix": str(landing), "Holdout": str(tmp_path / "holdout.csv"), "CanarySeconds": 0},
+    )
+    table.iloc[700:760].to_csv(landing / "new.csv", index=False)
+    with pytest.raises(_Killed):
+        service.policies.tick("churn", now=time.time() + 3600)
+    endpoint = service.call("DescribeEndpoint", {"EndpointName": "churn"})
+    assert endpoint["EndpointConfigName"].endswith("-canary")  # two variants, left behind
+    in_progress = service.policies.get("churn")["RoundInProgress"]
+    assert in_progress["Step"] == "canary"
+    assert in_progress["Files"] == [str(landing / "new.csv")]
+    assert in_progress["ChampionEndpointConfig"] == "churn-1"
+    service.store.close()
+    return control, landing / "new.csv"
+
+
+def _restarted(control: _DyingControl, data: Path) -> Service:
+    """The service started again on the same data folder, its rounds through ``control``."""
+    service = Service(ServiceConfig(data_dir=data))
+    control.service = service
+    service.policies.control = control
+    return service
+
+
+def test_a_round_cut_short_mid_canary_is_rolled_back_and_run_again_on_its_files(
+    tmp_path: Path, churn: helpers_models.TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    control, new_file = _policy_dies_mid_canary(tmp_path, churn, monkeypatch, kills=1)
+    service = _restarted(control, tmp_path / "data")
+    try:
+        (outcome,) = service.policies.recover()
+        assert outcome.decision == "promoted", outcome.reason
+        # The canary's config, the champion's put back, then the round's own canary and all.
+        assert control.updates[1] == "churn-1"
+        assert "-canary" in control.updates[2] and control.updates[3].endswith("-all")
+        events = service.policies.history("churn")
+        actions = [e["action"] for e in events]
+        assert actions[actions.index("interrupted") :] == [
+            "interrupted",
+            "triggered",
+            "champion",
+            "challenger_started",
+            "evaluated",
+            "registered",
+            "canary",
+            "promoted",
+            "decision",
+        ]
+        cut, again = events[actions.index("interrupted") :][:2]
+        assert (cut["step"], cut["attempt"], cut["restored"]) == ("canary", 1, True)
+        assert again["files"] == [str(new_file)] and again["attempt"] == 2
+        # The challenger job it had already trained is scored again, not trained again.
+        started = [e for e in events if e["action"] == "challenger_started"]
+        assert started[1]["job"] == started[0]["job"] and started[1]["resumed"] is True
+        assert len(control.jobs) == 1
+        # The version of the cut-short attempt rejected; the new one serves, alone.
+        versions = [
+            service.call(
+                "DescribeModelPackage", {"ModelPackageName": f"{ARN}:model-package/churn/{n}"}
+            )
+            for n in (2, 3)
+        ]
+        assert [v["ModelApprovalStatus"] for v in versions] == ["Rejected", "Approved"]
+        assert "cut short by a restart at step canary" in versions[0]["ApprovalDescription"]
+        served = service.call("DescribeEndpoint", {"EndpointName": "churn"})
+        final = service.call(
+            "DescribeEndpointConfig", {"EndpointConfigName": served["EndpointConfigName"]}
+        )
+        assert [v["ModelName"] for v in final["ProductionVariants"]] == [outcome.challenger]
+        policy = service.policies.get("churn")
+        assert policy["RoundInProgress"] is None
+        assert policy["LastRound"]["decision"] == "promoted"
+        assert service.policies.recover() == []  # nothing left to recover
+    finally:
+        service.store.close()
+
+
+def test_a_round_cut_short_twice_fails_instead_of_running_again(
+    tmp_path: Path, churn: helpers_models.TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    control, new_file = _policy_dies_mid_canary(tmp_path, churn, monkeypatch, kills=2)
+    control.jobs.clear()  # the challenger's job died with the service: a new one is trained
+    service = _restarted(control, tmp_path / "data")
+    with pytest.raises(_Killed):
+        service.policies.recover()
+    service.store.close()
+    service = _restarted(control, tmp_path / "data")
+    try:
+        assert service.policies.recover() == []
+        events = service.policies.history("churn")
+        cuts = [e for e in events if e["action"] == "interrupted"]
+        assert [(e["step"], e["attempt"]) for e in cuts] == [("canary", 1), ("canary", 2)]
+        started = [e for e in events if e["action"] == "challenger_started"]
+        assert len(started) == 2 and "resumed" not in started[1]
+        (decision,) = [e for e in events if e["action"] == "decision"]
+        assert decision["decision"] == "failed"
+        assert "cut short by a restart of the service 2 times" in decision["reason"]
+        assert events[-1]["action"] == "decision"
+        served = service.call("DescribeEndpoint", {"EndpointName": "churn"})
+        assert served["EndpointConfigName"] == "churn-1"
+        assert service.policies.get("churn")["RoundInProgress"] is None
+        # Its files count as seen: the policy does not train on them a third time.
+        assert service.policies.tick("churn", now=time.time() + 7200) is None
+        assert cuts[0]["files"] == cuts[1]["files"] == [str(new_file)]
+    finally:
+        service.store.close()

@@ -5,6 +5,13 @@ store (so they survive restarts), each round the same champion/challenger round 
 A round starts when new objects appear under the policy's input prefix (polled every
 ``IntervalSeconds``), every ``ScheduleSeconds`` when set, or on demand. Every step goes to the
 audit log (``retrain_events``). Rounds run one at a time, on one thread of the service.
+
+A round in progress is kept in its policy's record (``RoundInProgress``: its trigger and files,
+the step it reached, the names it made) from the moment its files are taken until its decision
+is logged. Rounds run on the keeper's thread only, so one found there when the keeper looks is
+one a restart cut short: the endpoint goes back on the champion's config, an ``interrupted``
+event is logged and the round runs again on the same files (at most ``MAX_INTERRUPTIONS``
+times cut short, then ``failed``).
 """
 
 from __future__ import annotations
@@ -20,15 +27,18 @@ from mlpilot.service._errors import ServiceError, validation
 from mlpilot.service._retrain import (
     CAPTURED_SINCE,
     CanarySettings,
+    Control,
     InProcessControl,
     RetrainError,
     RetrainOutcome,
+    challenger_model_name,
     find_champion,
+    restore_champion_config,
     retrain_endpoint,
     write_manifest,
 )
 
-__all__ = ["POLICY", "RetrainPolicies"]
+__all__ = ["MAX_INTERRUPTIONS", "POLICY", "RetrainPolicies"]
 
 log = logging.getLogger("mlpilot.service")
 #: The policies' kind among the store's resources (named by their endpoint).
@@ -66,6 +76,15 @@ ROUND_ACTIONS = frozenset(
         "decision",
     }
 )
+#: How many times a restart may cut a round short before the round ends ``failed``.
+MAX_INTERRUPTIONS = 2
+#: What a round's steps tell its record in progress: step → {detail: RoundInProgress member}.
+_PROGRESS = {
+    "champion": {"endpoint_config": "ChampionEndpointConfig", "model": "ChampionModel"},
+    "challenger_started": {"job": "ChallengerJob"},
+    "registered": {"package": "ChallengerPackage", "model": "ChallengerModel"},
+    "canary": {"endpoint_config": "CanaryEndpointConfig", "model": "ChallengerModel"},
+}
 _NUMBERS = {
     "IntervalSeconds": (1.0, 86400.0 * 366),
     "ScheduleSeconds": (1.0, 86400.0 * 366),
@@ -87,6 +106,8 @@ class RetrainPolicies:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: What the rounds act through (tests put a scripted one in its place).
+        self.control: Control = InProcessControl(service)
 
     # -- lifecycle ------------------------------------------------------------------------
     def open(self) -> None:
@@ -109,9 +130,8 @@ class RetrainPolicies:
 
         settings = _settings(body)
         self.service.call("DescribeEndpoint", {"EndpointName": endpoint})  # its own error
-        control = InProcessControl(self.service)
         try:
-            champion = find_champion(control, endpoint, settings["Job"])
+            champion = find_champion(self.control, endpoint, settings["Job"])
             target = load_model(champion.model_data_url).info.get("target")
             columns = read_table(settings["Holdout"]).columns
         except RetrainError as exc:
@@ -143,6 +163,7 @@ class RetrainPolicies:
             ),
             "RunRequested": False,
             "LastRound": None,
+            "RoundInProgress": None,
         }
         with self._lock:
             earlier = self.store.get_resource(POLICY, endpoint)
@@ -150,6 +171,8 @@ class RetrainPolicies:
                 self.store.insert_resource(POLICY, endpoint, record["PolicyArn"], record)
             else:
                 record["CreationTime"] = earlier["CreationTime"]
+                # The round running now goes on with the settings it started with.
+                record["RoundInProgress"] = earlier.get("RoundInProgress")
                 self.store.put_resource(POLICY, endpoint, record)
         self.store.add_retrain_event(
             endpoint,
@@ -218,6 +241,10 @@ class RetrainPolicies:
     # -- the keeper -----------------------------------------------------------------------
     def _keep(self) -> None:
         while not self._stop.is_set():
+            try:
+                self.recover()
+            except Exception:
+                log.exception("Recovering interrupted retraining rounds failed")
             for record in self.every():
                 if self._stop.is_set():
                     return
@@ -235,8 +262,8 @@ class RetrainPolicies:
         now = time.time() if now is None else now
         with self._lock:
             record = self.store.get_resource(POLICY, endpoint)
-            if record is None:
-                return None
+            if record is None or record.get("RoundInProgress"):
+                return None  # one cut short: recover() runs it again first
             reason = "on demand" if record.get("RunRequested") else None
             scheduled = record.get("NextScheduledTime")
             if reason is None and scheduled is not None and now >= scheduled:
@@ -261,6 +288,15 @@ class RetrainPolicies:
             record["RunRequested"] = False
             if record.get("ScheduleSeconds"):
                 record["NextScheduledTime"] = now + record["ScheduleSeconds"]
+            if files:
+                # Written with Seen: the files are never marked seen without their round.
+                record["RoundInProgress"] = {
+                    "Trigger": reason,
+                    "Files": files,
+                    "StartTime": round(time.time(), 3),
+                    "Step": "triggered",
+                    "Interruptions": 0,
+                }
             self.store.put_resource(POLICY, endpoint, record)
         if not files:
             self.store.add_retrain_event(
@@ -273,14 +309,33 @@ class RetrainPolicies:
         from mlpilot.data import read_table
 
         endpoint = record["EndpointName"]
-        self.store.add_retrain_event(endpoint, "triggered", {"trigger": reason, "files": files})
-        folder = self.service.config.data_dir / "retrain"
-        folder.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        progress = record.get("RoundInProgress") or {}
+        interruptions = int(progress.get("Interruptions") or 0)
+        manifest = progress.get("Manifest")
+        if not manifest:
+            folder = self.service.config.data_dir / "retrain"
+            folder.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            manifest = str(folder / f"{endpoint}-{stamp}.manifest")
+        self._progress(endpoint, {"Step": "triggered", "Manifest": manifest})
+        again = {"attempt": interruptions + 1, "resumed": True} if interruptions else {}
+        self.store.add_retrain_event(
+            endpoint, "triggered", {"trigger": reason, "files": files, **again}
+        )
+
+        def on_step(step: dict[str, Any]) -> None:
+            names = _PROGRESS.get(step["action"], {})
+            self._progress(
+                endpoint,
+                {"Step": step["action"]}
+                | {member: step[key] for key, member in names.items() if step.get(key)},
+            )
+            self.store.add_retrain_event(endpoint, step["action"], step)
+
         try:
-            manifest = write_manifest(files, str(folder / f"{endpoint}-{stamp}.manifest"))
+            write_manifest(files, manifest)
             outcome = retrain_endpoint(
-                InProcessControl(self.service),
+                self.control,
                 endpoint,
                 data=manifest,
                 data_type="ManifestFile",
@@ -297,10 +352,23 @@ class RetrainPolicies:
                 ground_truth=record.get("GroundTruth"),
                 captured_since=float(record.get("CapturedSinceSeconds") or CAPTURED_SINCE),
                 keyring=self.service.config.keyring if self.service.config.kms_keys else None,
-                on_step=lambda step: self.store.add_retrain_event(endpoint, step["action"], step),
+                on_step=on_step,
+                challenger_job=progress.get("ChallengerJob") if interruptions else None,
             )
         except MlpilotError as exc:
             outcome = RetrainOutcome(decision="failed", reason=str(exc))
+        except Exception as exc:  # a bug must not leave the round in progress for ever
+            log.exception("Retraining round of %s failed", endpoint)
+            outcome = RetrainOutcome(decision="failed", reason=f"{type(exc).__name__}: {exc}")
+        if outcome.decision == "failed" and self._stop.is_set():
+            # Cut short by the service stopping (its jobs are stopped): the next start
+            # recovers the round instead of deciding it.
+            return outcome
+        self._decide(endpoint, outcome)
+        return outcome
+
+    def _decide(self, endpoint: str, outcome: RetrainOutcome) -> None:
+        """Log the round's decision and clear the round in progress."""
         summary = {k: v for k, v in vars(outcome).items() if k != "steps"}
         self.store.add_retrain_event(endpoint, "decision", summary)
         with self._lock:
@@ -308,8 +376,142 @@ class RetrainPolicies:
             if current is not None:
                 current["LastRound"] = {"time": round(time.time(), 3), **summary}
                 current["LastModifiedTime"] = round(time.time(), 3)
+                current["RoundInProgress"] = None
                 self.store.put_resource(POLICY, endpoint, current)
-        return outcome
+
+    def _progress(self, endpoint: str, changes: dict[str, Any]) -> None:
+        with self._lock:
+            current = self.store.get_resource(POLICY, endpoint)
+            if current is None or not current.get("RoundInProgress"):
+                return  # the policy was deleted while its round ran
+            current["RoundInProgress"] = {**current["RoundInProgress"], **changes}
+            self.store.put_resource(POLICY, endpoint, current)
+
+    # -- rounds cut short by a restart ----------------------------------------------------
+    def recover(self) -> list[RetrainOutcome]:
+        """Put right every round found in progress (one a restart cut short: rounds run on
+        the keeper's thread, which is not in one now): each endpoint back on its champion's
+        config first, then each round run again. The outcomes of the rounds run again."""
+        found = [
+            r["EndpointName"]
+            for r in self.store.list_resources(POLICY, limit=10_000, descending=False).rows
+            if r.get("RoundInProgress")
+        ]
+        for endpoint in found:
+            self._interrupted(endpoint)
+        outcomes = []
+        for endpoint in found:
+            with self._lock:
+                record = self.store.get_resource(POLICY, endpoint)
+            progress = (record or {}).get("RoundInProgress")
+            if progress and progress.get("Step") == "interrupted":
+                outcomes.append(self._round(record, progress["Trigger"], progress["Files"]))
+        return outcomes
+
+    def _interrupted(self, endpoint: str) -> None:
+        """The champion's config back on the endpoint, what the cut-short attempt left behind
+        put aside, the ``interrupted`` event; ``failed`` when that was once too often."""
+        with self._lock:
+            record = self.store.get_resource(POLICY, endpoint)
+        progress = dict((record or {}).get("RoundInProgress") or {})
+        if not progress:
+            return
+        if self._decided_since(endpoint, float(progress.get("StartTime") or 0.0)):
+            # Stopped between logging its decision and clearing the round: nothing to redo.
+            with self._lock:
+                current = self.store.get_resource(POLICY, endpoint)
+                if current is not None:
+                    current["RoundInProgress"] = None
+                    self.store.put_resource(POLICY, endpoint, current)
+            return
+        step = progress.get("Step")
+        details: dict[str, Any] = {
+            "step": step,
+            "attempt": int(progress.get("Interruptions") or 0) + 1,
+            "trigger": progress.get("Trigger"),
+            "files": progress.get("Files"),
+            "challenger_job": progress.get("ChallengerJob"),
+        }
+        champion_config = progress.get("ChampionEndpointConfig")
+        restored = False
+        if champion_config:
+            try:
+                restored = restore_champion_config(self.control, endpoint, champion_config)
+            except RetrainError as exc:
+                details["restore_failed"] = str(exc)
+            details["endpoint_config"] = champion_config
+            details["restored"] = restored
+        reusable = self._put_aside(progress, step, ok="restore_failed" not in details)
+        if step == "interrupted":
+            # Cut short again before it ran again: already counted.
+            self._progress(endpoint, {"ChallengerJob": reusable})
+            return
+        interruptions = int(progress.get("Interruptions") or 0) + 1
+        self.store.add_retrain_event(endpoint, "interrupted", details)
+        if interruptions >= MAX_INTERRUPTIONS:
+            self._decide(
+                endpoint,
+                RetrainOutcome(
+                    decision="failed",
+                    champion=progress.get("ChampionModel"),
+                    challenger=progress.get("ChallengerModel") or progress.get("ChallengerJob"),
+                    reason=(
+                        f"the round was cut short by a restart of the service {interruptions} "
+                        f"times (the last at step {step}); it is not run again"
+                    ),
+                ),
+            )
+            return
+        self._progress(
+            endpoint,
+            {"Step": "interrupted", "Interruptions": interruptions, "ChallengerJob": reusable},
+        )
+
+    def _put_aside(self, progress: dict[str, Any], step: str | None, ok: bool) -> str | None:
+        """What a cut-short attempt registered is rejected and its challenger's model removed,
+        so that its challenger job (when still usable) is scored and registered afresh; that
+        job's name, or None when the next attempt must start its own."""
+        control = self.control
+        package = progress.get("ChallengerPackage")
+        if package:
+            try:
+                found = control.call("DescribeModelPackage", ModelPackageName=package)
+                if found.get("ModelApprovalStatus") != "Rejected":  # a loss keeps its reason
+                    control.call(
+                        "UpdateModelPackage",
+                        ModelPackageArn=package,
+                        ModelApprovalStatus="Rejected",
+                        ApprovalDescription=(
+                            f"mlpilot retrain: the round was cut short by a restart at step {step}"
+                        ),
+                    )
+            except RetrainError as exc:
+                log.warning("Could not reject %s: %s", package, exc)
+        job = progress.get("ChallengerJob")
+        if not job:
+            return None
+        model = challenger_model_name(job)
+        try:
+            control.call("DescribeModel", ModelName=model)
+        except RetrainError:
+            return job  # none made yet
+        if ok:
+            try:
+                control.call("DeleteModel", ModelName=model)
+                return job
+            except RetrainError as exc:
+                log.warning("Could not delete model %s: %s", model, exc)
+        return None
+
+    def _decided_since(self, endpoint: str, since: float) -> bool:
+        """Whether the policy's last logged step since ``since`` is a decision (a client's
+        rounds, logged beside, do not count)."""
+        own = [
+            e
+            for e in self.store.retrain_events(endpoint)
+            if e.get("source") != "command" and e["time"] >= since
+        ]
+        return bool(own) and own[-1]["action"] == "decision"
 
 
 def _settings(body: dict[str, Any]) -> dict[str, Any]:

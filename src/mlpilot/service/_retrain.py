@@ -36,10 +36,12 @@ __all__ = [
     "RetrainError",
     "RetrainOutcome",
     "captured_rows",
+    "challenger_model_name",
     "check_schema",
     "decide",
     "find_champion",
     "promote_version",
+    "restore_champion_config",
     "retrain_endpoint",
     "score_package",
     "write_manifest",
@@ -396,13 +398,16 @@ def retrain_endpoint(
     ground_truth: str | None = None,
     captured_since: float = CAPTURED_SINCE,
     keyring: Any = None,
+    challenger_job: str | None = None,
 ) -> RetrainOutcome:
     """One champion/challenger round on ``endpoint``; raises :class:`RetrainError` for bad
     input (nothing changed), else returns the decision. ``on_step`` hears each step as it is
     taken (``time``, ``action`` and its details); ``data_type`` is the new data channel's
     ``S3DataType`` (``S3Prefix`` or ``ManifestFile``). With ``ground_truth``, the endpoint's
     captured invocations of the last ``captured_since`` seconds that have a label there are
-    scored with the holdout (``keyring``: for captures written under a ``KmsKeyId``)."""
+    scored with the holdout (``keyring``: for captures written under a ``KmsKeyId``).
+    ``challenger_job``: the job an interrupted attempt of this round started on the same data;
+    it is waited on instead of a new one while it is in progress or completed."""
     from mlpilot.data import list_objects, read_table
     from mlpilot.metrics import objective_direction
     from mlpilot.package import load_model
@@ -416,6 +421,7 @@ def retrain_endpoint(
     step(
         "champion",
         endpoint=endpoint,
+        endpoint_config=champion.endpoint_config,
         variant=champion.variant,
         model=champion.model,
         job=champion.job,
@@ -459,11 +465,15 @@ def retrain_endpoint(
         rows = pd.concat([holdout, captured], ignore_index=True)
     outcome.champion_score = score_package(champion_model, rows, metric)
 
-    request = _challenger_request(control, record, champion.job, data, data_type, with_old_data)
-    name = request["AutoMLJobName"]
+    name = _resumable_job(control, challenger_job)
+    if name:
+        step("challenger_started", job=name, data=data, with_old_data=with_old_data, resumed=True)
+    else:
+        request = _challenger_request(control, record, champion.job, data, data_type, with_old_data)
+        name = request["AutoMLJobName"]
+        control.call("CreateAutoMLJobV2", **request)
+        step("challenger_started", job=name, data=data, with_old_data=with_old_data)
     outcome.challenger = name
-    control.call("CreateAutoMLJobV2", **request)
-    step("challenger_started", job=name, data=data, with_old_data=with_old_data)
     ended = _wait_job(control, name, job_timeout)
     if ended["AutoMLJobStatus"] != "Completed" or not ended.get("BestCandidate"):
         outcome.decision = "failed"
@@ -502,7 +512,7 @@ def retrain_endpoint(
         return outcome
     outcome.challenger = model_name
     if package:
-        step("registered", package=package, approval=_approval(champion, won))
+        step("registered", package=package, model=model_name, approval=_approval(champion, won))
     if not won:
         outcome.reason = why
         return outcome
@@ -516,6 +526,36 @@ def retrain_endpoint(
         )
         return outcome
     return _promote_or_restore(control, champion, model_name, package, canary, outcome, step, why)
+
+
+def _resumable_job(control: Control, job: str | None) -> str | None:
+    """``job`` when it is in progress or completed (an interrupted attempt's challenger that the
+    service picked up again on restart), else None."""
+    if not job:
+        return None
+    try:
+        status = control.call("DescribeAutoMLJobV2", AutoMLJobName=job)["AutoMLJobStatus"]
+    except RetrainError:
+        return None
+    return job if status in ("InProgress", "Completed") else None
+
+
+def challenger_model_name(job: str) -> str:
+    """The model a round makes for its challenger job ``job``."""
+    return f"{job}-model"
+
+
+def restore_champion_config(control: Control, endpoint: str, config: str) -> bool:
+    """Put ``endpoint`` back on its champion's endpoint config ``config`` when another is
+    there (a canary left by an interrupted round), once it is in service; True when it was
+    put back. Raises :class:`RetrainError` when the service refuses or the endpoint fails."""
+    _wait_in_service(control, endpoint)
+    now = control.call("DescribeEndpoint", EndpointName=endpoint)
+    if now.get("EndpointConfigName") == config:
+        return False
+    control.call("UpdateEndpoint", EndpointName=endpoint, EndpointConfigName=config)
+    _wait_in_service(control, endpoint)
+    return True
 
 
 def _approval(champion: Champion, won: bool) -> str:
@@ -585,6 +625,7 @@ def promote_version(
     step(
         "champion",
         endpoint=endpoint,
+        endpoint_config=champion.endpoint_config,
         variant=champion.variant,
         model=champion.model,
         job=champion.job or None,
@@ -725,7 +766,7 @@ def _challenger_model(
     """The challenger's model: a new version in the champion's group when it has one
     (Approved on a win, PendingManualApproval on a win where the group needs approval,
     Rejected otherwise), else made from the job's container."""
-    model_name = f"{job}-model"
+    model_name = challenger_model_name(job)
     package = None
     if champion.group:
         package = control.call(
@@ -797,6 +838,7 @@ def _promote(
     step(
         "canary",
         endpoint_config=canary_config,
+        model=model,
         variant=canary_variant,
         weight=share,
         seconds=canary.seconds,
