@@ -190,7 +190,7 @@ def _job_request(name: str, data: Path, output: Path) -> dict[str, Any]:
                     "ItemIdentifierAttributeName": "item_id",
                 },
                 "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["npts"]}]},
-                "CompletionCriteria": {"MaxAutoMLJobRuntimeInSeconds": 20},
+                "CompletionCriteria": {"MaxAutoMLJobRuntimeInSeconds": 60},
             }
         },
         "RoleArn": ROLE,
