@@ -87,6 +87,8 @@ def test_manifest_records_what_a_reader_needs(tourism_package: Path, tourism: Se
     assert info["weights"] == {"ets": 0.5, "seasonal-naive": 0.5}
     assert info["season_length"] == 4 and info["series"] == 9 and info["history_rows"] == 720
     assert info["candidate"] == {"CandidateName": "best"}
+    # The static attributes are listed though neither model reads them: new data must hold them.
+    assert info["covariates"] == {} and info["feature_columns"] == ["Region", "State", "Purpose"]
     assert info["versions"]["statsforecast"] == installed_versions()["statsforecast"]
     facts = tourism.facts
     assert facts.key_columns == ("item_id",) and facts.timestamp == "timestamp"

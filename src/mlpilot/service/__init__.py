@@ -28,6 +28,7 @@ from mlpilot.service._retrain import (
     RetrainError,
     RetrainOutcome,
     captured_rows,
+    check_holdout_columns,
     check_schema,
     decide,
     find_champion,
@@ -36,6 +37,7 @@ from mlpilot.service._retrain import (
     score_package,
     write_manifest,
 )
+from mlpilot.service._retrain_series import SeriesHoldout, score_series_package
 from mlpilot.service._store import Store
 
 __all__ = [
@@ -56,11 +58,13 @@ __all__ = [
     "InProcessControl",
     "RetrainError",
     "RetrainOutcome",
+    "SeriesHoldout",
     "Service",
     "ServiceConfig",
     "ServiceError",
     "Store",
     "captured_rows",
+    "check_holdout_columns",
     "check_schema",
     "create_app",
     "decide",
@@ -69,5 +73,6 @@ __all__ = [
     "promote_version",
     "retrain_endpoint",
     "score_package",
+    "score_series_package",
     "write_manifest",
 ]

@@ -32,6 +32,7 @@ from mlpilot.service._retrain import (
     RetrainError,
     RetrainOutcome,
     challenger_model_name,
+    check_holdout_columns,
     find_champion,
     restore_champion_config,
     retrain_endpoint,
@@ -132,17 +133,13 @@ class RetrainPolicies:
         self.service.call("DescribeEndpoint", {"EndpointName": endpoint})  # its own error
         try:
             champion = find_champion(self.control, endpoint, settings["Job"])
-            target = load_model(champion.model_data_url).info.get("target")
-            columns = read_table(settings["Holdout"]).columns
+            model = load_model(champion.model_data_url)
+            columns = [str(c) for c in read_table(settings["Holdout"]).columns]
+            check_holdout_columns(model, columns, settings["Holdout"])
         except RetrainError as exc:
             raise validation(str(exc)) from None
         except MlpilotError as exc:
             raise validation(f"{endpoint}: {exc}") from None
-        if target not in columns:
-            raise validation(
-                f"The holdout {settings['Holdout']} has no target column {target!r}: it must "
-                "hold the true outcomes"
-            )
         try:
             seen = list_objects(settings["WatchPrefix"])
         except (MlpilotError, OSError):

@@ -1,4 +1,5 @@
-"""Champion/challenger retraining of an endpoint's model, over SageMaker's own operations.
+"""Champion/challenger retraining of an endpoint's model (tabular or forecasting), over
+SageMaker's own operations.
 
 Everything goes through a :class:`Control`: SageMaker operations by name (boto3 against a
 service from the CLI, or the service's own dispatch in process) plus the endpoint's
@@ -10,6 +11,8 @@ runs) → re-run that job's request on the new data under a new name → score c
 challenger on the same holdout (both packages loaded here, scored with the job's objective) →
 register the challenger in the champion's model package group, when there is one → on a win
 by the margin, a canary variant, watched, then all traffic; else the endpoint is untouched.
+Forecasting models are scored on a holdout of series (:mod:`._retrain_series`); the rest of
+the round does not depend on the problem type.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "RetrainOutcome",
     "captured_rows",
     "challenger_model_name",
+    "check_holdout_columns",
     "check_schema",
     "decide",
     "find_champion",
@@ -64,6 +68,18 @@ _REQUEST_KEYS = (
     "AutoMLComputeConfig",
 )
 _ENDED = ("Completed", "Failed", "Stopped")
+#: The problem types a round can score (AutoMLProblemTypeConfigName).
+TABULAR, FORECASTING = "Tabular", "TimeSeriesForecasting"
+#: What a forecasting round says instead of scoring captured traffic.
+SERIES_CAPTURE_REASON = (
+    "captured traffic is scored for tabular models only: a forecast's truth is not one label "
+    "per invocation"
+)
+#: The request and response types each problem type's container takes (serving/).
+_CONTENT_TYPES = {
+    TABULAR: ["text/csv", "application/json"],
+    FORECASTING: ["text/csv", "application/json", "application/jsonlines"],
+}
 #: How far back captured, labelled invocations join the holdout by default: one week.
 CAPTURED_SINCE = 7 * 86400.0
 #: The suffix naming a challenger job: ``<first job>-r-<MMDDhhmmss>``.
@@ -251,10 +267,37 @@ def check_schema(columns: list[str], expected: list[str], target: str, what: str
         )
 
 
+def check_holdout_columns(model: Any, columns: list[str], where: str) -> None:
+    """The holdout ``where`` must hold what scoring ``model`` reads: a tabular model's target
+    (its input columns are checked when scored), a forecasting model's key, timestamp and
+    target columns."""
+    if model.problem_type == FORECASTING:
+        facts = model.facts
+        wanted = [*facts.key_columns, facts.timestamp, facts.target]
+        missing = [c for c in wanted if c not in columns]
+        if missing:
+            raise RetrainError(
+                f"The holdout {where} lacks the forecasting column(s) {', '.join(missing)}: it "
+                "must be a long table of item, timestamp and target"
+            )
+        return
+    target = model.info.get("target")
+    if target not in columns:
+        raise RetrainError(
+            f"The holdout {where} has no target column {target!r}: it must hold the true outcomes"
+        )
+
+
 def score_package(model: Any, holdout: pd.DataFrame, metric: str) -> float:
-    """``metric`` of a tabular package's predictions on the labelled ``holdout``."""
+    """``metric`` of a package's predictions on the labelled ``holdout``: a tabular package's
+    rows against their target; a forecasting package's series as
+    :func:`~mlpilot.service.score_series_package` scores them."""
     from mlpilot.metrics import score_all
 
+    if model.problem_type == FORECASTING:
+        from mlpilot.service._retrain_series import score_series_package
+
+        return score_series_package(model, holdout, metric)
     target = model.info.get("target")
     if not target or target not in holdout.columns:
         raise RetrainError(
@@ -405,9 +448,11 @@ def retrain_endpoint(
     taken (``time``, ``action`` and its details); ``data_type`` is the new data channel's
     ``S3DataType`` (``S3Prefix`` or ``ManifestFile``). With ``ground_truth``, the endpoint's
     captured invocations of the last ``captured_since`` seconds that have a label there are
-    scored with the holdout (``keyring``: for captures written under a ``KmsKeyId``).
-    ``challenger_job``: the job an interrupted attempt of this round started on the same data;
-    it is waited on instead of a new one while it is in progress or completed."""
+    scored with the holdout (``keyring``: for captures written under a ``KmsKeyId``). A
+    forecasting champion is scored on ``holdout`` as a table of series (each item's last
+    ``ForecastHorizon`` points forecast from the points before them; captured traffic is not
+    scored). ``challenger_job``: the job an interrupted attempt of this round started on the
+    same data; it is waited on instead of a new one while it is in progress or completed."""
     from mlpilot.data import list_objects, read_table
     from mlpilot.metrics import objective_direction
     from mlpilot.package import load_model
@@ -427,43 +472,48 @@ def retrain_endpoint(
         job=champion.job,
         package=champion.package,
     )
-    if record.get("AutoMLProblemTypeConfigName", "Tabular") != "Tabular":
+    problem = record.get("AutoMLProblemTypeConfigName", TABULAR)
+    if problem not in (TABULAR, FORECASTING):
         raise RetrainError(
-            f"Job {champion.job} is a {record.get('AutoMLProblemTypeConfigName')} job; "
-            "mlpilot retrain scores tabular models only"
+            f"Job {champion.job} is a {problem} job; mlpilot retrain scores tabular and "
+            "forecasting models only"
         )
     champion_model = loader(champion.model_data_url)
+    if (champion_model.problem_type == FORECASTING) != (problem == FORECASTING):
+        raise RetrainError(
+            f"Model {champion.model} is a {champion_model.problem_type} model, but job "
+            f"{champion.job} is a {problem} job: give the job that made it (--job)"
+        )
     metric, maximize = _objective(record, objective_direction)
     outcome.metric = metric
     # Bad input first, while nothing has started.
     target = str(champion_model.info.get("target"))
+    if problem == FORECASTING:
+        from mlpilot.service._retrain_series import series_columns
+
+        expected = series_columns(champion_model)
+    else:
+        expected = champion_model.input_columns
     new_files = list_objects(data, data_type=data_type)
     if not new_files:
         raise RetrainError(f"No data files under {data}")
     for uri in new_files:  # each file: the one of another schema is the one named
         columns = list(read_table(uri).columns)
-        check_schema(columns, champion_model.input_columns, target, f"The new data {uri}")
-    captured, source = captured_rows(
-        control,
-        champion,
-        champion_model,
-        ground_truth,
-        captured_since,
-        holdout=holdout,
-        keyring=keyring,
-    )
-    outcome.holdout_rows = len(_labelled(holdout, target)) if target in holdout.columns else 0
-    outcome.captured_rows = len(captured)
-    if captured.empty:
-        scored_on = f"scored on {outcome.holdout_rows} holdout rows alone ({source})"
-        rows = holdout
+        check_schema(columns, expected, target, f"The new data {uri}")
+    if problem == FORECASTING:
+        scorer, scored_on = _series_scorer(champion_model, holdout, ground_truth, outcome)
     else:
-        scored_on = (
-            f"scored on {outcome.holdout_rows} holdout rows and {outcome.captured_rows} "
-            f"captured rows ({source})"
+        scorer, scored_on = _row_scorer(
+            control,
+            champion,
+            champion_model,
+            holdout,
+            ground_truth,
+            captured_since,
+            keyring,
+            outcome,
         )
-        rows = pd.concat([holdout, captured], ignore_index=True)
-    outcome.champion_score = score_package(champion_model, rows, metric)
+    outcome.champion_score = scorer(champion_model, metric)
 
     name = _resumable_job(control, challenger_job)
     if name:
@@ -485,7 +535,7 @@ def retrain_endpoint(
         return outcome
     container = ended["BestCandidate"]["InferenceContainers"][0]
     try:
-        outcome.challenger_score = score_package(loader(container["ModelDataUrl"]), rows, metric)
+        outcome.challenger_score = scorer(loader(container["ModelDataUrl"]), metric)
     except MlpilotError as exc:  # a package that will not load, labels it never saw…
         outcome.decision = "failed"
         outcome.reason = f"the challenger could not be scored: {exc}"
@@ -504,7 +554,9 @@ def retrain_endpoint(
         reason=why,
     )
     try:
-        model_name, package = _challenger_model(control, champion, name, container, won, why)
+        model_name, package = _challenger_model(
+            control, champion, name, container, won, why, _CONTENT_TYPES[problem]
+        )
     except RetrainError as exc:
         outcome.decision = "failed"
         outcome.reason = f"{why}; registering the challenger failed: {exc}"
@@ -556,6 +608,62 @@ def restore_champion_config(control: Control, endpoint: str, config: str) -> boo
     control.call("UpdateEndpoint", EndpointName=endpoint, EndpointConfigName=config)
     _wait_in_service(control, endpoint)
     return True
+
+
+def _row_scorer(
+    control: Control,
+    champion: Champion,
+    model: Any,
+    holdout: pd.DataFrame,
+    ground_truth: str | None,
+    captured_since: float,
+    keyring: Any,
+    outcome: RetrainOutcome,
+) -> tuple[Callable[[Any, str], float], str]:
+    """How a tabular round scores a package (the holdout's rows and the captured, labelled
+    ones), and what it is scored on."""
+    target = str(model.info.get("target"))
+    captured, source = captured_rows(
+        control,
+        champion,
+        model,
+        ground_truth,
+        captured_since,
+        holdout=holdout,
+        keyring=keyring,
+    )
+    outcome.holdout_rows = len(_labelled(holdout, target)) if target in holdout.columns else 0
+    outcome.captured_rows = len(captured)
+    if captured.empty:
+        scored_on = f"scored on {outcome.holdout_rows} holdout rows alone ({source})"
+        rows = holdout
+    else:
+        scored_on = (
+            f"scored on {outcome.holdout_rows} holdout rows and {outcome.captured_rows} "
+            f"captured rows ({source})"
+        )
+        rows = pd.concat([holdout, captured], ignore_index=True)
+    return (lambda package, metric: score_package(package, rows, metric)), scored_on
+
+
+def _series_scorer(
+    model: Any, holdout: pd.DataFrame, ground_truth: str | None, outcome: RetrainOutcome
+) -> tuple[Callable[[Any, str], float], str]:
+    """How a forecasting round scores a package (each holdout item's last horizon points,
+    forecast from the points before them), and what it is scored on."""
+    from mlpilot.service._retrain_series import SeriesHoldout
+
+    series = SeriesHoldout.of(model, holdout)
+    outcome.holdout_rows = series.points
+    outcome.captured_rows = 0
+    captured = SERIES_CAPTURE_REASON
+    if ground_truth:
+        captured = f"{SERIES_CAPTURE_REASON}; {ground_truth} is not read"
+    scored_on = (
+        f"scored on {series.points} forecast points of {series.items} holdout item(s), the last "
+        f"{series.horizon} of each ({captured})"
+    )
+    return series.score, scored_on
 
 
 def _approval(champion: Champion, won: bool) -> str:
@@ -762,6 +870,7 @@ def _challenger_model(
     container: dict[str, Any],
     won: bool,
     why: str,
+    content_types: list[str],
 ) -> tuple[str, str | None]:
     """The challenger's model: a new version in the champion's group when it has one
     (Approved on a win, PendingManualApproval on a win where the group needs approval,
@@ -775,8 +884,8 @@ def _challenger_model(
             ModelPackageDescription=f"mlpilot retrain challenger of {champion.endpoint}",
             InferenceSpecification={
                 "Containers": [container],
-                "SupportedContentTypes": ["text/csv", "application/json"],
-                "SupportedResponseMIMETypes": ["text/csv", "application/json"],
+                "SupportedContentTypes": content_types,
+                "SupportedResponseMIMETypes": content_types,
             },
             ModelApprovalStatus=_approval(champion, won),
             CustomerMetadataProperties={JOB_METADATA: job},

@@ -337,6 +337,9 @@ class ForecastPredictor:
             # What the models read besides the target (none when no model reads features).
             "covariates": self.covariates if self.uses_features else {},
             "static_attributes": self.static_columns if self.uses_features else {},
+            # Every column of the training table the job read besides the series' own (what
+            # new data for the same job must hold, whether or not a model reads it).
+            "feature_columns": [*self.covariates, *self.static_columns],
             "series": len(self._history.lengths),
             "history_rows": int(self._history.lengths.sum()),
         }
