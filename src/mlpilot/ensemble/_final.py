@@ -20,7 +20,7 @@ import numpy as np
 from mlpilot._types import ProblemType
 from mlpilot.ensemble._caruana import blend
 from mlpilot.ensemble._predictor import AssembleResult, AssembleTask, UnitSpec
-from mlpilot.metrics import DisparityOption, choose_within_disparity
+from mlpilot.metrics import Calibration, DisparityOption, choose_within_disparity, fit_calibration
 from mlpilot.runtime import QueueItem, TaskOutcome
 from mlpilot.search import TrialResult, TrialTask
 
@@ -179,10 +179,12 @@ class FinalPhase:
         if self.b.objective.fn is None and self.b.limits.latency_limit is None:
             chosen, weights = self._fastest_within_tolerance(chosen, weights, ensemble_score)
         chosen, weights = self._within_disparity(chosen, weights, ensemble_score)
-        ensemble = len(chosen) > 1
-        self._check_cost_decision(
-            blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
-        )
+        chosen_oof = blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
+        self._check_cost_decision(chosen_oof)
+        self.b.calibration = self._calibration(chosen_oof)
+        # A calibrated single model ships as an ensemble of one: the candidate whose package,
+        # record and notebook carry the calibration (the model's own stays as trained).
+        ensemble = len(chosen) > 1 or bool(self._calibration_entry())
         self.b.weights = dict(weights)
         units = self._units(chosen, weights)
         final_name = chosen[0].name
@@ -194,6 +196,10 @@ class FinalPhase:
         if ensemble:
             ens_oof = blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
             self.b.threshold = self._decision_threshold(ens_oof)
+            fitted = self.b.calibration
+            if fitted is not None and not fitted.identity:
+                # What the package predicts: its saved validation predictions and its score.
+                ens_oof = fitted.apply(ens_oof)
             shown = {m.name: round(weights[m.name], 4) for m in chosen}
             final_name = self.b._name("weighted-ensemble", shown, {})
             self.b.ensemble_name = final_name
@@ -218,6 +224,7 @@ class FinalPhase:
                 "Weights": shown,
                 "Refit": False,
                 "DecisionThreshold": self.b.threshold,
+                **self._calibration_entry(),
             }
             bag_task = self._assemble_task(
                 self.b.candidate_dir(final_name),
@@ -304,6 +311,7 @@ class FinalPhase:
                 "Weights": {k: round(v, 4) for k, v in refit_weights.items()},
                 "Refit": True,
                 "DecisionThreshold": self.b.threshold if ensemble else None,
+                **(self._calibration_entry() if ensemble else {}),
             }
             out = self.b.work_dir / "refit-ensemble"
             task = self._assemble_task(
@@ -477,6 +485,8 @@ class FinalPhase:
         }
         if self.b.threshold is not None:
             extra["DecisionThreshold"] = round(self.b.threshold, 6)
+        if self.b.calibration is not None:
+            extra["Calibration"] = self.b.calibration.to_dict()
         self.b.on_result(task, result, extra)
 
     def _within_disparity(
@@ -573,6 +583,38 @@ class FinalPhase:
             f"cost matrix: the model predicts the class of least expected cost: ExpectedCost "
             f"{bayes:.4g} out of fold, {argmax:.4g} predicting the most probable class"
         )
+
+    def _calibration(self, oof: np.ndarray) -> Calibration | None:
+        """For a log-loss objective: the temperature and probability floor that lower the
+        ensemble's out-of-fold log loss (the identity when none does); None otherwise."""
+        if self.b.objective.name != "LogLoss" or not self.b.problem_type.is_classification:
+            return None
+        fitted = fit_calibration(self.b.y, oof, self.b.weight)
+        # Both values as the objective scores them (the after value is the candidate's).
+        name = self.b.objective.name
+        before = self._metrics(oof)[name]
+        after = before if fitted.identity else self._metrics(fitted.apply(oof))[name]
+        fitted = replace(fitted, before=float(before), after=float(after))
+        if fitted.identity:
+            self.b.notes.append(
+                f"calibration: no temperature or probability floor lowered the ensemble's "
+                f"out-of-fold LogLoss ({fitted.before:.4f}): its probabilities are shipped as "
+                "blended"
+            )
+        else:
+            self.b.notes.append(
+                f"calibration: temperature {fitted.temperature:.3f} on the log-probabilities"
+                + (f", no probability below {fitted.floor:g}" if fitted.floor else "")
+                + f": out-of-fold LogLoss {fitted.after:.4f} (blended: {fitted.before:.4f})"
+            )
+        return fitted
+
+    def _calibration_entry(self) -> dict[str, Any]:
+        """The package's ``Calibration`` (none when it would change nothing)."""
+        fitted = self.b.calibration
+        if fitted is None or fitted.identity:
+            return {}
+        return {"Calibration": fitted.package_entry()}
 
     def _decision_threshold(self, oof: np.ndarray, *, note: bool = True) -> float | None:
         """For a binary objective computed from labels (F1, accuracy, balanced accuracy): the
