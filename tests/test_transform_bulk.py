@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import lightgbm
@@ -212,6 +213,24 @@ def test_a_calibrated_package_answers_alike_on_every_path(mixed: InferenceModel)
     blended = InferenceModel(blend, mixed.info).predict_raw(rows)
     np.testing.assert_allclose(
         ensemble.predict_coded(read), calibrate_probabilities(blended, 2.5, 0.02), rtol=1e-12
+    )
+
+
+def test_a_package_copied_with_a_calibration_predicts_calibrated(
+    mixed: InferenceModel, tmp_path: Path
+) -> None:
+    """What an ENSEMBLING job with no time left to assemble a calibrated single model ships:
+    the model's own package, files as they are, its manifest given the calibration."""
+    source = mixed.save(tmp_path / "model", archive=False)
+    facts = {"CandidateName": "calibrated", "Calibration": {"Temperature": 0.5, "Floor": 0.0}}
+    InferenceModel.copy_package(source, tmp_path / "copy", archive=True, candidate=facts)
+    copied = InferenceModel.load(tmp_path / "copy" / "model.tar.gz")
+    assert copied.candidate_name == "calibrated" and copied.calibration == (0.5, 0.0)
+    rows = _table(100, seed=7)
+    as_trained = InferenceModel.load(source).predict_raw(rows)
+    assert InferenceModel.load(source).calibration is None
+    np.testing.assert_allclose(
+        copied.predict_raw(rows), calibrate_probabilities(as_trained, 0.5, 0.0), rtol=1e-12
     )
 
 

@@ -20,9 +20,11 @@ import numpy as np
 from mlpilot._types import ProblemType
 from mlpilot.ensemble._caruana import blend
 from mlpilot.ensemble._predictor import AssembleResult, AssembleTask, UnitSpec
+from mlpilot.errors import JobNotFoundError, ModelPackageError
 from mlpilot.metrics import Calibration, DisparityOption, choose_within_disparity, fit_calibration
+from mlpilot.package import InferenceModel, package_bytes
 from mlpilot.runtime import QueueItem, TaskOutcome
-from mlpilot.search import TrialResult, TrialTask
+from mlpilot.search import VALIDATION_PREDICTIONS, TrialResult, TrialTask
 
 if TYPE_CHECKING:
     from mlpilot.ensemble._runner import EnsembleBuilder
@@ -191,6 +193,7 @@ class FinalPhase:
 
         # 1. The weighted ensemble candidate (bags as trained): its package and predictions.
         ens_task: TrialTask | None = None
+        ens_candidate: dict[str, Any] = {}
         ens_oof: np.ndarray | None = None
         first: list[tuple[str, Any, float | None]] = []
         if ensemble:
@@ -226,6 +229,7 @@ class FinalPhase:
                 "DecisionThreshold": self.b.threshold,
                 **self._calibration_entry(),
             }
+            ens_candidate = candidate
             bag_task = self._assemble_task(
                 self.b.candidate_dir(final_name),
                 units,
@@ -301,6 +305,8 @@ class FinalPhase:
 
         self._run_queue(first, handle)
         ens_result = results.get(str(self.b.candidate_dir(final_name))) if ensemble else None
+        if ensemble and ens_result is None and len(chosen) == 1 and ens_oof is not None:
+            ens_result = self._calibrated_copy(chosen[0], final_name, ens_candidate, ens_oof)
         if ensemble and ens_result is None and "ensemble-package" not in str(self.b.notes):
             self.b.notes.append("no time left to build the bagged ensemble's package")
         refit_result: AssembleResult | None = None
@@ -401,6 +407,37 @@ class FinalPhase:
                 single.result.latency_seconds,
                 single.result.latency_seconds,
             )
+
+    def _calibrated_copy(
+        self, model: BuiltModel, name: str, candidate: dict[str, Any], oof: np.ndarray
+    ) -> AssembleResult | None:
+        """A calibrated single model whose package there was no time left to assemble: its
+        own package copied (files as they are) with the calibrated candidate's facts, and the
+        calibrated validation predictions. A file copy: it fits where a worker task did not."""
+        if model.layer != 1 or not model.result.model_dir:
+            return None
+        out = self.b.candidate_dir(name)
+        latency = model.result.latency_seconds or 0.0
+        started = time.monotonic()
+        try:
+            InferenceModel.copy_package(
+                model.result.model_dir,
+                out,
+                archive=False,
+                candidate={**candidate, "PredictSecondsPerRow": latency},
+            )
+            rows, folds, _ = self._validation(oof)
+            np.savez(out / VALIDATION_PREDICTIONS, rows=rows, folds=folds, predictions=oof)
+        except (OSError, ModelPackageError, JobNotFoundError) as exc:
+            self.b.notes.append(
+                f"the calibrated package of {model.name} could not be copied: {exc}"
+            )
+            return None
+        self.b.notes.append(
+            f"no time left to assemble {name}: {model.name}'s own package copied with the "
+            "calibration"
+        )
+        return AssembleResult(str(out), latency, package_bytes(out), time.monotonic() - started)
 
     def _refit_plan(self, units: list[BuiltModel], weights: dict[str, float]) -> list[BuiltModel]:
         """The units to refit: the most influential first (a stacker's inputs count with its

@@ -275,9 +275,16 @@ class InferenceModel:
         return publish(Path(directory), self.info, self.members, archive=archive)
 
     @staticmethod
-    def copy_package(source: str | Path, directory: str | Path, *, archive: bool = True) -> Path:
-        """Copy a saved package (files as they are, nothing unpickled), adding the archive."""
-        return copy_package(source, directory, archive=archive)
+    def copy_package(
+        source: str | Path,
+        directory: str | Path,
+        *,
+        archive: bool = True,
+        candidate: dict[str, Any] | None = None,
+    ) -> Path:
+        """Copy a saved package (files as they are, nothing unpickled), adding the archive;
+        ``candidate`` replaces the manifest's candidate facts of the same name."""
+        return copy_package(source, directory, archive=archive, candidate=candidate)
 
     @classmethod
     def load(cls, directory: str | Path, *, strict: bool = False) -> InferenceModel:
