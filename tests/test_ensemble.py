@@ -287,6 +287,11 @@ def test_ensembling_job_trains_every_layer(ensemble_job: tuple[AutoMLJob, pd.Dat
     assert len(weights) >= 2 and sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
     values = [c["FinalAutoMLJobObjectiveMetric"]["Value"] for c in by_layer(job, 1)]
     assert best["FinalAutoMLJobObjectiveMetric"]["Value"] <= min(values) + 1e-12
+    # LogLoss: the blend's calibration is fitted and recorded (kept only when it gains).
+    calibration = ensemble["Mlpilot"]["Calibration"]
+    assert calibration["AfterLogLoss"] == best["FinalAutoMLJobObjectiveMetric"]["Value"]
+    assert calibration["AfterLogLoss"] <= calibration["BeforeLogLoss"]
+    assert 0.25 <= calibration["Temperature"] <= 4.0
 
 
 @pytest.mark.slow

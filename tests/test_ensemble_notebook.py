@@ -13,14 +13,21 @@ import pandas as pd
 import pytest
 
 import mlpilot
-from helpers_data import TELCO
+from helpers_data import PENGUINS, TELCO
 from helpers_whitebox import output_text, read_notebook, tagged
 from mlpilot.algorithms import FitContext, get_algorithm
 from mlpilot.ensemble import EnsembleReplay
 from mlpilot.features import FeaturePipeline
+from mlpilot.metrics import get_metric
 from mlpilot.notebooks import execute_notebook
 from mlpilot.profile import build_profile
-from mlpilot.search import TrialTask, load_validation_predictions, run_trial, write_prepared
+from mlpilot.search import (
+    TrialTask,
+    load_prepared,
+    load_validation_predictions,
+    run_trial,
+    write_prepared,
+)
 
 
 def _forest_task(data: Path, out: Path, **changes: object) -> TrialTask:
@@ -135,5 +142,52 @@ def test_ensembling_notebook_reproduces_the_objective(tmp_path: Path) -> None:
     assert match, printed
     value = best["FinalAutoMLJobObjectiveMetric"]["Value"]
     assert float(match.group(2)) == value
+    assert abs(float(match.group(1)) - value) <= 1e-9
+    assert "unedited" in printed
+
+
+@pytest.mark.slow
+def test_log_loss_ensemble_is_calibrated_and_its_notebook_reproduces_it(tmp_path: Path) -> None:
+    """A LogLoss ENSEMBLING job fits a temperature and a floor on the ensemble's out-of-fold
+    predictions: the record keeps both log losses, the leaderboard value is the calibrated one,
+    the package and its saved validation predictions carry it, the notebook rebuilds it."""
+    job = mlpilot.run_job(
+        str(PENGUINS),
+        target="species",
+        output=tmp_path / "job",
+        name="calnb",
+        mode="ENSEMBLING",
+        algorithms=("linear-learner",),  # its probabilities are too soft on penguins
+        objective="LogLoss",
+        problem_type="MulticlassClassification",
+        max_candidates=1,
+        parallelism=2,
+        generate_reports=False,
+    )
+    assert job.status == "Completed", job.record.get("FailureReason")
+    best = job.record["BestCandidate"]
+    # One model, calibrated: it ships as an ensemble of one, the candidate carrying the
+    # calibration (the model's own candidate stays as trained).
+    assert best["Mlpilot"]["Layer"] == 3 and len(best["Mlpilot"]["Weights"]) == 1
+    calibration = best["Mlpilot"]["Calibration"]
+    (single,) = [c for c in job.candidates.values() if c["Mlpilot"].get("Layer") == 1]
+    before = single["FinalAutoMLJobObjectiveMetric"]["Value"]
+    assert before == pytest.approx(calibration["BeforeLogLoss"], rel=1e-9)
+    value = best["FinalAutoMLJobObjectiveMetric"]["Value"]
+    assert calibration["AfterLogLoss"] == value
+    assert calibration["AfterLogLoss"] < calibration["BeforeLogLoss"]
+    folder = Path(best["Mlpilot"]["ModelLocation"])
+    rows, _, saved = load_validation_predictions(str(folder))
+    y = load_prepared(str(job.layout.data_sample / "ensemble-data")).y  # the notebook's copy
+    log_loss = get_metric("LogLoss").fn(y[rows], saved, None, 0, 3)  # type: ignore[misc]
+    assert log_loss == pytest.approx(value, abs=1e-12)  # the calibrated predictions
+    model = mlpilot.load_model(job.layout.root)
+    kept = {"Temperature": calibration["Temperature"], "Floor": calibration["Floor"]}
+    assert model.info["candidate"]["Calibration"] == kept
+    path = Path(job.record["AutoMLJobArtifacts"]["CandidateDefinitionNotebookLocation"])
+    execute_notebook(path, html=False)
+    printed = output_text(tagged(read_notebook(path), "compare"))
+    match = re.search(r"LogLoss: rebuilt (\S+), the job (\S+)", printed)
+    assert match, printed
     assert abs(float(match.group(1)) - value) <= 1e-9
     assert "unedited" in printed

@@ -105,6 +105,21 @@ def test_row_explainer_mixes_tree_shap_and_permutation_shap_additively(telco: An
     np.testing.assert_array_equal(np.sign(logit.values[clear]), np.sign(x.values[clear]))
 
 
+def test_row_explainer_explains_the_calibrated_probabilities(telco: Any) -> None:
+    """A LogLoss job's calibrated package: the values add up to the probability it returns."""
+    params = {"lightgbm": {"n_estimators": 20}}
+    model = blend(telco, {"lightgbm": 0.6, "linear-learner": 0.4}, params)
+    candidate = {**model.info["candidate"], "Calibration": {"Temperature": 2.0, "Floor": 0.01}}
+    calibrated = InferenceModel(model.members, {**model.info, "candidate": candidate})
+    rows = telco[0][model.input_columns].head(4)
+    probability = calibrated.predict_proba(rows).iloc[:, model.positive_index].to_numpy()
+    uncalibrated = model.predict_proba(rows).iloc[:, model.positive_index].to_numpy()
+    assert np.abs(probability - uncalibrated).max() > 1e-3
+    x = RowExplainer(calibrated, samples=40).explain(rows)
+    np.testing.assert_allclose(x.base + x.values[:, :, 0].sum(axis=1), probability, atol=1e-6)
+    np.testing.assert_allclose(x.predictions[:, 0], probability, atol=1e-6)
+
+
 def test_row_explainer_on_one_boosting_model_is_its_own_tree_shap(telco: Any) -> None:
     model = blend(telco, {"lightgbm": 1.0}, {"lightgbm": {"n_estimators": 20}})
     rows = telco[0][model.input_columns].head(4)

@@ -86,6 +86,11 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
             candidate = {"CandidateName": "costly", "DecisionCosts": costs}
             model = InferenceModel.build(members, profile, candidate=candidate)
             built["costly"] = (model.save(root / "costly", archive=False), held)
+            # A log-loss job's calibration: a temperature and a floor on the probabilities.
+            calibration = {"Temperature": 1.7, "Floor": 0.01}
+            candidate = {"CandidateName": "calibrated", "Calibration": calibration}
+            model = InferenceModel.build(members, profile, candidate=candidate)
+            built["calibrated"] = (model.save(root / "calibrated", archive=False), held)
         if key != "binary":
             continue
         bag = [members[0], _member(train.iloc[::-1], profile, "lightgbm", lightgbm, seed=1)]
@@ -128,7 +133,7 @@ def _onnx_predictions(model_file: Path, rows: pd.DataFrame) -> dict[str, np.ndar
 
 
 @pytest.mark.parametrize(
-    "key", ["binary", "multiclass", "costly", "regression", "bag", "blend", "stack"]
+    "key", ["binary", "multiclass", "costly", "calibrated", "regression", "bag", "blend", "stack"]
 )
 def test_onnx_graph_predicts_as_mlpilot(packages: Any, tmp_path: Path, key: str) -> None:
     package, rows = packages[key]
@@ -143,6 +148,10 @@ def test_onnx_graph_predicts_as_mlpilot(packages: Any, tmp_path: Path, key: str)
     assert list(out["predicted_label"]) == [str(v) for v in expected["predicted_label"]]
     np.testing.assert_allclose(out["probabilities"], model.predict_raw(rows), atol=1e-4)
     assert len(set(out["predicted_label"])) > 1  # the rows are not all one class
+    if key == "calibrated":  # the graph applies the calibration, not only the package
+        uncalibrated = InferenceModel.load(packages["multiclass"][0]).predict_raw(rows)
+        assert np.abs(out["probabilities"] - uncalibrated).max() > 1e-2
+        assert out["probabilities"].min() >= 0.01 / 1.03 - 1e-9
     if key == "costly":  # the cost rule parts from the arg-max on some rows
         raw = model.predict_raw(rows)
         assert (model.decide(raw) != raw.argmax(axis=1)).any()

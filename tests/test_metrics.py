@@ -19,10 +19,13 @@ from mlpilot._types import ProblemType
 from mlpilot.data import read_table
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import (
+    TEMPERATURE_BOUNDS,
     Metric,
     best_threshold,
+    calibrate_probabilities,
     decision_matrix,
     default_objective,
+    fit_calibration,
     get_metric,
     metric_names,
     metrics_for,
@@ -548,3 +551,54 @@ def test_pick_within_ships_the_best_under_the_limit_else_the_least_cost():
     pick = pick_within(tied, lambda o: o[1], lambda o: o[2], 2.0, auc)
     assert pick is not None and pick.chosen[0] == "x" and pick.skipped == ()
     assert pick_within([], lambda o: 0.0, lambda o: 0.0, 1.0, auc) is None
+
+
+# -- calibration ---------------------------------------------------------------------------------
+def _calibration_case(sharpen: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from known class probabilities, and those probabilities with their logits
+    multiplied by ``sharpen`` (1: calibrated; above: overconfident)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 1.5, (2000, 3))
+    truth = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(3, p=p) for p in truth])
+    sharp = np.exp(sharpen * logits)
+    return y, sharp / sharp.sum(axis=1, keepdims=True)
+
+
+def test_calibration_softens_overconfident_probabilities() -> None:
+    y, proba = _calibration_case(sharpen=3.0)
+    # One odd row predicted all but certainly as a class it is not.
+    proba[0] = [1 - 2e-12, 1e-12, 1e-12]
+    y[0] = 2
+    log_loss = get_metric("LogLoss")
+    fitted = fit_calibration(y, proba)
+    assert 2.0 < fitted.temperature < TEMPERATURE_BOUNDS[1]  # about the 3 it was sharpened by
+    assert fitted.floor > 0.0  # the odd row's cost is bounded
+    before = log_loss.fn(y, proba, None, 0, 3)  # type: ignore[misc]
+    after = log_loss.fn(y, fitted.apply(proba), None, 0, 3)  # type: ignore[misc]
+    assert fitted.before == pytest.approx(before, rel=1e-9)
+    assert fitted.after == pytest.approx(after, rel=1e-9)
+    assert after < 0.8 * before
+    calibrated = fitted.apply(proba)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
+    assert calibrated.min() >= fitted.floor / (1 + 3 * fitted.floor)
+    assert (calibrated.argmax(axis=1) == proba.argmax(axis=1)).all()  # the order is kept
+    assert fit_calibration(y, proba) == fitted  # deterministic
+
+
+def test_calibration_leaves_calibrated_probabilities_alone() -> None:
+    y, proba = _calibration_case(sharpen=1.0, seed=1)
+    fitted = fit_calibration(y, proba)
+    if not fitted.identity:  # kept only for a gain above noise, and then a small change
+        assert fitted.temperature == pytest.approx(1.0, abs=0.1)
+        assert fitted.before - fitted.after < 0.01
+    np.testing.assert_array_equal(calibrate_probabilities(proba, 1.0, 0.0), proba)
+
+
+def test_calibration_weights_rows() -> None:
+    y, proba = _calibration_case(sharpen=3.0, seed=2)
+    weight = np.where(np.arange(len(y)) < 1000, 1.0, 0.0)
+    half = fit_calibration(y[:1000], proba[:1000])
+    weighted = fit_calibration(y, proba, weight)
+    assert weighted.temperature == pytest.approx(half.temperature, rel=1e-6)
+    assert weighted.after == pytest.approx(half.after, rel=1e-9)

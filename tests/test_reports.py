@@ -422,3 +422,25 @@ def test_report_open_uses_the_browser(binary: Any, monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 0, result.output
     assert opened and all(url.startswith("file://") for url in opened)
     assert any(url.endswith("report.html") for url in opened)
+
+
+def test_model_quality_says_how_the_probabilities_were_calibrated(tmp_path: Path) -> None:
+    from mlpilot._types import ProblemType
+    from mlpilot.reports._quality import Evaluation, write_model_insights
+
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet([1.0, 1.0, 1.0], 300)
+    y = np.array([rng.choice(3, p=p) for p in proba])
+    calibration = {"Temperature": 1.8, "Floor": 0.001, "BeforeLogLoss": 0.9, "AfterLogLoss": 0.7}
+    evaluation = Evaluation(
+        ProblemType.MULTICLASS, ["a", "b", "c"], 0, y, proba, None, "cand", "LogLoss",
+        calibration=calibration,
+    )  # fmt: skip
+    stats = write_model_insights(
+        evaluation, tmp_path, job_name="job", algorithm="weighted-ensemble",
+        validation="5-fold", pdf=False,
+    )  # fmt: skip
+    assert stats["mlpilot"]["calibration"] == calibration
+    html = (tmp_path / "report.html").read_text()
+    assert "temperature of 1.800" in html and "0.7000" in html and "0.9000" in html
+    assert json.loads((tmp_path / "statistics.json").read_text())["mlpilot"]["calibration"]

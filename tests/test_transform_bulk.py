@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
+from pathlib import Path
 from typing import Any
 
 import lightgbm
@@ -18,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mlpilot.ensemble import EnsemblePredictor, Unit
 from mlpilot.features import FeaturePipeline, PreprocessingOptions
+from mlpilot.metrics import calibrate_probabilities
 from mlpilot.package import InferenceModel
 from mlpilot.serving import (
     ModelInvoker,
@@ -174,6 +177,60 @@ def test_an_ensemble_reads_the_bulk_columns_as_its_rows(mixed: InferenceModel) -
     assert read is not None
     assert np.array_equal(
         model.predict_coded(read), model.predict_raw(_table(800, seed=5, unseen=True))
+    )
+
+
+def test_a_calibrated_package_answers_alike_on_every_path(mixed: InferenceModel) -> None:
+    """A log-loss job's calibration (temperature and floor) is part of the package: the
+    in-process prediction, an endpoint's row reader, batch transform's bulk path and the
+    ensemble all give the calibrated probabilities."""
+    calibration = {"Temperature": 2.5, "Floor": 0.02}
+    info = {**mixed.info, "candidate": {"CandidateName": "calibrated", "Calibration": calibration}}
+    plain = InferenceModel(mixed.members, mixed.info)
+    calibrated = InferenceModel(mixed.members, info)
+    rows = _table(800, seed=6, unseen=True)
+    expected = calibrate_probabilities(plain.predict_raw(rows), 2.5, 0.02)
+    np.testing.assert_allclose(calibrated.predict_raw(rows), expected, rtol=1e-12)
+    assert not np.allclose(expected, plain.predict_raw(rows), atol=1e-3)
+    assert expected.min() >= 0.02 / 1.04 - 1e-12
+    shown = calibrated.predict(rows.head(5), probabilities=True)
+    np.testing.assert_allclose(shown["probability_Yes"], expected[:5, 1], rtol=1e-12)
+    body = _csv(rows)
+    read = _codec.bulk_csv_columns(body, "text/csv", [n for n, _ in COLUMNS], USED)
+    assert read is not None
+    np.testing.assert_allclose(calibrated.predict_coded(read), expected, rtol=1e-12)
+    settings = ServingSettings.from_environment({"SAGEMAKER_INFERENCE_OUTPUT": "probabilities"})
+    predictor = Predictor(calibrated, settings)
+    fast, _ = predictor.invoke(body, "text/csv", "application/jsonlines")
+    _, raw, general, _ = predictor.predict_body(body, "text/csv", "application/jsonlines")
+    assert fast == general
+    np.testing.assert_allclose(raw, expected, rtol=1e-12)
+    answered = [json.loads(line)["probabilities"] for line in fast.splitlines()]
+    np.testing.assert_allclose(answered, expected, atol=1e-6)
+    units = [Unit(f"unit-{i}", [member]) for i, member in enumerate(mixed.members)]
+    blend = EnsemblePredictor(units, [0.5, 0.3, 0.2], "BinaryClassification", 2)
+    ensemble = InferenceModel(blend, info)
+    blended = InferenceModel(blend, mixed.info).predict_raw(rows)
+    np.testing.assert_allclose(
+        ensemble.predict_coded(read), calibrate_probabilities(blended, 2.5, 0.02), rtol=1e-12
+    )
+
+
+def test_a_package_copied_with_a_calibration_predicts_calibrated(
+    mixed: InferenceModel, tmp_path: Path
+) -> None:
+    """What an ENSEMBLING job with no time left to assemble a calibrated single model ships:
+    the model's own package, files as they are, its manifest given the calibration."""
+    source = mixed.save(tmp_path / "model", archive=False)
+    facts = {"CandidateName": "calibrated", "Calibration": {"Temperature": 0.5, "Floor": 0.0}}
+    InferenceModel.copy_package(source, tmp_path / "copy", archive=True, candidate=facts)
+    copied = InferenceModel.load(tmp_path / "copy" / "model.tar.gz")
+    assert copied.candidate_name == "calibrated" and copied.calibration == (0.5, 0.0)
+    rows = _table(100, seed=7)
+    as_trained = InferenceModel.load(source).predict_raw(rows)
+    assert InferenceModel.load(source).calibration is None
+    np.testing.assert_allclose(
+        copied.predict_raw(rows), calibrate_probabilities(as_trained, 0.5, 0.0), rtol=1e-12
     )
 
 

@@ -20,9 +20,11 @@ import numpy as np
 from mlpilot._types import ProblemType
 from mlpilot.ensemble._caruana import blend
 from mlpilot.ensemble._predictor import AssembleResult, AssembleTask, UnitSpec
-from mlpilot.metrics import DisparityOption, choose_within_disparity
+from mlpilot.errors import JobNotFoundError, ModelPackageError
+from mlpilot.metrics import Calibration, DisparityOption, choose_within_disparity, fit_calibration
+from mlpilot.package import InferenceModel, package_bytes
 from mlpilot.runtime import QueueItem, TaskOutcome
-from mlpilot.search import TrialResult, TrialTask
+from mlpilot.search import VALIDATION_PREDICTIONS, TrialResult, TrialTask
 
 if TYPE_CHECKING:
     from mlpilot.ensemble._runner import EnsembleBuilder
@@ -179,21 +181,28 @@ class FinalPhase:
         if self.b.objective.fn is None and self.b.limits.latency_limit is None:
             chosen, weights = self._fastest_within_tolerance(chosen, weights, ensemble_score)
         chosen, weights = self._within_disparity(chosen, weights, ensemble_score)
-        ensemble = len(chosen) > 1
-        self._check_cost_decision(
-            blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
-        )
+        chosen_oof = blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
+        self._check_cost_decision(chosen_oof)
+        self.b.calibration = self._calibration(chosen_oof)
+        # A calibrated single model ships as an ensemble of one: the candidate whose package,
+        # record and notebook carry the calibration (the model's own stays as trained).
+        ensemble = len(chosen) > 1 or bool(self._calibration_entry())
         self.b.weights = dict(weights)
         units = self._units(chosen, weights)
         final_name = chosen[0].name
 
         # 1. The weighted ensemble candidate (bags as trained): its package and predictions.
         ens_task: TrialTask | None = None
+        ens_candidate: dict[str, Any] = {}
         ens_oof: np.ndarray | None = None
         first: list[tuple[str, Any, float | None]] = []
         if ensemble:
             ens_oof = blend([m.oof for m in chosen], np.array([weights[m.name] for m in chosen]))
             self.b.threshold = self._decision_threshold(ens_oof)
+            fitted = self.b.calibration
+            if fitted is not None and not fitted.identity:
+                # What the package predicts: its saved validation predictions and its score.
+                ens_oof = fitted.apply(ens_oof)
             shown = {m.name: round(weights[m.name], 4) for m in chosen}
             final_name = self.b._name("weighted-ensemble", shown, {})
             self.b.ensemble_name = final_name
@@ -218,7 +227,9 @@ class FinalPhase:
                 "Weights": shown,
                 "Refit": False,
                 "DecisionThreshold": self.b.threshold,
+                **self._calibration_entry(),
             }
+            ens_candidate = candidate
             bag_task = self._assemble_task(
                 self.b.candidate_dir(final_name),
                 units,
@@ -294,6 +305,8 @@ class FinalPhase:
 
         self._run_queue(first, handle)
         ens_result = results.get(str(self.b.candidate_dir(final_name))) if ensemble else None
+        if ensemble and ens_result is None and len(chosen) == 1 and ens_oof is not None:
+            ens_result = self._calibrated_copy(chosen[0], final_name, ens_candidate, ens_oof)
         if ensemble and ens_result is None and "ensemble-package" not in str(self.b.notes):
             self.b.notes.append("no time left to build the bagged ensemble's package")
         refit_result: AssembleResult | None = None
@@ -304,6 +317,7 @@ class FinalPhase:
                 "Weights": {k: round(v, 4) for k, v in refit_weights.items()},
                 "Refit": True,
                 "DecisionThreshold": self.b.threshold if ensemble else None,
+                **(self._calibration_entry() if ensemble else {}),
             }
             out = self.b.work_dir / "refit-ensemble"
             task = self._assemble_task(
@@ -394,6 +408,37 @@ class FinalPhase:
                 single.result.latency_seconds,
             )
 
+    def _calibrated_copy(
+        self, model: BuiltModel, name: str, candidate: dict[str, Any], oof: np.ndarray
+    ) -> AssembleResult | None:
+        """A calibrated single model whose package there was no time left to assemble: its
+        own package copied (files as they are) with the calibrated candidate's facts, and the
+        calibrated validation predictions. A file copy: it fits where a worker task did not."""
+        if model.layer != 1 or not model.result.model_dir:
+            return None
+        out = self.b.candidate_dir(name)
+        latency = model.result.latency_seconds or 0.0
+        started = time.monotonic()
+        try:
+            InferenceModel.copy_package(
+                model.result.model_dir,
+                out,
+                archive=False,
+                candidate={**candidate, "PredictSecondsPerRow": latency},
+            )
+            rows, folds, _ = self._validation(oof)
+            np.savez(out / VALIDATION_PREDICTIONS, rows=rows, folds=folds, predictions=oof)
+        except (OSError, ModelPackageError, JobNotFoundError) as exc:
+            self.b.notes.append(
+                f"the calibrated package of {model.name} could not be copied: {exc}"
+            )
+            return None
+        self.b.notes.append(
+            f"no time left to assemble {name}: {model.name}'s own package copied with the "
+            "calibration"
+        )
+        return AssembleResult(str(out), latency, package_bytes(out), time.monotonic() - started)
+
     def _refit_plan(self, units: list[BuiltModel], weights: dict[str, float]) -> list[BuiltModel]:
         """The units to refit: the most influential first (a stacker's inputs count with its
         weight), as many as the time left allows."""
@@ -477,6 +522,8 @@ class FinalPhase:
         }
         if self.b.threshold is not None:
             extra["DecisionThreshold"] = round(self.b.threshold, 6)
+        if self.b.calibration is not None:
+            extra["Calibration"] = self.b.calibration.to_dict()
         self.b.on_result(task, result, extra)
 
     def _within_disparity(
@@ -573,6 +620,38 @@ class FinalPhase:
             f"cost matrix: the model predicts the class of least expected cost: ExpectedCost "
             f"{bayes:.4g} out of fold, {argmax:.4g} predicting the most probable class"
         )
+
+    def _calibration(self, oof: np.ndarray) -> Calibration | None:
+        """For a log-loss objective: the temperature and probability floor that lower the
+        ensemble's out-of-fold log loss (the identity when none does); None otherwise."""
+        if self.b.objective.name != "LogLoss" or not self.b.problem_type.is_classification:
+            return None
+        fitted = fit_calibration(self.b.y, oof, self.b.weight)
+        # Both values as the objective scores them (the after value is the candidate's).
+        name = self.b.objective.name
+        before = self._metrics(oof)[name]
+        after = before if fitted.identity else self._metrics(fitted.apply(oof))[name]
+        fitted = replace(fitted, before=float(before), after=float(after))
+        if fitted.identity:
+            self.b.notes.append(
+                f"calibration: no temperature or probability floor lowered the ensemble's "
+                f"out-of-fold LogLoss ({fitted.before:.4f}): its probabilities are shipped as "
+                "blended"
+            )
+        else:
+            self.b.notes.append(
+                f"calibration: temperature {fitted.temperature:.3f} on the log-probabilities"
+                + (f", no probability below {fitted.floor:g}" if fitted.floor else "")
+                + f": out-of-fold LogLoss {fitted.after:.4f} (blended: {fitted.before:.4f})"
+            )
+        return fitted
+
+    def _calibration_entry(self) -> dict[str, Any]:
+        """The package's ``Calibration`` (none when it would change nothing)."""
+        fitted = self.b.calibration
+        if fitted is None or fitted.identity:
+            return {}
+        return {"Calibration": fitted.package_entry()}
 
     def _decision_threshold(self, oof: np.ndarray, *, note: bool = True) -> float | None:
         """For a binary objective computed from labels (F1, accuracy, balanced accuracy): the

@@ -5,7 +5,8 @@ Each model is trained by the job's own trial function on the job's prepared data
 with no time limit: the members the job's clock cut short stop where they stopped in the job
 (``time_cuts``: the look at the clock that found the time spent), so nothing is decided by the
 clock again. The out-of-fold predictions are
-blended with the job's weights and scored as the job scored its ensemble.
+blended with the job's weights, calibrated as the job calibrated them (log-loss objectives) and
+scored as the job scored its ensemble.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mlpilot._types import ProblemType
 from mlpilot.algorithms import algorithm_path, get_algorithm
 from mlpilot.ensemble._caruana import blend, greedy_selection
 from mlpilot.ensemble._stack import write_stack_data
-from mlpilot.metrics import default_objective, get_metric, score_all
+from mlpilot.metrics import calibrate_probabilities, default_objective, get_metric, score_all
 from mlpilot.search import TrialTask, load_prepared, load_validation_predictions, run_trial
 
 __all__ = ["EnsembleReplay"]
@@ -154,6 +155,16 @@ class EnsembleReplay:
         """The weighted average of the models in ``weights`` (in that order)."""
         names = [n for n in weights if weights[n] > 0]
         return blend([predictions[n] for n in names], np.array([weights[n] for n in names]))
+
+    @staticmethod
+    def calibrate(prediction: np.ndarray, calibration: dict[str, float] | None) -> np.ndarray:
+        """``prediction`` with the job's calibration (``{"Temperature": T, "Floor": eps}``, as
+        its package applies it); None leaves it as it is."""
+        if not calibration:
+            return prediction
+        return calibrate_probabilities(
+            prediction, float(calibration["Temperature"]), float(calibration["Floor"])
+        )
 
     def score(self, prediction: np.ndarray, threshold: float | None = None) -> float:
         """The objective on the out-of-fold predictions (binary: the positive class from

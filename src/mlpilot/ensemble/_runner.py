@@ -41,7 +41,13 @@ from mlpilot.ensemble._final import TRIAL, BuiltModel, FinalModel, FinalPhase, c
 from mlpilot.ensemble._plan import BaggingPlan
 from mlpilot.ensemble._portfolio import PortfolioEntry, random_entry
 from mlpilot.ensemble._stack import write_stack_data
-from mlpilot.metrics import DisparityChoice, DisparityMeasure, default_objective, get_metric
+from mlpilot.metrics import (
+    Calibration,
+    DisparityChoice,
+    DisparityMeasure,
+    default_objective,
+    get_metric,
+)
 from mlpilot.runtime import (
     MIN_TASK_SECONDS,
     Budget,
@@ -155,6 +161,8 @@ class EnsembleBuilder:
         self.weights: dict[str, float] = {}
         #: The ensemble's decision threshold (binary label objectives), see FinalPhase.
         self.threshold: float | None = None
+        #: The ensemble's calibration (log-loss objectives), see FinalPhase.
+        self.calibration: Calibration | None = None
         self._l1_seconds: list[float] = []
         #: Portfolio entries trained already (by an earlier run of a resumed job).
         self._trained_labels: set[str] = set()

@@ -171,7 +171,13 @@ class RowExplainer:
             self.permutations = 2 * max(1, -(-int(samples) // per_pair))
         self._baseline_clean = self._clean(self.baseline)
         self._baseline_matrices: dict[int, np.ndarray] = {}
-        self._parts = self._plan(members)
+        if getattr(model, "calibration", None) is not None:
+            # A calibration is no weighted sum of the members' outputs: the whole model, one
+            # part (permutation SHAP of the probabilities it returns).
+            whole = model.predict_clean
+            self._parts = [_Part(1.0, [], lambda clean: self._outputs(whole(clean)), None)]
+        else:
+            self._parts = self._plan(members)
         self._check_trees()
         for part in self._parts:
             if part.trees is None:

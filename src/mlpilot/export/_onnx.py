@@ -72,6 +72,9 @@ def to_onnx(model: InferenceModel) -> onnx.ModelProto:
     else:
         raw = _bag(graph, members, inputs, problem, n_classes, "")
     if problem.is_classification:
+        calibration = model.calibration
+        if calibration is not None:
+            raw = _calibrate(graph, raw, *calibration)
         graph.output(raw, "probabilities", DOUBLE, [None, n_classes])
         labels = graph.const([label_key(v) for v in model.labels], "labels", dtype=object)
         chosen = _decide(graph, raw, model)
@@ -236,6 +239,22 @@ def _slice(graph: Graph, start: int, stop: int) -> list[str]:
         graph.const([stop], "stop", dtype=np.int64),
         graph.const([1], "axis", dtype=np.int64),
     ]
+
+
+def _calibrate(graph: Graph, raw: str, temperature: float, floor: float) -> str:
+    """The package's calibration, as mlpilot.metrics.calibrate_probabilities applies it: the
+    log-probabilities divided by the temperature and normalised again (a softmax), then no
+    probability below the floor (raised to it, rows normalised)."""
+    p = raw
+    if temperature != 1.0:
+        clipped = graph.op("Clip", [p, graph.const(1e-15, "tiny"), graph.const(1.0, "one")])
+        logits = graph.op("Div", [graph.op("Log", [clipped]), graph.const(temperature, "temp")])
+        p = graph.op("Softmax", [logits], axis=1)
+    if floor > 0.0:
+        p = graph.op("Max", [p, graph.const(floor, "floor")])
+        total = graph.op("ReduceSum", [p, graph.const([1], "axis", dtype=np.int64)], keepdims=1)
+        p = graph.op("Div", [p, total])
+    return p
 
 
 def _decide(graph: Graph, raw: str, model: InferenceModel) -> str:

@@ -1,6 +1,13 @@
 """Objective metrics with SageMaker Autopilot's names, directions and defaults; forecast
 accuracy over backtest windows with Amazon Forecast's definitions."""
 
+from mlpilot.metrics._calibration import (
+    CALIBRATION_FLOORS,
+    TEMPERATURE_BOUNDS,
+    Calibration,
+    calibrate_probabilities,
+    fit_calibration,
+)
 from mlpilot.metrics._constrained import ConstrainedPick, pick_within
 from mlpilot.metrics._fairness import (
     DISPARITY_METRICS,
@@ -66,15 +73,18 @@ from mlpilot.metrics._registry import (
 )
 
 __all__ = [
+    "CALIBRATION_FLOORS",
     "DEFAULT_QUANTILES",
     "DISPARITY_METRICS",
     "EXPECTED_COST",
     "MAX_SEASON",
     "MISSING_GROUP",
     "NEAR_ZERO",
+    "TEMPERATURE_BOUNDS",
     "THRESHOLD_METRICS",
     "TIME_SERIES_FORECASTING",
     "ActiveObjective",
+    "Calibration",
     "ConstrainedPick",
     "CostMatrix",
     "DisparityChoice",
@@ -90,12 +100,14 @@ __all__ = [
     "average_over_windows",
     "bayes_decision",
     "best_threshold",
+    "calibrate_probabilities",
     "choose_within_disparity",
     "decision_matrix",
     "default_forecast_objective",
     "default_objective",
     "disparity",
     "expected_cost",
+    "fit_calibration",
     "forecast_metric_names",
     "get_forecast_metric",
     "get_metric",

@@ -138,20 +138,32 @@ def publish(target: Path, info: dict[str, Any], payload: Any, *, archive: bool) 
     return _publish(target, write, archive=archive)
 
 
-def copy_package(source: str | Path, directory: str | Path, *, archive: bool = True) -> Path:
-    """Copy a saved package (files as they are, nothing unpickled), adding the archive.
+def copy_package(
+    source: str | Path,
+    directory: str | Path,
+    *,
+    archive: bool = True,
+    candidate: dict[str, Any] | None = None,
+) -> Path:
+    """Copy a saved package (files as they are, nothing unpickled), adding the archive;
+    ``candidate``: facts that replace the manifest's candidate facts of the same name (the
+    payload and its checksum are unchanged).
 
     The payload's checksum is checked first: a damaged package is not copied on as good.
     """
     src = Path(source)
     if not (src / MANIFEST).exists():
         raise JobNotFoundError(f"No model package at {src} (no {MANIFEST})")
-    _verify(src, _read_manifest(src / MANIFEST, src), src, warn=False)
+    info = _read_manifest(src / MANIFEST, src)
+    _verify(src, info, src, warn=False)
 
     def write(staging: Path) -> None:
         for name in (MANIFEST, PIPELINE, *SEALED_EXTRAS):
             if (src / name).is_file():
                 shutil.copyfile(src / name, staging / name)
+        if candidate is not None:
+            changed = {**info, "candidate": {**info.get("candidate", {}), **candidate}}
+            (staging / MANIFEST).write_text(json.dumps(changed, indent=1, default=str))
 
     return _publish(Path(directory), write, archive=archive)
 

@@ -18,6 +18,7 @@ import pandas as pd
 from mlpilot._types import ProblemType
 from mlpilot.errors import ModelPackageError, PredictionInputError
 from mlpilot.features import Coded
+from mlpilot.metrics import Calibration, calibrate_probabilities
 from mlpilot.package._files import (
     FORECASTING,
     PIPELINE,
@@ -130,6 +131,14 @@ class InferenceModel:
         return float(value)
 
     @property
+    def calibration(self) -> tuple[float, float] | None:
+        """Classification models of a log-loss job: ``(temperature, floor)`` applied to the
+        probabilities (see mlpilot.metrics.calibrate_probabilities); None for none."""
+        if not self.problem_type.is_classification:
+            return None
+        return Calibration.settings(self.info["candidate"].get("Calibration"))
+
+    @property
     def positive_index(self) -> int:
         """Position of the positive label in :attr:`labels` (binary models)."""
         labels = self.labels
@@ -210,6 +219,13 @@ class InferenceModel:
         """:meth:`predict_raw` of rows :meth:`clean` read; ``matrices``, when given, is filled
         with the rows through each member's pipeline, by ``id`` of the pipeline."""
         matrices = {} if matrices is None else matrices
+        raw = self._predict_members(clean, matrices)
+        calibration = self.calibration
+        if calibration is None:
+            return raw
+        return calibrate_probabilities(raw, *calibration)
+
+    def _predict_members(self, clean: Any, matrices: dict[int, Any]) -> np.ndarray:
         if hasattr(self.members, "predict_clean"):
             ensemble: np.ndarray = self.members.predict_clean(clean, matrices)
             return ensemble
@@ -259,9 +275,16 @@ class InferenceModel:
         return publish(Path(directory), self.info, self.members, archive=archive)
 
     @staticmethod
-    def copy_package(source: str | Path, directory: str | Path, *, archive: bool = True) -> Path:
-        """Copy a saved package (files as they are, nothing unpickled), adding the archive."""
-        return copy_package(source, directory, archive=archive)
+    def copy_package(
+        source: str | Path,
+        directory: str | Path,
+        *,
+        archive: bool = True,
+        candidate: dict[str, Any] | None = None,
+    ) -> Path:
+        """Copy a saved package (files as they are, nothing unpickled), adding the archive;
+        ``candidate`` replaces the manifest's candidate facts of the same name."""
+        return copy_package(source, directory, archive=archive, candidate=candidate)
 
     @classmethod
     def load(cls, directory: str | Path, *, strict: bool = False) -> InferenceModel:

@@ -76,6 +76,8 @@ class EnsembleNotebookFacts:
     best_value: float
     final_note: str = ""
     notes: list[str] = field(default_factory=list)
+    #: The package's ``Calibration`` (``{"Temperature": T, "Floor": eps}``), None for none.
+    calibration: dict[str, float] | None = None
 
 
 def _definition_cell(variable: str, model: EnsembleModel) -> str:
@@ -89,7 +91,7 @@ def _definition_cell(variable: str, model: EnsembleModel) -> str:
 def _digest(facts: EnsembleNotebookFacts) -> str:
     base = {m.name: m.definition() for m in facts.models if m.layer == 1}
     stackers = {m.name: m.definition() for m in facts.models if m.layer == 2}
-    return EnsembleReplay.digest(base, stackers, facts.weights, facts.threshold)
+    return EnsembleReplay.digest(base, stackers, facts.weights, facts.threshold, facts.calibration)
 
 
 def build_ensemble_notebook(facts: EnsembleNotebookFacts) -> Any:
@@ -193,10 +195,14 @@ def build_ensemble_notebook(facts: EnsembleNotebookFacts) -> Any:
             "## The ensemble\n\nThe weighted average of the models' predictions (greedy "
             "ensemble selection with replacement: a weight is how often a model was picked "
             "over the steps). `THRESHOLD` is the positive class's probability cut, where the "
-            "job chose one for its objective (None: the most probable class)."
+            "job chose one for its objective (None: the most probable class). "
+            "`CALIBRATION` is the temperature dividing the blend's log-probabilities and the "
+            "floor under every probability, fitted on these out-of-fold predictions for a "
+            "log-loss objective (None: the blend as it is)."
         ),
         new_code_cell(
-            f"WEIGHTS = {_py(facts.weights)}\nTHRESHOLD = {_py(facts.threshold)}",
+            f"WEIGHTS = {_py(facts.weights)}\nTHRESHOLD = {_py(facts.threshold)}\n"
+            f"CALIBRATION = {_py(facts.calibration)}",
             metadata={"tags": ["weights"]},
         ),
         new_code_cell(
@@ -212,10 +218,11 @@ def build_ensemble_notebook(facts: EnsembleNotebookFacts) -> Any:
             "scored its best candidate."
         ),
         new_code_cell(
-            "value = replay.score(replay.blend(oof, WEIGHTS), threshold=THRESHOLD)\n"
+            "blended = replay.calibrate(replay.blend(oof, WEIGHTS), CALIBRATION)\n"
+            "value = replay.score(blended, threshold=THRESHOLD)\n"
             f"JOB_VALUE = {facts.best_value!r}\n"
             f'print(f"{{OBJECTIVE}}: rebuilt {{value!r}}, the job {{JOB_VALUE!r}}")\n'
-            "if EnsembleReplay.digest(BASE_MODELS, STACKERS, WEIGHTS, THRESHOLD) == "
+            "if EnsembleReplay.digest(BASE_MODELS, STACKERS, WEIGHTS, THRESHOLD, CALIBRATION) == "
             f"{_py(_digest(facts))}:\n"
             f"    assert abs(value - JOB_VALUE) <= {TOLERANCE!r}, "
             '"the unedited notebook should rebuild the job\'s value"\n'

@@ -88,6 +88,7 @@ def load_evaluation(
         candidate=candidate["CandidateName"],
         objective=_objective(job_record),
         threshold=candidate.get("Mlpilot", {}).get("DecisionThreshold"),
+        calibration=candidate.get("Mlpilot", {}).get("Calibration"),
         costs=None if costs is None else np.asarray(costs, dtype=float),
         sensitive_attribute=fairness.get("SensitiveAttribute"),
         groups=None if targets.groups is None else targets.groups[rows],

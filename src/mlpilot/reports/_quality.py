@@ -100,6 +100,9 @@ class Evaluation:
     #: The job's sensitive attribute and each evaluated row's group of it (None without one).
     sensitive_attribute: str | None = None
     groups: np.ndarray | None = None
+    #: A log-loss job's calibration of these predictions (the record's ``Mlpilot.Calibration``:
+    #: Temperature, Floor, BeforeLogLoss, AfterLogLoss), None without one.
+    calibration: dict[str, float] | None = None
 
     @property
     def n(self) -> int:
@@ -328,6 +331,7 @@ def model_statistics(e: Evaluation) -> dict[str, Any]:
             "metrics": {n: _value(v, sagemaker_std.get(n)) for n, v in sagemaker.items()},
             **extra,
             **_fairness(e),
+            **({"calibration": dict(e.calibration)} if e.calibration else {}),
         },
     }
 
@@ -641,6 +645,25 @@ def _cost_section(e: Evaluation, block: dict[str, Any]) -> Section:
 
 
 # -- the report --------------------------------------------------------------------------------
+def _calibration_text(calibration: dict[str, float]) -> str:
+    temperature = float(calibration.get("Temperature", 1.0))
+    floor = float(calibration.get("Floor", 0.0))
+    before, after = calibration.get("BeforeLogLoss"), calibration.get("AfterLogLoss")
+    if temperature == 1.0 and floor == 0.0:
+        return (
+            "Calibration: no temperature or probability floor lowered the out-of-fold log "
+            f"loss ({before:.4f}); the probabilities are the blend's, as predicted."
+        )
+    return (
+        f"Calibrated probabilities: the model divides its log-probabilities by a temperature "
+        f"of {temperature:.3f}"
+        + (f" and keeps every probability at or above {floor:g}" if floor else "")
+        + f", fitted on these out-of-fold predictions: log loss {after:.4f}, against "
+        f"{before:.4f} before calibration. The metrics below are of the calibrated "
+        "probabilities, as the model predicts them."
+    )
+
+
 def write_model_insights(
     e: Evaluation,
     out_dir: Path,
@@ -696,6 +719,8 @@ def write_model_insights(
                 std if isinstance(std, float) else "",
             ]
         )
+    if e.calibration:
+        metrics_section.text.append(_calibration_text(e.calibration))
     metrics_section.table(["metric", "value", "standard deviation"], rows)
     if e.weight is not None:
         metrics_section.note = "Metrics are weighted by the job's sample weights."

@@ -574,6 +574,15 @@ class WhiteBox(JobHooks):
             best_value=float(best.objective_value),
             final_note=final.note if final is not None else "",
             notes=list(builder.notes),
+            # The calibration is the ensemble candidate's (a job that could not build its
+            # package ships a model as trained, uncalibrated).
+            calibration=(
+                builder.calibration.package_entry()
+                if builder.calibration is not None
+                and not builder.calibration.identity
+                and best.name == builder.ensemble_name
+                else None
+            ),
         )
         write_notebook(build_ensemble_notebook(facts), notebook)
         self.reports[CANDIDATES] = {"Status": "Completed", "Location": str(notebook)}
