@@ -293,6 +293,8 @@ class FinalPhase:
                 self.b.notes.append(f"{kind} {Path(key.out_dir).name} could not be built: {why}")
 
         self._run_queue(first, handle)
+        if do_refit and any(u.name not in refit_dirs for u in refit_plan):
+            refit_failed = True  # a refit the queue skipped for lack of time (noted there)
         ens_result = results.get(str(self.b.candidate_dir(final_name))) if ensemble else None
         if ensemble and ens_result is None and "ensemble-package" not in str(self.b.notes):
             self.b.notes.append("no time left to build the bagged ensemble's package")
