@@ -304,6 +304,8 @@ class FinalPhase:
                 self.b.notes.append(f"{kind} {Path(key.out_dir).name} could not be built: {why}")
 
         self._run_queue(first, handle)
+        if do_refit and any(u.name not in refit_dirs for u in refit_plan):
+            refit_failed = True  # a refit the queue skipped for lack of time (noted there)
         ens_result = results.get(str(self.b.candidate_dir(final_name))) if ensemble else None
         if ensemble and ens_result is None and len(chosen) == 1 and ens_oof is not None:
             ens_result = self._calibrated_copy(chosen[0], final_name, ens_candidate, ens_oof)
