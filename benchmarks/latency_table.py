@@ -235,7 +235,7 @@ def shipped(job_record: dict[str, Any], job_dir: Path) -> dict[str, Any]:
         "algorithm": algorithm + (f"({'+'.join(members)})" if members else ""),
         "single_lightgbm": algorithm == "lightgbm",
         "job_predict_ms_per_row": None if ms is None or np.isnan(ms) else round(ms, 3),
-        "objective": metric["MetricName"],
+        "objective": metric.get("MetricName") or metric["StandardMetricName"],
         "direction": metric["Type"],
         "shipped_value": round(float(metric["Value"]), 6),
         "best_value": round(float(top), 6),
