@@ -602,3 +602,20 @@ def test_calibration_weights_rows() -> None:
     weighted = fit_calibration(y, proba, weight)
     assert weighted.temperature == pytest.approx(half.temperature, rel=1e-6)
     assert weighted.after == pytest.approx(half.after, rel=1e-9)
+
+
+def test_calibration_of_perfectly_separated_rows_keeps_room_for_an_odd_row() -> None:
+    """Every out-of-fold row right at 0.98: the rows alone would sharpen without bound (the
+    least temperature, no floor; the first wrong row of new data costs ~18 nats). The fit
+    counts one odd row, so what a wrong row can cost stays bounded."""
+    n = 300
+    y = np.arange(n) % 3
+    proba = np.full((n, 3), 0.01)
+    proba[np.arange(n), y] = 0.98
+    fitted = fit_calibration(y, proba)
+    assert fitted.after < fitted.before  # it may still sharpen a little
+    assert -math.log(fitted.apply(proba).min()) < 8.0
+    # Right but unsure rows: the guard does not stop a real gain.
+    unsure = np.full((n, 3), 0.3)
+    unsure[np.arange(n), y] = 0.4
+    assert fit_calibration(y, unsure).after < fit_calibration(y, unsure).before

@@ -5,6 +5,13 @@ An overconfident blend (one row with every measurement missing, predicted at 0.9
 wrong class) costs a log loss out of all proportion to the other rows; a temperature above 1
 softens every prediction, and a floor bounds what any one row can cost (``-log(floor)``).
 Both are kept only when they lower the out-of-fold log loss.
+
+The fit guards against the opposite failure too. A blend that separates its out-of-fold rows
+perfectly is pulled by them towards ever sharper probabilities (temperatures far below 1, no
+floor), which the first surprising row of new data punishes without limit. So the choice is
+made as if the out-of-fold rows had one more, odd row: the one whose true class is the least
+likely of all the predictions. A floor or a milder temperature bounds its cost; the reported
+losses (``before``, ``after``) are those of the real rows alone.
 """
 
 from __future__ import annotations
@@ -102,8 +109,9 @@ def fit_calibration(
     sample_weight: np.ndarray | None = None,
 ) -> Calibration:
     """The temperature (within TEMPERATURE_BOUNDS) and floor (one of CALIBRATION_FLOORS)
-    that minimise the log loss of ``proba`` ``(n, K)`` against class positions ``y``;
-    the identity when that does not beat the uncalibrated log loss by MIN_GAIN.
+    that minimise the log loss of ``proba`` ``(n, K)`` against class positions ``y`` with one
+    odd row added (see the module's docstring); the identity when that does not beat the
+    uncalibrated probabilities by MIN_GAIN, or leaves the real rows' log loss no lower.
 
     Deterministic (a bounded scalar search per floor); ``after`` and ``before`` are the
     weighted mean negative log-probability of the true class, as the LogLoss metric reads it.
@@ -116,23 +124,34 @@ def fit_calibration(
     logs = np.log(p)
     before = _log_loss(logs[rows, truth], weight)
 
-    def loss(temperature: float, floor: float) -> float:
-        calibrated = calibrate_probabilities(p, temperature, floor)
-        return _log_loss(np.log(np.clip(calibrated[rows, truth], _TINY, 1.0)), weight)
+    counted = rows if weight is None else rows[weight > 0]  # rows of no weight are not seen
+    total = float(len(truth) if weight is None else weight.sum())
+    odd_weight = total / len(counted) if len(counted) else 1.0  # one row of average weight
+
+    def losses(calibrated: np.ndarray) -> tuple[float, float]:
+        """The real rows' log loss, and the log loss with the odd row added (the choice's)."""
+        real = _log_loss(np.log(np.clip(calibrated[rows, truth], _TINY, 1.0)), weight)
+        odd = -math.log(max(float(calibrated[counted].min(initial=1.0)), _TINY))
+        return real, (real * total + odd * odd_weight) / (total + odd_weight)
+
+    def guarded(temperature: float, floor: float) -> float:
+        return losses(calibrate_probabilities(p, temperature, floor))[1]
 
     low, high = (math.log(b) for b in TEMPERATURE_BOUNDS)
     best = Calibration(1.0, 0.0, before, before)
+    best_guarded = losses(p)[1]
+    start = best_guarded
     for floor in CALIBRATION_FLOORS:
         found = minimize_scalar(
-            lambda log_t, floor=floor: loss(math.exp(log_t), floor),
+            lambda log_t, floor=floor: guarded(math.exp(log_t), floor),
             bounds=(low, high),
             method="bounded",
             options={"xatol": 1e-2},
         )
         temperature = float(math.exp(found.x))
-        value = loss(temperature, floor)
-        if value < best.after:
-            best = Calibration(temperature, floor, before, value)
-    if before - best.after < MIN_GAIN:
+        real, value = losses(calibrate_probabilities(p, temperature, floor))
+        if value < best_guarded:
+            best, best_guarded = Calibration(temperature, floor, before, real), value
+    if start - best_guarded < MIN_GAIN or best.after >= before:
         return Calibration(1.0, 0.0, before, before)
     return best
