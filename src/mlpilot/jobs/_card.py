@@ -60,6 +60,7 @@ def write_card(job: Any, best: Any, packaged: PackagedModel) -> dict[str, Any] |
             CARD_JSON: json.dumps(card, indent=1, default=str),
             CARD_MARKDOWN: card_markdown(card),
         },
+        archive=True,
     )
     return card
 

@@ -37,7 +37,7 @@ from mlpilot.jobs._records import (
 )
 from mlpilot.jobs._recover import finalize_interrupted
 from mlpilot.metrics import get_metric
-from mlpilot.package import load_model, package_bytes
+from mlpilot.package import ARCHIVE, MANIFEST, load_model, package_bytes, seal_files
 from mlpilot.problems import Analysis, CandidateReport, EarlierRun, Problem, get_problem
 from mlpilot.runtime import Budget, Executor, LocalProcessExecutor
 
@@ -608,8 +608,11 @@ class AutoMLJob:
             if storage_failure(exc) is not None:
                 raise
             self.add_partial_failure(f"The model card was not written: {exc}")
+        archive = packaged.location / ARCHIVE
+        if not archive.exists() and (packaged.location / MANIFEST).is_file():
+            # No card (it failed): the archive alone, which sealing the card would have built.
+            seal_files(packaged.location, {}, archive=True)
         crash_point("packaging")  # the model is published, the record does not say so yet
-        archive = packaged.location / "model.tar.gz"
         best.containers = [
             inference_container(str(archive), self.analysis.classification, best.name)
         ]

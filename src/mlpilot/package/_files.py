@@ -201,10 +201,14 @@ def encrypt_package(folder: str | Path, name: str, keyring: Keyring, *, archive:
     return True
 
 
-def seal_files(folder: str | Path, files: dict[str, str]) -> Path:
+def seal_files(folder: str | Path, files: dict[str, str], *, archive: bool | None = None) -> Path:
     """Add ``files`` (name → text, names from :data:`SEALED_EXTRAS`) to the package at
     ``folder``: their checksums join the manifest's and the archive is rebuilt, through a
-    staging folder like any other write, so the package is never seen half-sealed."""
+    staging folder like any other write, so the package is never seen half-sealed.
+
+    ``archive``: whether the result has ``model.tar.gz`` (None: when the package had one).
+    A job packages its model without the archive and builds it here, once, with the card in
+    it: compressing a large forest takes seconds of the job's budget."""
     src = Path(folder)
     info = _read_manifest(src / MANIFEST, src)
     _verify(src, info, src, warn=False)
@@ -222,7 +226,7 @@ def seal_files(folder: str | Path, files: dict[str, str]) -> Path:
         recorded = {**info, "checksums": checksums}
         (staging / MANIFEST).write_text(json.dumps(recorded, indent=1, default=str))
 
-    return _publish(src, write, archive=(src / ARCHIVE).exists())
+    return _publish(src, write, archive=(src / ARCHIVE).exists() if archive is None else archive)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

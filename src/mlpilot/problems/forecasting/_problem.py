@@ -225,7 +225,7 @@ class ForecastingProblem:
             predictor = self._fit_final(session, spec, weights, spread, None)
         candidate = {"CandidateName": best.name, "Algorithm": details.get("Algorithm")}
         destination = session.layout.final_model(best.name)
-        SeriesModel.build(predictor, candidate=candidate).save(destination)
+        SeriesModel.build(predictor, candidate=candidate).save(destination, archive=False)
         models = " + ".join(f"{m} ({w:.2f})" for m, w in weights.items())
         note = f"refit {models} on the whole history of {self.series.n_series:,} series{note}"
         return PackagedModel(destination, refit=True, note=note, details={"Weights": weights})

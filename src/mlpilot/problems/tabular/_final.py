@@ -1,5 +1,6 @@
 """Tabular packaging: the ensemble's chosen package, the best candidate refit on every row
-(holdout validation, time permitting), or its cross-validated bag as trained."""
+(holdout validation, time permitting), or its cross-validated bag as trained. Packages are
+written without ``model.tar.gz``: the job adds it once the model card is sealed in."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def package_best(
     stopped = session.budget.stop_requested()
     final = problem.ensemble.final if problem.ensemble is not None else None
     if final is not None and final.candidate == name:
-        InferenceModel.copy_package(final.package_dir, destination, archive=True)
+        InferenceModel.copy_package(final.package_dir, destination, archive=False)
         return PackagedModel(
             destination,
             final.refit,
@@ -59,7 +60,7 @@ def package_best(
     else:
         refit_ok, note = _refit(problem, session, best, remaining)
     if not refit_ok:
-        InferenceModel.copy_package(details["ModelLocation"], destination, archive=True)
+        InferenceModel.copy_package(details["ModelLocation"], destination, archive=False)
     return PackagedModel(destination, refit_ok, note)
 
 

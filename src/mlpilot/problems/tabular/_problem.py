@@ -296,4 +296,5 @@ class TabularProblem:
             time_limit=time_limit,
             model_dir=str(destination),
             refit=True,
+            archive=False,  # the job archives its model once the card is sealed in
         )
