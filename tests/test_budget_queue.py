@@ -136,6 +136,9 @@ def test_a_reserving_view_ends_earlier_and_follows_its_reserve() -> None:
 def test_package_seconds_scales_with_size() -> None:
     assert Budget.package_seconds(300e6) == pytest.approx(2 * Budget.package_seconds(150e6))
     assert Budget.package_seconds(0) == 0
+    # Shipping copies, loads (for the card) and compresses: more than two plain passes.
+    assert Budget.shipping_seconds(150e6) > 2 * Budget.package_seconds(150e6)
+    assert Budget.shipping_seconds(0) == 0
 
 
 # -- TaskQueue ---------------------------------------------------------------------------------

@@ -165,13 +165,13 @@ def test_the_search_leaves_the_refit_and_packaging_of_the_best_so_far() -> None:
     assert final_tail(problem, session) == pytest.approx(budget.end_reserve())  # type: ignore[arg-type]
     session.best = _best("randomforest", seconds=10.0, fits=5)
     session.best_package_bytes = 300_000_000
-    expected = budget.end_reserve() + 1.3 * 2.0 + 2 * Budget.package_seconds(300e6)
+    expected = budget.end_reserve() + 1.3 * 2.0 + Budget.shipping_seconds(300e6)
     assert final_tail(problem, session) == pytest.approx(expected)  # type: ignore[arg-type]
     # A refit is capped at a quarter of the budget.
     session.best = _best("randomforest", seconds=500.0, fits=1)
-    expected = budget.end_reserve() + 25.0 + 2 * Budget.package_seconds(300e6)
+    expected = budget.end_reserve() + 25.0 + Budget.shipping_seconds(300e6)
     assert final_tail(problem, session) == pytest.approx(expected)  # type: ignore[arg-type]
     # A bag ships as trained: nothing to refit, only the copy.
     session.best = _best("lightgbm")
-    expected = budget.end_reserve() + 2 * Budget.package_seconds(300e6)
+    expected = budget.end_reserve() + Budget.shipping_seconds(300e6)
     assert final_tail(problem, session) == pytest.approx(expected)  # type: ignore[arg-type]

@@ -196,14 +196,21 @@ class EnsembleBuilder:
         return refit / max(1, self.executor.capacity)
 
     def _assemble_seconds(self, units: list[BuiltModel]) -> float:
-        size = 0
+        size = shipped = 0.0
         for m in units:
             path = Path(m.result.model_dir or "") / "pipeline.joblib"
-            size += path.stat().st_size if path.exists() else 0
+            bag = path.stat().st_size if path.exists() else 0
+            size += bag
+            # The refit model is one of the bag's members, fit on every row (k/(k-1) of them).
+            members = 1 if m.task.out_of_bag else max(1, len(m.task.eval_folds))
+            shipped += bag / members * (members / (members - 1) if members > 1 else 1.0)
         bag_latency = sum(m.result.latency_seconds or 0.0 for m in units)
         refit_latency = sum(self._refit_latency(m) for m in units)
-        # Loading and writing the bags; timing each package (LATENCY_REPEATS + 1 calls).
+        # Loading and writing the bags; shipping the refit package (copy, model card,
+        # archive: the job's end, after this phase); timing each package (LATENCY_REPEATS + 1
+        # calls).
         seconds = 1.0 + 2 * self.budget.package_seconds(size)
+        seconds += self.budget.shipping_seconds(shipped)
         return seconds + (LATENCY_REPEATS + 1) * (bag_latency + refit_latency)
 
     def _end_reserve(self) -> float:

@@ -116,9 +116,8 @@ def final_tail(problem: TabularProblem, session: JobSession) -> float:
     if refits(problem, best):
         per_fit = details.get("TrainSeconds", 0.0) / max(1, details.get("Fits", 1))
         tail += min(1.3 * per_fit, FINAL_TAIL_SHARE * (budget.total or 0))
-    # Copying and compressing the package; twice, for the trials saving their own as the
-    # search ends.
-    return tail + 2 * budget.package_seconds(session.best_package_bytes)
+    # Shipping the package: copied, loaded for the model card, compressed.
+    return tail + budget.shipping_seconds(session.best_package_bytes)
 
 
 def earlier_trials(candidates: list[CandidateView]) -> list[EarlierTrial]:
