@@ -439,6 +439,34 @@ def test_text_svd_gives_dense_components() -> None:
     assert Z.shape == (2, 8) and np.isfinite(Z).all()
 
 
+@pytest.mark.parametrize("svd", [0, 8])
+def test_text_of_a_few_rows_matches_scikit_learn_exactly(svd: int) -> None:
+    # The small-batch path counts, weights and normalizes without scikit-learn's checks; the
+    # values must be scikit-learn's, bit for bit (serving and validation use different paths).
+    pipe, _, _, table = fit_pipeline(*SMS, PreprocessingOptions(text_svd=svd), rows=400)
+    text = pipe.columns_.named_transformers_["text_message"]
+    documents = [*table["message"].head(6), "", "zzzz qqqq", "free FREE free call call", np.nan]
+    texts = np.asarray(documents, dtype=object)
+    for rows in (texts, texts[:1], texts[6:7], texts[-1:]):
+        got = text.transform_texts(rows)
+        assert sparse.issparse(got) == (svd == 0)
+        expected = dense(text.transform(pd.DataFrame({"message": rows})))
+        np.testing.assert_array_equal(dense(got), expected)
+    assert np.count_nonzero(dense(text.transform_texts(texts[:1]))) > 0  # not vacuous
+
+
+def test_titanic_single_rows_through_the_twin_match_scikit_learn() -> None:
+    pipe, _, _, table = fit_pipeline(*TITANIC, PreprocessingOptions(text_svd=8))
+    assert pipe.fast_ is not None
+    rows = awkward_rows(table, "Embarked", "Age")
+    rows.loc[rows.index[1], "Name"] = None
+    for i in range(len(rows)):
+        clean = pipe.cleaner_.transform_arrays(rows.iloc[[i]], strict=True)
+        fast = pipe.transform_clean(clean)
+        slow = pipe.columns_.transform(pd.DataFrame(clean)).astype(np.float32)
+        np.testing.assert_array_equal(fast, slow)
+
+
 def test_titanic_sparse_output_mixes_numbers_categories_and_text() -> None:
     options = PreprocessingOptions(categorical="onehot", impute=True, text_svd=0)
     pipe, X, _, table = fit_pipeline(*TITANIC, options)

@@ -34,6 +34,7 @@ from sklearn.preprocessing import (
 )
 
 from mlpilot.features._clean import Coded
+from mlpilot.features._transformers import TextColumn
 
 __all__ = ["FastTransform", "build_fast_transform"]
 
@@ -257,6 +258,10 @@ class _Fallback:
         self.transformer = transformer
 
     def __call__(self, arrays: dict[str, np.ndarray], n: int) -> np.ndarray:
+        if isinstance(self.transformer, TextColumn):
+            # The cleaner already read the column as text: skip the DataFrame and the checks.
+            out = self.transformer.transform_texts(arrays[self.columns[0]])
+            return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
         frame = pd.DataFrame({c: arrays[c] for c in self.columns})
         out = self.transformer.transform(frame)
         return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
