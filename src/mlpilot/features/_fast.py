@@ -54,6 +54,8 @@ class _Missing:
 
 MISSING = _Missing()
 _BOUND = 1e-7  # QuantileTransformer's BOUNDS_THRESHOLD
+_CLIP_MIN = special.ndtri(_BOUND - np.spacing(1))
+_CLIP_MAX = special.ndtri(1 - (_BOUND - np.spacing(1)))
 
 
 def _key(value: Any) -> Any:
@@ -230,23 +232,21 @@ class _Numeric:
 def _quantile_normal(x: np.ndarray, quantiles: np.ndarray, references: np.ndarray) -> np.ndarray:
     """QuantileTransformer(output_distribution="normal").transform, column by column."""
     out = np.array(x, dtype=np.float64)
-    clip_min = special.ndtri(_BOUND - np.spacing(1))
-    clip_max = special.ndtri(1 - (_BOUND - np.spacing(1)))
-    for j in range(out.shape[1]):
-        col = out[:, j]
-        q = quantiles[:, j]
-        with np.errstate(invalid="ignore"):
+    # One errstate for every column: entering it costs more than a row's arithmetic.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j in range(out.shape[1]):
+            col = out[:, j]
+            q = quantiles[:, j]
             low = col - _BOUND < q[0]
             high = col + _BOUND > q[-1]
-        finite = ~np.isnan(col)
-        values = col[finite]
-        col[finite] = 0.5 * (
-            np.interp(values, q, references) - np.interp(-values, -q[::-1], -references[::-1])
-        )
-        col[high] = 1.0
-        col[low] = 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, j] = np.clip(special.ndtri(col), clip_min, clip_max)
+            finite = ~np.isnan(col)
+            values = col[finite]
+            col[finite] = 0.5 * (
+                np.interp(values, q, references) - np.interp(-values, -q[::-1], -references[::-1])
+            )
+            col[high] = 1.0
+            col[low] = 0.0
+            out[:, j] = np.clip(special.ndtri(col), _CLIP_MIN, _CLIP_MAX)
     return out
 
 
