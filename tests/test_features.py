@@ -484,6 +484,38 @@ def test_titanic_sparse_output_mixes_numbers_categories_and_text() -> None:
         pipe.check_input(rows)
 
 
+def test_dates_of_a_few_rows_match_datetime_parts_exactly() -> None:
+    # The twin's NumPy calendar arithmetic against DatetimeParts' pandas accessors, with hours,
+    # leap days, dates before 1970 and a missing stamp; then through a whole pipeline.
+    from mlpilot.features import DatetimeParts
+    from mlpilot.features._fast import _dates_twin
+
+    stamps = pd.to_datetime(
+        ["2012-02-29 13:45:10", "1969-12-31 23:59:59.5", None, "2024-12-31 00:00:01", "1900-03-01"],
+        format="ISO8601",
+    ).to_numpy()
+    frame = pd.DataFrame({"when": stamps})
+    parts = DatetimeParts().fit(frame)
+    assert parts.with_hour_["when"]
+    twin = _dates_twin(["when"], parts)
+    for i in range(len(stamps)):
+        one = {"when": stamps[i : i + 1]}
+        np.testing.assert_array_equal(twin(one, 1), parts.transform(frame.iloc[[i]]))
+    np.testing.assert_array_equal(twin({"when": stamps}, 5), parts.transform(frame))
+
+    pipe, _, _, table = fit_pipeline(*BIKE, PreprocessingOptions(), rows=500)
+    assert pipe.fast_ is not None
+    assert any(getattr(b, "_dates", lambda: None)() is not None for _, b in pipe.fast_.blocks)
+    rows = table.iloc[[0, 100, 499]].copy()
+    rows.loc[rows.index[1], "dteday"] = "?"
+    for i in range(len(rows)):
+        clean = pipe.cleaner_.transform_arrays(rows.iloc[[i]], strict=True)
+        assert clean["dteday"].dtype == np.dtype("datetime64[ns]")
+        fast = pipe.transform_clean(clean)
+        slow = pipe.columns_.transform(pd.DataFrame(clean)).astype(np.float32)
+        np.testing.assert_array_equal(fast, slow)
+
+
 def test_datetime_parts() -> None:
     table = raw(BIKE[0], 2000)
     pipe, X, _, _ = fit_pipeline(*BIKE, PreprocessingOptions(), rows=2000)
