@@ -652,6 +652,16 @@ def test_describe_lists_the_steps() -> None:
     assert "text: TF-IDF + SVD(64)" in PreprocessingOptions().describe()
 
 
+def test_text_columns_of_a_few_rows_read_as_many_rows_do() -> None:
+    cleaner = TableCleaner([{"name": "t", "kind": ColumnKind.TEXT}]).fit()
+    for values in (["Braund, Mr. Owen", " x ", ""], ["a", None, np.nan], [1.5, "b", "c"]):
+        rows = pd.DataFrame({"t": values}, dtype=object)
+        few = cleaner.transform_arrays(rows)["t"]
+        many = cleaner.transform_arrays(pd.concat([rows] * 30))["t"][:3]  # over SMALL_BATCH
+        assert few.dtype == many.dtype == object
+        assert list(few) == list(many), values
+
+
 def test_small_text_batch_reads_columns_by_position_exactly() -> None:
     # A serving request decodes to a few all-text rows, read from one object block; a frame
     # with a typed extra column (ignored by the cleaner) takes the per-column path instead.
