@@ -3,6 +3,7 @@ slices of real data sets (helpers_data) read as raw strings."""
 
 from __future__ import annotations
 
+import pickle
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -447,12 +448,14 @@ def test_text_of_a_few_rows_matches_scikit_learn_exactly(svd: int) -> None:
     text = pipe.columns_.named_transformers_["text_message"]
     documents = [*table["message"].head(6), "", "zzzz qqqq", "free FREE free call call", np.nan]
     texts = np.asarray(documents, dtype=object)
+    saved = pickle.dumps(text)  # the cached analyzer is not saved (pipelines are hashed)
     for rows in (texts, texts[:1], texts[6:7], texts[-1:]):
         got = text.transform_texts(rows)
         assert sparse.issparse(got) == (svd == 0)
         expected = dense(text.transform(pd.DataFrame({"message": rows})))
         np.testing.assert_array_equal(dense(got), expected)
     assert np.count_nonzero(dense(text.transform_texts(texts[:1]))) > 0  # not vacuous
+    assert pickle.dumps(text) == saved
 
 
 def test_titanic_single_rows_through_the_twin_match_scikit_learn() -> None:

@@ -146,9 +146,8 @@ class TextColumn(TransformerMixin, BaseEstimator):
         return tfidf @ self.svd_.components_.T if self.svd_ is not None else tfidf
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state.pop("_analyze", None)
-        return state
+        # A copy: scikit-learn's may be the live __dict__, whose cache must stay.
+        return {k: v for k, v in super().__getstate__().items() if k != "_analyze"}
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         if self.svd_ is not None:
