@@ -3,6 +3,7 @@ slices of real data sets (helpers_data) read as raw strings."""
 
 from __future__ import annotations
 
+import pickle
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -439,6 +440,36 @@ def test_text_svd_gives_dense_components() -> None:
     assert Z.shape == (2, 8) and np.isfinite(Z).all()
 
 
+@pytest.mark.parametrize("svd", [0, 8])
+def test_text_of_a_few_rows_matches_scikit_learn_exactly(svd: int) -> None:
+    # The small-batch path counts, weights and normalizes without scikit-learn's checks; the
+    # values must be scikit-learn's, bit for bit (serving and validation use different paths).
+    pipe, _, _, table = fit_pipeline(*SMS, PreprocessingOptions(text_svd=svd), rows=400)
+    text = pipe.columns_.named_transformers_["text_message"]
+    documents = [*table["message"].head(6), "", "zzzz qqqq", "free FREE free call call", np.nan]
+    texts = np.asarray(documents, dtype=object)
+    saved = pickle.dumps(text)  # the cached analyzer is not saved (pipelines are hashed)
+    for rows in (texts, texts[:1], texts[6:7], texts[-1:]):
+        got = text.transform_texts(rows)
+        assert sparse.issparse(got) == (svd == 0)
+        expected = dense(text.transform(pd.DataFrame({"message": rows})))
+        np.testing.assert_array_equal(dense(got), expected)
+    assert np.count_nonzero(dense(text.transform_texts(texts[:1]))) > 0  # not vacuous
+    assert pickle.dumps(text) == saved
+
+
+def test_titanic_single_rows_through_the_twin_match_scikit_learn() -> None:
+    pipe, _, _, table = fit_pipeline(*TITANIC, PreprocessingOptions(text_svd=8))
+    assert pipe.fast_ is not None
+    rows = awkward_rows(table, "Embarked", "Age")
+    rows.loc[rows.index[1], "Name"] = None
+    for i in range(len(rows)):
+        clean = pipe.cleaner_.transform_arrays(rows.iloc[[i]], strict=True)
+        fast = pipe.transform_clean(clean)
+        slow = pipe.columns_.transform(pd.DataFrame(clean)).astype(np.float32)
+        np.testing.assert_array_equal(fast, slow)
+
+
 def test_titanic_sparse_output_mixes_numbers_categories_and_text() -> None:
     options = PreprocessingOptions(categorical="onehot", impute=True, text_svd=0)
     pipe, X, _, table = fit_pipeline(*TITANIC, options)
@@ -454,6 +485,38 @@ def test_titanic_sparse_output_mixes_numbers_categories_and_text() -> None:
     rows.loc[rows.index[0], "Fare"] = "free"
     with pytest.raises(PredictionInputError, match="'Fare' must be numeric"):
         pipe.check_input(rows)
+
+
+def test_dates_of_a_few_rows_match_datetime_parts_exactly() -> None:
+    # The twin's NumPy calendar arithmetic against DatetimeParts' pandas accessors, with hours,
+    # leap days, dates before 1970 and a missing stamp; then through a whole pipeline.
+    from mlpilot.features import DatetimeParts
+    from mlpilot.features._fast import _dates_twin
+
+    stamps = pd.to_datetime(
+        ["2012-02-29 13:45:10", "1969-12-31 23:59:59.5", None, "2024-12-31 00:00:01", "1900-03-01"],
+        format="ISO8601",
+    ).to_numpy()
+    frame = pd.DataFrame({"when": stamps})
+    parts = DatetimeParts().fit(frame)
+    assert parts.with_hour_["when"]
+    twin = _dates_twin(["when"], parts)
+    for i in range(len(stamps)):
+        one = {"when": stamps[i : i + 1]}
+        np.testing.assert_array_equal(twin(one, 1), parts.transform(frame.iloc[[i]]))
+    np.testing.assert_array_equal(twin({"when": stamps}, 5), parts.transform(frame))
+
+    pipe, _, _, table = fit_pipeline(*BIKE, PreprocessingOptions(), rows=500)
+    assert pipe.fast_ is not None
+    assert any(getattr(b, "_dates", lambda: None)() is not None for _, b in pipe.fast_.blocks)
+    rows = table.iloc[[0, 100, 499]].copy()
+    rows.loc[rows.index[1], "dteday"] = "?"
+    for i in range(len(rows)):
+        clean = pipe.cleaner_.transform_arrays(rows.iloc[[i]], strict=True)
+        assert clean["dteday"].dtype == np.dtype("datetime64[ns]")
+        fast = pipe.transform_clean(clean)
+        slow = pipe.columns_.transform(pd.DataFrame(clean)).astype(np.float32)
+        np.testing.assert_array_equal(fast, slow)
 
 
 def test_datetime_parts() -> None:
@@ -590,6 +653,16 @@ def test_describe_lists_the_steps() -> None:
     assert "text: TF-IDF" in steps
     assert PreprocessingOptions().describe()[0] == "categorical: ordinal codes"
     assert "text: TF-IDF + SVD(64)" in PreprocessingOptions().describe()
+
+
+def test_text_columns_of_a_few_rows_read_as_many_rows_do() -> None:
+    cleaner = TableCleaner([{"name": "t", "kind": ColumnKind.TEXT}]).fit()
+    for values in (["Braund, Mr. Owen", " x ", ""], ["a", None, np.nan], [1.5, "b", "c"]):
+        rows = pd.DataFrame({"t": values}, dtype=object)
+        few = cleaner.transform_arrays(rows)["t"]
+        many = cleaner.transform_arrays(pd.concat([rows] * 30))["t"][:3]  # over SMALL_BATCH
+        assert few.dtype == many.dtype == object
+        assert list(few) == list(many), values
 
 
 def test_small_text_batch_reads_columns_by_position_exactly() -> None:

@@ -134,6 +134,10 @@ def _categories_small(raw: pd.Series | np.ndarray) -> np.ndarray:
     return np.array([_level(v) for v in raw.tolist()] or [], dtype=object)
 
 
+def _all_strings(values: np.ndarray) -> bool:
+    return all(isinstance(v, str) for v in values)
+
+
 def _text_or_dates(kind: str, raw: pd.Series) -> np.ndarray:
     if kind == ColumnKind.TEXT:
         text: np.ndarray = raw.astype("string").fillna("").astype(object).to_numpy()
@@ -231,6 +235,8 @@ class TableCleaner(TransformerMixin, BaseEstimator):
                 out[name] = x
             elif kind == ColumnKind.CATEGORICAL:
                 out[name] = _categories_small(raw) if small else _as_category_strings(raw)
+            elif kind == ColumnKind.TEXT and small and _all_strings(values := raw.to_numpy()):
+                out[name] = np.array(values, dtype=object)  # already what pandas would give
             elif kind in (ColumnKind.TEXT, ColumnKind.DATETIME):
                 out[name] = _text_or_dates(kind, raw)
         return out

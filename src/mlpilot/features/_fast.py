@@ -34,6 +34,7 @@ from sklearn.preprocessing import (
 )
 
 from mlpilot.features._clean import Coded
+from mlpilot.features._transformers import DatetimeParts, TextColumn
 
 __all__ = ["FastTransform", "build_fast_transform"]
 
@@ -53,6 +54,8 @@ class _Missing:
 
 MISSING = _Missing()
 _BOUND = 1e-7  # QuantileTransformer's BOUNDS_THRESHOLD
+_CLIP_MIN = special.ndtri(_BOUND - np.spacing(1))
+_CLIP_MAX = special.ndtri(1 - (_BOUND - np.spacing(1)))
 
 
 def _key(value: Any) -> Any:
@@ -229,40 +232,119 @@ class _Numeric:
 def _quantile_normal(x: np.ndarray, quantiles: np.ndarray, references: np.ndarray) -> np.ndarray:
     """QuantileTransformer(output_distribution="normal").transform, column by column."""
     out = np.array(x, dtype=np.float64)
-    clip_min = special.ndtri(_BOUND - np.spacing(1))
-    clip_max = special.ndtri(1 - (_BOUND - np.spacing(1)))
-    for j in range(out.shape[1]):
-        col = out[:, j]
-        q = quantiles[:, j]
-        with np.errstate(invalid="ignore"):
+    # One errstate for every column: entering it costs more than a row's arithmetic.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j in range(out.shape[1]):
+            col = out[:, j]
+            q = quantiles[:, j]
             low = col - _BOUND < q[0]
             high = col + _BOUND > q[-1]
-        finite = ~np.isnan(col)
-        values = col[finite]
-        col[finite] = 0.5 * (
-            np.interp(values, q, references) - np.interp(-values, -q[::-1], -references[::-1])
-        )
-        col[high] = 1.0
-        col[low] = 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, j] = np.clip(special.ndtri(col), clip_min, clip_max)
+            finite = ~np.isnan(col)
+            values = col[finite]
+            col[finite] = 0.5 * (
+                np.interp(values, q, references) - np.interp(-values, -q[::-1], -references[::-1])
+            )
+            col[high] = 1.0
+            col[low] = 0.0
+            out[:, j] = np.clip(special.ndtri(col), _CLIP_MIN, _CLIP_MAX)
     return out
 
 
+class _Dates:
+    """DatetimeParts in NumPy on the cleaner's ``datetime64[ns]`` columns: the calendar parts
+    are integers, and the days since 1970 are divided as pandas divides them (nanoseconds / 1e9
+    / 86400), so the values are DatetimeParts' own. Another unit goes through DatetimeParts."""
+
+    _NS = np.dtype("datetime64[ns]")
+
+    def __init__(self, columns: list[str], parts: DatetimeParts) -> None:
+        self.columns = columns
+        self.parts = parts
+
+    @property
+    def width(self) -> int:
+        return sum(7 if self.parts.with_hour_[c] else 6 for c in self.parts.columns_)
+
+    def __call__(self, arrays: dict[str, np.ndarray], n: int) -> np.ndarray:
+        stamps = [np.asarray(arrays[c]) for c in self.parts.columns_]
+        if any(t.dtype != self._NS for t in stamps):
+            frame = pd.DataFrame({c: arrays[c] for c in self.columns})
+            return np.asarray(self.parts.transform(frame), dtype=np.float64)
+        blocks = []
+        for c, t in zip(self.parts.columns_, stamps, strict=True):
+            days = t.astype("datetime64[D]")
+            months = t.astype("datetime64[M]")
+            years = t.astype("datetime64[Y]")
+            day_number = days.astype(np.int64)
+            parts = [
+                years.astype(np.int64) + 1970,
+                months.astype(np.int64) % 12 + 1,
+                (days - months.astype("datetime64[D]")).astype(np.int64) + 1,
+                (day_number + 3) % 7,  # 1970-01-01 was a Thursday; Monday is 0
+                (days - years.astype("datetime64[D]")).astype(np.int64) + 1,
+            ]
+            if self.parts.with_hour_[c]:
+                parts.append((t - days).astype("timedelta64[h]").astype(np.int64))
+            block = np.column_stack([p.astype(np.float64) for p in parts])
+            epoch = t.astype(np.int64) / 1e9 / 86_400.0
+            block = np.column_stack([block, epoch])
+            block[np.isnat(t)] = np.nan
+            blocks.append(block)
+        return np.hstack(blocks) if blocks else np.empty((n, 0))
+
+    def bulk(self, arrays: dict[str, Any], n: int) -> None:
+        return None
+
+
 class _Fallback:
-    """A block the twin does not reimplement (dates, text): scikit-learn on its columns."""
+    """A block the twin does not rebuild from its parameters (dates, text): its transformer on
+    its columns, through the transformer's own small-batch path where it has one (text, and
+    dates followed by numeric steps), else scikit-learn."""
 
     def __init__(self, columns: list[str], transformer: Any) -> None:
         self.columns = columns
         self.transformer = transformer
 
+    def _dates(self) -> Any:
+        # Built on first use, so packages saved before it existed get it too (not pickled).
+        if "_dates_twin" not in self.__dict__:
+            self.__dict__["_dates_twin"] = _dates_twin(self.columns, self.transformer)
+        return self.__dict__["_dates_twin"]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_dates_twin"}
+
     def __call__(self, arrays: dict[str, np.ndarray], n: int) -> np.ndarray:
+        if isinstance(self.transformer, TextColumn):
+            # The cleaner already read the column as text: skip the DataFrame and the checks.
+            out = self.transformer.transform_texts(arrays[self.columns[0]])
+            return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
+        dates = self._dates()
+        if dates is not None:
+            return np.asarray(dates(arrays, n), dtype=np.float64)
         frame = pd.DataFrame({c: arrays[c] for c in self.columns})
         out = self.transformer.transform(frame)
         return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=np.float64)
 
     def bulk(self, arrays: dict[str, Any], n: int) -> None:
         return None
+
+
+def _dates_twin(columns: list[str], transformer: Any) -> Any:
+    """DatetimeParts, alone or followed by imputation and scaling, in NumPy; else None."""
+    steps = (
+        [s for _, s in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
+    )
+    if not isinstance(steps[0], DatetimeParts):
+        return None
+    dates = _Dates(columns, steps[0])
+    if len(steps) == 1:
+        return dates
+    try:
+        then = _Numeric([str(i) for i in range(dates.width)], steps[1:])
+    except TypeError:
+        return None
+    return _Chain(dates, then)
 
 
 def _block(columns: list[str], transformer: Any) -> Any:

@@ -6,7 +6,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.preprocessing import normalize
+from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 __all__ = ["DatetimeParts", "TextColumn"]
 
@@ -97,6 +100,54 @@ class TextColumn(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> Any:
         tfidf = self.vectorizer_.transform(self._column(X))
         return self.svd_.transform(tfidf) if self.svd_ is not None else tfidf
+
+    def transform_texts(self, texts: np.ndarray) -> Any:
+        """:meth:`transform` of a few documents already read as text (the cleaner's column),
+        without scikit-learn's per-call validation: the same counting, TF-IDF weighting, L2
+        normalization (scikit-learn's own kernel) and SVD product, in the same float32
+        arithmetic, so the values are those :meth:`transform` gives."""
+        if not all(
+            isinstance(doc, str) for doc in texts
+        ):  # missing values, numbers: as fit read them
+            texts = self._column(pd.DataFrame({self.name_: texts}))
+        vectorizer = self.vectorizer_
+        analyze = self.__dict__.get("_analyze")
+        if analyze is None:  # built once per loaded model (not pickled, see __getstate__)
+            analyze = self.__dict__["_analyze"] = vectorizer.build_analyzer()
+        vocabulary = vectorizer.vocabulary_
+        indices: list[int] = []
+        counts: list[int] = []
+        indptr = [0]
+        for doc in texts:
+            counter: dict[int, int] = {}
+            for feature in analyze(doc):
+                j = vocabulary.get(feature)
+                if j is not None:
+                    counter[j] = counter.get(j, 0) + 1
+            for j in sorted(counter):
+                indices.append(j)
+                counts.append(counter[j])
+            indptr.append(len(indices))
+        data = np.asarray(counts, dtype=vectorizer.dtype)
+        columns = np.asarray(indices, dtype=np.int32)
+        if vectorizer.sublinear_tf:
+            np.log(data, out=data)
+            data += 1.0
+        if vectorizer.use_idf:
+            data *= vectorizer.idf_[columns]
+        tfidf = sparse.csr_array(
+            (data, columns, np.asarray(indptr, dtype=np.int32)),
+            shape=(len(indptr) - 1, len(vocabulary)),
+        )
+        if vectorizer.norm == "l2":
+            inplace_csr_row_normalize_l2(tfidf)
+        elif vectorizer.norm is not None:
+            tfidf = normalize(tfidf, norm=vectorizer.norm, copy=False)
+        return tfidf @ self.svd_.components_.T if self.svd_ is not None else tfidf
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy: scikit-learn's may be the live __dict__, whose cache must stay.
+        return {k: v for k, v in super().__getstate__().items() if k != "_analyze"}
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         if self.svd_ is not None:
