@@ -324,3 +324,74 @@ def test_an_endpoint_under_a_few_seconds_of_concurrent_load_answers_every_reques
     assert result["load"]["requests"] > 0
     assert result["memory_at_end"]["instances_kib"] > 0  # the instances were measured
     assert "p99" in (tmp_path / "o.txt").read_text()
+
+
+# -- the service's HTTP protocol (uvicorn's httptools one, with the header deadline) ---------------
+@pytest.fixture(scope="module")
+def deadline_server() -> Iterator[int]:
+    import threading
+
+    import uvicorn
+
+    from mlpilot.service._limits import header_deadline_protocol
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    config = uvicorn.Config(
+        _ok,
+        host="127.0.0.1",
+        port=port,
+        http=header_deadline_protocol(0.5),
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    yield port
+    server.should_exit = True
+    thread.join(10)
+
+
+def _request(body: bytes) -> bytes:
+    return b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
+def test_header_deadline_protocol_answers_pipelined_requests_and_keeps_alive(
+    deadline_server: int,
+) -> None:
+    with socket.create_connection(("127.0.0.1", deadline_server), timeout=10) as sock:
+        sock.sendall(_request(b"one") + _request(b"two"))
+        # 0.6 s in all, past the 0.5 s deadline: each response starts the deadline again.
+        time.sleep(0.3)
+        sock.sendall(_request(b"three"))
+        time.sleep(0.3)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = _read_all(sock)
+    assert answer.count(b"HTTP/1.1 200") == 4
+    assert b"one" in answer and b"two" in answer and b"three" in answer
+
+
+def test_header_deadline_protocol_cuts_a_slow_head_and_refuses_a_huge_one(
+    deadline_server: int,
+) -> None:
+    with socket.create_connection(("127.0.0.1", deadline_server), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 408") and b"request headers" in answer
+    with socket.create_connection(("127.0.0.1", deadline_server), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n")
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 431")

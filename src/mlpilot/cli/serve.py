@@ -237,7 +237,7 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
-        # h11 (uvicorn's pure-Python parser), with a deadline on each request's headers.
+        # httptools (uvicorn's compiled parser), with a deadline on each request's headers.
         http=header_deadline_protocol(config.header_timeout),
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,

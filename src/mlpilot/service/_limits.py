@@ -200,13 +200,19 @@ class BodyDeadline:
         await self.app(scope, replay, send)
 
 
+#: The largest request line and headers (h11's limit on an incomplete head, which the service
+#: used before).
+MAX_HEAD_BYTES = 16 * 1024
+
+
 def header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol, with ``seconds`` for each request's line and headers to arrive:
-    counted from the connection's opening, then from the end of each response (keep-alive).
-    A client still sending them then gets 408 and the connection is closed; one that sent
-    nothing at all is just closed, as an idle keep-alive connection is."""
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    """uvicorn's httptools protocol (its compiled parser: h11, the pure-Python one, cost a
+    few tenths of a millisecond per request), with ``seconds`` for each request's line and
+    headers to arrive: counted from the connection's opening, then from the end of each
+    response (keep-alive). A client still sending them then gets 408 and the connection is
+    closed; one that sent nothing at all is just closed, as an idle keep-alive connection is.
+    A head over :data:`MAX_HEAD_BYTES` gets 431 and the connection is closed."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     message = f"The request headers did not arrive within {seconds:g} s"
     body = json.dumps(
@@ -218,14 +224,38 @@ def header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
         b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     )
 
-    class HeaderDeadlineProtocol(H11Protocol):
+    too_large = (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n"
+        b"content-length: 0\r\n\r\n"
+    )
+
+    class HeaderDeadlineProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
+        #: Requests whose headers are in and whose response is not yet complete.
+        _pending = 0
+        #: Bytes received since the timer was armed while no request's headers were in.
+        _head_bytes = 0
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()
 
+        def data_received(self, data: bytes) -> None:
+            if self._pending == 0:
+                self._head_bytes += len(data)
+            super().data_received(data)
+            if self._pending == 0 and self._head_bytes > MAX_HEAD_BYTES:
+                # h11 bounded an incomplete head; httptools does not.
+                self.transport.write(too_large)
+                self.transport.close()
+
+        def on_headers_complete(self) -> None:
+            self._pending += 1
+            self._head_bytes = 0
+            super().on_headers_complete()
+
         def on_response_complete(self) -> None:
+            self._pending = max(0, self._pending - 1)
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._arm()
@@ -236,6 +266,8 @@ def header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
 
         def _arm(self) -> None:
             self._disarm()
+            if self._pending == 0:
+                self._head_bytes = 0
             self._header_timer = self.loop.call_later(seconds, self._overdue)
 
         def _disarm(self) -> None:
@@ -245,10 +277,9 @@ def header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
 
         def _overdue(self) -> None:
             self._header_timer = None
-            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            if self.transport.is_closing() or self._pending:
                 return  # the headers are in: the body has its own deadline (BodyDeadline)
-            started, _ = self.conn.trailing_data
-            if started:
+            if self._head_bytes:
                 self.transport.write(answer)
             self.transport.close()
 
