@@ -577,7 +577,7 @@ def retrain_endpoint(
             f"promote {endpoint} --version {package}"
         )
         return outcome
-    return _promote_or_restore(control, champion, model_name, package, canary, outcome, step, why)
+    return _promote(control, champion, model_name, package, canary, outcome, step, why)
 
 
 def _resumable_job(control: Control, job: str | None) -> str | None:
@@ -672,27 +672,6 @@ def _approval(champion: Champion, won: bool) -> str:
     return "PendingManualApproval" if champion.approval else "Approved"
 
 
-def _promote_or_restore(
-    control: Control,
-    champion: Champion,
-    model: str,
-    package: str | None,
-    canary: CanarySettings,
-    outcome: RetrainOutcome,
-    step: Callable[..., None],
-    why: str,
-) -> RetrainOutcome:
-    try:
-        return _promote(control, champion, model, package, canary, outcome, step, why)
-    except RetrainError as exc:
-        # Refused on the way (approval gating, an instance limit…): the champion serves.
-        outcome.decision = "failed"
-        outcome.reason = f"{why}; promoting it failed: {exc}"
-        _restore(control, champion)
-        step("promotion_failed", reason=str(exc))
-        return outcome
-
-
 def promote_version(
     control: Control,
     endpoint: str,
@@ -741,7 +720,7 @@ def promote_version(
     )
     why = f"version {found['ModelPackageVersion']} of {group} is Approved"
     step("approved", package=arn, model=model)
-    return _promote_or_restore(control, champion, model, arn, canary, outcome, step, why)
+    return _promote(control, champion, model, arn, canary, outcome, step, why)
 
 
 def _model_of_package(control: Control, arn: str, job: str | None, fallback: str) -> str:
@@ -918,80 +897,93 @@ def _promote(
     step: Callable[..., None],
     why: str,
 ) -> RetrainOutcome:
-    config = control.call("DescribeEndpointConfig", EndpointConfigName=champion.endpoint_config)
-    settings = _config_settings(config)
-    variants = [_variant(v) for v in config["ProductionVariants"]]
-    served = next(v for v in variants if v["VariantName"] == champion.variant)
-    total = sum(float(v.get("InitialVariantWeight", 1.0)) for v in variants)
-    share = min(max(canary.weight, 0.0), 1.0)
-    canary_weight = total * share / (1.0 - share) if share < 1.0 else total
-    canary_variant = f"Challenger-{time.strftime('%H%M%S', time.gmtime())}"
-    stem = model.removesuffix("-model")
-    canary_config = _free_config(control, f"{stem}-canary")
-    control.call(
-        "CreateEndpointConfig",
-        EndpointConfigName=canary_config,
-        ProductionVariants=[
-            *variants,
-            {
-                **served,
-                "VariantName": canary_variant,
-                "ModelName": model,
-                "InitialVariantWeight": canary_weight,
-            },
-        ],
-        **settings,
-    )
-    control.call("UpdateEndpoint", EndpointName=champion.endpoint, EndpointConfigName=canary_config)
-    _wait_in_service(control, champion.endpoint)
-    step(
-        "canary",
-        endpoint_config=canary_config,
-        model=model,
-        variant=canary_variant,
-        weight=share,
-        seconds=canary.seconds,
-    )
-    trouble = _watch_canary(control, champion.endpoint, canary_variant, canary)
-    if trouble:
+    """Deploy the winner as a canary, then to all traffic (or roll back); when a call is
+    refused on the way (approval gating, an instance limit…) the champion serves on."""
+    try:
+        config = control.call("DescribeEndpointConfig", EndpointConfigName=champion.endpoint_config)
+        settings = _config_settings(config)
+        variants = [_variant(v) for v in config["ProductionVariants"]]
+        served = next(v for v in variants if v["VariantName"] == champion.variant)
+        total = sum(float(v.get("InitialVariantWeight", 1.0)) for v in variants)
+        share = min(max(canary.weight, 0.0), 1.0)
+        canary_weight = total * share / (1.0 - share) if share < 1.0 else total
+        canary_variant = f"Challenger-{time.strftime('%H%M%S', time.gmtime())}"
+        stem = model.removesuffix("-model")
+        canary_config = _free_config(control, f"{stem}-canary")
         control.call(
-            "UpdateEndpoint",
-            EndpointName=champion.endpoint,
-            EndpointConfigName=champion.endpoint_config,
+            "CreateEndpointConfig",
+            EndpointConfigName=canary_config,
+            ProductionVariants=[
+                *variants,
+                {
+                    **served,
+                    "VariantName": canary_variant,
+                    "ModelName": model,
+                    "InitialVariantWeight": canary_weight,
+                },
+            ],
+            **settings,
+        )
+        control.call(
+            "UpdateEndpoint", EndpointName=champion.endpoint, EndpointConfigName=canary_config
         )
         _wait_in_service(control, champion.endpoint)
-        if package:
+        step(
+            "canary",
+            endpoint_config=canary_config,
+            model=model,
+            variant=canary_variant,
+            weight=share,
+            seconds=canary.seconds,
+        )
+        trouble = _watch_canary(control, champion.endpoint, canary_variant, canary)
+        if trouble:
             control.call(
-                "UpdateModelPackage",
-                ModelPackageArn=package,
-                ModelApprovalStatus="Rejected",
-                ApprovalDescription=f"mlpilot retrain: the canary was rolled back: {trouble}"[
-                    :1024
-                ],
+                "UpdateEndpoint",
+                EndpointName=champion.endpoint,
+                EndpointConfigName=champion.endpoint_config,
             )
-        outcome.decision = "rolled_back"
-        outcome.reason = f"{why}; the canary was rolled back: {trouble}"
-        step("rolled_back", endpoint_config=champion.endpoint_config, reason=trouble)
+            _wait_in_service(control, champion.endpoint)
+            if package:
+                control.call(
+                    "UpdateModelPackage",
+                    ModelPackageArn=package,
+                    ModelApprovalStatus="Rejected",
+                    ApprovalDescription=f"mlpilot retrain: the canary was rolled back: {trouble}"[
+                        :1024
+                    ],
+                )
+            outcome.decision = "rolled_back"
+            outcome.reason = f"{why}; the canary was rolled back: {trouble}"
+            step("rolled_back", endpoint_config=champion.endpoint_config, reason=trouble)
+            return outcome
+        final_config = _free_config(control, f"{stem}-all")
+        control.call(
+            "CreateEndpointConfig",
+            EndpointConfigName=final_config,
+            ProductionVariants=[{**served, "ModelName": model, "InitialVariantWeight": 1.0}],
+            **settings,
+        )
+        control.call(
+            "UpdateEndpoint", EndpointName=champion.endpoint, EndpointConfigName=final_config
+        )
+        _wait_in_service(control, champion.endpoint)
+        outcome.decision = "promoted"
+        outcome.reason = why
+        step(
+            "promoted",
+            endpoint_config=final_config,
+            variant=champion.variant,
+            model=model,
+            package=package,
+        )
         return outcome
-    final_config = _free_config(control, f"{stem}-all")
-    control.call(
-        "CreateEndpointConfig",
-        EndpointConfigName=final_config,
-        ProductionVariants=[{**served, "ModelName": model, "InitialVariantWeight": 1.0}],
-        **settings,
-    )
-    control.call("UpdateEndpoint", EndpointName=champion.endpoint, EndpointConfigName=final_config)
-    _wait_in_service(control, champion.endpoint)
-    outcome.decision = "promoted"
-    outcome.reason = why
-    step(
-        "promoted",
-        endpoint_config=final_config,
-        variant=champion.variant,
-        model=model,
-        package=package,
-    )
-    return outcome
+    except RetrainError as exc:
+        outcome.decision = "failed"
+        outcome.reason = f"{why}; promoting it failed: {exc}"
+        _restore(control, champion)
+        step("promotion_failed", reason=str(exc))
+        return outcome
 
 
 def _free_config(control: Control, name: str) -> str:
