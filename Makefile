@@ -17,13 +17,13 @@ lint:
 	mypy
 	lint-imports
 
-# Two workers, each taking whole files (module fixtures are built once): the slow tests spend
-# much of their time waiting on services, subprocesses and job budgets. PYTEST_WORKERS=0 runs
-# in one process.
+# Two workers, each taking whole files (module fixtures are built once), the longest files
+# first (tests/conftest.py): the slow tests spend much of their time waiting on services,
+# subprocesses and job budgets. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= 2
 
 test: install lint
-	$(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
+	$(PYTHON) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 test-fast: install lint
 	$(PYTHON) -m pytest -q -m "not slow"

@@ -479,9 +479,8 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
     trains beats the champion on the holdout and bakes as a canary. The service is killed
     there and started again: the champion's config is put back, the round runs again on the
     same file (its trained job scored again) and the challenger takes all traffic (version
-    3); a round run by the command on scrambled labels keeps it, the endpoint's configuration
-    unchanged; the history holds both rounds. (Canaries rolled back for errors or latency, and
-    approval gating: the seam tests below.)"""
+    3); the history holds the round and its interruption. (A worse challenger kept out, canaries
+    rolled back for errors or latency, and approval gating: the seam tests below.)"""
     holdout = _pima_data(tmp_path)
     server = ServiceProcess(tmp_path / "data").start()
     try:
@@ -565,22 +564,8 @@ def test_a_better_challenger_takes_the_traffic_and_a_worse_one_does_not(tmp_path
         got = answer["Body"].read().decode().split()
         assert got == [str(label) for label in expected["predicted_label"]]
 
-        # Round two, by the command: scrambled labels lose, and nothing changes.
-        (line,) = _cli(server, "pima", "--data", str(tmp_path / "worse"), "--holdout", holdout_csv)
-        lost = json.loads(line)
-        assert lost["decision"] == "kept", lost
-        assert lost["champion"] == won["challenger"]
-        assert lost["challenger_score"] < lost["champion_score"]
-        versions = sm.list_model_packages(ModelPackageGroupName="pima")["ModelPackageSummaryList"]
-        assert [v["ModelApprovalStatus"] for v in versions][3:] == ["Rejected"]
-        after = sm.describe_endpoint(EndpointName="pima")
-        assert after["EndpointConfigName"] == described["EndpointConfigName"]
         history = [json.loads(line) for line in _cli(server, "history", "pima")]
-        # Every round that touched the endpoint is in its history, the command's included.
-        assert [(e["decision"], e.get("source")) for e in history if e["action"] == "decision"] == [
-            ("promoted", None),
-            ("kept", "command"),
-        ]
+        assert [e["decision"] for e in history if e["action"] == "decision"] == ["promoted"]
         assert [e["step"] for e in history if e["action"] == "interrupted"] == ["canary"]
     finally:
         server.stop()
@@ -689,7 +674,7 @@ def _packaged_champion(
     return container, {**container, "ModelDataUrl": str(moved)}
 
 
-def _round(control: _ScriptedControl, tmp_path: Path, champion_url: str, **kwargs: Any) -> Any:
+def _round(control: _ScriptedControl, tmp_path: Path, inverted_url: str, **kwargs: Any) -> Any:
     from mlpilot.package import load_model
     from mlpilot.service import CanarySettings, retrain_endpoint
 
@@ -699,7 +684,7 @@ def _round(control: _ScriptedControl, tmp_path: Path, champion_url: str, **kwarg
 
     def load(url: str) -> Any:
         model = load_model(url)
-        return _Inverted(model) if url == champion_url else model
+        return _Inverted(model) if url == inverted_url else model
 
     return retrain_endpoint(
         control,
@@ -750,6 +735,23 @@ def test_a_failing_canary_is_rolled_back_and_its_version_rejected(
     assert [s["action"] for s in outcome.steps][-3:] == ["registered", "canary", "rolled_back"]
     assert (outcome.holdout_rows, outcome.captured_rows) == (200, 0)
     assert "200 holdout rows alone (no ground truth given" in outcome.reason
+
+
+def test_a_worse_challenger_is_rejected_and_the_endpoint_left_alone(
+    service: Service, churn: helpers_models.TrainedModel, tmp_path: Path
+) -> None:
+    _, challenger = _packaged_champion(service, churn, tmp_path, gated=False)
+    control = _ScriptedControl(service, challenger)
+    outcome = _round(control, tmp_path, challenger["ModelDataUrl"])
+    assert outcome.decision == "kept", outcome.reason
+    assert outcome.challenger_score < outcome.champion_score
+    assert control.updates == []
+    endpoint = service.call("DescribeEndpoint", {"EndpointName": "churn"})
+    assert endpoint["EndpointConfigName"] == "churn-1"
+    version = service.call(
+        "DescribeModelPackage", {"ModelPackageName": f"{ARN}:model-package/churn/2"}
+    )
+    assert version["ModelApprovalStatus"] == "Rejected"
 
 
 @pytest.mark.parametrize("rule", ["group tag", "service"])

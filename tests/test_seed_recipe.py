@@ -2,12 +2,13 @@
 
 Its data, its job configuration file, its commands — with ``--endpoint-url`` — first with S3
 (moto's server standing in for S3, reached through ``AWS_ENDPOINT_URL_S3``), then with local
-paths.
+paths (the job stopped once it runs).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,16 +82,8 @@ def service(
     server.stop()
 
 
-def _run_recipe_steps(
-    aws: Aws, name: str, input_uri: str, output_uri: str, *, light: bool = False
-) -> dict[str, object]:
+def _run_recipe_steps(aws: Aws, name: str, input_uri: str, output_uri: str) -> dict[str, object]:
     config = recipe_job_config(name, input_uri, output_uri)
-    if light:
-        # The recipe's job again, for what differs (the paths): three candidates and no
-        # reports, since the S3 run has already shown the whole job.
-        tabular = config["AutoMLProblemTypeConfig"]["TabularJobConfig"]  # type: ignore[index]
-        tabular["CompletionCriteria"]["MaxCandidates"] = 3
-        config["Tags"].append({"Key": "mlpilot:GenerateReports", "Value": "false"})  # type: ignore[attr-defined]
     (aws.cwd / "autopilot_job_config.json").write_text(json.dumps(config, indent=4))
     created = json.loads(
         aws(
@@ -350,13 +343,31 @@ def test_recipe_end_to_end_with_s3(service: ServiceProcess, s3: object, tmp_path
 
 
 def test_recipe_with_local_paths(service: ServiceProcess, tmp_path: Path) -> None:
+    """The recipe's job file with local paths in place of S3 (a file:// input prefix, a plain
+    output folder): the CLI sends it as it is and the job writes under that folder. Stopped
+    once it runs: the S3 run above has shown the whole job."""
     aws = Aws(tmp_path, service.url, None)
     (tmp_path / "input").mkdir()
     (tmp_path / "input" / "churn_dataset.csv").write_text(RECIPE_DATA)
     output = tmp_path / "output"
-    found = _run_recipe_steps(
-        aws, "autopilot-churn-local", f"file://{tmp_path / 'input'}/", str(output), light=True
+    name = "autopilot-churn-local"
+    config = recipe_job_config(name, f"file://{tmp_path / 'input'}/", str(output))
+    (tmp_path / "autopilot_job_config.json").write_text(json.dumps(config, indent=4))
+    aws(
+        "sagemaker",
+        "create-auto-ml-job-v2",
+        "--cli-input-json",
+        "file://autopilot_job_config.json",
     )
-    url = found["container"]["ModelDataUrl"]  # type: ignore[index]
-    assert Path(url).is_file() and Path(url).is_relative_to(output / "autopilot-churn-local")
-    assert (output / "autopilot-churn-local" / "leaderboard.csv").exists()
+    described = json.loads(aws("sagemaker", "describe-auto-ml-job-v2", "--auto-ml-job-name", name))
+    source = described["AutoMLJobInputDataConfig"][0]["DataSource"]["S3DataSource"]
+    assert source["S3Uri"] == f"file://{tmp_path / 'input'}/"
+    assert described["OutputDataConfig"]["S3OutputPath"] == str(output)
+    # The engine writes its record in the output folder as it begins; then the stop.
+    deadline = time.monotonic() + 120
+    while not (output / name / "job.json").is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    aws("sagemaker", "stop-auto-ml-job", "--auto-ml-job-name", name)
+    assert aws.monitor(name) in ("Stopped", "Completed"), aws(
+        "sagemaker", "describe-auto-ml-job-v2", "--auto-ml-job-name", name
+    )

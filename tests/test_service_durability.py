@@ -155,3 +155,39 @@ def test_machine_crash_recovered_when_service_restarts(churn_dir: Path, tmp_path
         _model_ok(record)
     finally:
         server.stop()
+
+
+def test_a_job_stopped_before_its_engine_began_ends_stopped(tmp_path: Path) -> None:
+    """The stop's signal can reach a runner that is still starting (no job.json yet): the job
+    ends Stopped, as the user asked, not Failed."""
+    from mlpilot.service import Service
+
+    service = Service(ServiceConfig(data_dir=tmp_path / "data"))
+    try:
+        arn = "arn:aws:sagemaker:us-east-1:000000000000:automl-job/early"
+        record = {"AutoMLJobName": "early", "AutoMLJobArn": arn, "CreationTime": 1.0}
+        service.store.insert_job(
+            {
+                "name": "early",
+                "arn": arn,
+                "status": "InProgress",
+                "secondary_status": "Starting",
+                "created": 1.0,
+                "modified": 1.0,
+                "record": record,
+                "api_version": "V2",
+                "local_root": str(tmp_path / "data" / "early"),
+                "output_root": str(tmp_path / "out"),
+                "stop_requested": False,
+                # A runner was started (so the job is not queued); it is gone by now.
+                "runner_pid": 4_194_000,
+                "runner_host": "elsewhere",
+            }
+        )
+        service.jobs.stop("early")
+        service.jobs.recover("early", "the job's process killed by signal 15")
+        row = service.store.get_job("early")
+        assert (row["status"], row["secondary_status"]) == ("Stopped", "Stopped")
+        assert "FailureReason" not in row["record"]
+    finally:
+        service.store.close()

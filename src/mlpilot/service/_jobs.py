@@ -472,6 +472,14 @@ class JobManager(RunnerSupervisor):
         if row is None or row["status"] in _ENDED:
             return
         local_root = Path(row["local_root"])
+        if row.get("stop_requested") and not (local_root / "job.json").exists():
+            # Stopped before the engine began (the stop's signal reached the runner while it
+            # was starting): the user's stop, not a failure; nothing was made to keep.
+            reason = row["record"].get("Mlpilot", {}).get("StopReason") or (
+                "stopped before it started"
+            )
+            self._end_unstarted(name, "Stopped", reason)
+            return
         now = round(time.time(), 3)
         if (local_root / "job.json").exists():
             try:
