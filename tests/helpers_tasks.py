@@ -78,3 +78,10 @@ def blas_threads(_: Any) -> list[int]:
 
 def unpicklable(_: Any) -> Any:
     return lambda: None
+
+
+def loaded(names: list[str]) -> list[bool]:
+    """Whether each module in ``names`` is imported in this worker already."""
+    import sys
+
+    return [name in sys.modules for name in names]

@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -271,3 +272,35 @@ def test_shutdown_stops_every_worker() -> None:
     assert time.monotonic() - started < busy
     assert all(is_gone(pid) for pid in pids)
     assert executor.running() == 0
+
+
+def test_workers_import_every_warm_up_path_as_they_start() -> None:
+    with LocalProcessExecutor(workers=1, threads=1) as executor:
+        # A path that does not import is skipped (its task would report the reason).
+        executor.warm_up(
+            "helpers_tasks:double", "wave:open", "no_such_module:x", "colorsys:hls_to_rgb"
+        )
+        executor.submit("helpers_tasks:loaded", ["wave", "colorsys", "no_such_module"])
+        (outcome,) = collect(executor, 1)
+    assert outcome.value == [True, True, False]
+
+
+def test_a_tabular_job_warms_torch_up_where_a_network_may_train() -> None:
+    from mlpilot.config import JobConfig, TabularConfig
+    from mlpilot.problems.tabular import TabularProblem
+
+    def imports(**settings: Any) -> list[str]:
+        config = JobConfig(
+            name="j",
+            training_data="t.csv",
+            output_path="out",
+            problem=TabularConfig(target="y", **settings),
+        )
+        return TabularProblem().worker_imports(config)
+
+    trial = TabularProblem.trial_function
+    torch = "torch._dynamo:disable"
+    assert imports() == [trial, torch]  # AUTO: either mode's algorithms, networks among them
+    assert imports(mode="HYPERPARAMETER_TUNING") == [trial, torch]  # its mlp is a torch network
+    assert imports(mode="ENSEMBLING", algorithms=("lightgbm", "xgboost")) == [trial]
+    assert imports(mode="ENSEMBLING", algorithms=("nn-torch", "fastai")) == [trial, torch]

@@ -62,6 +62,10 @@ class AlgorithmTags:
     baseline_tree_shap: bool = False
     #: The algorithm's part of candidate names, where shorter than its registered name.
     short_name: str | None = None
+    #: What a worker imports as it starts when a job may train this algorithm
+    #: (``"module:attribute"``): a library whose first use costs seconds, which would otherwise
+    #: come out of the first trial's time limit.
+    warm_up: str | None = None
 
     @property
     def early_stopping(self) -> bool:

@@ -105,7 +105,11 @@ class TorchNetwork(Algorithm):
 
     # A network takes no missing values, and learns best from inputs on one (normal) scale.
     preprocessing = PreprocessingOptions(impute=True, numeric_scaling="quantile")
-    tags = AlgorithmTags(family=Family.NEURAL_NETWORK, iteration_param="epochs")
+    # The optimizer's first step imports torch's compiler stack (torch._dynamo: 2-6 s on the
+    # project's 2-core machine, inside the first fit); workers load it as they start instead.
+    tags = AlgorithmTags(
+        family=Family.NEURAL_NETWORK, iteration_param="epochs", warm_up="torch._dynamo:disable"
+    )
     #: Epochs without a validation improvement larger than ``min_delta`` before stopping.
     patience: ClassVar[int]
     min_delta: ClassVar[float]

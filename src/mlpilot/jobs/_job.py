@@ -452,7 +452,7 @@ class AutoMLJob:
         problem = self.problem
         if self._executor is None:
             self._executor = LocalProcessExecutor(cfg.parallelism)
-            self._executor.warm_up(problem.trial_function)
+            self._executor.warm_up(*problem.worker_imports(cfg))
 
         self.set_status(SecondaryStatus.ANALYZING_DATA)
         self.analysis = analysis = problem.analyse(self)

@@ -153,6 +153,12 @@ class Problem(Protocol):
     #: The worker function a trial runs (``"module:function"``), for warming workers up.
     trial_function: ClassVar[str]
 
+    def worker_imports(self, config: Any) -> list[str]:
+        """What each worker imports as it starts (``"module:name"``): the trial function and
+        the slow libraries of the algorithms the job ``config`` may train, so that no trial's
+        time limit pays for them."""
+        ...
+
     def analyse(self, session: JobSession) -> Analysis: ...
 
     def define_candidates(self, session: JobSession) -> Any:

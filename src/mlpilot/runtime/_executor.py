@@ -56,8 +56,9 @@ class Executor(ABC):
     def running(self) -> int:
         """Number of tasks submitted and not yet reported."""
 
-    def warm_up(self, function: str | None = None) -> None:  # noqa: B027 - optional hook
-        """Start workers ahead of the first task (optional)."""
+    def warm_up(self, *paths: str) -> None:  # noqa: B027 - optional hook
+        """Start workers ahead of the first task, each importing ``paths`` (``"module:name"``:
+        the task function, slow libraries) as it starts (optional)."""
 
     @abstractmethod
     def shutdown(self) -> None:

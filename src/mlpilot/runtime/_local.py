@@ -51,7 +51,8 @@ class LocalProcessExecutor(Executor):
     threads:
         Threads a task may use (default: cores divided by workers, at least 1).
     warm_up:
-        An import path each worker loads as it starts (so the first task does not pay for it).
+        Import paths (``"module:name"``, comma-separated) each worker loads as it starts, so
+        that the first task does not pay for them.
     """
 
     def __init__(
@@ -83,9 +84,9 @@ class LocalProcessExecutor(Executor):
         self._workers.append(worker)
         return worker
 
-    def warm_up(self, function: str | None = None) -> None:
-        if function:
-            self._warm_up_path = function
+    def warm_up(self, *paths: str) -> None:
+        if paths:
+            self._warm_up_path = ",".join(paths)
         while len(self._workers) < self._size:
             self._start_worker()
 

@@ -31,10 +31,11 @@ def worker_main(connection: Any, threads: int, warm_up: str | None) -> None:
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
     os.environ["MLPILOT_WORKER_THREADS"] = str(threads)
-    if warm_up:
-        # A failed warm-up shows up again, with its reason, on the first task.
-        with contextlib.suppress(Exception):
-            resolve(warm_up)
+    for path in (warm_up or "").split(","):
+        if path:
+            # A failed warm-up shows up again, with its reason, on the first task.
+            with contextlib.suppress(Exception):
+                resolve(path)
     while True:
         try:
             message = connection.recv()

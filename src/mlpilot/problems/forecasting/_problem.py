@@ -38,6 +38,8 @@ from mlpilot.profile import FeatureSpecification
 __all__ = ["DEFAULT_MODELS", "ForecastingProblem"]
 
 #: The models a job backtests when AlgorithmsConfig names none.
+#: What a worker imports ahead of a torch model's first fit.
+TORCH_WARM_UP = "torch._dynamo:disable"
 DEFAULT_MODELS = ("seasonal-naive", "npts", "theta", "ets", "gbm", "arima", "quantile-net")
 
 
@@ -49,6 +51,17 @@ class ForecastingProblem:
 
     config_name: ClassVar[str] = "TimeSeriesForecasting"
     trial_function: ClassVar[str] = "mlpilot.problems.forecasting._trial:run_forecast_trial"
+
+    def worker_imports(self, config: Any) -> list[str]:
+        spec = config.problem_as(ForecastingConfig)
+        chosen = (
+            {AUTOPILOT_ALGORITHMS[a] for a in spec.algorithms}
+            if spec.algorithms
+            else set(DEFAULT_MODELS)
+        )
+        # The quantile network trains with torch, whose optimizer's first step imports its
+        # compiler stack (seconds, inside the first fit otherwise).
+        return [self.trial_function] + ([TORCH_WARM_UP] if "quantile-net" in chosen else [])
 
     def __init__(self) -> None:
         self.series: SeriesSet | None = None

@@ -11,7 +11,12 @@ import pandas as pd
 from mlpilot._crash import crash_point
 from mlpilot._layout import write_json_atomic
 from mlpilot._types import Mode, ProblemType, SecondaryStatus
-from mlpilot.algorithms import DEFAULT_ALGORITHMS, ENSEMBLING_ALGORITHMS, algorithm_path
+from mlpilot.algorithms import (
+    DEFAULT_ALGORITHMS,
+    ENSEMBLING_ALGORITHMS,
+    algorithm_path,
+    get_algorithm,
+)
 from mlpilot.config import TabularConfig
 from mlpilot.ensemble import (
     BaggingPlan,
@@ -76,6 +81,28 @@ class TabularProblem:
         self.ensemble: Any = None
         #: With a sensitive attribute: how each candidate's disparity is measured.
         self.fairness: DisparityMeasure | None = None
+
+    def worker_imports(self, config: Any) -> list[str]:
+        # Before the analysis: an AUTO job may still turn out ENSEMBLING, so its algorithms
+        # count (an unused import costs a worker a few seconds and some memory, once).
+        spec = config.problem_as(TabularConfig)
+        if spec.algorithms:
+            names: tuple[str, ...] = tuple(spec.algorithms)
+        elif spec.mode is Mode.HYPERPARAMETER_TUNING:
+            names = DEFAULT_ALGORITHMS
+        elif spec.portfolio is not None:
+            names = tuple(spec.portfolio.algorithms)
+        else:
+            names = ENSEMBLING_ALGORITHMS
+        imports = [self.trial_function]
+        for name in names:
+            try:
+                path = get_algorithm(name).tags.warm_up
+            except Exception:  # an unknown or broken algorithm fails later, with its reason
+                continue
+            if path and path not in imports:
+                imports.append(path)
+        return imports
 
     @property
     def problem_type(self) -> ProblemType:
