@@ -813,6 +813,14 @@ def test_lightgbm_single_row_fast_path_is_booster_predict(
     np.testing.assert_array_equal(outputs(restored, X[3:4]), expected[3:4])
     with pytest.raises(ValueError, match="expects"):
         model.predict(X[:1, :-1])
+    # Fitted again, a model predicts with its new booster, not the one its fast path was made on.
+    small = fit("lightgbm", m, {"n_estimators": 3})
+    before = outputs(small, X[:1])
+    small.params["n_estimators"] = 30
+    small.fit(m.X_train, m.y_train, context=m.context())
+    again = small.model_.predict(X[:1], num_iteration=small.model_.best_iteration or None)
+    np.testing.assert_array_equal(outputs(small, X[:1]).ravel()[-1], np.ravel(again)[-1])
+    assert not np.array_equal(outputs(small, X[:1]), before)
 
 
 @pytest.mark.parametrize("task_name", list(TASKS))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import threading
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -169,7 +170,7 @@ class LightGBM(Boosting):
     def _single_row(self) -> SingleRowPredictor:
         # Made on first use, so packages saved before it existed get it too (not pickled).
         single = self.__dict__.get("_single_row_predictor")
-        if single is None:
+        if single is None or single.booster is not self.model_:  # made anew after a new fit
             single = self._single_row_predictor = SingleRowPredictor(self.model_)
         return single
 
@@ -207,8 +208,11 @@ class SingleRowPredictor:
         self._lib, self._check = _LIB, _safe_call
         self.n_features = int(booster.num_feature())
         self.n_outputs = int(booster.num_model_per_iteration())
-        self._booster = booster  # the handle belongs to it: keep it alive
+        self.booster = booster  # the handle belongs to it: keep it alive
         self._handle = ctypes.c_void_p()
+        # ctypes lets go of the GIL during the call: one row at a time through the handle,
+        # whichever thread serves it.
+        self._lock = threading.Lock()
         self._check(
             _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
                 booster._handle,
@@ -223,7 +227,7 @@ class SingleRowPredictor:
         )
 
     def predict(self, row: np.ndarray) -> np.ndarray:
-        """The model's output for one row of ``n_features`` values: ``(n_outputs,)`` for
+        """The model's output for one row of ``n_features`` values: ``(1, n_outputs)`` for
         multiclass, ``(1,)`` otherwise (as ``Booster.predict`` on a one-row matrix)."""
         values = np.ascontiguousarray(row, dtype=np.float64)
         if values.shape != (self.n_features,):
@@ -231,14 +235,16 @@ class SingleRowPredictor:
                 f"LightGBM model expects {self.n_features} features, got {values.shape[-1]}"
             )
         out = np.empty(self.n_outputs, dtype=np.float64)
-        self._check(
-            self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-                self._handle,
-                ctypes.c_void_p(values.ctypes.data),
-                ctypes.byref(ctypes.c_int64()),  # per call: the predictor may be shared
-                ctypes.c_void_p(out.ctypes.data),
+        length = ctypes.c_int64()
+        with self._lock:
+            self._check(
+                self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                    self._handle,
+                    ctypes.c_void_p(values.ctypes.data),
+                    ctypes.byref(length),
+                    ctypes.c_void_p(out.ctypes.data),
+                )
             )
-        )
         return out.reshape(1, -1) if self.n_outputs > 1 else out
 
     def __del__(self) -> None:
