@@ -839,6 +839,8 @@ def test_catboost_few_rows_path_is_its_batch_path(default_fits: FitCache, task_n
     restored = pickle.loads(pickle.dumps(model))
     assert "_few_rows_setup" not in restored.__dict__
     np.testing.assert_array_equal(outputs(restored, X[:5]), batch[:5])
+    restored.__dict__["_few_rows_setup"] = ()  # a CatBoost without the private methods
+    np.testing.assert_array_equal(outputs(restored, X[:5]), batch[:5])
 
 
 @pytest.mark.parametrize("task_name", ["binary", "regression"])
