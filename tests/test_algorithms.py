@@ -790,6 +790,59 @@ def test_forest_fast_path_is_bit_identical_to_scikit_learn(
     np.testing.assert_array_equal(outputs(restored, X[:3]), reference[:3])
 
 
+@pytest.mark.parametrize("task_name", list(TASKS))
+def test_lightgbm_single_row_fast_path_is_booster_predict(
+    default_fits: FitCache, task_name: str
+) -> None:
+    """One row goes through LightGBM's single-row C API (parameters parsed once); each row's
+    output is what ``Booster.predict`` gives for the whole batch, bit for bit, missing values
+    included, and after pickling (the fast path's handle is not pickled)."""
+    model, m = default_fits.get(task_name, "lightgbm")
+    X = np.array(m.X_test[:200], dtype=np.float32)
+    X[::7, 0] = np.nan
+    X[::5, -1] = np.nan
+    booster = model.model_
+    reference = booster.predict(X, num_iteration=booster.best_iteration or None)
+    reference = reference if task_name != "binary" else np.column_stack([1 - reference, reference])
+    expected = reference if task_name != "regression" else reference.ravel()
+    rows = np.concatenate([outputs(model, X[i : i + 1]) for i in range(len(X))])
+    np.testing.assert_array_equal(rows, expected)
+    assert "_single_row_predictor" in model.__dict__
+    restored = pickle.loads(pickle.dumps(model))
+    assert "_single_row_predictor" not in restored.__dict__
+    np.testing.assert_array_equal(outputs(restored, X[3:4]), expected[3:4])
+    with pytest.raises(ValueError, match="expects"):
+        model.predict(X[:1, :-1])
+    # Fitted again, a model predicts with its new booster, not the one its fast path was made on.
+    small = fit("lightgbm", m, {"n_estimators": 3})
+    before = outputs(small, X[:1])
+    small.params["n_estimators"] = 30
+    small.fit(m.X_train, m.y_train, context=m.context())
+    again = small.model_.predict(X[:1], num_iteration=small.model_.best_iteration or None)
+    np.testing.assert_array_equal(outputs(small, X[:1]).ravel()[-1], np.ravel(again)[-1])
+    assert not np.array_equal(outputs(small, X[:1]), before)
+
+
+@pytest.mark.parametrize("task_name", list(TASKS))
+def test_catboost_few_rows_path_is_its_batch_path(default_fits: FitCache, task_name: str) -> None:
+    """A few rows skip ``predict``'s per-call parameter reads (Pool and ``_base_predict``
+    directly); one row at a time they get what the batch path (a DataFrame through the public
+    ``predict``/``predict_proba``) gives, bit for bit, and after pickling."""
+    model, m = default_fits.get(task_name, "catboost")
+    X = np.array(m.X_test[:200], dtype=np.float32)
+    numeric = [j for j in range(X.shape[1]) if j not in m.categorical_features]
+    X[::7, numeric[-1:]] = np.nan  # missing numbers (car's columns are all categories)
+    batch = outputs(model, X)  # over 64 rows: the DataFrame and the public API
+    rows = np.concatenate([outputs(model, X[i : i + 1]) for i in range(len(X))])
+    np.testing.assert_array_equal(rows, batch)
+    assert "_few_rows_setup" in model.__dict__
+    restored = pickle.loads(pickle.dumps(model))
+    assert "_few_rows_setup" not in restored.__dict__
+    np.testing.assert_array_equal(outputs(restored, X[:5]), batch[:5])
+    restored.__dict__["_few_rows_setup"] = ()  # a CatBoost without the private methods
+    np.testing.assert_array_equal(outputs(restored, X[:5]), batch[:5])
+
+
 @pytest.mark.parametrize("task_name", ["binary", "regression"])
 def test_forest_baseline_tree_shap_is_the_exact_shapley_value(
     default_fits: FitCache, task_name: str

@@ -470,6 +470,40 @@ def test_titanic_single_rows_through_the_twin_match_scikit_learn() -> None:
         np.testing.assert_array_equal(fast, slow)
 
 
+def test_quantile_scaling_of_single_rows_is_scikit_learns() -> None:
+    """The twin's normal-output quantile mapping (interpolation per column, bounds and the
+    normal quantile function on the whole matrix) gives scikit-learn's values bit for bit, row
+    by row: in range, on and past both ends, between tied quantiles, and missing."""
+    from sklearn.preprocessing import QuantileTransformer
+
+    from mlpilot.features._fast import _quantile_normal
+
+    rng = np.random.default_rng(3)
+    train = np.column_stack(
+        [
+            rng.normal(size=300),
+            rng.integers(0, 4, size=300).astype(float),  # ties: flat stretches of quantiles
+            rng.exponential(size=300),
+        ]
+    )
+    scaler = QuantileTransformer(n_quantiles=50, output_distribution="normal").fit(train)
+    rows = np.vstack(
+        [
+            train[:40],
+            [[-9.0, -1.0, 0.0], [9.0, 3.0, 1e6], [np.nan, 2.0, np.nan], [0.0, np.nan, 0.5]],
+            [train.min(axis=0), train.max(axis=0)],
+        ]
+    )
+    expected = scaler.transform(rows)
+    for i in range(len(rows)):
+        got = _quantile_normal(rows[i : i + 1], scaler.quantiles_, scaler.references_)
+        np.testing.assert_array_equal(got, expected[i : i + 1])
+    np.testing.assert_array_equal(
+        _quantile_normal(rows, scaler.quantiles_, scaler.references_), expected
+    )
+    assert np.isnan(expected).sum() == 3 and len(np.unique(expected[:, 1])) > 2  # not vacuous
+
+
 def test_titanic_sparse_output_mixes_numbers_categories_and_text() -> None:
     options = PreprocessingOptions(categorical="onehot", impute=True, text_svd=0)
     pipe, X, _, table = fit_pipeline(*TITANIC, options)

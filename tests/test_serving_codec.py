@@ -399,3 +399,20 @@ def test_probabilities_by_label(penguins: TrainedModel) -> None:
             assert value == pytest.approx(want[f"probability_{label}"])
     text = ok(serve.handle(penguins.csv_body(0, 1), "text/csv", "text/csv"))
     assert isinstance(ast.literal_eval(csv_rows(text)[0][1]), dict)
+
+
+@pytest.mark.parametrize("n_rows", [1, 64, 65])
+def test_decoded_rows_are_one_object_block_of_the_values_sent(n_rows: int) -> None:
+    """A few rows are decoded into one object block value by value (JSON scalars kept as sent);
+    the DataFrame is the one pandas builds from the rows, for a few rows and for more."""
+    columns = ["a", "b", "c"]
+    rows = [[str(i), i + 0.5 if i % 2 else True, None] for i in range(n_rows)]
+    body = json.dumps({"instances": [dict(zip(columns, row, strict=True)) for row in rows]})
+    decoded = decode_rows(body.encode(), "application/json", columns)
+    expected = pd.DataFrame(rows, columns=columns, dtype=object)
+    pd.testing.assert_frame_equal(decoded, expected)
+    assert decoded.iloc[0, 1] is True and decoded._mgr.nblocks == 1
+    text = "\n".join(f"{i},x{i}," for i in range(n_rows)).encode()
+    decoded = decode_rows(text, "text/csv", columns)
+    expected = pd.DataFrame([[str(i), f"x{i}", ""] for i in range(n_rows)], columns=columns)
+    pd.testing.assert_frame_equal(decoded, expected.astype(object))

@@ -105,14 +105,52 @@ class CatBoost(Boosting):
         return Pool(self._frame(X), y, weight=weight, cat_features=self.cat_features_)
 
     def _predict_raw(self, X: Any) -> np.ndarray:
-        # A few rows: an object array (ints for categories) skips building a DataFrame, which
-        # costs several times the prediction of one row.
-        frame: Any = self._frame(X) if X.shape[0] > 64 else self._objects(X)
+        if X.shape[0] <= 64:
+            return self._predict_few(X)
+        frame: Any = self._frame(X)
         threads = predict_threads(X.shape[0])
         if self.problem_type is ProblemType.REGRESSION:
             return np.asarray(self.model_.predict(frame, thread_count=threads))
         proba = np.asarray(self.model_.predict_proba(frame, thread_count=threads))
         return proba
+
+    def _predict_few(self, X: Any) -> np.ndarray:
+        """A few rows, as ``predict``/``predict_proba`` give them, one thread: the object array
+        (ints for categories; a DataFrame costs several times one row's prediction) goes into
+        the Pool that CatBoost's ``predict`` would build, and the Pool to the model's own
+        ``_base_predict``. ``predict`` re-reads the model's parameters (a JSON round trip) and
+        feature lists on every call: about a quarter of a single row's time. A CatBoost without
+        these methods takes the public ``predict``."""
+        from catboost import Pool
+
+        setup = self.__dict__.get("_few_rows_setup")
+        if setup is None:  # per loaded model (not pickled, see __getstate__)
+            model = self.model_
+            regression = self.problem_type is ProblemType.REGRESSION
+            try:
+                setup = (
+                    model._get_default_prediction_type() if regression else "Probability",
+                    {
+                        "cat_features": model._get_cat_feature_indices(),
+                        "text_features": model._get_text_feature_indices(),
+                        "embedding_features": model._get_embedding_feature_indices(),
+                    },
+                )
+                model._base_predict  # noqa: B018 (present in the CatBoost installed)
+            except AttributeError:
+                setup = ()
+            self._few_rows_setup = setup
+        if not setup:
+            objects = self._objects(X)
+            if self.problem_type is ProblemType.REGRESSION:
+                return np.asarray(self.model_.predict(objects, thread_count=1))
+            return np.asarray(self.model_.predict_proba(objects, thread_count=1))
+        prediction_type, features = setup
+        pool = Pool(data=self._objects(X), thread_count=1, **features)
+        return np.asarray(self.model_._base_predict(pool, prediction_type, 0, 0, 1, False, "CPU"))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_few_rows_setup"}
 
     def tree_shap(self) -> TreeShap:
         # CatBoost's own ShapValues (what shap.TreeExplainer calls too). Without precomputing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import threading
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -12,6 +14,10 @@ from mlpilot._types import ProblemType
 from mlpilot.algorithms._base import FitContext, FitData, predict_threads
 from mlpilot.algorithms._boosting import MAX_ROUNDS, Boosting, EarlyStopping, Objectives
 from mlpilot.algorithms._shap import TreeShap, dense, split_bias
+
+#: LightGBM's C API constants (c_api.h): a normal (transformed) prediction, double input.
+_PREDICT_NORMAL = 0
+_FLOAT64 = 1
 
 
 class LightGBM(Boosting):
@@ -154,10 +160,22 @@ class LightGBM(Boosting):
         return stop_at_deadline
 
     def _predict_raw(self, X: Any) -> np.ndarray:
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[0] == 1:
+            return self._both_classes(self._single_row().predict(X[0]))
         iteration = self.model_.best_iteration or None
         threads = predict_threads(X.shape[0])
         out = self.model_.predict(X, num_iteration=iteration, num_threads=threads)
         return self._both_classes(out)
+
+    def _single_row(self) -> SingleRowPredictor:
+        # Made on first use, so packages saved before it existed get it too (not pickled).
+        single = self.__dict__.get("_single_row_predictor")
+        if single is None or single.booster is not self.model_:  # made anew after a new fit
+            single = self._single_row_predictor = SingleRowPredictor(self.model_)
+        return single
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_single_row_predictor"}
 
     def tree_shap(self) -> TreeShap:
         # LightGBM's own TreeSHAP (pred_contrib): what shap.TreeExplainer returns too, without
@@ -175,3 +193,60 @@ class LightGBM(Boosting):
             return split_bias(raw, X.shape[1])
 
         return lightgbm
+
+
+class SingleRowPredictor:
+    """LightGBM's single-row fast path (``LGBM_BoosterPredictForMatSingleRowFast``) on a
+    booster: the prediction parameters are parsed and the predictor set up once, where
+    ``Booster.predict`` does both (and pandas/NumPy checks) on every call. The values are
+    ``Booster.predict(row, num_iteration=best or all, num_threads=1)``'s: the same C++ predictor
+    on the same row, which LightGBM reads as doubles either way."""
+
+    def __init__(self, booster: Any) -> None:
+        from lightgbm.basic import _LIB, _safe_call
+
+        self._lib, self._check = _LIB, _safe_call
+        self.n_features = int(booster.num_feature())
+        self.n_outputs = int(booster.num_model_per_iteration())
+        self.booster = booster  # the handle belongs to it: keep it alive
+        self._handle = ctypes.c_void_p()
+        # ctypes lets go of the GIL during the call: one row at a time through the handle,
+        # whichever thread serves it.
+        self._lock = threading.Lock()
+        self._check(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(_PREDICT_NORMAL),
+                ctypes.c_int(0),  # start iteration
+                ctypes.c_int(booster.best_iteration or -1),  # -1: every iteration
+                ctypes.c_int(_FLOAT64),
+                ctypes.c_int32(self.n_features),
+                ctypes.c_char_p(b"num_threads=1"),
+                ctypes.byref(self._handle),
+            )
+        )
+
+    def predict(self, row: np.ndarray) -> np.ndarray:
+        """The model's output for one row of ``n_features`` values: ``(1, n_outputs)`` for
+        multiclass, ``(1,)`` otherwise (as ``Booster.predict`` on a one-row matrix)."""
+        values = np.ascontiguousarray(row, dtype=np.float64)
+        if values.shape != (self.n_features,):
+            raise ValueError(
+                f"LightGBM model expects {self.n_features} features, got {values.shape[-1]}"
+            )
+        out = np.empty(self.n_outputs, dtype=np.float64)
+        length = ctypes.c_int64()
+        with self._lock:
+            self._check(
+                self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                    self._handle,
+                    ctypes.c_void_p(values.ctypes.data),
+                    ctypes.byref(length),
+                    ctypes.c_void_p(out.ctypes.data),
+                )
+            )
+        return out.reshape(1, -1) if self.n_outputs > 1 else out
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", None) is not None and self._handle.value:
+            self._check(self._lib.LGBM_FastConfigFree(self._handle))

@@ -110,15 +110,18 @@ class NNTorch(TorchNetwork):
     def _inputs(self, X: Any) -> tuple[Any, ...]:
         import torch
 
+        index, numbers = self._input_arrays(X)
+        return torch.from_numpy(index), torch.from_numpy(numbers)
+
+    def _input_arrays(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The embedding rows (int64) and the numeric inputs (float32) of ``X``."""
         dense = dense32(X)
         codes = dense[:, self.cat_positions_] if self.cat_positions_ else np.zeros((len(dense), 0))
         # -2 missing → 0, -1 unseen → 1, level i → i + 2; codes beyond the table are unseen.
         index = np.where(np.isnan(codes), -2, codes).astype(np.int64) + 2
         index = np.where((index < 0) | (index >= np.asarray(self.cards_) + 2), 1, index)
         numbers = np.nan_to_num(dense[:, self.num_positions_], nan=0.0, posinf=0.0, neginf=0.0)
-        return torch.from_numpy(np.ascontiguousarray(index)), torch.from_numpy(
-            np.ascontiguousarray(numbers, dtype=np.float32)
-        )
+        return np.ascontiguousarray(index), np.ascontiguousarray(numbers, dtype=np.float32)
 
     # -- training -------------------------------------------------------------------------
     def _fit_inputs(self, X: Any, context: FitContext) -> tuple[Any, ...]:
@@ -167,10 +170,9 @@ class NNTorch(TorchNetwork):
         if layers is None:
             layers = self._numpy_layers = self._fold_layers()
         tables, blocks = layers
-        codes, numbers = self._inputs(X)
-        index = codes.numpy()
+        index, numbers = self._input_arrays(X)  # no torch tensors on this path
         parts = [table[index[:, i]] for i, table in enumerate(tables)]
-        parts.append(numbers.numpy())
+        parts.append(numbers)
         h = np.concatenate(parts, axis=1).astype(np.float64)
         for weight, bias, relu in blocks:
             h = h @ weight + bias

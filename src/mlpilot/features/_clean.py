@@ -189,6 +189,7 @@ class TableCleaner(TransformerMixin, BaseEstimator):
 
     def _missing_columns(self, given: Any) -> None:
         names = [c["name"] for c in self.columns or []]
+        given = set(given)  # a pandas Index answers `in` several times slower
         missing = [n for n in names if n not in given]
         if missing:
             shown = ", ".join(map(repr, missing[:10])) + (" ..." if len(missing) > 10 else "")
