@@ -141,9 +141,9 @@ def test_the_white_box_attached_writes_the_notebooks(tmp_path: Path) -> None:
 
 def test_the_white_box_reserve_follows_the_budget_and_the_reports_switch(tmp_path: Path) -> None:
     job = AutoMLJob(config(tmp_path, max_runtime=30))
-    assert WhiteBox().time_reserve(job) == report_reserve(job.config) == pytest.approx(3.0)
+    assert WhiteBox().time_reserve(job) == report_reserve(job.config) == pytest.approx(3.6)
     job = AutoMLJob(config(tmp_path, max_runtime=600))
-    assert WhiteBox().time_reserve(job) == pytest.approx(6.0)
+    assert WhiteBox().time_reserve(job) == pytest.approx(7.0)
     job = AutoMLJob(config(tmp_path, max_runtime=600, generate_reports=False))
     assert WhiteBox().time_reserve(job) == 0.0
     job = AutoMLJob(config(tmp_path))

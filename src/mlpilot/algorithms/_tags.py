@@ -56,6 +56,10 @@ class AlgorithmTags:
     native_categorical: bool = False
     #: ``fit_oob`` gives out-of-bag predictions: one fit scores the model on every row.
     out_of_bag: bool = False
+    #: Modules loading its fitted model imports that take seconds (torch: 1-3.5 s): the white
+    #: box imports them beside the search, so the explainability report does not pay for them
+    #: in the job's last seconds.
+    load_imports: tuple[str, ...] = ()
     #: ``Algorithm.baseline_tree_shap`` computes exact interventional TreeSHAP against baseline
     #: rows (what an endpoint's explanations use where the model's path-dependent TreeSHAP is
     #: slow, e.g. a forest's deep trees).

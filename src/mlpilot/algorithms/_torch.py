@@ -105,7 +105,9 @@ class TorchNetwork(Algorithm):
 
     # A network takes no missing values, and learns best from inputs on one (normal) scale.
     preprocessing = PreprocessingOptions(impute=True, numeric_scaling="quantile")
-    tags = AlgorithmTags(family=Family.NEURAL_NETWORK, iteration_param="epochs")
+    tags = AlgorithmTags(
+        family=Family.NEURAL_NETWORK, iteration_param="epochs", load_imports=("torch",)
+    )
     #: Epochs without a validation improvement larger than ``min_delta`` before stopping.
     patience: ClassVar[int]
     min_delta: ClassVar[float]
