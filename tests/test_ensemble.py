@@ -31,14 +31,18 @@ from mlpilot.ensemble import (
     stack_column_names,
     stack_features,
 )
-from mlpilot.ensemble._portfolio import HEAD, learned_portfolio
+from mlpilot.ensemble._caruana import STEPS
+from mlpilot.ensemble._final import BuiltModel, FinalPhase
+from mlpilot.ensemble._portfolio import HEAD, PortfolioEntry, learned_portfolio
 from mlpilot.ensemble._predictor import AssembleResult
+from mlpilot.ensemble._runner import SELECTION_SHARE, EnsembleBuilder, EnsembleLimits
 from mlpilot.features import FeaturePipeline, TableCleaner
 from mlpilot.jobs import AutoMLJob
 from mlpilot.metrics import get_metric
 from mlpilot.package import InferenceModel
 from mlpilot.profile import build_profile
-from mlpilot.search import load_validation_predictions
+from mlpilot.runtime import Budget, LocalProcessExecutor
+from mlpilot.search import TrialResult, load_validation_predictions
 
 
 # -- greedy selection ----------------------------------------------------------------------------
@@ -74,6 +78,148 @@ def test_greedy_selection_respects_a_cost_limit() -> None:
     assert (free.weights > 0).all()
     capped = greedy_selection([a, b], y, metric, cost=[1.0, 1.0], max_cost=1.5)
     assert (capped.weights > 0).sum() == 1
+
+
+def test_greedy_selection_stops_adding_steps_at_its_deadline() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=500)
+    a, b = y + rng.normal(0, 0.5, 500), y + rng.normal(0, 0.5, 500)
+    metric = get_metric("MSE")
+    assert len(greedy_selection([a, b], y, metric).trajectory) == STEPS
+    late = greedy_selection([a, b], y, metric, deadline=time.monotonic() - 1.0)
+    # Only the best single model: every step scores every model, and none had time.
+    assert late.trajectory == [late.score] and (late.weights > 0).sum() == 1
+
+
+# -- the final phase's time plan -----------------------------------------------------------------
+def _builder(tmp_path: Path, total: float, elapsed: float, n_models: int) -> EnsembleBuilder:
+    """A builder of a 60 s job on 800 rows, ``elapsed`` seconds in, holding ``n_models`` bagged
+    base models of 1 MB each (5-fold bags, 0.2 s per fit), as the base-model phase leaves it."""
+    y = np.arange(800) % 2
+    plan = plan_bagging(
+        800,
+        y,
+        classification=True,
+        seed=0,
+        fraction=None,
+        n_validation_rows=0,
+        budget=total,
+        row_cap=None,
+        cap_reason="",
+    )
+    budget = Budget(total, started=time.monotonic() - elapsed, end_extra=6.0)
+    builder = EnsembleBuilder(
+        job_name="plan",
+        executor=LocalProcessExecutor(2),  # nothing is submitted: no worker starts
+        data_dir=tmp_path,
+        work_dir=tmp_path / "work",
+        candidate_dir=lambda name: tmp_path / name,
+        final_dir=lambda name: tmp_path / "final" / name,
+        problem_type=ProblemType.BINARY,
+        n_classes=2,
+        positive_index=1,
+        y=y,
+        weight=None,
+        plan=plan,
+        objective="AUC",
+        portfolio=[],
+        seed=0,
+        budget=budget,
+        limits=EnsembleLimits(max_candidates=100),
+        on_start=lambda task, extra: None,
+        on_result=lambda task, result, extra: None,
+    )
+    folds = len(plan.validation.eval_folds)
+    for number in range(n_models):
+        name = f"model-{number}"
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "pipeline.joblib").write_bytes(b"\0" * 1_000_000)
+        task = builder._trial_task(
+            name=name,
+            algorithm="lightgbm",
+            params={},
+            data_dir=tmp_path,
+            model_dir=tmp_path / name,
+            limit=None,
+            left=None,
+            out_of_bag=False,
+        )
+        result = TrialResult(
+            number, name, "Completed", train_seconds=0.2 * folds, latency_seconds=5e-4,
+            model_dir=str(tmp_path / name),
+        )  # fmt: skip
+        oof = np.column_stack([np.full(len(builder.rows), 0.5)] * 2)
+        builder.models.append(
+            BuiltModel(name, number, 1, "lightgbm", task, result, oof, 0.7 - number / 100, 0.2)
+        )
+    # One score of out-of-fold predictions took 2 ms (scikit-learn's AUC on a loaded machine).
+    builder._score_seconds = [0.002]
+    return builder
+
+
+def test_the_final_phase_plans_for_selection_refits_and_shipping(tmp_path: Path) -> None:
+    builder = _builder(tmp_path, 60.0, 40.0, n_models=43)
+    # 40 steps over 43 models and the 2 stackers would take 3.6 s: capped at 5 % of 60 s.
+    assert builder._selection_seconds() == pytest.approx(SELECTION_SHARE * 60)
+    assert builder._selection_seconds(10) == pytest.approx(STEPS * 10 * 0.002)
+    units = builder._top_models(5, layer=1)
+    assert builder._final_seconds(units) == pytest.approx(
+        builder._selection_seconds()
+        + builder._refit_seconds(units)
+        + builder._assemble_seconds(units)
+    )
+    phase = FinalPhase(builder)
+    end = builder._end_reserve()  # 1.5 s + 3 % + the reports' 6 s
+    assert end == pytest.approx(1.5 + 1.8 + 6.0)
+    left = builder._left()
+    refit_left = phase._refit_left(units)
+    assert left is not None and refit_left is not None
+    # The refits end in time for the refit package to be assembled and shipped before the
+    # end reserve (which holds the reports' time) begins.
+    after = builder._refit_package_seconds(units)
+    assert after >= builder._shipping_seconds(units, refit=True) > 0
+    assert refit_left + after + end <= left
+    # A task that would run into that reserve is not started.
+    task = builder._trial_task(
+        name="late", algorithm="lightgbm", params={}, data_dir=tmp_path,
+        model_dir=tmp_path / "late", limit=None, left=None, out_of_bag=False,
+    )  # fmt: skip
+    handled: list[str] = []
+    phase._run_queue([("refit", task, None)], lambda *a: handled.append(a[0]), left - 0.2)
+    assert handled == [] and builder.notes == ["no time left for refit late"]
+
+
+def test_a_base_model_stops_training_in_time_for_the_rest_of_its_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builder = _builder(tmp_path, 60.0, 10.0, n_models=2)
+    # Finished tasks spent 3-5 s beyond their training (start, data, predictions, saving).
+    builder._task_overheads = [3.0, 4.0, 5.0]
+    submitted: list[tuple[Any, float | None]] = []
+    monkeypatch.setattr(
+        builder.queue,
+        "submit",
+        lambda function, task, *, limit, key: submitted.append((task, limit)),
+    )
+    started = time.time()
+    builder._start_base(PortfolioEntry("lightgbm-r1", "lightgbm"), 12.0)
+    ((task, limit),) = submitted
+    assert limit == pytest.approx(12.0)  # the task's own limit: the time the tail leaves
+    # Its training stops the median overhead (4 s) earlier.
+    assert task.deadline_at - started == pytest.approx(8.0, abs=0.5)
+
+
+def test_stacking_without_time_skips_its_selection_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builder = _builder(tmp_path, 60.0, 55.0, n_models=4)
+
+    def selection(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a selection for stackers that cannot run")
+
+    monkeypatch.setattr(builder, "_greedy_selection", selection)
+    builder._stackers()
+    assert builder.notes == ["no stacking layer: no time left for it"]
 
 
 # -- stacking features, portfolio, plan -----------------------------------------------------------

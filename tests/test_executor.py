@@ -277,9 +277,7 @@ def test_shutdown_stops_every_worker() -> None:
 def test_workers_import_every_warm_up_path_as_they_start() -> None:
     with LocalProcessExecutor(workers=1, threads=1) as executor:
         # A path that does not import is skipped (its task would report the reason).
-        executor.warm_up(
-            "helpers_tasks:double", "wave:open", "no_such_module:x", "colorsys:hls_to_rgb"
-        )
+        executor.warm_up("helpers_tasks:double", "wave:open", "no_such_module:x", "colorsys")
         executor.submit("helpers_tasks:loaded", ["wave", "colorsys", "no_such_module"])
         (outcome,) = collect(executor, 1)
     assert outcome.value == [True, True, False]
@@ -299,7 +297,7 @@ def test_a_tabular_job_warms_torch_up_where_a_network_may_train() -> None:
         return TabularProblem().worker_imports(config)
 
     trial = TabularProblem.trial_function
-    torch = "torch._dynamo:disable"
+    torch = "torch._dynamo"
     assert imports() == [trial, torch]  # AUTO: either mode's algorithms, networks among them
     assert imports(mode="HYPERPARAMETER_TUNING") == [trial, torch]  # its mlp is a torch network
     assert imports(mode="ENSEMBLING", algorithms=("lightgbm", "xgboost")) == [trial]

@@ -18,6 +18,7 @@ from mlpilot.config import JobConfig
 from mlpilot.errors import MlpilotError
 from mlpilot.jobs import AutoMLJob, JobHooks
 from mlpilot.reports import WhiteBox, report_reserve
+from mlpilot.reports._whitebox import timed_reserve
 from mlpilot.search import SearchSpace
 
 
@@ -139,11 +140,21 @@ def test_the_white_box_attached_writes_the_notebooks(tmp_path: Path) -> None:
     assert record["Mlpilot"]["Reports"]["CandidateDefinitionNotebook"]["Status"] == "Completed"
 
 
+def test_the_reports_reserve_grows_with_the_time_a_figure_takes_within_a_share() -> None:
+    # A figure in 0.1 s: the fixed reserve (7 s at 60 s) covers 16 figures and the rest.
+    assert timed_reserve(60.0, 0.1) == pytest.approx(7.0)
+    # In 0.5 s (a loaded machine): 2 s + 16 figures = 10 s.
+    assert timed_reserve(60.0, 0.5) == pytest.approx(10.0)
+    # In 1 s: capped at 20 % of the budget.
+    assert timed_reserve(60.0, 1.0) == pytest.approx(12.0)
+    assert timed_reserve(30.0, 0.0) == pytest.approx(3.6)
+
+
 def test_the_white_box_reserve_follows_the_budget_and_the_reports_switch(tmp_path: Path) -> None:
     job = AutoMLJob(config(tmp_path, max_runtime=30))
-    assert WhiteBox().time_reserve(job) == report_reserve(job.config) == pytest.approx(3.0)
+    assert WhiteBox().time_reserve(job) == report_reserve(job.config) == pytest.approx(3.6)
     job = AutoMLJob(config(tmp_path, max_runtime=600))
-    assert WhiteBox().time_reserve(job) == pytest.approx(6.0)
+    assert WhiteBox().time_reserve(job) == pytest.approx(7.0)
     job = AutoMLJob(config(tmp_path, max_runtime=600, generate_reports=False))
     assert WhiteBox().time_reserve(job) == 0.0
     job = AutoMLJob(config(tmp_path))

@@ -444,3 +444,66 @@ def test_model_quality_says_how_the_probabilities_were_calibrated(tmp_path: Path
     html = (tmp_path / "report.html").read_text()
     assert "temperature of 1.800" in html and "0.7000" in html and "0.9000" in html
     assert json.loads((tmp_path / "statistics.json").read_text())["mlpilot"]["calibration"]
+
+
+def test_binary_statistics_are_scikit_learns_from_one_confusion_matrix() -> None:
+    from mlpilot._types import ProblemType
+    from mlpilot.reports._quality import Evaluation, _binary_scalars
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    p = np.clip(0.3 * y + 0.7 * rng.random(400), 0, 1)
+    weight = rng.random(400) * (rng.random(400) > 0.1)  # some rows of weight 0
+    e = Evaluation(
+        ProblemType.BINARY, ["no", "yes"], 0, y, np.column_stack([1 - p, p]), weight, "c", "F1",
+        threshold=0.4,
+    )  # fmt: skip
+    got = _binary_scalars(e)
+    truth = (y == 0).astype(int)
+    pred = (e.predicted == 0).astype(int)
+    kw: dict[str, Any] = {"sample_weight": weight, "zero_division": 0}
+    assert got["f1"] == pytest.approx(skm.f1_score(truth, pred, **kw))
+    assert got["f0_5"] == pytest.approx(skm.fbeta_score(truth, pred, beta=0.5, **kw))
+    assert got["f2"] == pytest.approx(skm.fbeta_score(truth, pred, beta=2, **kw))
+    assert got["precision"] == pytest.approx(skm.precision_score(truth, pred, **kw))
+    assert got["recall"] == pytest.approx(skm.recall_score(truth, pred, **kw))
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(truth, pred, sample_weight=weight))
+    for c in (0, 1):
+        constant = np.full_like(truth, c)
+        assert (
+            got["f2_best_constant_classifier"]
+            >= skm.fbeta_score(truth, constant, beta=2, **kw) - 1e-12
+        )
+        assert (
+            got["precision_best_constant_classifier"]
+            >= skm.precision_score(truth, constant, **kw) - 1e-12
+        )
+    always = np.ones_like(truth)
+    assert got["f1_best_constant_classifier"] == pytest.approx(skm.f1_score(truth, always, **kw))
+    assert got["accuracy_best_constant_classifier"] == pytest.approx(
+        max(skm.accuracy_score(truth, np.full_like(truth, c), sample_weight=weight) for c in (0, 1))
+    )
+
+
+def test_a_report_leaves_its_pdf_out_when_its_deadline_has_passed(tmp_path: Path) -> None:
+    from mlpilot._types import ProblemType
+    from mlpilot.reports._quality import Evaluation, write_model_insights
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 250)
+    p = np.clip(0.4 * y + 0.6 * rng.random(250), 0, 1)
+    e = Evaluation(ProblemType.BINARY, [0, 1], 1, y, np.column_stack([1 - p, p]), None, "c", "AUC")
+    stats = write_model_insights(
+        e, tmp_path / "late", job_name="job", algorithm="lightgbm", validation="5-fold",
+        deadline=time.monotonic() - 1.0,
+    )  # fmt: skip
+    assert (tmp_path / "late" / "report.html").exists()
+    assert not (tmp_path / "late" / "report.pdf").exists()
+    saved = json.loads((tmp_path / "late" / "statistics.json").read_text())
+    assert saved["mlpilot"]["notes"] == stats["mlpilot"]["notes"]
+    assert "report.pdf left out" in stats["mlpilot"]["notes"][0]
+    stats = write_model_insights(
+        e, tmp_path / "in-time", job_name="job", algorithm="lightgbm", validation="5-fold",
+        deadline=time.monotonic() + 600,
+    )  # fmt: skip
+    assert (tmp_path / "in-time" / "report.pdf").exists() and "notes" not in stats["mlpilot"]

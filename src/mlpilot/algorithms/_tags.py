@@ -56,16 +56,20 @@ class AlgorithmTags:
     native_categorical: bool = False
     #: ``fit_oob`` gives out-of-bag predictions: one fit scores the model on every row.
     out_of_bag: bool = False
+    #: Modules loading its fitted model imports that take seconds (torch: 1-3.5 s): the white
+    #: box imports them beside the search, so the explainability report does not pay for them
+    #: in the job's last seconds.
+    load_imports: tuple[str, ...] = ()
     #: ``Algorithm.baseline_tree_shap`` computes exact interventional TreeSHAP against baseline
     #: rows (what an endpoint's explanations use where the model's path-dependent TreeSHAP is
     #: slow, e.g. a forest's deep trees).
     baseline_tree_shap: bool = False
     #: The algorithm's part of candidate names, where shorter than its registered name.
     short_name: str | None = None
-    #: What a worker imports as it starts when a job may train this algorithm
-    #: (``"module:attribute"``): a library whose first use costs seconds, which would otherwise
-    #: come out of the first trial's time limit.
-    warm_up: str | None = None
+    #: Modules fitting it imports that take seconds (torch's compiler stack, which its
+    #: optimizer's first step loads): a job's workers import them as they start when the job may
+    #: train it, so that the first trial's time limit does not pay for them.
+    fit_imports: tuple[str, ...] = ()
 
     @property
     def early_stopping(self) -> bool:

@@ -105,10 +105,13 @@ class TorchNetwork(Algorithm):
 
     # A network takes no missing values, and learns best from inputs on one (normal) scale.
     preprocessing = PreprocessingOptions(impute=True, numeric_scaling="quantile")
-    # The optimizer's first step imports torch's compiler stack (torch._dynamo: 2-6 s on the
-    # project's 2-core machine, inside the first fit); workers load it as they start instead.
+    # Fitting imports torch's compiler stack too (the optimizer's first step: torch._dynamo,
+    # 2-6 s on the project's 2-core machine); loading a fitted network imports torch.
     tags = AlgorithmTags(
-        family=Family.NEURAL_NETWORK, iteration_param="epochs", warm_up="torch._dynamo:disable"
+        family=Family.NEURAL_NETWORK,
+        iteration_param="epochs",
+        fit_imports=("torch._dynamo",),
+        load_imports=("torch",),
     )
     #: Epochs without a validation improvement larger than ``min_delta`` before stopping.
     patience: ClassVar[int]

@@ -8,6 +8,7 @@ a model that never helps gets weight 0 and stays out of the package.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,11 +46,14 @@ def greedy_selection(
     seed: int = 0,
     cost: list[float] | None = None,
     max_cost: float | None = None,
+    deadline: float | None = None,
 ) -> Selection:
     """Weights over ``predictions`` (each ``(n, K)`` probabilities or ``(n,)`` values).
 
     With ``cost`` and ``max_cost`` (e.g. seconds per row), a model is only added while the
-    costs of the models with non-zero weight stay within ``max_cost``.
+    costs of the models with non-zero weight stay within ``max_cost``. With ``deadline``
+    (``time.monotonic()``), no step starts after it: each step scores every model once, and a
+    job's time limit must hold however many models the search trained.
     """
     if metric.fn is None:
         raise ValueError(f"{metric.name} cannot score predictions")
@@ -79,6 +83,8 @@ def greedy_selection(
     best_counts, best_score = counts.copy(), singles[start]
     trajectory = [singles[start]]
     for step in range(1, steps):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
         used_cost = sum(cost[i] for i in np.flatnonzero(counts)) if cost else 0.0
         best_i, best_value = -1, -np.inf
         for i in order:

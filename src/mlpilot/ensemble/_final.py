@@ -244,7 +244,8 @@ class FinalPhase:
         # 2. Refits of every unit the final model needs (forests scored out of bag are full
         # fits already), in parallel with (1), then the refit package.
         refit_plan = self._refit_plan(units, weights)
-        left = self.b._left(self.b._end_reserve())
+        end = self.b._end_reserve()
+        left = self._refit_left(units)
         do_refit = bool(refit_plan) and not self.b.budget.stop_requested()
         skipped = [u for u in units if u.needs_refit and u not in refit_plan]
         # The refit ensemble is the fast package. Selected models left unrefit (the least
@@ -270,6 +271,9 @@ class FinalPhase:
             )
         refit_dirs = {u.name: self._bag_location(u) for u in units if u not in refit_plan}
         if do_refit:
+            # Training stops early enough for the rest of the task (start, data, saving) to
+            # end within its limit.
+            train_left = None if left is None else max(1.0, left - 1.0 - self.b._task_overhead())
             for u in refit_plan:
                 refit_task = replace(
                     u.task,
@@ -278,7 +282,7 @@ class FinalPhase:
                     refit=True,
                     model_dir=str(self.b.work_dir / "refit" / u.name),
                     time_limit=None if left is None else max(1.0, left - 1.0),
-                    deadline_at=None if left is None else time.time() + left - 1.0,
+                    deadline_at=None if train_left is None else time.time() + train_left,
                     archive=False,
                 )
                 first.insert(0, ("refit", refit_task, refit_task.time_limit))
@@ -303,7 +307,14 @@ class FinalPhase:
                 why = outcome.error or outcome.state
                 self.b.notes.append(f"{kind} {Path(key.out_dir).name} could not be built: {why}")
 
-        self._run_queue(first, handle)
+        # The bag's package is built beside the refits; after them come the refit package
+        # and shipping (the bag's, when there is nothing to refit).
+        first_reserve = (
+            self.b._refit_package_seconds(refit_units)
+            if do_refit
+            else self.b._shipping_seconds(units, refit=False)
+        )
+        self._run_queue(first, handle, end + first_reserve)
         if do_refit and any(u.name not in refit_dirs for u in refit_plan):
             refit_failed = True  # a refit the queue skipped for lack of time (noted there)
         ens_result = results.get(str(self.b.candidate_dir(final_name))) if ensemble else None
@@ -325,7 +336,8 @@ class FinalPhase:
             task = self._assemble_task(
                 out, refit_units, refit_weights, refit_dirs, candidate, None, False
             )
-            self._run_queue([("refit-package", task, None)], handle)
+            ship = self.b._shipping_seconds(refit_units, refit=True)
+            self._run_queue([("refit-package", task, None)], handle, end + ship)
             refit_result = results.get(str(out))
 
         # 3. Stackers' standalone packages (their base models' bags + their own), time
@@ -343,7 +355,9 @@ class FinalPhase:
                 archive=False,
             )
             stack_jobs.append(("stacker-package", replace(stack_task, latency_repeats=5), None))
-        self._run_queue(stack_jobs, handle)
+        # Shipping the package the job will choose follows them.
+        ship = self.b._shipping_seconds(units, refit=refit_result is not None)
+        self._run_queue(stack_jobs, handle, end + ship)
 
         # Records: the ensemble candidate, and the stackers' updates.
         if ensemble and ens_task is not None and ens_oof is not None:
@@ -461,6 +475,11 @@ class FinalPhase:
                 plan.append(u)
         return plan
 
+    def _refit_left(self, units: list[BuiltModel]) -> float | None:
+        """Seconds the refits of ``units`` may run: they end in time for the refit package to
+        be assembled and shipped before the job's end reserve (the room _refit_plan keeps)."""
+        return self.b._left(self.b._end_reserve() + self.b._assemble_seconds(units))
+
     def _standalone_location(self, model: BuiltModel) -> str:
         return (
             str(self.b.candidate_dir(model.name))
@@ -472,9 +491,12 @@ class FinalPhase:
         self,
         items: list[tuple[str, Any, float | None]],
         handle: Callable[[str, Any, TaskOutcome], None],
+        reserve: float,
     ) -> None:
         """Run refit and assembly tasks ``(kind, argument, limit)``, as many at once as the
-        executor takes, each within the time left (a task that no longer fits is skipped)."""
+        executor takes, each ending ``reserve`` seconds before the job's deadline (the job's
+        end reserve, which holds the reports' time, and what this phase and shipping still
+        need after them); a task that no longer fits is skipped."""
         queued = [
             QueueItem(TRIAL if kind == "refit" else ASSEMBLE, argument, limit, (kind, argument))
             for kind, argument, limit in items
@@ -486,7 +508,7 @@ class FinalPhase:
         self.b.queue.run_items(
             queued,
             lambda key, outcome: handle(key[0], key[1], outcome),
-            reserve=lambda: 0.5 * self.b._end_reserve(),
+            reserve=lambda: reserve,
             skipped=skipped,
         )
 

@@ -36,7 +36,12 @@ from mlpilot.algorithms import (
     get_algorithm,
     stacker_for,
 )
-from mlpilot.ensemble._caruana import Selection, greedy_selection, latency_selection_note
+from mlpilot.ensemble._caruana import (
+    STEPS,
+    Selection,
+    greedy_selection,
+    latency_selection_note,
+)
 from mlpilot.ensemble._final import TRIAL, BuiltModel, FinalModel, FinalPhase, choose_final
 from mlpilot.ensemble._plan import BaggingPlan
 from mlpilot.ensemble._portfolio import PortfolioEntry, random_entry
@@ -66,10 +71,16 @@ MAX_MODEL_SHARE = 0.25
 SELECTION_GUESS = 5
 #: A refit on every row takes this much longer than one fold's fit.
 REFIT_GROWTH = 1.3
+#: Largest share of the budget one ensemble selection may take: each of its STEPS scores every
+#: model once, and the metric's own checks make a score cost milliseconds (scikit-learn's AUC:
+#: 2-9 ms on 614 rows, so 40 steps over 43 models took 5 s of pima's 60).
+SELECTION_SHARE = 0.05
 #: Single-row predictions timed per package (median).
 LATENCY_REPEATS = 25
 #: Share of the budget the stacking layer gets (bounded), and the least budget that stacks.
 STACK_SHARE, STACK_MIN_BUDGET = 0.08, 25
+#: Share of the stacking layer's window its selection of the stackers' inputs may take.
+STACK_SELECTION_SHARE = 0.25
 #: Boosting rounds a LightGBM stacker may take at most.
 STACK_MAX_ROUNDS = 2000
 #: Base models whose predictions feed the stacker at most (fewer for many classes).
@@ -164,6 +175,11 @@ class EnsembleBuilder:
         #: The ensemble's calibration (log-loss objectives), see FinalPhase.
         self.calibration: Calibration | None = None
         self._l1_seconds: list[float] = []
+        #: Seconds a base-model task ran beyond its training (starting, loading the data,
+        #: predicting, timing, saving): its training must stop that much before its limit.
+        self._task_overheads: list[float] = []
+        #: Seconds one score of out-of-fold predictions took (the selection's unit of work).
+        self._score_seconds: list[float] = []
         #: Portfolio entries trained already (by an earlier run of a resumed job).
         self._trained_labels: set[str] = set()
         #: Base models an earlier run of a resumed job trained (see :meth:`adopt`).
@@ -189,13 +205,37 @@ class EnsembleBuilder:
         if not self.budget.limited:
             return 0.0
         units = units if units is not None else self._top_models(SELECTION_GUESS, layer=1)
-        return self._refit_seconds(units) + self._assemble_seconds(units)
+        return (
+            self._selection_seconds() + self._refit_seconds(units) + self._assemble_seconds(units)
+        )
+
+    def _selection_seconds(self, n_models: int | None = None, slack: float = 1.0) -> float:
+        """Time one greedy selection over ``n_models`` (default: every model, the stackers
+        included) takes: STEPS scores of each (times ``slack``), within SELECTION_SHARE of
+        the budget."""
+        total = self.budget.total
+        if total is None or not self._score_seconds:
+            return 0.0
+        if n_models is None:
+            n_models = len(self.models) + (2 if self._stacking_planned() else 0)
+            # With a latency limit, selection runs again without it (for the note).
+            n_models *= 1 if self.limits.latency_limit is None else 2
+        per_score = float(np.median(self._score_seconds))
+        return float(min(slack * STEPS * n_models * per_score, SELECTION_SHARE * total))
+
+    def _selection_deadline(self, n_models: int) -> float | None:
+        """When a greedy selection over ``n_models`` that starts now must stop adding steps:
+        half as long again as planned, so that a score's jitter does not cut it short."""
+        if not self.budget.limited:
+            return None
+        return time.monotonic() + self._selection_seconds(n_models, slack=1.5)
 
     def _refit_seconds(self, units: list[BuiltModel]) -> float:
         refit = sum(REFIT_GROWTH * m.per_fit_seconds for m in units if m.needs_refit)
         return refit / max(1, self.executor.capacity)
 
-    def _assemble_seconds(self, units: list[BuiltModel]) -> float:
+    def _package_sizes(self, units: list[BuiltModel]) -> tuple[float, float]:
+        """Bytes of ``units``' bags, and of the refit package built from them."""
         size = shipped = 0.0
         for m in units:
             path = Path(m.result.model_dir or "") / "pipeline.joblib"
@@ -204,14 +244,36 @@ class EnsembleBuilder:
             # The refit model is one of the bag's members, fit on every row (k/(k-1) of them).
             members = 1 if m.task.out_of_bag else max(1, len(m.task.eval_folds))
             shipped += bag / members * (members / (members - 1) if members > 1 else 1.0)
+        return size, shipped
+
+    def _assemble_seconds(self, units: list[BuiltModel]) -> float:
+        size, _ = self._package_sizes(units)
         bag_latency = sum(m.result.latency_seconds or 0.0 for m in units)
         refit_latency = sum(self._refit_latency(m) for m in units)
         # Loading and writing the bags; shipping the refit package (copy, model card,
         # archive: the job's end, after this phase); timing each package (LATENCY_REPEATS + 1
         # calls).
         seconds = 1.0 + 2 * self.budget.package_seconds(size)
-        seconds += self.budget.shipping_seconds(shipped)
+        seconds += self._shipping_seconds(units, refit=True)
         return seconds + (LATENCY_REPEATS + 1) * (bag_latency + refit_latency)
+
+    def _refit_package_seconds(self, units: list[BuiltModel]) -> float:
+        """Time assembling the refit package of ``units`` takes once they are refit (loading
+        and writing the refit models, timing it), and shipping it after this phase."""
+        _, shipped = self._package_sizes(units)
+        latency = sum(self._refit_latency(m) for m in units)
+        seconds = 1.0 + 2 * self.budget.package_seconds(shipped)
+        return seconds + (LATENCY_REPEATS + 1) * latency + self._shipping_seconds(units, refit=True)
+
+    def _shipping_seconds(self, units: list[BuiltModel], *, refit: bool) -> float:
+        """Time the job takes, after this phase, to ship the refit (or bagged) package of
+        ``units``: copy, model card, archive."""
+        size, shipped = self._package_sizes(units)
+        return self.budget.shipping_seconds(shipped if refit else size)
+
+    def _task_overhead(self) -> float:
+        """Median seconds a finished base-model task ran beyond its training."""
+        return float(np.median(self._task_overheads)) if self._task_overheads else 0.0
 
     def _end_reserve(self) -> float:
         return self.budget.end_reserve()
@@ -299,6 +361,9 @@ class EnsembleBuilder:
                 oof = np.asarray(predictions, dtype=np.float64)[order]
                 if np.array_equal(rows[order], self.rows) and np.isfinite(oof).all():
                     fits = 1 if task.out_of_bag else max(1, len(task.eval_folds))
+                    started = time.monotonic()
+                    score = self._score(oof)
+                    self._score_seconds.append(time.monotonic() - started)
                     model = BuiltModel(
                         name=task.candidate_name,
                         number=task.number,
@@ -307,7 +372,7 @@ class EnsembleBuilder:
                         task=task,
                         result=result,
                         oof=oof,
-                        score=self._score(oof),
+                        score=score,
                         per_fit_seconds=result.train_seconds / fits,
                         inputs=list(extra.get("StackInputs", [])),
                         keeps_features=bool(extra.get("StackKeepsFeatures", True)),
@@ -431,6 +496,11 @@ class EnsembleBuilder:
         preprocessing = get_algorithm(entry.algorithm).preprocessing.to_dict()
         name = self._name(entry.algorithm, params, preprocessing)
         limit = self.budget.task_limit(left, MAX_MODEL_SHARE)
+        # Training stops early enough for the rest of the task to end within its limit, and
+        # so before the tail (else the last models push the final phase into the reports).
+        train_left = None if limit is None else min(limit, left if left is not None else limit)
+        if train_left is not None and self._task_overheads:
+            train_left = max(MIN_TASK_SECONDS, train_left - self._task_overhead())
         out_of_bag = (
             self.plan.bagged
             and not self.plan.grouped
@@ -443,7 +513,7 @@ class EnsembleBuilder:
             data_dir=self.data_dir,
             model_dir=self.candidate_dir(name),
             limit=limit,
-            left=None if limit is None else min(limit, left if left is not None else limit),
+            left=train_left,
             out_of_bag=out_of_bag,
         )
         extra = {"Layer": 1, "PortfolioEntry": entry.label}
@@ -455,6 +525,8 @@ class EnsembleBuilder:
         result = trial_result(outcome, task)
         if extra.get("Layer") == 1 and outcome.state == "ok":
             self._l1_seconds.append(outcome.seconds)
+            if result.status == "Completed":
+                self._task_overheads.append(max(0.0, outcome.seconds - result.train_seconds))
         self._record(task, result, extra)
 
     # -- phase 2: stackers -------------------------------------------------------------------
@@ -465,19 +537,23 @@ class EnsembleBuilder:
         n_inputs = STACK_INPUTS
         if self.problem_type is ProblemType.MULTICLASS:
             n_inputs = max(2, min(STACK_INPUTS, 60 // max(1, self.n_classes)))
-        # The stackers read the models a first greedy selection over the base models picks
-        # (diverse, and few: every input is one more model to run at prediction), topped up
-        # with the next best to at least three.
-        first = self._greedy_selection(base)
-        picked = [m for m, w in zip(base, first.weights, strict=True) if w > 0]
-        picked += [m for m in base if m not in picked][: max(0, 3 - len(picked))]
-        inputs = sorted(picked, key=lambda m: (-m.score, m.number))[:n_inputs]
         window = None
+        deadline = None
         if self.budget.limited:
             window = self._left(self._end_reserve() + self._final_seconds())
             if window is None or window < 2 * MIN_TASK_SECONDS:
                 self.notes.append("no stacking layer: no time left for it")
                 return
+            # The stackers' own selection comes out of their window (a quarter at most).
+            seconds = min(self._selection_seconds(len(base)), STACK_SELECTION_SHARE * window)
+            deadline = time.monotonic() + seconds
+        # The stackers read the models a first greedy selection over the base models picks
+        # (diverse, and few: every input is one more model to run at prediction), topped up
+        # with the next best to at least three.
+        first = self._greedy_selection(base, deadline=deadline)
+        picked = [m for m, w in zip(base, first.weights, strict=True) if w > 0]
+        picked += [m for m in base if m not in picked][: max(0, 3 - len(picked))]
+        inputs = sorted(picked, key=lambda m: (-m.score, m.number))[:n_inputs]
         allowed = list(dict.fromkeys(e.algorithm for e in self.portfolio))
         booster = stacker_for(StackerRole.BOOSTING, allowed)
         linear = stacker_for(StackerRole.LINEAR, allowed)
@@ -551,7 +627,7 @@ class EnsembleBuilder:
     # -- phase 3: selection ------------------------------------------------------------------
     def _greedy_selection(self, models: list[BuiltModel], **limits: Any) -> Selection:
         """Greedy ensemble selection over ``models``' out-of-fold predictions (``limits``: an
-        optional per-model ``cost`` and ``max_cost``)."""
+        optional per-model ``cost`` and ``max_cost``, a ``deadline``)."""
         return greedy_selection(
             [m.oof for m in models],
             self.y,
@@ -569,11 +645,14 @@ class EnsembleBuilder:
             return None
         max_cost = self.limits.latency_limit
         if max_cost is None:
-            return models, self._greedy_selection(models).weights
+            deadline = self._selection_deadline(len(models))
+            return models, self._greedy_selection(models, deadline=deadline).weights
         cost = [self._refit_latency(m) for m in models]
-        selection = self._greedy_selection(models, cost=cost, max_cost=max_cost)
+        selection = self._greedy_selection(
+            models, cost=cost, max_cost=max_cost, deadline=self._selection_deadline(len(models))
+        )
         # Selection again without the limit, to record what the limit cost.
-        free = self._greedy_selection(models)
+        free = self._greedy_selection(models, deadline=self._selection_deadline(len(models)))
         self.latency_note = latency_selection_note(
             cost, max_cost, selection, free, self.selection_metric.name
         )

@@ -65,7 +65,8 @@ class JobObserver(Protocol):
 
     ``time_reserve(job) -> float``
         Seconds the observer needs at the end of the runtime budget, asked once as the job
-        starts: training ends that much earlier (the budget's ``end_extra``).
+        starts: training ends that much earlier (the budget's ``end_extra``, which the phases
+        read each time they plan: the white box raises it once it has timed drawing a figure).
     ``on_candidates_defined(job, space)``
         The candidate definitions (the problem's candidate plan, for tabular jobs a
         :class:`~mlpilot.search.SearchSpace`) are written; nothing is trained yet.

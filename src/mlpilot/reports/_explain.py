@@ -12,6 +12,7 @@ Outputs, in Clarify's layout: ``analysis.json``
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -145,12 +146,17 @@ def write_explainability(
     kinds: dict[str, str],
     model_location: str = "",
     pdf: bool = True,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Write analysis.json, explanations_shap/, report.html (and report.pdf)."""
+    """Write analysis.json, explanations_shap/, report.html (and report.pdf). ``deadline``
+    (``time.monotonic()``): report.pdf, the HTML's figures drawn again, is left out (with a
+    note in analysis.json) when drawing them again would pass it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     document = analysis_document(x, candidate)
     document["mlpilot"]["model"] = model_location
     (out_dir / "analysis.json").write_text(json.dumps(document, indent=1))
+    # The PDF draws every figure again: as long as drawing them for the HTML took.
+    drawing = time.monotonic()
     shap_dir = out_dir / "explanations_shap"
     shap_dir.mkdir(exist_ok=True)
     if len(x.values) == 1:
@@ -235,6 +241,13 @@ def write_explainability(
         examples.add(_example_figure(x, int(position), title), f"{title} prediction.")
     report.sections.append(examples)
     write_html(report, out_dir / "report.html")
-    if pdf:
+    html_seconds = time.monotonic() - drawing
+    if pdf and (deadline is None or deadline - time.monotonic() > html_seconds):
         write_pdf(report, out_dir / "report.pdf")
+    elif pdf:
+        document["mlpilot"].setdefault("notes", []).append(
+            "report.pdf left out: the job's time ran out (mlpilot report JOB --generate --force "
+            "writes it)"
+        )
+        (out_dir / "analysis.json").write_text(json.dumps(document, indent=1))
     return document

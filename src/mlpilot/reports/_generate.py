@@ -101,9 +101,14 @@ def _validation_text(job_record: dict[str, Any]) -> str:
 
 
 def generate_model_insights(
-    layout: JobLayout, job_record: dict[str, Any], candidate: dict[str, Any]
+    layout: JobLayout,
+    job_record: dict[str, Any],
+    candidate: dict[str, Any],
+    *,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Write the model-quality report of ``candidate``; returns its statistics."""
+    """Write the model-quality report of ``candidate``; returns its statistics. ``deadline``:
+    a tabular candidate's report.pdf is left out when there is no time for it."""
     if is_forecasting(job_record):
         try:
             model: Path | None = final_model_dir(layout, candidate)
@@ -118,6 +123,7 @@ def generate_model_insights(
         algorithm=str(candidate.get("Mlpilot", {}).get("Algorithm", "")),
         validation=_validation_text(job_record),
         tradeoff=_tradeoff(layout, job_record, candidate),
+        deadline=deadline,
     )
 
 
@@ -153,10 +159,12 @@ def generate_explainability(
     candidate: dict[str, Any],
     *,
     deadline: float | None = None,
+    report_deadline: float | None = None,
     max_rows: int | None = None,
 ) -> dict[str, Any]:
     """Write the explainability report of ``candidate`` (its packaged model); returns the
-    analysis document."""
+    analysis document. ``deadline``: the SHAP values stop by then; ``report_deadline``: its
+    report.pdf is left out when there is no time for it."""
     if is_forecasting(job_record):
         raise ConfigError(
             "Explainability reports are not made for forecasting jobs yet (no impact scores); "
@@ -179,4 +187,5 @@ def generate_explainability(
         algorithm=str(candidate.get("Mlpilot", {}).get("Algorithm", "")),
         kinds=kinds,
         model_location=str(location),
+        deadline=report_deadline,
     )

@@ -32,6 +32,7 @@ Nothing here may fail the job: errors become a "Failed" entry in ``Mlpilot.Repor
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
 import shutil
@@ -47,6 +48,7 @@ import pandas as pd
 
 from mlpilot._crash import crash_point
 from mlpilot._types import SecondaryStatus
+from mlpilot.algorithms import algorithm_tags
 from mlpilot.config import ForecastingConfig, TabularConfig
 from mlpilot.explain import OutOfTime
 from mlpilot.jobs import JobHooks
@@ -88,9 +90,26 @@ REPORT_WRITE_SECONDS = 2.0
 #: Seconds before the deadline at which waiting for the exploration notebook stops.
 CLOSE_MARGIN = 0.3
 #: Seconds a job with a runtime limit keeps back for the reports: at most this, or
-#: :data:`REPORT_TAIL_SHARE` of the budget.
-REPORT_TAIL_SECONDS = 6.0
-REPORT_TAIL_SHARE = 0.1
+#: :data:`REPORT_TAIL_SHARE` of the budget (all 7 s from a 60 s budget on). What they took at
+#: the end of 60 s jobs on the project's machine (2 cores at load 7): model quality 2.8 s
+#: without its PDF (1.5 s more with it), explainability 3.8 s on a LightGBM model without its
+#: PDF (TreeSHAP on 300 rows 0.7 s, the rest drawing; 1.8 s more with it). Drawing is most of
+#: it and does not grow with the table (300 rows explained, 10 features shown), so the reserve
+#: is a constant; a PDF is left out when its time is not there, and the job's own end reserve
+#: (1.5 s + 3 %, of which records and leaderboard take 0.1 s) follows.
+REPORT_TAIL_SECONDS = 7.0
+REPORT_TAIL_SHARE = 0.12
+#: Figures the two reports draw (model quality's and explainability's, HTML and PDF): once the
+#: white box has timed drawing one on this machine (beside the search), the reserve grows to
+#: what they would take at that speed plus :data:`REPORT_FIXED_SECONDS` (statistics, TreeSHAP,
+#: files), within :data:`REPORT_MAX_SHARE` of the budget. On a loaded machine a figure took
+#: 0.6-0.8 s, and the reports 14 s at the end of a 60 s job.
+REPORT_FIGURES = 16
+#: Of which the explainability report's HTML draws (importance, summary, 4 dependence plots,
+#: 3 examples).
+EXPLAINABILITY_FIGURES = 9
+REPORT_FIXED_SECONDS = 2.0
+REPORT_MAX_SHARE = 0.2
 
 EXPLORATION = "DataExplorationNotebook"
 CANDIDATES = "CandidateDefinitionNotebook"
@@ -127,6 +146,30 @@ def report_reserve(config: Any, total: float | None = None) -> float:
     return float(min(REPORT_TAIL_SECONDS, REPORT_TAIL_SHARE * total))
 
 
+def timed_reserve(total: float, figure_seconds: float) -> float:
+    """The reports' reserve for a budget of ``total`` seconds on a machine that draws a figure
+    in ``figure_seconds``: never under :func:`report_reserve`'s, at most REPORT_MAX_SHARE."""
+    need = REPORT_FIXED_SECONDS + REPORT_FIGURES * figure_seconds
+    static = min(REPORT_TAIL_SECONDS, REPORT_TAIL_SHARE * total)
+    return float(max(static, min(need, REPORT_MAX_SHARE * total)))
+
+
+def _draw_seconds() -> float:
+    """Seconds this machine takes now to draw and encode one report figure."""
+    import numpy as np
+
+    from mlpilot.reports._render import figure, png
+
+    started = time.monotonic()
+    fig, axes = figure(4.5, 3.2)
+    values = np.random.default_rng(0).normal(size=(2, 300))
+    axes.scatter(values[0], values[1], s=6)
+    axes.plot(np.sort(values[0]), np.linspace(0, 1, 300))
+    axes.set_title("timing")
+    png(fig)
+    return time.monotonic() - started
+
+
 def _why(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
@@ -158,10 +201,14 @@ class WhiteBox(JobHooks):
         self._lock = threading.Lock()
         self._closed = False
         self._sample_ready = threading.Event()
+        #: Seconds this machine took to draw a report figure (timed beside the search).
+        self._figure_seconds: float | None = None
         self._run: Any = None
         self._thread: threading.Thread | None = None
         self._definitions: list[Any] = []
         self._descriptions: dict[str, str] = {}
+        #: Modules the candidates' models need to load (their ``load_imports``).
+        self._model_imports: list[str] = []
         self._input_paths: dict[str, str] = {}
 
     # -- hooks ----------------------------------------------------------------------------
@@ -183,6 +230,9 @@ class WhiteBox(JobHooks):
             return
         try:
             self._definitions = space.resolved()
+            self._model_imports = list(
+                dict.fromkeys(m for a in space.algorithms for m in algorithm_tags(a).load_imports)
+            )
             self._descriptions = {k: c.description for k, c in space.classes.items()}
             self._input_paths = self._planned_inputs()
             self._write_candidate_notebook(trials_run=None)
@@ -304,10 +354,27 @@ class WhiteBox(JobHooks):
 
                 if self._tabular:
                     import shap  # noqa: F401
+
+                    for module in self._model_imports:
+                        importlib.import_module(module)
+                    self._size_reserve()
                 else:  # the final forecast of the report fits the local models on their history
                     import statsforecast.models  # noqa: F401
         except Exception:
             pass
+
+    def _size_reserve(self) -> None:
+        """Raise the job's reserve for the reports to what drawing their figures takes on this
+        machine now (the search reads the budget's ``end_extra`` each time it plans)."""
+        job = self.job
+        total = getattr(getattr(job, "budget", None), "total", None)
+        if job is None or not total or not self.enabled:
+            return
+        _draw_seconds()  # the first figure loads fonts and the renderer
+        self._figure_seconds = min(_draw_seconds() for _ in range(2))
+        reserve = timed_reserve(total, self._figure_seconds)
+        if reserve > job.budget.end_extra:
+            job.budget.end_extra = reserve
 
     def _save_sample(self) -> None:
         """What the notebooks and reports read once the job's working data are gone."""
@@ -592,6 +659,12 @@ class WhiteBox(JobHooks):
         deadline = self.job.deadline
         return None if deadline is None else deadline - time.monotonic()
 
+    def _explainability_seconds(self) -> float:
+        """The least time the explainability report needs: a few rows explained and its
+        figures drawn."""
+        drawing = EXPLAINABILITY_FIGURES * (self._figure_seconds or 0.0)
+        return max(MIN_EXPLAINABILITY_SECONDS, 1.0 + drawing)
+
     def _reports_for_best(self, best: dict[str, Any]) -> None:
         job = self.job
         name = best["CandidateName"]
@@ -611,9 +684,15 @@ class WhiteBox(JobHooks):
             self._skip(INSIGHTS, f"only {max(left, 0):.1f} s of the job's time was left", name)
         else:
             started = time.monotonic()
+            # Explainability, next, keeps its least time: the PDF goes first.
+            need = self._explainability_seconds()
+            deadline = None if job.deadline is None else job.deadline - need
             try:
-                generate_model_insights(job.layout, job.record, best)
+                stats = generate_model_insights(job.layout, job.record, best, deadline=deadline)
                 self._done(INSIGHTS, name, job.layout.model_insights_for(name), started)
+                notes = stats.get("mlpilot", {}).get("notes")
+                if notes:
+                    self.reports[INSIGHTS]["Reason"] = "; ".join(notes)
             except Exception as exc:
                 self._failed(INSIGHTS, exc, name)
         job.set_phase(SecondaryStatus.GENERATING_EXPLAINABILITY_REPORT)
@@ -624,9 +703,13 @@ class WhiteBox(JobHooks):
             )
             return
         started = time.monotonic()
-        deadline = None if job.deadline is None else job.deadline - REPORT_WRITE_SECONDS
+        # SHAP stops in time for the figures to be drawn at the speed timed beside the search.
+        drawing = max(REPORT_WRITE_SECONDS, EXPLAINABILITY_FIGURES * (self._figure_seconds or 0))
+        deadline = None if job.deadline is None else job.deadline - drawing
         try:
-            document = generate_explainability(job.layout, job.record, best, deadline=deadline)
+            document = generate_explainability(
+                job.layout, job.record, best, deadline=deadline, report_deadline=job.deadline
+            )
             self._done(EXPLAINABILITY, name, job.layout.explainability_for(name), started)
             notes = document["mlpilot"].get("notes")
             if notes:

@@ -57,8 +57,8 @@ class Executor(ABC):
         """Number of tasks submitted and not yet reported."""
 
     def warm_up(self, *paths: str) -> None:  # noqa: B027 - optional hook
-        """Start workers ahead of the first task, each importing ``paths`` (``"module:name"``:
-        the task function, slow libraries) as it starts (optional)."""
+        """Start workers ahead of the first task, each importing ``paths`` (``"module:name"``
+        or ``"module"``: the task function, slow libraries) as it starts (optional)."""
 
     @abstractmethod
     def shutdown(self) -> None:

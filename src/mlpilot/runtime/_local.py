@@ -51,8 +51,8 @@ class LocalProcessExecutor(Executor):
     threads:
         Threads a task may use (default: cores divided by workers, at least 1).
     warm_up:
-        Import paths (``"module:name"``, comma-separated) each worker loads as it starts, so
-        that the first task does not pay for them.
+        Import paths (``"module:name"`` or ``"module"``, comma-separated) each worker loads
+        as it starts, so that the first task does not pay for them.
     """
 
     def __init__(

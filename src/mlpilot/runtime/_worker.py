@@ -21,8 +21,10 @@ _THREAD_VARIABLES = (
 
 
 def resolve(path: str) -> Any:
+    """``"module:name"``'s object, or ``"module"`` itself."""
     module_name, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    module = importlib.import_module(module_name)
+    return getattr(module, attr) if attr else module
 
 
 def worker_main(connection: Any, threads: int, warm_up: str | None) -> None:

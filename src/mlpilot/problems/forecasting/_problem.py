@@ -39,7 +39,7 @@ __all__ = ["DEFAULT_MODELS", "ForecastingProblem"]
 
 #: The models a job backtests when AlgorithmsConfig names none.
 #: What a worker imports ahead of a torch model's first fit.
-TORCH_WARM_UP = "torch._dynamo:disable"
+TORCH_WARM_UP = "torch._dynamo"
 DEFAULT_MODELS = ("seasonal-naive", "npts", "theta", "ets", "gbm", "arima", "quantile-net")
 
 

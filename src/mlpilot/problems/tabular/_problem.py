@@ -97,11 +97,10 @@ class TabularProblem:
         imports = [self.trial_function]
         for name in names:
             try:
-                path = get_algorithm(name).tags.warm_up
+                modules = get_algorithm(name).tags.fit_imports
             except Exception:  # an unknown or broken algorithm fails later, with its reason
                 continue
-            if path and path not in imports:
-                imports.append(path)
+            imports.extend(m for m in modules if m not in imports)
         return imports
 
     @property
