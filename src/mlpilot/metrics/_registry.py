@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn import metrics as skm
 
 from mlpilot._types import ProblemType
 from mlpilot.errors import ConfigError
+from mlpilot.metrics import _fast
 from mlpilot.metrics._objectives import (
     EXPECTED_COST,
     ActiveObjective,
@@ -77,26 +77,31 @@ def _labels(proba: np.ndarray) -> np.ndarray:
 
 
 def _accuracy(y, p, w, pos, k):
-    return skm.accuracy_score(y, _labels(p), sample_weight=w)
+    return _fast.accuracy(y, _labels(p), w)
 
 
 def _balanced_accuracy(y, p, w, pos, k):
-    return skm.balanced_accuracy_score(y, _labels(p), sample_weight=w)
+    return _fast.balanced_accuracy(y, _labels(p), w)
 
 
-def _binary(fn):
+# Index of precision, recall and F1 in what _fast.precision_recall_f1 returns.
+_PRECISION, _RECALL, _F1 = 1, 2, 3
+
+
+def _binary(which):
     def score(y, p, w, pos, k):
-        return fn(y, _labels(p), pos_label=pos, sample_weight=w, zero_division=0.0)
+        return float(_fast.precision_recall_f1(y, _labels(p), w, pos + 1)[which][pos])
 
     return score
 
 
-def _macro(fn):
+def _macro(which):
     # Averaged over the classes present in the truth or the predictions (scikit-learn's
     # default): a class absent from both says nothing about the model, and counting it as 0
     # would keep a perfect model below 1 on a sample that lacks a rare class.
     def score(y, p, w, pos, k):
-        return fn(y, _labels(p), average="macro", sample_weight=w, zero_division=0.0)
+        scores = _fast.precision_recall_f1(y, _labels(p), w)
+        return float(np.mean(scores[which][scores[0]]))
 
     return score
 
@@ -106,24 +111,24 @@ def _auc(y, p, w, pos, k):
     counted = truth if w is None else truth[np.asarray(w) > 0]  # rows of weight 0 do not count
     if counted.size == 0 or counted.min() == counted.max():  # one class only: AUC is undefined
         return float("nan")
-    return skm.roc_auc_score(truth, np.asarray(p)[:, pos], sample_weight=w)
+    return _fast.roc_auc(truth, np.asarray(p, dtype=float)[:, pos], w)
 
 
 def _log_loss(y, p, w, pos, k):
     proba = np.clip(np.asarray(p, dtype=float), 1e-15, 1.0)
     proba = proba / proba.sum(axis=1, keepdims=True)
-    return skm.log_loss(y, proba, labels=np.arange(k), sample_weight=w)
+    return _fast.log_loss(y, proba, w)
 
 
 def _regression(fn):
     def score(y, p, w, pos, k):
-        return fn(y, p, sample_weight=w)
+        return fn(y, p, w)
 
     return score
 
 
 def _rmse(y, p, w, pos, k):
-    return float(np.sqrt(skm.mean_squared_error(y, p, sample_weight=w)))
+    return float(np.sqrt(_fast.mean_squared_error(y, p, w)))
 
 
 def _metric(name, maximize, types, fn, in_enum=True):
@@ -136,17 +141,17 @@ _METRICS: dict[str, Metric] = {
         _metric("Accuracy", True, [_B, _M], _accuracy),
         _metric("AUC", True, [_B], _auc),
         _metric("BalancedAccuracy", True, [_B, _M], _balanced_accuracy),
-        _metric("F1", True, [_B], _binary(skm.f1_score)),
-        _metric("F1macro", True, [_M], _macro(skm.f1_score)),
-        _metric("Precision", True, [_B], _binary(skm.precision_score)),
-        _metric("PrecisionMacro", True, [_M], _macro(skm.precision_score)),
-        _metric("Recall", True, [_B], _binary(skm.recall_score)),
-        _metric("RecallMacro", True, [_M], _macro(skm.recall_score)),
+        _metric("F1", True, [_B], _binary(_F1)),
+        _metric("F1macro", True, [_M], _macro(_F1)),
+        _metric("Precision", True, [_B], _binary(_PRECISION)),
+        _metric("PrecisionMacro", True, [_M], _macro(_PRECISION)),
+        _metric("Recall", True, [_B], _binary(_RECALL)),
+        _metric("RecallMacro", True, [_M], _macro(_RECALL)),
         _metric("LogLoss", False, [_B, _M], _log_loss, in_enum=False),
-        _metric("MAE", False, [_R], _regression(skm.mean_absolute_error)),
-        _metric("MSE", False, [_R], _regression(skm.mean_squared_error)),
+        _metric("MAE", False, [_R], _regression(_fast.mean_absolute_error)),
+        _metric("MSE", False, [_R], _regression(_fast.mean_squared_error)),
         _metric("RMSE", False, [_R], _rmse),
-        _metric("R2", True, [_R], _regression(skm.r2_score)),
+        _metric("R2", True, [_R], _regression(_fast.r2)),
         _metric("InferenceLatency", False, [_B, _M, _R], None, in_enum=False),
     ]
 }
