@@ -171,6 +171,11 @@ def test_cli_job_over_the_file_size_limit(tmp_path: Path) -> None:
         "Survived",
         "--output",
         str(out),
+        # Two LightGBM candidates: what trains does not matter, only that packages are written.
+        "--mode",
+        "HYPERPARAMETER_TUNING",
+        "--algorithms",
+        "lightgbm",
         "--max-candidates",
         "2",
         "--max-runtime",
