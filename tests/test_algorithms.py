@@ -562,6 +562,25 @@ def test_time_limit_after_best_round_keeps_the_best_model(
     )
 
 
+@pytest.mark.parametrize("algorithm", ITERATIVE)
+def test_time_out_at_the_first_round_with_early_stopping_keeps_that_round(
+    data: DataCache, algorithm: str
+) -> None:
+    # The clock runs out at its first look (a loaded machine's tight task limit): the model of
+    # the first round ships, as it would without a validation set (XGBoost's early stopping
+    # had recorded no best round when the deadline stopped the loop, and raised).
+    m = data.get("binary", algorithm)
+    context = StopAfter(
+        0,
+        categorical_features=m.categorical_features,
+        category_cardinalities=m.category_cardinalities,
+    )
+    model = get_algorithm(algorithm)(m.task.problem_type, m.task.n_classes, seed=0)
+    model.fit(m.X_train, m.y_train, eval_set=(m.X_valid, m.y_valid, None), context=context)
+    assert model.iterations_ is not None and model.iterations_ >= 1
+    assert_probabilities(model.predict_proba(m.X_test), len(m.y_test), 2)
+
+
 # -- refit and persistence -------------------------------------------------------------------
 @pytest.mark.parametrize("task_name", list(TASKS))
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

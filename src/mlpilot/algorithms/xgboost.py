@@ -70,7 +70,7 @@ class XGBoost(Boosting):
         }
         train = xgb.DMatrix(data.X, label=data.y, weight=data.sample_weight, nthread=threads)
         evals = []
-        callbacks: list[Any] = [_deadline(data.context)]
+        callbacks: list[Any] = []
         if stopping is not None:
             validation = xgb.DMatrix(stopping.X, label=stopping.y, weight=stopping.sample_weight)
             evals.append((validation, "validation"))
@@ -79,6 +79,10 @@ class XGBoost(Boosting):
                     rounds=stopping.patience, save_best=True, min_delta=stopping.min_delta
                 )
             )
+        # After early stopping: XGBoost asks the callbacks in order and stops at the first that
+        # says stop, so a deadline first could end the first round before early stopping had
+        # recorded it (and its save_best then raised for want of a best round).
+        callbacks.append(_deadline(data.context))
         model = xgb.train(
             params,
             train,
