@@ -22,6 +22,7 @@ from mlpilot._types import ProblemType
 from mlpilot.algorithms import FitContext, get_algorithm
 from mlpilot.data import read_table
 from mlpilot.ensemble import (
+    BaggingPlan,
     EnsemblePredictor,
     build_portfolio,
     choose_final,
@@ -92,21 +93,26 @@ def test_greedy_selection_stops_adding_steps_at_its_deadline() -> None:
 
 
 # -- the final phase's time plan -----------------------------------------------------------------
-def _builder(tmp_path: Path, total: float, elapsed: float, n_models: int) -> EnsembleBuilder:
-    """A builder of a 60 s job on 800 rows, ``elapsed`` seconds in, holding ``n_models`` bagged
-    base models of 1 MB each (5-fold bags, 0.2 s per fit), as the base-model phase leaves it."""
-    y = np.arange(800) % 2
-    plan = plan_bagging(
-        800,
-        y,
+def _binary_plan(n_rows: int, budget: float) -> BaggingPlan:
+    """The bagging plan of a binary table of ``n_rows`` (alternating classes) at ``budget``."""
+    return plan_bagging(
+        n_rows,
+        np.arange(n_rows) % 2,
         classification=True,
         seed=0,
         fraction=None,
         n_validation_rows=0,
-        budget=total,
+        budget=budget,
         row_cap=None,
         cap_reason="",
     )
+
+
+def _builder(tmp_path: Path, total: float, elapsed: float, n_models: int) -> EnsembleBuilder:
+    """A builder of a 60 s job on 800 rows, ``elapsed`` seconds in, holding ``n_models`` bagged
+    base models of 1 MB each (5-fold bags, 0.2 s per fit), as the base-model phase leaves it."""
+    y = np.arange(800) % 2
+    plan = _binary_plan(800, total)
     budget = Budget(total, started=time.monotonic() - elapsed, end_extra=6.0)
     builder = EnsembleBuilder(
         job_name="plan",
@@ -270,17 +276,7 @@ def test_portfolio_follows_algorithms_config_and_data_size() -> None:
 
 def test_bagging_plan_folds_and_memory_sample() -> None:
     y = np.arange(30_000) % 2
-    plan = plan_bagging(
-        30_000,
-        y,
-        classification=True,
-        seed=0,
-        fraction=None,
-        n_validation_rows=0,
-        budget=60,
-        row_cap=None,
-        cap_reason="",
-    )
+    plan = _binary_plan(30_000, 60)
     assert plan.bagged and plan.validation.eval_folds == (0, 1, 2)  # large table, short budget
     assert set(np.unique(plan.validation.folds)) == {0, 1, 2}
     cap, why = sample_rows(

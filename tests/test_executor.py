@@ -302,3 +302,25 @@ def test_a_tabular_job_warms_torch_up_where_a_network_may_train() -> None:
     assert imports(mode="HYPERPARAMETER_TUNING") == [trial, torch]  # its mlp is a torch network
     assert imports(mode="ENSEMBLING", algorithms=("lightgbm", "xgboost")) == [trial]
     assert imports(mode="ENSEMBLING", algorithms=("nn-torch", "fastai")) == [trial, torch]
+
+
+def test_a_forecasting_job_warms_torch_up_where_its_network_may_train() -> None:
+    from mlpilot.config import ForecastingConfig, JobConfig
+    from mlpilot.problems.forecasting import ForecastingProblem
+
+    def imports(algorithms: tuple[str, ...] | None) -> list[str]:
+        problem = ForecastingConfig(
+            target="y",
+            timestamp="t",
+            item_id="i",
+            frequency="D",
+            horizon=7,
+            algorithms=algorithms,
+        )
+        config = JobConfig(name="j", training_data="t.csv", output_path="out", problem=problem)
+        return ForecastingProblem().worker_imports(config)
+
+    trial = ForecastingProblem.trial_function
+    assert imports(None) == [trial, "torch._dynamo"]  # the defaults hold the quantile network
+    assert imports(("ets", "npts")) == [trial]
+    assert imports(("deepar", "cnn-qr")) == [trial, "torch._dynamo"]

@@ -192,10 +192,10 @@ def _binary_scalars(e: Evaluation) -> dict[str, float]:
         "f1": fbeta(1.0, tp, fp, fn),
         "f2": fbeta(2.0, tp, fp, fn),
     }
-    if 0 < truth.sum() < len(truth):
-        out["auc"] = float(skm.roc_auc_score(truth, e.predictions[:, pos], sample_weight=w))
-    else:
-        out["auc"] = float("nan")
+    # The registry's AUC (NaN with one class only), without scikit-learn's per-call checks.
+    auc = get_metric("AUC").fn
+    assert auc is not None
+    out["auc"] = float(auc(e.y, e.predictions, w, pos, 2))
     # The better of always-positive and always-negative, metric by metric: always-negative
     # scores 0 on recall, precision and F (no true positives), always-positive has every
     # positive as a true positive and every negative as a false positive.

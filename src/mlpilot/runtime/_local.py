@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -51,17 +52,20 @@ class LocalProcessExecutor(Executor):
     threads:
         Threads a task may use (default: cores divided by workers, at least 1).
     warm_up:
-        Import paths (``"module:name"`` or ``"module"``, comma-separated) each worker loads
-        as it starts, so that the first task does not pay for them.
+        Import paths (``"module:name"`` or ``"module"``) each worker loads as it starts, so
+        that the first task does not pay for them.
     """
 
     def __init__(
-        self, workers: int | None = None, threads: int | None = None, warm_up: str | None = None
+        self,
+        workers: int | None = None,
+        threads: int | None = None,
+        warm_up: Sequence[str] = (),
     ) -> None:
         cores = default_parallelism()
         self._size = max(1, workers or cores)
         self.threads = max(1, threads or cores // self._size)
-        self._warm_up_path = warm_up
+        self._warm_up = tuple(warm_up)
         self._context = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self._next_id = 0
@@ -76,7 +80,7 @@ class LocalProcessExecutor(Executor):
         from mlpilot.runtime._worker import worker_main
 
         process = self._context.Process(
-            target=worker_main, args=(child, self.threads, self._warm_up_path), daemon=True
+            target=worker_main, args=(child, self.threads, self._warm_up), daemon=True
         )
         process.start()
         child.close()
@@ -86,7 +90,7 @@ class LocalProcessExecutor(Executor):
 
     def warm_up(self, *paths: str) -> None:
         if paths:
-            self._warm_up_path = ",".join(paths)
+            self._warm_up = paths
         while len(self._workers) < self._size:
             self._start_worker()
 

@@ -27,17 +27,16 @@ def resolve(path: str) -> Any:
     return getattr(module, attr) if attr else module
 
 
-def worker_main(connection: Any, threads: int, warm_up: str | None) -> None:
+def worker_main(connection: Any, threads: int, warm_up: tuple[str, ...]) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
     os.environ["MLPILOT_WORKER_THREADS"] = str(threads)
-    for path in (warm_up or "").split(","):
-        if path:
-            # A failed warm-up shows up again, with its reason, on the first task.
-            with contextlib.suppress(Exception):
-                resolve(path)
+    for path in warm_up:
+        # A failed warm-up shows up again, with its reason, on the first task.
+        with contextlib.suppress(Exception):
+            resolve(path)
     while True:
         try:
             message = connection.recv()

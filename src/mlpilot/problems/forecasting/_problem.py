@@ -38,9 +38,15 @@ from mlpilot.profile import FeatureSpecification
 __all__ = ["DEFAULT_MODELS", "ForecastingProblem"]
 
 #: The models a job backtests when AlgorithmsConfig names none.
-#: What a worker imports ahead of a torch model's first fit.
-TORCH_WARM_UP = "torch._dynamo"
 DEFAULT_MODELS = ("seasonal-naive", "npts", "theta", "ets", "gbm", "arima", "quantile-net")
+
+
+def _chosen_models(spec: ForecastingConfig) -> list[str]:
+    """The models a job backtests. The config accepts Autopilot's six names, each mapped to a
+    model here; two names may map to one model (cnn-qr and deepar): it is backtested once."""
+    if spec.algorithms:
+        return list(dict.fromkeys(AUTOPILOT_ALGORITHMS[a] for a in spec.algorithms))
+    return list(DEFAULT_MODELS)
 
 
 class ForecastingProblem:
@@ -53,15 +59,10 @@ class ForecastingProblem:
     trial_function: ClassVar[str] = "mlpilot.problems.forecasting._trial:run_forecast_trial"
 
     def worker_imports(self, config: Any) -> list[str]:
-        spec = config.problem_as(ForecastingConfig)
-        chosen = (
-            {AUTOPILOT_ALGORITHMS[a] for a in spec.algorithms}
-            if spec.algorithms
-            else set(DEFAULT_MODELS)
-        )
-        # The quantile network trains with torch, whose optimizer's first step imports its
-        # compiler stack (seconds, inside the first fit otherwise).
-        return [self.trial_function] + ([TORCH_WARM_UP] if "quantile-net" in chosen else [])
+        imports = [self.trial_function]
+        for name in _chosen_models(config.problem_as(ForecastingConfig)):
+            imports.extend(m for m in get_forecaster(name).fit_imports if m not in imports)
+        return imports
 
     def __init__(self) -> None:
         self.series: SeriesSet | None = None
@@ -145,13 +146,7 @@ class ForecastingProblem:
     # -- 2. candidates ----------------------------------------------------------------------
     def define_candidates(self, session: JobSession) -> list[str]:
         spec = session.config.problem_as(ForecastingConfig)
-        if spec.algorithms:
-            # The config accepts Autopilot's six names, each mapped to a model here; two names
-            # may map to one model (cnn-qr and deepar): it is backtested once.
-            chosen = list(dict.fromkeys(AUTOPILOT_ALGORITHMS[a] for a in spec.algorithms))
-        else:
-            chosen = list(DEFAULT_MODELS)
-        self.models = model_order(chosen)
+        self.models = model_order(_chosen_models(spec))
         definitions = {
             "ProblemType": self.config_name,
             "Objective": self.analysis.objective if self.analysis else None,

@@ -15,7 +15,7 @@ from mlpilot.algorithms import (
     DEFAULT_ALGORITHMS,
     ENSEMBLING_ALGORITHMS,
     algorithm_path,
-    get_algorithm,
+    algorithm_tags,
 )
 from mlpilot.config import TabularConfig
 from mlpilot.ensemble import (
@@ -55,6 +55,17 @@ __all__ = ["TabularProblem"]
 TRIAL_FUNCTION = "mlpilot.search._trial:run_trial"
 
 
+def _algorithms(spec: TabularConfig, mode: Mode) -> list[str]:
+    """The algorithms a job in ``mode`` trains: those asked for, else (ENSEMBLING) its given
+    portfolio's or Autopilot's ensembling set, else the tuning defaults."""
+    if spec.algorithms:
+        return list(spec.algorithms)
+    if mode is Mode.ENSEMBLING:
+        given = spec.portfolio
+        return list(given.algorithms if given is not None else ENSEMBLING_ALGORITHMS)
+    return list(DEFAULT_ALGORITHMS)
+
+
 class TabularProblem:
     """Binary and multiclass classification and regression on a table (``TabularJobConfig``).
 
@@ -83,21 +94,15 @@ class TabularProblem:
         self.fairness: DisparityMeasure | None = None
 
     def worker_imports(self, config: Any) -> list[str]:
-        # Before the analysis: an AUTO job may still turn out ENSEMBLING, so its algorithms
-        # count (an unused import costs a worker a few seconds and some memory, once).
         spec = config.problem_as(TabularConfig)
-        if spec.algorithms:
-            names: tuple[str, ...] = tuple(spec.algorithms)
-        elif spec.mode is Mode.HYPERPARAMETER_TUNING:
-            names = DEFAULT_ALGORITHMS
-        elif spec.portfolio is not None:
-            names = tuple(spec.portfolio.algorithms)
-        else:
-            names = ENSEMBLING_ALGORITHMS
+        # Before the analysis, which chooses an AUTO job's mode: either mode's algorithms count
+        # (an unused import costs a worker a few seconds and some memory, once).
+        auto = spec.mode is Mode.AUTO
+        modes = [Mode.ENSEMBLING, Mode.HYPERPARAMETER_TUNING] if auto else [spec.mode]
         imports = [self.trial_function]
-        for name in names:
+        for name in dict.fromkeys(n for mode in modes for n in _algorithms(spec, mode)):
             try:
-                modules = get_algorithm(name).tags.fit_imports
+                modules = algorithm_tags(name).fit_imports
             except Exception:  # an unknown or broken algorithm fails later, with its reason
                 continue
             imports.extend(m for m in modules if m not in imports)
@@ -242,10 +247,7 @@ class TabularProblem:
         cfg = session.config
         spec = cfg.problem_as(TabularConfig)
         ensembling = self.analysis.mode is Mode.ENSEMBLING
-        defaults: tuple[str, ...] = ENSEMBLING_ALGORITHMS if ensembling else DEFAULT_ALGORITHMS
-        if ensembling and spec.portfolio is not None:
-            defaults = spec.portfolio.algorithms  # a given portfolio says what to train
-        names = list(spec.algorithms or defaults)
+        names = _algorithms(spec, self.analysis.mode)
         space = SearchSpace(
             names,
             self.profile.problem_type,

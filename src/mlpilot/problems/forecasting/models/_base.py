@@ -83,6 +83,9 @@ class Forecaster(ABC):
     #: Trains for as long as its deadline allows, keeping its best state so far (a network
     #: trained in epochs): a backtest gives each window's fit a share of the time left.
     anytime: ClassVar[bool] = False
+    #: Modules fitting it imports that take seconds: a job's workers import them as they
+    #: start, so that the first backtest's time does not pay for them.
+    fit_imports: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, season_length: int, params: dict[str, Any] | None = None, seed: int = 0

@@ -51,6 +51,8 @@ class QuantileNet(Forecaster):
     name = "quantile-net"
     description = "Global quantile network (PyTorch MLP over scaled windows, direct multi-horizon)"
     anytime = True
+    # The optimizer's first step imports torch's compiler stack (seconds).
+    fit_imports = ("torch._dynamo",)
 
     def __init__(
         self, season_length: int, params: dict[str, Any] | None = None, seed: int = 0
