@@ -63,6 +63,9 @@ class ScriptedProblem:
         self.calls: list[str] = []
         self.packaged: CandidateView | None = None
 
+    def package_imports(self, config: Any) -> list[str]:
+        return []
+
     def analyse(self, session: JobSession) -> Analysis:
         self.calls.append("analyse")
         if self.fail == "analyse":

@@ -39,7 +39,7 @@ from mlpilot.jobs._recover import finalize_interrupted
 from mlpilot.metrics import get_metric
 from mlpilot.package import ARCHIVE, MANIFEST, load_model, package_bytes, seal_files
 from mlpilot.problems import Analysis, CandidateReport, EarlierRun, Problem, get_problem
-from mlpilot.runtime import Budget, Executor, LocalProcessExecutor
+from mlpilot.runtime import Budget, Executor, LocalProcessExecutor, import_beside
 
 __all__ = ["AutoMLJob", "JobHooks", "JobObserver"]
 
@@ -454,6 +454,7 @@ class AutoMLJob:
         if self._executor is None:
             self._executor = LocalProcessExecutor(cfg.parallelism)
             self._executor.warm_up(*problem.worker_imports(cfg))
+        import_beside(*problem.package_imports(cfg))
 
         self.set_status(SecondaryStatus.ANALYZING_DATA)
         self.analysis = analysis = problem.analyse(self)

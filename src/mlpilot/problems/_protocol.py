@@ -159,6 +159,12 @@ class Problem(Protocol):
         time limit pays for them."""
         ...
 
+    def package_imports(self, config: Any) -> list[str]:
+        """What the job's own process imports beside the search (same form): the slow
+        libraries its :meth:`package` step needs in that process, so that packaging, at the end
+        of the budget, does not pay for them."""
+        ...
+
     def analyse(self, session: JobSession) -> Analysis: ...
 
     def define_candidates(self, session: JobSession) -> Any:

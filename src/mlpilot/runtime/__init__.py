@@ -6,6 +6,7 @@ from mlpilot.runtime._detached import start_detached
 from mlpilot.runtime._executor import Executor, TaskOutcome
 from mlpilot.runtime._local import LocalProcessExecutor, default_parallelism
 from mlpilot.runtime._queue import QueueItem, TaskQueue
+from mlpilot.runtime._worker import import_beside
 
 __all__ = [
     "GRACE",
@@ -17,5 +18,6 @@ __all__ = [
     "TaskOutcome",
     "TaskQueue",
     "default_parallelism",
+    "import_beside",
     "start_detached",
 ]

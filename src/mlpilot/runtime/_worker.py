@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import os
 import signal
+import threading
 import time
 import traceback
 from typing import Any
@@ -25,6 +26,21 @@ def resolve(path: str) -> Any:
     module_name, _, attr = path.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, attr) if attr else module
+
+
+def import_beside(*paths: str) -> threading.Thread:
+    """Import ``paths`` (as :func:`resolve` reads them) in a daemon thread of this process, so
+    that work here later does not wait for them; a failed import shows up again where it is
+    used. Returns the thread (join it to wait)."""
+
+    def load() -> None:
+        for path in paths:
+            with contextlib.suppress(Exception):
+                resolve(path)
+
+    thread = threading.Thread(target=load, name="mlpilot-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def worker_main(connection: Any, threads: int, warm_up: tuple[str, ...]) -> None:

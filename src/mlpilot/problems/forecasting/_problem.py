@@ -59,7 +59,12 @@ class ForecastingProblem:
     trial_function: ClassVar[str] = "mlpilot.problems.forecasting._trial:run_forecast_trial"
 
     def worker_imports(self, config: Any) -> list[str]:
-        imports = [self.trial_function]
+        return [self.trial_function, *self.package_imports(config)]
+
+    def package_imports(self, config: Any) -> list[str]:
+        # What the chosen models' fits import: the workers backtest them, and the job's process
+        # refits the best on all history.
+        imports: list[str] = []
         for name in _chosen_models(config.problem_as(ForecastingConfig)):
             imports.extend(m for m in get_forecaster(name).fit_imports if m not in imports)
         return imports

@@ -93,6 +93,9 @@ class TabularProblem:
         #: With a sensitive attribute: how each candidate's disparity is measured.
         self.fairness: DisparityMeasure | None = None
 
+    def package_imports(self, config: Any) -> list[str]:
+        return []  # the refit and the ensemble's assembly run in the workers
+
     def worker_imports(self, config: Any) -> list[str]:
         spec = config.problem_as(TabularConfig)
         # Before the analysis, which chooses an AUTO job's mode: either mode's algorithms count
