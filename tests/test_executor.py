@@ -342,10 +342,12 @@ def test_a_forecasting_job_warms_torch_up_where_its_network_may_train() -> None:
         return ForecastingProblem().worker_imports(config(algorithms))
 
     trial = ForecastingProblem.trial_function
-    assert imports(None) == [trial, "torch._dynamo"]  # the defaults hold the quantile network
-    assert imports(("ets", "npts")) == [trial]
-    assert imports(("deepar", "cnn-qr")) == [trial, "torch._dynamo"]
+    stats, torch = "statsforecast.models", "torch._dynamo"
+    assert imports(None) == [trial, stats, torch]  # the defaults hold the quantile network
+    assert imports(("ets", "arima")) == [trial, stats]
+    assert imports(("npts",)) == [trial]  # NumPy alone
+    assert imports(("deepar", "cnn-qr")) == [trial, torch]
     # The job's own process refits the best models on all history: it loads the same, beside
     # the search (3 s of torch imports had come out of the reports' reserve at the end).
-    assert ForecastingProblem().package_imports(config(None)) == ["torch._dynamo"]
-    assert ForecastingProblem().package_imports(config(("ets", "arima"))) == []
+    assert ForecastingProblem().package_imports(config(None)) == [stats, torch]
+    assert ForecastingProblem().package_imports(config(("npts",))) == []

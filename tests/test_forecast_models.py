@@ -4,6 +4,7 @@ out; backtest windows at the end of each series."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mlpilot.problems.forecasting.models import (
     FORECASTERS,
     Forecast,
     ForecastTimeout,
+    LocalForecaster,
     get_forecaster,
     quantile_levels,
 )
@@ -121,6 +123,45 @@ def test_a_model_past_its_deadline_stops() -> None:
     model = get_forecaster("ets")(season_length=12)
     with pytest.raises(ForecastTimeout, match="0 of 2 series"):
         model.forecast([seasonal(48), seasonal(48)], 3, QUANTILES, deadline=time.monotonic() - 1)
+
+
+class SlowNaive(LocalForecaster):
+    """The last value, taking ``seconds`` per series: a model too slow for its time."""
+
+    name = "slow-naive"
+    description = "the last value, slowly"
+    seconds = 0.2
+
+    def __init__(self, season_length: int = 1) -> None:
+        super().__init__(season_length)
+        self.calls = 0
+
+    def forecast_one(self, y: np.ndarray, horizon: int, quantiles: Sequence[float]) -> Forecast:
+        self.calls += 1
+        time.sleep(self.seconds)
+        last = np.full((1, horizon), y[-1])
+        return Forecast(last, {q: last for q in quantiles})
+
+
+def test_a_local_model_too_slow_for_its_time_gives_up_at_its_pace_not_its_deadline() -> None:
+    model = SlowNaive()
+    series = [np.arange(10.0) + i for i in range(60)]
+    with pytest.raises(ForecastTimeout, match=r"would need about \d+ s more for the 57 series"):
+        model.forecast(series, 2, QUANTILES, deadline=time.monotonic() + 6.0)
+    # 60 series at 0.2 s cannot fit in 6 s: judged after the first series and two more.
+    assert model.calls == 3
+
+
+def test_a_local_model_too_slow_for_the_backtest_gives_up_in_its_first_window() -> None:
+    model = SlowNaive()
+    model.seconds = 0.1
+    series = [np.arange(40.0) + i for i in range(10)]
+    plan = plan_backtests([len(s) for s in series], horizon=4, max_windows=5)
+    assert plan.windows == 5
+    # 50 forecasts of 0.1 s need 5 s: the first window's share of the 3 s runs out first.
+    with pytest.raises(ForecastTimeout):
+        run_backtest(model, series, plan, QUANTILES, deadline=time.monotonic() + 3.0)
+    assert model.calls <= len(series)
 
 
 def test_autopilot_names_map_onto_registered_models() -> None:

@@ -19,6 +19,8 @@ MAX_WINDOWS = 5
 #: A series takes part in a window when the history before the window is at least this many
 #: horizons long (Forecast's rule: the backtest offset stays under half the series).
 MIN_HISTORY_HORIZONS = 1
+#: A local model's window may take this many times its equal share of the time left.
+LOCAL_WINDOW_SLACK = 1.5
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,13 @@ def run_backtest(
                 left = 0.9 * (deadline - time.monotonic())
                 fit_by = time.monotonic() + left / (plan.windows - window)
             model.fit(histories, fit_by, features=cut)
-        forecast = model.forecast(histories, plan.horizon, quantiles, deadline, features=cut)
+        by = deadline
+        if model.local and deadline is not None:
+            # A local model fits as it forecasts: each window (about equal work) gets its
+            # share of the time left, with some slack, so that a model too slow for the whole
+            # backtest gives up in the first window, not at the end of its time.
+            left = deadline - time.monotonic()
+            by = time.monotonic() + min(left, LOCAL_WINDOW_SLACK * left / (plan.windows - window))
+        forecast = model.forecast(histories, plan.horizon, quantiles, by, features=cut)
         out.append(WindowForecast(window, tuple(taking_part), np.array(actuals), forecast))
     return out

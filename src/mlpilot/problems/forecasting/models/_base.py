@@ -163,6 +163,11 @@ def check_features(
         )
 
 
+#: A local model's pace is judged once this many series after the first are done, and it
+#: gives up when the rest would take more than PACE_SLACK times the time left.
+PACE_AFTER_SERIES = 2
+PACE_SLACK = 1.5
+
 #: The most recent values a local model is fit on: a model per series gains little from
 #: years of half-hourly history, and fitting ETS or ARIMA on all of it would take minutes.
 MAX_LOCAL_HISTORY = 2500
@@ -188,13 +193,27 @@ class LocalForecaster(Forecaster):
     ) -> Forecast:
         means: list[np.ndarray] = []
         bands: dict[float, list[np.ndarray]] = {level: [] for level in q}
-        for y in history:
-            if deadline is not None and time.monotonic() > deadline:
+        paced_from = 0.0  # when the first series was done (it may load caches: not timed)
+        for done, y in enumerate(history):
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
                 raise ForecastTimeout(
-                    f"{self.name} forecast {len(means)} of {len(history)} series before its "
-                    "deadline"
+                    f"{self.name} forecast {done} of {len(history)} series before its deadline"
                 )
+            if deadline is not None and done > PACE_AFTER_SERIES:
+                # Give up as soon as the pace so far cannot finish in time, not at the deadline:
+                # the job's other models get the time.
+                pace = (now - paced_from) / (done - 1)
+                need = pace * (len(history) - done)
+                if need > PACE_SLACK * (deadline - now):
+                    raise ForecastTimeout(
+                        f"{self.name} would need about {need:.0f} s more for the "
+                        f"{len(history) - done} series left ({pace:.2f} s each); "
+                        f"{max(0.0, deadline - now):.0f} s were left"
+                    )
             one = self.forecast_one(y[-self.max_history :], horizon, q)
+            if done == 0:
+                paced_from = time.monotonic()
             means.append(one.mean[0])
             for level in q:
                 bands[level].append(one.quantiles[level][0])

@@ -23,6 +23,7 @@ class StatsForecaster(LocalForecaster):
     series is forecast."""
 
     model_class: ClassVar[str]
+    fit_imports = ("statsforecast.models",)  # 2 s of imports (numba and its caches)
 
     def _model(self, season_length: int) -> Any:
         from statsforecast import models
