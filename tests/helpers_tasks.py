@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,13 @@ FAILURE_MESSAGE = "helper task failed on purpose"
 
 def double(x: float) -> float:
     return x * 2
+
+
+def say(text: str) -> None:
+    """Print ``text`` to the worker's standard output (buffered: a pipe is not a terminal),
+    and leave the worker a slow exit (a thread its teardown waits for, as torch's can take)."""
+    print(text)
+    threading.Thread(target=time.sleep, args=(30,)).start()
 
 
 def sleep_then_double(argument: tuple[float, float]) -> float:

@@ -789,3 +789,47 @@ def test_benchmark_harness_contract(task: str, tmp_path: Path) -> None:
         constant = log_loss(truth, np.tile(prior, (len(truth), 1)), labels=labels)
         ours = log_loss(truth, np.clip(proba, 1e-15, 1), labels=labels)
         assert ours < constant
+
+
+CONSOLE_SCRIPT = """
+import atexit, sys, threading, time
+from pathlib import Path
+
+atexit.register(lambda: print("atexit ran", flush=True))
+mark = Path(sys.argv[1])
+
+
+def late() -> None:
+    time.sleep(0.5)
+    mark.write_text("the thread finished")
+
+
+if sys.argv[2] == "thread":
+    threading.Thread(target=late).start()
+sys.argv = ["mlpilot", *sys.argv[3:]]
+from mlpilot.cli.main import main
+
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("thread", "args", "code"),
+    [("none", ["version"], 0), ("none", ["no-such-command"], 2), ("thread", ["version"], 0)],
+)
+def test_the_console_script_leaves_fast_with_its_status_exit_handlers_and_threads_done(
+    tmp_path: Path, thread: str, args: list[str], code: int
+) -> None:
+    mark = tmp_path / "mark"
+    done = subprocess.run(
+        [sys.executable, "-c", CONSOLE_SCRIPT, str(mark), thread, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == code, done.stderr
+    assert "atexit ran" in done.stdout
+    if code == 0:
+        assert mlpilot.__version__ in done.stdout
+    # A thread the command left running is waited for, as Python always does.
+    assert mark.exists() == (thread == "thread")

@@ -6,6 +6,7 @@ Task functions live in ``tests/helpers_tasks.py`` (workers import them by path).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -273,6 +274,25 @@ def test_shutdown_stops_every_worker() -> None:
     assert time.monotonic() - started < busy
     assert all(is_gone(pid) for pid in pids)
     assert executor.running() == 0
+
+
+def test_what_a_task_printed_survives_the_shutdown_of_its_worker() -> None:
+    # A parent whose workers print into a pipe, buffered, and are killed when idle at shutdown.
+    script = (
+        "from mlpilot.runtime import LocalProcessExecutor\n"
+        "executor = LocalProcessExecutor(workers=1, threads=1)\n"
+        "executor.submit('helpers_tasks:say', 'printed by the task')\n"
+        "while not executor.wait(1.0):\n"
+        "    pass\n"
+        "executor.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), *sys.path])
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "printed by the task" in done.stdout
 
 
 def test_workers_import_every_warm_up_path_as_they_start() -> None:

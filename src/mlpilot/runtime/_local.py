@@ -21,6 +21,8 @@ __all__ = ["LocalProcessExecutor", "default_parallelism"]
 
 #: Seconds a worker may take to start (spawn and imports) before its task's limit begins.
 STARTUP_ALLOWANCE = 60.0
+#: Seconds idle workers get to leave at shutdown before they are killed.
+SHUTDOWN_GRACE = 0.2
 
 
 def default_parallelism() -> int:
@@ -217,7 +219,10 @@ class LocalProcessExecutor(Executor):
                     worker.connection.send(None)
             except OSError:
                 pass
-        deadline = time.monotonic() + 2
+        # An idle worker holds nothing unsaved (each task's output is flushed before its
+        # reply): it gets a moment to leave, then is killed rather than waited for through
+        # the second or more its interpreter's teardown takes with torch loaded.
+        deadline = time.monotonic() + SHUTDOWN_GRACE
         for worker in list(self._workers):
             if worker.task_id is None:
                 worker.process.join(timeout=max(0.0, deadline - time.monotonic()))

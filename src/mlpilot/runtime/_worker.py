@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -76,6 +77,9 @@ def worker_main(connection: Any, threads: int, warm_up: tuple[str, ...]) -> None
                 traceback.format_exc(),
                 time.monotonic() - started,
             )
+        for stream in (sys.stdout, sys.stderr):  # what the task printed, before its reply
+            with contextlib.suppress(Exception):
+                stream.flush()
         try:
             connection.send(reply)
         except Exception as exc:  # e.g. an unpicklable return value
