@@ -201,6 +201,7 @@ def test_leaderboard_table(cli_job: dict[str, Any]) -> None:
     assert "cli-job — Completed (Completed), objective F1" in result.stdout
     for header in ("rank", "candidate", "algorithm", "objective", "F1", "train_seconds"):
         assert header in result.stdout
+    assert "objective_std: the objective's standard deviation over the folds" in result.stdout
     assert "LogLoss" not in result.stdout  # only the objective's metric without --all-metrics
     for name in mlpilot.load_job(output).leaderboard()["candidate"]:
         assert name in result.stdout

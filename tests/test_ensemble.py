@@ -452,6 +452,10 @@ def test_every_candidate_saves_validation_predictions_and_latency(
     board = pd.read_csv(job.layout.leaderboard_csv)
     assert board["predict_ms_per_row"].notna().all()
     assert board.iloc[0]["algorithm"] == "weighted-ensemble"
+    # Every candidate, the ensemble of out-of-fold predictions included, states its spread.
+    assert (board["objective_std"] > 0).all()
+    for candidate in [*by_layer(job, 1), *by_layer(job, 2), *by_layer(job, 3)]:
+        assert candidate["Mlpilot"]["ObjectiveStdOver"] == "5 folds"
 
 
 @pytest.mark.slow

@@ -75,6 +75,9 @@ def test_a_forecasting_job_backtests_ensembles_and_ships_the_best(tmp_path: Path
     ]
     assert ensemble["FinalAutoMLJobObjectiveMetric"]["Value"] <= min(singles) + 1e-12
     assert sum(ensemble["Mlpilot"]["Weights"].values()) == pytest.approx(1.0)
+    windows = len(ensemble["Mlpilot"]["BacktestWindowMetrics"])
+    assert ensemble["Mlpilot"]["ObjectiveStdOver"] == f"{windows} backtest windows"
+    assert ensemble["Mlpilot"]["ObjectiveStd"] > 0
     # The spec and the package: the forecast continues each series on its quarter grid.
     spec = json.loads((tmp_path / "job" / "spec.json").read_text())
     assert spec["problem"]["ConfigName"] == "TimeSeriesForecasting"

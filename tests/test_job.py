@@ -299,6 +299,7 @@ def test_binary_leaderboard(binary: tuple[AutoMLJob, Recorder]) -> None:
     assert board.loc[0, "candidate"] == job.record["BestCandidate"]["CandidateName"]
     objective = board["objective"].astype(float)
     assert objective.is_monotonic_decreasing  # F1: larger is better, best first
+    assert (board["objective_std"] > 0).all()  # over the folds (or holdout resamples)
     assert (objective == board["F1"]).all()
     assert np.allclose(board["predict_ms_per_row"], board["InferenceLatency"] * 1000)
     assert set(board["algorithm"]) <= set(FAST)

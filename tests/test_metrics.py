@@ -16,9 +16,11 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from helpers_data import ABALONE, PIMA, WINE
 from mlpilot._types import ProblemType
+from mlpilot.algorithms import algorithm_path, get_algorithm
 from mlpilot.data import read_table
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import (
+    BOOTSTRAP_ROUNDS,
     TEMPERATURE_BOUNDS,
     Metric,
     best_threshold,
@@ -29,8 +31,12 @@ from mlpilot.metrics import (
     get_metric,
     metric_names,
     metrics_for,
+    objective_spread,
     score_all,
+    score_one,
 )
+from mlpilot.profile import build_profile
+from mlpilot.search import TrialTask, run_trial, write_prepared
 
 B, M, R = ProblemType.BINARY, ProblemType.MULTICLASS, ProblemType.REGRESSION
 
@@ -619,3 +625,87 @@ def test_calibration_of_perfectly_separated_rows_keeps_room_for_an_odd_row() -> 
     unsure = np.full((n, 3), 0.3)
     unsure[np.arange(n), y] = 0.4
     assert fit_calibration(y, unsure).after < fit_calibration(y, unsure).before
+
+
+# --- one metric, and the objective's spread ----------------------------------------------
+
+
+@pytest.mark.parametrize("threshold", [None, 0.3])
+def test_score_one_is_score_alls_value_for_every_metric(threshold: float | None) -> None:
+    cases = [(B, *pima_predictions()), (M, *wine_predictions()), (R, *abalone_predictions())]
+    for problem, y, pred in cases:
+        w = weights_for(len(y))
+        cut = threshold if problem is B else None
+        every = score_all(problem, y, pred, sample_weight=w, threshold=cut)
+        for name, value in every.items():
+            one = score_one(name, problem, y, pred, sample_weight=w, threshold=cut)
+            assert one == pytest.approx(value, rel=1e-12, nan_ok=True), (problem, name)
+    assert math.isnan(score_one("InferenceLatency", B, *pima_predictions()))
+
+
+def test_the_spread_over_folds_is_the_std_of_each_folds_score() -> None:
+    y, proba = pima_predictions()
+    folds = np.arange(len(y)) % 4
+    spread = objective_spread("AUC", B, y, proba, folds=folds)
+    per_fold = [skm.roc_auc_score(y[folds == f], proba[folds == f, 1]) for f in range(4)]
+    assert spread is not None and spread.over == "4 folds" and spread.count == 4
+    assert spread.std == pytest.approx(np.std(per_fold, ddof=1), rel=1e-12)
+    assert spread.details() == {"ObjectiveStd": round(spread.std, 6), "ObjectiveStdOver": "4 folds"}
+    # A fold where AUC is undefined (one class) does not count.
+    one_class = folds.copy()
+    one_class[y == 0] = np.where(one_class[y == 0] == 3, 0, one_class[y == 0])
+    assert objective_spread("AUC", B, y, proba, folds=one_class).over == "3 folds"
+
+
+def test_the_spread_of_a_holdout_comes_from_seeded_resamples_of_its_rows() -> None:
+    y, pred = abalone_predictions()
+    first = objective_spread("RMSE", R, y, pred, seed=3)
+    again = objective_spread("RMSE", R, y, pred, seed=3)
+    other = objective_spread("RMSE", R, y, pred, seed=4)
+    assert first is not None and other is not None
+    assert first == again and first.std != other.std
+    assert first.over == f"{BOOTSTRAP_ROUNDS} bootstrap resamples of the {len(y):,} validation rows"
+    # The bootstrap's std is about the score's standard error: RMSE's by the delta method.
+    squared = (y - pred) ** 2
+    delta = np.std(squared) / np.sqrt(len(y)) / (2 * np.sqrt(squared.mean()))
+    assert 0.5 * delta < first.std < 2 * delta
+    # One fold is a holdout too; too few rows, or a metric not scored from predictions: none.
+    assert objective_spread("RMSE", R, y, pred, folds=np.zeros(len(y)), seed=3) == first
+    assert objective_spread("RMSE", R, y[:9], pred[:9]) is None
+    assert objective_spread("InferenceLatency", R, y, pred) is None
+
+
+@pytest.mark.parametrize("folds", [3, 1])
+def test_a_trial_states_its_objectives_spread(tmp_path: Path, folds: int) -> None:
+    raw = pd.read_csv(PIMA).head(300)
+    profile = build_profile(raw, "Outcome")
+    # Three folds scored in turn, or one holdout (fold 1) trained on fold 0.
+    assignment = np.arange(len(raw)) % 3 if folds == 3 else (np.arange(len(raw)) % 4 == 0)
+    write_prepared(tmp_path / "data", raw, profile, assignment.astype(int))
+    path = algorithm_path("linear-learner")
+    result = run_trial(
+        TrialTask(
+            number=0,
+            candidate_name="linear",
+            algorithm="linear-learner",
+            algorithm_path=path,
+            params=get_algorithm(path).default_params(B, len(raw)),
+            preprocessing=get_algorithm(path).preprocessing.to_dict(),
+            data_dir=str(tmp_path / "data"),
+            objective="AUC",
+            eval_folds=(0, 1, 2) if folds == 3 else (1,),
+            seed=0,
+            time_limit=None,
+        )
+    )
+    assert result.status == "Completed" and result.spread is not None
+    if folds == 3:
+        # The running means the trial reports give each fold's own score back.
+        means = [result.intermediate_values[step] for step in range(3)]
+        scores = [means[0], 2 * means[1] - means[0], 3 * means[2] - 2 * means[1]]
+        assert result.spread.over == "3 folds"
+        assert result.spread.std == pytest.approx(np.std(scores, ddof=1), rel=1e-9)
+    else:
+        over = f"{BOOTSTRAP_ROUNDS} bootstrap resamples of the 75 validation rows"
+        assert result.spread.over == over
+        assert 0 < result.spread.std < 0.2

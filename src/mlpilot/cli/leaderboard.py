@@ -66,6 +66,7 @@ def leaderboard(
         metrics.append(results.objective)  # a job's own objective (cost matrix, user metric)
     if not all_metrics:
         metrics = [m for m in metrics if m == results.objective][:1]
+    spread = "objective_std" in frame.columns and frame["objective_std"].notna().any()
     maximize = objective_maximized(results.objective, results.candidates())
     direction = "maximize" if maximize else "minimize"
     table = Table(
@@ -79,6 +80,7 @@ def leaderboard(
         "algorithm",
         "status",
         "objective",
+        *(["objective_std"] if spread else []),
         *metrics,
         # A job with a sensitive attribute: each candidate's disparity on its validation rows.
         *(["disparity"] if "disparity" in frame.columns else []),
@@ -92,6 +94,13 @@ def leaderboard(
         table.add_row(*[_cell(row.get(c)) for c in columns])
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     out.print(table)
+    if spread:
+        out.print(
+            "objective_std: the objective's standard deviation over the folds it was scored on "
+            "(resamples of a holdout's rows, backtest windows); candidates closer than it are "
+            "within the noise of the data",
+            soft_wrap=True,
+        )
     portfolio = _portfolio_line(record.get("Mlpilot", {}).get("Portfolio"))
     if portfolio:
         out.print(escape(portfolio), soft_wrap=True)

@@ -21,7 +21,13 @@ from mlpilot._types import ProblemType
 from mlpilot.ensemble._caruana import blend
 from mlpilot.ensemble._predictor import AssembleResult, AssembleTask, UnitSpec
 from mlpilot.errors import JobNotFoundError, ModelPackageError
-from mlpilot.metrics import Calibration, DisparityOption, choose_within_disparity, fit_calibration
+from mlpilot.metrics import (
+    Calibration,
+    DisparityOption,
+    choose_within_disparity,
+    fit_calibration,
+    objective_spread,
+)
 from mlpilot.package import InferenceModel, package_bytes
 from mlpilot.runtime import QueueItem, TaskOutcome
 from mlpilot.search import VALIDATION_PREDICTIONS, TrialResult, TrialTask
@@ -538,6 +544,19 @@ class FinalPhase:
         )
         if latency is not None:
             result.metrics["InferenceLatency"] = latency
+        if self.b.objective.fn is not None:
+            result.spread = objective_spread(
+                self.b.objective.name,
+                self.b.problem_type,
+                self.b.y,
+                oof,
+                folds=self.b.row_folds if len(self.b.eval_folds) > 1 else None,
+                sample_weight=self.b.weight,
+                positive_index=self.b.positive_index,
+                n_classes=self.b.n_classes,
+                threshold=self.b.threshold,
+                seed=self.b.seed,
+            )
         extra = {
             "Layer": 3,
             "Weights": {m.name: round(weights[m.name], 4) for m in chosen},

@@ -156,6 +156,8 @@ class EnsembleBuilder:
         folds = plan.validation.folds
         self.eval_folds = plan.validation.eval_folds
         self.rows = np.flatnonzero(np.isin(folds, self.eval_folds))
+        #: The fold of each scored row (for the spread of an ensemble's objective).
+        self.row_folds = folds[self.rows]
         self.y = y[self.rows]
         self.weight = None if weight is None else weight[self.rows]
         self.n_rows = len(y)

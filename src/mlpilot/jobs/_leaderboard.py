@@ -31,7 +31,8 @@ _STATUS_ORDER = {"Completed": 0, "Stopped": 1, "Failed": 2, "InProgress": 3, "St
 
 
 def leaderboard_frame(candidates: list[dict[str, Any]], objective: str) -> pd.DataFrame:
-    """One row per candidate: rank, name, algorithm, status, objective, every metric, steps,
+    """One row per candidate: rank, name, algorithm, status, objective and its spread
+    (``objective_std``, see :mod:`mlpilot.metrics._spread`), every metric, steps,
     hyperparameters, training time, prediction time per row, failure reason; in a job with a
     sensitive attribute, its disparity (``Mlpilot.Disparity``) after the metrics."""
     maximize = objective_maximized(objective, candidates)
@@ -48,6 +49,9 @@ def leaderboard_frame(candidates: list[dict[str, Any]], objective: str) -> pd.Da
             "algorithm": extra.get("Algorithm"),
             "status": c["CandidateStatus"],
             "objective": final.get("Value"),
+            # The objective's standard deviation over the folds (resamples of a holdout,
+            # backtest windows) it was scored on.
+            "objective_std": extra.get("ObjectiveStd"),
         }
         row.update(metrics)
         if "Disparity" in extra:

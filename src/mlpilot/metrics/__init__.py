@@ -70,9 +70,12 @@ from mlpilot.metrics._registry import (
     metrics_for,
     objective_direction,
     score_all,
+    score_one,
 )
+from mlpilot.metrics._spread import BOOTSTRAP_ROUNDS, ObjectiveSpread, objective_spread
 
 __all__ = [
+    "BOOTSTRAP_ROUNDS",
     "CALIBRATION_FLOORS",
     "DEFAULT_QUANTILES",
     "DISPARITY_METRICS",
@@ -94,6 +97,7 @@ __all__ = [
     "Metric",
     "ObjectiveError",
     "ObjectiveFunction",
+    "ObjectiveSpread",
     "QuantileKey",
     "activate_objective",
     "active_objective",
@@ -119,6 +123,7 @@ __all__ = [
     "metrics_for",
     "objective_direction",
     "objective_from_dict",
+    "objective_spread",
     "objective_to_dict",
     "pick_within",
     "predicted_labels",
@@ -128,6 +133,7 @@ __all__ = [
     "rmse",
     "score_all",
     "score_forecasts",
+    "score_one",
     "season_length",
     "seasonal_naive_scale",
     "sensitive_groups",

@@ -394,6 +394,58 @@ def score_all(
     ``threshold``, the positive class when its probability reaches it); for regression both
     are values. ``InferenceLatency`` is included only when ``latency_s`` is given.
     """
+    return _score(
+        problem_type,
+        y_true,
+        prediction,
+        None,
+        sample_weight=sample_weight,
+        positive_index=positive_index,
+        n_classes=n_classes,
+        latency_s=latency_s,
+        threshold=threshold,
+    )
+
+
+def score_one(
+    name: str,
+    problem_type: ProblemType,
+    y_true: np.ndarray,
+    prediction: np.ndarray,
+    *,
+    sample_weight: np.ndarray | None = None,
+    positive_index: int = 1,
+    n_classes: int = 0,
+    threshold: float | None = None,
+) -> float:
+    """The metric ``name`` (a job's own objective included) alone, as :func:`score_all`
+    computes it; NaN where ``problem_type`` has no such metric scored from predictions."""
+    scores = _score(
+        problem_type,
+        y_true,
+        prediction,
+        name,
+        sample_weight=sample_weight,
+        positive_index=positive_index,
+        n_classes=n_classes,
+        threshold=threshold,
+    )
+    return scores.get(name, float("nan"))
+
+
+def _score(
+    problem_type: ProblemType,
+    y_true: np.ndarray,
+    prediction: np.ndarray,
+    only: str | None,
+    *,
+    sample_weight: np.ndarray | None = None,
+    positive_index: int = 1,
+    n_classes: int = 0,
+    latency_s: float | None = None,
+    threshold: float | None = None,
+) -> dict[str, float]:
+    """:func:`score_all`'s metrics, or with ``only`` that one alone."""
     problem_type = ProblemType(problem_type)
     y = np.asarray(y_true)
     pred = np.asarray(prediction)
@@ -409,13 +461,15 @@ def score_all(
         decided = np.eye(pred.shape[1])[bayes_decision(pred, custom.costs)]
     out: dict[str, float] = {}
     for metric in metrics_for(problem_type):
+        if only is not None and metric.name != only:
+            continue
         if metric.fn is None:
             if latency_s is not None:
                 out[metric.name] = float(latency_s)
             continue
         used = decided if decided is not None and metric.name in _LABEL_METRICS else pred
         out[metric.name] = float(metric.fn(y, used, sample_weight, positive_index, k))
-    if custom is not None:
+    if custom is not None and only in (None, custom.name):
         # A cost matrix decides from the probabilities itself; a user metric of labels sees the
         # model's decisions (a tuned threshold included), one of probabilities the matrix.
         wants_labels = custom.costs is None and not getattr(custom.spec, "probabilities", False)

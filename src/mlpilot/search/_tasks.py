@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlpilot.metrics import ObjectiveSpread
 from mlpilot.runtime import TaskOutcome
 
 __all__ = ["PriorTrial", "TrialResult", "TrialTask", "trial_result"]
@@ -83,6 +84,9 @@ class TrialResult:
     #: Bag members (by fold step) whose fit found its time spent, and the look at the clock
     #: (counted from 0) that found it so (see :attr:`TrialTask.stop_at`).
     time_cuts: dict[int, int] = field(default_factory=dict)
+    #: How much the objective moves over the folds (or resamples of the holdout) it was
+    #: scored on.
+    spread: ObjectiveSpread | None = None
 
 
 def trial_result(outcome: TaskOutcome, task: TrialTask) -> TrialResult:

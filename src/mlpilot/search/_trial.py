@@ -19,7 +19,7 @@ from mlpilot._crash import crash_point
 from mlpilot.algorithms import FitContext, algorithm_tags, get_algorithm
 from mlpilot.errors import storage_failure
 from mlpilot.features import FeaturePipeline, PreprocessingOptions
-from mlpilot.metrics import get_metric, score_all
+from mlpilot.metrics import ObjectiveSpread, get_metric, objective_spread, score_all
 from mlpilot.package import InferenceModel
 from mlpilot.search._prepared import PreparedData, load_prepared
 from mlpilot.search._tasks import TrialResult, TrialTask
@@ -323,7 +323,33 @@ def _evaluate(
     )
     result.time_cuts = time_cuts
     row_all = np.concatenate(rows)
+    result.spread = _spread(task, data, y_all, p_all, data.folds[row_all], w_all)
     return result, members, (row_all, data.folds[row_all].astype(np.int16), p_all)
+
+
+def _spread(
+    task: TrialTask,
+    data: PreparedData,
+    y: np.ndarray,
+    prediction: np.ndarray,
+    folds: np.ndarray,
+    weight: np.ndarray | None,
+) -> ObjectiveSpread | None:
+    """The objective's spread over the task's folds, or over resamples of its one holdout."""
+    objective = get_metric(task.objective)
+    if objective.fn is None:
+        return None
+    return objective_spread(
+        objective.name,
+        data.profile.problem_type,
+        y,
+        prediction,
+        folds=folds if len(task.eval_folds) > 1 else None,
+        sample_weight=weight,
+        positive_index=data.profile.target.positive_index,
+        n_classes=data.n_classes,
+        seed=task.seed,
+    )
 
 
 def _evaluate_out_of_bag(
@@ -364,6 +390,7 @@ def _evaluate_out_of_bag(
     )
     if context.cut_at is not None:
         result.time_cuts = {0: context.cut_at}
+    result.spread = _spread(task, data, data.y[rows], oob, data.folds[rows], w)
     return result, [(pipeline, model)], (rows, data.folds[rows].astype(np.int16), oob)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlpilot.metrics import (
+    ObjectiveSpread,
     average_over_windows,
     forecast_metric_names,
     rmse,
@@ -60,6 +61,13 @@ def _reported(
     metrics = {k: v for k, v in result.metrics.items() if k in named and np.isfinite(v)}
     value = result.metrics.get(objective)
     ok = result.status == "Completed" and value is not None and np.isfinite(value)
+    by_window = [w.get(objective, np.nan) for w in result.window_metrics]
+    by_window = [float(v) for v in by_window if np.isfinite(v)]
+    if ok and len(by_window) >= 2:
+        # How much the objective moves from one backtest window to the next.
+        over = f"{len(by_window)} backtest windows"
+        spread = ObjectiveSpread(float(np.std(by_window, ddof=1)), len(by_window), over)
+        details = {**details, **spread.details()}
     return CandidateReport(
         name=result.candidate_name,
         status="Completed" if ok else "Failed",

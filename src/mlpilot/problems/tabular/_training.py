@@ -57,6 +57,8 @@ def trial_report(
             details["IntermediateValues"] = {
                 str(k): v for k, v in sorted(result.intermediate_values.items())
             }
+    if result.spread is not None:
+        details.update(result.spread.details())
     if result.pruned:
         details["Pruned"] = True
     if result.time_cuts:
