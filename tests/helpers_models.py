@@ -29,7 +29,10 @@ import pytest
 
 import mlpilot
 from helpers_data import INSURANCE, PENGUINS, TELCO
+from mlpilot._types import ProblemType
+from mlpilot.algorithms import algorithm_path, get_algorithm
 from mlpilot.package import InferenceModel
+from mlpilot.search import TrialTask
 
 
 @dataclass(frozen=True)
@@ -151,3 +154,23 @@ def numbered_model(factory: pytest.TempPathFactory) -> TrainedModel:
     data = factory.mktemp("numbered-data") / "numbered.csv"
     table.to_csv(data, index=False)
     return _train("numbered", data, "y", 80, 20, factory)
+
+
+def linear_trial(
+    data_dir: Path, n_rows: int, objective: str, eval_folds: tuple[int, ...]
+) -> TrialTask:
+    """A binary linear-learner trial (its defaults) on the prepared data in ``data_dir``."""
+    path = algorithm_path("linear-learner")
+    return TrialTask(
+        number=0,
+        candidate_name="linear",
+        algorithm="linear-learner",
+        algorithm_path=path,
+        params=get_algorithm(path).default_params(ProblemType.BINARY, n_rows),
+        preprocessing=get_algorithm(path).preprocessing.to_dict(),
+        data_dir=str(data_dir),
+        objective=objective,
+        eval_folds=eval_folds,
+        seed=0,
+        time_limit=None,
+    )

@@ -15,8 +15,8 @@ from sklearn import metrics as skm
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from helpers_data import ABALONE, PIMA, WINE
+from helpers_models import linear_trial
 from mlpilot._types import ProblemType
-from mlpilot.algorithms import algorithm_path, get_algorithm
 from mlpilot.data import read_table
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import (
@@ -36,7 +36,7 @@ from mlpilot.metrics import (
     score_one,
 )
 from mlpilot.profile import build_profile
-from mlpilot.search import TrialTask, run_trial, write_prepared
+from mlpilot.search import run_trial, write_prepared
 
 B, M, R = ProblemType.BINARY, ProblemType.MULTICLASS, ProblemType.REGRESSION
 
@@ -682,22 +682,8 @@ def test_a_trial_states_its_objectives_spread(tmp_path: Path, folds: int) -> Non
     # Three folds scored in turn, or one holdout (fold 1) trained on fold 0.
     assignment = np.arange(len(raw)) % 3 if folds == 3 else (np.arange(len(raw)) % 4 == 0)
     write_prepared(tmp_path / "data", raw, profile, assignment.astype(int))
-    path = algorithm_path("linear-learner")
-    result = run_trial(
-        TrialTask(
-            number=0,
-            candidate_name="linear",
-            algorithm="linear-learner",
-            algorithm_path=path,
-            params=get_algorithm(path).default_params(B, len(raw)),
-            preprocessing=get_algorithm(path).preprocessing.to_dict(),
-            data_dir=str(tmp_path / "data"),
-            objective="AUC",
-            eval_folds=(0, 1, 2) if folds == 3 else (1,),
-            seed=0,
-            time_limit=None,
-        )
-    )
+    eval_folds = (0, 1, 2) if folds == 3 else (1,)
+    result = run_trial(linear_trial(tmp_path / "data", len(raw), "AUC", eval_folds))
     assert result.status == "Completed" and result.spread is not None
     if folds == 3:
         # The running means the trial reports give each fold's own score back.

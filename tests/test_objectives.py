@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from helpers_data import PIMA
+from helpers_models import linear_trial
 from mlpilot import load_model
 from mlpilot._types import ProblemType
-from mlpilot.algorithms import algorithm_path, get_algorithm
 from mlpilot.config import COST_MATRIX_TAG, OBJECTIVE_TAG, JobConfig, TabularConfig
 from mlpilot.errors import ConfigError
 from mlpilot.jobs import load_job
@@ -33,7 +33,7 @@ from mlpilot.metrics import (
 )
 from mlpilot.package import InferenceModel
 from mlpilot.profile import build_profile
-from mlpilot.search import TrialTask, run_trial, write_prepared
+from mlpilot.search import run_trial, write_prepared
 
 COSTS = {"labels": ["no", "yes"], "costs": [[0, 1], [5, 0]]}
 
@@ -318,22 +318,7 @@ def test_failing_user_metric_fails_the_candidate_with_its_reason(
         np.arange(len(raw)) % 2,
         ObjectiveFunction(entry, maximize=True),
     )
-    path = algorithm_path("linear-learner")
-    result = run_trial(
-        TrialTask(
-            number=0,
-            candidate_name="linear",
-            algorithm="linear-learner",
-            algorithm_path=path,
-            params=get_algorithm(path).default_params(ProblemType.BINARY, len(raw)),
-            preprocessing=get_algorithm(path).preprocessing.to_dict(),
-            data_dir=str(tmp_path / "data"),
-            objective=entry,
-            eval_folds=(0, 1),
-            seed=0,
-            time_limit=None,
-        )
-    )
+    result = run_trial(linear_trial(tmp_path / "data", len(raw), entry, (0, 1)))
     assert result.status == "Failed"
     assert result.failure_reason == f"ObjectiveError: objective {entry} {fragment}"
 

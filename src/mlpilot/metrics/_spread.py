@@ -5,6 +5,7 @@ noise of the data, not skill."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,15 @@ class ObjectiveSpread:
     std: float
     count: int
     over: str
+
+    @classmethod
+    def of(cls, values: Iterable[float], over: Callable[[int], str]) -> ObjectiveSpread | None:
+        """The spread of the finite ``values`` (``over(count)`` says what they were); None
+        with fewer than two."""
+        finite = [float(v) for v in values if np.isfinite(v)]
+        if len(finite) < 2:
+            return None
+        return cls(float(np.std(finite, ddof=1)), len(finite), over(len(finite)))
 
     def details(self) -> dict[str, Any]:
         """The candidate's record entries (its ``Mlpilot`` details)."""
@@ -74,15 +84,12 @@ def objective_spread(
 
     if folds is not None and len(np.unique(folds)) >= 2:
         values = [score(np.flatnonzero(folds == f)) for f in np.unique(folds)]
-        over = "{n} folds"
-    else:
-        n = len(y)
-        if n < MIN_BOOTSTRAP_ROWS:
-            return None
-        rng = np.random.default_rng(seed)
-        values = [score(rng.integers(0, n, n)) for _ in range(BOOTSTRAP_ROUNDS)]
-        over = "{n} bootstrap resamples of the " + f"{n:,} validation rows"
-    finite = [v for v in values if np.isfinite(v)]
-    if len(finite) < 2:
+        return ObjectiveSpread.of(values, lambda count: f"{count} folds")
+    n = len(y)
+    if n < MIN_BOOTSTRAP_ROWS:
         return None
-    return ObjectiveSpread(float(np.std(finite, ddof=1)), len(finite), over.format(n=len(finite)))
+    rng = np.random.default_rng(seed)
+    values = [score(rng.integers(0, n, n)) for _ in range(BOOTSTRAP_ROUNDS)]
+    return ObjectiveSpread.of(
+        values, lambda count: f"{count} bootstrap resamples of the {n:,} validation rows"
+    )

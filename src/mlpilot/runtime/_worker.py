@@ -1,5 +1,7 @@
-"""The loop each local worker process runs. Imports only the standard library at the top, so
-thread limits are in place before numpy and friends load."""
+"""The loop each local worker process runs, and how a process imports slow modules ahead of
+use (a worker as it starts; the job's own process beside the search, :func:`import_beside`).
+Imports only the standard library at the top, so thread limits are in place before numpy and
+friends load."""
 
 from __future__ import annotations
 

@@ -61,12 +61,12 @@ def _reported(
     metrics = {k: v for k, v in result.metrics.items() if k in named and np.isfinite(v)}
     value = result.metrics.get(objective)
     ok = result.status == "Completed" and value is not None and np.isfinite(value)
-    by_window = [w.get(objective, np.nan) for w in result.window_metrics]
-    by_window = [float(v) for v in by_window if np.isfinite(v)]
-    if ok and len(by_window) >= 2:
-        # How much the objective moves from one backtest window to the next.
-        over = f"{len(by_window)} backtest windows"
-        spread = ObjectiveSpread(float(np.std(by_window, ddof=1)), len(by_window), over)
+    # How much the objective moves from one backtest window to the next.
+    spread = ObjectiveSpread.of(
+        [w.get(objective, np.nan) for w in result.window_metrics],
+        lambda count: f"{count} backtest windows",
+    )
+    if ok and spread is not None:
         details = {**details, **spread.details()}
     return CandidateReport(
         name=result.candidate_name,
