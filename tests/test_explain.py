@@ -3,6 +3,7 @@ row's values add up to the blend's own prediction minus the base value, by the f
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -67,9 +68,64 @@ def test_blend_of_forests_gets_tree_shap_combined_by_weight(telco: Any) -> None:
         {"randomforest": params, "extra-trees": params},
     )  # fmt: skip
     x = explain_model(model, telco[0], max_rows=40)
-    assert x.method.startswith("TreeSHAP") and "blend's weights" in x.method
-    assert x.background is None and len(x.rows) == 40
+    assert x.method.startswith("TreeSHAP, interventional against 100 background rows")
+    assert "blend's weights" in x.method
+    # The background: rows of the sample other than the explained ones.
+    assert x.background is not None and len(x.background) == 100 and len(x.rows) == 40
+    assert not set(x.background.index) & set(x.rows.index)
     check_additive(model, x)
+    # Feature unknown means a background row's value: the base is their mean probability.
+    base = model.predict_proba(x.background)[next(iter(x.values))].mean()
+    assert next(iter(x.expected.values())) == pytest.approx(base, abs=1e-9)
+
+
+def test_regression_blend_of_boosting_and_forest_mixes_both_tree_shaps_exactly(
+    telco: Any,
+) -> None:
+    raw, _ = telco
+    frame = raw.drop(columns=["Churn"])
+    profile = build_profile(frame, "MonthlyCharges")
+    y = frame["MonthlyCharges"].to_numpy(dtype=float)
+    units = []
+    for name, params in (("lightgbm", {"n_estimators": 20}), ("extra-trees", {"n_estimators": 10})):
+        cls = get_algorithm(name)
+        pipeline = FeaturePipeline.from_profile(profile, cls.preprocessing, seed=0)
+        X = pipeline.fit_transform(frame, y)
+        units.append(
+            Unit(name, [(pipeline, cls(profile.problem_type, 0, params, seed=0).fit(X, y))])
+        )
+    predictor = EnsemblePredictor(units, [0.6, 0.4], profile.problem_type, 0)
+    model = InferenceModel.build(predictor, profile, candidate={"CandidateName": "blend"})
+    x = explain_model(model, frame, max_rows=30)
+    assert x.method.startswith("TreeSHAP: path-dependent")
+    assert "interventional against 100 background rows" in x.method
+    assert x.method.index("for the boosting models") < x.method.index("for the forests")
+    (key,) = x.values
+    predicted = model.predict(x.rows).iloc[:, 0].to_numpy(dtype=float)
+    np.testing.assert_allclose(x.values[key].sum(axis=1) + x.expected[key], predicted, atol=1e-6)
+
+
+def test_forests_trade_background_rows_for_explained_rows_when_time_is_short(
+    telco: Any,
+) -> None:
+    from mlpilot.explain._sample import FOREST_BACKGROUND_LADDER, _forest_background
+
+    model = blend(telco, {"extra-trees": 1.0}, {"extra-trees": {"n_estimators": 10}})
+    ((pipeline, algo),) = model.members.units[0].members
+    raw = telco[0]
+    index = {f: i for i, f in enumerate(model.feature_columns)}
+    sources = np.asarray([index[s] for s in pipeline.output_sources()])
+    forests = [(pipeline, algo, sources)]
+    rows, background = raw.head(10), raw.iloc[10:200]
+    n = len(model.feature_columns)
+    roomy = _forest_background(forests, rows, background, n, time.monotonic() + 3600)
+    assert roomy == FOREST_BACKGROUND_LADDER[0]
+    assert _forest_background(forests, rows, background, n, None) == FOREST_BACKGROUND_LADDER[0]
+    # No time left: the least background on the ladder.
+    short = _forest_background(forests, rows, background, n, time.monotonic())
+    assert short == FOREST_BACKGROUND_LADDER[-1]
+    # Fewer background rows than the ladder's largest: all of them.
+    assert _forest_background(forests, rows, background.head(30), n, None) == 20
 
 
 def test_row_explainer_mixes_tree_shap_and_permutation_shap_additively(telco: Any) -> None:

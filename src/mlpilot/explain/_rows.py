@@ -40,7 +40,7 @@ import pandas as pd
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms import Algorithm, Family, ShapMethod
-from mlpilot.explain._sample import explained_outputs
+from mlpilot.explain._sample import dense, explained_outputs
 
 __all__ = ["DEFAULT_PERMUTATIONS", "RowExplainer", "RowExplanation"]
 
@@ -77,10 +77,6 @@ def _rescale(phi: np.ndarray, new_change: np.ndarray, slope: np.ndarray) -> np.n
     scaled = phi * _ratio(new_change, phi.sum(axis=1), slope)[:, None, :]
     left = new_change - scaled.sum(axis=1)
     return scaled + left[:, None, :] / phi.shape[1]
-
-
-def dense(X: Any) -> np.ndarray:
-    return np.asarray(X.toarray() if hasattr(X, "toarray") else X)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -5,12 +5,17 @@ Three ways, by model, each exactly additive (a row's values add up to its predic
 base value):
 
 * A single tree algorithm (LightGBM, XGBoost, CatBoost, random forest, extra trees), bagged
-  or not: TreeSHAP on each member's transformed matrix, exact and fast (``shap.TreeExplainer``;
-  for LightGBM and XGBoost their own ``pred_contrib``, which TreeExplainer calls too). The SHAP
-  values of the columns a feature became (one-hot levels, missing indicators, date parts, text
-  components) are added up per original feature, and a bag's members are averaged. Boosting
-  models are explained in their raw output (log-odds for binary, per-class scores for
-  multiclass), forests in probabilities, regression in the target's units.
+  or not: TreeSHAP on each member's transformed matrix, exact. Boosting models take their own
+  path-dependent TreeSHAP (``shap.TreeExplainer``; for LightGBM and XGBoost their own
+  ``pred_contrib``, which TreeExplainer calls too); forests take interventional TreeSHAP
+  against background rows (``Algorithm.baseline_tree_shap``, a compiled walk of the trees):
+  path-dependent TreeSHAP costs a forest's deep trees about a second a row, the walk a few
+  milliseconds per background row. The background is as large as lets MIN_TREE_ROWS rows be
+  explained in the time left (FOREST_BACKGROUND_LADDER). The SHAP values of the columns a
+  feature became (one-hot levels, missing indicators, date parts, text components) are added
+  up per original feature, and a bag's members are averaged. Boosting models are explained in
+  their raw output (log-odds for binary, per-class scores for multiclass), forests in
+  probabilities, regression in the target's units.
 * A weighted blend of tree models with no stacker, where the blend is linear in what TreeSHAP
   explains (forests' probabilities for classification; any tree model for regression): the
   members' TreeSHAP values combined by the blend weights. Checked against the blend's own
@@ -45,6 +50,13 @@ __all__ = ["Explanation", "OutOfTime", "explain_model", "explained_outputs", "tr
 
 #: Rows explained at most by the tree explainer.
 MAX_TREE_ROWS = 300
+#: Rows the tree explainer keeps room for when it sizes the forests' background.
+MIN_TREE_ROWS = 100
+#: Background rows forests are explained against, most first: the first whose estimated cost
+#: lets MIN_TREE_ROWS rows be explained in the time left is used.
+FOREST_BACKGROUND_LADDER = (100, 50, 20, 10, 5)
+#: Background rows the forests are timed against (one row) to size their background.
+FOREST_PROBE_BACKGROUND = 10
 #: Permutation SHAP settings, most thorough first: (rows explained, background rows,
 #: permutations per row, in antithetic pairs). The first whose estimated cost fits the time
 #: left is used; on the last, rows stop when the time does (5 rows need 50 predictions per
@@ -64,6 +76,11 @@ ADDITIVITY_TOLERANCE = 1e-6
 #: Rows explained first (to time them), then at a time between two looks at the clock.
 FIRST_CHUNK = 5
 CHUNK = 25
+
+
+def dense(X: Any) -> np.ndarray:
+    """A transformed matrix as a dense array (sparse text columns included)."""
+    return np.asarray(X.toarray() if hasattr(X, "toarray") else X)
 
 
 class OutOfTime(Exception):
@@ -166,19 +183,80 @@ def _budgeted(
     return done, []
 
 
+def _is_forest(algo: Any) -> bool:
+    return bool(getattr(algo, "tags", None) and algo.tags.baseline_tree_shap)
+
+
+def _forest_background(
+    forests: list[tuple[Any, Any, np.ndarray]],
+    rows: pd.DataFrame,
+    background: pd.DataFrame,
+    n_features: int,
+    deadline: float | None,
+) -> int:
+    """How many of the ``background`` rows the forests (``(pipeline, algorithm, column
+    sources)``) are explained against: the most on FOREST_BACKGROUND_LADDER whose cost, timed
+    on one row, leaves room for MIN_TREE_ROWS rows before ``deadline``."""
+    sizes = [b for b in FOREST_BACKGROUND_LADDER if b <= len(background)] or [len(background)]
+    if deadline is None or len(sizes) == 1:
+        return sizes[0]
+    probe = min(FOREST_PROBE_BACKGROUND, len(background))
+    explainers = []
+    for pipeline, algo, sources in forests:
+        matrix = dense(pipeline.transform(background.iloc[:probe]))
+        explainers.append((pipeline, algo.baseline_tree_shap(matrix, sources, n_features)))
+    first = [pipeline.transform(rows.iloc[:1]) for pipeline, _ in explainers]
+    for (_, explain), x in zip(explainers, first, strict=True):
+        explain(x)  # compiles the walk (or loads it from numba's cache): not timed
+    started = time.monotonic()
+    for (_, explain), x in zip(explainers, first, strict=True):
+        explain(x)
+    per_pair = (time.monotonic() - started) / probe
+    left = deadline - time.monotonic()
+    for size in sizes:
+        if MIN_TREE_ROWS * size * per_pair * 1.5 <= left:
+            return size
+    return sizes[-1]
+
+
 def _tree_explanation(
     model: Any,
     tree_members: list[tuple[Any, Any, float]],
     rows: pd.DataFrame,
     features: list[str],
     deadline: float | None,
-) -> tuple[dict[int, np.ndarray], dict[int, float], dict[int, np.ndarray], str, list[str]]:
+    background: pd.DataFrame | None = None,
+) -> tuple[dict[int, np.ndarray], dict[int, float], dict[int, np.ndarray], str, list[str], int]:
+    """TreeSHAP of ``tree_members`` on ``rows``, per feature; forests against ``background``
+    rows (as many of them as the time allows). Returns values, base values, the explained
+    outputs' predictions, their units, notes, and the background rows the forests used."""
     problem = model.problem_type
     explained, _ = explained_outputs(model)
     index = {f: i for i, f in enumerate(features)}
-    members = []
+    notes: list[str] = []
+    forests = [
+        (pipe, algo, np.asarray([index[s] for s in pipe.output_sources()], dtype=int))
+        for pipe, algo, _ in tree_members
+        if _is_forest(algo)
+    ]
+    n_background = 0
+    if forests and background is not None and len(background):
+        n_background = _forest_background(forests, rows, background, len(features), deadline)
+        if n_background < min(FOREST_BACKGROUND_LADDER[0], len(background)):
+            notes.append(
+                f"time ran short: forests explained against {n_background} background rows, "
+                f"not {min(FOREST_BACKGROUND_LADDER[0], len(background))}"
+            )
+    # (pipeline, its TreeSHAP, its columns → features matrix (None: per feature already), share)
+    members: list[tuple[Any, Any, np.ndarray | None, float]] = []
     for pipeline, algo, share in tree_members:
         sources = [index[s] for s in pipeline.output_sources()]
+        if background is not None and n_background and _is_forest(algo):
+            # Values per feature already (players are the features' column groups).
+            matrix = dense(pipeline.transform(background.iloc[:n_background]))
+            shap_of = algo.baseline_tree_shap(matrix, np.asarray(sources, dtype=int), len(features))
+            members.append((pipeline, shap_of, None, share))
+            continue
         # Columns → features: adds each transformed column's values to its source feature.
         owner = np.zeros((len(sources), len(features)))
         owner[np.arange(len(sources)), sources] = 1.0
@@ -191,7 +269,7 @@ def _tree_explanation(
         totals = {k: np.zeros((len(chunk), len(features))) for k in explained}
         for pipeline, shap_of, owner, share in members:
             values, base = shap_of(pipeline.transform(chunk))
-            summed = np.einsum("ncm,cf->nfm", values, owner)
+            summed = values if owner is None else np.einsum("ncm,cf->nfm", values, owner)
             if problem is ProblemType.BINARY and values.shape[2] == 1:
                 # One raw output: the score of class 1 (label order); class 0's is its negative.
                 sign = 1.0 if explained[0] == 1 else -1.0
@@ -205,19 +283,20 @@ def _tree_explanation(
         for k in explained:
             parts[k].append(totals[k])
 
-    _, notes = _budgeted(len(rows), explain, deadline)
+    _, ran_short = _budgeted(len(rows), explain, deadline)
+    notes = ran_short + notes
     total = {k: np.concatenate(parts[k]) for k in explained}
     margins = {k: total[k].sum(axis=1) + expected[k] for k in explained}
-    forests = all(a.tags.family is Family.FOREST for _, a, _ in tree_members)
+    all_forests = all(a.tags.family is Family.FOREST for _, a, _ in tree_members)
     if problem is ProblemType.REGRESSION:
         units = f"{model.info.get('target', 'target')} units"
-    elif forests:  # forests average probabilities; boosting sums raw scores
+    elif all_forests:  # forests average probabilities; boosting sums raw scores
         units = "probability"
     elif problem is ProblemType.BINARY:
         units = "log-odds"
     else:
         units = "raw class scores (softmax inputs)"
-    return total, expected, margins, units, notes
+    return total, expected, margins, units, notes, n_background
 
 
 def _codes(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -369,15 +448,36 @@ def explain_model(
     background = None
     result = None
     if tree is not None:
-        result = _tree_explanation(model, tree, rows, features, deadline)
+        # Forests are explained against background rows the explained ones are not.
+        rest = order[limit:] if len(order) > limit else order
+        forest_background = sample.iloc[rest[: FOREST_BACKGROUND_LADDER[0]]]
+        result = _tree_explanation(model, tree, rows, features, deadline, forest_background)
         if blend and not _adds_up(model, rows, keys, result[2]):
             result = None  # e.g. a regression objective whose raw score is not the value
     if result is not None and tree is not None:
-        values, expected, margins, units, notes = result
-        method = (
-            "TreeSHAP, path-dependent (shap.TreeExplainer; LightGBM's and XGBoost's own "
-            "pred_contrib, which it wraps), summed over each feature's columns"
+        values, expected, margins, units, notes, n_background = result
+        n_forests = sum(_is_forest(a) for _, a, _ in tree)
+        path_dependent = (
+            "path-dependent (shap.TreeExplainer; LightGBM's and XGBoost's own pred_contrib, "
+            "which it wraps)"
         )
+        interventional = (
+            f"interventional against {n_background} background rows (exact Shapley values of "
+            "switching features between the row and each background row, on the trees "
+            "themselves)"
+        )
+        if not n_forests:
+            method = f"TreeSHAP, {path_dependent}"
+        elif n_forests == len(tree):
+            method = f"TreeSHAP, {interventional}"
+        else:
+            method = (
+                f"TreeSHAP: {path_dependent} for the boosting models, {interventional} for "
+                "the forests"
+            )
+        method += ", summed over each feature's columns"
+        if n_background:
+            background = forest_background.iloc[:n_background]
         if blend:
             method += (
                 f", combined by the blend's weights over its {len(tree)} tree models "

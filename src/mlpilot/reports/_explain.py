@@ -5,7 +5,7 @@ Outputs, in Clarify's layout: ``analysis.json``
 (``explanations.kernel_shap.<label>.global_shap_values`` = mean |SHAP| per feature, and
 ``expected_value``; ``mlpilot.method``/``rows``/``background_rows`` say how they were made),
 ``explanations_shap/out.csv`` (the SHAP value of every explained row),
-``explanations_shap/baseline.csv`` (the background rows, permutation SHAP only),
+``explanations_shap/baseline.csv`` (the background rows: permutation SHAP, forests),
 ``report.html`` and ``report.pdf``.
 """
 

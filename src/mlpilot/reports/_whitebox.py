@@ -78,7 +78,7 @@ from mlpilot.reports._generate import (
     generate_model_insights,
 )
 from mlpilot.reports._series_data import FACTS, save_series_sample
-from mlpilot.runtime import LocalProcessExecutor
+from mlpilot.runtime import BACKGROUND_NICENESS, LocalProcessExecutor, lower_thread_priority
 
 __all__ = ["WhiteBox"]
 
@@ -155,19 +155,21 @@ def timed_reserve(total: float, figure_seconds: float) -> float:
 
 
 def _draw_seconds() -> float:
-    """Seconds this machine takes now to draw and encode one report figure."""
+    """Seconds of CPU this machine takes to draw and encode one report figure (CPU, not wall:
+    it is timed in a thread of lowered priority beside the search, and the reports draw at
+    the job's end, at full priority)."""
     import numpy as np
 
     from mlpilot.reports._render import figure, png
 
-    started = time.monotonic()
+    started = time.thread_time()
     fig, axes = figure(4.5, 3.2)
     values = np.random.default_rng(0).normal(size=(2, 300))
     axes.scatter(values[0], values[1], s=6)
     axes.plot(np.sort(values[0]), np.linspace(0, 1, 300))
     axes.set_title("timing")
     png(fig)
-    return time.monotonic() - started
+    return time.thread_time() - started
 
 
 def _why(exc: BaseException) -> str:
@@ -321,6 +323,9 @@ class WhiteBox(JobHooks):
 
     # -- background -----------------------------------------------------------------------
     def _background(self) -> None:
+        # Everything here is needed only at the job's end: the workers starting and training
+        # beside it come first (the notebook's process tree is lowered the same way).
+        lower_thread_priority()
         try:
             self._save_sample()
         except Exception as exc:
@@ -345,7 +350,9 @@ class WhiteBox(JobHooks):
             if self._closed:
                 self._skip(EXPLORATION, "the job ended before the notebook could run")
                 return
-            self._run = start_execution(self.layout.exploration_notebook)
+            self._run = start_execution(
+                self.layout.exploration_notebook, niceness=BACKGROUND_NICENESS
+            )
         # Load the report libraries (seconds of imports) while the search runs, not after it.
         try:
             with warnings.catch_warnings():

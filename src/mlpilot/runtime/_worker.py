@@ -15,6 +15,8 @@ import time
 import traceback
 from typing import Any
 
+from mlpilot.runtime._detached import lower_thread_priority
+
 _THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -34,9 +36,11 @@ def resolve(path: str) -> Any:
 def import_beside(*paths: str) -> threading.Thread:
     """Import ``paths`` (as :func:`resolve` reads them) in a daemon thread of this process, so
     that work here later does not wait for them; a failed import shows up again where it is
-    used. Returns the thread (join it to wait)."""
+    used. The thread runs at a lower priority than the workers starting beside it (see
+    :data:`~mlpilot.runtime.BACKGROUND_NICENESS`). Returns the thread (join it to wait)."""
 
     def load() -> None:
+        lower_thread_priority()
         for path in paths:
             with contextlib.suppress(Exception):
                 resolve(path)
