@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +16,7 @@ from typing import Any
 import pytest
 
 from helpers_tasks import FAILURE_MESSAGE
-from mlpilot.runtime import (
-    BACKGROUND_NICENESS,
-    LocalProcessExecutor,
-    TaskOutcome,
-    import_beside,
-    lower_thread_priority,
-    start_detached,
-)
+from mlpilot.runtime import LocalProcessExecutor, TaskOutcome, import_beside
 
 
 def collect(executor: LocalProcessExecutor, n: int, timeout: float = 15.0) -> list[TaskOutcome]:
@@ -315,21 +307,13 @@ def test_workers_import_every_warm_up_path_as_they_start() -> None:
 def test_imports_beside_load_in_this_process_and_skip_what_does_not_import(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The module records the priority of the thread importing it.
-    (tmp_path / "slow_library_for_refits.py").write_text(
-        "import os, threading\n"
-        "VALUE = 7\n"
-        "NICE = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())\n"
-    )
+    (tmp_path / "slow_library_for_refits.py").write_text("VALUE = 7\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "slow_library_for_refits" not in sys.modules
     thread = import_beside("no_such_module:x", "slow_library_for_refits:VALUE")
     thread.join(timeout=30)
     assert not thread.is_alive() and thread.daemon
-    module = sys.modules["slow_library_for_refits"]
-    assert module.VALUE == 7
-    if sys.platform.startswith("linux"):  # below the workers starting beside it
-        assert os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICENESS == module.NICE
+    assert sys.modules["slow_library_for_refits"].VALUE == 7
     monkeypatch.delitem(sys.modules, "slow_library_for_refits")
 
 
@@ -389,39 +373,24 @@ def test_a_forecasting_job_warms_torch_up_where_its_network_may_train() -> None:
     assert ForecastingProblem().package_imports(config(("npts",))) == []
 
 
-def _own_niceness() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+def test_wait_ready_holds_until_the_workers_have_imported_their_warm_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Importing this module takes a worker 1.5 s.
+    (tmp_path / "slow_warm_up_for_ready.py").write_text("import time\ntime.sleep(1.5)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with LocalProcessExecutor(2) as executor:
+        executor.warm_up("slow_warm_up_for_ready")
+        assert not executor.wait_ready(0.2)
+        assert executor.wait_ready(60)
+        assert executor.wait_ready(0)  # and stays so
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
-def test_a_lowered_thread_leaves_the_rest_of_its_process_at_its_priority() -> None:
-    before = _own_niceness()
-    seen: list[tuple[bool, int]] = []
-
-    def background() -> None:
-        seen.append((lower_thread_priority(5), _own_niceness()))
-
-    thread = threading.Thread(target=background)
-    thread.start()
-    thread.join(timeout=10)
-    assert seen == [(True, before + 5)]
-    assert _own_niceness() == before
-    assert not lower_thread_priority(0)
-
-
-@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no process priorities here")
-def test_a_detached_child_and_what_it_starts_run_at_the_niceness_asked(tmp_path: Path) -> None:
-    # The child starts a grandchild (as the notebook run starts its kernel): both are lowered.
-    script = (
-        "import os, subprocess, sys\n"
-        "print('child', os.getpriority(os.PRIO_PROCESS, 0), flush=True)\n"
-        "subprocess.run([sys.executable, '-c', "
-        "'import os; print(\"grandchild\", os.getpriority(os.PRIO_PROCESS, 0))'], check=True)\n"
-    )
-    log_path = tmp_path / "child.log"
-    with open(log_path, "wb") as log:
-        process = start_detached([sys.executable, "-c", script], log, niceness=7)
-    assert process.wait(timeout=60) == 0
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    lines = dict(line.split() for line in log_path.read_text().split("\n") if line.strip())
-    assert lines == {"child": str(base + 7), "grandchild": str(base + 7)}
+def test_wait_ready_does_not_wait_for_a_worker_that_died_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "exits_on_import.py").write_text("import os\nos._exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with LocalProcessExecutor(1) as executor:
+        executor.warm_up("exits_on_import")
+        assert executor.wait_ready(60)  # False would mean it waited the 60 s out

@@ -136,15 +136,14 @@ class NotebookRun:
         self.log.unlink(missing_ok=True)
 
 
-def start_execution(path: Path, *, html: bool = True, niceness: int = 0) -> NotebookRun:
-    """Execute the notebook in a child process of its own process group (and its kernel),
-    ``niceness`` added to their scheduling priority."""
+def start_execution(path: Path, *, html: bool = True) -> NotebookRun:
+    """Execute the notebook in a child process of its own process group."""
     fd, log_name = tempfile.mkstemp(prefix=".execute-", suffix=".log", dir=path.parent)
     args = [sys.executable, "-m", "mlpilot.notebooks", str(path)]
     if not html:
         args.append("--no-html")
     with os.fdopen(fd, "wb") as log:
-        process = start_detached(args, log, niceness=niceness)
+        process = start_detached(args, log)
     return NotebookRun(path, process, Path(log_name))
 
 

@@ -78,7 +78,7 @@ from mlpilot.reports._generate import (
     generate_model_insights,
 )
 from mlpilot.reports._series_data import FACTS, save_series_sample
-from mlpilot.runtime import BACKGROUND_NICENESS, LocalProcessExecutor, lower_thread_priority
+from mlpilot.runtime import LocalProcessExecutor
 
 __all__ = ["WhiteBox"]
 
@@ -155,21 +155,19 @@ def timed_reserve(total: float, figure_seconds: float) -> float:
 
 
 def _draw_seconds() -> float:
-    """Seconds of CPU this machine takes to draw and encode one report figure (CPU, not wall:
-    it is timed in a thread of lowered priority beside the search, and the reports draw at
-    the job's end, at full priority)."""
+    """Seconds this machine takes now to draw and encode one report figure."""
     import numpy as np
 
     from mlpilot.reports._render import figure, png
 
-    started = time.thread_time()
+    started = time.monotonic()
     fig, axes = figure(4.5, 3.2)
     values = np.random.default_rng(0).normal(size=(2, 300))
     axes.scatter(values[0], values[1], s=6)
     axes.plot(np.sort(values[0]), np.linspace(0, 1, 300))
     axes.set_title("timing")
     png(fig)
-    return time.thread_time() - started
+    return time.monotonic() - started
 
 
 def _why(exc: BaseException) -> str:
@@ -323,9 +321,6 @@ class WhiteBox(JobHooks):
 
     # -- background -----------------------------------------------------------------------
     def _background(self) -> None:
-        # Everything here is needed only at the job's end: the workers starting and training
-        # beside it come first (the notebook's process tree is lowered the same way).
-        lower_thread_priority()
         try:
             self._save_sample()
         except Exception as exc:
@@ -346,13 +341,12 @@ class WhiteBox(JobHooks):
                 "report generation is turned off: the notebook was written without running it",
             )
             return
+        self._wait_for_workers()
         with self._lock:
             if self._closed:
                 self._skip(EXPLORATION, "the job ended before the notebook could run")
                 return
-            self._run = start_execution(
-                self.layout.exploration_notebook, niceness=BACKGROUND_NICENESS
-            )
+            self._run = start_execution(self.layout.exploration_notebook)
         # Load the report libraries (seconds of imports) while the search runs, not after it.
         try:
             with warnings.catch_warnings():
@@ -369,6 +363,14 @@ class WhiteBox(JobHooks):
                     import statsforecast.models  # noqa: F401
         except Exception:
             pass
+
+    def _wait_for_workers(self) -> None:
+        """Let the job's workers start first (for a while at most): the notebook's run and the
+        report libraries' imports would slow their start-up, whose time the first candidates'
+        limits count, and are needed only at the job's end."""
+        wait = getattr(self.job, "wait_for_workers", None)
+        if wait is not None:
+            wait()
 
     def _size_reserve(self) -> None:
         """Raise the job's reserve for the reports to what drawing their figures takes on this

@@ -2,14 +2,13 @@
 loop over an executor, the job's time budget, and how a detached child process starts."""
 
 from mlpilot.runtime._budget import GRACE, MIN_TASK_SECONDS, Budget
-from mlpilot.runtime._detached import BACKGROUND_NICENESS, lower_thread_priority, start_detached
+from mlpilot.runtime._detached import start_detached
 from mlpilot.runtime._executor import Executor, TaskOutcome
 from mlpilot.runtime._local import LocalProcessExecutor, default_parallelism
 from mlpilot.runtime._queue import QueueItem, TaskQueue
 from mlpilot.runtime._worker import import_beside
 
 __all__ = [
-    "BACKGROUND_NICENESS",
     "GRACE",
     "MIN_TASK_SECONDS",
     "Budget",
@@ -20,6 +19,5 @@ __all__ = [
     "TaskQueue",
     "default_parallelism",
     "import_beside",
-    "lower_thread_priority",
     "start_detached",
 ]

@@ -60,6 +60,12 @@ class Executor(ABC):
         """Start workers ahead of the first task, each importing ``paths`` (``"module:name"``
         or ``"module"``: the task function, slow libraries) as it starts (optional)."""
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until the workers :meth:`warm_up` started have
+        imported what they were given; True if they have (executors without a warm-up: at
+        once). Work that would slow their start, and can wait, waits for this."""
+        return True
+
     @abstractmethod
     def shutdown(self) -> None:
         """Stop every worker; running tasks are abandoned."""

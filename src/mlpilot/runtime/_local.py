@@ -42,6 +42,8 @@ class _Worker:
     #: The worker said it began the task (until then it may still be starting up).
     running: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Set by the worker once its warm-up imports are done.
+    ready: Any = None
 
 
 class LocalProcessExecutor(Executor):
@@ -81,12 +83,13 @@ class LocalProcessExecutor(Executor):
         parent, child = self._context.Pipe(duplex=True)
         from mlpilot.runtime._worker import worker_main
 
+        ready = self._context.Event()
         process = self._context.Process(
-            target=worker_main, args=(child, self.threads, self._warm_up), daemon=True
+            target=worker_main, args=(child, self.threads, self._warm_up, ready), daemon=True
         )
         process.start()
         child.close()
-        worker = _Worker(process, parent)
+        worker = _Worker(process, parent, ready=ready)
         self._workers.append(worker)
         return worker
 
@@ -95,6 +98,17 @@ class LocalProcessExecutor(Executor):
             self._warm_up = paths
         while len(self._workers) < self._size:
             self._start_worker()
+
+    def wait_ready(self, timeout: float) -> bool:
+        end = time.monotonic() + max(0.0, timeout)
+        for worker in list(self._workers):
+            # A worker that died starting up is not waited for (its task reports the crash).
+            while worker.process.is_alive() and not worker.ready.is_set():
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                worker.ready.wait(min(left, 0.1))
+        return True
 
     def _idle_worker(self) -> _Worker:
         for worker in self._workers:

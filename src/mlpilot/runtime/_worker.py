@@ -13,9 +13,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
-
-from mlpilot.runtime._detached import lower_thread_priority
 
 _THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -33,14 +32,16 @@ def resolve(path: str) -> Any:
     return getattr(module, attr) if attr else module
 
 
-def import_beside(*paths: str) -> threading.Thread:
+def import_beside(*paths: str, after: Callable[[], object] | None = None) -> threading.Thread:
     """Import ``paths`` (as :func:`resolve` reads them) in a daemon thread of this process, so
     that work here later does not wait for them; a failed import shows up again where it is
-    used. The thread runs at a lower priority than the workers starting beside it (see
-    :data:`~mlpilot.runtime.BACKGROUND_NICENESS`). Returns the thread (join it to wait)."""
+    used. The thread first calls ``after`` (e.g. waiting for the workers to start, which
+    these imports would slow). Returns the thread (join it to wait)."""
 
     def load() -> None:
-        lower_thread_priority()
+        if after is not None:
+            with contextlib.suppress(Exception):
+                after()
         for path in paths:
             with contextlib.suppress(Exception):
                 resolve(path)
@@ -50,7 +51,7 @@ def import_beside(*paths: str) -> threading.Thread:
     return thread
 
 
-def worker_main(connection: Any, threads: int, warm_up: tuple[str, ...]) -> None:
+def worker_main(connection: Any, threads: int, warm_up: tuple[str, ...], ready: Any = None) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in _THREAD_VARIABLES:
@@ -60,6 +61,8 @@ def worker_main(connection: Any, threads: int, warm_up: tuple[str, ...]) -> None
         # A failed warm-up shows up again, with its reason, on the first task.
         with contextlib.suppress(Exception):
             resolve(path)
+    if ready is not None:
+        ready.set()
     while True:
         try:
             message = connection.recv()
