@@ -228,6 +228,35 @@ def test_stacking_without_time_skips_its_selection_too(
     assert builder.notes == ["no stacking layer: no time left for it"]
 
 
+def test_a_model_with_an_untrained_fold_feeds_no_stacker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    builder = _builder(tmp_path, 60.0, 5.0, n_models=4)
+    # model-1 stopped at 0 iterations on one fold (its time ran out before its first epoch).
+    builder.models[1].result.time_cuts = {0: 3, 1: 0}
+    builder.models[2].result.time_cuts = {0: 40, 1: 35}
+    seen: list[list[str]] = []
+
+    class Stop(Exception):
+        pass
+
+    def selection(models: list[Any], **limits: Any) -> Any:
+        seen.append([m.name for m in models])
+        raise Stop  # what the stackers read is decided by now
+
+    monkeypatch.setattr(builder, "_greedy_selection", selection)
+    with pytest.raises(Stop):
+        builder._stackers()
+    assert seen and "model-1" not in seen[0] and len(seen[0]) == 3
+    assert builder.notes == ["stacking inputs leave out model-1: a fold stopped at 0 iterations"]
+    # With fewer than two models trained on every fold, no stacking layer.
+    for m in builder.models[2:]:
+        m.result.time_cuts = {0: 0}
+    builder.notes.clear()
+    builder._stackers()
+    assert builder.notes[-1] == "no stacking layer: fewer than two base models trained every fold"
+
+
 # -- stacking features, portfolio, plan -----------------------------------------------------------
 def test_stack_features_are_log_odds_and_log_probabilities() -> None:
     binary = np.array([[0.8, 0.2], [0.5, 0.5]])

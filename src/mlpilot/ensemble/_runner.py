@@ -536,6 +536,19 @@ class EnsembleBuilder:
         base = self._top_models(len(self.models), layer=1)
         if not self._stacking_planned() or len(base) < 2 or self.budget.stop_requested():
             return
+        # A model with a fold cut at 0 iterations predicted that fold from its initial state:
+        # a stacker would learn from predictions its refit (trained at least once) never makes.
+        untrained = [m for m in base if 0 in (m.result.time_cuts or {}).values()]
+        base = [m for m in base if m not in untrained]
+        if untrained:
+            self.notes.append(
+                "stacking inputs leave out "
+                + ", ".join(m.name for m in untrained)
+                + ": a fold stopped at 0 iterations"
+            )
+        if len(base) < 2:
+            self.notes.append("no stacking layer: fewer than two base models trained every fold")
+            return
         n_inputs = STACK_INPUTS
         if self.problem_type is ProblemType.MULTICLASS:
             n_inputs = max(2, min(STACK_INPUTS, 60 // max(1, self.n_classes)))
