@@ -373,24 +373,28 @@ def test_a_forecasting_job_warms_torch_up_where_its_network_may_train() -> None:
     assert ForecastingProblem().package_imports(config(("npts",))) == []
 
 
+@pytest.mark.parametrize(
+    ("module", "workers", "ready_at_once"),
+    [
+        # A warm-up import that takes 1.5 s: not ready within 0.2 s, then ready (and stays so).
+        ("import time\ntime.sleep(1.5)\n", 2, False),
+        # A worker that dies importing: not waited for (False would mean 60 s waited out).
+        ("import os\nos._exit(3)\n", 1, None),
+    ],
+    ids=["slow-import", "died-starting"],
+)
 def test_wait_ready_holds_until_the_workers_have_imported_their_warm_up(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    workers: int,
+    ready_at_once: bool | None,
 ) -> None:
-    # Importing this module takes a worker 1.5 s.
-    (tmp_path / "slow_warm_up_for_ready.py").write_text("import time\ntime.sleep(1.5)\n")
+    (tmp_path / "warm_up_for_ready.py").write_text(module)
     monkeypatch.syspath_prepend(str(tmp_path))
-    with LocalProcessExecutor(2) as executor:
-        executor.warm_up("slow_warm_up_for_ready")
-        assert not executor.wait_ready(0.2)
+    with LocalProcessExecutor(workers) as executor:
+        executor.warm_up("warm_up_for_ready")
+        if ready_at_once is not None:
+            assert executor.wait_ready(0.2) is ready_at_once
         assert executor.wait_ready(60)
-        assert executor.wait_ready(0)  # and stays so
-
-
-def test_wait_ready_does_not_wait_for_a_worker_that_died_starting(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "exits_on_import.py").write_text("import os\nos._exit(3)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    with LocalProcessExecutor(1) as executor:
-        executor.warm_up("exits_on_import")
-        assert executor.wait_ready(60)  # False would mean it waited the 60 s out
+        assert executor.wait_ready(0)
