@@ -310,9 +310,16 @@ def test_imports_beside_load_in_this_process_and_skip_what_does_not_import(
     (tmp_path / "slow_library_for_refits.py").write_text("VALUE = 7\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "slow_library_for_refits" not in sys.modules
-    thread = import_beside("no_such_module:x", "slow_library_for_refits:VALUE")
+    # ``after`` runs first (the job waits there for its workers): nothing is imported yet.
+    seen_first: list[bool] = []
+    thread = import_beside(
+        "no_such_module:x",
+        "slow_library_for_refits:VALUE",
+        after=lambda: seen_first.append("slow_library_for_refits" in sys.modules),
+    )
     thread.join(timeout=30)
     assert not thread.is_alive() and thread.daemon
+    assert seen_first == [False]
     assert sys.modules["slow_library_for_refits"].VALUE == 7
     monkeypatch.delitem(sys.modules, "slow_library_for_refits")
 

@@ -40,7 +40,7 @@ import pandas as pd
 
 from mlpilot._types import ProblemType
 from mlpilot.algorithms import Algorithm, Family, ShapMethod
-from mlpilot.explain._sample import dense, explained_outputs
+from mlpilot.explain._sample import dense, explained_outputs, walks_baseline_trees
 
 __all__ = ["DEFAULT_PERMUTATIONS", "RowExplainer", "RowExplanation"]
 
@@ -199,9 +199,6 @@ class RowExplainer:
         return predict
 
     def _trees(self, pairs: list[tuple[Any, Any]]) -> list[_TreeMember] | None:
-        def baseline_trees(algo: Any) -> bool:
-            return isinstance(algo, Algorithm) and algo.tags.baseline_tree_shap
-
         def own_trees(algo: Any) -> bool:
             # Forests' deep trees make path-dependent TreeSHAP slow (~300 ms a row for 350
             # trees): they take the baseline walk instead.
@@ -212,7 +209,7 @@ class RowExplainer:
             )
 
         if not pairs or not all(
-            (own_trees(algo) or baseline_trees(algo)) and hasattr(pipeline, "output_sources")
+            (own_trees(algo) or walks_baseline_trees(algo)) and hasattr(pipeline, "output_sources")
             for pipeline, algo in pairs
         ):
             return None
@@ -220,7 +217,7 @@ class RowExplainer:
         members = []
         for pipeline, algo in pairs:
             sources = np.asarray([index[s] for s in pipeline.output_sources()], dtype=int)
-            if baseline_trees(algo):
+            if walks_baseline_trees(algo):
                 background = self._baseline_matrix(pipeline)
                 shap_of = algo.baseline_tree_shap(background, sources, len(self.columns))
                 members.append(_TreeMember(pipeline, shap_of, None, 1.0 / len(pairs), True))

@@ -183,8 +183,10 @@ def _budgeted(
     return done, []
 
 
-def _is_forest(algo: Any) -> bool:
-    return bool(getattr(algo, "tags", None) and algo.tags.baseline_tree_shap)
+def walks_baseline_trees(algo: Any) -> bool:
+    """Whether ``algo`` is explained by its exact interventional TreeSHAP against baseline rows
+    (``Algorithm.baseline_tree_shap``: the forests)."""
+    return isinstance(algo, Algorithm) and algo.tags.baseline_tree_shap
 
 
 def _forest_background(
@@ -237,7 +239,7 @@ def _tree_explanation(
     forests = [
         (pipe, algo, np.asarray([index[s] for s in pipe.output_sources()], dtype=int))
         for pipe, algo, _ in tree_members
-        if _is_forest(algo)
+        if walks_baseline_trees(algo)
     ]
     n_background = 0
     if forests and background is not None and len(background):
@@ -251,7 +253,7 @@ def _tree_explanation(
     members: list[tuple[Any, Any, np.ndarray | None, float]] = []
     for pipeline, algo, share in tree_members:
         sources = [index[s] for s in pipeline.output_sources()]
-        if background is not None and n_background and _is_forest(algo):
+        if background is not None and n_background and walks_baseline_trees(algo):
             # Values per feature already (players are the features' column groups).
             matrix = dense(pipeline.transform(background.iloc[:n_background]))
             shap_of = algo.baseline_tree_shap(matrix, np.asarray(sources, dtype=int), len(features))
@@ -456,7 +458,7 @@ def explain_model(
             result = None  # e.g. a regression objective whose raw score is not the value
     if result is not None and tree is not None:
         values, expected, margins, units, notes, n_background = result
-        n_forests = sum(_is_forest(a) for _, a, _ in tree)
+        n_forests = sum(walks_baseline_trees(a) for _, a, _ in tree)
         path_dependent = (
             "path-dependent (shap.TreeExplainer; LightGBM's and XGBoost's own pred_contrib, "
             "which it wraps)"
