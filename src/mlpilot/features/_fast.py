@@ -451,6 +451,10 @@ def build_fast_transform(
         getattr(t, "svd_components", None) == 0 for _, t, _ in columns.transformers_
     ):  # sparse TF-IDF output: keep scikit-learn's sparse matrix
         return None
+    if any(getattr(t, "embedding", None) for _, t, _ in columns.transformers_):
+        # Sentence embeddings: the encoder's cost dwarfs the checks the twin saves, and the
+        # probe's made-up texts would load the encoder in every worker.
+        return None
     try:
         fast = FastTransform(columns)
         probe = _probe_rows(clean)

@@ -128,6 +128,8 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
                 "zero_means_missing": c.zero_means_missing,
                 "missing_tokens": list(c.missing_tokens),
                 "n_unique": c.n_unique,
+                "text_char_ngrams": c.text_char_ngrams,
+                "text_embedding": c.text_embedding,
             }
             for c in profile.columns
             if c.kind != ColumnKind.DROP
@@ -185,7 +187,13 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
                 steps.append(StandardScaler())
             parts.append(("dates", make_pipeline(*steps), dates))
         for c in of[ColumnKind.TEXT]:
-            text = TextColumn(opts.text_max_features, opts.text_svd, self.seed)
+            text = TextColumn(
+                opts.text_max_features,
+                opts.text_svd,
+                self.seed,
+                char_ngrams=bool(c.get("text_char_ngrams")),
+                embedding=c.get("text_embedding"),
+            )
             parts.append((f"text_{c['name']}", text, [c["name"]]))
         return ColumnTransformer(
             parts,

@@ -38,6 +38,7 @@ __all__ = [
 PROBLEM_TYPES = {
     "Tabular": "mlpilot.problems.tabular:TabularProblem",
     "TimeSeriesForecasting": "mlpilot.problems.forecasting:ForecastingProblem",
+    "TextClassification": "mlpilot.problems.text:TextClassificationProblem",
 }
 
 

@@ -77,6 +77,10 @@ class ColumnProfile:
     unparsed_values: int = 0
     high_cardinality: bool = False
     stats: dict[str, Any] = field(default_factory=dict)
+    #: A text column: TF-IDF of character n-grams beside the word n-grams (a text job's).
+    text_char_ngrams: bool = False
+    #: A text column: the sentence encoder whose embeddings join its features (None: none).
+    text_embedding: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,8 +3,10 @@
 ``<dir>/table.parquet`` holds the raw rows (features, target, weight), ``<dir>/folds.npy`` a fold
 number per row (``-1``: left out of the search, used only by the final refit), and
 ``<dir>/profile.json`` the profile, and ``<dir>/objective.json`` the job's own objective when it
-has one (a cost matrix, a user metric), which loading the folder activates in the worker. Any
-executor that can reach the folder can run trials.
+has one (a cost matrix, a user metric), which loading the folder activates in the worker;
+``<dir>/embeddings/`` holds a text job's sentence embeddings (one ``.npy`` per text column, a row
+per table row, named in ``index.json``), which loading the folder hands to the encoder so that
+no worker encodes a text again. Any executor that can reach the folder can run trials.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ __all__ = ["PreparedData", "load_prepared", "prepared_objective", "write_prepare
 _CACHE: dict[str, PreparedData] = {}
 #: The job's own objective in the prepared folder.
 OBJECTIVE_FILE = "objective.json"
+#: Text columns' sentence embeddings in the prepared folder.
+EMBEDDINGS_DIR = "embeddings"
 
 
 @dataclass
@@ -54,7 +58,9 @@ def write_prepared(
     profile: DatasetProfile,
     folds: np.ndarray,
     objective: CostMatrix | ObjectiveFunction | None = None,
+    embeddings: dict[str, tuple[str, np.ndarray]] | None = None,
 ) -> None:
+    """``embeddings``: text column -> (encoder name, its vectors, a row per table row)."""
     directory.mkdir(parents=True, exist_ok=True)
     table.to_parquet(directory / "table.parquet", index=False)
     np.save(directory / "folds.npy", folds.astype(np.int16))
@@ -64,6 +70,38 @@ def write_prepared(
         objective_file.write_text(json.dumps(objective_to_dict(objective)))
     else:
         objective_file.unlink(missing_ok=True)
+    _write_embeddings(directory / EMBEDDINGS_DIR, embeddings or {}, len(table))
+
+
+def _write_embeddings(
+    directory: Path, embeddings: dict[str, tuple[str, np.ndarray]], n_rows: int
+) -> None:
+    if directory.exists():
+        for old in directory.iterdir():
+            old.unlink()
+    if not embeddings:
+        return
+    directory.mkdir(exist_ok=True)
+    index = {}
+    for i, (column, (encoder, vectors)) in enumerate(embeddings.items()):
+        if len(vectors) != n_rows:
+            raise ValueError(f"{len(vectors)} embeddings for {n_rows} rows of {column!r}")
+        np.save(directory / f"{i}.npy", np.asarray(vectors, dtype=np.float32))
+        index[column] = {"encoder": encoder, "file": f"{i}.npy"}
+    (directory / "index.json").write_text(json.dumps(index))
+
+
+def _load_embeddings(directory: Path, raw: pd.DataFrame) -> None:
+    """Hand the prepared embeddings to the encoder's memory of this process."""
+    index_file = directory / "index.json"
+    if not index_file.exists():
+        return
+    from mlpilot.features import remember_embeddings
+
+    for column, entry in json.loads(index_file.read_text()).items():
+        vectors = np.load(directory / entry["file"])
+        texts = raw[column].astype("string").fillna("").astype(object).to_numpy()
+        remember_embeddings(entry["encoder"], texts, vectors)
 
 
 def prepared_objective(directory: Path) -> CostMatrix | ObjectiveFunction | None:
@@ -94,6 +132,7 @@ def load_prepared(directory: str) -> PreparedData:
     weight = None
     if profile.sample_weight:
         weight = parse_numeric(raw[profile.sample_weight], MISSING_TOKENS).to_numpy()
+    _load_embeddings(path / EMBEDDINGS_DIR, raw)
     clean = TableCleaner.from_profile(profile).fit().transform(raw)
     data = PreparedData(profile, raw, clean, y, weight, folds, prepared_objective(path))
     activate(data)

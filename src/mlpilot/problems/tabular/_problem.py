@@ -42,6 +42,7 @@ from mlpilot.problems.tabular._training import train_ensemble, tune
 from mlpilot.profile import DatasetProfile, build_profile, label_key
 from mlpilot.runtime import default_parallelism
 from mlpilot.search import (
+    Portfolio,
     RowSplit,
     SearchSpace,
     TrialTask,
@@ -55,13 +56,14 @@ __all__ = ["TabularProblem"]
 TRIAL_FUNCTION = "mlpilot.search._trial:run_trial"
 
 
-def _algorithms(spec: TabularConfig, mode: Mode) -> list[str]:
+def _algorithms(spec: TabularConfig, mode: Mode, own: Portfolio | None = None) -> list[str]:
     """The algorithms a job in ``mode`` trains: those asked for, else (ENSEMBLING) its given
-    portfolio's or Autopilot's ensembling set, else the tuning defaults."""
+    portfolio's, the problem's ``own`` portfolio's or Autopilot's ensembling set, else the
+    tuning defaults."""
     if spec.algorithms:
         return list(spec.algorithms)
     if mode is Mode.ENSEMBLING:
-        given = spec.portfolio
+        given = spec.portfolio or own
         return list(given.algorithms if given is not None else ENSEMBLING_ALGORITHMS)
     return list(DEFAULT_ALGORITHMS)
 
@@ -103,7 +105,8 @@ class TabularProblem:
         auto = spec.mode is Mode.AUTO
         modes = [Mode.ENSEMBLING, Mode.HYPERPARAMETER_TUNING] if auto else [spec.mode]
         imports = [self.trial_function]
-        for name in dict.fromkeys(n for mode in modes for n in _algorithms(spec, mode)):
+        own = self.default_portfolio()
+        for name in dict.fromkeys(n for mode in modes for n in _algorithms(spec, mode, own)):
             try:
                 modules = algorithm_tags(name).fit_imports
             except Exception:  # an unknown or broken algorithm fails later, with its reason
@@ -117,6 +120,22 @@ class TabularProblem:
         return self.profile.problem_type
 
     # -- 1. analyse -------------------------------------------------------------------------
+    def default_objective(self, problem_type: ProblemType) -> str:
+        """The objective when the job names none (Autopilot's default for the problem type)."""
+        return default_objective(problem_type)
+
+    def default_portfolio(self) -> Portfolio | None:
+        """The portfolio ENSEMBLING trains when the job gives none (None: the shipped one)."""
+        return None
+
+    def text_features(
+        self, session: JobSession, table: pd.DataFrame, profile: DatasetProfile
+    ) -> dict[str, tuple[str, np.ndarray]] | None:
+        """Settle how text columns are featurized (on ``profile``'s columns) and compute
+        what must be computed once for the whole table: text column -> (encoder, its
+        sentence embeddings, a row per row of ``table``). A table job keeps TF-IDF alone."""
+        return None
+
     def analyse(self, session: JobSession) -> Analysis:
         cfg = session.config
         spec = cfg.problem_as(TabularConfig)
@@ -141,7 +160,7 @@ class TabularProblem:
             if custom.costs is not None:
                 profile.target.decision_costs = custom.costs.tolist()
         elif objective is None:
-            objective = default_objective(profile.problem_type)
+            objective = self.default_objective(profile.problem_type)
         else:
             get_metric(objective, profile.problem_type)
         rows = usable_rows(table, n_validation, spec, profile)
@@ -175,12 +194,18 @@ class TabularProblem:
                 },
             )
         self.profile = profile
+        embeddings = self.text_features(session, table, profile)
         layout = session.layout
         layout.profile.parent.mkdir(parents=True, exist_ok=True)
         profile.save(layout.profile)
         crash_point("analysis")
         write_prepared(
-            layout.prepared_data, table, profile, self.validation.folds, spec.custom_objective
+            layout.prepared_data,
+            table,
+            profile,
+            self.validation.folds,
+            spec.custom_objective,
+            embeddings=embeddings,
         )
         self.analysis = Analysis(
             problem_type=profile.problem_type.value,
@@ -250,7 +275,8 @@ class TabularProblem:
         cfg = session.config
         spec = cfg.problem_as(TabularConfig)
         ensembling = self.analysis.mode is Mode.ENSEMBLING
-        names = _algorithms(spec, self.analysis.mode)
+        own = self.default_portfolio()
+        names = _algorithms(spec, self.analysis.mode, own)
         space = SearchSpace(
             names,
             self.profile.problem_type,
@@ -271,9 +297,9 @@ class TabularProblem:
                 len(self.y) if self.y is not None else self.profile.n_rows,
                 len(self.profile.target.labels),
                 space.algorithms,
-                spec.portfolio,
+                spec.portfolio or own,
             )
-            used = spec.portfolio or shipped_portfolio()
+            used = spec.portfolio or own or shipped_portfolio()
             session.note("Portfolio", {**used.summary(), "Given": spec.portfolio is not None})
             definitions["Mode"] = Mode.ENSEMBLING.value
             definitions["PortfolioFile"] = used.summary()

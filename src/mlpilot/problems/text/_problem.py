@@ -1,0 +1,127 @@
+"""Text classification: one text column, one label column.
+
+A text job is a table job with one feature, so it shares the tabular problem's folds, candidates,
+stacking, packages, endpoints and white box; what it adds is how the text becomes features.
+Every candidate's text block carries TF-IDF of word 1-2-grams and of character 2-5-grams
+(sparse for the linear models, reduced by SVD for trees and networks), followed by the
+sentence embeddings of a small encoder when its package is installed. The embeddings are
+computed once, here, for the whole table and handed to the workers with the prepared data;
+when the encoder would take more than a share of the budget, the job goes on without them and
+says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from mlpilot._types import ProblemType
+from mlpilot.config import TextClassificationConfig
+from mlpilot.errors import ConfigError
+from mlpilot.features import SentenceEncoder, encode_texts, encoder_unavailable
+from mlpilot.problems._protocol import Analysis, JobSession
+from mlpilot.problems.tabular import TabularProblem
+from mlpilot.profile import ColumnKind, DatasetProfile
+from mlpilot.search import Portfolio
+
+__all__ = ["TextClassificationProblem"]
+
+#: Share of the job's budget the sentence embeddings may take at most (estimated first).
+EMBEDDING_SHARE = 0.3
+#: Distinct texts encoded first, to time the encoder before committing to the rest.
+PROBE_TEXTS = 64
+#: What ENSEMBLING trains for a text job (see the file's ``about``).
+PORTFOLIO_FILE = Path(__file__).with_name("portfolio.json")
+
+
+@functools.cache
+def text_portfolio() -> Portfolio:
+    """The text portfolio, checked as a given portfolio is."""
+    return Portfolio.parse(PORTFOLIO_FILE.read_bytes(), str(PORTFOLIO_FILE))
+
+
+class TextClassificationProblem(TabularProblem):
+    """Binary or multiclass classification of documents (``TextClassificationJobConfig``)."""
+
+    config_name: ClassVar[str] = "TextClassification"
+
+    def analyse(self, session: JobSession) -> Analysis:
+        analysis = super().analyse(session)
+        # AutoMLProblemTypeResolvedAttributes has no member for text classification: the
+        # resolved problem type goes in mlpilot's own block.
+        analysis.summary["ProblemType"] = analysis.resolved.pop("ProblemType")
+        return analysis
+
+    def default_objective(self, problem_type: ProblemType) -> str:
+        return "Accuracy"
+
+    def default_portfolio(self) -> Portfolio:
+        return text_portfolio()
+
+    def text_features(
+        self, session: JobSession, table: pd.DataFrame, profile: DatasetProfile
+    ) -> dict[str, tuple[str, np.ndarray]] | None:
+        spec = session.config.problem_as(TextClassificationConfig)
+        if not profile.problem_type.is_classification:
+            raise ConfigError(
+                f"A text classification job's label column {spec.target!r} must hold classes; "
+                "it was read as a regression target"
+            )
+        column = next(c for c in profile.columns if c.name == spec.content_column)
+        if column.kind != ColumnKind.TEXT:
+            raise ConfigError(f"The content column {spec.content_column!r} is not text")
+        texts = table[column.name].astype("string").fillna("").astype(object).to_numpy()
+        if not any(t.strip() for t in texts):
+            raise ConfigError(f"The content column {spec.content_column!r} is empty in every row")
+        column.text_char_ngrams = True
+        vectors = self._embeddings(session, spec, texts, profile)
+        if vectors is None:
+            return None
+        assert spec.text_encoder is not None
+        column.text_embedding = spec.text_encoder
+        return {column.name: (spec.text_encoder, vectors)}
+
+    def _embeddings(
+        self,
+        session: JobSession,
+        spec: TextClassificationConfig,
+        texts: np.ndarray,
+        profile: DatasetProfile,
+    ) -> np.ndarray | None:
+        name = spec.text_encoder
+        if name is None:
+            profile.notes.append("text: TF-IDF only (no sentence encoder was asked for)")
+            return None
+        reason = encoder_unavailable(name)
+        if reason is not None:
+            profile.notes.append(f"text: TF-IDF only, without sentence embeddings: {reason}")
+            return None
+        started = time.monotonic()
+        distinct = list(dict.fromkeys(texts))
+        SentenceEncoder.get(name)
+        # Time a sample spread over the lengths, then judge the rest against the budget.
+        probe = distinct[:: max(1, len(distinct) // PROBE_TEXTS)][:PROBE_TEXTS]
+        probe_started = time.monotonic()
+        encode_texts(name, probe)
+        per_text = (time.monotonic() - probe_started) / max(1, len(probe))
+        needed = per_text * (len(distinct) - len(probe))
+        total = session.budget.total
+        if total is not None and (time.monotonic() - started) + needed > EMBEDDING_SHARE * total:
+            profile.notes.append(
+                f"text: TF-IDF only: {name} sentence embeddings of {len(distinct):,} distinct "
+                f"texts would take about {needed:.0f} s more ({per_text * 1000:.0f} ms each), "
+                f"over {EMBEDDING_SHARE:.0%} of the {total:g} s budget"
+            )
+            return None
+        vectors = encode_texts(name, texts)
+        profile.notes.append(
+            f"text: TF-IDF of word and character n-grams, and {name} sentence embeddings "
+            f"({vectors.shape[1]} dimensions) of {len(distinct):,} distinct texts in "
+            f"{time.monotonic() - started:.1f} s"
+        )
+        return vectors
