@@ -126,6 +126,78 @@ def test_the_cli_names_a_text_jobs_missing_or_misplaced_options(
     assert message in result.output and "Traceback" not in result.output
 
 
+def text_session(tmp_path: Path, budget: float | None = 300, **values: Any) -> Any:
+    from types import SimpleNamespace
+
+    from mlpilot.runtime import Budget
+
+    problem = TextClassificationConfig(
+        target="label", content_column="sentence", **{"text_encoder": None, **values}
+    )
+    config = JobConfig(
+        name="t", training_data=str(tmp_path), output_path=str(tmp_path / "o"), problem=problem
+    )
+    return SimpleNamespace(config=config, budget=Budget(budget))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.drop(columns=["sentence"]), "Content column 'sentence' is not in the data"),
+        (lambda t: t.assign(sentence=""), "is empty in every row"),
+        (
+            lambda t: t.assign(label=[str(i * 1.37) for i in range(len(t))]),
+            "must hold classes",
+        ),
+    ],
+)
+def test_a_text_job_names_a_content_or_label_column_it_cannot_use(
+    tmp_path: Path, change: Any, message: str
+) -> None:
+    from mlpilot.errors import DataError
+    from mlpilot.problems.text import TextClassificationProblem
+
+    problem = TextClassificationProblem()
+    session = text_session(tmp_path)
+    spec = session.config.problem
+    table = change(sentences(100)[["sentence", "label", "source"]])
+    with pytest.raises((ConfigError, DataError), match=message):
+        problem.check_columns(spec, table)
+        profile = build_profile(table, "label", feature_spec=spec.load_feature_specification())
+        problem.text_features(session, table, profile)
+
+
+def test_text_features_turn_on_character_ngrams_and_say_why_embeddings_are_left_out(
+    tmp_path: Path,
+) -> None:
+    from mlpilot.problems.text import TextClassificationProblem
+
+    table = sentences(100)[["sentence", "label"]]
+    session = text_session(tmp_path)
+    spec = session.config.problem
+    profile = build_profile(table, "label", feature_spec=spec.load_feature_specification())
+    assert TextClassificationProblem().text_features(session, table, profile) is None
+    column = next(c for c in profile.columns if c.name == "sentence")
+    assert column.text_char_ngrams and column.text_embedding is None
+    assert "text: TF-IDF only (no sentence encoder was asked for)" in profile.notes
+
+
+@needs_encoder
+def test_embeddings_over_their_share_of_the_budget_are_left_out_and_the_note_says_so(
+    tmp_path: Path,
+) -> None:
+    from mlpilot.problems.text import TextClassificationProblem
+
+    table = sentences(300)[["sentence", "label"]]
+    session = text_session(tmp_path, budget=1, text_encoder=DEFAULT_ENCODER)
+    spec = session.config.problem
+    profile = build_profile(table, "label", feature_spec=spec.load_feature_specification())
+    assert TextClassificationProblem().text_features(session, table, profile) is None
+    assert next(c for c in profile.columns if c.name == "sentence").text_embedding is None
+    (note,) = [n for n in profile.notes if n.startswith("text:")]
+    assert "would take about" in note and "over 30% of the 1 s budget" in note
+
+
 # -- features -------------------------------------------------------------------------------
 @pytest.mark.parametrize("svd", [0, 16])
 def test_char_ngrams_and_embeddings_join_the_tfidf_block_in_both_paths(

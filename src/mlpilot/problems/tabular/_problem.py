@@ -124,6 +124,10 @@ class TabularProblem:
         """The objective when the job names none (Autopilot's default for the problem type)."""
         return default_objective(problem_type)
 
+    def check_columns(self, spec: TabularConfig, table: pd.DataFrame) -> None:
+        """Raise DataError naming a column the job's settings need and the table lacks (the
+        profile checks the target, the weight and the feature specification's)."""
+
     def default_portfolio(self) -> Portfolio | None:
         """The portfolio ENSEMBLING trains when the job gives none (None: the shipped one)."""
         return None
@@ -140,6 +144,7 @@ class TabularProblem:
         cfg = session.config
         spec = cfg.problem_as(TabularConfig)
         table, n_validation = read_channels(cfg)
+        self.check_columns(spec, table)
         profile = build_profile(
             table,
             spec.target,

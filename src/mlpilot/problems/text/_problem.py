@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from mlpilot._types import ProblemType
-from mlpilot.config import TextClassificationConfig
-from mlpilot.errors import ConfigError
+from mlpilot.config import TabularConfig, TextClassificationConfig
+from mlpilot.errors import ConfigError, DataError
 from mlpilot.features import SentenceEncoder, encode_texts, encoder_unavailable
 from mlpilot.problems._protocol import Analysis, JobSession
 from mlpilot.problems.tabular import TabularProblem
@@ -56,6 +56,14 @@ class TextClassificationProblem(TabularProblem):
         # resolved problem type goes in mlpilot's own block.
         analysis.summary["ProblemType"] = analysis.resolved.pop("ProblemType")
         return analysis
+
+    def check_columns(self, spec: TabularConfig, table: pd.DataFrame) -> None:
+        assert isinstance(spec, TextClassificationConfig)
+        if spec.content_column not in table.columns:
+            raise DataError(
+                f"Content column {spec.content_column!r} is not in the data; columns are: "
+                f"{', '.join(map(str, table.columns[:30]))}"
+            )
 
     def default_objective(self, problem_type: ProblemType) -> str:
         return "Accuracy"
@@ -104,7 +112,7 @@ class TextClassificationProblem(TabularProblem):
         started = time.monotonic()
         distinct = list(dict.fromkeys(texts))
         SentenceEncoder.get(name)
-        # Time a sample spread over the lengths, then judge the rest against the budget.
+        # Time a sample spread over the table, then judge the rest against the budget.
         probe = distinct[:: max(1, len(distinct) // PROBE_TEXTS)][:PROBE_TEXTS]
         probe_started = time.monotonic()
         encode_texts(name, probe)
