@@ -40,6 +40,9 @@ __all__ = ["FastTransform", "build_fast_transform"]
 
 #: Probe value standing for a category never seen in training.
 _UNSEEN = "\x00mlpilot-unseen\x00"
+#: Widest matrix the twin hands over dense (a sparse TF-IDF block's columns count in full:
+#: a few rows of 80,000 float32 columns are 0.3 MB each).
+MAX_DENSE_WIDTH = 100_000
 
 
 class _Missing:
@@ -447,20 +450,20 @@ def build_fast_transform(
 
     ``clean`` holds typed training rows; ``reference(frame)`` is scikit-learn's transform.
     """
-    if any(
-        getattr(t, "svd_components", None) == 0 for _, t, _ in columns.transformers_
-    ):  # sparse TF-IDF output: keep scikit-learn's sparse matrix
-        return None
-    if any(getattr(t, "embedding", None) for _, t, _ in columns.transformers_):
-        # Sentence embeddings: the encoder's cost dwarfs the checks the twin saves, and the
-        # probe's made-up texts would load the encoder in every worker.
-        return None
     try:
-        fast = FastTransform(columns)
-        probe = _probe_rows(clean)
-        expected = reference(probe)
-        if hasattr(expected, "toarray"):
+        width = max((s.stop for s in columns.output_indices_.values()), default=0)
+        if width > MAX_DENSE_WIDTH:  # sparse TF-IDF too wide to hand over dense
             return None
+        fast = FastTransform(columns)
+        # Texts with sentence embeddings keep their training values: a made-up text would
+        # load the encoder in every worker that fits a pipeline.
+        embedded = [
+            c for _, t, cols in columns.transformers_ if getattr(t, "embedding", None) for c in cols
+        ]
+        probe = _probe_rows(clean, keep=embedded)
+        expected = reference(probe)
+        if hasattr(expected, "toarray"):  # sparse TF-IDF: the twin answers it dense
+            expected = expected.toarray()
         got = fast.transform(probe)
         if got.shape != np.shape(expected) or not np.allclose(
             got, np.asarray(expected, dtype=np.float32), rtol=1e-5, atol=1e-5, equal_nan=True
@@ -471,12 +474,15 @@ def build_fast_transform(
         return None
 
 
-def _probe_rows(clean: pd.DataFrame, n: int = 48) -> pd.DataFrame:
-    """Some training rows, plus copies with unseen categories and missing values."""
+def _probe_rows(clean: pd.DataFrame, n: int = 48, keep: list[str] | None = None) -> pd.DataFrame:
+    """Some training rows, plus copies with unseen categories and missing values (except in
+    the columns ``keep`` names)."""
     base = clean.iloc[: min(n, len(clean))].reset_index(drop=True)
     odd = base.iloc[: min(8, len(base))].copy()
     missing = base.iloc[: min(8, len(base))].copy()
     for name in base.columns:
+        if name in (keep or ()):
+            continue
         column = base[name]
         if column.dtype == object:
             odd[name] = _UNSEEN
