@@ -49,6 +49,26 @@ def test_the_manifest_records_the_payload_checksum(package: Path) -> None:
         read_package(package / ARCHIVE)  # the archive carries the same manifest
 
 
+def test_the_payload_is_a_plain_pickle_and_a_joblib_payload_of_before_still_loads(
+    package: Path,
+) -> None:
+    import pickle
+
+    import joblib
+
+    assert _info(package)["serializer"] == "pickle"
+    with (package / PIPELINE).open("rb") as handle:
+        assert pickle.load(handle)["name"] == "model"
+    # A package written before the serializer was recorded: joblib's payload, no field.
+    info = _info(package)
+    del info["serializer"]
+    joblib.dump(PAYLOAD, package / PIPELINE)
+    info["checksums"][PIPELINE] = file_sha256(package / PIPELINE)
+    (package / MANIFEST).write_text(json.dumps(info))
+    _, payload = read_package(package)
+    assert np.array_equal(payload["weights"], PAYLOAD["weights"])
+
+
 def test_flipped_bytes_in_the_payload_are_refused(package: Path) -> None:
     payload = package / PIPELINE
     data = bytearray(payload.read_bytes())

@@ -9,6 +9,7 @@ the ensemble weights. It is what ``pipeline.joblib`` holds in an ensemble packag
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import time
@@ -17,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from mlpilot._types import ProblemType
 from mlpilot.ensemble._stack import stack_column_names, stack_features
-from mlpilot.package import PIPELINE, InferenceModel, package_bytes
+from mlpilot.package import MANIFEST, PIPELINE, InferenceModel, load_payload, package_bytes
 from mlpilot.search import VALIDATION_PREDICTIONS, load_prepared, predict_latency
 
 __all__ = ["AssembleTask", "EnsemblePredictor", "Unit", "assemble"]
@@ -187,7 +187,8 @@ def share_pipelines(units: list[Unit]) -> int:
 
 
 def _load_members(package_dir: str) -> Any:
-    members = joblib.load(Path(package_dir) / PIPELINE)
+    folder = Path(package_dir)
+    members = load_payload(folder / PIPELINE, json.loads((folder / MANIFEST).read_text()))
     if isinstance(members, EnsemblePredictor):
         raise ValueError(f"{package_dir} holds an ensemble, not a base model")
     return members

@@ -22,6 +22,7 @@ from mlpilot.package._files import (
     ModelVersionWarning,
     UnverifiedPackageWarning,
     encrypt_package,
+    load_payload,
     seal_files,
     verify_package,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "installed_versions",
     "is_encrypted",
     "load_model",
+    "load_payload",
     "package_bytes",
     "read_card",
     "read_key_file",
