@@ -73,21 +73,40 @@ def main() -> None:
         floor_accuracy = accuracy_score(test[label], floor.predict(test[content]))
         floor_seconds = time.perf_counter() - started
         output = folder / f"job-{args.budget}s"
-        if not (output / "job.json").exists():
+        if not (output / "bench-wall.txt").exists():
             started = time.perf_counter()
-            subprocess.run(
+            done = subprocess.run(
                 [
                     sys.executable, "-m", "mlpilot.cli.main", "run", str(folder / "train.csv"),
                     "--problem-type", "TextClassification", "--content-column", content,
                     "--target", label, "--max-runtime", str(args.budget),
                     "--output", str(output), "--quiet",
                 ],
-                check=True,
+                check=False,
             )  # fmt: skip
             wall = time.perf_counter() - started
-            (output / "bench-wall.txt").write_text(f"{wall:.1f}")
-        wall = float((output / "bench-wall.txt").read_text())
+            (output / "bench-wall.txt").write_text(f"{wall:.1f} {done.returncode}")
+        wall_text, returncode = (output / "bench-wall.txt").read_text().split()
+        wall = float(wall_text)
         record = json.loads((output / "job.json").read_text())
+        profile = json.loads(Path(record["Mlpilot"]["Profile"]["Location"]).read_text())
+        notes = [n for n in profile.get("notes", []) if n.startswith("text")]
+        if returncode != "0":
+            rows.append(
+                {
+                    "dataset": name,
+                    "train_rows": len(train),
+                    "classes": int(table[label].nunique()),
+                    "majority": float(test[label].value_counts(normalize=True).iloc[0]),
+                    "floor_accuracy": float(floor_accuracy),
+                    "mlpilot_accuracy": None,
+                    "wall_seconds": wall,
+                    "failure": record.get("FailureReason", f"exit status {returncode}"),
+                    "text_notes": notes,
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+            continue
         model = mlpilot.load_model(output)
         predicted = model.predict(test[[content]])["predicted_label"].astype(str)
         accuracy = accuracy_score(test[label].astype(str), predicted)
@@ -98,7 +117,6 @@ def main() -> None:
             t0 = time.perf_counter()
             model.predict(one)
             times.append((time.perf_counter() - t0) * 1000)
-        profile = json.loads(Path(record["Mlpilot"]["Profile"]["Location"]).read_text())
         rows.append(
             {
                 "dataset": name,
@@ -118,7 +136,8 @@ def main() -> None:
                 ],
                 "latency_p50_ms": float(np.percentile(times, 50)),
                 "latency_p99_ms": float(np.percentile(times, 99)),
-                "text_notes": [n for n in profile.get("notes", []) if n.startswith("text")],
+                "text_notes": notes,
+                "ensemble_notes": record["Mlpilot"].get("EnsembleNotes", []),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -138,6 +157,13 @@ def write(rows: list[dict], args: argparse.Namespace, output: Path) -> None:
         f"{'wall s':>7} {'p50 ms':>7} {'p99 ms':>7}  shipped",
     ]
     for r in rows:
+        if r["mlpilot_accuracy"] is None:
+            lines.append(
+                f"{r['dataset']:30} {r['train_rows']:>6} {r['classes']:>4} {r['majority']:>6.3f} "
+                f"{r['floor_accuracy']:>7.4f} {'failed':>8} {r['wall_seconds']:>7.1f}  "
+                f"{r['failure']}"
+            )
+            continue
         lines.append(
             f"{r['dataset']:30} {r['train_rows']:>6} {r['classes']:>4} {r['majority']:>6.3f} "
             f"{r['floor_accuracy']:>7.4f} {r['mlpilot_accuracy']:>8.4f} {r['wall_seconds']:>7.1f} "
