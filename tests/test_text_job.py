@@ -262,55 +262,78 @@ def test_the_packaged_encoder_embeds_offline_and_sees_meaning() -> None:
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
 
 
-# -- a whole job ------------------------------------------------------------------------------
+# -- a whole job, through the service --------------------------------------------------------
 @pytest.mark.slow
 @needs_encoder
-def test_a_text_job_beats_the_majority_class_and_its_package_reads_new_documents(
+def test_a_text_job_through_the_api_beats_the_majority_and_its_endpoint_reads_documents(
     tmp_path: Path,
 ) -> None:
+    from helpers_service import ROLE, ServiceProcess, wait_for
     from mlpilot import load_model
-    from mlpilot.jobs import AutoMLJob
 
-    table = sentences(1_000)[["sentence", "label", "source"]]
-    table.to_csv(tmp_path / "train.csv", index=False)
-    config = JobConfig(
-        name="sentences",
-        training_data=str(tmp_path / "train.csv"),
-        output_path=str(tmp_path / "job"),
-        problem=TextClassificationConfig(target="label", content_column="sentence"),
-        max_candidates=3,
-        max_runtime=120,
-        generate_reports=False,
-    )
-    job = AutoMLJob(config)
-    job.run()
-    record = json.loads((tmp_path / "job" / "job.json").read_text())
-    assert record["AutoMLJobStatus"] == "Completed"
-    assert record["AutoMLProblemTypeConfigName"] == "TextClassification"
-    assert record["AutoMLJobObjective"]["MetricName"] == "Accuracy"
-    best = record["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]["Value"]
-    # Balanced labels: a majority guess scores about 0.5; TF-IDF + LR about 0.8 on such slices.
-    assert best >= 0.8, best
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sentences(1_000)[["sentence", "label", "source"]].to_csv(folder / "train.csv", index=False)
+    server = ServiceProcess(tmp_path / "data").start()
+    try:
+        sm, runtime = server.boto(), server.boto("sagemaker-runtime")
+        sm.create_auto_ml_job_v2(
+            AutoMLJobName="sentences",
+            AutoMLJobInputDataConfig=[
+                {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(folder)}}}
+            ],
+            OutputDataConfig={"S3OutputPath": str(tmp_path / "out")},
+            AutoMLProblemTypeConfig={
+                "TextClassificationJobConfig": {
+                    "ContentColumn": "sentence",
+                    "TargetLabelColumn": "label",
+                    "CompletionCriteria": {
+                        "MaxCandidates": 3,
+                        "MaxAutoMLJobRuntimeInSeconds": 120,
+                    },
+                }
+            },
+            ModelDeployConfig={"AutoGenerateEndpointName": True},
+            RoleArn=ROLE,
+            Tags=[{"Key": "mlpilot:GenerateReports", "Value": "false"}],
+        )
+        record = wait_for(sm, "sentences", ("Completed", "Failed", "Stopped"), timeout=300)
+        assert record["AutoMLJobStatus"] == "Completed", record.get("FailureReason")
+        assert record["AutoMLProblemTypeConfigName"] == "TextClassification"
+        body = record["AutoMLProblemTypeConfig"]["TextClassificationJobConfig"]
+        assert (body["ContentColumn"], body["TargetLabelColumn"]) == ("sentence", "label")
+        assert record["ResolvedAttributes"]["AutoMLJobObjective"]["MetricName"] == "Accuracy"
+        best = record["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]["Value"]
+        # Balanced labels: the majority scores 0.5; TF-IDF + logistic regression about 0.8.
+        assert best >= 0.8, best
+        # The endpoint ModelDeployConfig made: a quoted CSV document, or a JSON record.
+        endpoint = record["ModelDeployResult"]["EndpointName"]
+        for payload, content_type in [
+            (b'"Great phone, works well, I love it"\n', "text/csv"),
+            (b'{"sentence": "Great phone, works well, I love it"}', "application/json"),
+        ]:
+            answer = runtime.invoke_endpoint(
+                EndpointName=endpoint,
+                ContentType=content_type,
+                Accept="application/json",
+                Body=payload,
+            )
+            predictions = json.loads(answer["Body"].read())["predictions"]
+            assert str(predictions[0]["predicted_label"]) == "1"
+    finally:
+        server.stop()
+    # The job's own files: only the content column was a feature, read as text.
+    job = tmp_path / "out" / "sentences"
+    record = json.loads((job / "job.json").read_text())
     profile = json.loads(Path(record["Mlpilot"]["Profile"]["Location"]).read_text())
     columns = {c["name"]: c for c in profile["columns"]}
-    assert columns["source"]["kind"] == "drop"  # only the content column is a feature
+    assert columns["source"]["kind"] == "drop"
     assert columns["sentence"]["text_char_ngrams"] is True
     assert columns["sentence"]["text_embedding"] == DEFAULT_ENCODER
     # New documents, never seen: the package encodes them itself.
-    model = load_model(tmp_path / "job")
+    model = load_model(job)
     new = pd.DataFrame(
         {"sentence": ["Absolutely wonderful, I loved every minute.", "Broke after a day. Awful."]}
     )
     answer = model.predict(new, probabilities=True)
     assert list(answer["predicted_label"].astype(str)) == ["1", "0"]
-    # The endpoint's contract: a quoted CSV document, or a JSON record naming the column.
-    from mlpilot.serving._codec import Predictor
-
-    endpoint = Predictor(model)
-    for body, content_type in [
-        (b'"Great phone, works well, I love it"\n', "text/csv"),
-        (b'{"sentence": "Great phone, works well, I love it"}', "application/json"),
-    ]:
-        result = endpoint.handle(body, content_type, "application/json")
-        assert result.status == 200, result.body
-        assert json.loads(result.body)["predictions"][0]["predicted_label"] == "1"
