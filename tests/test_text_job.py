@@ -273,7 +273,9 @@ def test_a_text_job_through_the_api_beats_the_majority_and_its_endpoint_reads_do
 
     folder = tmp_path / "in"
     folder.mkdir()
-    sentences(1_000)[["sentence", "label", "source"]].to_csv(folder / "train.csv", index=False)
+    # 400 sentences: their embeddings fit the 30 % share of 120 s even at 90 ms each (busy
+    # cores; 5-10 ms on quiet ones).
+    sentences(400)[["sentence", "label", "source"]].to_csv(folder / "train.csv", index=False)
     server = ServiceProcess(tmp_path / "data").start()
     try:
         sm, runtime = server.boto(), server.boto("sagemaker-runtime")
@@ -287,11 +289,9 @@ def test_a_text_job_through_the_api_beats_the_majority_and_its_endpoint_reads_do
                 "TextClassificationJobConfig": {
                     "ContentColumn": "sentence",
                     "TargetLabelColumn": "label",
-                    # Room for the embeddings under their 30 % share even on busy cores;
-                    # three candidates end the job well before it.
                     "CompletionCriteria": {
                         "MaxCandidates": 3,
-                        "MaxAutoMLJobRuntimeInSeconds": 400,
+                        "MaxAutoMLJobRuntimeInSeconds": 120,
                     },
                 }
             },
@@ -299,15 +299,16 @@ def test_a_text_job_through_the_api_beats_the_majority_and_its_endpoint_reads_do
             RoleArn=ROLE,
             Tags=[{"Key": "mlpilot:GenerateReports", "Value": "false"}],
         )
-        record = wait_for(sm, "sentences", ("Completed", "Failed", "Stopped"), timeout=420)
+        record = wait_for(sm, "sentences", ("Completed", "Failed", "Stopped"), timeout=240)
         assert record["AutoMLJobStatus"] == "Completed", record.get("FailureReason")
         assert record["AutoMLProblemTypeConfigName"] == "TextClassification"
         body = record["AutoMLProblemTypeConfig"]["TextClassificationJobConfig"]
         assert (body["ContentColumn"], body["TargetLabelColumn"]) == ("sentence", "label")
         assert record["ResolvedAttributes"]["AutoMLJobObjective"]["MetricName"] == "Accuracy"
         best = record["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]["Value"]
-        # Balanced labels: the majority scores 0.5; TF-IDF + logistic regression about 0.8.
-        assert best >= 0.8, best
+        # Balanced labels: the majority scores 0.5 (TF-IDF + logistic regression about 0.75
+        # on 400 sentences).
+        assert best >= 0.75, best
         # The endpoint ModelDeployConfig made: a quoted CSV document, or a JSON record.
         endpoint = record["ModelDeployResult"]["EndpointName"]
         for payload, content_type in [
