@@ -97,6 +97,9 @@ class EnsembleLimits:
     #: How a model's disparity is measured; with its ``max_disparity``, the shipped model is
     #: the best option (the selected ensemble or a single model) within it.
     disparity: DisparityMeasure | None = None
+    #: Whether the boosting stacker reads the original features besides its inputs'
+    #: predictions (else both stackers read the predictions alone).
+    stack_features: bool = True
 
 
 class EnsembleBuilder:
@@ -573,12 +576,13 @@ class EnsembleBuilder:
         booster = stacker_for(StackerRole.BOOSTING, allowed)
         linear = stacker_for(StackerRole.LINEAR, allowed)
         plans: list[tuple[str, str, bool]] = []
+        full = self.limits.stack_features
         if booster is not None:
-            plans.append((booster, "stack-full", True))
+            plans.append((booster, "stack-full" if full else "stack-preds-boosting", full))
         if linear is not None:
             plans.append((linear, "stack-preds", False))
         if not plans:
-            plans.append((allowed[0], "stack-full", True))
+            plans.append((allowed[0], "stack-full" if full else "stack-preds-other", full))
         tasks = self._stacker_tasks(plans, inputs, window)
 
         def fill() -> None:

@@ -79,6 +79,9 @@ class TabularProblem:
 
     config_name: ClassVar[str] = "Tabular"
     trial_function: ClassVar[str] = TRIAL_FUNCTION
+    #: ENSEMBLING: whether the boosting stacker reads the original features besides the base
+    #: models' predictions (see :class:`mlpilot.ensemble.EnsembleLimits`).
+    stack_features: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.profile: DatasetProfile | None = None

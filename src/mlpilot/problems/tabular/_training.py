@@ -273,6 +273,7 @@ def train_ensemble(problem: TabularProblem, session: JobSession) -> str:
         ),
         latency_limit=None if latency_ms is None else latency_ms / 1000,
         disparity=problem.fairness,
+        stack_features=problem.stack_features,
     )
 
     def started(task: TrialTask, more: dict[str, Any]) -> None:

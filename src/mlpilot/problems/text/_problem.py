@@ -54,6 +54,11 @@ class TextClassificationProblem(TabularProblem):
     """Binary or multiclass classification of documents (``TextClassificationJobConfig``)."""
 
     config_name: ClassVar[str] = "TextClassification"
+    # A text job's features are thousands of TF-IDF columns and embeddings: a stacker reading
+    # them relearns what the base models learned, at the final phase's expense (LightGBM's
+    # took 23 s of a 300 s sentences job, and scored below the linear stacker on the
+    # predictions alone: 0.9025 against 0.9133).
+    stack_features: ClassVar[bool] = False
 
     def analyse(self, session: JobSession) -> Analysis:
         analysis = super().analyse(session)
