@@ -87,6 +87,9 @@ class TrialResult:
     #: How much the objective moves over the folds (or resamples of the holdout) it was
     #: scored on.
     spread: ObjectiveSpread | None = None
+    #: Seconds writing its package took (0: not written, or not measured): what assembling an
+    #: ensemble from it costs scales with it, whatever the package's size.
+    save_seconds: float = 0.0
 
 
 def trial_result(outcome: TaskOutcome, task: TrialTask) -> TrialResult:

@@ -184,7 +184,9 @@ def _run(task: TrialTask, started: float) -> TrialResult:
         if task.objective == "InferenceLatency":
             result.objective_value = result.latency_seconds
     if task.model_dir:
+        started = time.perf_counter()
         package.save(task.model_dir, archive=task.refit if task.archive is None else task.archive)
+        result.save_seconds = time.perf_counter() - started
         result.model_dir = task.model_dir
         if not task.refit:
             rows, folds, predictions = held_out
