@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -255,6 +256,39 @@ def test_a_model_with_an_untrained_fold_feeds_no_stacker(
     builder.notes.clear()
     builder._stackers()
     assert builder.notes[-1] == "no stacking layer: fewer than two base models trained every fold"
+
+
+def test_assembly_is_planned_by_what_writing_the_bags_took_when_that_says_more(
+    tmp_path: Path,
+) -> None:
+    builder = _builder(tmp_path, 60.0, 40.0, n_models=5)
+    units = builder._top_models(5, layer=1)
+    by_size = builder._assemble_seconds(units)  # five 1 MB bags: a fraction of a second
+    # Text bags: a few MB each, but many small objects: 1.5 s each to write in the worker.
+    for m in units:
+        m.result.save_seconds = 1.5
+    assert builder._assemble_seconds(units) == pytest.approx(by_size - 2 * 5e6 / 150e6 + 22.5)
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_stackers_read_the_original_features_only_when_the_problem_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full: bool
+) -> None:
+    builder = _builder(tmp_path, 300.0, 100.0, n_models=4)
+    builder.limits = EnsembleLimits(max_candidates=100, stack_features=full)
+    builder.portfolio = [PortfolioEntry("l", "lightgbm"), PortfolioEntry("r", "linear-learner")]
+    monkeypatch.setattr(
+        builder, "_greedy_selection", lambda models, **kw: SimpleNamespace(weights=[1, 1, 0, 0])
+    )
+    planned: list[list[tuple[str, str, bool]]] = []
+    monkeypatch.setattr(
+        builder, "_stacker_tasks", lambda plans, inputs, window: planned.append(plans) or iter(())
+    )
+    builder._stackers()
+    ((booster, linear),) = planned
+    assert booster[0] == "lightgbm" and booster[2] is full
+    assert linear == ("linear-learner", "stack-preds", False)
+    assert booster[1] != linear[1]  # each stacker's data in its own folder
 
 
 # -- stacking features, portfolio, plan -----------------------------------------------------------
