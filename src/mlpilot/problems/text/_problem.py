@@ -26,7 +26,7 @@ from mlpilot.errors import ConfigError, DataError
 from mlpilot.features import SentenceEncoder, encode_texts, encoder_unavailable
 from mlpilot.problems._protocol import Analysis, JobSession
 from mlpilot.problems.tabular import TabularProblem
-from mlpilot.profile import ColumnKind, DatasetProfile
+from mlpilot.profile import ColumnKind, ColumnProfile, DatasetProfile
 from mlpilot.search import Portfolio
 
 __all__ = ["TextClassificationProblem"]
@@ -104,7 +104,7 @@ class TextClassificationProblem(TabularProblem):
                 f"text (over {CHAR_NGRAM_CHARACTERS:,}) would cost each fold's TF-IDF more "
                 "time than they add (long documents carry their words many times)"
             )
-        vectors = self._embeddings(session, spec, texts, profile)
+        vectors = self._embeddings(session, spec, texts, profile, column)
         if vectors is None:
             return None
         assert spec.text_encoder is not None
@@ -117,6 +117,7 @@ class TextClassificationProblem(TabularProblem):
         spec: TextClassificationConfig,
         texts: np.ndarray,
         profile: DatasetProfile,
+        column: ColumnProfile,
     ) -> np.ndarray | None:
         name = spec.text_encoder
         if name is None:
@@ -144,8 +145,9 @@ class TextClassificationProblem(TabularProblem):
             )
             return None
         vectors = encode_texts(name, texts)
+        grams = "word and character n-grams" if column.text_char_ngrams else "word n-grams"
         profile.notes.append(
-            f"text: TF-IDF of word and character n-grams, and {name} sentence embeddings "
+            f"text: TF-IDF of {grams}, and {name} sentence embeddings "
             f"({vectors.shape[1]} dimensions) of {len(distinct):,} distinct texts in "
             f"{time.monotonic() - started:.1f} s"
         )
