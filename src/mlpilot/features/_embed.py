@@ -62,7 +62,7 @@ def encoder_unavailable(name: str) -> str | None:
     return None
 
 
-def _as_texts(texts: Sequence[Any]) -> list[str]:
+def _as_texts(texts: Sequence[Any] | np.ndarray) -> list[str]:
     return [t if isinstance(t, str) else "" if t is None or t != t else str(t) for t in texts]
 
 
@@ -122,7 +122,7 @@ class SentenceEncoder:
                     known[doc] = vector.astype(np.float32)
 
 
-def encode(name: str, texts: Sequence[Any]) -> np.ndarray:
+def encode(name: str, texts: Sequence[Any] | np.ndarray) -> np.ndarray:
     """The encoder ``name``'s ``(len(texts), dim)`` float32 vectors. Texts it remembers are
     not encoded again, and when it remembers all of them (a worker given the job's
     embeddings) the encoder is not even loaded."""
@@ -143,7 +143,7 @@ def encode(name: str, texts: Sequence[Any]) -> np.ndarray:
     return out
 
 
-def remember(name: str, texts: Sequence[Any], vectors: np.ndarray) -> None:
+def remember(name: str, texts: Sequence[Any] | np.ndarray, vectors: np.ndarray) -> None:
     """Hold ``vectors`` (one row per text) as the encoder ``name``'s answers for ``texts``."""
     known = _memory.setdefault(name, {})
     for doc, vector in zip(_as_texts(texts), np.asarray(vectors, dtype=np.float32), strict=True):

@@ -147,8 +147,9 @@ class TextColumn(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> Any:
         text = self._column(X)
         tfidf = self.vectorizer_.transform(text)
-        if getattr(self, "char_vectorizer_", None) is not None:
-            tfidf = sparse.hstack([tfidf, self.char_vectorizer_.transform(text)], format="csr")
+        chars = getattr(self, "char_vectorizer_", None)  # absent from models of before
+        if chars is not None:
+            tfidf = sparse.hstack([tfidf, chars.transform(text)], format="csr")
         return self._finish(tfidf, text)
 
     def transform_texts(self, texts: np.ndarray) -> Any:
