@@ -155,7 +155,8 @@ def test_flat_settings_split_between_the_job_and_the_table() -> None:
         (
             request(AutoMLProblemTypeConfig={"ImageClassificationJobConfig": {}}),
             r"TabularJobConfig \(tabular jobs\), TimeSeriesForecastingJobConfig \(time-series "
-            r"forecasting jobs\); got ImageClassificationJobConfig",
+            r"forecasting jobs\), TextClassificationJobConfig \(text classification jobs\); "
+            r"got ImageClassificationJobConfig",
         ),
         (
             request(
