@@ -1,6 +1,6 @@
 """Feature engineering: the table cleaner and each candidate's preprocessing pipeline."""
 
-from mlpilot.features._clean import Coded, TableCleaner
+from mlpilot.features._clean import Coded, TableCleaner, text_values
 from mlpilot.features._embed import (
     DEFAULT_ENCODER,
     ENCODERS,
@@ -32,4 +32,5 @@ __all__ = [
     "encode_texts",
     "encoder_unavailable",
     "remember_embeddings",
+    "text_values",
 ]

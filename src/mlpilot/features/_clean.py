@@ -138,10 +138,15 @@ def _all_strings(values: np.ndarray) -> bool:
     return all(isinstance(v, str) for v in values)
 
 
+def text_values(raw: pd.Series) -> np.ndarray:
+    """A text column's values as the features read them: strings, a missing value as ""."""
+    text: np.ndarray = raw.astype("string").fillna("").astype(object).to_numpy()
+    return text
+
+
 def _text_or_dates(kind: str, raw: pd.Series) -> np.ndarray:
     if kind == ColumnKind.TEXT:
-        text: np.ndarray = raw.astype("string").fillna("").astype(object).to_numpy()
-        return text
+        return text_values(raw)
     if pd.api.types.is_datetime64_any_dtype(raw):
         stamps = pd.to_datetime(raw, utc=True)
     else:

@@ -97,10 +97,6 @@ class SentenceEncoder:
                 encoder = _encoders[name] = cls(name)
             return encoder
 
-    def encode(self, texts: Sequence[Any]) -> np.ndarray:
-        """``(len(texts), dim)`` float32 vectors; remembered texts are not encoded again."""
-        return encode(self.name, texts)
-
     def _encode_new(self, docs: list[str], known: dict[str, np.ndarray]) -> None:
         torch = self._torch
         order = sorted(range(len(docs)), key=lambda i: len(docs[i]))

@@ -11,6 +11,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import normalize
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
+from mlpilot.features._clean import text_values
+
 __all__ = ["DatetimeParts", "TextColumn"]
 
 _SECONDS_PER_DAY = 86_400.0
@@ -86,7 +88,7 @@ class TextColumn(TransformerMixin, BaseEstimator):
 
     def _column(self, X: Any) -> np.ndarray:
         frame = pd.DataFrame(X)
-        return frame.iloc[:, 0].astype("string").fillna("").astype(object).to_numpy()
+        return text_values(frame.iloc[:, 0])
 
     def fit(self, X: Any, y: Any = None) -> TextColumn:
         # Loaded on first use: only text columns need them, and every worker imports this module.

@@ -96,12 +96,11 @@ def _load_embeddings(directory: Path, raw: pd.DataFrame) -> None:
     index_file = directory / "index.json"
     if not index_file.exists():
         return
-    from mlpilot.features import remember_embeddings
+    from mlpilot.features import remember_embeddings, text_values
 
     for column, entry in json.loads(index_file.read_text()).items():
         vectors = np.load(directory / entry["file"])
-        texts = raw[column].astype("string").fillna("").astype(object).to_numpy()
-        remember_embeddings(entry["encoder"], texts, vectors)
+        remember_embeddings(entry["encoder"], text_values(raw[column]), vectors)
 
 
 def prepared_objective(directory: Path) -> CostMatrix | ObjectiveFunction | None:

@@ -23,7 +23,7 @@ import pandas as pd
 from mlpilot._types import ProblemType
 from mlpilot.config import TabularConfig, TextClassificationConfig
 from mlpilot.errors import ConfigError, DataError
-from mlpilot.features import SentenceEncoder, encode_texts, encoder_unavailable
+from mlpilot.features import SentenceEncoder, encode_texts, encoder_unavailable, text_values
 from mlpilot.problems._protocol import Analysis, JobSession
 from mlpilot.problems.tabular import TabularProblem
 from mlpilot.profile import ColumnKind, ColumnProfile, DatasetProfile
@@ -93,7 +93,7 @@ class TextClassificationProblem(TabularProblem):
         column = next(c for c in profile.columns if c.name == spec.content_column)
         if column.kind != ColumnKind.TEXT:
             raise ConfigError(f"The content column {spec.content_column!r} is not text")
-        texts = table[column.name].astype("string").fillna("").astype(object).to_numpy()
+        texts = text_values(table[column.name])
         if not any(t.strip() for t in texts):
             raise ConfigError(f"The content column {spec.content_column!r} is empty in every row")
         characters = sum(len(t) for t in texts)
